@@ -1,0 +1,55 @@
+"""poolscope: explore agent-pool histories written by the Rust agent SDK.
+
+>>> import poolscope
+>>> db = poolscope.open("sample_data/demo.db")   # doctest: +SKIP
+>>> db.pool(db.pool_ids[0]).snapshot(10)          # doctest: +SKIP
+"""
+
+from .errors import (
+    ConfigConflictError,
+    CorruptRecordError,
+    CursorError,
+    DatabaseChangedError,
+    DatabaseError,
+    DatabaseLockedError,
+    DatabaseNotFoundError,
+    InvalidInputError,
+    NotADatabaseError,
+    NotAMemberError,
+    PoolNotFoundError,
+    PoolNotOpenedError,
+    PoolscopeError,
+    RecordError,
+    ReplayError,
+    SchemaError,
+    UnknownRecordKindError,
+)
+from .history import Database, PoolHistory, Record, open
+from .snapshot import Snapshot
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open",
+    "Database",
+    "PoolHistory",
+    "Record",
+    "Snapshot",
+    "PoolscopeError",
+    "DatabaseError",
+    "DatabaseNotFoundError",
+    "NotADatabaseError",
+    "SchemaError",
+    "DatabaseLockedError",
+    "DatabaseChangedError",
+    "PoolNotFoundError",
+    "RecordError",
+    "CorruptRecordError",
+    "UnknownRecordKindError",
+    "ReplayError",
+    "PoolNotOpenedError",
+    "ConfigConflictError",
+    "CursorError",
+    "NotAMemberError",
+    "InvalidInputError",
+]

@@ -1,0 +1,121 @@
+"""Typed errors raised by poolscope.
+
+Every error raised for bad input is a :class:`PoolscopeError`.  Its message names
+the file, the pool and the seq concerned (when they are known) and says what is
+wrong, so that a damaged database never shows up as a raw ``sqlite3``, ``json``
+or ``KeyError`` traceback.
+
+Example::
+
+    >>> import poolscope
+    >>> try:
+    ...     poolscope.open("missing.db")
+    ... except poolscope.PoolscopeError as error:
+    ...     print(type(error).__name__)
+    DatabaseNotFoundError
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PoolscopeError(Exception):
+    """Base class of every error poolscope raises for bad input.
+
+    Attributes ``path``, ``pool_id`` and ``seq`` say where the problem is (each
+    may be ``None`` when it does not apply).
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: Any = None,
+        pool_id: str | None = None,
+        seq: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.pool_id = pool_id
+        self.seq = seq
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.path is not None:
+            where.append(f"file {self.path}")
+        if self.pool_id is not None:
+            where.append(f"pool {self.pool_id!r}")
+        if self.seq is not None:
+            where.append(f"seq {self.seq}")
+        return (", ".join(where) + ": " if where else "") + self.problem
+
+
+class DatabaseError(PoolscopeError):
+    """The file cannot be used as a pool database at all."""
+
+
+class DatabaseNotFoundError(DatabaseError):
+    """The path does not exist (poolscope never creates it when reading)."""
+
+
+class NotADatabaseError(DatabaseError):
+    """The path is a folder, an empty file, or not an SQLite database."""
+
+
+class SchemaError(DatabaseError):
+    """The SQLite file lacks the SDK's tables or columns."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another process held a lock for longer than the bounded wait."""
+
+
+class DatabaseChangedError(DatabaseError):
+    """The file was replaced or deleted while it was open."""
+
+
+class PoolNotFoundError(PoolscopeError, KeyError):
+    """The database has no record for that pool id."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self._format()
+
+
+class RecordError(PoolscopeError):
+    """A stored record cannot be understood (bad JSON, wrong shape, unknown kind)."""
+
+
+class CorruptRecordError(RecordError):
+    """The payload is not valid JSON, not UTF-8 text, or has the wrong shape."""
+
+
+class UnknownRecordKindError(RecordError):
+    """The record kind or a status value is not one this SDK version writes."""
+
+
+class ReplayError(PoolscopeError):
+    """The SDK itself would refuse to rebuild a snapshot here."""
+
+
+class PoolNotOpenedError(ReplayError):
+    """No ``pool_opened`` record at or before the cursor (the SDK says
+    "has not opened this pool")."""
+
+
+class ConfigConflictError(ReplayError):
+    """A ``pool_opened`` record (or ``open_pool`` call) carries a config that
+    differs from the stored one."""
+
+
+class CursorError(PoolscopeError, ValueError):
+    """A cursor outside ``0..head``."""
+
+
+class NotAMemberError(PoolscopeError):
+    """``leave_member`` for a run that is not a member of the pool."""
+
+
+class InvalidInputError(PoolscopeError, ValueError):
+    """A value given to :class:`poolscope.PoolStore` does not have the SDK's shape."""

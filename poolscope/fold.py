@@ -1,0 +1,267 @@
+"""The one fold of a pool's log.
+
+Everything in poolscope that needs the state of a pool -- snapshots at any
+cursor, DataFrames, diffs, timelines, the explorer and :class:`PoolStore`'s
+checks before an append -- is derived from :class:`PoolFold`, a port of the
+SDK's ``PoolReplay::apply``:
+
+* ``pool_opened`` sets the config (a different config than the stored one is
+  a conflict: the SDK's replay fails from there on);
+* ``pool_created`` sets ``created``;
+* ``member_joined`` inserts or replaces the member keyed by ``run_id``;
+  ``member_left`` removes that ``run_id`` (a no-op for a non-member);
+* ``run_message`` replaces the message keyed by ``message_id`` and the
+  dedupe entry keyed by its idempotency key;
+* ``wake`` replaces the wake keyed by ``condition_id`` and its dedupe entry.
+
+The fold keeps *pointers* (the position of the latest record for each key),
+not payloads, so its size is the size of the state, and it is applied to
+:class:`Entry` tuples that :func:`extract` makes from a decoded payload.
+
+Example::
+
+    >>> fold = PoolFold()
+    >>> entry = extract("pool_created", {"type": "pool_created"})
+    >>> fold.apply(0, 1, entry)
+    -1
+    >>> fold.created_seq
+    1
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from . import wire
+from .errors import CorruptRecordError, UnknownRecordKindError
+
+POOL_OPENED, POOL_CREATED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE = range(6)
+DAMAGED = -1
+KIND_CODE = {name: code for code, name in enumerate(wire.KINDS)}
+_MESSAGE_STATUS = frozenset(wire.MESSAGE_STATUSES)
+_WAKE_STATUS = frozenset(wire.WAKE_STATUSES)
+
+
+class Entry(NamedTuple):
+    """One record, flattened to what the fold and the frames need.
+
+    ``key`` is the run id (members), message id (messages) or condition id
+    (wakes); ``status`` the receipt or registration status; ``extra`` the
+    member dict, the config, or kind-specific details.
+    """
+
+    kind: int
+    key: str | None = None
+    status: str | None = None
+    idem: str | None = None
+    run_id: str | None = None
+    agent_id: str | None = None
+    sender: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    delivered_to: tuple = ()
+    reply_to: str | None = None
+    journal_cursor: str | None = None
+    extra: Any = None
+
+
+_TARGET_ID_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
+
+
+def extract(kind: str, payload: Any) -> Entry:
+    """Flatten one decoded payload into an :class:`Entry`.
+
+    Raises :class:`CorruptRecordError` for a payload of the wrong shape and
+    :class:`UnknownRecordKindError` for a kind or status this SDK does not write.
+    """
+    if not isinstance(payload, dict):
+        raise CorruptRecordError(f"payload is JSON {type(payload).__name__}, not an object")
+    ptype = payload.get("type")
+    if ptype != kind:
+        if ptype in KIND_CODE and kind in KIND_CODE:
+            raise CorruptRecordError(f"kind column says {kind!r} but the payload type is {ptype!r}")
+        raise UnknownRecordKindError(
+            f"unknown record type {ptype if ptype is not None else kind!r} (written by a newer SDK?)"
+        )
+    try:
+        if kind == "run_message":
+            stored = payload["stored"]
+            message = stored["message"]
+            receipt = stored["receipt"]
+            status = receipt["status"]
+            if status not in _MESSAGE_STATUS:
+                raise UnknownRecordKindError(f"unknown message status {status!r}")
+            target = message["to"]["target"]
+            ttype = target["type"]
+            message_id = message["message_id"]
+            if not isinstance(message_id, str) or receipt["message_id"] != message_id:
+                raise CorruptRecordError("receipt.message_id differs from message.message_id")
+            contract = message.get("response_contract")
+            return Entry(
+                RUN_MESSAGE,
+                message_id,
+                status,
+                message["idempotency_key"],
+                None,
+                None,
+                message["from"],
+                ttype,
+                target.get(_TARGET_ID_FIELD.get(ttype, ""), None),
+                tuple(receipt.get("delivered_to", ())),
+                message.get("reply_to"),
+                receipt.get("journal_cursor"),
+                (
+                    message.get("expires_at_millis"),
+                    None if contract is None else contract["expected_responses"],
+                    None if contract is None else contract.get("timeout_millis"),
+                    message["content_ref"],
+                ),
+            )
+        if kind == "wake":
+            stored = payload["stored"]
+            condition = stored["condition"]
+            registration = stored["registration"]
+            status = registration["status"]
+            if status not in _WAKE_STATUS:
+                raise UnknownRecordKindError(f"unknown wake status {status!r}")
+            condition_id = condition["condition_id"]
+            if not isinstance(condition_id, str) or registration["condition_id"] != condition_id:
+                raise CorruptRecordError("registration.condition_id differs from condition.condition_id")
+            criteria = stored["compiled_filter"]["criteria"]
+            return Entry(
+                WAKE,
+                condition_id,
+                status,
+                condition["idempotency_key"],
+                condition["run_id"],
+                None,
+                None,
+                None,
+                None,
+                (),
+                None,
+                registration.get("journal_cursor"),
+                (
+                    condition.get("timeout_millis"),
+                    condition["resume_with"],
+                    _included(criteria.get("families")),
+                    _included(criteria.get("kinds")),
+                    _included(criteria.get("run_ids")),
+                ),
+            )
+        if kind == "member_joined" or kind == "member_left":
+            member = payload["member"]
+            run_id = member["run_id"]
+            if not isinstance(run_id, str):
+                raise CorruptRecordError("member.run_id is not a string")
+            return Entry(
+                MEMBER_JOINED if kind == "member_joined" else MEMBER_LEFT,
+                run_id,
+                None,
+                None,
+                run_id,
+                member["agent_id"],
+                extra=member,
+            )
+        if kind == "pool_opened":
+            config = payload["config"]
+            if not isinstance(config, dict):
+                raise CorruptRecordError("config is not an object")
+            return Entry(POOL_OPENED, extra=config)
+        if kind == "pool_created":
+            return Entry(POOL_CREATED)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise CorruptRecordError(f"{kind} payload has the wrong shape (missing or bad field {error})") from None
+    raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
+
+
+def _included(selector: Any) -> tuple | None:
+    """``{"include": [..]}`` -> tuple of values; ``"any"`` -> None."""
+    if isinstance(selector, dict):
+        return tuple(selector.get("include", ()))
+    return None
+
+
+def configs_equal(left: dict, right: dict) -> bool:
+    """Compare two configs as the SDK does: after its defaults, so an omitted
+    list equals an empty one.
+
+    >>> configs_equal({"message_policy": {"include_sender_in_pool_broadcast": False,
+    ...     "required_policy_refs": []}, "wake_policy": {"envelope_only": True}, "policy_refs": []}, {})
+    True
+    """
+    try:
+        return wire.canonical_config(left) == wire.canonical_config(right)
+    except Exception:  # a malformed stored config never equals a well-formed one
+        return left == right
+
+
+class PoolFold:
+    """Pointer state of one pool, advanced one record at a time.
+
+    Dicts map keys to the *position* (0-based index in seq order) of the latest
+    record for that key.  ``apply`` returns the position of the record it
+    replaces for the same key (``-1`` if none), which is what the columnar
+    index needs to answer "which records are live at cursor k".
+    """
+
+    __slots__ = (
+        "config",
+        "config_seq",
+        "conflict_seq",
+        "created_seq",
+        "members",
+        "messages",
+        "wakes",
+        "message_dedupe",
+        "wake_dedupe",
+        "cursor",
+        "count",
+    )
+
+    def __init__(self) -> None:
+        self.config: dict | None = None
+        self.config_seq: int | None = None
+        self.conflict_seq: int | None = None
+        self.created_seq: int | None = None
+        self.members: dict[str, int] = {}
+        self.messages: dict[str, int] = {}
+        self.wakes: dict[str, int] = {}
+        self.message_dedupe: dict[str, int] = {}
+        self.wake_dedupe: dict[str, int] = {}
+        self.cursor: int | None = None
+        self.count = 0
+
+    def apply(self, pos: int, seq: int, entry: Entry) -> int:
+        """Apply the record at ``pos`` (seq ``seq``); return the replaced position or -1."""
+        self.cursor = seq
+        self.count += 1
+        kind = entry.kind
+        if kind == RUN_MESSAGE:
+            self.message_dedupe[entry.idem] = pos
+            prev = self.messages.get(entry.key, -1)
+            self.messages[entry.key] = pos
+            return prev
+        if kind == WAKE:
+            self.wake_dedupe[entry.idem] = pos
+            prev = self.wakes.get(entry.key, -1)
+            self.wakes[entry.key] = pos
+            return prev
+        if kind == MEMBER_JOINED:
+            prev = self.members.get(entry.key, -1)
+            self.members[entry.key] = pos
+            return prev
+        if kind == MEMBER_LEFT:
+            return self.members.pop(entry.key, -1)
+        if kind == POOL_OPENED:
+            if self.config is None:
+                self.config = entry.extra
+                self.config_seq = seq
+            elif self.conflict_seq is None and not configs_equal(self.config, entry.extra):
+                self.conflict_seq = seq
+            return -1
+        if kind == POOL_CREATED:
+            if self.created_seq is None:
+                self.created_seq = seq
+            return -1
+        return -1

@@ -1,0 +1,316 @@
+"""Reading: :func:`open` a database, get a pool's history, its records and snapshots.
+
+Example::
+
+    >>> import poolscope
+    >>> db = poolscope.open("sample_data/demo.db")          # doctest: +SKIP
+    >>> db.pool_ids                                         # doctest: +SKIP
+    ['pool.demo.0', 'pool.demo.1', 'pool.demo.2']
+    >>> pool = db.pool("pool.demo.0")                       # doctest: +SKIP
+    >>> pool.head, pool.snapshot(10).counts()               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import wire
+from .errors import (
+    ConfigConflictError,
+    CursorError,
+    DatabaseChangedError,
+    PoolNotFoundError,
+    PoolNotOpenedError,
+    PoolscopeError,
+    RecordError,
+)
+from .index import PoolIndex, decode_row, fetch_payloads
+from .snapshot import Snapshot
+from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly, translate
+
+
+@dataclass
+class Record:
+    """One stored record: ``cursor`` (seq), ``kind``, ``payload`` (dict).
+
+    A record that cannot be decoded has ``payload = None`` and ``problem`` set.
+    """
+
+    pool_id: str
+    cursor: int
+    kind: str
+    payload: Any
+    problem: PoolscopeError | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SDK's ``AgentPoolStoreRecord`` JSON shape.
+
+        >>> Record("p", 2, "pool_created", {"type": "pool_created"}).to_dict()
+        {'pool_id': 'p', 'cursor': {'sequence': 2}, 'payload': {'type': 'pool_created'}}
+        """
+        if self.problem is not None:
+            raise self.problem
+        return {"pool_id": self.pool_id, "cursor": {"sequence": self.cursor}, "payload": self.payload}
+
+    def to_json(self) -> str:
+        """The record as ``serde_json`` writes it."""
+        return wire.dumps(self.to_dict())
+
+
+def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> "Database":
+    """Open an SDK pool database read-only.  Nothing on disk is changed or created.
+
+    ``timeout`` bounds the wait for another process's lock; ``progress``
+    shows a ``tqdm`` bar while a large pool loads (``None``: only when large).
+
+    >>> db = open("sample_data/demo.db")  # doctest: +SKIP
+    """
+    return Database(path, timeout=timeout, progress=progress)
+
+
+class Database:
+    """A read-only view of one SQLite file written by ``SqliteAgentPoolStore``."""
+
+    def __init__(self, path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None):
+        self.path = Path(path)
+        self.timeout = timeout
+        self.progress = progress
+        self._conn = connect_readonly(self.path, timeout=timeout)
+        self._identity = FileIdentity.of(self.path)
+        self._wal_seen = Path(str(self.path) + "-wal").exists()
+        self._pools: dict[str, PoolHistory] = {}
+        self._pool_ids = self._read_pool_ids()
+
+    # ------------------------------------------------------------ plumbing
+    def _read_pool_ids(self) -> list[str]:
+        try:
+            rows = self._conn.execute("SELECT DISTINCT CAST(pool_id AS BLOB) FROM agent_pool_records").fetchall()
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+        ids = []
+        for (raw,) in rows:
+            if raw is None:
+                continue
+            ids.append(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+        return sorted(set(ids))
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The read-only ``sqlite3`` connection (``PRAGMA query_only`` is on)."""
+        return self._conn
+
+    def _reconnect_if_needed(self) -> None:
+        if not self.path.exists():
+            raise DatabaseChangedError("the file was deleted or moved while open", path=self.path)
+        if FileIdentity.of(self.path) != self._identity:
+            raise DatabaseChangedError(
+                "the file was replaced by another file while open; open it again to read the new one",
+                path=self.path,
+            )
+        wal = Path(str(self.path) + "-wal").exists()
+        if wal != self._wal_seen:
+            # a writer started (or stopped): reopen so that its records are seen
+            self._conn.close()
+            self._conn = connect_readonly(self.path, timeout=self.timeout)
+            self._wal_seen = wal
+
+    def refresh(self) -> dict[str, int]:
+        """Read records appended since the last load; return new-record counts per pool.
+
+        Raises :class:`DatabaseChangedError` if the file was replaced or deleted
+        (what was already loaded stays usable).
+        """
+        self._reconnect_if_needed()
+        self._pool_ids = self._read_pool_ids()
+        return {pool_id: history.refresh(reconnect=False) for pool_id, history in self._pools.items()}
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- pools
+    @property
+    def pool_ids(self) -> list[str]:
+        """Pool ids present in the database, sorted byte-wise."""
+        return list(self._pool_ids)
+
+    def pool(self, pool_id: str) -> "PoolHistory":
+        """The history of one pool (loaded on first use).
+
+        Raises :class:`PoolNotFoundError` for a pool with no record.
+        """
+        history = self._pools.get(pool_id)
+        if history is None:
+            if pool_id not in self._pool_ids:
+                known = ", ".join(self._pool_ids[:10]) or "none"
+                raise PoolNotFoundError(f"no records for this pool (pools: {known})", path=self.path, pool_id=pool_id)
+            history = PoolHistory(self, pool_id)
+            self._pools[pool_id] = history
+        return history
+
+    def pools(self) -> Iterator["PoolHistory"]:
+        """Every pool's history, in pool-id order."""
+        for pool_id in self._pool_ids:
+            yield self.pool(pool_id)
+
+    def __repr__(self) -> str:
+        return f"<poolscope.Database {str(self.path)!r}: {len(self._pool_ids)} pools>"
+
+    def _repr_html_(self) -> str:
+        from .activity import summary
+
+        return f"<b>{self.path}</b>" + summary(self).to_html()
+
+
+class PoolHistory:
+    """The append-only log of one pool and everything derived from it."""
+
+    def __init__(self, db: Database, pool_id: str) -> None:
+        self.db = db
+        self.pool_id = pool_id
+        self.index = PoolIndex(db.path, pool_id)
+        self.index.load(db.conn, progress=db.progress)
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    @property
+    def head(self) -> int:
+        """The latest cursor (seq of the last record; 0 if none)."""
+        return self.index.head
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def refresh(self, *, reconnect: bool = True) -> int:
+        """Load records appended since the last load; return how many."""
+        if reconnect:
+            self.db._reconnect_if_needed()
+        return self.index.load(self.db.conn, progress=False)
+
+    # -------------------------------------------------------------- records
+    def records(
+        self,
+        after: int | None = None,
+        upto: int | None = None,
+        *,
+        kinds: str | list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        """Records with ``after < seq <= upto`` in seq order (what the SDK's
+        ``watch(pool, Some(after))`` returns, cut at ``upto``).
+
+        >>> [r.kind for r in pool.records(upto=2)]  # doctest: +SKIP
+        ['pool_opened', 'pool_created']
+        """
+        return list(self.iter_records(after, upto, kinds=kinds, limit=limit))
+
+    def iter_records(
+        self,
+        after: int | None = None,
+        upto: int | None = None,
+        *,
+        kinds: str | list[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Record]:
+        """Like :meth:`records`, lazily."""
+        sql = (
+            "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
+            "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+        )
+        params: list[Any] = [self.pool_id, after or 0]
+        if upto is not None:
+            sql += " AND seq <= ?"
+            params.append(upto)
+        if kinds is not None:
+            kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            params.extend(kinds)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        try:
+            cursor = self.db.conn.execute(sql, params)
+            for seq, kind_raw, typ, payload_raw in cursor:
+                try:
+                    kind, payload = decode_row(kind_raw, typ, payload_raw)
+                    yield Record(self.pool_id, seq, kind, payload)
+                except RecordError as error:
+                    error.path, error.pool_id, error.seq = str(self.path), self.pool_id, seq
+                    error.args = (error._format(),)
+                    kind = kind_raw.decode("utf-8", "replace") if isinstance(kind_raw, bytes) else str(kind_raw)
+                    yield Record(self.pool_id, seq, kind, None, problem=error)
+        except sqlite3.Error as error:
+            raise translate(error, self.path, self.pool_id) from None
+
+    def _payloads(self, seqs: list[int]) -> dict[int, Any]:
+        return fetch_payloads(self.db.conn, self.path, self.pool_id, seqs)
+
+    # ------------------------------------------------------------ snapshots
+    def snapshot(self, cursor: int | None = None, *, strict: bool = True) -> Snapshot:
+        """The pool's snapshot as the SDK's ``snapshot()`` returned it when the
+        log ended at ``cursor`` (default: the head).
+
+        With ``strict=True`` (the default) this fails where the SDK fails: no
+        ``pool_opened`` yet (:class:`PoolNotOpenedError`), a conflicting second
+        ``pool_opened`` (:class:`ConfigConflictError`), or a damaged record at or
+        before the cursor (:class:`RecordError`).  ``strict=False`` skips damaged
+        records and keeps the first config, for exploring damaged files.
+
+        >>> pool.snapshot(3).members  # doctest: +SKIP
+        """
+        index = self.index
+        head = index.head
+        if cursor is None:
+            cursor = head
+        if isinstance(cursor, bool) or not isinstance(cursor, (int,)) and not hasattr(cursor, "__index__"):
+            raise CursorError(f"cursor must be an integer, not {type(cursor).__name__}", path=self.path, pool_id=self.pool_id)
+        cursor = int(cursor)
+        if cursor < 0 or cursor > head:
+            raise CursorError(f"cursor {cursor} is outside 0..{head}", path=self.path, pool_id=self.pool_id)
+        if strict:
+            problem = index.first_problem(cursor)
+            if problem is not None:
+                raise problem
+            conflict = index.conflict_at(cursor)
+            if conflict is not None:
+                raise ConfigConflictError(
+                    "the log contains conflicting pool_opened records (the SDK refuses to replay it)",
+                    path=self.path,
+                    pool_id=self.pool_id,
+                    seq=conflict,
+                )
+        config, _ = index.config_at(cursor)
+        if config is None:
+            raise PoolNotOpenedError(
+                f"the pool has not been opened at cursor {cursor} (no pool_opened record yet)",
+                path=self.path,
+                pool_id=self.pool_id,
+                seq=cursor,
+            )
+        position = index.position(cursor)
+        last_seq = index.seqs[position - 1]
+        return Snapshot(
+            self,
+            last_seq,
+            config,
+            index.created_at(cursor),
+            index.live_positions("members", cursor),
+            index.live_positions("messages", cursor),
+            index.live_positions("wakes", cursor),
+        )
+
+    def __repr__(self) -> str:
+        return f"<PoolHistory {self.pool_id!r}: {len(self.index)} records, head {self.head}>"

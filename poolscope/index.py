@@ -1,0 +1,297 @@
+"""The columnar index of one pool's log, built by one pass of the fold.
+
+A single scan decodes every payload once (orjson), flattens it into an
+:class:`~poolscope.fold.Entry` and applies it to a
+:class:`~poolscope.fold.PoolFold`.  The fold tells, for every record, which
+earlier record of the same key it replaces; from that the index derives, for
+every record, the seq at which it stops being current (``next_seq``).  A record
+is part of the snapshot at cursor ``k`` exactly when ``seq <= k < next_seq``,
+so any snapshot is a vectorized selection -- no replay, no keyframes to store,
+nothing written into the user's database.
+
+Example::
+
+    >>> import poolscope
+    >>> index = poolscope.open("sample_data/demo.db").pool("pool.demo.0").index  # doctest: +SKIP
+    >>> index.live_positions("messages", 100)                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import wire
+from .errors import CorruptRecordError, PoolscopeError, RecordError
+from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry, PoolFold, extract
+from .source import translate
+
+NEVER = np.iinfo(np.int64).max
+#: Rows fetched per ``fetchmany`` call during a scan.
+BATCH = 4096
+#: Show a progress bar when a pool has at least this many records to load.
+PROGRESS_THRESHOLD = 200_000
+
+SCAN_SQL = (
+    "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
+    "FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
+)
+
+
+def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
+    """Decode one stored row's kind and payload, raising :class:`RecordError` subclasses."""
+    if isinstance(kind_raw, bytes):
+        try:
+            kind = kind_raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptRecordError("kind is not valid UTF-8 text") from None
+    else:
+        kind = str(kind_raw)
+    if typ != "text":
+        if typ == "null":
+            raise CorruptRecordError("payload_json is NULL")
+        if typ == "blob":
+            raise CorruptRecordError("payload_json is stored as a BLOB, not TEXT (the SDK cannot read it)")
+        raise CorruptRecordError(f"payload_json is stored as {typ.upper()}, not JSON text")
+    try:
+        return kind, wire.loads(payload_raw)
+    except wire.orjson.JSONDecodeError as error:
+        message = str(error)
+        if "utf-8" in message.lower() or "surrogate" in message.lower():
+            raise CorruptRecordError("payload_json is not valid UTF-8 text") from None
+        raise CorruptRecordError(f"payload_json is not valid JSON ({message})") from None
+
+
+class PoolIndex:
+    """Columnar index of one pool: built once, extended as the log grows.
+
+    Attributes (Python lists, one item per record in seq order): ``seqs``,
+    ``entries`` (:class:`Entry`, kind ``DAMAGED`` for records that cannot be
+    understood), ``next_seq``.  ``problems`` maps seq to the error for damaged
+    records.  ``fold`` is the fold state at the head.
+    """
+
+    def __init__(self, path: Path, pool_id: str) -> None:
+        self.path = path
+        self.pool_id = pool_id
+        self.seqs: list[int] = []
+        self.entries: list[Entry] = []
+        self.next_seq: list[int] = []
+        self.problems: dict[int, RecordError] = {}
+        self.duplicates: list[int] = []
+        self.fold = PoolFold()
+        self._arrays: dict[str, np.ndarray] | None = None
+        self._ranks: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ load
+    def load(self, conn: sqlite3.Connection, progress: bool | None = None) -> int:
+        """Read the records after the current head; return how many were added."""
+        after = self.seqs[-1] if self.seqs else 0
+        total = None
+        if progress is not False:
+            total = self._count(conn, after)
+            if progress is None:
+                progress = total >= PROGRESS_THRESHOLD
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc=f"loading {self.pool_id}", unit="rec", leave=False)
+        try:
+            cur = conn.execute(SCAN_SQL, (self.pool_id, after))
+            added = 0
+            while True:
+                rows = cur.fetchmany(BATCH)
+                if not rows:
+                    break
+                self._ingest(rows)
+                added += len(rows)
+                if bar is not None:
+                    bar.update(len(rows))
+        except sqlite3.Error as error:
+            raise translate(error, self.path, self.pool_id) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        if added:
+            self._arrays = None
+            self._ranks = {}
+        return added
+
+    def _count(self, conn: sqlite3.Connection, after: int) -> int:
+        try:
+            return conn.execute(
+                "SELECT count(*) FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (self.pool_id, after)
+            ).fetchone()[0]
+        except sqlite3.Error as error:
+            raise translate(error, self.path, self.pool_id) from None
+
+    def _ingest(self, rows: Iterable[tuple]) -> None:
+        seqs, entries, next_seq, fold = self.seqs, self.entries, self.next_seq, self.fold
+        loads = wire.loads
+        last = seqs[-1] if seqs else 0
+        for seq, kind_raw, typ, payload_raw in rows:
+            if not isinstance(seq, int) or seq <= last:
+                if isinstance(seq, int) and seq == last:
+                    self.duplicates.append(seq)
+                continue
+            try:
+                if typ == "text":
+                    # fast path: the common, well-formed row
+                    entry = extract(kind_raw.decode("utf-8"), loads(payload_raw))
+                else:
+                    entry = extract(*decode_row(kind_raw, typ, payload_raw))
+            except RecordError as error:
+                entry = Entry(DAMAGED)
+                error.path, error.pool_id, error.seq = str(self.path), self.pool_id, seq
+                error.args = (error._format(),)
+                self.problems[seq] = error
+            except (UnicodeDecodeError, ValueError) as error:
+                try:
+                    decode_row(kind_raw, typ, payload_raw)
+                    problem: RecordError = CorruptRecordError(f"cannot decode record ({error})")
+                except RecordError as decoded:
+                    problem = decoded
+                entry = Entry(DAMAGED)
+                problem.path, problem.pool_id, problem.seq = str(self.path), self.pool_id, seq
+                problem.args = (problem._format(),)
+                self.problems[seq] = problem
+            pos = len(seqs)
+            seqs.append(seq)
+            entries.append(entry)
+            next_seq.append(NEVER)
+            if entry.kind != DAMAGED:
+                prev = fold.apply(pos, seq, entry)
+                if prev >= 0:
+                    next_seq[prev] = seq
+            last = seq
+
+    # --------------------------------------------------------------- columns
+    @property
+    def head(self) -> int:
+        """Seq of the last record (0 for an empty pool)."""
+        return self.seqs[-1] if self.seqs else 0
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Numpy columns: ``seq``, ``kind``, ``next`` and, per namespace, the
+        positions of the records that can be live (``members``, ``messages``,
+        ``wakes``)."""
+        if self._arrays is None:
+            kind = np.fromiter((e.kind for e in self.entries), dtype=np.int8, count=len(self.entries))
+            self._arrays = {
+                "seq": np.asarray(self.seqs, dtype=np.int64),
+                "kind": kind,
+                "next": np.asarray(self.next_seq, dtype=np.int64),
+                "members": np.flatnonzero(kind == MEMBER_JOINED),
+                "member_changes": np.flatnonzero((kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
+                "messages": np.flatnonzero(kind == RUN_MESSAGE),
+                "wakes": np.flatnonzero(kind == WAKE),
+            }
+        return self._arrays
+
+    def rank(self, namespace: str) -> np.ndarray:
+        """For each position in ``arrays()[namespace]``, the byte-wise rank of its key.
+
+        Python compares ``str`` by code point, which is the byte order of UTF-8:
+        the order of the SDK's ``BTreeMap<String, _>``.
+        """
+        if namespace not in self._ranks:
+            positions = self.arrays()[namespace]
+            keys = [self.entries[p].key for p in positions]
+            order = {key: i for i, key in enumerate(sorted(set(keys)))}
+            self._ranks[namespace] = np.fromiter((order[k] for k in keys), dtype=np.int64, count=len(keys))
+        return self._ranks[namespace]
+
+    def position(self, cursor: int) -> int:
+        """Number of records with ``seq <= cursor``."""
+        return int(np.searchsorted(self.arrays()["seq"], cursor, side="right"))
+
+    def live_positions(self, namespace: str, cursor: int, *, ordered: bool = True) -> np.ndarray:
+        """Positions of the records current at ``cursor`` in a namespace
+        (``members``, ``messages`` or ``wakes``), in the SDK's key order."""
+        arrays = self.arrays()
+        candidates = arrays[namespace]
+        upto = int(np.searchsorted(candidates, self.position(cursor), side="left"))
+        selected = np.flatnonzero(arrays["next"][candidates[:upto]] > cursor)
+        if ordered and len(selected) > 1:
+            selected = selected[np.argsort(self.rank(namespace)[selected], kind="stable")]
+        return candidates[selected]
+
+    def count_live(self, namespace: str, cursor: int) -> int:
+        """How many keys of a namespace are current at ``cursor`` (no sorting)."""
+        arrays = self.arrays()
+        candidates = arrays[namespace]
+        upto = int(np.searchsorted(candidates, self.position(cursor), side="left"))
+        return int(np.count_nonzero(arrays["next"][candidates[:upto]] > cursor))
+
+    def first_problem(self, cursor: int) -> PoolscopeError | None:
+        """The first damaged record at or before ``cursor``, if any."""
+        if not self.problems:
+            return None
+        first = min(self.problems)
+        return self.problems[first] if first <= cursor else None
+
+    def config_at(self, cursor: int) -> tuple[dict | None, int | None]:
+        """The config (and the seq of its ``pool_opened``) in force at ``cursor``."""
+        fold = self.fold
+        if fold.config_seq is None or fold.config_seq > cursor:
+            return None, None
+        return fold.config, fold.config_seq
+
+    def conflict_at(self, cursor: int) -> int | None:
+        """Seq of the first conflicting ``pool_opened`` at or before ``cursor``."""
+        seq = self.fold.conflict_seq
+        return seq if seq is not None and seq <= cursor else None
+
+    def created_at(self, cursor: int) -> bool:
+        seq = self.fold.created_seq
+        return seq is not None and seq <= cursor
+
+
+def fetch_payloads(
+    conn: sqlite3.Connection, path: Path, pool_id: str, seqs: list[int], on_error: Callable | None = None
+) -> dict[int, Any]:
+    """Decoded payloads for the given seqs of one pool (in any order)."""
+    out: dict[int, Any] = {}
+    if not seqs:
+        return out
+    ordered = sorted(seqs)
+    span = ordered[-1] - ordered[0] + 1
+    try:
+        if span <= 4 * len(ordered):
+            wanted = set(ordered)
+            rows = conn.execute(
+                "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?",
+                (pool_id, ordered[0], ordered[-1]),
+            )
+            for seq, text in rows:
+                if seq in wanted:
+                    out[seq] = wire.loads(text)
+        else:
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for seq, text in conn.execute(
+                    f"SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq IN ({marks})",
+                    (pool_id, *chunk),
+                ):
+                    out[seq] = wire.loads(text)
+    except sqlite3.Error as error:
+        raise translate(error, path, pool_id) from None
+    missing = [s for s in ordered if s not in out]
+    if missing:
+        from .errors import DatabaseChangedError
+
+        raise DatabaseChangedError(
+            "records seen when the pool was loaded are gone: the file was replaced or rewritten while open",
+            path=path,
+            pool_id=pool_id,
+            seq=missing[0],
+        )
+    return out

@@ -1,0 +1,203 @@
+"""Snapshots: a pool's state at a cursor, exactly as the SDK's ``snapshot()``.
+
+A :class:`Snapshot` is computed from the columnar index in time proportional to
+the state's size; message and wake payloads are fetched from the database only
+when they are read (``to_dict``, ``to_json``, iterating ``messages``).
+
+Example::
+
+    >>> snap = poolscope.open("sample_data/demo.db").pool("pool.demo.0").snapshot(120)  # doctest: +SKIP
+    >>> len(snap.members), len(snap.messages), snap.cursor                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Iterator, overload
+
+import numpy as np
+
+from . import wire
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import PoolHistory
+
+
+class StoredList(Sequence):
+    """The messages (or wakes) of a snapshot: a sized sequence of the SDK's
+    ``AgentPoolStoredMessage`` (``AgentPoolStoredWake``) dicts in key order.
+
+    ``len``, ``ids``, ``statuses`` and ``seqs`` need no payload; items are
+    fetched from the database on first access, all at once, and cached.
+    """
+
+    def __init__(self, history: "PoolHistory", positions: np.ndarray) -> None:
+        self._history = history
+        self._positions = positions
+        self._items: list[dict] | None = None
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @property
+    def ids(self) -> list[str]:
+        """Message ids (condition ids) in the SDK's order."""
+        entries = self._history.index.entries
+        return [entries[p].key for p in self._positions]
+
+    @property
+    def statuses(self) -> list[str]:
+        """The current status of each item, without fetching payloads."""
+        entries = self._history.index.entries
+        return [entries[p].status for p in self._positions]
+
+    @property
+    def seqs(self) -> list[int]:
+        """The seq of the record each item comes from."""
+        seqs = self._history.index.seqs
+        return [seqs[p] for p in self._positions]
+
+    def _load(self) -> list[dict]:
+        if self._items is None:
+            seqs = self.seqs
+            payloads = self._history._payloads(seqs)
+            self._items = [payloads[s]["stored"] for s in seqs]
+        return self._items
+
+    @overload
+    def __getitem__(self, i: int) -> dict: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict]: ...
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._load()[i]
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self._load())
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} stored items>"
+
+
+class Snapshot:
+    """A pool's state when its log ended at ``cursor``.
+
+    Attributes: ``pool_id``, ``created``, ``members`` (list of member dicts),
+    ``topics``, ``message_policy``, ``wake_policy``, ``policy_refs``,
+    ``messages`` and ``wakes`` (:class:`StoredList`), ``cursor`` (int: the seq
+    of the last record applied).
+    """
+
+    def __init__(
+        self,
+        history: "PoolHistory",
+        cursor: int,
+        config: dict,
+        created: bool,
+        member_positions: np.ndarray,
+        message_positions: np.ndarray,
+        wake_positions: np.ndarray,
+    ) -> None:
+        entries = history.index.entries
+        self.pool_id: str = history.pool_id
+        self.cursor: int = cursor
+        self.created: bool = created
+        self.config: dict = config
+        self.members: list[dict] = [entries[p].extra for p in member_positions]
+        topics: set[str] = set()
+        for member in self.members:
+            topics.update(member.get("topics", ()))
+        self.topics: list[str] = sorted(topics)
+        self.messages = StoredList(history, message_positions)
+        self.wakes = StoredList(history, wake_positions)
+        self._history = history
+
+    @property
+    def message_policy(self) -> dict:
+        return self.config["message_policy"]
+
+    @property
+    def wake_policy(self) -> dict:
+        return self.config["wake_policy"]
+
+    @property
+    def policy_refs(self) -> list:
+        return self.config.get("policy_refs", [])
+
+    @property
+    def member_ids(self) -> list[str]:
+        """Run ids of the members, in the SDK's order."""
+        return [m["run_id"] for m in self.members]
+
+    def counts(self) -> dict[str, int]:
+        """Sizes: members, topics, messages, wakes.
+
+        >>> snap.counts()  # doctest: +SKIP
+        {'members': 4, 'topics': 3, 'messages': 10, 'wakes': 2}
+        """
+        return {
+            "members": len(self.members),
+            "topics": len(self.topics),
+            "messages": len(self.messages),
+            "wakes": len(self.wakes),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SDK's ``AgentPoolSnapshot`` as a dict (serde's field order and omissions)."""
+        out: dict[str, Any] = {
+            "pool_id": self.pool_id,
+            "created": self.created,
+            "members": list(self.members),
+            "topics": list(self.topics),
+            "message_policy": self.message_policy,
+            "wake_policy": self.wake_policy,
+        }
+        if self.policy_refs:
+            out["policy_refs"] = self.policy_refs
+        if len(self.messages):
+            out["messages"] = list(self.messages)
+        if len(self.wakes):
+            out["wakes"] = list(self.wakes)
+        out["cursor"] = {"sequence": self.cursor}
+        return out
+
+    def to_json(self) -> str:
+        """The exact text ``serde_json::to_string(&snapshot)`` writes."""
+        return wire.dumps(self.to_dict())
+
+    def __repr__(self) -> str:
+        c = self.counts()
+        return (
+            f"<Snapshot {self.pool_id!r} @ {self.cursor}: {c['members']} members, {c['topics']} topics, "
+            f"{c['messages']} messages, {c['wakes']} wakes>"
+        )
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        c = self.counts()
+        rows = "".join(
+            f"<tr><td>{esc(m['run_id'])}</td><td>{esc(m['agent_id'])}</td>"
+            f"<td>{esc(', '.join(m.get('topics', [])))}</td></tr>"
+            for m in self.members[:50]
+        )
+        more = f"<p>… and {len(self.members) - 50} more members</p>" if len(self.members) > 50 else ""
+
+        def latest(items: StoredList, label: str) -> str:
+            ids, statuses, seqs = items.ids, items.statuses, items.seqs
+            order = sorted(range(len(ids)), key=lambda i: seqs[i], reverse=True)[:10]
+            body = "".join(
+                f"<tr><td>{seqs[i]}</td><td>{esc(ids[i])}</td><td>{esc(statuses[i])}</td></tr>" for i in order
+            )
+            return (
+                f"<details><summary>latest {label} ({len(ids)} in all)</summary>"
+                f"<table><tr><th>seq</th><th>id</th><th>status</th></tr>{body}</table></details>"
+            )
+
+        return (
+            f"<div class='poolscope-snapshot'><b>Snapshot of {esc(self.pool_id)} at cursor {self.cursor}</b> "
+            f"(created: {self.created})<br>{c['members']} members · {c['topics']} topics · "
+            f"{c['messages']} messages · {c['wakes']} wakes<br>"
+            f"<b>topics:</b> {esc(', '.join(self.topics)) or '—'}"
+            f"<table><tr><th>run</th><th>agent</th><th>topics</th></tr>{rows}</table>{more}"
+            f"{latest(self.messages, 'messages')}{latest(self.wakes, 'wakes')}</div>"
+        )

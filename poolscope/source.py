@@ -1,0 +1,147 @@
+"""Opening an SDK database for reading without ever changing it.
+
+SQLite's ordinary read-only open of a WAL-mode file still creates ``-wal`` and
+``-shm`` files beside it.  :func:`connect_readonly` avoids that:
+
+* a WAL-mode file with no ``-wal`` beside it has no live writer, so it is
+  opened ``immutable=1`` (no locks, no side files);
+* a WAL-mode file whose ``-wal`` exists (a writer is live, or crashed) is opened
+  ``mode=ro`` so that committed but un-checkpointed records are visible; the
+  side files already exist, so nothing new is created;
+* a rollback-journal file is opened ``mode=ro`` with a bounded busy wait.
+
+Example::
+
+    >>> conn = connect_readonly("sample_data/demo.db")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import (
+    DatabaseChangedError,
+    DatabaseLockedError,
+    DatabaseNotFoundError,
+    NotADatabaseError,
+    PoolscopeError,
+    SchemaError,
+)
+
+RECORDS_TABLE = "agent_pool_records"
+EVENT_SEQ_TABLE = "agent_pool_event_seq"
+RECORD_COLUMNS = ("pool_id", "seq", "kind", "payload_json")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Seconds a reader waits for another process's lock before giving up.
+DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What identifies the file on disk, to notice it being replaced or deleted."""
+
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> "FileIdentity":
+        info = os.stat(path)
+        return cls(info.st_dev, info.st_ino)
+
+
+def check_file(path: Path) -> bytes:
+    """Check that ``path`` is an existing SQLite file; return its 100-byte header."""
+    if not path.exists():
+        raise DatabaseNotFoundError("no such file (poolscope does not create databases when reading)", path=path)
+    if path.is_dir():
+        raise NotADatabaseError("is a folder, not an SQLite database file", path=path)
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except PermissionError:
+        raise NotADatabaseError("cannot be read (permission denied)", path=path) from None
+    except OSError as error:
+        raise NotADatabaseError(f"cannot be read ({error.strerror})", path=path) from None
+    if not header:
+        raise NotADatabaseError("is an empty file, not an SQLite database", path=path)
+    if not header.startswith(SQLITE_MAGIC):
+        raise NotADatabaseError("is not an SQLite database (wrong file header)", path=path)
+    if len(header) < 100:
+        raise NotADatabaseError("is truncated (shorter than an SQLite header)", path=path)
+    return header
+
+
+def is_wal(header: bytes) -> bool:
+    """True when the header says the file is in WAL mode (bytes 18-19 == 2)."""
+    return header[18] == 2 and header[19] == 2
+
+
+def connect_readonly(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Connection:
+    """Open ``path`` read-only, creating no file, and check the SDK's schema.
+
+    Raises :class:`~poolscope.errors.DatabaseError` subclasses for a missing
+    path, a folder, a file that is not SQLite, a truncated file, or missing
+    tables and columns.
+    """
+    path = Path(path)
+    header = check_file(path)
+    uri = path.resolve().as_uri()
+    wal_live = Path(str(path) + "-wal").exists()
+    if is_wal(header) and not wal_live:
+        uri += "?immutable=1"
+    else:
+        uri += "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as error:
+        raise translate(error, path) from None
+    check_schema(conn, path)
+    return conn
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise :class:`SchemaError` unless ``agent_pool_records`` has the SDK's columns."""
+    try:
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({RECORDS_TABLE})")]
+    except sqlite3.Error as error:
+        raise translate(error, path) from None
+    if not columns:
+        raise SchemaError(
+            f"has no {RECORDS_TABLE} table: not a database written by the SDK's SqliteAgentPoolStore", path=path
+        )
+    missing = [c for c in RECORD_COLUMNS if c not in columns]
+    if missing:
+        raise SchemaError(
+            f"table {RECORDS_TABLE} lacks column(s) {', '.join(missing)} (has {', '.join(columns)})", path=path
+        )
+
+
+def translate(error: sqlite3.Error, path: Path | str, pool_id: str | None = None, seq: int | None = None) -> PoolscopeError:
+    """Turn an ``sqlite3`` exception into the matching typed poolscope error."""
+    text = str(error)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return DatabaseLockedError(
+            f"the database is locked by another process (waited the bounded time): {text}",
+            path=path,
+            pool_id=pool_id,
+            seq=seq,
+        )
+    if "not a database" in lowered or "malformed" in lowered or "disk i/o" in lowered or "corrupt" in lowered:
+        return NotADatabaseError(f"the SQLite file is damaged: {text}", path=path, pool_id=pool_id, seq=seq)
+    if "unable to open" in lowered or "no such file" in lowered:
+        if not Path(path).exists():
+            return DatabaseChangedError("the file was deleted or moved while open", path=path, pool_id=pool_id)
+        return NotADatabaseError(f"cannot open the file: {text}", path=path, pool_id=pool_id, seq=seq)
+    return NotADatabaseError(f"SQLite error: {text}", path=path, pool_id=pool_id, seq=seq)
+
+
+def file_mode_readonly(path: Path) -> bool:
+    """True when neither the file nor its folder can be written by this process."""
+    return not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | stat.S_IXUSR)

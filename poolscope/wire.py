@@ -1,0 +1,433 @@
+"""The SDK's wire format: record kinds, statuses and serde-exact JSON.
+
+The Rust SDK serializes with ``serde_json``: fields in declaration order,
+compact separators, raw UTF-8, empty lists (``skip_serializing_if =
+"Vec::is_empty"``) and absent options omitted.  :func:`dumps` writes exactly
+those bytes for a dict whose keys are already in declaration order, and the
+``canonical_*`` functions put a plain dict given by a user into that order,
+dropping what serde would omit and filling what serde would default.
+
+Example::
+
+    >>> from poolscope import wire
+    >>> wire.dumps(wire.canonical_member({"topics": [], "agent_id": "a", "run_id": "r"}))
+    '{"run_id":"r","agent_id":"a"}'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+import orjson
+
+from .errors import InvalidInputError
+
+#: Record kinds in the order the SDK's enum declares them.
+KINDS: tuple[str, ...] = (
+    "pool_opened",
+    "pool_created",
+    "member_joined",
+    "member_left",
+    "run_message",
+    "wake",
+)
+#: Message receipt statuses (``MessageStatus``), in declaration order.
+MESSAGE_STATUSES: tuple[str, ...] = (
+    "accepted",
+    "delivered",
+    "responded",
+    "failed",
+    "timed_out",
+    "expired",
+    "cancelled",
+)
+#: Wake registration statuses (``WakeRegistrationStatus``), in declaration order.
+WAKE_STATUSES: tuple[str, ...] = ("registered", "triggered", "timed_out", "cancelled", "failed")
+#: Message statuses after which the coordinator sends nothing more by itself.
+MESSAGE_TERMINAL: frozenset[str] = frozenset(MESSAGE_STATUSES) - {"accepted"}
+#: Wake statuses that end a registration.
+WAKE_TERMINAL: frozenset[str] = frozenset(WAKE_STATUSES) - {"registered"}
+TARGET_TYPES: tuple[str, ...] = ("run", "agent", "topic", "pool")
+RESUME_POLICIES: tuple[str, ...] = ("matching_event_refs", "redacted_summary", "none")
+
+
+def dumps(value: Any) -> str:
+    """Serialize like ``serde_json::to_string``: compact, raw UTF-8, keys in dict order.
+
+    >>> dumps({"b": 1, "a": "é"})
+    '{"b":1,"a":"é"}'
+    """
+    return orjson.dumps(value).decode("utf-8")
+
+
+def dumpb(value: Any) -> bytes:
+    """Like :func:`dumps` but returns UTF-8 bytes.
+
+    >>> dumpb([1, 2])
+    b'[1,2]'
+    """
+    return orjson.dumps(value)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON text (``str`` or UTF-8 ``bytes``), keeping key order.
+
+    >>> loads('{"z": 1, "a": 2}')
+    {'z': 1, 'a': 2}
+    """
+    return orjson.loads(text)
+
+
+# --------------------------------------------------------------------------
+# Declarative schema of the SDK's pool types (declaration order, serde rules)
+# --------------------------------------------------------------------------
+
+REQUIRED = "required"  # always written, must be present
+SKIP_EMPTY = "skip_empty"  # #[serde(default, skip_serializing_if = "Vec::is_empty")]
+SKIP_NONE = "skip_none"  # #[serde(skip_serializing_if = "Option::is_none")]
+
+
+class _Struct:
+    def __init__(self, name: str, fields: list[tuple[str, Any, str]], defaults: dict | None = None):
+        self.name = name
+        self.fields = fields
+        self.defaults = defaults or {}
+
+    def __call__(self, value: Any, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise InvalidInputError(f"{where}: {self.name} must be an object, not {type(value).__name__}")
+        out: dict[str, Any] = {}
+        for key, typ, rule in self.fields:
+            present = key in value and not (rule != REQUIRED and value[key] is None)
+            if not present:
+                if key in self.defaults:
+                    item = self.defaults[key]() if callable(self.defaults[key]) else self.defaults[key]
+                    out[key] = _check(typ, item, f"{where}.{key}")
+                    continue
+                if rule == REQUIRED:
+                    raise InvalidInputError(f"{where}: {self.name} needs field {key!r}")
+                continue
+            item = _check(typ, value[key], f"{where}.{key}")
+            if rule == SKIP_EMPTY and item == []:
+                continue
+            out[key] = item
+        return out
+
+
+def _check(typ: Any, value: Any, where: str) -> Any:
+    if isinstance(typ, _Struct) or callable(typ) and not isinstance(typ, type):
+        return typ(value, where)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise InvalidInputError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInputError(f"{where}: expected a non-negative integer, got {value!r}")
+        return value
+    if typ is str:
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(typ)  # pragma: no cover - schema bug
+
+
+def _list_of(typ: Any) -> Callable[[Any, str], list]:
+    def check(value: Any, where: str) -> list:
+        if not isinstance(value, (list, tuple)):
+            raise InvalidInputError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_check(typ, item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+    return check
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any, str], str]:
+    def check(value: Any, where: str) -> str:
+        if value not in options:
+            raise InvalidInputError(f"{where}: {value!r} is not one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def _json_value(value: Any, where: str) -> Any:
+    """An opaque nested value: kept as given (order included) once it is JSON."""
+    try:
+        orjson.dumps(value)
+    except TypeError as error:
+        raise InvalidInputError(f"{where}: not a JSON value ({error})") from None
+    return value
+
+
+def _filter_set(value: Any, where: str) -> Any:
+    if value == "any":
+        return "any"
+    if isinstance(value, dict) and set(value) == {"include"}:
+        return {"include": _check(_list_of(str), value["include"], f"{where}.include")}
+    if isinstance(value, (list, tuple)):  # convenience: a bare list means include
+        return {"include": _check(_list_of(str), value, where)}
+    raise InvalidInputError(f'{where}: a filter set is "any" or {{"include": [...]}}, got {value!r}')
+
+
+POLICY_REF = _Struct("PolicyRef", [("kind", str, REQUIRED), ("id", str, REQUIRED), ("version", str, SKIP_NONE)])
+MEMBER = _Struct(
+    "AgentPoolMember",
+    [
+        ("run_id", str, REQUIRED),
+        ("agent_id", str, REQUIRED),
+        ("policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
+        ("topics", _list_of(str), SKIP_EMPTY),
+    ],
+)
+MESSAGE_POLICY = _Struct(
+    "AgentPoolMessagePolicy",
+    [
+        ("required_policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
+        ("include_sender_in_pool_broadcast", bool, REQUIRED),
+    ],
+    defaults={"include_sender_in_pool_broadcast": False},
+)
+WAKE_POLICY = _Struct("AgentPoolWakePolicy", [("envelope_only", bool, REQUIRED)], defaults={"envelope_only": True})
+CONFIG = _Struct(
+    "AgentPoolStoreConfig",
+    [
+        ("message_policy", MESSAGE_POLICY, REQUIRED),
+        ("wake_policy", WAKE_POLICY, REQUIRED),
+        ("policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
+    ],
+    defaults={"message_policy": lambda: {}, "wake_policy": lambda: {}},
+)
+RESPONSE_CONTRACT = _Struct(
+    "MessageResponseContract", [("expected_responses", int, REQUIRED), ("timeout_millis", int, SKIP_NONE)]
+)
+CORRELATION = _Struct("EventCorrelation", [("entries", _list_of(_json_value), SKIP_EMPTY)])
+RUN_ADDRESS = _Struct(
+    "RunAddress",
+    [
+        ("target", _json_value, REQUIRED),
+        ("destination_ref", _json_value, REQUIRED),
+        ("related_refs", _list_of(_json_value), SKIP_EMPTY),
+    ],
+)
+RUN_MESSAGE = _Struct(
+    "RunMessage",
+    [
+        ("message_id", str, REQUIRED),
+        ("from", str, REQUIRED),
+        ("to", RUN_ADDRESS, REQUIRED),
+        ("content_ref", str, REQUIRED),
+        ("correlation", CORRELATION, REQUIRED),
+        ("reply_to", str, SKIP_NONE),
+        ("response_contract", RESPONSE_CONTRACT, SKIP_NONE),
+        ("expires_at_millis", int, SKIP_NONE),
+        ("idempotency_key", str, REQUIRED),
+        ("policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
+    ],
+    defaults={"correlation": lambda: {}},
+)
+RECEIPT = _Struct(
+    "MessageReceipt",
+    [
+        ("message_id", str, REQUIRED),
+        ("status", _one_of(MESSAGE_STATUSES), REQUIRED),
+        ("delivered_to", _list_of(str), SKIP_EMPTY),
+        ("journal_cursor", str, SKIP_NONE),
+    ],
+)
+QUEUE = _Struct(
+    "SubscriberQueueConfig",
+    [("capacity", int, REQUIRED), ("terminal_reserve", int, REQUIRED), ("overflow", str, REQUIRED)],
+    defaults={"capacity": 64, "terminal_reserve": 1, "overflow": "drop_non_terminal"},
+)
+#: ``EventFilter`` fields as this SDK release writes them; omitted ones take
+#: ``EventFilter::default()`` (``"any"``, not terminal-only, envelope only).
+FILTER_SETS: tuple[str, ...] = (
+    "run_ids",
+    "session_ids",
+    "agent_ids",
+    "turn_ids",
+    "families",
+    "kinds",
+    "source_kinds",
+    "destination_kinds",
+    "subject_kinds",
+    "related_entity_kinds",
+    "correlation_keys",
+    "tags",
+    "privacy_classes",
+    "delivery_semantics",
+)
+EVENT_FILTER = _Struct(
+    "EventFilter",
+    [(name, _filter_set, REQUIRED) for name in FILTER_SETS]
+    + [("terminal_only", bool, REQUIRED), ("payload_access", str, REQUIRED), ("queue", QUEUE, REQUIRED)],
+    defaults={
+        **{name: "any" for name in FILTER_SETS},
+        "terminal_only": False,
+        "payload_access": "envelope_only",
+        "queue": lambda: {},
+    },
+)
+WAKE_CONDITION = _Struct(
+    "WakeCondition",
+    [
+        ("condition_id", str, REQUIRED),
+        ("run_id", str, REQUIRED),
+        ("filter", EVENT_FILTER, REQUIRED),
+        ("timeout_millis", int, SKIP_NONE),
+        ("resume_with", _one_of(RESUME_POLICIES), REQUIRED),
+        ("idempotency_key", str, REQUIRED),
+        ("policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
+    ],
+    defaults={"filter": lambda: {}, "resume_with": "matching_event_refs"},
+)
+COMPILED_FILTER = _Struct(
+    "CompiledEventFilter",
+    [
+        ("filter_id", str, REQUIRED),
+        ("filter_fingerprint", str, REQUIRED),
+        ("indexed_fields", _list_of(str), REQUIRED),
+        ("payload_access", str, REQUIRED),
+        ("queue", QUEUE, REQUIRED),
+        ("criteria", EVENT_FILTER, REQUIRED),
+    ],
+)
+REGISTRATION = _Struct(
+    "WakeRegistration",
+    [
+        ("condition_id", str, REQUIRED),
+        ("run_id", str, REQUIRED),
+        ("status", _one_of(WAKE_STATUSES), REQUIRED),
+        ("journal_cursor", str, SKIP_NONE),
+    ],
+)
+
+
+def canonical_member(member: dict) -> dict:
+    """An ``AgentPoolMember`` dict in serde order (empty lists dropped).
+
+    >>> canonical_member({"agent_id": "a", "run_id": "r", "topics": ["t"]})
+    {'run_id': 'r', 'agent_id': 'a', 'topics': ['t']}
+    """
+    return MEMBER(member, "member")
+
+
+def canonical_config(config: dict | None) -> dict:
+    """An ``AgentPoolStoreConfig`` in serde order; omitted policies take the
+    builder's defaults (``include_sender_in_pool_broadcast: false``,
+    ``envelope_only: true``).
+
+    >>> canonical_config({})
+    {'message_policy': {'include_sender_in_pool_broadcast': False}, 'wake_policy': {'envelope_only': True}}
+    """
+    return CONFIG({} if config is None else config, "config")
+
+
+def canonical_message(message: dict) -> dict:
+    """A ``RunMessage`` dict in serde order.
+
+    >>> canonical_message({"message_id": "m", "from": "r", "to": {"target": {"type": "run", "run_id": "x"},
+    ...     "destination_ref": {"kind": "agent", "id": "x"}}, "content_ref": "c", "idempotency_key": "k"})["correlation"]
+    {}
+    """
+    return RUN_MESSAGE(message, "message")
+
+
+def canonical_receipt(receipt: dict) -> dict:
+    """A ``MessageReceipt`` dict in serde order.
+
+    >>> canonical_receipt({"status": "failed", "message_id": "m", "delivered_to": []})
+    {'message_id': 'm', 'status': 'failed'}
+    """
+    return RECEIPT(receipt, "receipt")
+
+
+def canonical_condition(condition: dict) -> dict:
+    """A ``WakeCondition`` dict in serde order; an omitted filter field takes
+    ``EventFilter::default()``.
+
+    >>> canonical_condition({"condition_id": "w", "run_id": "r", "idempotency_key": "k"})["filter"]["run_ids"]
+    'any'
+    """
+    return WAKE_CONDITION(condition, "condition")
+
+
+def canonical_event_filter(event_filter: dict) -> dict:
+    """An ``EventFilter`` dict in serde order.
+
+    >>> canonical_event_filter({"kinds": ["run_completed"]})["kinds"]
+    {'include': ['run_completed']}
+    """
+    return EVENT_FILTER(event_filter, "filter")
+
+
+def canonical_compiled_filter(compiled: dict) -> dict:
+    """A ``CompiledEventFilter`` dict in serde order."""
+    return COMPILED_FILTER(compiled, "compiled_filter")
+
+
+def canonical_registration(registration: dict) -> dict:
+    """A ``WakeRegistration`` dict in serde order.
+
+    >>> canonical_registration({"status": "registered", "run_id": "r", "condition_id": "w"})
+    {'condition_id': 'w', 'run_id': 'r', 'status': 'registered'}
+    """
+    return REGISTRATION(registration, "registration")
+
+
+_INDEXED = (
+    ("run_ids", "run_id"),
+    ("agent_ids", "agent_id"),
+    ("turn_ids", "turn_id"),
+    ("families", "event_family"),
+    ("kinds", "event_kind"),
+    ("source_kinds", "source"),
+    ("destination_kinds", "destination"),
+    ("subject_kinds", "subject_kind"),
+    ("related_entity_kinds", "related_entity_kind"),
+    ("correlation_keys", "correlation_key"),
+    ("tags", "tag"),
+    ("privacy_classes", "privacy"),
+    ("delivery_semantics", "delivery_semantics"),
+)
+
+
+def filter_fingerprint(criteria: dict) -> str:
+    """``"sha256:"`` + hex SHA-256 of the compact JSON of ``criteria``, as the SDK computes it.
+
+    >>> filter_fingerprint({"a": 1})
+    'sha256:015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862'
+    """
+    return "sha256:" + hashlib.sha256(dumpb(criteria)).hexdigest()
+
+
+def filter_id(fingerprint: str) -> str:
+    """``"filter."`` + hex SHA-256 of the fingerprint string, as the SDK computes it.
+
+    >>> filter_id("sha256:x")[:14]
+    'filter.1ba6a7f'
+    """
+    return "filter." + hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
+
+
+def compile_filter(event_filter: dict) -> dict:
+    """Compile an ``EventFilter`` the way ``CompiledEventFilter::new`` does.
+
+    The criteria are the canonical filter; ``indexed_fields`` lists the
+    selectors that are not ``"any"`` (``session_ids`` is not indexed).
+
+    >>> compiled = compile_filter({"run_ids": {"include": ["run.a"]}})
+    >>> compiled["indexed_fields"], compiled["filter_id"].startswith("filter.")
+    (['run_id'], True)
+    """
+    criteria = canonical_event_filter(event_filter)
+    fingerprint = filter_fingerprint(criteria)
+    return {
+        "filter_id": filter_id(fingerprint),
+        "filter_fingerprint": fingerprint,
+        "indexed_fields": [field for name, field in _INDEXED if criteria[name] != "any"],
+        "payload_access": criteria["payload_access"],
+        "queue": dict(criteria["queue"]),
+        "criteria": criteria,
+    }
