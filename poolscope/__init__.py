@@ -26,6 +26,7 @@ from .errors import (
 )
 from .history import Database, PoolHistory, Record, open
 from .snapshot import Snapshot
+from .store import PoolStore
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "PoolHistory",
     "Record",
     "Snapshot",
+    "PoolStore",
     "PoolscopeError",
     "DatabaseError",
     "DatabaseNotFoundError",

@@ -20,16 +20,13 @@ from typing import Any, Iterator
 
 from . import wire
 from .errors import (
-    ConfigConflictError,
-    CursorError,
     DatabaseChangedError,
     PoolNotFoundError,
-    PoolNotOpenedError,
     PoolscopeError,
     RecordError,
 )
 from .index import PoolIndex, decode_row, fetch_payloads
-from .snapshot import Snapshot
+from .snapshot import Snapshot, snapshot_at
 from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly, translate
 
 
@@ -59,6 +56,52 @@ class Record:
     def to_json(self) -> str:
         """The record as ``serde_json`` writes it."""
         return wire.dumps(self.to_dict())
+
+
+def read_records(
+    conn: sqlite3.Connection,
+    path: Path,
+    pool_id: str,
+    after: int | None = None,
+    upto: int | None = None,
+    *,
+    kinds: str | list[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[Record]:
+    """Records of one pool with ``after < seq <= upto``, in seq order, decoded.
+
+    A record that cannot be decoded comes back with ``problem`` set instead of
+    stopping the iteration.
+    """
+    sql = (
+        "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
+        "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+    )
+    params: list[Any] = [pool_id, after or 0]
+    if upto is not None:
+        sql += " AND seq <= ?"
+        params.append(upto)
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+        params.extend(kinds)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    try:
+        rows = conn.execute(sql, params)
+        for seq, kind_raw, typ, payload_raw in rows:
+            try:
+                kind, payload = decode_row(kind_raw, typ, payload_raw)
+                yield Record(pool_id, seq, kind, payload)
+            except RecordError as error:
+                error.path, error.pool_id, error.seq = str(path), pool_id, seq
+                error.args = (error._format(),)
+                kind = kind_raw.decode("utf-8", "replace") if isinstance(kind_raw, bytes) else str(kind_raw)
+                yield Record(pool_id, seq, kind, None, problem=error)
+    except sqlite3.Error as error:
+        raise translate(error, path, pool_id) from None
 
 
 def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> "Database":
@@ -225,35 +268,7 @@ class PoolHistory:
         limit: int | None = None,
     ) -> Iterator[Record]:
         """Like :meth:`records`, lazily."""
-        sql = (
-            "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
-            "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
-        )
-        params: list[Any] = [self.pool_id, after or 0]
-        if upto is not None:
-            sql += " AND seq <= ?"
-            params.append(upto)
-        if kinds is not None:
-            kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-            params.extend(kinds)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        try:
-            cursor = self.db.conn.execute(sql, params)
-            for seq, kind_raw, typ, payload_raw in cursor:
-                try:
-                    kind, payload = decode_row(kind_raw, typ, payload_raw)
-                    yield Record(self.pool_id, seq, kind, payload)
-                except RecordError as error:
-                    error.path, error.pool_id, error.seq = str(self.path), self.pool_id, seq
-                    error.args = (error._format(),)
-                    kind = kind_raw.decode("utf-8", "replace") if isinstance(kind_raw, bytes) else str(kind_raw)
-                    yield Record(self.pool_id, seq, kind, None, problem=error)
-        except sqlite3.Error as error:
-            raise translate(error, self.path, self.pool_id) from None
+        return read_records(self.db.conn, self.path, self.pool_id, after, upto, kinds=kinds, limit=limit)
 
     def _payloads(self, seqs: list[int]) -> dict[int, Any]:
         return fetch_payloads(self.db.conn, self.path, self.pool_id, seqs)
@@ -271,46 +286,7 @@ class PoolHistory:
 
         >>> pool.snapshot(3).members  # doctest: +SKIP
         """
-        index = self.index
-        head = index.head
-        if cursor is None:
-            cursor = head
-        if isinstance(cursor, bool) or not isinstance(cursor, (int,)) and not hasattr(cursor, "__index__"):
-            raise CursorError(f"cursor must be an integer, not {type(cursor).__name__}", path=self.path, pool_id=self.pool_id)
-        cursor = int(cursor)
-        if cursor < 0 or cursor > head:
-            raise CursorError(f"cursor {cursor} is outside 0..{head}", path=self.path, pool_id=self.pool_id)
-        if strict:
-            problem = index.first_problem(cursor)
-            if problem is not None:
-                raise problem
-            conflict = index.conflict_at(cursor)
-            if conflict is not None:
-                raise ConfigConflictError(
-                    "the log contains conflicting pool_opened records (the SDK refuses to replay it)",
-                    path=self.path,
-                    pool_id=self.pool_id,
-                    seq=conflict,
-                )
-        config, _ = index.config_at(cursor)
-        if config is None:
-            raise PoolNotOpenedError(
-                f"the pool has not been opened at cursor {cursor} (no pool_opened record yet)",
-                path=self.path,
-                pool_id=self.pool_id,
-                seq=cursor,
-            )
-        position = index.position(cursor)
-        last_seq = index.seqs[position - 1]
-        return Snapshot(
-            self,
-            last_seq,
-            config,
-            index.created_at(cursor),
-            index.live_positions("members", cursor),
-            index.live_positions("messages", cursor),
-            index.live_positions("wakes", cursor),
-        )
+        return snapshot_at(self, cursor, strict=strict)
 
     def __repr__(self) -> str:
         return f"<PoolHistory {self.pool_id!r}: {len(self.index)} records, head {self.head}>"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator, overload
 import numpy as np
 
 from . import wire
+from .errors import ConfigConflictError, CursorError, PoolNotOpenedError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import PoolHistory
@@ -201,3 +202,48 @@ class Snapshot:
             f"<table><tr><th>run</th><th>agent</th><th>topics</th></tr>{rows}</table>{more}"
             f"{latest(self.messages, 'messages')}{latest(self.wakes, 'wakes')}</div>"
         )
+
+
+def snapshot_at(history: "PoolHistory", cursor: int | None = None, *, strict: bool = True) -> Snapshot:
+    """Build the snapshot of ``history`` at ``cursor``; see :meth:`PoolHistory.snapshot`."""
+    index = history.index
+    head = index.head
+    if cursor is None:
+        cursor = head
+    if isinstance(cursor, bool) or not hasattr(cursor, "__index__"):
+        raise CursorError(
+            f"cursor must be an integer, not {type(cursor).__name__}", path=history.path, pool_id=history.pool_id
+        )
+    cursor = int(cursor)
+    if cursor < 0 or cursor > head:
+        raise CursorError(f"cursor {cursor} is outside 0..{head}", path=history.path, pool_id=history.pool_id)
+    if strict:
+        problem = index.first_problem(cursor)
+        if problem is not None:
+            raise problem
+        conflict = index.conflict_at(cursor)
+        if conflict is not None:
+            raise ConfigConflictError(
+                "the log contains conflicting pool_opened records (the SDK refuses to replay it)",
+                path=history.path,
+                pool_id=history.pool_id,
+                seq=conflict,
+            )
+    config, _ = index.config_at(cursor)
+    if config is None:
+        raise PoolNotOpenedError(
+            f"the pool has not been opened at cursor {cursor} (no pool_opened record yet)",
+            path=history.path,
+            pool_id=history.pool_id,
+            seq=cursor if cursor else None,
+        )
+    position = index.position(cursor)
+    return Snapshot(
+        history,
+        index.seqs[position - 1],
+        config,
+        index.created_at(cursor),
+        index.live_positions("members", cursor),
+        index.live_positions("messages", cursor),
+        index.live_positions("wakes", cursor),
+    )
