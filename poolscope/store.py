@@ -100,6 +100,34 @@ class PoolStore:
         except sqlite3.Error as error:
             raise translate(error, self.path) from None
         self._logs: dict[str, _PoolLog] = {}
+        self._batch = False
+
+    @contextmanager
+    def batch(self) -> Iterator["PoolStore"]:
+        """Run many calls in one transaction (a bulk import): one lock, one commit.
+
+        >>> with store.batch():                       # doctest: +SKIP
+        ...     for member in members:
+        ...         store.join_member("pool.a", member)
+        """
+        if self._batch:
+            yield self
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+        self._batch = True
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            self._logs.clear()
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._batch = False
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -122,6 +150,13 @@ class PoolStore:
         if not isinstance(pool_id, str) or not pool_id:
             raise InvalidInputError(f"pool_id must be a non-empty string, not {pool_id!r}", path=self.path)
         conn = self.conn
+        if self._batch:
+            log = self._logs.get(pool_id)
+            if log is None:
+                log = self._logs[pool_id] = _PoolLog(self, pool_id)
+            log.index.load(conn, progress=False)
+            yield log
+            return
         try:
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         except sqlite3.Error as error:
@@ -306,15 +341,18 @@ class PoolStore:
         """Allocate the next pool event sequence number (1, 2, …)."""
         conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not self._batch:
+                conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("INSERT OR IGNORE INTO agent_pool_event_seq (pool_id, seq) VALUES (?1, 0)", (pool_id,))
                 conn.execute("UPDATE agent_pool_event_seq SET seq = seq + 1 WHERE pool_id = ?1", (pool_id,))
                 seq = conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1", (pool_id,)).fetchone()[0]
             except BaseException:
-                conn.execute("ROLLBACK")
+                if not self._batch:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            if not self._batch:
+                conn.execute("COMMIT")
             return seq
         except sqlite3.Error as error:
             raise translate(error, self.path, pool_id) from None

@@ -1,0 +1,142 @@
+"""The ``poolscope`` command line: the same views, headless.
+
+Every command reads the database read-only unless it says it writes
+(``generate``).  Run ``poolscope COMMAND --help`` for the options.
+
+Example::
+
+    $ poolscope info sample_data/demo.db
+    $ poolscope snapshot sample_data/demo.db --pool pool.alpha --cursor 40
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import click
+
+from . import wire
+from .errors import PoolscopeError
+
+
+class _Group(click.Group):
+    """Turns a :class:`PoolscopeError` into a one-line message and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PoolscopeError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="poolscope")
+def cli() -> None:
+    """Explore agent-pool histories written by the Rust agent SDK."""
+
+
+def _open(path: str, quiet: bool = True):
+    from .history import open as open_db
+
+    return open_db(path, progress=None if not quiet else False)
+
+
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(db: str, as_json: bool) -> None:
+    """Pools, heads, and record counts by kind and status."""
+    database = _open(db)
+    pools = []
+    for history in database.pools():
+        kinds: Counter = Counter()
+        message_status: Counter = Counter()
+        wake_status: Counter = Counter()
+        from .fold import DAMAGED, RUN_MESSAGE, WAKE
+
+        for entry in history.index.entries:
+            kinds[wire.KINDS[entry.kind] if entry.kind != DAMAGED else "damaged"] += 1
+            if entry.kind == RUN_MESSAGE:
+                message_status[entry.status] += 1
+            elif entry.kind == WAKE:
+                wake_status[entry.status] += 1
+        pools.append(
+            {
+                "pool_id": history.pool_id,
+                "head": history.head,
+                "records": len(history),
+                "kinds": dict(sorted(kinds.items())),
+                "message_status": dict(sorted(message_status.items())),
+                "wake_status": dict(sorted(wake_status.items())),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"path": db, "pools": pools}, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{db}: {len(pools)} pool(s)")
+    for pool in pools:
+        click.echo(f"\n{pool['pool_id']}  head={pool['head']}  records={pool['records']}")
+        click.echo("  kinds:    " + ", ".join(f"{k}={v}" for k, v in pool["kinds"].items()))
+        if pool["message_status"]:
+            click.echo("  messages: " + ", ".join(f"{k}={v}" for k, v in pool["message_status"].items()))
+        if pool["wake_status"]:
+            click.echo("  wakes:    " + ", ".join(f"{k}={v}" for k, v in pool["wake_status"].items()))
+
+
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.option("--pool", "pool_id", required=True, help="Pool id.")
+@click.option("--after", type=int, default=None, help="Only records with seq > AFTER.")
+@click.option("--upto", type=int, default=None, help="Only records with seq <= UPTO.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(wire.KINDS), help="Only these kinds (repeatable).")
+def records(db: str, pool_id: str, after: int | None, upto: int | None, kinds: tuple[str, ...]) -> None:
+    """Records as JSON lines, in the SDK's AgentPoolStoreRecord shape."""
+    history = _open(db).pool(pool_id)
+    damaged = 0
+    out = sys.stdout
+    for record in history.iter_records(after, upto, kinds=list(kinds) or None):
+        if record.problem is not None:
+            damaged += 1
+            click.echo(f"Warning: {record.problem}", err=True)
+            continue
+        out.write(record.to_json())
+        out.write("\n")
+    if damaged:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.option("--pool", "pool_id", required=True, help="Pool id.")
+@click.option("--cursor", type=int, default=None, help="Replay to this cursor (default: the head).")
+@click.option("--pretty", is_flag=True, help="Indent the JSON (not byte-identical to the SDK's).")
+@click.option("--lenient", is_flag=True, help="Skip damaged records instead of failing like the SDK.")
+def snapshot(db: str, pool_id: str, cursor: int | None, pretty: bool, lenient: bool) -> None:
+    """The pool's snapshot at a cursor, as the SDK's JSON."""
+    snap = _open(db).pool(pool_id).snapshot(cursor, strict=not lenient)
+    if pretty:
+        click.echo(json.dumps(snap.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(snap.to_json())
+
+
+@cli.command()
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--pools", default=3, show_default=True, help="How many interleaved pools.")
+@click.option("--records", default=1000, show_default=True, help="About how many records per pool.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same file).")
+@click.option("--prefix", default="pool", show_default=True, help="Pool id prefix.")
+def generate(out: str, pools: int, records: int, seed: int, prefix: str) -> None:
+    """Write a realistic sample history through PoolStore (appends if OUT exists)."""
+    from .generate import generate as run
+
+    summary = run(out, pools=pools, records=records, seed=seed, prefix=prefix)
+    click.echo(f"wrote {summary['records']} records in {len(summary['pools'])} pools to {summary['path']}")
+
+
+def main() -> None:  # pragma: no cover
+    cli()

@@ -1,0 +1,95 @@
+"""Shared fixtures: the SDK oracle folders, generated databases, read-only copies."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DB = ROOT / "sample_data" / "demo.db"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def oracle_root() -> Path:
+    """``../shared/oracle`` beside the checkout (``POOLSCOPE_ORACLE`` overrides)."""
+    env = os.environ.get("POOLSCOPE_ORACLE")
+    return Path(env) if env else ROOT.parent / "shared" / "oracle"
+
+
+def oracle_dirs() -> list[Path]:
+    """Every folder under the oracle root holding an SDK history (pool.db + records.jsonl)."""
+    root = oracle_root()
+    if not root.is_dir():
+        return []
+    found = sorted({p.parent for p in root.rglob("pool.db") if (p.parent / "records.jsonl").exists()})
+    return found
+
+
+ORACLES = oracle_dirs()
+
+
+def pytest_report_header(config):
+    return f"oracle histories: {[str(p) for p in ORACLES] or 'none found'}"
+
+
+@pytest.fixture(params=ORACLES or [None], ids=lambda p: p.name if p else "no-oracle")
+def oracle(request) -> Path:
+    """One oracle folder (the tests run once per folder found)."""
+    if request.param is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"no SDK oracle found under {oracle_root()}")
+        pytest.skip(f"no SDK oracle found under {oracle_root()}")
+    return request.param
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def raw_snapshot_lines(folder: Path):
+    """(pool_id, cursor, exact snapshot JSON text) from snapshots.jsonl.gz, bytes untouched."""
+    with gzip.open(folder / "snapshots.jsonl.gz", "rb") as handle:
+        for line in handle:
+            line = line.rstrip(b"\n")
+            if not line:
+                continue
+            head = json.loads(line)
+            marker = b',"snapshot":'
+            start = line.index(marker) + len(marker)
+            yield head["pool_id"], head["cursor"], line[start:-1].decode("utf-8")
+
+
+def tree_state(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes in a folder (to compare before and after)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def small_db(tmp_path_factory) -> Path:
+    """A generated 3-pool database (about 400 records a pool), made once."""
+    from poolscope.generate import generate
+
+    path = tmp_path_factory.mktemp("gen") / "small.db"
+    generate(path, pools=3, records=400, seed=11)
+    return path
+
+
+@pytest.fixture
+def sample_copy(tmp_path) -> Path:
+    """A private copy of sample_data/demo.db."""
+    target = tmp_path / "demo.db"
+    shutil.copy(SAMPLE_DB, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

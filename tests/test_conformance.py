@@ -1,0 +1,168 @@
+"""poolscope against the real SDK's own output (../shared/oracle/*)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+
+import pytest
+
+import poolscope
+from conftest import load_jsonl, raw_snapshot_lines, tree_state
+
+
+def test_every_record_matches_the_sdk_serialization(oracle):
+    expected = load_jsonl(oracle / "records.jsonl")
+    raw_lines = (oracle / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    db = poolscope.open(oracle / "pool.db")
+    got = [r for pool_id in db.pool_ids for r in db.pool(pool_id).records()]
+    assert [r.to_dict() for r in got] == expected
+    assert [r.to_json() for r in got] == raw_lines
+    assert db.pool_ids == sorted({r["pool_id"] for r in expected})
+
+
+def test_heads_and_kinds_agree_with_the_log(oracle):
+    expected = load_jsonl(oracle / "records.jsonl")
+    db = poolscope.open(oracle / "pool.db")
+    by_pool = defaultdict(list)
+    for record in expected:
+        by_pool[record["pool_id"]].append(record)
+    for pool_id, records in by_pool.items():
+        history = db.pool(pool_id)
+        assert history.head == records[-1]["cursor"]["sequence"]
+        assert [r.kind for r in history.records()] == [r["payload"]["type"] for r in records]
+        middle = records[len(records) // 2]["cursor"]["sequence"]
+        assert [r.cursor for r in history.records(after=middle)] == [
+            r["cursor"]["sequence"] for r in records if r["cursor"]["sequence"] > middle
+        ]
+        assert [r.cursor for r in history.records(upto=middle)] == [
+            r["cursor"]["sequence"] for r in records if r["cursor"]["sequence"] <= middle
+        ]
+
+
+def test_every_snapshot_is_byte_identical_to_the_sdk(oracle):
+    db = poolscope.open(oracle / "pool.db")
+    count = 0
+    for pool_id, cursor, text in raw_snapshot_lines(oracle):
+        snap = db.pool(pool_id).snapshot(cursor)
+        assert snap.to_json() == text, (pool_id, cursor)
+        assert snap.to_dict() == json.loads(text)
+        expected = json.loads(text)
+        assert len(snap.members) == len(expected["members"])
+        assert len(snap.messages) == len(expected.get("messages", []))
+        assert len(snap.wakes) == len(expected.get("wakes", []))
+        assert snap.cursor == cursor
+        count += 1
+    summary = json.loads((oracle / "summary.json").read_text()) if (oracle / "summary.json").exists() else None
+    if summary is not None:
+        assert count == summary["totals"]["records"]
+
+
+def test_snapshot_at_head_is_the_default(oracle):
+    db = poolscope.open(oracle / "pool.db")
+    for history in db.pools():
+        assert history.snapshot().to_json() == history.snapshot(history.head).to_json()
+
+
+def test_opening_the_oracle_changes_nothing(oracle):
+    before = tree_state(oracle)
+    listing = sorted(p.name for p in oracle.iterdir())
+    db = poolscope.open(oracle / "pool.db")
+    for history in db.pools():
+        history.snapshot().to_json()
+        list(history.records())
+    db.close()
+    assert sorted(p.name for p in oracle.iterdir()) == listing
+    assert tree_state(oracle) == before
+
+
+def _sdk_rows(path):
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        records = conn.execute("SELECT pool_id, seq, kind, payload_json FROM agent_pool_records ORDER BY rowid").fetchall()
+        event_seq = conn.execute("SELECT pool_id, seq FROM agent_pool_event_seq ORDER BY pool_id").fetchall()
+    finally:
+        conn.close()
+    return records, event_seq
+
+
+def replay_through_store(store: poolscope.PoolStore, rows) -> None:
+    """Call the store trait method that produced each SDK row, in the SDK's order."""
+    for pool_id, _seq, kind, payload_json in rows:
+        payload = json.loads(payload_json)
+        if kind == "pool_opened":
+            store.open_pool(pool_id, payload["config"])
+            store.open_pool(pool_id, payload["config"])  # an equal config appends nothing
+        elif kind == "pool_created":
+            store.record_pool_created(pool_id)
+        elif kind == "member_joined":
+            store.join_member(pool_id, payload["member"])
+        elif kind == "member_left":
+            member, _ = store.leave_member(pool_id, payload["member"]["run_id"])
+            assert member == payload["member"]
+        elif kind == "run_message":
+            stored = payload["stored"]
+            store.record_message(pool_id, stored["message"], stored["receipt"])
+        elif kind == "wake":
+            store.record_wake(pool_id, **payload["stored"])
+        else:  # pragma: no cover
+            raise AssertionError(kind)
+
+
+def test_pool_store_writes_rows_byte_identical_to_the_sdk(oracle, tmp_path):
+    rows, event_seq = _sdk_rows(oracle / "pool.db")
+    path = tmp_path / "replayed.db"
+    with poolscope.PoolStore(path) as store:
+        replay_through_store(store, rows)
+        for pool_id, seq in event_seq:
+            for _ in range(seq):
+                store.next_event_sequence(pool_id)
+    got_rows, got_event_seq = _sdk_rows(path)
+    assert got_rows == rows
+    assert got_event_seq == event_seq
+    assert open(path, "rb").read(20)[18:20] == b"\x02\x02"  # WAL mode, like the SDK's file
+
+
+def test_pool_store_snapshot_matches_the_sdk_at_every_step(oracle, tmp_path):
+    rows, _ = _sdk_rows(oracle / "pool.db")
+    expected = {(p, c): text for p, c, text in raw_snapshot_lines(oracle)}
+    with poolscope.PoolStore(tmp_path / "step.db") as store:
+        for row in rows:
+            replay_through_store(store, [row])
+            assert store.snapshot(row[0]).to_json() == expected[(row[0], row[1])]
+
+
+def test_dedupe_lookups_match_the_log(oracle, tmp_path):
+    rows, _ = _sdk_rows(oracle / "pool.db")
+    with poolscope.PoolStore(tmp_path / "dedupe.db") as store:
+        replay_through_store(store, rows)
+        latest_receipt, latest_registration, latest_wake = {}, {}, {}
+        for pool_id, _seq, kind, payload_json in rows:
+            stored = json.loads(payload_json).get("stored")
+            if kind == "run_message":
+                latest_receipt[(pool_id, stored["message"]["idempotency_key"])] = stored["receipt"]
+            elif kind == "wake":
+                latest_registration[(pool_id, stored["condition"]["idempotency_key"])] = stored["registration"]
+                latest_wake[(pool_id, stored["condition"]["condition_id"])] = stored
+        for (pool_id, key), receipt in latest_receipt.items():
+            assert store.message_receipt(pool_id, key) == receipt
+        for (pool_id, key), registration in latest_registration.items():
+            assert store.wake_registration(pool_id, key) == registration
+        for (pool_id, condition_id), stored in latest_wake.items():
+            assert store.wake(pool_id, condition_id) == stored
+        pool_id = rows[0][0]
+        assert store.message_receipt(pool_id, "idem.never.used") is None
+        assert store.wake(pool_id, "wake.never.registered") is None
+
+
+@pytest.mark.parametrize("field", ["filter_fingerprint", "filter_id"])
+def test_compiled_filters_are_computed_like_the_sdk(oracle, field):
+    from poolscope import wire
+
+    for record in load_jsonl(oracle / "records.jsonl"):
+        payload = record["payload"]
+        if payload["type"] != "wake":
+            continue
+        compiled = payload["stored"]["compiled_filter"]
+        assert wire.compile_filter(compiled["criteria"])[field] == compiled[field]
