@@ -125,6 +125,7 @@ class Database:
         self._conn = connect_readonly(self.path, timeout=timeout)
         self._identity = FileIdentity.of(self.path)
         self._wal_seen = Path(str(self.path) + "-wal").exists()
+        self._signature = self._file_signature()
         self._pools: dict[str, PoolHistory] = {}
         self._pool_ids = self._read_pool_ids()
 
@@ -155,11 +156,21 @@ class Database:
                 path=self.path,
             )
         wal = Path(str(self.path) + "-wal").exists()
-        if wal != self._wal_seen:
-            # a writer started (or stopped): reopen so that its records are seen
+        signature = self._file_signature()
+        if wal != self._wal_seen or (not wal and signature != self._signature):
+            # a writer started, stopped, or changed the file while we held an
+            # immutable view: reopen so that its records are seen
             self._conn.close()
             self._conn = connect_readonly(self.path, timeout=self.timeout)
             self._wal_seen = wal
+        self._signature = signature
+
+    def _file_signature(self) -> tuple[int, int]:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return (-1, -1)
+        return (info.st_size, info.st_mtime_ns)
 
     def refresh(self) -> dict[str, int]:
         """Read records appended since the last load; return new-record counts per pool.
@@ -241,6 +252,49 @@ class PoolHistory:
         if reconnect:
             self.db._reconnect_if_needed()
         return self.index.load(self.db.conn, progress=False)
+
+    def follow(
+        self,
+        after: int | None = None,
+        *,
+        poll: float = 0.2,
+        idle_timeout: float | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Record]:
+        """Yield records as they are appended by another process (the SDK or a
+        :class:`PoolStore`), in seq order, never missing or repeating one.
+
+        Starts after ``after`` (default: the current head, so only new
+        records).  Stops after ``limit`` records, or when nothing new arrived
+        for ``idle_timeout`` seconds (default: never).  The pool's index (and
+        so ``snapshot()`` and the frames) follows along.
+
+        >>> for record in pool.follow(idle_timeout=5):  # doctest: +SKIP
+        ...     print(record.cursor, record.kind)
+        """
+        import time
+
+        last = self.head if after is None else int(after)
+        yielded = 0
+        idle_since = time.monotonic()
+        while True:
+            self.refresh()
+            fresh = False
+            for record in read_records(self.db.conn, self.path, self.pool_id, last):
+                if record.cursor <= last:  # pragma: no cover - ORDER BY seq makes this impossible
+                    continue
+                last = record.cursor
+                fresh = True
+                yield record
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+            now = time.monotonic()
+            if fresh:
+                idle_since = now
+            elif idle_timeout is not None and now - idle_since >= idle_timeout:
+                return
+            time.sleep(poll)
 
     # -------------------------------------------------------------- records
     def records(
