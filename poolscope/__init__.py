@@ -27,6 +27,9 @@ from .errors import (
 from .history import Database, PoolHistory, Record, open
 from .snapshot import Snapshot
 from .store import PoolStore
+from .frames import records_df, members_df, messages_df, wakes_df
+from .activity import activity, summary
+from .diff import Diff, diff
 
 __version__ = "0.1.0"
 
@@ -37,6 +40,14 @@ __all__ = [
     "Record",
     "Snapshot",
     "PoolStore",
+    "records_df",
+    "members_df",
+    "messages_df",
+    "wakes_df",
+    "activity",
+    "summary",
+    "diff",
+    "Diff",
     "PoolscopeError",
     "DatabaseError",
     "DatabaseNotFoundError",

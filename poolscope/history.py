@@ -16,7 +16,7 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import wire
 from .errors import (
@@ -27,6 +27,10 @@ from .errors import (
 )
 from .index import PoolIndex, decode_row, fetch_payloads
 from .snapshot import Snapshot, snapshot_at
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .diff import Diff
 from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly, translate
 
 
@@ -217,6 +221,37 @@ class Database:
         for pool_id in self._pool_ids:
             yield self.pool(pool_id)
 
+    # --------------------------------------------------------------- frames
+    def records_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per record of every pool; see :func:`poolscope.frames.records_df`."""
+        from .frames import records_df
+
+        return records_df(self, upto)
+
+    def members_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per membership interval, all pools; see :func:`poolscope.frames.members_df`."""
+        from .frames import members_df
+
+        return members_df(self, upto)
+
+    def messages_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per message, all pools; see :func:`poolscope.frames.messages_df`."""
+        from .frames import messages_df
+
+        return messages_df(self, upto)
+
+    def wakes_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per wake condition, all pools; see :func:`poolscope.frames.wakes_df`."""
+        from .frames import wakes_df
+
+        return wakes_df(self, upto)
+
+    def summary(self) -> "pd.DataFrame":
+        """One row per pool: head, records, members now, messages and wakes by status."""
+        from .activity import summary
+
+        return summary(self)
+
     def __repr__(self) -> str:
         return f"<poolscope.Database {str(self.path)!r}: {len(self._pool_ids)} pools>"
 
@@ -341,6 +376,43 @@ class PoolHistory:
         >>> pool.snapshot(3).members  # doctest: +SKIP
         """
         return snapshot_at(self, cursor, strict=strict)
+
+    # --------------------------------------------------- frames and changes
+    def records_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per record; see :func:`poolscope.frames.records_df`."""
+        from .frames import records_df
+
+        return records_df(self, upto)
+
+    def members_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per membership interval; see :func:`poolscope.frames.members_df`."""
+        from .frames import members_df
+
+        return members_df(self, upto)
+
+    def messages_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per message id; see :func:`poolscope.frames.messages_df`."""
+        from .frames import messages_df
+
+        return messages_df(self, upto)
+
+    def wakes_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per wake condition; see :func:`poolscope.frames.wakes_df`."""
+        from .frames import wakes_df
+
+        return wakes_df(self, upto)
+
+    def activity(self, window: int | None = None, *, upto: int | None = None) -> "pd.DataFrame":
+        """Records by kind and status transitions per window of cursors; see :func:`poolscope.activity.activity`."""
+        from .activity import activity
+
+        return activity(self, window, upto=upto)
+
+    def diff(self, a: int, b: int) -> "Diff":
+        """What changed from cursor ``a`` to cursor ``b``; see :func:`poolscope.diff.diff`."""
+        from .diff import diff
+
+        return diff(self, a, b)
 
     def __repr__(self) -> str:
         return f"<PoolHistory {self.pool_id!r}: {len(self.index)} records, head {self.head}>"

@@ -1,0 +1,104 @@
+"""Activity per window of cursors, and a summary of every pool in a database.
+
+There is no wall-clock time in the records: the x axis is the cursor (seq).
+:func:`activity` counts, per window of ``window`` cursors, the records by
+kind and the message and wake status transitions (each ``run_message`` or
+``wake`` record is a transition to its status), as a tidy frame ready to plot.
+
+Example::
+
+    >>> activity(pool, window=100).pivot_table(index="window_start", columns="name",
+    ...     values="count", aggfunc="sum", observed=True)                           # doctest: +SKIP
+    >>> summary(db)                                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from . import wire
+from .fold import DAMAGED, RUN_MESSAGE, WAKE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import Database, PoolHistory
+
+SERIES_DTYPE = pd.CategoricalDtype(["record", "message", "wake"])
+NAME_DTYPE = pd.CategoricalDtype(
+    list(dict.fromkeys(list(wire.KINDS) + ["damaged"] + list(wire.MESSAGE_STATUSES) + list(wire.WAKE_STATUSES)))
+)
+
+
+def default_window(head: int, bins: int = 60) -> int:
+    """A window size giving about ``bins`` windows over ``head`` cursors.
+
+    >>> default_window(6000)
+    100
+    """
+    return max(1, int(np.ceil(max(head, 1) / bins)))
+
+
+def activity(history: "PoolHistory", window: int | None = None, *, upto: int | None = None, bins: int = 60) -> pd.DataFrame:
+    """Counts per window of cursors: columns ``pool_id``, ``window_start``,
+    ``window_end`` (inclusive), ``series`` (record / message / wake), ``name``
+    (a kind or a status) and ``count``; windows with no event of a name are omitted.
+
+    >>> activity(pool, window=50).head()   # doctest: +SKIP
+    """
+    index = history.index
+    n = index.position(upto) if upto is not None else len(index)
+    arrays = index.arrays()
+    seqs = arrays["seq"][:n]
+    kinds = arrays["kind"][:n]
+    if window is None:
+        window = default_window(int(seqs[-1]) if n else 0, bins)
+    window = max(1, int(window))
+    bucket = (seqs - 1) // window
+    entries = index.entries
+    status_codes = {s: i for i, s in enumerate(NAME_DTYPE.categories)}
+    names = np.where(kinds == DAMAGED, len(wire.KINDS), kinds).astype(np.int16)
+    parts = [pd.DataFrame({"bucket": bucket, "series": 0, "name": names})]
+    for series, kind in ((1, RUN_MESSAGE), (2, WAKE)):
+        positions = np.flatnonzero(kinds == kind)
+        codes = np.fromiter((status_codes[entries[p].status] for p in positions.tolist()), dtype=np.int16, count=len(positions))
+        parts.append(pd.DataFrame({"bucket": bucket[positions], "series": series, "name": codes}))
+    frame = pd.concat(parts, ignore_index=True)
+    counts = frame.groupby(["bucket", "series", "name"], sort=True).size().reset_index(name="count")
+    return pd.DataFrame(
+        {
+            "pool_id": pd.Categorical([history.pool_id] * len(counts)),
+            "window_start": (counts["bucket"].to_numpy() * window + 1).astype(np.int64),
+            "window_end": ((counts["bucket"].to_numpy() + 1) * window).astype(np.int64),
+            "series": pd.Categorical.from_codes(counts["series"].to_numpy(), dtype=SERIES_DTYPE),
+            "name": pd.Categorical.from_codes(counts["name"].to_numpy(), dtype=NAME_DTYPE),
+            "count": counts["count"].to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def summary(db: "Database") -> pd.DataFrame:
+    """One row per pool: ``head``, ``records``, ``damaged``, ``members`` now,
+    ``messages`` and ``wakes`` now, and messages/wakes by current status
+    (columns ``messages_<status>``, ``wakes_<status>``).
+
+    >>> summary(db)[["pool_id", "head", "members"]]   # doctest: +SKIP
+    """
+    rows = []
+    for history in db.pools():
+        index = history.index
+        head = index.head
+        row: dict = {"pool_id": history.pool_id, "head": head, "records": len(index), "damaged": len(index.problems)}
+        row["members"] = index.count_live("members", head) if head else 0
+        entries = index.entries
+        for namespace, statuses, label in (("messages", wire.MESSAGE_STATUSES, "messages"), ("wakes", wire.WAKE_STATUSES, "wakes")):
+            live = index.live_positions(namespace, head, ordered=False).tolist() if head else []
+            row[label] = len(live)
+            counted = pd.Series([entries[p].status for p in live], dtype=object).value_counts()
+            for status in statuses:
+                row[f"{label}_{status}"] = int(counted.get(status, 0))
+        rows.append(row)
+    columns = ["pool_id", "head", "records", "damaged", "members", "messages"]
+    columns += [f"messages_{s}" for s in wire.MESSAGE_STATUSES] + ["wakes"] + [f"wakes_{s}" for s in wire.WAKE_STATUSES]
+    return pd.DataFrame(rows, columns=columns)

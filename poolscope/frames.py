@@ -1,0 +1,398 @@
+"""Pool histories as pandas DataFrames: one row per item, documented columns.
+
+In the manner of Inspect AI's ``evals_df`` / ``samples_df`` / ``messages_df``:
+
+* :func:`records_df` -- one row per record;
+* :func:`members_df` -- one row per membership interval (a run that leaves and
+  re-joins has two rows);
+* :func:`messages_df` -- one row per message id;
+* :func:`wakes_df` -- one row per wake condition.
+
+Each takes ``upto=cursor`` to see the frame as it was at a past cursor, and
+works on a :class:`~poolscope.PoolHistory` or on a whole
+:class:`~poolscope.Database` (all pools, with a ``pool_id`` column).  Every
+frame is derived from the columnar index that the one fold builds, so the
+frames agree with :meth:`PoolHistory.snapshot` at every cursor.  Column names,
+meanings and dtypes are listed in :data:`COLUMNS`.  Damaged records appear in
+``records_df`` with ``kind == "damaged"`` and the reason in ``problem``.
+
+Example::
+
+    >>> import poolscope
+    >>> db = poolscope.open("sample_data/demo.db")                     # doctest: +SKIP
+    >>> poolscope.messages_df(db).query("status == 'failed'")          # doctest: +SKIP
+    >>> db.pool("pool.alpha").members_df(upto=100)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import wire
+from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import Database, PoolHistory
+
+KIND_DTYPE = pd.CategoricalDtype(list(wire.KINDS) + ["damaged"])
+MESSAGE_STATUS_DTYPE = pd.CategoricalDtype(list(wire.MESSAGE_STATUSES))
+WAKE_STATUS_DTYPE = pd.CategoricalDtype(list(wire.WAKE_STATUSES))
+TARGET_DTYPE = pd.CategoricalDtype(list(wire.TARGET_TYPES))
+RESUME_DTYPE = pd.CategoricalDtype(list(wire.RESUME_POLICIES))
+STRING = pd.ArrowDtype(pa.string())
+STRING_LIST = pd.ArrowDtype(pa.list_(pa.string()))
+CURSOR = "Int64"
+
+#: Every frame's columns: name -> (dtype, meaning).  ``category`` columns are
+#: pandas Categoricals; cursors are nullable ``Int64`` (missing = not reached).
+COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
+    "records_df": {
+        "pool_id": ("category", "pool the record belongs to"),
+        "seq": ("int64", "the record's cursor (per pool, from 1)"),
+        "kind": ("category", "record kind; 'damaged' when it cannot be decoded"),
+        "run_id": ("category", "member run (member_joined/left) or the wake's run"),
+        "agent_id": ("category", "member agent (member_joined/left)"),
+        "message_id": ("string", "run_message: message id"),
+        "message_status": ("category", "run_message: receipt status"),
+        "sender": ("category", "run_message: sending run (`from`)"),
+        "target_type": ("category", "run_message: run, agent, topic or pool"),
+        "target_id": ("category", "run_message: the addressed run/agent/topic/pool id"),
+        "delivered_to": ("list<string>", "run_message: receipt recipients"),
+        "reply_to": ("string", "run_message: message replied to"),
+        "condition_id": ("string", "wake: condition id"),
+        "wake_status": ("category", "wake: registration status"),
+        "idempotency_key": ("string", "run_message/wake: idempotency key"),
+        "journal_cursor": ("string", "run_message/wake: source-run journal cursor"),
+        "problem": ("string", "why a damaged record could not be read"),
+    },
+    "members_df": {
+        "pool_id": ("category", "pool"),
+        "run_id": ("category", "member run"),
+        "agent_id": ("category", "member agent (latest join in the interval)"),
+        "topics": ("list<string>", "topics (latest join in the interval)"),
+        "policy_refs": ("list<string>", "policy refs as kind:id[@version]"),
+        "joined_at": ("Int64", "seq of the join that started the interval"),
+        "updated_at": ("Int64", "seq of the latest join in the interval (a join of a member updates it)"),
+        "left_at": ("Int64", "seq of member_left ending it; missing while still a member"),
+        "joins": ("int64", "member_joined records in the interval"),
+    },
+    "messages_df": {
+        "pool_id": ("category", "pool"),
+        "message_id": ("string", "message id"),
+        "status": ("category", "latest receipt status at `upto`"),
+        "sender": ("category", "sending run"),
+        "target_type": ("category", "run, agent, topic or pool"),
+        "target_id": ("category", "addressed id"),
+        "recipients": ("list<string>", "delivered_to of the latest receipt"),
+        "reply_to": ("string", "message replied to"),
+        "expected_responses": ("Int64", "response contract: expected responses"),
+        "response_timeout_millis": ("Int64", "response contract: timeout"),
+        "expires_at_millis": ("Int64", "expiry"),
+        "content_ref": ("string", "content reference"),
+        "idempotency_key": ("string", "idempotency key"),
+        "first_seq": ("int64", "seq of the message's first record"),
+        "last_seq": ("int64", "seq of its latest record at `upto`"),
+        **{f"{s}_at": ("Int64", f"seq at which status {s} was first reached") for s in wire.MESSAGE_STATUSES},
+        "records": ("int64", "how many records the message took"),
+    },
+    "wakes_df": {
+        "pool_id": ("category", "pool"),
+        "condition_id": ("string", "wake condition id"),
+        "run_id": ("category", "the run waiting"),
+        "status": ("category", "latest registration status at `upto`"),
+        "families": ("list<string>", "event families waited for (missing: any)"),
+        "kinds": ("list<string>", "event kinds waited for (missing: any)"),
+        "runs": ("list<string>", "runs watched, after scoping to members (missing: any)"),
+        "timeout_millis": ("Int64", "timeout"),
+        "resume_with": ("category", "resume input policy"),
+        "idempotency_key": ("string", "idempotency key"),
+        "registered_at": ("Int64", "seq of the first `registered`"),
+        **{f"{s}_at": ("Int64", f"seq at which status {s} was first reached") for s in wire.WAKE_STATUSES[1:]},
+        "terminal_at": ("Int64", "seq of the first terminal status"),
+        "first_seq": ("int64", "seq of the condition's first record"),
+        "last_seq": ("int64", "seq of its latest record at `upto`"),
+        "records": ("int64", "how many records the condition took"),
+    },
+}
+
+
+def _cat(values: Any, dtype: pd.CategoricalDtype | None = None) -> pd.Categorical:
+    return pd.Categorical(values, dtype=dtype) if dtype is not None else pd.Categorical(values)
+
+
+def _strings(values: Any) -> pd.api.extensions.ExtensionArray:
+    return pd.array(pa.array(values, type=pa.string()), dtype=STRING)
+
+
+def _lists(values: Any) -> pd.api.extensions.ExtensionArray:
+    return pd.array(pa.array(values, type=pa.list_(pa.string())), dtype=STRING_LIST)
+
+
+def _cursors(values: Any) -> pd.api.extensions.ExtensionArray:
+    return pd.array(values, dtype=CURSOR)
+
+
+# ---------------------------------------------------------------- records
+def _pool_records(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+    index = history.index
+    n = index.position(upto) if upto is not None else len(index)
+    entries = index.entries[:n]
+    seqs = index.seqs[:n]
+    if entries:
+        (kind, key, status, idem, run_id, agent_id, sender, ttype, tid, delivered, reply, journal, _extra) = zip(*entries)
+    else:
+        kind = key = status = idem = run_id = agent_id = sender = ttype = tid = delivered = reply = journal = ()
+    kinds = np.asarray(kind, dtype=np.int8)
+    keys = np.asarray(key, dtype=object)
+    statuses = np.asarray(status, dtype=object)
+    is_message = kinds == RUN_MESSAGE
+    is_wake = kinds == WAKE
+    codes = np.where(kinds == DAMAGED, len(wire.KINDS), kinds).astype(np.int8)
+    problems = [None] * n
+    for seq, error in index.problems.items():
+        pos = index.position(seq) - 1
+        if 0 <= pos < n and index.seqs[pos] == seq:
+            problems[pos] = error.problem
+    message_ids = np.where(is_message, keys, None)
+    return pd.DataFrame(
+        {
+            "pool_id": _cat([history.pool_id] * n),
+            "seq": np.asarray(seqs, dtype=np.int64),
+            "kind": pd.Categorical.from_codes(codes, dtype=KIND_DTYPE),
+            "run_id": _cat(run_id),
+            "agent_id": _cat(agent_id),
+            "message_id": _strings(message_ids),
+            "message_status": _cat(np.where(is_message, statuses, None), MESSAGE_STATUS_DTYPE),
+            "sender": _cat(sender),
+            "target_type": _cat(ttype, TARGET_DTYPE),
+            "target_id": _cat(tid),
+            "delivered_to": _lists([list(d) if m else None for d, m in zip(delivered, is_message)]),
+            "reply_to": _strings(reply),
+            "condition_id": _strings(np.where(is_wake, keys, None)),
+            "wake_status": _cat(np.where(is_wake, statuses, None), WAKE_STATUS_DTYPE),
+            "idempotency_key": _strings(idem),
+            "journal_cursor": _strings(journal),
+            "problem": _strings(problems),
+        }
+    )
+
+
+def records_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+    """One row per record (see ``COLUMNS["records_df"]``).
+
+    >>> records_df(db).groupby("kind", observed=True).size()   # doctest: +SKIP
+    """
+    return _combine(source, _pool_records, upto)
+
+
+# ---------------------------------------------------------------- members
+def _policy_ref_text(ref: Any) -> str:
+    if isinstance(ref, dict):
+        text = f"{ref.get('kind')}:{ref.get('id')}"
+        return text + (f"@{ref['version']}" if ref.get("version") is not None else "")
+    return str(ref)
+
+
+def _pool_members(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+    index = history.index
+    arrays = index.arrays()
+    n = index.position(upto) if upto is not None else len(index)
+    changes = arrays["member_changes"]
+    changes = changes[: int(np.searchsorted(changes, n, side="left"))]
+    entries, seqs = index.entries, index.seqs
+    open_rows: dict[str, dict] = {}
+    rows: list[dict] = []
+    for pos in changes.tolist():
+        entry = entries[pos]
+        seq = seqs[pos]
+        if entry.kind == MEMBER_JOINED:
+            row = open_rows.get(entry.key)
+            if row is None:
+                row = {"run_id": entry.key, "joined_at": seq, "left_at": None, "joins": 0}
+                open_rows[entry.key] = row
+                rows.append(row)
+            row["joins"] += 1
+            row["updated_at"] = seq
+            row["member"] = entry.extra
+        elif entry.kind == MEMBER_LEFT:
+            row = open_rows.pop(entry.key, None)
+            if row is not None:
+                row["left_at"] = seq
+    members = [r["member"] for r in rows]
+    return pd.DataFrame(
+        {
+            "pool_id": _cat([history.pool_id] * len(rows)),
+            "run_id": _cat([r["run_id"] for r in rows]),
+            "agent_id": _cat([m.get("agent_id") for m in members]),
+            "topics": _lists([list(m.get("topics", [])) for m in members]),
+            "policy_refs": _lists([[_policy_ref_text(p) for p in m.get("policy_refs", [])] for m in members]),
+            "joined_at": _cursors([r["joined_at"] for r in rows]),
+            "updated_at": _cursors([r["updated_at"] for r in rows]),
+            "left_at": _cursors([r["left_at"] for r in rows]),
+            "joins": np.asarray([r["joins"] for r in rows], dtype=np.int64),
+        }
+    )
+
+
+def members_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+    """One row per membership interval (see ``COLUMNS["members_df"]``).
+
+    The rows with no ``left_at`` at ``upto=k`` are exactly ``snapshot(k).members``.
+
+    >>> members_df(pool, upto=50).query("left_at.isna()")   # doctest: +SKIP
+    """
+    return _combine(source, _pool_members, upto)
+
+
+# ------------------------------------------------------ messages and wakes
+def _namespace_frame(history: "PoolHistory", upto: int | None, namespace: str) -> tuple[pd.DataFrame, list]:
+    """Rows of one namespace up to ``upto``: key, seq, status, position."""
+    index = history.index
+    arrays = index.arrays()
+    n = index.position(upto) if upto is not None else len(index)
+    positions = arrays[namespace]
+    positions = positions[: int(np.searchsorted(positions, n, side="left"))]
+    entries = index.entries
+    picked = [entries[p] for p in positions.tolist()]
+    frame = pd.DataFrame(
+        {
+            "key": pd.array([e.key for e in picked], dtype=object),
+            "seq": arrays["seq"][positions],
+            "status": pd.array([e.status for e in picked], dtype=object),
+        }
+    )
+    return frame, picked
+
+
+def _status_pivot(frame: pd.DataFrame, statuses: tuple[str, ...], order: pd.Index) -> dict[str, Any]:
+    firsts = frame.groupby(["key", "status"], sort=False)["seq"].min().unstack("status")
+    firsts = firsts.reindex(index=order, columns=list(statuses))
+    return {f"{status}_at": _cursors(firsts[status].to_numpy(dtype="float64", na_value=np.nan)) for status in statuses}
+
+
+def _pool_messages(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+    frame, picked = _namespace_frame(history, upto, "messages")
+    grouped = frame.groupby("key", sort=False)
+    first = grouped["seq"].min()
+    order = first.sort_values(kind="stable").index
+    last_row = grouped.tail(1).set_index("key").reindex(order)
+    counts = grouped.size().reindex(order)
+    last_entries = [picked[i] for i in frame.reset_index().groupby("key", sort=False)["index"].max().reindex(order)]
+    extra = [e.extra for e in last_entries]
+    return pd.DataFrame(
+        {
+            "pool_id": _cat([history.pool_id] * len(order)),
+            "message_id": _strings(list(order)),
+            "status": _cat(last_row["status"].tolist(), MESSAGE_STATUS_DTYPE),
+            "sender": _cat([e.sender for e in last_entries]),
+            "target_type": _cat([e.target_type for e in last_entries], TARGET_DTYPE),
+            "target_id": _cat([e.target_id for e in last_entries]),
+            "recipients": _lists([list(e.delivered_to) for e in last_entries]),
+            "reply_to": _strings([e.reply_to for e in last_entries]),
+            "expected_responses": _cursors([x[1] for x in extra]),
+            "response_timeout_millis": _cursors([x[2] for x in extra]),
+            "expires_at_millis": _cursors([x[0] for x in extra]),
+            "content_ref": _strings([x[3] for x in extra]),
+            "idempotency_key": _strings([e.idem for e in last_entries]),
+            "first_seq": first.reindex(order).to_numpy(dtype=np.int64),
+            "last_seq": last_row["seq"].to_numpy(dtype=np.int64),
+            **_status_pivot(frame, wire.MESSAGE_STATUSES, order),
+            "records": counts.to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def messages_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+    """One row per message id, ordered by first appearance (see ``COLUMNS["messages_df"]``).
+
+    >>> messages_df(pool).query("status in ['failed', 'expired']")   # doctest: +SKIP
+    """
+    return _combine(source, _pool_messages, upto)
+
+
+def _pool_wakes(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+    frame, picked = _namespace_frame(history, upto, "wakes")
+    grouped = frame.groupby("key", sort=False)
+    first = grouped["seq"].min()
+    order = first.sort_values(kind="stable").index
+    last_row = grouped.tail(1).set_index("key").reindex(order)
+    counts = grouped.size().reindex(order)
+    last_entries = [picked[i] for i in frame.reset_index().groupby("key", sort=False)["index"].max().reindex(order)]
+    extra = [e.extra for e in last_entries]
+    pivot = _status_pivot(frame, wire.WAKE_STATUSES, order)
+    terminal = frame[frame["status"].isin(list(wire.WAKE_TERMINAL))].groupby("key", sort=False)["seq"].min()
+    return pd.DataFrame(
+        {
+            "pool_id": _cat([history.pool_id] * len(order)),
+            "condition_id": _strings(list(order)),
+            "run_id": _cat([e.run_id for e in last_entries]),
+            "status": _cat(last_row["status"].tolist(), WAKE_STATUS_DTYPE),
+            "families": _lists([None if x[2] is None else list(x[2]) for x in extra]),
+            "kinds": _lists([None if x[3] is None else list(x[3]) for x in extra]),
+            "runs": _lists([None if x[4] is None else list(x[4]) for x in extra]),
+            "timeout_millis": _cursors([x[0] for x in extra]),
+            "resume_with": _cat([x[1] for x in extra], RESUME_DTYPE),
+            "idempotency_key": _strings([e.idem for e in last_entries]),
+            **pivot,
+            "terminal_at": _cursors(terminal.reindex(order).to_numpy(dtype="float64", na_value=np.nan)),
+            "first_seq": first.reindex(order).to_numpy(dtype=np.int64),
+            "last_seq": last_row["seq"].to_numpy(dtype=np.int64),
+            "records": counts.to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def wakes_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+    """One row per wake condition, ordered by first appearance (see ``COLUMNS["wakes_df"]``).
+
+    >>> wakes_df(pool).query("status == 'timed_out'")   # doctest: +SKIP
+    """
+    return _combine(source, _pool_wakes, upto)
+
+
+# ----------------------------------------------------------------- common
+def _combine(source: Any, build: Callable[["PoolHistory", int | None], pd.DataFrame], upto: int | None) -> pd.DataFrame:
+    from .history import Database
+
+    if isinstance(source, Database):
+        frames = [build(history, upto) for history in source.pools()]
+        if not frames:
+            return _empty(build)
+        with_ids = source.pool_ids
+        combined = pd.concat(frames, ignore_index=True)
+        combined["pool_id"] = pd.Categorical(combined["pool_id"].astype(object), categories=with_ids)
+        return _restore(combined, frames[0])
+    return build(source, upto)
+
+
+def _restore(combined: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """``concat`` turns categoricals with different categories into object: make them categorical again."""
+    for column in combined.columns:
+        if isinstance(like[column].dtype, pd.CategoricalDtype) and not isinstance(combined[column].dtype, pd.CategoricalDtype):
+            fixed = like[column].dtype if column in ("kind", "message_status", "wake_status", "status", "target_type", "resume_with") else None
+            combined[column] = pd.Categorical(combined[column].astype(object), dtype=fixed)
+    return combined
+
+
+def _empty(build: Callable) -> pd.DataFrame:
+    name = {_pool_records: "records_df", _pool_members: "members_df", _pool_messages: "messages_df", _pool_wakes: "wakes_df"}[build]
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS[name]})
+
+
+def describe_columns(frame: str | None = None) -> pd.DataFrame:
+    """The documented columns (frame, column, dtype, meaning) as a DataFrame.
+
+    >>> describe_columns("members_df").loc[0, "column"]
+    'pool_id'
+    """
+    rows = [
+        {"frame": name, "column": column, "dtype": dtype, "meaning": meaning}
+        for name, columns in COLUMNS.items()
+        if frame is None or name == frame
+        for column, (dtype, meaning) in columns.items()
+    ]
+    return pd.DataFrame(rows)
