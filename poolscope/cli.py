@@ -138,5 +138,24 @@ def generate(out: str, pools: int, records: int, seed: int, prefix: str) -> None
     click.echo(f"wrote {summary['records']} records in {len(summary['pools'])} pools to {summary['path']}")
 
 
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "json"]), default="parquet", show_default=True)
+@click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
+@click.option("--upto", type=int, default=None, help="Frames as they were at this cursor.")
+def export(db: str, out: str, fmt: str, pools: tuple[str, ...], upto: int | None) -> None:
+    """Write the records, members, messages and wakes frames (and a summary) to folder OUT."""
+    from .export import export as run
+
+    for path in run(_open(db), out, format=fmt, pools=list(pools) or None, upto=upto):
+        click.echo(str(path))
+
+
 def main() -> None:  # pragma: no cover
     cli()
+
+
+from .check import doctor as _doctor  # noqa: E402
+
+cli.add_command(_doctor)

@@ -1,0 +1,96 @@
+"""Activity windows, the database summary, and export round-trips."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+import poolscope
+from poolscope.export import export
+from conftest import load_jsonl
+
+
+def test_activity_counts_every_record_and_transition(oracle):
+    records = load_jsonl(oracle / "records.jsonl")
+    db = poolscope.open(oracle / "pool.db")
+    for pool in db.pools():
+        frame = pool.activity(window=25)
+        expected = Counter()
+        for r in records:
+            if r["pool_id"] != pool.pool_id:
+                continue
+            start = (r["cursor"]["sequence"] - 1) // 25 * 25 + 1
+            p = r["payload"]
+            expected[(start, "record", p["type"])] += 1
+            if p["type"] == "run_message":
+                expected[(start, "message", p["stored"]["receipt"]["status"])] += 1
+            if p["type"] == "wake":
+                expected[(start, "wake", p["stored"]["registration"]["status"])] += 1
+        got = {(row.window_start, row.series, row.name): row.count for row in frame.itertuples(index=False)}
+        assert got == dict(expected)
+        assert (frame["window_end"] - frame["window_start"] == 24).all()
+
+
+def test_summary_matches_the_sdk_final_snapshots(oracle):
+    from conftest import raw_snapshot_lines
+
+    final = {}
+    for pool_id, cursor, text in raw_snapshot_lines(oracle):
+        final[pool_id] = (cursor, json.loads(text))
+    summary = poolscope.open(oracle / "pool.db").summary().set_index("pool_id")
+    for pool_id, (head, snap) in final.items():
+        row = summary.loc[pool_id]
+        assert row["head"] == head
+        assert row["members"] == len(snap["members"])
+        assert row["messages"] == len(snap.get("messages", []))
+        assert row["wakes"] == len(snap.get("wakes", []))
+        statuses = Counter(m["receipt"]["status"] for m in snap.get("messages", []))
+        for status in poolscope.wire.MESSAGE_STATUSES:
+            assert row[f"messages_{status}"] == statuses.get(status, 0)
+        wake_statuses = Counter(w["registration"]["status"] for w in snap.get("wakes", []))
+        for status in poolscope.wire.WAKE_STATUSES:
+            assert row[f"wakes_{status}"] == wake_statuses.get(status, 0)
+
+
+def _comparable(frame: pd.DataFrame) -> list[list]:
+    rows = []
+    for row in frame.astype(object).itertuples(index=False):
+        rows.append([None if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)) else (list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v) for v in row])
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_export_round_trips(small_db, tmp_path, fmt):
+    db = poolscope.open(small_db)
+    paths = export(db, tmp_path / "out", format=fmt)
+    assert sorted(p.stem for p in paths) == ["members", "messages", "records", "summary", "wakes"]
+    for name in ("records", "members", "messages", "wakes"):
+        original = getattr(db, f"{name}_df")()
+        path = tmp_path / "out" / f"{name}.{'jsonl' if fmt == 'json' else fmt}"
+        if fmt == "parquet":
+            back = pd.read_parquet(path)
+            for column in original.columns:
+                if isinstance(original[column].dtype, pd.CategoricalDtype):
+                    assert isinstance(back[column].dtype, pd.CategoricalDtype), column
+                if str(original[column].dtype) == "Int64":
+                    assert str(back[column].dtype) == "Int64", column
+        elif fmt == "csv":
+            back = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            for column in original.columns:
+                if "list" in str(original[column].dtype):
+                    back[column] = [None if pd.isna(v) else json.loads(v) for v in back[column]]
+        else:
+            back = pd.read_json(path, lines=True, dtype=False)
+        assert list(back.columns) == list(original.columns)
+        assert len(back) == len(original)
+        assert _comparable(back) == _comparable(original), name
+
+
+def test_snapshot_json_export_is_the_sdk_json(small_db, tmp_path):
+    snap = poolscope.open(small_db).pool("pool.alpha").snapshot(100)
+    path = tmp_path / "snap.json"
+    path.write_text(snap.to_json(), encoding="utf-8")
+    assert json.loads(path.read_text(encoding="utf-8")) == snap.to_dict()

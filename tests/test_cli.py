@@ -1,0 +1,95 @@
+"""Every `poolscope` command, through click's test runner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import poolscope
+from poolscope.cli import cli
+from conftest import load_jsonl, raw_snapshot_lines
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_every_command_has_help(runner):
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    commands = list(cli.commands)
+    assert {"info", "records", "snapshot", "generate", "export"} <= set(commands)
+    for name in commands:
+        sub = runner.invoke(cli, [name, "--help"])
+        assert sub.exit_code == 0, name
+        assert "Usage:" in sub.output and cli.commands[name].help.split("\n")[0][:20] in sub.output
+
+
+def test_info_counts_kinds_and_statuses(runner, oracle):
+    records = load_jsonl(oracle / "records.jsonl")
+    result = runner.invoke(cli, ["info", str(oracle / "pool.db"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    for pool in data["pools"]:
+        mine = [r for r in records if r["pool_id"] == pool["pool_id"]]
+        assert pool["head"] == mine[-1]["cursor"]["sequence"]
+        kinds = {}
+        for r in mine:
+            kinds[r["payload"]["type"]] = kinds.get(r["payload"]["type"], 0) + 1
+        assert pool["kinds"] == dict(sorted(kinds.items()))
+    text = runner.invoke(cli, ["info", str(oracle / "pool.db")])
+    assert text.exit_code == 0 and all(p["pool_id"] in text.output for p in data["pools"])
+
+
+def test_records_prints_the_sdk_record_lines(runner, oracle):
+    raw = (oracle / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    records = load_jsonl(oracle / "records.jsonl")
+    pool_id = records[0]["pool_id"]
+    result = runner.invoke(cli, ["records", str(oracle / "pool.db"), "--pool", pool_id, "--after", "3", "--upto", "9"])
+    assert result.exit_code == 0
+    expected = [line for line, r in zip(raw, records) if r["pool_id"] == pool_id and 3 < r["cursor"]["sequence"] <= 9]
+    assert result.output.splitlines() == expected
+    only = runner.invoke(cli, ["records", str(oracle / "pool.db"), "--pool", pool_id, "--kind", "wake"])
+    assert {json.loads(line)["payload"]["type"] for line in only.output.splitlines()} == {"wake"}
+
+
+def test_snapshot_prints_the_sdk_json(runner, oracle):
+    pool_id, cursor, text = next(iter(list(raw_snapshot_lines(oracle))[40:41]))
+    result = runner.invoke(cli, ["snapshot", str(oracle / "pool.db"), "--pool", pool_id, "--cursor", str(cursor)])
+    assert result.exit_code == 0
+    assert result.output == text + "\n"
+    pretty = runner.invoke(cli, ["snapshot", str(oracle / "pool.db"), "--pool", pool_id, "--cursor", str(cursor), "--pretty"])
+    assert json.loads(pretty.output) == json.loads(text)
+
+
+def test_errors_are_one_line_and_exit_2(runner, tmp_path):
+    missing = tmp_path / "missing.db"
+    result = runner.invoke(cli, ["info", str(missing)])
+    assert result.exit_code == 2
+    assert "no such file" in result.output and "Traceback" not in result.output
+    assert not missing.exists()
+    result = runner.invoke(cli, ["snapshot", str(poolscope_sample()), "--pool", "pool.nope"])
+    assert result.exit_code == 2 and "pool.nope" in result.output
+
+
+def poolscope_sample():
+    from conftest import SAMPLE_DB
+
+    return SAMPLE_DB
+
+
+def test_generate_then_export(runner, tmp_path):
+    out = tmp_path / "gen.db"
+    result = runner.invoke(cli, ["generate", str(out), "--pools", "2", "--records", "120", "--seed", "9"])
+    assert result.exit_code == 0, result.output
+    db = poolscope.open(out)
+    assert len(db.pool_ids) == 2 and all(len(p) >= 120 for p in db.pools())
+    exported = runner.invoke(cli, ["export", str(out), str(tmp_path / "x"), "--format", "csv", "--pool", db.pool_ids[0]])
+    assert exported.exit_code == 0, exported.output
+    import pandas as pd
+
+    members = pd.read_csv(tmp_path / "x" / "members.csv")
+    assert set(members["pool_id"]) == {db.pool_ids[0]}

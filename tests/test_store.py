@@ -1,0 +1,172 @@
+"""PoolStore: the SDK's error paths, dedupe, canonical JSON, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+import pytest
+
+import poolscope
+from poolscope import wire
+
+MEMBER = {"run_id": "run.a", "agent_id": "agent.x"}
+
+
+def _message(n: int, *, key: str | None = None) -> dict:
+    return {
+        "message_id": f"msg.{n}",
+        "from": "run.a",
+        "to": {
+            "target": {"type": "run", "run_id": "run.b"},
+            "destination_ref": {"kind": "agent", "id": "run.b", "privacy": "content_refs_only", "retention": "host_policy"},
+            "related_refs": [{"kind": "run", "id": "run.b", "privacy": "content_refs_only"}],
+        },
+        "content_ref": f"content.{n}",
+        "correlation": {},
+        "idempotency_key": key or f"idem.{n}",
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    with poolscope.PoolStore(tmp_path / "store.db") as s:
+        yield s
+
+
+def test_open_pool_with_an_equal_config_appends_nothing(store):
+    first = store.open_pool("p", {"message_policy": {"include_sender_in_pool_broadcast": False}})
+    # the SDK compares after its defaults: an omitted list equals an empty one
+    again = store.open_pool(
+        "p",
+        {
+            "policy_refs": [],
+            "wake_policy": {"envelope_only": True},
+            "message_policy": {"required_policy_refs": [], "include_sender_in_pool_broadcast": False},
+        },
+    )
+    assert first.cursor == again.cursor == 1
+    assert [r.kind for r in store.watch("p")] == ["pool_opened"]
+
+
+def test_open_pool_with_a_different_config_is_an_error(store):
+    store.open_pool("p", {})
+    with pytest.raises(poolscope.ConfigConflictError, match="conflicts with existing pool") as info:
+        store.open_pool("p", {"wake_policy": {"envelope_only": False}})
+    assert info.value.pool_id == "p" and "store.db" in str(info.value)
+    assert len(store.watch("p")) == 1
+
+
+def test_snapshot_of_an_unopened_pool_is_an_error(store):
+    with pytest.raises(poolscope.PoolNotOpenedError, match="has not opened this pool"):
+        store.snapshot("nope")
+    with pytest.raises(poolscope.PoolNotOpenedError):
+        store.join_member("nope", MEMBER)
+    # like the SDK, record_pool_created does not check
+    assert store.record_pool_created("nope") == 1
+
+
+def test_leaving_twice_is_an_error(store):
+    store.open_pool("p", {})
+    store.join_member("p", MEMBER)
+    member, cursor = store.leave_member("p", "run.a")
+    assert member == MEMBER and cursor == 3
+    with pytest.raises(poolscope.NotAMemberError, match="not a member"):
+        store.leave_member("p", "run.a")
+    with pytest.raises(poolscope.NotAMemberError):
+        store.leave_member("p", "run.never")
+    assert [r.kind for r in store.watch("p")] == ["pool_opened", "member_joined", "member_left"]
+
+
+def test_record_pool_created_appends_on_every_call(store):
+    store.open_pool("p", {})
+    assert [store.record_pool_created("p") for _ in range(3)] == [2, 3, 4]
+    assert store.snapshot("p").created is True
+
+
+def test_message_dedupe_returns_the_latest_receipt(store):
+    store.open_pool("p", {})
+    assert store.message_receipt("p", "idem.1") is None
+    store.record_message("p", _message(1), {"message_id": "msg.1", "status": "accepted", "delivered_to": ["run.b"]})
+    store.record_message("p", _message(1), {"message_id": "msg.1", "status": "delivered", "delivered_to": ["run.b"]})
+    assert store.message_receipt("p", "idem.1") == {"message_id": "msg.1", "status": "delivered", "delivered_to": ["run.b"]}
+    # a second message under the same key replaces the dedupe entry, as in the SDK
+    store.record_message("p", _message(2, key="idem.1"), {"message_id": "msg.2", "status": "failed"})
+    assert store.message_receipt("p", "idem.1")["message_id"] == "msg.2"
+    assert len(store.snapshot("p").messages) == 2
+
+
+def test_wake_dedupe_and_lookup(store):
+    store.open_pool("p", {})
+    condition = wire.canonical_condition({"condition_id": "w.1", "run_id": "run.a", "idempotency_key": "k.1"})
+    compiled = wire.compile_filter(condition["filter"])
+    store.record_wake("p", condition, compiled, {"condition_id": "w.1", "run_id": "run.a", "status": "registered"})
+    store.record_wake("p", condition, compiled, {"condition_id": "w.1", "run_id": "run.a", "status": "cancelled"})
+    store.record_wake("p", condition, compiled, {"condition_id": "w.1", "run_id": "run.a", "status": "cancelled"})
+    assert store.wake_registration("p", "k.1")["status"] == "cancelled"
+    assert store.wake("p", "w.1")["compiled_filter"] == compiled
+    assert store.wake("p", "w.2") is None
+    assert store.wake_registration("p", "k.2") is None
+
+
+def test_values_are_written_in_serde_order_whatever_the_input_order(store):
+    store.open_pool("p", {})
+    store.join_member("p", {"topics": ["t"], "policy_refs": [], "agent_id": "agent.x", "run_id": "run.a"})
+    row = store.conn.execute("SELECT payload_json FROM agent_pool_records WHERE seq = 2").fetchone()[0]
+    assert row == '{"type":"member_joined","member":{"run_id":"run.a","agent_id":"agent.x","topics":["t"]}}'
+
+
+def test_bad_values_are_typed_errors_and_write_nothing(store):
+    store.open_pool("p", {})
+    with pytest.raises(poolscope.InvalidInputError, match="needs field 'agent_id'"):
+        store.join_member("p", {"run_id": "run.a"})
+    with pytest.raises(poolscope.InvalidInputError, match="not one of"):
+        store.record_message("p", _message(1), {"message_id": "msg.1", "status": "lost"})
+    with pytest.raises(poolscope.InvalidInputError, match="must equal"):
+        store.record_message("p", _message(1), {"message_id": "msg.9", "status": "failed"})
+    assert len(store.watch("p")) == 1
+
+
+def test_next_event_sequence_counts_per_pool(store):
+    assert [store.next_event_sequence("p") for _ in range(3)] == [1, 2, 3]
+    assert store.next_event_sequence("q") == 1
+
+
+def test_watch_returns_records_after_a_cursor(store):
+    store.open_pool("p", {})
+    for n in range(5):
+        store.record_pool_created("p")
+    assert [r.cursor for r in store.watch("p", 3)] == [4, 5, 6]
+    assert store.watch("p", 6) == []
+
+
+def test_two_stores_on_one_file_see_each_other(tmp_path):
+    path = tmp_path / "shared.db"
+    one, two = poolscope.PoolStore(path), poolscope.PoolStore(path)
+    one.open_pool("p", {})
+    assert two.open_pool("p", {}).cursor == 1
+    two.join_member("p", MEMBER)
+    assert one.leave_member("p", "run.a")[1] == 3
+    assert two.snapshot("p").members == []
+
+
+def _append_many(path: str, worker: int, count: int) -> None:
+    store = poolscope.PoolStore(path, timeout=60)
+    for n in range(count):
+        store.join_member("p", {"run_id": f"run.{worker}.{n}", "agent_id": f"agent.{worker}"})
+    store.close()
+
+
+def test_concurrent_appends_from_several_processes_are_contiguous(tmp_path):
+    path = str(tmp_path / "concurrent.db")
+    poolscope.PoolStore(path).open_pool("p", {})
+    workers = [multiprocessing.get_context("spawn").Process(target=_append_many, args=(path, w, 150)) for w in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+        assert w.exitcode == 0
+    seqs = [row[0] for row in sqlite3.connect(path).execute("SELECT seq FROM agent_pool_records WHERE pool_id='p' ORDER BY seq")]
+    assert seqs == list(range(1, 4 * 150 + 2))
+    snap = poolscope.open(path).pool("p").snapshot()
+    assert len(snap.members) == 600
