@@ -25,6 +25,7 @@ from .errors import (
     PoolscopeError,
     RecordError,
 )
+from .fold import extract
 from .index import PoolIndex, decode_row, fetch_payloads
 from .snapshot import Snapshot, snapshot_at
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,6 +99,7 @@ def read_records(
         for seq, kind_raw, typ, payload_raw in rows:
             try:
                 kind, payload = decode_row(kind_raw, typ, payload_raw)
+                extract(kind, payload)  # wrong shape, unknown kind or status: the SDK cannot read it either
                 yield Record(pool_id, seq, kind, payload)
             except RecordError as error:
                 error.path, error.pool_id, error.seq = str(path), pool_id, seq
@@ -220,6 +222,18 @@ class Database:
         """Every pool's history, in pool-id order."""
         for pool_id in self._pool_ids:
             yield self.pool(pool_id)
+
+    def check(self):
+        """Anomalies in this database: damaged records, gaps, histories the SDK
+        would not write (a list of :class:`poolscope.check.Anomaly`; see
+        :func:`poolscope.check.check`).
+
+        >>> [a.code for a in db.check() if a.severity == "error"]  # doctest: +SKIP
+        []
+        """
+        from .check import check
+
+        return check(self)
 
     # --------------------------------------------------------------- frames
     def records_df(self, upto: int | None = None) -> "pd.DataFrame":

@@ -1,0 +1,424 @@
+"""Checking a database for damage and for histories the SDK would not write.
+
+:func:`check` (also :meth:`poolscope.Database.check` and ``poolscope doctor``)
+returns a list of :class:`Anomaly`, each with a severity:
+
+* ``error``: the SDK cannot replay the pool past this record, or the record
+  contradicts itself (damaged payloads, records of an unopened pool, a
+  conflicting ``pool_opened``, a wake filter whose fingerprint is wrong, a
+  duplicated seq);
+* ``warning``: the SDK can replay it, but its own coordinator never writes it
+  (a gap in the seqs, ``member_left`` for a run that is not a member, a status
+  change for a message or wake that was never recorded);
+* ``info``: worth knowing, harmless (no ``agent_pool_event_seq`` table, a
+  repeated identical ``pool_opened``).
+
+Histories written by the real SDK are clean.  What the SDK's store lets
+through is not reported: a ``delivered`` message that later becomes
+``timed_out``, ``cancelled`` or ``responded`` in any order and more than once,
+a wake cancelled twice, a message recorded straight as ``failed`` or
+``expired``, a ``failed`` wake without ``journal_cursor``.
+
+The check works from the pool indexes (one pass over their entries); payloads
+are read again only for wakes, to recompute their filter fingerprints, so it
+stays fast on millions of records.
+
+Example::
+
+    >>> import poolscope
+    >>> [a.code for a in poolscope.open("sample_data/demo.db").check()]  # doctest: +SKIP
+    []
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+import click
+import numpy as np
+
+from . import wire
+from .errors import (
+    DatabaseChangedError,
+    DatabaseError,
+    DatabaseLockedError,
+    PoolscopeError,
+    RecordError,
+    UnknownRecordKindError,
+)
+from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
+from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, translate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import Database, PoolHistory
+
+SEVERITIES = ("error", "warning", "info")
+#: At most this many anomalies of one code are listed per pool; the rest are summed up in one more.
+MAX_PER_CODE = 200
+
+#: Every anomaly code, its severity and what it means.
+CODES: dict[str, tuple[str, str]] = {
+    "bad_json": ("error", "payload_json is not valid JSON"),
+    "invalid_utf8": ("error", "payload_json is not valid UTF-8 text"),
+    "blob_payload": ("error", "payload_json is stored as a BLOB, not TEXT"),
+    "null_payload": ("error", "payload_json is NULL"),
+    "bad_shape": ("error", "the payload is JSON but not the SDK's shape for its kind"),
+    "unknown_kind": ("error", "a record type this SDK version does not know (written by a newer SDK?)"),
+    "unknown_status": ("error", "a message or wake status this SDK version does not know"),
+    "duplicate_seq": ("error", "two rows of one pool share a seq"),
+    "bad_seq": ("error", "a seq that is not an integer"),
+    "bad_pool_id": ("error", "a pool_id that is NULL or not text"),
+    "pool_not_opened": ("error", "a pool with records but no pool_opened"),
+    "record_before_open": ("error", "records before the pool's pool_opened"),
+    "config_conflict": ("error", "a second pool_opened with a different config"),
+    "wake_filter_mismatch": ("error", "a wake's compiled filter fingerprint or id does not match its criteria"),
+    "unreadable": ("error", "SQLite could not read part of the file"),
+    "seq_gap": ("warning", "seqs missing between two records"),
+    "member_left_not_member": ("warning", "member_left for a run that is not a member"),
+    "message_never_sent": ("warning", "a status change for a message never recorded"),
+    "delivered_without_accepted": ("warning", "a message delivered without being accepted first"),
+    "wake_never_registered": ("warning", "a status change for a wake condition never registered"),
+    "too_many": ("warning", "more anomalies of one code than are listed"),
+    "repeated_pool_opened": ("info", "a second pool_opened with the same config"),
+    "no_event_seq_table": ("info", "the agent_pool_event_seq table is missing"),
+}
+
+#: First statuses the SDK's coordinator writes for a new message.
+_MESSAGE_FIRST = frozenset({"accepted", "failed", "expired"})
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One finding: ``severity`` ("error", "warning" or "info"), ``code`` (see
+    :data:`CODES`), where (``pool_id``, ``seq``; ``None`` for the whole file)
+    and ``message``, a plain explanation."""
+
+    severity: str
+    code: str
+    pool_id: str | None
+    seq: int | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = []
+        if self.pool_id is not None:
+            where.append(f"pool {self.pool_id!r}")
+        if self.seq is not None:
+            where.append(f"seq {self.seq}")
+        return f"{self.severity}: {self.code}" + (f" ({', '.join(where)})" if where else "") + f": {self.message}"
+
+
+def _anomaly(code: str, pool_id: str | None, seq: int | None, message: str) -> Anomaly:
+    return Anomaly(CODES[code][0], code, pool_id, seq, message)
+
+
+def problem_code(error: RecordError) -> str:
+    """The anomaly code for a damaged record the index reported."""
+    text = error.problem
+    if isinstance(error, UnknownRecordKindError):
+        return "unknown_status" if "status" in text else "unknown_kind"
+    if "is NULL" in text:
+        return "null_payload"
+    if "BLOB" in text:
+        return "blob_payload"
+    if "UTF-8" in text:
+        return "invalid_utf8"
+    if "not valid JSON" in text:
+        return "bad_json"
+    return "bad_shape"
+
+
+# --------------------------------------------------------------------- checks
+def check(db: "Database") -> list[Anomaly]:
+    """Every anomaly found in ``db`` (a :class:`poolscope.Database`), file-wide
+    ones first, then pool by pool in seq order.
+
+    Raises :class:`DatabaseLockedError` / :class:`DatabaseChangedError` when the
+    file cannot be read right now; other read failures become ``unreadable``
+    anomalies.
+    """
+    found: list[Anomaly] = list(_file_checks(db))
+    for pool_id in db.pool_ids:
+        try:
+            history = db.pool(pool_id)
+            found.extend(_capped(_pool_checks(history)))
+        except (DatabaseLockedError, DatabaseChangedError):
+            raise
+        except DatabaseError as error:
+            found.append(_anomaly("unreadable", pool_id, error.seq, error.problem))
+    return found
+
+
+def _capped(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
+    out: list[Anomaly] = []
+    counts: dict[str, int] = {}
+    for anomaly in anomalies:
+        n = counts[anomaly.code] = counts.get(anomaly.code, 0) + 1
+        if n <= MAX_PER_CODE:
+            out.append(anomaly)
+    for code, n in counts.items():
+        if n > MAX_PER_CODE:
+            pool_id = next(a.pool_id for a in out if a.code == code)
+            out.append(
+                _anomaly("too_many", pool_id, None, f"{n - MAX_PER_CODE} more {code} anomalies in this pool are not listed")
+            )
+    return out
+
+
+def _file_checks(db: "Database") -> Iterable[Anomaly]:
+    conn, path = db.conn, db.path
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # only the key columns: SQLite answers from the primary-key index
+        odd = conn.execute(
+            f"SELECT typeof(pool_id), CAST(pool_id AS BLOB), typeof(seq), CAST(seq AS BLOB) FROM {RECORDS_TABLE} "
+            "WHERE typeof(pool_id) != 'text' OR typeof(seq) != 'integer' LIMIT ?",
+            (MAX_PER_CODE + 1,),
+        ).fetchall()
+    except sqlite3.Error as error:
+        raise translate(error, path) from None
+    if EVENT_SEQ_TABLE not in tables:
+        yield _anomaly(
+            "no_event_seq_table",
+            None,
+            None,
+            f"the database has no {EVENT_SEQ_TABLE} table (the SDK creates it; pool event numbering starts afresh)",
+        )
+    for pool_type, pool_raw, seq_type, seq_raw in odd[:MAX_PER_CODE]:
+        pool_id = _text(pool_raw)
+        if pool_type != "text":
+            yield _anomaly(
+                "bad_pool_id", pool_id, None, f"a row's pool_id is {pool_type.upper()}, not text: no pool can read it"
+            )
+        if seq_type != "integer":
+            yield _anomaly(
+                "bad_seq",
+                pool_id,
+                None,
+                f"a row's seq is {seq_type.upper()} {_text(seq_raw)!r}, not an integer: poolscope and the SDK skip it",
+            )
+    if len(odd) > MAX_PER_CODE:
+        yield _anomaly("too_many", None, None, "more rows with a bad pool_id or seq are not listed")
+
+
+def _text(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    return str(raw)
+
+
+def _pool_checks(history: "PoolHistory") -> Iterable[Anomaly]:
+    index = history.index
+    pool_id = history.pool_id
+    seqs, entries = index.seqs, index.entries
+    # damaged records and duplicates, as the index found them
+    for seq in sorted(index.problems):
+        error = index.problems[seq]
+        yield _anomaly(problem_code(error), pool_id, seq, error.problem)
+    for seq in sorted(set(index.duplicates)):
+        yield _anomaly(
+            "duplicate_seq", pool_id, seq, "more than one row has this seq (the SDK's primary key forbids it); the first is used"
+        )
+    if not seqs:
+        return
+    # gaps
+    array = np.asarray(seqs, dtype=np.int64)
+    if array[0] != 1:
+        yield _anomaly("seq_gap", pool_id, int(array[0]), f"seqs 1..{int(array[0]) - 1} are missing before the first record")
+    for pos in np.flatnonzero(np.diff(array) > 1)[: MAX_PER_CODE + 1]:
+        before, after = int(array[pos]), int(array[pos + 1])
+        missing = f"seq {before + 1} is" if after - before == 2 else f"seqs {before + 1}..{after - 1} are"
+        yield _anomaly("seq_gap", pool_id, after, f"{missing} missing (records deleted?)")
+    # opening
+    fold = index.fold
+    if fold.config_seq is None:
+        yield _anomaly(
+            "pool_not_opened",
+            pool_id,
+            seqs[0],
+            f"the pool has {len(seqs)} record(s) but no pool_opened: the SDK refuses to snapshot it",
+        )
+    elif seqs[0] < fold.config_seq:
+        before = int(np.searchsorted(array, fold.config_seq))
+        yield _anomaly(
+            "record_before_open",
+            pool_id,
+            seqs[0],
+            f"{before} record(s) come before the pool_opened at seq {fold.config_seq}: "
+            "the SDK opens a pool before anything else",
+        )
+    # one pass over the entries, no payloads
+    config = None
+    members: set[str] = set()
+    messages: dict[str, str] = {}
+    wakes: dict[str, str] = {}
+    wake_seqs: list[int] = []
+    damaged = ""  # a damaged record may be the lost one that explains a warning
+    for seq, entry in zip(seqs, entries):
+        kind = entry.kind
+        if kind == RUN_MESSAGE:
+            if entry.key not in messages and entry.status not in _MESSAGE_FIRST:
+                if entry.status == "delivered":
+                    yield _anomaly(
+                        "delivered_without_accepted",
+                        pool_id,
+                        seq,
+                        f"message {entry.key!r} is recorded delivered but was never accepted{damaged}",
+                    )
+                else:
+                    yield _anomaly(
+                        "message_never_sent",
+                        pool_id,
+                        seq,
+                        f"message {entry.key!r} changes to {entry.status} but was never recorded before{damaged}",
+                    )
+            messages[entry.key] = entry.status
+        elif kind == WAKE:
+            wake_seqs.append(seq)
+            if entry.key not in wakes and entry.status != "registered":
+                yield _anomaly(
+                    "wake_never_registered",
+                    pool_id,
+                    seq,
+                    f"wake condition {entry.key!r} changes to {entry.status} but was never registered{damaged}",
+                )
+            wakes[entry.key] = entry.status
+        elif kind == MEMBER_JOINED:
+            members.add(entry.key)
+        elif kind == MEMBER_LEFT:
+            if entry.key in members:
+                members.discard(entry.key)
+            else:
+                yield _anomaly(
+                    "member_left_not_member",
+                    pool_id,
+                    seq,
+                    f"run {entry.key!r} leaves but is not a member (the SDK's leave_member refuses this){damaged}",
+                )
+        elif kind == POOL_OPENED:
+            if config is None:
+                config = entry.extra
+            elif configs_equal(config, entry.extra):
+                yield _anomaly(
+                    "repeated_pool_opened", pool_id, seq, "pool_opened again with the same config (harmless)"
+                )
+            else:
+                yield _anomaly(
+                    "config_conflict",
+                    pool_id,
+                    seq,
+                    "pool_opened again with a different config: the SDK refuses to replay the pool from here on",
+                )
+        elif kind == DAMAGED:
+            damaged = f" (the damaged record at seq {seq} may be the one that recorded it)"
+    yield from _wake_filter_checks(history, wake_seqs)
+
+
+def _wake_filter_checks(history: "PoolHistory", wake_seqs: list[int]) -> Iterable[Anomaly]:
+    """Recompute each wake's filter fingerprint and id from its criteria."""
+    if not wake_seqs:
+        return
+    db, pool_id = history.db, history.pool_id
+    wanted = set(wake_seqs)
+    known: dict[bytes, tuple[str, str] | str] = {}
+    try:
+        rows = db.conn.execute(
+            f"SELECT seq, CAST(payload_json AS BLOB) FROM {RECORDS_TABLE} "
+            "WHERE pool_id = ? AND seq BETWEEN ? AND ? AND kind = 'wake' ORDER BY seq",
+            (pool_id, wake_seqs[0], wake_seqs[-1]),
+        )
+        for seq, raw in rows:
+            if seq not in wanted:
+                continue
+            wanted.discard(seq)  # a duplicated seq is checked once
+            try:
+                compiled = wire.loads(raw)["stored"]["compiled_filter"]
+                criteria = compiled["criteria"]
+                stored = (compiled["filter_fingerprint"], compiled["filter_id"])
+            except (ValueError, KeyError, TypeError) as error:
+                yield _anomaly("wake_filter_mismatch", pool_id, seq, f"the compiled filter lacks {error}")
+                continue
+            key = wire.dumpb(criteria)
+            expected = known.get(key)
+            if expected is None and stored[0] == wire.filter_fingerprint(criteria):
+                # fast path: the stored criteria are in serde order and hash to the fingerprint
+                expected = known[key] = (stored[0], wire.filter_id(stored[0]))
+            if expected is None:
+                try:
+                    compiled_again = wire.compile_filter(criteria)
+                    expected = (compiled_again["filter_fingerprint"], compiled_again["filter_id"])
+                except PoolscopeError as error:
+                    expected = f"its criteria are not a valid EventFilter ({error.problem})"
+                known[key] = expected
+            if isinstance(expected, str):
+                yield _anomaly("wake_filter_mismatch", pool_id, seq, expected)
+            elif stored[0] != expected[0]:
+                yield _anomaly(
+                    "wake_filter_mismatch",
+                    pool_id,
+                    seq,
+                    f"filter_fingerprint is {stored[0]!r} but the criteria hash to {expected[0]!r}",
+                )
+            elif stored[1] != expected[1]:
+                yield _anomaly(
+                    "wake_filter_mismatch",
+                    pool_id,
+                    seq,
+                    f"filter_id is {stored[1]!r} but the fingerprint gives {expected[1]!r}",
+                )
+    except sqlite3.Error as error:
+        raise translate(error, history.path, pool_id) from None
+
+
+# ------------------------------------------------------------------ command
+def summarize(anomalies: list[Anomaly]) -> dict[str, int]:
+    """Counts by severity."""
+    counts = {severity: 0 for severity in SEVERITIES}
+    for anomaly in anomalies:
+        counts[anomaly.severity] += 1
+    return counts
+
+
+@click.command()
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
+    """Check a database for damage and for histories the SDK would not write.
+
+    Exit status: 0 when no error was found (warnings and info allowed), 1 when
+    errors were found, 2 when the file cannot be opened as a pool database.
+    """
+    from .history import open as open_db
+
+    try:
+        anomalies = check(open_db(db, progress=False))
+    except PoolscopeError as error:
+        click.echo(f"Error: {error}", err=True)
+        ctx.exit(2)
+    counts = summarize(anomalies)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"path": db, "counts": counts, "anomalies": [a.to_dict() for a in anomalies]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        for anomaly in anomalies:
+            click.echo(str(anomaly))
+        verdict = "damaged" if counts["error"] else "ok"
+        click.echo(f"{db}: {verdict} ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)")
+    ctx.exit(1 if counts["error"] else 0)
+
+
+__all__ = ["Anomaly", "CODES", "check", "doctor", "problem_code"]
