@@ -159,3 +159,7 @@ def main() -> None:  # pragma: no cover
 from .check import doctor as _doctor  # noqa: E402
 
 cli.add_command(_doctor)
+
+from .lab import lab as _lab  # noqa: E402
+
+cli.add_command(_lab)
