@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -34,6 +35,12 @@ NEVER = np.iinfo(np.int64).max
 BATCH = 4096
 #: Show a progress bar when a pool has at least this many records to load.
 PROGRESS_THRESHOLD = 200_000
+
+#: Interned status and target strings (the index shares one str per value).
+_MESSAGE_STATUS = {s: s for s in wire.MESSAGE_STATUSES}
+_WAKE_STATUS = {s: s for s in wire.WAKE_STATUSES}
+_TARGET_TYPE = {s: s for s in wire.TARGET_TYPES}
+_TARGET_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
 
 SCAN_SQL = (
     "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
@@ -85,6 +92,7 @@ class PoolIndex:
         self.fold = PoolFold()
         self._arrays: dict[str, np.ndarray] | None = None
         self._ranks: dict[str, np.ndarray] = {}
+        self._shared: dict[str, str] = {}
 
     # ------------------------------------------------------------------ load
     def load(self, conn: sqlite3.Connection, progress: bool | None = None) -> int:
@@ -100,22 +108,26 @@ class PoolIndex:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, desc=f"loading {self.pool_id}", unit="rec", leave=False)
+        before = len(self.seqs)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # a load allocates millions of small objects and frees none: no cycles to find
         try:
-            cur = conn.execute(SCAN_SQL, (self.pool_id, after))
-            added = 0
+            cur = conn.execute(SCAN_SQL, (self.pool_id, self.head))
             while True:
                 rows = cur.fetchmany(BATCH)
                 if not rows:
                     break
                 self._ingest(rows)
-                added += len(rows)
                 if bar is not None:
                     bar.update(len(rows))
         except sqlite3.Error as error:
             raise translate(error, self.path, self.pool_id) from None
         finally:
+            if gc_was_enabled:
+                gc.enable()
             if bar is not None:
                 bar.close()
+        added = len(self.seqs) - before
         if added:
             self._arrays = None
             self._ranks = {}
@@ -130,44 +142,147 @@ class PoolIndex:
             raise translate(error, self.path, self.pool_id) from None
 
     def _ingest(self, rows: Iterable[tuple]) -> None:
-        seqs, entries, next_seq, fold = self.seqs, self.entries, self.next_seq, self.fold
-        loads = wire.loads
-        last = seqs[-1] if seqs else 0
-        for seq, kind_raw, typ, payload_raw in rows:
-            if not isinstance(seq, int) or seq <= last:
-                if isinstance(seq, int) and seq == last:
-                    self.duplicates.append(seq)
-                continue
-            try:
+        """Decode, flatten and fold a batch of ``(seq, kind, typeof, payload)`` rows.
+
+        This is the hot loop of every load: the two bulk kinds (run_message,
+        wake) are flattened inline (same result as :func:`extract`, which
+        handles every other case and every error), strings that repeat are
+        shared, and the cyclic garbage collector is paused meanwhile.
+        """
+        batch_seqs: list[int] = []
+        batch: list[Entry] = []
+        add_seq, add = batch_seqs.append, batch.append
+        loads = wire.orjson.loads
+        new = tuple.__new__
+        share = self._shared.setdefault
+        last = self.seqs[-1] if self.seqs else 0
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for seq, kind_raw, typ, payload_raw in rows:
+                if type(seq) is not int or seq <= last:
+                    if type(seq) is int and seq == last:
+                        self.duplicates.append(seq)
+                    continue
+                entry = None
                 if typ == "text":
-                    # fast path: the common, well-formed row
-                    entry = extract(kind_raw.decode("utf-8"), loads(payload_raw))
-                else:
-                    entry = extract(*decode_row(kind_raw, typ, payload_raw))
-            except RecordError as error:
-                entry = Entry(DAMAGED)
-                error.path, error.pool_id, error.seq = str(self.path), self.pool_id, seq
-                error.args = (error._format(),)
-                self.problems[seq] = error
-            except (UnicodeDecodeError, ValueError) as error:
-                try:
-                    decode_row(kind_raw, typ, payload_raw)
-                    problem: RecordError = CorruptRecordError(f"cannot decode record ({error})")
-                except RecordError as decoded:
-                    problem = decoded
-                entry = Entry(DAMAGED)
-                problem.path, problem.pool_id, problem.seq = str(self.path), self.pool_id, seq
-                problem.args = (problem._format(),)
-                self.problems[seq] = problem
-            pos = len(seqs)
-            seqs.append(seq)
-            entries.append(entry)
-            next_seq.append(NEVER)
-            if entry.kind != DAMAGED:
-                prev = fold.apply(pos, seq, entry)
+                    try:
+                        payload = loads(payload_raw)
+                        if kind_raw == b"run_message":
+                            stored = payload["stored"]
+                            message = stored["message"]
+                            receipt = stored["receipt"]
+                            target = message["to"]["target"]
+                            ttype = target["type"]
+                            status = receipt["status"]
+                            key = message["message_id"]
+                            contract = message.get("response_contract")
+                            if (
+                                payload["type"] == "run_message"
+                                and status in _MESSAGE_STATUS
+                                and receipt["message_id"] == key
+                                and type(key) is str
+                                and ttype in _TARGET_FIELD
+                            ):
+                                tid = target.get(_TARGET_FIELD[ttype])
+                                entry = new(
+                                    Entry,
+                                    (
+                                        RUN_MESSAGE,
+                                        key,
+                                        _MESSAGE_STATUS[status],
+                                        message["idempotency_key"],
+                                        None,
+                                        None,
+                                        share(message["from"], message["from"]),
+                                        _TARGET_TYPE[ttype],
+                                        None if tid is None else share(tid, tid),
+                                        tuple(receipt.get("delivered_to", ())),
+                                        message.get("reply_to"),
+                                        receipt.get("journal_cursor"),
+                                        (
+                                            message.get("expires_at_millis"),
+                                            None if contract is None else contract["expected_responses"],
+                                            None if contract is None else contract.get("timeout_millis"),
+                                            message["content_ref"],
+                                        ),
+                                    ),
+                                )
+                        elif kind_raw == b"wake":
+                            stored = payload["stored"]
+                            condition = stored["condition"]
+                            registration = stored["registration"]
+                            status = registration["status"]
+                            key = condition["condition_id"]
+                            criteria = stored["compiled_filter"]["criteria"]
+                            families = criteria.get("families")
+                            kinds = criteria.get("kinds")
+                            runs = criteria.get("run_ids")
+                            if (
+                                payload["type"] == "wake"
+                                and status in _WAKE_STATUS
+                                and registration["condition_id"] == key
+                                and type(key) is str
+                            ):
+                                run_id = condition["run_id"]
+                                entry = new(
+                                    Entry,
+                                    (
+                                        WAKE,
+                                        key,
+                                        _WAKE_STATUS[status],
+                                        condition["idempotency_key"],
+                                        share(run_id, run_id),
+                                        None,
+                                        None,
+                                        None,
+                                        None,
+                                        (),
+                                        None,
+                                        registration.get("journal_cursor"),
+                                        (
+                                            condition.get("timeout_millis"),
+                                            condition["resume_with"],
+                                            tuple(families["include"]) if families.__class__ is dict else None,
+                                            tuple(kinds["include"]) if kinds.__class__ is dict else None,
+                                            tuple(runs["include"]) if runs.__class__ is dict else None,
+                                        ),
+                                    ),
+                                )
+                        if entry is None:
+                            entry = extract(kind_raw.decode("utf-8"), payload)
+                    except Exception:
+                        entry = None
+                if entry is None:
+                    entry = self._slow_entry(seq, kind_raw, typ, payload_raw)
+                add_seq(seq)
+                add(entry)
+                last = seq
+            start = len(self.seqs)
+            prevs = self.fold.apply_many(start, batch_seqs, batch)
+            next_seq = self.next_seq
+            next_seq.extend([NEVER] * len(batch))
+            for seq, prev in zip(batch_seqs, prevs):
                 if prev >= 0:
                     next_seq[prev] = seq
-            last = seq
+            self.seqs.extend(batch_seqs)
+            self.entries.extend(batch)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _slow_entry(self, seq: int, kind_raw: Any, typ: str, payload_raw: Any) -> Entry:
+        """Decode one row the careful way; a damaged row becomes a DAMAGED entry and a problem."""
+        try:
+            return extract(*decode_row(kind_raw, typ, payload_raw))
+        except RecordError as error:
+            problem: RecordError = error
+        except (UnicodeDecodeError, ValueError, TypeError) as error:
+            problem = CorruptRecordError(f"cannot decode record ({error})")
+        problem.path, problem.pool_id, problem.seq = str(self.path), self.pool_id, seq
+        problem.args = (problem._format(),)
+        self.problems[seq] = problem
+        return Entry(DAMAGED)
 
     # --------------------------------------------------------------- columns
     @property
@@ -267,7 +382,8 @@ def fetch_payloads(
         if span <= 4 * len(ordered):
             wanted = set(ordered)
             rows = conn.execute(
-                "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?",
+                # as bytes: a damaged neighbour (invalid UTF-8) must not fail the fetch
+                "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?",
                 (pool_id, ordered[0], ordered[-1]),
             )
             for seq, text in rows:
@@ -278,7 +394,7 @@ def fetch_payloads(
                 chunk = ordered[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for seq, text in conn.execute(
-                    f"SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq IN ({marks})",
+                    f"SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq IN ({marks})",
                     (pool_id, *chunk),
                 ):
                     out[seq] = wire.loads(text)
