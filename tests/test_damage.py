@@ -1,0 +1,779 @@
+"""A catalogue of damaged databases: every public read call answers or raises a
+typed :class:`poolscope.PoolscopeError` naming the file (and pool and seq), the
+records around the damage stay readable, ``doctor`` names the damage, and
+nothing on disk changes.
+
+Each case is one :class:`Case` in :data:`CASES`: a base database (a generated
+one, the SDK oracle's, or none), a ``damage`` function that changes the copy in
+place and records where it put the damage, and what to expect.  To add a case,
+write a damage function and append one ``Case(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from click.testing import CliRunner
+
+import poolscope
+from poolscope import wire
+from poolscope.check import CODES
+from poolscope.cli import cli
+from conftest import tree_state
+from reference import reference_snapshot
+
+#: A call that takes longer than this has hung (the lock cases use a 0.5 s timeout).
+HANG = 30.0
+TIMEOUT = 0.5
+RECORD_CODES = {"bad_json", "invalid_utf8", "blob_payload", "null_payload", "bad_shape", "unknown_kind", "unknown_status"}
+
+
+# ------------------------------------------------------------------ the table
+@dataclass
+class Built:
+    """A damaged file, and where its damage is (filled in by a damage function)."""
+
+    path: Path
+    pool_id: str | None = None
+    seq: int | None = None
+    #: seq the located anomaly is reported at (default: ``seq``)
+    anomaly_seq: int | None = None
+    #: the base's rows before the damage: pool -> seq -> payload text
+    original: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: the rows after the damage (those that are still text)
+    current: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Case:
+    name: str
+    #: "generated" (a copy of the ``small_db`` fixture), "oracle" (the SDK's pool.db) or "none"
+    base: str
+    damage: Callable[[Built], None]
+    #: exception class ``poolscope.open`` raises (None: it opens)
+    opens: type | None = None
+    #: exactly the anomaly codes ``check``/``doctor`` report
+    codes: frozenset = frozenset()
+    #: the code that must be reported at (pool_id, anomaly_seq)
+    at: str | None = None
+    #: what ``snapshot(seq, strict=True)`` raises at the damage (None: answers)
+    strict: type | None = None
+    #: a context manager (given the path) held while reading: another process's lock
+    hold: Callable[[Path], Any] | None = None
+    #: hold the lock only after the database was opened and loaded
+    hold_after_open: bool = False
+    #: change the file after it was opened and loaded (replace, delete)
+    after_open: Callable[[Built], None] | None = None
+
+
+# ------------------------------------------------------------- damage helpers
+def rows_of(path: Path) -> dict[str, dict[int, str]]:
+    """pool -> seq -> payload text, read with plain sqlite3 (rows that are not text are left out)."""
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        out: dict[str, dict[int, str]] = {}
+        for pool_id, seq, raw in conn.execute(
+            "SELECT pool_id, seq, CAST(payload_json AS BLOB) FROM agent_pool_records "
+            "WHERE typeof(payload_json) = 'text' AND typeof(seq) = 'integer' AND pool_id IS NOT NULL ORDER BY pool_id, seq"
+        ):
+            out.setdefault(pool_id, {}).setdefault(seq, raw.decode("utf-8", "replace"))
+        return out
+    finally:
+        conn.close()
+
+
+def execute(path: Path, *statements: tuple) -> None:
+    """Run SQL on the file with a plain read-write connection (WAL checkpointed on close)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statement in statements:
+            conn.execute(*statement)
+    finally:
+        conn.close()
+
+
+def target(built: Built, kind: str | None = None, status: str | None = None, pool: int = 1) -> tuple[str, int, dict]:
+    """A record of ``kind`` (and status) in the second half of the ``pool``-th pool; sets built.pool_id/seq."""
+    pool_id = sorted(built.original)[pool % len(built.original)]
+    rows = built.original[pool_id]
+    head = max(rows)
+    for seq in sorted(rows):
+        payload = json.loads(rows[seq])
+        if seq < head // 2 or (kind and payload["type"] != kind):
+            continue
+        if status and kind == "run_message" and payload["stored"]["receipt"]["status"] != status:
+            continue
+        if status and kind == "wake" and payload["stored"]["registration"]["status"] != status:
+            continue
+        built.pool_id, built.seq = pool_id, seq
+        return pool_id, seq, payload
+    raise AssertionError(f"no {kind} {status} record in {pool_id}")
+
+
+def set_payload(built: Built, value: Any, kind: str | None = None) -> None:
+    sql = "UPDATE agent_pool_records SET payload_json = ?" + (", kind = ?" if kind else "") + " WHERE pool_id = ? AND seq = ?"
+    params = (value, kind) if kind else (value,)
+    execute(built.path, (sql, (*params, built.pool_id, built.seq)))
+
+
+def append(built: Built, pool_id: str, kind: str, payload: dict) -> None:
+    seq = max(built.original[pool_id]) + 1
+    execute(built.path, ("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, seq, kind, wire.dumps(payload))))
+    built.pool_id, built.seq = pool_id, seq
+
+
+def rebuild_without_constraints(built: Built) -> None:
+    """Recreate agent_pool_records with no NOT NULL and no primary key (as a damaged copy might be)."""
+    execute(
+        built.path,
+        ("CREATE TABLE loose (pool_id, seq, kind, payload_json)",),
+        ("INSERT INTO loose SELECT * FROM agent_pool_records ORDER BY pool_id, seq",),
+        ("DROP TABLE agent_pool_records",),
+        ("ALTER TABLE loose RENAME TO agent_pool_records",),
+    )
+
+
+def stored_message(message_id: str, status: str, sender: str = "run.ghost.sender") -> dict:
+    message = wire.canonical_message(
+        {
+            "message_id": message_id,
+            "from": sender,
+            "to": {"target": {"type": "run", "run_id": "run.ghost"}, "destination_ref": {"kind": "agent", "id": "run.ghost"}},
+            "content_ref": "content.ghost",
+            "idempotency_key": f"idem.{message_id}",
+        }
+    )
+    return {"type": "run_message", "stored": {"message": message, "receipt": wire.canonical_receipt({"message_id": message_id, "status": status})}}
+
+
+# ------------------------------------------------------------ damage functions
+def missing_path(built: Built) -> None:
+    built.path = built.path.parent / "does-not-exist.db"
+
+
+def folder(built: Built) -> None:
+    built.path = built.path.parent / "a-folder.db"
+    built.path.mkdir()
+
+
+def not_sqlite(built: Built) -> None:
+    built.path.write_text("pool_id,seq,kind\npool.a,1,pool_opened\n" * 50)
+
+
+def empty_file(built: Built) -> None:
+    built.path.write_bytes(b"")
+
+
+def truncated(built: Built) -> None:
+    size = built.path.stat().st_size
+    os.truncate(built.path, size // 2)
+
+
+def truncated_header(built: Built) -> None:
+    os.truncate(built.path, 40)
+
+
+def garbage_pages(built: Built) -> None:
+    """Overwrite the second half of the file (table and index pages) with garbage."""
+    size = built.path.stat().st_size
+    with open(built.path, "r+b") as handle:
+        handle.seek(size // 2)
+        handle.write(bytes(range(256)) * ((size - size // 2) // 256))
+
+
+def no_records_table(built: Built) -> None:
+    execute(built.path, ("DROP TABLE agent_pool_records",))
+
+
+def wrong_columns(built: Built) -> None:
+    execute(
+        built.path,
+        ("DROP TABLE agent_pool_records",),
+        ("CREATE TABLE agent_pool_records (pool TEXT, position INTEGER, type TEXT, body TEXT)",),
+        ("INSERT INTO agent_pool_records VALUES ('pool.a', 1, 'pool_opened', '{}')",),
+    )
+
+
+# Record damage hits records whose loss has no knock-on effect (a message's
+# "delivered" follows its "accepted"; a member_left), so each case has one anomaly.
+def not_json(built: Built) -> None:
+    target(built, "member_left")
+    set_payload(built, '{"type":"member_left","member":{"run_id":')
+
+
+def wrong_shape(built: Built) -> None:
+    _, _, payload = target(built, "run_message", "delivered")
+    del payload["stored"]["receipt"]["status"]
+    set_payload(built, wire.dumps(payload))
+
+
+def unknown_kind(built: Built) -> None:
+    target(built, "run_message", "delivered")
+    set_payload(built, '{"type":"pool_archived","reason":"newer SDK"}', kind="pool_archived")
+
+
+def unknown_status(built: Built) -> None:
+    _, _, payload = target(built, "run_message", "delivered")
+    payload["stored"]["receipt"]["status"] = "bounced"
+    set_payload(built, wire.dumps(payload))
+
+
+def blob_payload(built: Built) -> None:
+    pool_id, seq, _ = target(built, "run_message", "delivered")
+    set_payload(built, built.original[pool_id][seq].encode("utf-8"))
+
+
+def invalid_utf8(built: Built) -> None:
+    target(built, "run_message", "delivered")
+    execute(
+        built.path,
+        (
+            "UPDATE agent_pool_records SET payload_json = CAST(X'7B2274797065223A2272756E5F6D657373616765FF227D' AS TEXT) "
+            "WHERE pool_id = ? AND seq = ?",
+            (built.pool_id, built.seq),
+        ),
+    )
+
+
+def null_payload(built: Built) -> None:
+    rebuild_without_constraints(built)
+    target(built, "wake", "triggered")
+    set_payload(built, None)
+
+
+def huge_payload(built: Built) -> None:
+    """A well-formed message whose content_ref is 20 MB: slow, but not damage."""
+    _, _, payload = target(built, "run_message", "accepted")
+    payload["stored"]["message"]["content_ref"] = "x" * (20 * 1024 * 1024)
+    set_payload(built, wire.dumps(payload))
+    built.original[built.pool_id][built.seq] = wire.dumps(payload)
+
+
+def seq_gap(built: Built) -> None:
+    pool_id, seq, _ = target(built, "run_message", "delivered")
+    execute(built.path, ("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (pool_id, seq)))
+    del built.original[pool_id][seq]
+    built.anomaly_seq = seq + 1
+
+
+def duplicate_seq(built: Built) -> None:
+    rebuild_without_constraints(built)
+    pool_id, seq, _ = target(built, "member_joined")
+    execute(
+        built.path,
+        ("INSERT INTO agent_pool_records VALUES (?, ?, 'pool_created', '{\"type\":\"pool_created\"}')", (pool_id, seq)),
+    )
+
+
+def config_conflict(built: Built) -> None:
+    pool_id = sorted(built.original)[1]
+    config = {"message_policy": {"include_sender_in_pool_broadcast": True}, "wake_policy": {"envelope_only": False}}
+    first = json.loads(built.original[pool_id][1])["config"]
+    assert wire.canonical_config(config) != first
+    append(built, pool_id, "pool_opened", {"type": "pool_opened", "config": wire.canonical_config(config)})
+
+
+def repeated_open(built: Built) -> None:
+    pool_id = sorted(built.original)[0]
+    append(built, pool_id, "pool_opened", json.loads(built.original[pool_id][1]))
+
+
+def pool_not_opened(built: Built) -> None:
+    pool_id = sorted(built.original)[2]
+    execute(built.path, ("DELETE FROM agent_pool_records WHERE pool_id = ? AND kind = 'pool_opened'", (pool_id,)))
+    del built.original[pool_id][1]
+    built.pool_id, built.seq, built.anomaly_seq = pool_id, 1, 2
+
+
+def record_before_open(built: Built) -> None:
+    """A new pool whose pool_created comes before its pool_opened."""
+    pool_id = "pool.early"
+    execute(
+        built.path,
+        ("INSERT INTO agent_pool_records VALUES (?, 1, 'pool_created', '{\"type\":\"pool_created\"}')", (pool_id,)),
+        (
+            "INSERT INTO agent_pool_records VALUES (?, 2, 'pool_opened', ?)",
+            (pool_id, wire.dumps({"type": "pool_opened", "config": wire.canonical_config({})})),
+        ),
+    )
+    built.original[pool_id] = {
+        1: '{"type":"pool_created"}',
+        2: wire.dumps({"type": "pool_opened", "config": wire.canonical_config({})}),
+    }
+    built.pool_id, built.seq = pool_id, 1
+
+
+def leave_non_member(built: Built) -> None:
+    pool_id = sorted(built.original)[0]
+    append(built, pool_id, "member_left", {"type": "member_left", "member": {"run_id": "run.ghost", "agent_id": "agent.ghost"}})
+
+
+def message_never_sent(built: Built) -> None:
+    pool_id = sorted(built.original)[1]
+    append(built, pool_id, "run_message", stored_message("msg.ghost", "responded"))
+
+
+def delivered_without_accepted(built: Built) -> None:
+    pool_id = sorted(built.original)[1]
+    append(built, pool_id, "run_message", stored_message("msg.ghost", "delivered"))
+
+
+def wake_never_registered(built: Built) -> None:
+    _, _, payload = target(built, "wake", "registered", pool=2)
+    stored = payload["stored"]
+    stored["condition"]["condition_id"] = stored["registration"]["condition_id"] = "wake.ghost"
+    stored["registration"]["status"] = "triggered"
+    append(built, built.pool_id, "wake", payload)
+
+
+def wake_filter_mismatch(built: Built) -> None:
+    _, _, payload = target(built, "wake", "registered")
+    criteria = payload["stored"]["compiled_filter"]["criteria"]
+    criteria["tags"] = {"include": ["tampered"]}
+    set_payload(built, wire.dumps(payload))
+
+
+def no_event_seq_table(built: Built) -> None:
+    execute(built.path, ("DROP TABLE agent_pool_event_seq",))
+
+
+def null_kind(built: Built) -> None:
+    rebuild_without_constraints(built)
+    target(built, "member_left")
+    execute(built.path, ("UPDATE agent_pool_records SET kind = NULL WHERE pool_id = ? AND seq = ?", (built.pool_id, built.seq)))
+
+
+def text_seq(built: Built) -> None:
+    rebuild_without_constraints(built)
+    pool_id = sorted(built.original)[0]
+    execute(
+        built.path,
+        ("INSERT INTO agent_pool_records VALUES (?, 'eleventh', 'pool_created', '{\"type\":\"pool_created\"}')", (pool_id,)),
+        ("INSERT INTO agent_pool_records VALUES (NULL, 3, 'pool_created', '{\"type\":\"pool_created\"}')",),
+    )
+
+
+def rollback_journal(built: Built) -> None:
+    execute(built.path, ("PRAGMA journal_mode = DELETE",))
+
+
+def replaced(built: Built) -> None:
+    other = built.path.parent / "other.db"
+    execute(other, ("CREATE TABLE agent_pool_records (pool_id TEXT, seq INTEGER, kind TEXT, payload_json TEXT)",))
+    os.replace(other, built.path)
+
+
+def deleted(built: Built) -> None:
+    built.path.unlink()
+
+
+LOCKER = r"""
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+for statement in sys.argv[2:]:
+    conn.execute(statement)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def locker(*statements: str) -> Callable[[Path], Any]:
+    """Another process holding a lock on the file until the block ends."""
+
+    @contextmanager
+    def hold(path: Path) -> Iterator[None]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, str(path), *statements],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout.readline().strip() == "locked"
+            yield
+        finally:
+            process.stdin.close()
+            process.wait(timeout=HANG)
+
+    return hold
+
+
+def rollback_then(damage: Callable[[Built], None]) -> Callable[[Built], None]:
+    def both(built: Built) -> None:
+        rollback_journal(built)
+        damage(built)
+
+    return both
+
+
+CASES: list[Case] = [
+    Case("missing path", "none", missing_path, opens=poolscope.DatabaseNotFoundError),
+    Case("a folder", "none", folder, opens=poolscope.NotADatabaseError),
+    Case("not an SQLite file", "none", not_sqlite, opens=poolscope.NotADatabaseError),
+    Case("empty file", "none", empty_file, opens=poolscope.NotADatabaseError),
+    Case("truncated file", "generated", truncated, opens=poolscope.NotADatabaseError),
+    Case("truncated inside the header", "generated", truncated_header, opens=poolscope.NotADatabaseError),
+    Case("garbage pages", "generated", garbage_pages, opens=poolscope.NotADatabaseError),
+    Case("no agent_pool_records table", "generated", no_records_table, opens=poolscope.SchemaError),
+    Case("wrong columns", "generated", wrong_columns, opens=poolscope.SchemaError),
+    Case("payload is not JSON", "generated", not_json, codes=frozenset({"bad_json"}), at="bad_json", strict=poolscope.CorruptRecordError),
+    Case("JSON of the wrong shape", "generated", wrong_shape, codes=frozenset({"bad_shape"}), at="bad_shape", strict=poolscope.CorruptRecordError),
+    Case("unknown record type (newer SDK)", "generated", unknown_kind, codes=frozenset({"unknown_kind"}), at="unknown_kind", strict=poolscope.UnknownRecordKindError),
+    Case("unknown status value", "oracle", unknown_status, codes=frozenset({"unknown_status"}), at="unknown_status", strict=poolscope.UnknownRecordKindError),
+    Case("payload stored as BLOB", "generated", blob_payload, codes=frozenset({"blob_payload"}), at="blob_payload", strict=poolscope.CorruptRecordError),
+    Case("invalid UTF-8 in payload_json", "generated", invalid_utf8, codes=frozenset({"invalid_utf8"}), at="invalid_utf8", strict=poolscope.CorruptRecordError),
+    Case("NULL payload", "generated", null_payload, codes=frozenset({"null_payload"}), at="null_payload", strict=poolscope.CorruptRecordError),
+    Case("NULL kind", "generated", null_kind, codes=frozenset({"unknown_kind"}), at="unknown_kind", strict=poolscope.RecordError),
+    Case("a 20 MB payload", "generated", huge_payload),
+    Case("gap in seq", "generated", seq_gap, codes=frozenset({"seq_gap"}), at="seq_gap"),
+    Case("duplicate seq", "generated", duplicate_seq, codes=frozenset({"duplicate_seq"}), at="duplicate_seq"),
+    Case("non-integer seq and NULL pool_id", "generated", text_seq, codes=frozenset({"bad_seq", "bad_pool_id"})),
+    Case("second pool_opened with a different config", "generated", config_conflict, codes=frozenset({"config_conflict"}), at="config_conflict", strict=poolscope.ConfigConflictError),
+    Case("second pool_opened with the same config", "oracle", repeated_open, codes=frozenset({"repeated_pool_opened"}), at="repeated_pool_opened"),
+    Case("pool never opened", "generated", pool_not_opened, codes=frozenset({"pool_not_opened", "seq_gap"}), at="pool_not_opened", strict=poolscope.PoolNotOpenedError),
+    Case("records before pool_opened", "generated", record_before_open, codes=frozenset({"record_before_open"}), at="record_before_open", strict=poolscope.PoolNotOpenedError),
+    Case("member_left for a run that is not a member", "generated", leave_non_member, codes=frozenset({"member_left_not_member"}), at="member_left_not_member"),
+    Case("status change for a message never sent", "generated", message_never_sent, codes=frozenset({"message_never_sent"}), at="message_never_sent"),
+    Case("message delivered without accepted", "oracle", delivered_without_accepted, codes=frozenset({"delivered_without_accepted"}), at="delivered_without_accepted"),
+    Case("status change for a wake never registered", "generated", wake_never_registered, codes=frozenset({"wake_never_registered"}), at="wake_never_registered"),
+    Case("wake filter fingerprint does not match", "oracle", wake_filter_mismatch, codes=frozenset({"wake_filter_mismatch"}), at="wake_filter_mismatch"),
+    Case("no agent_pool_event_seq table", "generated", no_event_seq_table, codes=frozenset({"no_event_seq_table"})),
+    Case("locked by another process (rollback journal)", "generated", rollback_journal, opens=poolscope.DatabaseLockedError, hold=locker("BEGIN EXCLUSIVE")),
+    Case(
+        "locked by another process after open",
+        "generated",
+        rollback_then(not_json),
+        codes=frozenset({"bad_json"}),
+        at="bad_json",
+        strict=poolscope.CorruptRecordError,
+        hold=locker("BEGIN EXCLUSIVE"),
+        hold_after_open=True,
+    ),
+    Case(
+        "locked in exclusive WAL mode",
+        "oracle",
+        lambda built: None,
+        opens=poolscope.DatabaseLockedError,
+        hold=locker("PRAGMA locking_mode = EXCLUSIVE", "BEGIN EXCLUSIVE", "UPDATE agent_pool_event_seq SET seq = seq"),
+    ),
+    Case("a WAL writer mid-transaction (readers go on)", "oracle", lambda built: None, hold=locker("BEGIN IMMEDIATE", "UPDATE agent_pool_event_seq SET seq = seq + 1")),
+    Case("replaced while open", "generated", lambda built: None, after_open=replaced),
+    Case("deleted while open", "oracle", lambda built: None, after_open=deleted),
+]
+
+
+# ---------------------------------------------------------------- the harness
+def bounded(call: Callable[[], Any]) -> tuple[Any, BaseException | None, float]:
+    """Run ``call`` in a thread; fail the test if it does not return within HANG seconds."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as error:  # noqa: BLE001 - judged by the caller
+            box["error"] = error
+
+    start = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(HANG)
+    elapsed = time.monotonic() - start
+    assert not thread.is_alive(), f"call hung for more than {HANG} s"
+    return box.get("value"), box.get("error"), elapsed
+
+
+class Judge:
+    """Runs calls and checks that each answers or raises a well-formed PoolscopeError."""
+
+    def __init__(self, built: Built, case: Case) -> None:
+        self.built, self.case = built, case
+        self.errors: list[tuple[str, BaseException]] = []
+
+    def __call__(self, label: str, call: Callable[[], Any], *, pool_id: str | None = None) -> tuple[Any, BaseException | None]:
+        value, error, _ = bounded(call)
+        if error is None:
+            return value, None
+        assert isinstance(error, poolscope.PoolscopeError), f"{label}: raw {type(error).__name__}: {error}"
+        text = str(error)
+        assert str(self.built.path) in text, f"{label}: message does not name the file: {text}"
+        if error.pool_id is not None:
+            assert repr(error.pool_id) in text
+        if error.seq is not None:
+            assert f"seq {error.seq}" in text
+        if isinstance(error, (poolscope.RecordError, poolscope.ConfigConflictError)):
+            assert error.pool_id is not None and error.seq is not None, f"{label}: {text}"
+        if pool_id is not None and not isinstance(error, poolscope.DatabaseError):
+            assert error.pool_id == pool_id, f"{label}: {text}"
+        self.errors.append((label, error))
+        return None, error
+
+
+def base_copy(case: Case, folder_: Path, small_db: Path, oracle: Path | None) -> Built:
+    path = folder_ / "pool.db"
+    if case.base == "generated":
+        shutil.copy(small_db, path)
+    elif case.base == "oracle":
+        shutil.copy(oracle / "pool.db", path)
+    else:
+        path.write_bytes(b"")  # replaced by the damage function
+    built = Built(path)
+    if case.base != "none":
+        built.original = rows_of(path)
+    return built
+
+
+def listing(folder_: Path) -> tuple[list[str], dict[str, bytes]]:
+    return sorted(p.name for p in folder_.iterdir()), tree_state(folder_)
+
+
+def expected_snapshot(built: Built, pool_id: str, cursor: int) -> dict | type:
+    """The reference replay (tests/reference.py) of the file as damaged, to ``cursor``."""
+    rows = built.current[pool_id]
+    records = [{"cursor": {"sequence": s}, "payload": json.loads(rows[s])} for s in sorted(rows) if s <= cursor]
+    try:
+        return reference_snapshot(pool_id, records, cursor)
+    except LookupError:
+        return poolscope.PoolNotOpenedError
+    except ValueError:
+        return poolscope.ConfigConflictError
+
+
+def run_cli(judge: Judge, args: list[str]) -> Any:
+    runner = CliRunner()
+    result, error, _ = bounded(lambda: runner.invoke(cli, args, catch_exceptions=True))
+    assert error is None
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"poolscope {' '.join(args)} crashed: {result.exception!r}") from result.exception
+    assert result.exit_code in (0, 1, 2), (args, result.exit_code)
+    if result.exit_code == 2:
+        assert "Error:" in result.stderr and str(judge.built.path) in result.stderr, (args, result.stderr)
+    return result
+
+
+def exercise(case: Case, built: Built, judge: Judge, db: Any, light: bool = False) -> dict[str, Any]:
+    """Every public read call on an opened database; returns what check() and refresh() said.
+
+    ``light``: one pool, fewer cursors (under a lock each call waits the timeout).
+    """
+    out: dict[str, Any] = {}
+    pool_ids, error = judge("pool_ids", lambda: db.pool_ids)
+    assert error is None
+    for pool_id in pool_ids[:1] if light else pool_ids:
+        history, error = judge("pool()", lambda: db.pool(pool_id), pool_id=pool_id)
+        if history is None:
+            continue
+        head = history.head
+        assert isinstance(head, int)
+        records, _ = judge("records()", history.records, pool_id=pool_id)
+        if records is not None:
+            for record in records:
+                if record.problem is None:
+                    record.to_json()
+                else:
+                    judge("to_dict()", record.to_dict, pool_id=pool_id)
+        cursors = {0, 1, head, head // 2}
+        if light:
+            cursors = {head}
+        elif built.pool_id == pool_id and built.seq is not None:
+            cursors |= {built.seq - 1, built.seq, min(built.seq + 1, head)}
+        for cursor in sorted(c for c in cursors if c >= 0):
+            for strict in (True,) if light else (True, False):
+                snap, _ = judge(f"snapshot({cursor}, strict={strict})", lambda: history.snapshot(cursor, strict=strict), pool_id=pool_id)
+                if snap is not None:
+                    judge("snapshot.to_json()", snap.to_json, pool_id=pool_id)
+                    judge("snapshot.counts()", snap.counts, pool_id=pool_id)
+        judge("iter_records(kinds=)", lambda: list(history.iter_records(kinds=["wake", "run_message"])), pool_id=pool_id)
+    out["check"], out["check_error"] = judge("check()", db.check)
+    out["refresh"], out["refresh_error"] = judge("refresh()", db.refresh)
+    return out
+
+
+def verify_around_damage(case: Case, built: Built, db: Any) -> None:
+    """Records before and after the damage read back exactly; the snapshot just before it is the SDK's."""
+    pool_id, seq = built.pool_id, built.seq
+    history = db.pool(pool_id)
+    rows = built.original[pool_id]
+    before = history.records(upto=seq - 1)
+    assert [r.cursor for r in before] == [s for s in sorted(rows) if s < seq]
+    for record in before:
+        assert record.problem is None and wire.dumps(record.payload) == rows[record.cursor]
+    after = [r for r in history.records(after=seq) if r.cursor in rows]
+    assert [r.cursor for r in after] == [s for s in sorted(rows) if s > seq]
+    for record in after:
+        if record.cursor != seq:
+            assert record.problem is None and wire.dumps(record.payload) == rows[record.cursor]
+    if seq > 1:
+        expected = expected_snapshot(built, pool_id, seq - 1)
+        if isinstance(expected, dict):
+            assert history.snapshot(seq - 1).to_dict() == expected
+        else:
+            with pytest.raises(expected):
+                history.snapshot(seq - 1)
+    if seq <= history.head:
+        if case.strict is None:
+            expected = expected_snapshot(built, pool_id, seq)
+            assert history.snapshot(seq).to_dict() == expected
+        else:
+            with pytest.raises(case.strict) as raised:
+                history.snapshot(seq)
+            assert raised.value.pool_id == pool_id
+            assert str(built.path) in str(raised.value)
+        if history.index.fold.config is None:
+            with pytest.raises(poolscope.PoolNotOpenedError):
+                history.snapshot(history.head, strict=False)
+        else:
+            lenient = history.snapshot(history.head, strict=False)
+            assert lenient.cursor == history.head
+            lenient.to_json()
+
+
+def verify_anomalies(case: Case, built: Built, anomalies: list) -> None:
+    for anomaly in anomalies:
+        assert anomaly.code in CODES and anomaly.severity == CODES[anomaly.code][0]
+        assert anomaly.message
+    assert {a.code for a in anomalies} == set(case.codes), [str(a) for a in anomalies]
+    if case.at is not None:
+        seq = built.anomaly_seq if built.anomaly_seq is not None else built.seq
+        assert any(a.code == case.at and a.pool_id == built.pool_id and a.seq == seq for a in anomalies), [
+            str(a) for a in anomalies
+        ]
+
+
+def verify_cli(case: Case, built: Built, judge: Judge, opened: bool) -> None:
+    path = str(built.path)
+    errors = any(CODES[c][0] == "error" for c in case.codes)
+    pool_id = built.pool_id or (sorted(built.original)[0] if built.original else "pool.none")
+    expect_exit = 2 if (not opened or not built.path.exists()) else None
+    normal = opened and case.after_open is None
+
+    info = run_cli(judge, ["info", path, "--json"])
+    if expect_exit is not None:
+        assert info.exit_code == expect_exit
+    elif normal:
+        assert info.exit_code == 0
+        shown = json.loads(info.stdout)
+        assert [p["pool_id"] for p in shown["pools"]] == sorted(p for p in built.original if p is not None)
+    run_cli(judge, ["info", path])
+    records = run_cli(judge, ["records", path, "--pool", pool_id])
+    if expect_exit is not None:
+        assert records.exit_code == expect_exit
+    elif case.at in RECORD_CODES and normal:
+        assert records.exit_code == 1
+        assert f"seq {built.seq}" in records.stderr and path in records.stderr
+        lines = [json.loads(line) for line in records.stdout.splitlines()]
+        assert built.seq not in [line["cursor"]["sequence"] for line in lines]
+        assert len(lines) == len(built.original[pool_id]) - 1
+    args = ["snapshot", path, "--pool", pool_id]
+    run_cli(judge, args)
+    run_cli(judge, args + ["--lenient"])
+    if built.seq:
+        run_cli(judge, args + ["--cursor", str(max(built.seq - 1, 0))])
+    doctor = run_cli(judge, ["doctor", path])
+    doctor_json = run_cli(judge, ["doctor", path, "--json"])
+    if expect_exit is not None:
+        assert doctor.exit_code == doctor_json.exit_code == expect_exit
+    elif normal:
+        assert doctor.exit_code == doctor_json.exit_code == (1 if errors else 0)
+        reported = json.loads(doctor_json.stdout)
+        assert {a["code"] for a in reported["anomalies"]} == set(case.codes)
+        assert reported["counts"]["error"] == sum(a["severity"] == "error" for a in reported["anomalies"])
+
+
+def run_case(case: Case, tmp_path: Path, small_db: Path, oracle: Path | None, monkeypatch) -> None:
+    if case.hold is not None:
+        # the CLI has no --timeout: give its opens the same bounded wait as the API calls
+        monkeypatch.setitem(poolscope.history.open.__kwdefaults__, "timeout", TIMEOUT)
+    folder_ = tmp_path / "case"
+    folder_.mkdir()
+    built = base_copy(case, folder_, small_db, oracle)
+    case.damage(built)
+    if case.opens is None:
+        built.current = rows_of(built.path)
+    judge = Judge(built, case)
+    hold = case.hold(built.path) if case.hold is not None and not case.hold_after_open else None
+    with hold if hold is not None else _nothing():
+        names, state = listing(folder_)
+        db, error = judge("open()", lambda: poolscope.open(built.path, timeout=TIMEOUT))
+        if case.opens is not None:
+            assert isinstance(error, case.opens), f"open() gave {error!r}, expected {case.opens.__name__}"
+            verify_cli(case, built, judge, opened=False)
+            assert not (case.name == "missing path" and built.path.exists()), "poolscope created the file"
+        else:
+            assert error is None, f"open() failed: {error!r}"
+            if case.hold is not None and case.hold_after_open:
+                for history in db.pools():
+                    history.records()
+                with case.hold(built.path):
+                    names, state = listing(folder_)
+                    result = exercise(case, built, judge, db, light=True)
+                    allowed = (poolscope.DatabaseLockedError, poolscope.RecordError, poolscope.ReplayError)
+                    assert all(isinstance(e, allowed) for _, e in judge.errors), judge.errors
+                    assert isinstance(result["check_error"], poolscope.DatabaseLockedError)
+                    assert isinstance(result["refresh_error"], poolscope.DatabaseLockedError)
+                    assert listing(folder_) == (names, state)
+                # once the lock is gone, the same objects answer again
+                judge.errors.clear()
+                names, state = listing(folder_)
+                result = exercise(case, built, judge, db)
+                verify_anomalies(case, built, result["check"])
+                verify_around_damage(case, built, db)
+            elif case.after_open is not None:
+                loaded = {h.pool_id: [r.to_json() for r in h.records()] for h in db.pools()}
+                case.after_open(built)
+                names, state = listing(folder_)
+                with pytest.raises(poolscope.DatabaseChangedError) as changed:
+                    db.refresh()
+                assert str(built.path) in str(changed.value)
+                for pool_id, texts in loaded.items():
+                    history = db.pool(pool_id)
+                    assert [r.to_json() for r in history.records()] == texts  # already loaded data stays usable
+                    assert history.snapshot().to_dict() == expected_snapshot(built, pool_id, history.head)
+                result = exercise(case, built, judge, db)
+                assert isinstance(result["refresh_error"], poolscope.DatabaseChangedError)
+                assert result["check"] is not None and not [a for a in result["check"] if a.severity == "error"]
+            else:
+                result = exercise(case, built, judge, db)
+                assert result["check_error"] is None and result["refresh_error"] is None
+                verify_anomalies(case, built, result["check"])
+                if built.seq is not None:
+                    verify_around_damage(case, built, db)
+            verify_cli(case, built, judge, opened=True)
+            db.close()
+        assert listing(folder_) == (names, state), "poolscope changed the folder"
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+GENERATED = [c for c in CASES if c.base != "oracle"]
+ORACLE_BASED = [c for c in CASES if c.base == "oracle"]
+
+
+def test_the_catalogue_is_big_enough():
+    assert len(CASES) >= 20
+    assert len({c.name for c in CASES}) == len(CASES)
+    assert all(CODES[c.at] for c in CASES if c.at)
+
+
+@pytest.mark.parametrize("case", GENERATED, ids=[c.name for c in GENERATED])
+def test_damaged_database(case, tmp_path, small_db, monkeypatch):
+    run_case(case, tmp_path, small_db, None, monkeypatch)
+
+
+@pytest.mark.parametrize("case", ORACLE_BASED, ids=[c.name for c in ORACLE_BASED])
+def test_damaged_oracle_database(case, tmp_path, small_db, oracle, monkeypatch):
+    run_case(case, tmp_path, small_db, oracle, monkeypatch)

@@ -1,0 +1,217 @@
+"""``check()`` and ``poolscope doctor``: clean on what the SDK writes, precise on what it does not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+import poolscope
+from poolscope import wire
+from poolscope.check import CODES, SEVERITIES, Anomaly
+from poolscope.cli import cli
+from conftest import SAMPLE_DB, load_jsonl, tree_state
+
+
+def doctor(*args: str):
+    result = CliRunner().invoke(cli, ["doctor", *map(str, args)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+# ------------------------------------------------------------ clean histories
+def test_the_sdk_oracle_is_clean(oracle):
+    before = tree_state(oracle)
+    db = poolscope.open(oracle / "pool.db")
+    assert db.check() == []
+    db.close()
+    result = doctor(oracle / "pool.db")
+    assert result.exit_code == 0, result.output
+    assert "0 errors, 0 warnings, 0 info" in result.stdout
+    report = json.loads(doctor(oracle / "pool.db", "--json").stdout)
+    assert report["anomalies"] == [] and report["counts"] == {"error": 0, "warning": 0, "info": 0}
+    assert tree_state(oracle) == before
+
+
+def test_the_oracle_contains_what_the_sdk_allows(oracle):
+    """The oracle exercises the transitions check() must accept; make sure they are really there."""
+    seen_message: dict = {}
+    seen_wake: dict = {}
+    transitions, wake_transitions, failed_without_cursor = set(), set(), 0
+    for record in load_jsonl(oracle / "records.jsonl"):
+        payload, key = record["payload"], record["pool_id"]
+        if payload["type"] == "run_message":
+            mid = (key, payload["stored"]["message"]["message_id"])
+            transitions.add((seen_message.get(mid), payload["stored"]["receipt"]["status"]))
+            seen_message[mid] = payload["stored"]["receipt"]["status"]
+        elif payload["type"] == "wake":
+            registration = payload["stored"]["registration"]
+            wid = (key, registration["condition_id"])
+            wake_transitions.add((seen_wake.get(wid), registration["status"]))
+            seen_wake[wid] = registration["status"]
+            failed_without_cursor += registration["status"] == "failed" and "journal_cursor" not in registration
+    assert {(None, "failed"), (None, "expired"), ("delivered", "timed_out"), ("timed_out", "responded")} <= transitions
+    assert ("responded", "responded") in transitions
+    assert ("cancelled", "cancelled") in wake_transitions
+    assert failed_without_cursor > 0
+
+
+def test_sample_and_generated_databases_are_clean(small_db, tmp_path):
+    from poolscope.generate import generate
+
+    paths = [SAMPLE_DB, small_db]
+    for seed in (1, 2):
+        path = tmp_path / f"gen{seed}.db"
+        generate(path, pools=2, records=250, seed=seed)
+        paths.append(path)
+    for path in paths:
+        anomalies = poolscope.open(path).check()
+        assert [a for a in anomalies if a.severity != "info"] == [], (path, anomalies)
+        assert doctor(path).exit_code == 0
+
+
+def _message(message_id: str) -> dict:
+    return {
+        "message_id": message_id,
+        "from": "run.a",
+        "to": {"target": {"type": "run", "run_id": "run.b"}, "destination_ref": {"kind": "agent", "id": "run.b"}},
+        "content_ref": f"content.{message_id}",
+        "idempotency_key": f"idem.{message_id}",
+    }
+
+
+def _wake(condition_id: str, status: str, cursor: str | None = "journal.1") -> tuple[dict, dict, dict]:
+    condition = {"condition_id": condition_id, "run_id": "run.b", "idempotency_key": f"idem.{condition_id}",
+                 "filter": {"run_ids": {"include": ["run.a"]}}}
+    registration = {"condition_id": condition_id, "run_id": "run.b", "status": status}
+    if cursor:
+        registration["journal_cursor"] = cursor
+    return condition, wire.compile_filter(condition["filter"]), registration
+
+
+def test_what_the_sdk_store_allows_is_not_an_anomaly(tmp_path):
+    """Transitions the SDK's store accepts (and its coordinator writes) are facts, not anomalies."""
+    path = tmp_path / "allowed.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("pool.a", {})
+        store.record_pool_created("pool.a")
+        store.join_member("pool.a", {"run_id": "run.a", "agent_id": "agent.a"})
+        store.join_member("pool.a", {"run_id": "run.b", "agent_id": "agent.b", "topics": ["t"]})
+        store.join_member("pool.a", {"run_id": "run.b", "agent_id": "agent.b"})  # re-join updates
+        for status in ("accepted", "delivered", "timed_out", "responded", "responded", "cancelled", "timed_out"):
+            store.record_message("pool.a", _message("msg.1"), {"message_id": "msg.1", "status": status})
+        store.record_message("pool.a", _message("msg.2"), {"message_id": "msg.2", "status": "failed"})
+        store.record_message("pool.a", _message("msg.3"), {"message_id": "msg.3", "status": "expired"})
+        for status in ("registered", "triggered", "cancelled", "cancelled"):
+            store.record_wake("pool.a", *_wake("wake.1", status))
+        store.record_wake("pool.a", *_wake("wake.2", "registered"))
+        store.record_wake("pool.a", *_wake("wake.2", "failed", cursor=None))
+        store.leave_member("pool.a", "run.b")
+        store.join_member("pool.a", {"run_id": "run.b", "agent_id": "agent.b"})
+        store.next_event_sequence("pool.a")
+    assert poolscope.open(path).check() == []
+    assert doctor(path).exit_code == 0
+
+
+# ---------------------------------------------------------- reporting damage
+@pytest.fixture
+def damaged(tmp_path, small_db):
+    """A copy of small_db with a bad-JSON record (error) and a gap (warning) at known places,
+    located with plain sqlite3 rather than poolscope."""
+    path = tmp_path / "damaged.db"
+    shutil.copy(small_db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pools = [row[0] for row in conn.execute("SELECT DISTINCT pool_id FROM agent_pool_records ORDER BY pool_id")]
+    bad_pool, gap_pool = pools[0], pools[1]
+    bad_seq = conn.execute(
+        "SELECT min(seq) FROM agent_pool_records WHERE pool_id = ? AND seq > 50 AND kind = 'member_left'", (bad_pool,)
+    ).fetchone()[0]
+    gap_seq = conn.execute(
+        "SELECT min(seq) FROM agent_pool_records WHERE pool_id = ? AND seq > 50 AND kind = 'run_message' "
+        "AND json_extract(payload_json, '$.stored.receipt.status') = 'delivered'",
+        (gap_pool,),
+    ).fetchone()[0]
+    conn.execute("UPDATE agent_pool_records SET payload_json = '{not json' WHERE pool_id = ? AND seq = ?", (bad_pool, bad_seq))
+    conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (gap_pool, gap_seq))
+    conn.close()
+    return path, (bad_pool, bad_seq), (gap_pool, gap_seq + 1)
+
+
+def test_json_lists_each_anomaly_with_severity_pool_and_seq(damaged):
+    path, (bad_pool, bad_seq), (gap_pool, gap_seq) = damaged
+    result = doctor(path, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    found = {(a["severity"], a["code"], a["pool_id"], a["seq"]) for a in report["anomalies"]}
+    assert found == {("error", "bad_json", bad_pool, bad_seq), ("warning", "seq_gap", gap_pool, gap_seq)}
+    assert report["counts"] == {"error": 1, "warning": 1, "info": 0}
+    assert report["path"] == str(path)
+    for anomaly in report["anomalies"]:
+        assert set(anomaly) == {"severity", "code", "pool_id", "seq", "message"} and anomaly["message"]
+
+
+def test_text_output_names_code_pool_and_seq(damaged):
+    path, (bad_pool, bad_seq), _ = damaged
+    result = doctor(path)
+    assert result.exit_code == 1
+    line = next(line for line in result.stdout.splitlines() if "bad_json" in line)
+    assert line.startswith("error: bad_json") and repr(bad_pool) in line and f"seq {bad_seq}" in line
+    assert "damaged (1 errors, 1 warnings, 0 info)" in result.stdout
+
+
+def test_check_agrees_with_doctor(damaged):
+    path, _, _ = damaged
+    anomalies = poolscope.open(path).check()
+    assert all(isinstance(a, Anomaly) and a.severity in SEVERITIES and CODES[a.code][0] == a.severity for a in anomalies)
+    report = json.loads(doctor(path, "--json").stdout)
+    assert [a.to_dict() for a in anomalies] == report["anomalies"]
+
+
+def test_warnings_alone_exit_zero(tmp_path, small_db):
+    path = tmp_path / "gap.db"
+    shutil.copy(small_db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pool_id, seq = conn.execute(
+        "SELECT pool_id, min(seq) FROM agent_pool_records WHERE kind = 'run_message' AND seq > 10 "
+        "AND json_extract(payload_json, '$.stored.receipt.status') = 'delivered' GROUP BY pool_id ORDER BY pool_id"
+    ).fetchone()
+    conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (pool_id, seq))
+    conn.close()
+    result = doctor(path, "--json")
+    assert result.exit_code == 0
+    assert [(a["code"], a["pool_id"], a["seq"]) for a in json.loads(result.stdout)["anomalies"]] == [("seq_gap", pool_id, seq + 1)]
+
+
+@pytest.mark.parametrize("make", ["missing", "folder", "text"])
+def test_a_file_that_cannot_be_opened_exits_two(tmp_path, make):
+    path = tmp_path / "x.db"
+    if make == "folder":
+        path.mkdir()
+    elif make == "text":
+        path.write_text("hello")
+    for args in ([path], [path, "--json"]):
+        result = doctor(*args)
+        assert result.exit_code == 2
+        assert "Error:" in result.stderr and str(path) in result.stderr
+    assert path.exists() == (make != "missing")
+
+
+def test_many_anomalies_of_one_kind_are_capped(tmp_path, small_db, monkeypatch):
+    from poolscope import check as check_module
+
+    monkeypatch.setattr(check_module, "MAX_PER_CODE", 3)
+    path = tmp_path / "gaps.db"
+    shutil.copy(small_db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pool_id = conn.execute("SELECT min(pool_id) FROM agent_pool_records").fetchone()[0]
+    conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > 10 AND seq % 2 = 0", (pool_id,))
+    conn.close()
+    anomalies = poolscope.open(path).check()
+    gaps = [a for a in anomalies if a.code == "seq_gap"]
+    assert [a.seq for a in gaps] == [13, 15, 17]
+    (summary,) = [a for a in anomalies if a.code == "too_many" and "seq_gap" in a.message]
+    assert summary.pool_id == pool_id and summary.severity == "warning"
+    assert all(sum(a.code == code for a in anomalies) <= 3 for code in CODES if code != "too_many")
