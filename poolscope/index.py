@@ -44,8 +44,113 @@ _TARGET_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "poo
 
 SCAN_SQL = (
     "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
-    "FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
+    "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
 )
+ORDER = " ORDER BY seq"
+#: A load of at least this many records decodes its second half in a forked
+#: helper process (both cores work; the fold itself stays in one process).
+#: 0 turns it off.
+PARALLEL_THRESHOLD = 300_000
+
+
+class _SecondHalf:
+    """The second half of a large load, decoded by a forked process.
+
+    The child reads ``seq > split`` through its own read-only connection,
+    flattens every record (the same :meth:`PoolIndex._decode`) and sends plain
+    tuples back through a pipe; the parent decodes the first half meanwhile and
+    then folds both halves in seq order.  Any failure in the child falls back
+    to decoding the second half in the parent.
+    """
+
+    def __init__(self, split: int, process: Any, receiver: Any) -> None:
+        self.split = split
+        self.process = process
+        self.receiver = receiver
+
+    @classmethod
+    def start(cls, index: "PoolIndex", conn: sqlite3.Connection, after: int) -> "_SecondHalf | None":
+        import multiprocessing
+
+        try:
+            row = conn.execute(
+                "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq "
+                "LIMIT 1 OFFSET (SELECT count(*) / 2 FROM agent_pool_records WHERE pool_id = ? AND seq > ?)",
+                (index.pool_id, after, index.pool_id, after),
+            ).fetchone()
+            if row is None or type(row[0]) is not int:
+                return None
+            ctx = multiprocessing.get_context("fork")
+            receiver, sender = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=_decode_in_child, args=(str(index.path), index.pool_id, row[0], sender), daemon=True)
+            process.start()
+            sender.close()
+            return cls(row[0], process, receiver)
+        except (OSError, ValueError, sqlite3.Error):
+            return None
+
+    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any) -> None:
+        result = None
+        try:
+            result = self.receiver.recv()
+        except (EOFError, OSError):
+            result = None
+        finally:
+            self.receiver.close()
+            self.process.join(5)
+        if result is None or result[0] != "ok":
+            # fall back: decode the second half here
+            cur = conn.execute(SCAN_SQL + ORDER, (index.pool_id, index.head))
+            while rows := cur.fetchmany(BATCH):
+                index._ingest(rows)
+                if bar is not None:
+                    bar.update(len(rows))
+            return
+        _, seqs, tuples, problems, duplicates = result
+        new = tuple.__new__
+        share = index._shared.setdefault
+        entries = [new(Entry, t) for t in tuples]
+        for seq, (cls_name, problem) in problems.items():
+            from . import errors
+
+            error = getattr(errors, cls_name, CorruptRecordError)(problem, path=index.path, pool_id=index.pool_id, seq=seq)
+            index.problems[seq] = error
+        index.duplicates.extend(duplicates)
+        for entry in entries:  # share repeated strings with the first half
+            if entry.sender is not None:
+                share(entry.sender, entry.sender)
+        index._fold(seqs, entries)
+        if bar is not None:
+            bar.update(len(seqs))
+
+
+def _decode_in_child(path: str, pool_id: str, split: int, sender: Any) -> None:
+    """Forked child: decode ``seq >= split`` and send it back as plain tuples."""
+    try:
+        from .source import connect_readonly
+
+        gc.disable()
+        conn = connect_readonly(path)
+        index = PoolIndex(Path(path), pool_id)
+        seqs: list[int] = []
+        tuples: list[tuple] = []
+        cur = conn.execute(SCAN_SQL + ORDER, (pool_id, split - 1))
+        last = split - 1
+        while rows := cur.fetchmany(BATCH):
+            batch_seqs, batch = index._decode(rows, last)
+            if batch_seqs:
+                last = batch_seqs[-1]
+            seqs.extend(batch_seqs)
+            tuples.extend(tuple(e) for e in batch)
+        problems = {seq: (type(e).__name__, e.problem) for seq, e in index.problems.items()}
+        sender.send(("ok", seqs, tuples, problems, index.duplicates))
+    except BaseException as error:  # noqa: BLE001 - anything: the parent falls back
+        try:
+            sender.send(("error", repr(error)))
+        except Exception:
+            pass
+    finally:
+        sender.close()
 
 
 def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
@@ -112,7 +217,15 @@ class PoolIndex:
         gc_was_enabled = gc.isenabled()
         gc.disable()  # a load allocates millions of small objects and frees none: no cycles to find
         try:
-            cur = conn.execute(SCAN_SQL, (self.pool_id, self.head))
+            helper = None
+            if total is None and self._parallel_ok():
+                total = self._count(conn, after)
+            if total is not None and total >= PARALLEL_THRESHOLD and self._parallel_ok():
+                helper = _SecondHalf.start(self, conn, after)
+            cur = conn.execute(
+                SCAN_SQL + ("" if helper is None else " AND seq < ?") + ORDER,
+                (self.pool_id, self.head) + (() if helper is None else (helper.split,)),
+            )
             while True:
                 rows = cur.fetchmany(BATCH)
                 if not rows:
@@ -120,6 +233,8 @@ class PoolIndex:
                 self._ingest(rows)
                 if bar is not None:
                     bar.update(len(rows))
+            if helper is not None:
+                helper.finish(self, conn, bar)
         except sqlite3.Error as error:
             raise translate(error, self.path, self.pool_id) from None
         finally:
@@ -133,6 +248,12 @@ class PoolIndex:
             self._ranks = {}
         return added
 
+    @staticmethod
+    def _parallel_ok() -> bool:
+        import multiprocessing
+
+        return PARALLEL_THRESHOLD > 0 and "fork" in multiprocessing.get_all_start_methods()
+
     def _count(self, conn: sqlite3.Connection, after: int) -> int:
         try:
             return conn.execute(
@@ -142,7 +263,27 @@ class PoolIndex:
             raise translate(error, self.path, self.pool_id) from None
 
     def _ingest(self, rows: Iterable[tuple]) -> None:
-        """Decode, flatten and fold a batch of ``(seq, kind, typeof, payload)`` rows.
+        """Decode, flatten and fold a batch of ``(seq, kind, typeof, payload)`` rows."""
+        last = self.seqs[-1] if self.seqs else 0
+        batch_seqs, batch = self._decode(rows, last)
+        self._fold(batch_seqs, batch)
+
+    def _fold(self, batch_seqs: list[int], batch: list[Entry]) -> None:
+        """Apply decoded entries to the fold and record which earlier record each replaces."""
+        if not batch_seqs:
+            return
+        start = len(self.seqs)
+        prevs = self.fold.apply_many(start, batch_seqs, batch)
+        next_seq = self.next_seq
+        next_seq.extend([NEVER] * len(batch))
+        for seq, prev in zip(batch_seqs, prevs):
+            if prev >= 0:
+                next_seq[prev] = seq
+        self.seqs.extend(batch_seqs)
+        self.entries.extend(batch)
+
+    def _decode(self, rows: Iterable[tuple], last: int) -> tuple[list[int], list[Entry]]:
+        """Decode and flatten ``(seq, kind, typeof, payload)`` rows with seq > ``last``.
 
         This is the hot loop of every load: the two bulk kinds (run_message,
         wake) are flattened inline (same result as :func:`extract`, which
@@ -155,7 +296,6 @@ class PoolIndex:
         loads = wire.orjson.loads
         new = tuple.__new__
         share = self._shared.setdefault
-        last = self.seqs[-1] if self.seqs else 0
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -165,7 +305,7 @@ class PoolIndex:
                         self.duplicates.append(seq)
                     continue
                 entry = None
-                if typ == "text":
+                if typ == "text":  # noqa: SIM102
                     try:
                         payload = loads(payload_raw)
                         if kind_raw == b"run_message":
@@ -258,18 +398,10 @@ class PoolIndex:
                 add_seq(seq)
                 add(entry)
                 last = seq
-            start = len(self.seqs)
-            prevs = self.fold.apply_many(start, batch_seqs, batch)
-            next_seq = self.next_seq
-            next_seq.extend([NEVER] * len(batch))
-            for seq, prev in zip(batch_seqs, prevs):
-                if prev >= 0:
-                    next_seq[prev] = seq
-            self.seqs.extend(batch_seqs)
-            self.entries.extend(batch)
         finally:
             if gc_was_enabled:
                 gc.enable()
+        return batch_seqs, batch
 
     def _slow_entry(self, seq: int, kind_raw: Any, typ: str, payload_raw: Any) -> Entry:
         """Decode one row the careful way; a damaged row becomes a DAMAGED entry and a problem."""
@@ -322,6 +454,11 @@ class PoolIndex:
             order = {key: i for i, key in enumerate(sorted(set(keys)))}
             self._ranks[namespace] = np.fromiter((order[k] for k in keys), dtype=np.int64, count=len(keys))
         return self._ranks[namespace]
+
+    def rank_of(self, namespace: str, positions: np.ndarray) -> np.ndarray:
+        """Byte-wise key rank of the records at ``positions`` (positions of that namespace)."""
+        candidates = self.arrays()[namespace]
+        return self.rank(namespace)[np.searchsorted(candidates, positions)]
 
     def position(self, cursor: int) -> int:
         """Number of records with ``seq <= cursor``."""

@@ -33,13 +33,22 @@ class StoredList(Sequence):
     fetched from the database on first access, all at once, and cached.
     """
 
-    def __init__(self, history: "PoolHistory", positions: np.ndarray) -> None:
+    def __init__(self, history: "PoolHistory", positions: np.ndarray, namespace: str | None = None) -> None:
         self._history = history
-        self._positions = positions
+        self._unordered = positions
+        self._namespace = namespace  # set: positions still need the SDK's key order
         self._items: list[dict] | None = None
 
+    @property
+    def _positions(self) -> np.ndarray:
+        if self._namespace is not None:
+            ranks = self._history.index.rank_of(self._namespace, self._unordered)
+            self._unordered = self._unordered[np.argsort(ranks, kind="stable")]
+            self._namespace = None
+        return self._unordered
+
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self._unordered)
 
     @property
     def ids(self) -> list[str]:
@@ -109,8 +118,8 @@ class Snapshot:
         for member in self.members:
             topics.update(member.get("topics", ()))
         self.topics: list[str] = sorted(topics)
-        self.messages = StoredList(history, message_positions)
-        self.wakes = StoredList(history, wake_positions)
+        self.messages = StoredList(history, message_positions, "messages")
+        self.wakes = StoredList(history, wake_positions, "wakes")
         self._history = history
 
     @property
@@ -244,6 +253,6 @@ def snapshot_at(history: "PoolHistory", cursor: int | None = None, *, strict: bo
         config,
         index.created_at(cursor),
         index.live_positions("members", cursor),
-        index.live_positions("messages", cursor),
-        index.live_positions("wakes", cursor),
+        index.live_positions("messages", cursor, ordered=False),
+        index.live_positions("wakes", cursor, ordered=False),
     )
