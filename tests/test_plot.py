@@ -1,0 +1,411 @@
+"""poolscope.plot draws exactly what the frames say, on the SDK's own histories.
+
+Every figure is also written to tests/artifacts/ to be looked at.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import poolscope  # noqa: E402
+from poolscope import plot, wire  # noqa: E402
+
+
+# ---------------------------------------------------------------- helpers
+L = plot.label_text  # how an id is written on a plot (the oracle has a run id with an emoji)
+
+
+@pytest.fixture
+def db(oracle):
+    return poolscope.open(oracle / "pool.db")
+
+
+def artists(ax, gid):
+    return [a for a in ax.get_children() if a.get_gid() == gid]
+
+
+def offsets(ax, gid):
+    """All scatter points with this gid, as an (n, 2) array."""
+    found = [c.get_offsets() for c in artists(ax, gid)]
+    return np.concatenate(found) if found else np.empty((0, 2))
+
+
+def lanes(ax):
+    return [t.get_text() for t in ax.get_yticklabels()]
+
+
+def lane_at(ax, y):
+    return lanes(ax)[int(round(y))]
+
+
+def cursor_x(ax):
+    lines = artists(ax, "cursor")
+    assert len(lines) == 1
+    xs = lines[0].get_xdata()
+    assert xs[0] == xs[1]
+    return xs[0]
+
+
+def legend_labels(ax):
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend else []
+
+
+def save(ax_or_fig, artifacts, name):
+    fig = ax_or_fig if isinstance(ax_or_fig, Figure) else ax_or_fig.figure
+    fig.savefig(artifacts / name, dpi=100)
+
+
+def first_join_order(frame):
+    return [L(r) for r in dict.fromkeys(frame.sort_values("joined_at", kind="stable")["run_id"].astype(str))]
+
+
+# ---------------------------------------------------------------- members
+def test_members_draws_one_lane_per_run_and_one_bar_per_interval(db, artifacts):
+    for pool in db.pools():
+        frame = pool.members_df()
+        ax = plot.members(pool)
+        assert lanes(ax) == first_join_order(frame)
+        bars = artists(ax, "members.interval")
+        assert len(bars) == len(frame)
+        drawn = sorted(
+            (lane_at(ax, b.get_y() + b.get_height() / 2), int(b.get_x()), int(round(b.get_x() + b.get_width())))
+            for b in bars
+        )
+        expected = sorted(
+            (L(r.run_id), int(r.joined_at), pool.head if pd.isna(r.left_at) else int(r.left_at))
+            for r in frame.itertuples()
+        )
+        assert drawn == expected
+        # re-joins: a run with two intervals has two bars on the same lane
+        assert max(Counter(run for run, _, _ in drawn).values()) == frame["run_id"].value_counts().max()
+        # join updates (a join of a run already a member) are ticks on their lane, inside an interval
+        ticks = offsets(ax, "members.update")
+        assert len(ticks) == int((frame["joins"] - 1).sum())
+        for x, y in ticks:
+            run = lane_at(ax, y)
+            rows = frame[frame["run_id"].astype(str).map(L) == run]
+            assert ((rows["joined_at"] < x) & (rows["left_at"].fillna(pool.head) >= x)).any()
+        agents = [L(a) for a in sorted(frame["agent_id"].astype(str).unique())]
+        assert legend_labels(ax) == agents + (["join update"] if len(ticks) else [])
+        assert ax.get_xlabel() == "cursor (seq)"
+        assert pool.pool_id in ax.get_title(loc="left")
+        save(ax, artifacts, f"plot_members_{pool.pool_id}.png")
+
+
+def test_members_upto_cuts_the_history_and_open_intervals_end_there(db):
+    pool = db.pool(db.pool_ids[0])
+    k = pool.head // 2
+    frame = pool.members_df(upto=k)
+    ax = plot.members(pool, upto=k, cursor=k // 2)
+    bars = artists(ax, "members.interval")
+    assert len(bars) == len(frame)
+    assert max(b.get_x() + b.get_width() for b in bars) <= k + 0.6
+    open_ends = offsets(ax, "members.open")
+    members_at_k = pool.snapshot(k).member_ids
+    assert sorted(lane_at(ax, y) for _, y in open_ends) == sorted(L(r) for r in members_at_k)
+    assert set(open_ends[:, 0]) == {k}
+    assert cursor_x(ax) == k // 2
+    assert ax.get_xlim()[1] < k * 1.02 + 1
+
+
+def test_members_filters_by_run_and_agent(db):
+    pool = db.pool(db.pool_ids[1])
+    frame = pool.members_df()
+    rejoined = frame["run_id"].value_counts()
+    runs = [str(rejoined.index[0]), str(frame["run_id"].iloc[-1])]
+    ax = plot.members(pool, runs=runs)
+    assert set(lanes(ax)) == {L(r) for r in runs}
+    assert len(artists(ax, "members.interval")) == int(frame["run_id"].astype(str).isin(runs).sum())
+
+    agent = str(frame["agent_id"].value_counts().index[0])
+    ax = plot.members(pool, agents=[agent])
+    picked = frame[frame["agent_id"].astype(str) == agent]
+    assert lanes(ax) == first_join_order(picked)
+    assert len(artists(ax, "members.interval")) == len(picked)
+    assert legend_labels(ax)[0] == L(agent)
+
+
+def test_members_aggregates_beyond_max_lanes_into_members_per_agent(db, artifacts):
+    pool = db.pool(db.pool_ids[2])
+    ax = plot.members(pool, max_lanes=3, cursor=pool.head // 3)
+    assert not artists(ax, "members.interval")
+    (total,) = artists(ax, "members.total")
+    xs, ys = np.asarray(total.get_xdata()), np.asarray(total.get_ydata())
+    for k in range(1, pool.head + 1, 7):
+        drawn = ys[np.searchsorted(xs, k, side="right") - 1]  # steps-post: the value from x on
+        assert drawn == len(pool.snapshot(k).members), k
+    areas = artists(ax, "members.area")
+    assert sorted(a.get_label() for a in areas) == sorted(L(a) for a in pool.members_df()["agent_id"].astype(str).unique())
+    assert "all members" in legend_labels(ax)
+    save(ax, artifacts, "plot_members_aggregated.png")
+
+
+# --------------------------------------------------------------- messages
+def test_messages_draw_a_mark_per_message_and_a_flow_per_recipient(db, artifacts):
+    for pool in db.pools():
+        frame = pool.messages_df()
+        ax = plot.messages(pool, ghosts="each")
+        marks = offsets(ax, "messages.mark")
+        assert len(marks) == len(frame)
+        # one scatter per status, with exactly that status's messages
+        counts = frame["status"].astype(str).value_counts()
+        for collection in artists(ax, "messages.mark"):
+            assert len(collection.get_offsets()) == counts[collection.get_label()]
+        # each mark sits at (first_seq, sender lane)
+        drawn = sorted((int(x), lane_at(ax, y)) for x, y in marks)
+        assert drawn == sorted(zip(frame["first_seq"].astype(int), frame["sender"].astype(str).map(L)))
+        # flows: one segment per recipient, from the sender's lane to the recipient's lane
+        (flows,) = artists(ax, "messages.flow")
+        segments = flows.get_segments()
+        assert len(segments) == int(frame["recipients"].list.len().sum())
+        ends = Counter((lane_at(ax, s[0][1]), lane_at(ax, s[1][1]), int(s[1][0])) for s in segments)
+        expected = Counter(
+            (L(r.sender), L(recipient), int(r.first_seq if pd.isna(r.delivered_at) else r.delivered_at))
+            for r in frame.itertuples()
+            for recipient in r.recipients
+        )
+        assert ends == expected
+        assert len(offsets(ax, "messages.head")) == len(segments)
+        # lanes: members first by first join, then the ghosts
+        members = first_join_order(pool.members_df())
+        touched = {L(r) for r in set(frame["sender"].astype(str)) | {r for rs in frame["recipients"] for r in rs}}
+        assert lanes(ax)[: len(touched & set(members))] == [r for r in members if r in touched]
+        assert set(lanes(ax)) == touched
+        labels = legend_labels(ax)
+        present = [s for s in wire.MESSAGE_STATUSES if s in counts.index and counts[s]]
+        assert labels[: len(present)] == [f"{s} ({counts[s]:,})" for s in present]
+        save(ax, artifacts, f"plot_messages_{pool.pool_id}.png")
+
+
+def test_messages_alert_statuses_are_large_red_orange_and_on_top(db):
+    pool = db.pool(db.pool_ids[0])
+    ax = plot.messages(pool)
+    by_status = {c.get_label(): c for c in artists(ax, "messages.mark")}
+    assert {"failed", "timed_out", "expired", "delivered"} <= set(by_status)
+    for status in ("failed", "timed_out", "expired"):
+        assert by_status[status].get_sizes()[0] > 2 * by_status["delivered"].get_sizes()[0]
+        assert by_status[status].get_zorder() > by_status["delivered"].get_zorder()
+    assert tuple(by_status["failed"].get_facecolor()[0][:3]) == pytest.approx(matplotlib.colors.to_rgb("#d62728"))
+    assert tuple(by_status["timed_out"].get_facecolor()[0][:3]) == pytest.approx(matplotlib.colors.to_rgb("#ff7f0e"))
+
+
+def test_messages_ghost_runs_share_one_lane_when_many(db):
+    for pool in db.pools():
+        frame = pool.messages_df()
+        members = set(pool.members_df()["run_id"].astype(str))
+        ghosts = (set(frame["sender"].astype(str)) | {r for rs in frame["recipients"] for r in rs}) - members
+        merged = lanes(plot.messages(pool, ghosts="merge"))
+        each = lanes(plot.messages(pool, ghosts="each"))
+        if ghosts:
+            assert merged[-1] == f"non-members ({len(ghosts):,} runs)"
+            assert len(each) == len(merged) - 1 + len(ghosts)
+        auto = lanes(plot.messages(pool))
+        assert auto == (merged if len(ghosts) > 3 else each)
+
+
+def test_messages_filters(db):
+    pool = db.pool(db.pool_ids[2])
+    frame = pool.messages_df()
+    status = frame["status"].astype(str)
+
+    ax = plot.messages(pool, statuses=["failed", "expired", "timed_out"])
+    assert len(offsets(ax, "messages.mark")) == int(status.isin(["failed", "expired", "timed_out"]).sum())
+    assert {c.get_label() for c in artists(ax, "messages.mark")} <= {"failed", "expired", "timed_out"}
+
+    ax = plot.messages(pool, kinds="pool")
+    assert len(offsets(ax, "messages.mark")) == int((frame["target_type"] == "pool").sum())
+
+    run = str(frame["sender"].value_counts().index[0])
+    touching = frame[(frame["sender"].astype(str) == run) | frame["recipients"].apply(lambda rs: run in list(rs))]
+    ax = plot.messages(pool, runs=[run])
+    assert len(offsets(ax, "messages.mark")) == len(touching) < len(frame)
+
+    members = pool.members_df()
+    agent = str(members["agent_id"].iloc[0])
+    agent_runs = set(members.loc[members["agent_id"].astype(str) == agent, "run_id"].astype(str))
+    by_agent = frame[
+        frame["sender"].astype(str).isin(agent_runs) | frame["recipients"].apply(lambda rs: bool(agent_runs & set(rs)))
+    ]
+    ax = plot.messages(pool, agents=agent)
+    assert len(offsets(ax, "messages.mark")) == len(by_agent) < len(frame)
+
+
+def test_messages_upto_shows_the_status_at_that_cursor(db):
+    pool = db.pool(db.pool_ids[1])
+    k = pool.head // 2
+    frame = pool.messages_df(upto=k)
+    ax = plot.messages(pool, upto=k, cursor=k)
+    counts = frame["status"].astype(str).value_counts()
+    for collection in artists(ax, "messages.mark"):
+        assert len(collection.get_offsets()) == counts[collection.get_label()]
+    assert len(offsets(ax, "messages.mark")) == len(frame)
+    assert cursor_x(ax) == k
+
+
+def test_messages_aggregate_into_status_strips_on_big_pools(db, artifacts):
+    pool = db.pool(db.pool_ids[0])
+    frame = pool.messages_df()
+    ax = plot.messages(pool, max_marks=10, cursor=100, window=10)
+    assert not artists(ax, "messages.mark")
+    counts = frame["status"].astype(str).value_counts()
+    strips = {a.get_gid().rsplit(".", 1)[1]: a for a in ax.images}
+    assert set(strips) == {s for s in wire.MESSAGE_STATUSES if counts.get(s, 0)}
+    for status, image in strips.items():
+        row = np.asarray(image.get_array())[0]
+        assert row.sum() == counts[status]
+        # the cell of window w counts the messages whose first seq is in it
+        starts = frame.loc[frame["status"] == status, "first_seq"]
+        assert row[0] == int((starts <= 10).sum())
+    assert [t.split(" (")[0] for t in lanes(ax)] == list(strips)
+    assert cursor_x(ax) == 100
+    save(ax, artifacts, "plot_messages_aggregated.png")
+
+
+# ------------------------------------------------------------------ wakes
+def test_wakes_draw_a_span_per_condition_and_a_marker_per_outcome(db, artifacts):
+    for pool in db.pools():
+        frame = pool.wakes_df()
+        ax = plot.wakes(pool)
+        spans = artists(ax, "wakes.span")
+        assert len(spans) == len(frame)
+        assert sorted(set(lanes(ax))) == sorted(L(r) for r in frame["run_id"].astype(str).unique())
+        drawn = sorted((lane_at(ax, s.get_y() + s.get_height() / 2), int(s.get_x()), round(s.get_x() + s.get_width(), 1))
+                       for s in spans)
+        expected = []
+        for r in frame.itertuples():
+            start = int(r.first_seq if pd.isna(r.registered_at) else r.registered_at)
+            end = pool.head if pd.isna(r.terminal_at) else int(r.terminal_at)
+            expected.append((L(r.run_id), start, round(max(end, start + 0.8), 1)))
+        assert drawn == sorted(expected)
+        counts = frame["status"].astype(str).value_counts()
+        outcomes = {c.get_label(): c for c in artists(ax, "wakes.outcome")}
+        assert set(outcomes) == {s for s in wire.WAKE_STATUSES[1:] if counts.get(s, 0)}
+        for status, collection in outcomes.items():
+            xs = sorted(collection.get_offsets()[:, 0].astype(int))
+            assert xs == sorted(frame.loc[frame["status"] == status, "terminal_at"].astype(int))
+        assert len(offsets(ax, "wakes.open")) == counts.get("registered", 0)
+        labels = legend_labels(ax)
+        if counts.get("registered", 0):
+            assert f"waiting ({counts['registered']:,})" in labels
+        assert all(f"{s} ({counts[s]:,})" in labels for s in outcomes)
+        save(ax, artifacts, f"plot_wakes_{pool.pool_id}.png")
+
+
+def test_wakes_filters_and_upto(db):
+    pool = db.pool(db.pool_ids[1])
+    frame = pool.wakes_df()
+    ax = plot.wakes(pool, statuses=["timed_out", "failed"])
+    assert len(artists(ax, "wakes.span")) == int(frame["status"].isin(["timed_out", "failed"]).sum())
+    assert {c.get_label() for c in artists(ax, "wakes.outcome")} <= {"timed_out", "failed"}
+
+    run = str(frame["run_id"].value_counts().index[0])
+    ax = plot.wakes(pool, runs=run)
+    assert lanes(ax) == [L(run)]
+    assert len(artists(ax, "wakes.span")) == int((frame["run_id"] == run).sum())
+
+    k = pool.head // 2
+    at_k = pool.wakes_df(upto=k)
+    ax = plot.wakes(pool, upto=k, cursor=k - 5)
+    assert len(artists(ax, "wakes.span")) == len(at_k)
+    assert len(offsets(ax, "wakes.open")) == int((at_k["status"] == "registered").sum())
+    assert set(offsets(ax, "wakes.open")[:, 0]) <= {k}
+    assert cursor_x(ax) == k - 5
+
+
+def test_wakes_aggregate_into_outcomes_per_window(db, artifacts):
+    pool = db.pool(db.pool_ids[2])
+    frame = pool.wakes_df()
+    ax = plot.wakes(pool, max_marks=5, window=20, cursor=pool.head // 2)
+    assert not artists(ax, "wakes.span")
+    counts = frame["status"].astype(str).value_counts()
+    for status in wire.WAKE_STATUSES[1:]:
+        bars = artists(ax, f"wakes.ended.{status}")
+        assert sum(b.get_height() for b in bars) == counts.get(status, 0)
+    (waiting,) = artists(ax, "wakes.waiting")
+    assert waiting.get_ydata()[-1] == counts.get("registered", 0)
+    save(ax, artifacts, "plot_wakes_aggregated.png")
+
+
+# --------------------------------------------------------------- activity
+def test_activity_bar_heights_are_the_activity_counts(db, artifacts):
+    for pool in db.pools():
+        ax = plot.activity(pool, window=25, cursor=pool.head // 2)
+        frame = pool.activity(25)
+        for series, sign in (("message", 1), ("wake", -1)):
+            sub = frame[frame["series"] == series]
+            expected = {(int(r.window_start), str(r.name)): int(r.count) for r in sub.itertuples()}
+            drawn = {}
+            for status in (wire.MESSAGE_STATUSES if series == "message" else wire.WAKE_STATUSES):
+                for bar in artists(ax, f"activity.{series}.{status}"):
+                    if bar.get_height():
+                        drawn[(int(round(bar.get_x() + 0.5)), status)] = int(sign * bar.get_height())
+            assert drawn == expected
+        assert cursor_x(ax) == pool.head // 2
+        labels = legend_labels(ax)
+        assert labels[0] == "messages ↑" and "wakes ↓" in labels
+        save(ax, artifacts, f"plot_activity_{pool.pool_id}.png")
+
+
+def test_activity_one_series_and_upto(db):
+    pool = db.pool(db.pool_ids[0])
+    k = pool.head // 2
+    ax = plot.activity(pool, upto=k, series=("message",))
+    assert not any(str(a.get_gid()).startswith("activity.wake.") for a in ax.get_children())
+    total = sum(b.get_height() for a in ax.containers for b in a)
+    assert total == int((pool.records_df(upto=k)["kind"] == "run_message").sum())
+    assert all(b.get_height() >= 0 for a in ax.containers for b in a)
+    with pytest.raises(ValueError):
+        plot.activity(pool, series=("message", "nope"))
+
+
+# ----------------------------------------------------------------- common
+@pytest.mark.parametrize("name", ["members", "messages", "wakes", "activity"])
+def test_every_plot_uses_the_given_axes_and_marks_the_cursor(db, name):
+    pool = db.pool(db.pool_ids[0])
+    fig = Figure(figsize=(8, 4))
+    given = fig.add_subplot()
+    returned = getattr(plot, name)(pool, ax=given, cursor=77)
+    assert returned is given
+    assert fig.axes == [given]
+    assert cursor_x(given) == 77
+    assert given.get_xlabel() == "cursor (seq)"
+    assert given.get_title(loc="left")
+    without = getattr(plot, name)(pool)
+    assert without.figure is not fig
+    assert not artists(without, "cursor")
+
+
+def test_label_text_spells_out_what_the_font_cannot_draw():
+    assert L("run.review.delta") == "run.review.delta"
+    assert L("agent.é") == "agent.é"  # DejaVu Sans has it
+    rocket = L("run.review.\U0001F680-delta")
+    assert rocket in ("run.review.\U0001F680-delta", "run.review.<U+1F680>-delta")
+    assert rocket == "run.review.<U+1F680>-delta" or 0x1F680 in plot._drawable("sans-serif")
+
+
+def test_messages_rejects_an_unknown_ghosts_mode(db):
+    with pytest.raises(ValueError):
+        plot.messages(db.pool(db.pool_ids[0]), ghosts="hide")
+
+
+def test_dashboard_stacks_the_four_plots_on_one_shared_x(db, artifacts):
+    for pool in db.pools():
+        fig = plot.dashboard(pool, cursor=pool.head // 2)
+        axes = fig.axes
+        assert len(axes) == 4
+        assert [a.get_xlabel() for a in axes] == ["", "", "", "cursor (seq)"]
+        for ax in axes:
+            assert cursor_x(ax) == pool.head // 2
+            assert ax.get_shared_x_axes().joined(ax, axes[0])
+        assert "membership" in axes[0].get_title(loc="left") and "activity" in axes[3].get_title(loc="left")
+        save(fig, artifacts, f"plot_dashboard_{pool.pool_id}.png")
