@@ -158,18 +158,27 @@ def _live(history: "PoolHistory", namespace: str, cursor: int) -> dict[str, int]
 
 
 def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[list, list, list]:
-    before, after = _live(history, namespace, a), _live(history, namespace, b)
-    entries, seqs = history.index.entries, history.index.seqs
-    added, changed, removed = [], [], []
-    for key, pos in after.items():
-        old = before.get(key)
-        if old is None:
-            added.append(Change(key, None, entries[pos].status, seqs[pos]))
-        elif old != pos and entries[old].status != entries[pos].status:
-            changed.append(Change(key, entries[old].status, entries[pos].status, seqs[pos]))
-    for key, pos in before.items():
-        if key not in after:
-            removed.append(Change(key, entries[pos].status, None, None))
+    """Added, changed (status) and removed keys of a namespace, vectorized over the live sets."""
+    import numpy as np
+
+    index = history.index
+    empty = np.zeros(0, dtype=np.int64)
+    live_a = index.live_positions(namespace, a, ordered=False) if a > 0 else empty
+    live_b = index.live_positions(namespace, b, ordered=False) if b > 0 else empty
+    rank_a, rank_b = index.rank_of(namespace, live_a), index.rank_of(namespace, live_b)
+    common, in_a, in_b = np.intersect1d(rank_a, rank_b, assume_unique=True, return_indices=True)
+    status = index.arrays()["status"]
+    moved = live_a[in_a] != live_b[in_b]
+    differs = moved & (status[live_a[in_a]] != status[live_b[in_b]])
+    entries, seqs = index.entries, index.seqs
+    added_pos = live_b[~np.isin(rank_b, common, assume_unique=True)]
+    removed_pos = live_a[~np.isin(rank_a, common, assume_unique=True)]
+    added = [Change(entries[p].key, None, entries[p].status, seqs[p]) for p in added_pos.tolist()]
+    changed = [
+        Change(entries[pb].key, entries[pa].status, entries[pb].status, seqs[pb])
+        for pa, pb in zip(live_a[in_a][differs].tolist(), live_b[in_b][differs].tolist())
+    ]
+    removed = [Change(entries[p].key, entries[p].status, None, None) for p in removed_pos.tolist()]
     order = (lambda c: c.seq or 0) if b >= a else (lambda c: c.id)
     return sorted(added, key=order), sorted(changed, key=order), sorted(removed, key=lambda c: c.id)
 

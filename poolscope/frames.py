@@ -249,59 +249,79 @@ def members_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.
 
 
 # ------------------------------------------------------ messages and wakes
-def _namespace_frame(history: "PoolHistory", upto: int | None, namespace: str) -> tuple[pd.DataFrame, list]:
-    """Rows of one namespace up to ``upto``: key, seq, status, position."""
-    index = history.index
-    arrays = index.arrays()
-    n = index.position(upto) if upto is not None else len(index)
-    positions = arrays[namespace]
-    positions = positions[: int(np.searchsorted(positions, n, side="left"))]
-    entries = index.entries
-    picked = [entries[p] for p in positions.tolist()]
-    frame = pd.DataFrame(
-        {
-            "key": pd.array([e.key for e in picked], dtype=object),
-            "seq": arrays["seq"][positions],
-            "status": pd.array([e.status for e in picked], dtype=object),
-        }
-    )
-    return frame, picked
+class _Groups:
+    """The records of one namespace up to ``upto``, grouped by key with numpy.
+
+    ``first``/``last`` are positions (in the index) of each key's first and
+    latest record, ``count`` how many records it took, ``reached[s]`` the seq
+    at which status code ``s`` was first reached (-1: never); keys are in
+    order of first appearance.
+    """
+
+    def __init__(self, history: "PoolHistory", upto: int | None, namespace: str, n_statuses: int) -> None:
+        index = history.index
+        arrays = index.arrays()
+        n = index.position(upto) if upto is not None else len(index)
+        candidates = arrays[namespace]
+        m = int(np.searchsorted(candidates, n, side="left"))
+        positions = candidates[:m]
+        codes = index.rank(namespace)[:m] if m else np.zeros(0, dtype=np.int64)
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if m else np.zeros(0, dtype=np.int64)
+        ends = np.r_[starts[1:] - 1, m - 1] if m else np.zeros(0, dtype=np.int64)
+        first = positions[order[starts]]
+        by_appearance = np.argsort(first, kind="stable")
+        self.first = first[by_appearance]
+        self.last = positions[order[ends]][by_appearance]
+        self.count = (ends - starts + 1)[by_appearance]
+        seqs = arrays["seq"]
+        statuses = arrays["status"][positions]
+        group_of = np.empty(m, dtype=np.int64)
+        group_of[order] = np.repeat(np.arange(len(starts)), ends - starts + 1) if m else group_of[:0]
+        rank_of_group = np.empty(len(starts), dtype=np.int64)
+        rank_of_group[by_appearance] = np.arange(len(starts))
+        self.reached = {}
+        for code in range(n_statuses):
+            hits = np.flatnonzero(statuses == code)
+            out = np.full(len(starts), -1, dtype=np.int64)
+            if len(hits):
+                groups = rank_of_group[group_of[hits]]
+                unique, where = np.unique(groups, return_index=True)
+                out[unique] = seqs[positions[hits[where]]]
+            self.reached[code] = out
+        self.entries = [index.entries[p] for p in self.last.tolist()]
+        self.first_seq = seqs[self.first]
+        self.last_seq = seqs[self.last]
 
 
-def _status_pivot(frame: pd.DataFrame, statuses: tuple[str, ...], order: pd.Index) -> dict[str, Any]:
-    firsts = frame.groupby(["key", "status"], sort=False)["seq"].min().unstack("status")
-    firsts = firsts.reindex(index=order, columns=list(statuses))
-    return {f"{status}_at": _cursors(firsts[status].to_numpy(dtype="float64", na_value=np.nan)) for status in statuses}
+def _reached(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    return pd.array(np.where(values < 0, None, values), dtype=CURSOR) if len(values) else pd.array([], dtype=CURSOR)
 
 
 def _pool_messages(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
-    frame, picked = _namespace_frame(history, upto, "messages")
-    grouped = frame.groupby("key", sort=False)
-    first = grouped["seq"].min()
-    order = first.sort_values(kind="stable").index
-    last_row = grouped.tail(1).set_index("key").reindex(order)
-    counts = grouped.size().reindex(order)
-    last_entries = [picked[i] for i in frame.reset_index().groupby("key", sort=False)["index"].max().reindex(order)]
-    extra = [e.extra for e in last_entries]
+    groups = _Groups(history, upto, "messages", len(wire.MESSAGE_STATUSES))
+    last = groups.entries
+    extra = [e.extra for e in last]
     return pd.DataFrame(
         {
-            "pool_id": _cat([history.pool_id] * len(order)),
-            "message_id": _strings(list(order)),
-            "status": _cat(last_row["status"].tolist(), MESSAGE_STATUS_DTYPE),
-            "sender": _cat([e.sender for e in last_entries]),
-            "target_type": _cat([e.target_type for e in last_entries], TARGET_DTYPE),
-            "target_id": _cat([e.target_id for e in last_entries]),
-            "recipients": _lists([list(e.delivered_to) for e in last_entries]),
-            "reply_to": _strings([e.reply_to for e in last_entries]),
+            "pool_id": _cat([history.pool_id] * len(last)),
+            "message_id": _strings([e.key for e in last]),
+            "status": _cat([e.status for e in last], MESSAGE_STATUS_DTYPE),
+            "sender": _cat([e.sender for e in last]),
+            "target_type": _cat([e.target_type for e in last], TARGET_DTYPE),
+            "target_id": _cat([e.target_id for e in last]),
+            "recipients": _lists([list(e.delivered_to) for e in last]),
+            "reply_to": _strings([e.reply_to for e in last]),
             "expected_responses": _cursors([x[1] for x in extra]),
             "response_timeout_millis": _cursors([x[2] for x in extra]),
             "expires_at_millis": _cursors([x[0] for x in extra]),
             "content_ref": _strings([x[3] for x in extra]),
-            "idempotency_key": _strings([e.idem for e in last_entries]),
-            "first_seq": first.reindex(order).to_numpy(dtype=np.int64),
-            "last_seq": last_row["seq"].to_numpy(dtype=np.int64),
-            **_status_pivot(frame, wire.MESSAGE_STATUSES, order),
-            "records": counts.to_numpy(dtype=np.int64),
+            "idempotency_key": _strings([e.idem for e in last]),
+            "first_seq": groups.first_seq.astype(np.int64),
+            "last_seq": groups.last_seq.astype(np.int64),
+            **{f"{s}_at": _reached(groups.reached[i]) for i, s in enumerate(wire.MESSAGE_STATUSES)},
+            "records": groups.count.astype(np.int64),
         }
     )
 
@@ -315,33 +335,32 @@ def messages_df(source: "PoolHistory | Database", upto: int | None = None) -> pd
 
 
 def _pool_wakes(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
-    frame, picked = _namespace_frame(history, upto, "wakes")
-    grouped = frame.groupby("key", sort=False)
-    first = grouped["seq"].min()
-    order = first.sort_values(kind="stable").index
-    last_row = grouped.tail(1).set_index("key").reindex(order)
-    counts = grouped.size().reindex(order)
-    last_entries = [picked[i] for i in frame.reset_index().groupby("key", sort=False)["index"].max().reindex(order)]
-    extra = [e.extra for e in last_entries]
-    pivot = _status_pivot(frame, wire.WAKE_STATUSES, order)
-    terminal = frame[frame["status"].isin(list(wire.WAKE_TERMINAL))].groupby("key", sort=False)["seq"].min()
+    groups = _Groups(history, upto, "wakes", len(wire.WAKE_STATUSES))
+    last = groups.entries
+    extra = [e.extra for e in last]
+    terminal = np.full(len(last), -1, dtype=np.int64)
+    for code, status in enumerate(wire.WAKE_STATUSES):
+        if status in wire.WAKE_TERMINAL:
+            reached = groups.reached[code]
+            better = (reached >= 0) & ((terminal < 0) | (reached < terminal))
+            terminal[better] = reached[better]
     return pd.DataFrame(
         {
-            "pool_id": _cat([history.pool_id] * len(order)),
-            "condition_id": _strings(list(order)),
-            "run_id": _cat([e.run_id for e in last_entries]),
-            "status": _cat(last_row["status"].tolist(), WAKE_STATUS_DTYPE),
+            "pool_id": _cat([history.pool_id] * len(last)),
+            "condition_id": _strings([e.key for e in last]),
+            "run_id": _cat([e.run_id for e in last]),
+            "status": _cat([e.status for e in last], WAKE_STATUS_DTYPE),
             "families": _lists([None if x[2] is None else list(x[2]) for x in extra]),
             "kinds": _lists([None if x[3] is None else list(x[3]) for x in extra]),
             "runs": _lists([None if x[4] is None else list(x[4]) for x in extra]),
             "timeout_millis": _cursors([x[0] for x in extra]),
             "resume_with": _cat([x[1] for x in extra], RESUME_DTYPE),
-            "idempotency_key": _strings([e.idem for e in last_entries]),
-            **pivot,
-            "terminal_at": _cursors(terminal.reindex(order).to_numpy(dtype="float64", na_value=np.nan)),
-            "first_seq": first.reindex(order).to_numpy(dtype=np.int64),
-            "last_seq": last_row["seq"].to_numpy(dtype=np.int64),
-            "records": counts.to_numpy(dtype=np.int64),
+            "idempotency_key": _strings([e.idem for e in last]),
+            **{f"{s}_at": _reached(groups.reached[i]) for i, s in enumerate(wire.WAKE_STATUSES)},
+            "terminal_at": _reached(terminal),
+            "first_seq": groups.first_seq.astype(np.int64),
+            "last_seq": groups.last_seq.astype(np.int64),
+            "records": groups.count.astype(np.int64),
         }
     )
 

@@ -40,6 +40,9 @@ PROGRESS_THRESHOLD = 200_000
 _MESSAGE_STATUS = {s: s for s in wire.MESSAGE_STATUSES}
 _WAKE_STATUS = {s: s for s in wire.WAKE_STATUSES}
 _TARGET_TYPE = {s: s for s in wire.TARGET_TYPES}
+#: Status -> small code, per kind (``wire.MESSAGE_STATUSES[code]``, ``wire.WAKE_STATUSES[code]``).
+_MESSAGE_CODE = {s: i for i, s in enumerate(wire.MESSAGE_STATUSES)}
+_WAKE_CODE = {s: i for i, s in enumerate(wire.WAKE_STATUSES)}
 _TARGET_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
 
 SCAN_SQL = (
@@ -431,7 +434,16 @@ class PoolIndex:
         ``wakes``)."""
         if self._arrays is None:
             kind = np.fromiter((e.kind for e in self.entries), dtype=np.int8, count=len(self.entries))
+            message_code, wake_code = _MESSAGE_CODE, _WAKE_CODE
             self._arrays = {
+                "status": np.fromiter(
+                    (
+                        message_code[e.status] if e.kind == RUN_MESSAGE else wake_code.get(e.status, -1)
+                        for e in self.entries
+                    ),
+                    dtype=np.int8,
+                    count=len(self.entries),
+                ),
                 "seq": np.asarray(self.seqs, dtype=np.int64),
                 "kind": kind,
                 "next": np.asarray(self.next_seq, dtype=np.int64),
