@@ -883,9 +883,11 @@ def activity(
     ``"record"`` (records by kind) may be one of the two.  Colours are
     :data:`MESSAGE_COLORS` and :data:`WAKE_COLORS`.
 
-    Artists: one ``BarContainer`` per series and status, labelled
-    ``"<series>: <status>"`` with ``gid="activity.<series>.<status>"``; bar
-    heights are the counts (negative below the axis).
+    Artists: one filled ``StepPatch`` (``ax.stairs``) per series and status,
+    labelled ``"<series>: <status>"`` with ``gid="activity.<series>.<status>"``;
+    its ``get_data()`` gives, per window, the top (``values``) and bottom
+    (``baseline``) of that status's part of the stack, so ``values -
+    baseline`` are the counts (negative below the axis).
 
     >>> ax = activity(pool, window=50, series=("message",))   # doctest: +SKIP
     >>> ax = activity(pool, series=("record", "message"))      # doctest: +SKIP
@@ -903,6 +905,10 @@ def activity(
     if ax is None:
         ax = _new_axes((11.0, 3.6))
     handles: list = []
+    last = int(frame["window_end"].max()) if len(frame) else max(x_end, 1)
+    bins = max(1, -(-last // window))
+    edges = np.arange(bins + 1) * window + 0.5
+    extent = [0, 0]  # the highest stack below and above the axis
     for number, name in enumerate(series):
         sign = 1 if number == 0 else -1
         sub = frame[frame["series"] == name]
@@ -912,18 +918,19 @@ def activity(
         else:
             names = list(wire.MESSAGE_STATUSES if name == "message" else wire.WAKE_STATUSES)
             palette = MESSAGE_COLORS if name == "message" else WAKE_COLORS
-        pivot = sub.pivot_table(index="window_start", columns="name", values="count", aggfunc="sum",
-                                observed=True, fill_value=0)
-        bottom = np.zeros(len(pivot), dtype=np.int64)
+        slot = ((sub["window_start"].to_numpy(dtype=np.int64) - 1) // window).astype(np.int64)
+        labels = sub["name"].astype(str).to_numpy()
+        counts = sub["count"].to_numpy(dtype=np.int64)
+        bottom = np.zeros(bins, dtype=np.int64)
         drawn = []
         for status in names:
-            if status not in pivot.columns or not pivot[status].any():
+            picked = labels == status
+            if not counts[picked].any():
                 continue
-            heights = pivot[status].to_numpy(dtype=np.int64)
-            ax.bar(
-                pivot.index.to_numpy() - 0.5, sign * heights, width=window * 0.9, bottom=sign * bottom,
-                align="edge", color=palette[status], linewidth=0, label=f"{name}: {status}",
-                gid=f"activity.{name}.{status}", zorder=2,
+            heights = np.bincount(slot[picked], weights=counts[picked], minlength=bins).astype(np.int64)
+            ax.stairs(
+                sign * (bottom + heights), edges, baseline=sign * bottom, fill=True, color=palette[status],
+                linewidth=0, label=f"{name}: {status}", gid=f"activity.{name}.{status}", zorder=2,
             )
             bottom = bottom + heights
             drawn.append(Patch(color=palette[status], label=status.replace("_", " ")))
@@ -931,10 +938,14 @@ def activity(
             arrow = "↑" if sign > 0 else "↓"
             handles.append(Patch(visible=False, label=f"{name}s {arrow}" if name != "record" else f"records {arrow}"))
         handles.extend(drawn)
+        extent[number] = int(bottom.max())
+    ax.set_ylim(-1.05 * extent[1], 1.05 * max(extent[0], 1))
+    if bins <= 150:  # a thin gap between windows
+        ax.vlines(edges[1:-1], 0, 1, transform=ax.get_xaxis_transform(), colors="white", linewidth=0.7, zorder=3)
     if len(series) == 2:
         ax.axhline(0, color="#444444", linewidth=0.8, zorder=3)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _thousands(abs(v))))
-        ax.set_ylabel(f"{series[1]}s ↓   {series[0]}s ↑\nper {window:,} cursors", fontsize=9)
+        ax.set_ylabel(f"{series[1]}s  |  {series[0]}s\n(per {window:,} cursors)", fontsize=9)
     else:
         ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
         ax.set_ylabel(f"{series[0]}s per {window:,} cursors", fontsize=9)

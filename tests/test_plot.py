@@ -337,7 +337,14 @@ def test_wakes_aggregate_into_outcomes_per_window(db, artifacts):
 
 
 # --------------------------------------------------------------- activity
-def test_activity_bar_heights_are_the_activity_counts(db, artifacts):
+def stacked(ax, gid):
+    """(window start -> count) drawn by the StepPatch with this gid."""
+    (patch,) = artists(ax, gid)
+    values, edges, baseline = patch.get_data()
+    return {int(round(edge + 0.5)): int(abs(v - b)) for v, b, edge in zip(values, baseline, edges[:-1]) if v != b}
+
+
+def test_activity_stacks_are_the_activity_counts(db, artifacts):
     for pool in db.pools():
         ax = plot.activity(pool, window=25, cursor=pool.head // 2)
         frame = pool.activity(25)
@@ -345,10 +352,20 @@ def test_activity_bar_heights_are_the_activity_counts(db, artifacts):
             sub = frame[frame["series"] == series]
             expected = {(int(r.window_start), str(r.name)): int(r.count) for r in sub.itertuples()}
             drawn = {}
+            bottom = None
             for status in (wire.MESSAGE_STATUSES if series == "message" else wire.WAKE_STATUSES):
-                for bar in artists(ax, f"activity.{series}.{status}"):
-                    if bar.get_height():
-                        drawn[(int(round(bar.get_x() + 0.5)), status)] = int(sign * bar.get_height())
+                if not artists(ax, f"activity.{series}.{status}"):
+                    assert status not in set(sub["name"].astype(str))
+                    continue
+                (patch,) = artists(ax, f"activity.{series}.{status}")
+                values, edges, baseline = patch.get_data()
+                assert np.all(sign * (values - baseline) >= 0)  # messages above the axis, wakes below
+                if bottom is not None:
+                    assert np.array_equal(baseline, bottom)  # stacked on the previous status
+                bottom = values
+                for start, count in stacked(ax, f"activity.{series}.{status}").items():
+                    drawn[(start, status)] = count
+                assert patch.get_label() == f"{series}: {status}"
             assert drawn == expected
         assert cursor_x(ax) == pool.head // 2
         labels = legend_labels(ax)
@@ -361,9 +378,11 @@ def test_activity_one_series_and_upto(db):
     k = pool.head // 2
     ax = plot.activity(pool, upto=k, series=("message",))
     assert not any(str(a.get_gid()).startswith("activity.wake.") for a in ax.get_children())
-    total = sum(b.get_height() for a in ax.containers for b in a)
+    total = sum(
+        sum(stacked(ax, a.get_gid()).values()) for a in ax.get_children() if str(a.get_gid()).startswith("activity.")
+    )
     assert total == int((pool.records_df(upto=k)["kind"] == "run_message").sum())
-    assert all(b.get_height() >= 0 for a in ax.containers for b in a)
+    assert ax.get_ylim()[0] == 0
     with pytest.raises(ValueError):
         plot.activity(pool, series=("message", "nope"))
 
