@@ -163,3 +163,7 @@ cli.add_command(_doctor)
 from .lab import lab as _lab  # noqa: E402
 
 cli.add_command(_lab)
+
+from .report import report_command as _report  # noqa: E402
+
+cli.add_command(_report, "report")

@@ -1,0 +1,305 @@
+"""A one-file HTML report of a pool database: summary, timelines, snapshots, anomalies.
+
+:func:`report` writes ONE self-contained HTML page -- no request leaves it: no
+CDN, no remote fonts or scripts; the plots are embedded as base64 PNG.  It
+holds a summary table of every pool (:meth:`Database.summary`, with the
+anomaly counts), and for each pool: the four timelines of
+:mod:`poolscope.plot`, the snapshot at the head (counts, members, topics,
+latest messages and wakes) and the anomalies :meth:`Database.check` found.
+The database is only read (it may be read-only).
+
+Example::
+
+    >>> from poolscope.report import report
+    >>> report("sample_data/demo.db", "report.html")                # doctest: +SKIP
+    PosixPath('report.html')
+
+or, from a shell::
+
+    $ poolscope report sample_data/demo.db -o report.html --pool pool.alpha
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import click
+
+from .errors import PoolscopeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import Database, PoolHistory
+
+__all__ = ["report", "render", "report_command"]
+
+#: Resolution of the embedded plots.
+DPI = 90
+#: Anomalies listed per pool (the rest are counted).
+MAX_ANOMALIES = 500
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
+       color: #222; background: #fafafa; }
+header { background: #263238; color: #fff; padding: 18px 32px; }
+header h1 { margin: 0 0 4px 0; font-size: 22px; }
+header p { margin: 0; color: #cfd8dc; font-size: 13px; }
+main { padding: 12px 32px 48px 32px; max-width: 1500px; }
+nav { font-size: 14px; margin: 10px 0 18px 0; }
+nav a { margin-right: 14px; }
+h2 { border-bottom: 2px solid #cfd8dc; padding-bottom: 4px; margin-top: 36px; }
+h3 { margin: 22px 0 8px 0; color: #37474f; }
+table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0 10px 0; background: #fff; }
+th, td { border: 1px solid #e0e0e0; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #eceff1; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.summary td.bad { color: #c62828; font-weight: 600; }
+.summary th.group { text-align: center; border-bottom: 2px solid #b0bec5; }
+.scroll { overflow-x: auto; }
+figure { margin: 6px 0 14px 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; background: #fff; }
+.sev-error td.sev { color: #fff; background: #c62828; font-weight: 600; }
+.sev-warning td.sev { background: #ffb300; font-weight: 600; }
+.sev-info td.sev { background: #e3f2fd; }
+.ok { color: #2e7d32; font-weight: 600; }
+.note { color: #616161; font-size: 13px; }
+.problem { color: #c62828; }
+.poolscope-snapshot { background: #fff; border: 1px solid #e0e0e0; padding: 8px 12px; font-size: 13px; }
+details summary { cursor: pointer; margin: 4px 0; }
+"""
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _plot_html(pool: "PoolHistory", name: str, draw: Callable, height: float) -> str:
+    """One plot as an embedded PNG (or a note saying why it could not be drawn)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, height), layout="constrained")
+    try:
+        draw(pool, ax=fig.add_subplot())
+        data = _png(fig)
+    except Exception as error:  # a damaged pool must not stop the whole report
+        return f"<p class='problem'>The {_esc(name)} plot could not be drawn: {_esc(error)}</p>"
+    alt = f"{name} of {pool.pool_id}"
+    return f"<figure><img alt='{_esc(alt)}' src='data:image/png;base64,{data}'></figure>"
+
+
+def _lanes(pool: "PoolHistory") -> int:
+    from .plot import _member_intervals
+
+    table, _ = _member_intervals(pool, None)
+    return len(set(table["run_id"].tolist()))
+
+
+def _height(lanes: int) -> float:
+    return float(min(max(0.2 * lanes + 1.6, 2.6), 13.0))
+
+
+def _summary_html(db: "Database", anomalies: list) -> str:
+    """:meth:`Database.summary` as a table, message and wake statuses grouped
+    under one header each, plus the anomaly counts of each pool."""
+    from . import wire
+
+    frame = db.summary()
+    counts: dict[str, dict[str, int]] = {}
+    for anomaly in anomalies:
+        per = counts.setdefault(anomaly.pool_id, {})
+        per[anomaly.severity] = per.get(anomaly.severity, 0) + 1
+    base = [c for c in ("head", "records", "damaged", "members", "messages", "wakes") if c in frame.columns]
+    groups = [
+        ("messages by status", [f"messages_{s}" for s in wire.MESSAGE_STATUSES if f"messages_{s}" in frame.columns]),
+        ("wakes by status", [f"wakes_{s}" for s in wire.WAKE_STATUSES if f"wakes_{s}" in frame.columns]),
+    ]
+    alert = {"damaged", "messages_failed", "messages_expired", "messages_timed_out", "wakes_failed", "wakes_timed_out"}
+    top = "<th rowspan=2>pool</th>" + "".join(f"<th rowspan=2 class=num>{_esc(c)}</th>" for c in base)
+    top += "".join(f"<th colspan={len(cols)} class=group>{_esc(label)}</th>" for label, cols in groups if cols)
+    top += "<th colspan=2 class=group>anomalies</th>"
+    sub = "".join(
+        f"<th class=num>{_esc(c.split('_', 1)[1].replace('_', ' '))}</th>" for _, cols in groups for c in cols
+    )
+    sub += "<th class=num>errors</th><th class=num>warnings</th>"
+    rows = []
+    for record in frame.to_dict("records"):
+        pool_id = record["pool_id"]
+        cells = [f"<td><a href='#{_anchor(db, pool_id)}'>{_esc(pool_id)}</a></td>"]
+        for column in base + [c for _, cols in groups for c in cols]:
+            value = int(record[column])
+            cells.append(f"<td class='num{' bad' if column in alert and value else ''}'>{value:,}</td>")
+        found = counts.get(pool_id, {})
+        for severity in ("error", "warning"):
+            n = found.get(severity, 0)
+            cells.append(f"<td class='num{' bad' if n and severity == 'error' else ''}'>{n:,}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f"<div class='scroll'><table class='summary'><tr>{top}</tr><tr>{sub}</tr>{''.join(rows)}</table></div>"
+    )
+
+
+def _anchor(db: "Database", pool_id: str) -> str:
+    return f"pool-{db.pool_ids.index(pool_id) + 1}" if pool_id in db.pool_ids else "pool-unknown"
+
+
+def _anomalies_html(anomalies: list, empty: str) -> str:
+    if not anomalies:
+        return f"<p class='ok'>{_esc(empty)}</p>"
+    ordered = sorted(anomalies, key=lambda a: (_SEVERITY_ORDER.get(a.severity, 3), a.seq if a.seq is not None else -1))
+    rows = "".join(
+        f"<tr class='sev-{_esc(a.severity)}'><td class='sev'>{_esc(a.severity)}</td><td>{_esc(a.code)}</td>"
+        f"<td class='num'>{'' if a.seq is None else f'{a.seq:,}'}</td><td>{_esc(a.message)}</td></tr>"
+        for a in ordered[:MAX_ANOMALIES]
+    )
+    more = (
+        f"<p class='note'>… and {len(ordered) - MAX_ANOMALIES:,} more not listed here "
+        f"(run <code>poolscope doctor</code>).</p>"
+        if len(ordered) > MAX_ANOMALIES
+        else ""
+    )
+    counts = {s: sum(1 for a in anomalies if a.severity == s) for s in ("error", "warning", "info")}
+    line = ", ".join(f"{n:,} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n)
+    return (
+        f"<p>{_esc(line)}</p><table class='anomalies'><tr><th>severity</th><th>code</th><th class=num>seq</th>"
+        f"<th>message</th></tr>{rows}</table>{more}"
+    )
+
+
+def _snapshot_html(pool: "PoolHistory") -> str:
+    from .errors import PoolscopeError as _Error
+
+    try:
+        return pool.snapshot()._repr_html_()
+    except _Error as error:
+        try:
+            lenient = pool.snapshot(strict=False)._repr_html_()
+        except _Error:
+            return f"<p class='problem'>No snapshot at the head: {_esc(error)}</p>"
+        return (
+            f"<p class='problem'>The SDK could not replay this pool to its head ({_esc(error)}); "
+            f"below is the lenient snapshot (damaged records skipped).</p>{lenient}"
+        )
+
+
+def _pool_section(db: "Database", pool: "PoolHistory", anomalies: list | None, check_note: str) -> str:
+    from . import plot
+
+    lanes = _lanes(pool)
+    plots = [
+        ("Membership", "membership", plot.members, _height(lanes if lanes <= 60 else 8)),
+        ("Messages", "messages", plot.messages, _height(min(lanes + 2, 60))),
+        ("Wakes", "wakes", plot.wakes, _height(min(lanes, 60))),
+        ("Activity", "activity", plot.activity, 3.4),
+    ]
+    body = [
+        f"<section id='{_anchor(db, pool.pool_id)}'><h2>Pool {_esc(pool.pool_id)}</h2>"
+        f"<p class='note'>{len(pool):,} records, head cursor {pool.head:,}. "
+        f"The x axis of every plot is the cursor (seq): there is no wall-clock time in the records.</p>"
+    ]
+    for title, name, draw, height in plots:
+        body.append(f"<h3>{title}</h3>{_plot_html(pool, name, draw, height)}")
+    body.append(f"<h3>Snapshot at the head</h3>{_snapshot_html(pool)}")
+    body.append("<h3>Anomalies</h3>")
+    if anomalies is None:
+        body.append(f"<p class='note'>{_esc(check_note)}</p>")
+    else:
+        body.append(_anomalies_html(anomalies, "No anomaly found in this pool."))
+    body.append("</section>")
+    return "".join(body)
+
+
+def render(db: "Database", pools: Iterable[str] | None = None, *, title: str | None = None) -> str:
+    """The report's HTML text for an open :class:`~poolscope.Database`.
+
+    ``pools`` limits the per-pool sections (the summary lists every pool).
+
+    >>> text = render(poolscope.open("sample_data/demo.db"), ["pool.alpha"])   # doctest: +SKIP
+    >>> text.startswith("<!DOCTYPE html>")                                       # doctest: +SKIP
+    True
+    """
+    from . import __version__
+
+    selected = list(db.pool_ids if pools is None else pools)
+    for pool_id in selected:
+        db.pool(pool_id)  # raises PoolNotFoundError for an unknown pool, before any work
+    anomalies: list | None
+    check_note = ""
+    try:
+        anomalies = list(db.check())
+    except (AttributeError, ImportError):
+        anomalies, check_note = None, "The anomaly check is not available in this version of poolscope."
+    except PoolscopeError as error:
+        anomalies, check_note = None, f"The anomaly check could not run: {error}"
+    name = title or f"poolscope report — {db.path.name}"
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{_esc(name)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>{_esc(name)}</h1><p>{_esc(db.path)} · {len(db.pool_ids):,} pool(s) · "
+        f"written {time.strftime('%Y-%m-%d %H:%M:%S')} by poolscope {_esc(__version__)}</p></header><main>",
+    ]
+    if selected:
+        links = "".join(f"<a href='#{_anchor(db, p)}'>{_esc(p)}</a>" for p in selected)
+        parts.append(f"<nav>Pools: {links}<a href='#anomalies-file'>file-wide anomalies</a></nav>")
+    parts.append("<h2>Summary</h2>")
+    parts.append(_summary_html(db, anomalies or []) if db.pool_ids else "<p>No pool in this database.</p>")
+    parts.append(
+        "<p class='note'>Messages and wakes are counted by their status at the head. "
+        "Errors and warnings come from the anomaly check (<code>poolscope doctor</code>).</p>"
+    )
+    parts.append("<h2 id='anomalies-file'>File-wide anomalies</h2>")
+    if anomalies is None:
+        parts.append(f"<p class='note'>{_esc(check_note)}</p>")
+    else:
+        parts.append(_anomalies_html([a for a in anomalies if a.pool_id is None], "No file-wide anomaly."))
+    for pool_id in selected:
+        mine = None if anomalies is None else [a for a in anomalies if a.pool_id == pool_id]
+        parts.append(_pool_section(db, db.pool(pool_id), mine, check_note))
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
+def report(
+    db_or_path: "Database | str | os.PathLike",
+    out_path: str | os.PathLike,
+    pools: Iterable[str] | None = None,
+) -> Path:
+    """Write the HTML report of a database (or of its ``pools``) to ``out_path``.
+
+    ``db_or_path`` is an open :class:`~poolscope.Database` or the path of a
+    database, which is opened read-only.  Returns the path written.
+
+    >>> report("sample_data/demo.db", "/tmp/demo.html", pools=["pool.alpha"])   # doctest: +SKIP
+    PosixPath('/tmp/demo.html')
+    """
+    from .history import Database, open as open_db
+
+    db = db_or_path if isinstance(db_or_path, Database) else open_db(db_or_path, progress=False)
+    text = render(db, pools)
+    out = Path(out_path)
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+@click.command("report")
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.option("-o", "--out", "out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write.")
+@click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
+def report_command(db: str, out: str, pools: tuple[str, ...]) -> None:
+    """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool."""
+    written = report(db, out, list(pools) or None)
+    click.echo(str(written))

@@ -1,0 +1,214 @@
+"""poolscope.report: one self-contained HTML page, written from a read-only database."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import sqlite3
+import stat
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import poolscope
+from poolscope.cli import cli
+from poolscope.errors import PoolNotFoundError
+from poolscope.report import render, report
+from conftest import tree_state
+
+
+class Page(HTMLParser):
+    """Every tag with its attributes, the text of each h2, and all text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.h2: list[str] = []
+        self.text: list[str] = []
+        self._in_h2 = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_h2 = tag == "h2"
+        if self._in_h2:
+            self.h2.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_h2:
+            self.h2[-1] += data
+
+    def all(self, tag):
+        return [attrs for name, attrs in self.tags if name == tag]
+
+
+@pytest.fixture
+def readonly_sample(sample_copy):
+    """The sample in a folder nobody may write to (mode bits; root ignores them,
+    so the tests also compare the folder before and after)."""
+    folder = sample_copy.parent
+    sample_copy.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+    yield sample_copy
+    folder.chmod(stat.S_IRWXU)
+    sample_copy.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+
+def assert_self_contained(text: str) -> Page:
+    page = Page(text)
+    for tag, attrs in page.tags:
+        for name in ("src", "href", "data", "action", "poster"):
+            value = attrs.get(name)
+            if value is None:
+                continue
+            assert not value.lower().startswith(("http:", "https:", "//", "ftp:")), (tag, name, value[:80])
+            if name == "href":
+                assert value.startswith("#"), (tag, value[:80])  # only links within the page
+    assert not page.all("script") and not page.all("link") and not page.all("iframe")
+    assert "@import" not in text and "url(" not in text  # no remote CSS resources
+    for img in page.all("img"):
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+        assert img.get("alt")
+    return page
+
+
+@pytest.fixture
+def outdir(tmp_path_factory):
+    """A folder for the HTML, apart from the database's folder."""
+    return tmp_path_factory.mktemp("out")
+
+
+def test_report_of_a_read_only_database_is_one_self_contained_page(readonly_sample, outdir):
+    folder = readonly_sample.parent
+    before = tree_state(folder)
+    out = outdir / "report.html"
+    assert report(readonly_sample, out) == out
+    assert tree_state(folder) == before  # nothing written, no -wal/-shm beside it
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "http://" not in text and "https://" not in text
+    page = assert_self_contained(text)
+
+    db = poolscope.open(readonly_sample)
+    # every pool is named: in the summary table and with its own section of four plots
+    assert [h for h in page.h2 if h.startswith("Pool ")] == [f"Pool {p}" for p in db.pool_ids]
+    assert len(page.all("img")) == 4 * len(db.pool_ids)
+    alts = [img["alt"] for img in page.all("img")]
+    for pool_id in db.pool_ids:
+        assert [a for a in alts if a.endswith(pool_id)] == [
+            f"{kind} of {pool_id}" for kind in ("membership", "messages", "wakes", "activity")
+        ]
+    summary = db.summary()
+    body = "".join(page.text)
+    for row in summary.itertuples():
+        assert f"{row.head:,}" in body and f"{row.messages_failed:,}" in body
+    # the snapshot at the head of each pool, and the anomalies sections
+    for pool in db.pools():
+        assert f"Snapshot of {pool.pool_id} at cursor {pool.head}" in body
+        counts = pool.snapshot().counts()
+        assert f"{counts['members']} members · {counts['topics']} topics" in body
+    assert "File-wide anomalies" in page.h2
+    assert body.count("Anomalies") == len(db.pool_ids)
+    assert db.check() == [] and body.count("No anomaly found in this pool.") == len(db.pool_ids)
+
+
+def test_report_names_every_pool_of_the_sdk_oracle_and_escapes_its_ids(oracle, tmp_path):
+    before = tree_state(oracle)
+    out = report(oracle / "pool.db", tmp_path / "oracle.html")
+    assert tree_state(oracle) == before
+    text = out.read_text(encoding="utf-8")
+    page = assert_self_contained(text)
+    db = poolscope.open(oracle / "pool.db")
+    assert [h for h in page.h2 if h.startswith("Pool ")] == [f"Pool {p}" for p in db.pool_ids]
+    members = {m["agent_id"] for pool in db.pools() for m in pool.snapshot().members}
+    odd = [a for a in members if '"' in a]
+    assert odd  # the oracle has an agent id with quotes and a backslash
+    for agent in odd:
+        assert html.escape(agent) in text and f">{agent}<" not in text
+    topics = {t for pool in db.pools() for t in pool.snapshot().topics}
+    assert any(not t.isascii() for t in topics)
+    for topic in topics:
+        assert html.escape(topic) in text  # UTF-8 text stays as is
+
+
+def damage(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO agent_pool_records(pool_id, seq, kind, payload_json) VALUES ('pool.alpha', 1300, 'run_message', '{oops')"
+        )
+    conn.close()
+
+
+def test_report_lists_the_anomalies_the_check_finds(sample_copy, tmp_path):
+    damage(sample_copy)
+    db = poolscope.open(sample_copy)
+    anomalies = db.check()
+    assert {a.severity for a in anomalies} >= {"error"}
+    text = render(db)
+    page = assert_self_contained(text)
+    body = "".join(page.text)
+    alpha = body[body.index("Pool pool.alpha"): body.index("Pool pool.bravo")]
+    for anomaly in anomalies:
+        assert anomaly.pool_id == "pool.alpha"
+        assert anomaly.code in alpha and anomaly.message in alpha and f"{anomaly.seq:,}" in alpha
+    errors = sum(a.severity == "error" for a in anomalies)
+    assert f"{errors} error" in alpha
+    # the summary counts them, the other pools are clean, and the damaged pool still has its plots
+    rows = [attrs for tag, attrs in page.tags if tag == "td" and "bad" in attrs.get("class", "")]
+    assert rows
+    assert "No anomaly found in this pool." in body[body.index("Pool pool.bravo"):]
+    assert len(page.all("img")) == 12
+    assert "The SDK could not replay this pool to its head" in alpha  # lenient snapshot, said so
+
+
+def test_report_of_some_pools_only(sample_copy, tmp_path):
+    out = report(sample_copy, tmp_path / "one.html", pools=["pool.bravo"])
+    page = assert_self_contained(out.read_text(encoding="utf-8"))
+    assert [h for h in page.h2 if h.startswith("Pool ")] == ["Pool pool.bravo"]
+    assert len(page.all("img")) == 4
+    body = "".join(page.text)
+    assert "pool.alpha" in body and "pool.charlie" in body  # the summary still lists every pool
+    with pytest.raises(PoolNotFoundError):
+        report(sample_copy, tmp_path / "none.html", pools=["pool.nope"])
+    assert not (tmp_path / "none.html").exists()
+
+
+def test_cli_report_writes_the_page_and_exits_0(readonly_sample, outdir):
+    runner = CliRunner()
+    out = outdir / "cli.html"
+    before = tree_state(readonly_sample.parent)
+    result = runner.invoke(cli, ["report", str(readonly_sample), "-o", str(out), "--pool", "pool.alpha", "--pool",
+                                 "pool.charlie"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out)
+    assert tree_state(readonly_sample.parent) == before
+    page = assert_self_contained(out.read_text(encoding="utf-8"))
+    assert [h for h in page.h2 if h.startswith("Pool ")] == ["Pool pool.alpha", "Pool pool.charlie"]
+
+    missing = runner.invoke(cli, ["report", str(readonly_sample), "-o", str(outdir / "x.html"), "--pool", "nope"])
+    assert missing.exit_code == 2
+    assert "nope" in missing.output
+    assert "report" in runner.invoke(cli, ["--help"]).output
+
+
+def test_cli_report_default_output_name(sample_copy, tmp_path):
+    runner = CliRunner()
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        result = runner.invoke(cli, ["report", str(sample_copy), "--pool", "pool.alpha"])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "report.html").is_file()
