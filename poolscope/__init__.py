@@ -66,3 +66,4 @@ __all__ = [
     "NotAMemberError",
     "InvalidInputError",
 ]
+from .explore import explore  # noqa: E402
