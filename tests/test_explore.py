@@ -1,0 +1,454 @@
+"""The explorer's logic, driven from Python: panels against the SDK's own
+snapshots (the oracle) and against ``pool.snapshot`` / ``pool.diff``, jumps
+against seqs computed independently from ``records_df``, live mode against a
+``PoolStore`` writer.  The browser rendering is tests/test_browser.py."""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import sqlite3
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import poolscope
+from conftest import SAMPLE_DB, raw_snapshot_lines
+from poolscope import wire
+from poolscope.explore import MESSAGE_FAILURES, TABLE_ROWS, WAKE_FAILURES, Explorer, fast_diff
+
+EVERY_KIND_AND_STATUS = [(k, None) for k in wire.KINDS] + [
+    (None, s) for s in dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES)
+] + [("run_message", "failed"), ("wake", "failed"), ("wake", "timed_out"), ("run_message", "registered")]
+
+
+@pytest.fixture(scope="module")
+def sample() -> Explorer:
+    """One explorer on sample_data/demo.db for the read-only tests (check disabled: faster)."""
+    return poolscope.explore(SAMPLE_DB, check=False)
+
+
+def frame(pool) -> pd.DataFrame:
+    df = pool.records_df()
+    df["delivered"] = [set(d) if isinstance(d, (list, tuple, np.ndarray)) else set() for d in df["delivered_to"].tolist()]
+    return df
+
+
+def expected_mask(df: pd.DataFrame, kind=None, status=None, run=None, agent=None) -> np.ndarray:
+    """The documented filter semantics, computed from records_df alone."""
+    m = np.ones(len(df), dtype=bool)
+    if kind:
+        m &= (df["kind"] == kind).to_numpy()
+    if status:
+        m &= ((df["message_status"] == status) | (df["wake_status"] == status)).to_numpy()
+
+    def of_runs(runs: set) -> np.ndarray:
+        return (
+            df["run_id"].isin(runs)
+            | df["sender"].isin(runs)
+            | ((df["target_type"] == "run") & df["target_id"].isin(runs))
+            | df["delivered"].map(lambda d: bool(d & runs))
+        ).to_numpy()
+
+    if run:
+        m &= of_runs({run})
+    if agent:
+        runs = set(df.loc[df["agent_id"] == agent, "run_id"].astype(str))
+        m &= (
+            (df["agent_id"] == agent).to_numpy()
+            | ((df["target_type"] == "agent") & (df["target_id"] == agent)).to_numpy()
+            | of_runs(runs)
+        )
+    return m
+
+
+def expected_jump(df: pd.DataFrame, mask: np.ndarray, cursor: int, forward: bool) -> int | None:
+    seqs = df["seq"].to_numpy()
+    hits = seqs[mask & ((seqs > cursor) if forward else (seqs < cursor))]
+    if not len(hits):
+        return None
+    return int(hits.min() if forward else hits.max())
+
+
+# ------------------------------------------------------------ snapshot panels
+def test_panels_match_the_sdk_snapshot_at_every_cursor(oracle):
+    explorer = poolscope.explore(oracle / "pool.db", check=False)
+    seen = 0
+    for pool_id, cursor, text in sorted(raw_snapshot_lines(oracle), key=lambda line: line[0]):
+        if explorer.pool.pool_id != pool_id:
+            explorer.select_pool(pool_id)
+        explorer.set_cursor(cursor)
+        sdk = json.loads(text)
+        shown = explorer.shown
+        assert shown["pool_id"] == pool_id and shown["cursor"] == cursor == explorer.cursor
+        assert shown["member_ids"] == [m["run_id"] for m in sdk["members"]]
+        assert shown["counts"] == {
+            "members": len(sdk["members"]),
+            "topics": len(sdk["topics"]),
+            "messages": len(sdk.get("messages", [])),
+            "wakes": len(sdk.get("wakes", [])),
+        }
+        statuses = pd.Series([m["receipt"]["status"] for m in sdk.get("messages", [])], dtype=object)
+        assert shown["message_statuses"] == statuses.value_counts().to_dict()
+        assert len(shown["latest_messages"]) == min(TABLE_ROWS, len(sdk.get("messages", [])))
+        assert set(shown["latest_messages"]) <= {m["message"]["message_id"] for m in sdk.get("messages", [])}
+        counts = explorer.counts_panel.value
+        assert f"data-cursor='{cursor}'" in counts and f"data-members='{len(sdk['members'])}'" in counts
+        for member in sdk["members"][:50]:
+            assert html.escape(member["run_id"]) in explorer.members_panel.value
+        for topic in sdk["topics"][:100]:
+            assert html.escape(topic) in explorer.topics_panel.value
+        seen += 1
+    assert seen > 0
+
+
+def test_json_panel_renders_the_sdk_text_only_when_open(oracle):
+    explorer = poolscope.explore(oracle / "pool.db", check=False)
+    lines = list(raw_snapshot_lines(oracle))
+    picks = sorted(lines[:: max(1, len(lines) // 12)], key=lambda line: line[0])
+    assert explorer.json_panel.selected_index is None and explorer.json_view.value == ""
+    explorer.json_panel.selected_index = 0
+    for pool_id, cursor, text in picks:
+        if explorer.pool.pool_id != pool_id:
+            explorer.select_pool(pool_id)
+        explorer.set_cursor(cursor)
+        assert f"data-cursor='{cursor}'>{html.escape(text)}</pre>" in explorer.json_view.value
+    explorer.json_panel.selected_index = None
+    assert explorer.json_view.value == ""
+    explorer.step(-1)
+    assert explorer.json_view.value == ""  # closed: nothing rendered on a move
+
+
+def test_tables_show_the_latest_items_first_and_count_the_rest(sample):
+    pool = sample.pool
+    k = pool.head // 2
+    sample.set_cursor(k)
+    snap = pool.snapshot(k)
+    order = np.argsort(snap.messages.seqs)[::-1]
+    expected = [snap.messages.ids[i] for i in order[:TABLE_ROWS]]
+    assert sample.shown["latest_messages"] == expected
+    assert f"… {len(snap.messages) - TABLE_ROWS:,} more messages" in sample.messages_panel.value
+    order = np.argsort(snap.wakes.seqs)[::-1]
+    assert sample.shown["latest_wakes"] == [snap.wakes.ids[i] for i in order[:TABLE_ROWS]]
+    positions = [sample.messages_panel.value.index(f"<td>{html.escape(i)}</td>") for i in expected]
+    assert positions == sorted(positions)  # in that order on screen
+
+
+def test_record_panel_shows_the_record_at_the_cursor(sample):
+    pool = sample.pool
+    for k in (1, 2, pool.head // 3, pool.head):
+        sample.set_cursor(k)
+        record = pool.records(after=k - 1, upto=k)[0]
+        assert sample.shown["record_seq"] == k
+        assert f"data-seq='{k}'" in sample.record_panel.value
+        assert html.escape(json.dumps(record.to_dict(), indent=1, ensure_ascii=False)) in sample.record_panel.value
+
+
+# ------------------------------------------------------------------- diffs
+def test_diff_panel_is_the_diff_from_the_previous_position(sample):
+    pool = sample.pool
+    rng = random.Random(5)
+    previous = sample.cursor
+    for _ in range(25):
+        k = rng.randint(1, pool.head)
+        if k == previous:
+            continue
+        sample.set_cursor(k)
+        expected = pool.diff(previous, k)
+        assert sample.diff == expected and (sample.diff.a, sample.diff.b) == (previous, k)
+        assert expected._repr_html_() in sample.diff_panel.value
+        previous = k
+
+
+def test_fast_diff_equals_diff_both_ways(oracle):
+    db = poolscope.open(oracle / "pool.db")
+    rng = random.Random(9)
+    for pool in db.pools():
+        pairs = [(0, pool.head), (pool.head, 0), (1, 2)] + [
+            (rng.randint(0, pool.head), rng.randint(0, pool.head)) for _ in range(60)
+        ]
+        for a, b in pairs:
+            fast, slow = fast_diff(pool, a, b), pool.diff(a, b)
+            assert fast == slow and slow == fast, (pool.pool_id, a, b)
+            assert fast.to_dict() == slow.to_dict()
+            assert fast._repr_html_() == slow._repr_html_()
+
+
+def test_fast_diff_rejects_cursors_outside_the_log(sample):
+    with pytest.raises(poolscope.CursorError):
+        fast_diff(sample.pool, 0, sample.pool.head + 1)
+
+
+# ------------------------------------------------------------------- moves
+def test_steps_and_buttons_move_one_record(sample):
+    pool = sample.pool
+    sample.set_cursor(10)
+    sample.step_forward.click()
+    assert sample.cursor == 11 and sample.shown["cursor"] == 11
+    sample.step_back.click()
+    sample.step_back.click()
+    assert sample.cursor == 9
+    sample.set_cursor(pool.head)
+    sample.step_forward.click()
+    assert sample.cursor == pool.head
+    sample.set_cursor(sample.slider.min)
+    sample.step(-1)
+    assert sample.cursor == sample.slider.min
+
+
+def test_set_cursor_rejects_a_cursor_outside_the_slider(sample):
+    with pytest.raises(poolscope.CursorError):
+        sample.set_cursor(sample.pool.head + 1)
+    with pytest.raises(poolscope.CursorError):
+        sample.set_cursor("12")
+
+
+@pytest.mark.parametrize("kind,status", EVERY_KIND_AND_STATUS)
+def test_jumps_land_on_the_next_and_previous_match(sample, kind, status):
+    pool = sample.pool
+    df = frame(pool)
+    mask = expected_mask(df, kind, status)
+    for start in (1, pool.head // 4, pool.head // 2, pool.head - 3, pool.head):
+        for forward in (True, False):
+            sample.set_cursor(start)
+            want = expected_jump(df, mask, start, forward)
+            got = sample.jump("next" if forward else "previous", kind=kind, status=status, run=None, agent=None)
+            assert got == want, (kind, status, start, forward)
+            assert sample.cursor == (want if want is not None else start)
+
+
+def test_jumps_by_run_and_agent(sample):
+    pool = sample.pool
+    df = frame(pool)
+    runs = sorted(df.loc[df["kind"] == "member_joined", "run_id"].astype(str).unique())
+    agents = sorted(df["agent_id"].dropna().astype(str).unique())
+    cases = [{"run": r, "agent": None} for r in runs[:: max(1, len(runs) // 4)]]
+    cases += [{"run": None, "agent": a} for a in agents]
+    cases += [{"run": runs[0], "agent": agents[0], "kind": "wake"}, {"run": None, "agent": agents[-1], "status": "failed"}]
+    for case in cases:
+        case = {"kind": None, "status": None, **case}
+        mask = expected_mask(df, **case)
+        for start in (1, pool.head // 3, 2 * pool.head // 3, pool.head):
+            for forward in (True, False):
+                sample.set_cursor(start)
+                got = sample.jump("next" if forward else "previous", **case)
+                assert got == expected_jump(df, mask, start, forward), (case, start, forward)
+
+
+def test_the_match_buttons_jump_by_the_filter_widgets(sample):
+    pool = sample.pool
+    df = frame(pool)
+    run = sorted(df.loc[df["kind"] == "member_joined", "run_id"].astype(str).unique())[0]
+    mask = expected_mask(df, "run_message", None, run, None)
+    seqs = df["seq"].to_numpy()
+    assert mask.sum() > 1
+    try:
+        sample.kind_filter.value = "run_message"
+        sample.run_filter.value = run
+        assert sample.filters == {"kind": "run_message", "status": None, "run": run, "agent": None}
+        sample.set_cursor(1)
+        visited = []
+        while True:
+            before = sample.cursor
+            sample.next_match.click()
+            if sample.cursor == before:
+                break
+            visited.append(sample.cursor)
+        assert visited == seqs[mask].tolist()
+        sample.prev_match.click()
+        assert sample.cursor == visited[-2]
+        sample.set_cursor(1)
+        assert sample.jump("next", kind="wake") == expected_jump(df, expected_mask(df, "wake", None, run), 1, True)
+    finally:
+        for control in (sample.kind_filter, sample.status_filter, sample.run_filter, sample.agent_filter):
+            control.value = ""
+
+
+def test_next_failure_is_the_first_failure_after_the_cursor(oracle):
+    explorer = poolscope.explore(oracle / "pool.db", check=False)
+    for pool_id in explorer.db.pool_ids:
+        explorer.select_pool(pool_id)
+        df = frame(explorer.pool)
+        failures = (
+            ((df["kind"] == "run_message") & df["message_status"].isin(MESSAGE_FAILURES))
+            | ((df["kind"] == "wake") & df["wake_status"].isin(WAKE_FAILURES))
+        ).to_numpy()
+        seqs = df["seq"].to_numpy()
+        assert failures.any()
+        explorer.set_cursor(1)
+        walked = []
+        while (k := explorer.next_failure()) is not None:
+            walked.append(k)
+        assert walked == seqs[failures].tolist()
+        assert explorer.cursor == walked[-1]
+        explorer.set_cursor(explorer.pool.head)
+        back = []
+        while (k := explorer.previous_failure()) is not None:
+            back.append(k)
+        assert back == seqs[failures & (seqs < explorer.pool.head)].tolist()[::-1]
+        explorer.set_cursor(int(seqs[failures][0]) - 1)
+        explorer.next_failure_button.click()
+        assert explorer.cursor == int(seqs[failures][0])
+
+
+def test_a_jump_with_no_match_leaves_the_cursor_and_says_so(sample):
+    sample.set_cursor(sample.pool.head)
+    assert sample.jump("next", kind="wake", status=None) is None
+    assert sample.cursor == sample.pool.head
+    assert "no record with kind=wake after cursor" in sample.status_line.value
+    with pytest.raises(ValueError):
+        sample.jump("sideways")
+    with pytest.raises(ValueError):
+        sample.jump("next", kind="no_such_kind")
+
+
+# -------------------------------------------------------------- pools, timeline
+def test_pool_picker_switches_pool_and_resets_the_slider():
+    explorer = poolscope.explore(SAMPLE_DB, check=False)
+    db = explorer.db
+    first, second = db.pool_ids[0], db.pool_ids[1]
+    assert explorer.pool.pool_id == first
+    explorer.set_cursor(40)
+    explorer.pool_picker.value = second
+    pool = db.pool(second)
+    assert explorer.pool is pool
+    assert (explorer.slider.min, explorer.slider.max, explorer.cursor) == (pool.index.seqs[0], pool.head, pool.head)
+    assert (explorer.play.min, explorer.play.max) == (explorer.slider.min, explorer.slider.max)
+    assert explorer.shown["pool_id"] == second
+    assert explorer.shown["member_ids"] == pool.snapshot().member_ids
+    assert explorer.diff.pool_id == second
+    explorer.select_pool(first)
+    assert explorer.pool_picker.value == first and explorer.cursor == db.pool(first).head
+    with pytest.raises(poolscope.PoolNotFoundError):
+        explorer.select_pool("pool.nope")
+    explorer.pool_picker.value = db.pool_ids[2]
+    assert explorer.shown["pool_id"] == db.pool_ids[2]
+
+
+def marker_left(explorer: Explorer) -> float:
+    style = explorer.timeline_marker.value
+    return float(style.split("::after{", 1)[1].split("left:calc(", 1)[1].split("%", 1)[0])
+
+
+def test_timeline_is_redrawn_for_filters_but_only_its_marker_moves_with_the_cursor(sample):
+    draws = sample.timeline_draws
+    image = sample.timeline.value
+    assert image[:8] == b"\x89PNG\r\n\x1a\n"
+    head = sample.pool.head
+    sample.set_cursor(head // 3)
+    third = marker_left(sample)
+    assert f"content:'{head // 3}'" in sample.timeline_marker.value
+    sample.set_cursor(2 * head // 3)
+    two_thirds = marker_left(sample)
+    sample.set_cursor(head)
+    end = marker_left(sample)
+    assert sample.timeline_draws == draws and sample.timeline.value == image  # nothing redrawn or re-sent
+    assert 0 < third < two_thirds < end < 100
+    assert two_thirds - third == pytest.approx(end - two_thirds, rel=0.02)  # linear in the cursor
+    sample.status_filter.value = "failed"
+    try:
+        assert sample.timeline_draws == draws + 1 and sample.timeline.value != image
+    finally:
+        sample.status_filter.value = ""
+    assert sample.timeline.value == image and marker_left(sample) == end  # the figure kept from before
+
+
+# ---------------------------------------------------------------- live mode
+def member(i: int) -> dict:
+    return {"run_id": f"run.live.{i}", "agent_id": "agent.live", "topics": ["topic.live"]}
+
+
+def test_poll_extends_the_slider_and_follows_the_head(sample_copy):
+    explorer = poolscope.explore(sample_copy, "pool.alpha", check=False)
+    head = explorer.pool.head
+    assert explorer.cursor == head
+    store = poolscope.PoolStore(sample_copy)
+    try:
+        assert explorer.poll() == 0
+        store.join_member("pool.alpha", member(1))
+        assert explorer.poll() == 1
+        assert explorer.slider.max == head + 1 and explorer.cursor == head + 1
+        assert "run.live.1" in explorer.shown["member_ids"]
+        assert [m["run_id"] for m in explorer.diff.joined] == ["run.live.1"]
+        explorer.set_cursor(head - 5)  # not at the head: stay there
+        store.join_member("pool.alpha", member(2))
+        store.leave_member("pool.alpha", "run.live.1")
+        assert explorer.poll() == 2
+        assert explorer.slider.max == head + 3 and explorer.cursor == head - 5
+        explorer.set_cursor(head + 3)
+        assert explorer.shown["member_ids"] == explorer.pool.snapshot(head + 3).member_ids
+        assert "run.live.2" in explorer.shown["member_ids"] and "run.live.1" not in explorer.shown["member_ids"]
+    finally:
+        store.close()
+
+
+def test_live_mode_sees_records_appended_by_a_writer(sample_copy):
+    explorer = poolscope.explore(sample_copy, "pool.bravo", live=True, interval=0.05, check=False)
+    try:
+        assert explorer.live
+        head = explorer.pool.head
+        store = poolscope.PoolStore(sample_copy)
+        try:
+            for i in range(3):
+                store.join_member("pool.bravo", member(i))
+        finally:
+            store.close()
+        done = threading.Event()
+        for _ in range(400):  # bounded: at most ~20 s
+            if explorer.slider.max == head + 3 and explorer.shown.get("cursor") == head + 3:
+                done.set()
+                break
+            done.wait(0.05)
+        assert done.is_set(), (explorer.slider.max, explorer.shown.get("cursor"), explorer.status_line.value)
+        assert {"run.live.0", "run.live.1", "run.live.2"} <= set(explorer.shown["member_ids"])
+        assert "live" in explorer.head_label.value
+    finally:
+        explorer.stop()
+    assert not explorer.live and "live" not in explorer.head_label.value
+
+
+# ------------------------------------------------------------ damage, anomalies
+def test_damaged_records_are_shown_not_fatal(sample_copy):
+    with sqlite3.connect(sample_copy) as conn:
+        conn.execute("UPDATE agent_pool_records SET payload_json = '{oops' WHERE pool_id = 'pool.alpha' AND seq = 40")
+        conn.execute("UPDATE agent_pool_records SET payload_json = '[' WHERE pool_id = 'pool.bravo' AND seq = 1")
+    db = poolscope.open(sample_copy)
+    explorer = poolscope.explore(db, check=True)
+    expected = [a for a in db.check() if a.pool_id == "pool.alpha"]
+    assert expected and f"data-count='{len(expected)}'" in explorer.anomalies_panel.value
+    assert any(a.seq == 40 for a in expected) and "<td>40</td>" in explorer.anomalies_panel.value
+    explorer.set_cursor(40)
+    assert "damaged" in explorer.record_panel.value and "damaged record at seq 40" in explorer.counts_panel.value
+    assert explorer.shown["counts"] == db.pool("pool.alpha").snapshot(40, strict=False).counts()
+    explorer.set_cursor(1)
+    assert explorer.jump("next", kind="damaged", status=None) == 40
+    explorer.select_pool("pool.bravo")  # its pool_opened is unreadable: no snapshot anywhere
+    assert explorer.shown["counts"] is None and "has not been opened" in explorer.counts_panel.value
+
+
+def test_check_runs_on_demand(sample_copy):
+    explorer = poolscope.explore(sample_copy, check=False)
+    assert explorer.anomalies is None and "not checked" in explorer.anomalies_panel.value
+    assert explorer.check_button.layout.display != "none"
+    found = explorer.run_check()
+    assert found == explorer.db.check() and "data-count=" in explorer.anomalies_panel.value
+    assert explorer.check_button.layout.display == "none"
+
+
+# ------------------------------------------------------------------ display
+def test_the_explorer_displays_as_its_widget(sample):
+    bundle = sample._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == sample.widget.model_id
+    assert isinstance(sample.widget, __import__("ipywidgets").VBox)
+    assert "poolscope.Explorer" in repr(sample)
+    assert sample.slider.continuous_update is False
+
+
+def test_empty_database_shows_a_message(tmp_path):
+    path = tmp_path / "empty.db"
+    poolscope.PoolStore(path).close()
+    explorer = poolscope.explore(path)
+    assert explorer.pool is None and "no pool" in explorer.status_line.value
