@@ -452,3 +452,41 @@ def test_empty_database_shows_a_message(tmp_path):
     poolscope.PoolStore(path).close()
     explorer = poolscope.explore(path)
     assert explorer.pool is None and "no pool" in explorer.status_line.value
+
+
+# ------------------------------------------------------------- in a kernel
+def test_in_a_kernel_it_displays_as_a_widget_and_follows_on_the_event_loop(sample_copy, tmp_path, monkeypatch):
+    """The last expression of a cell shows the app; live mode polls on the kernel's own loop."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    import sys
+
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python",
+         "display_name": "poolscope tests"}
+    ))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    cells = [
+        f"import asyncio, poolscope\nex = poolscope.explore({str(sample_copy)!r}, 'pool.alpha', live=True, interval=0.05)\n"
+        "head = ex.pool.head\nex",
+        "print(type(ex._task).__name__, ex._thread is None)",
+        f"store = poolscope.PoolStore({str(sample_copy)!r})\n"
+        "store.join_member('pool.alpha', {'run_id': 'run.kernel', 'agent_id': 'agent.kernel', 'topics': []})\n"
+        "store.close()\n"
+        "for _ in range(400):\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    if ex.shown['cursor'] == head + 1:\n"
+        "        break\n"
+        "print(ex.slider.max - head, ex.shown['cursor'] - head, 'run.kernel' in ex.shown['member_ids'])",
+        "ex.stop()\nprint(ex.live)",
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    shown = nb.cells[0].outputs
+    assert [o["output_type"] for o in shown] == ["display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
+    texts = ["".join(o.get("text", "") for o in cell.outputs).strip() for cell in nb.cells[1:]]
+    assert texts == ["Task True", "1 1 True", "False"]
