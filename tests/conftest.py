@@ -93,3 +93,14 @@ def sample_copy(tmp_path) -> Path:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sample_data_is_never_touched():
+    """Whole-session guard: nothing may write to sample_data/ (no -wal/-shm, same bytes)."""
+    folder = SAMPLE_DB.parent
+    before = tree_state(folder)
+    yield
+    after = tree_state(folder)
+    assert sorted(after) == sorted(before), f"files appeared or vanished in {folder}: {sorted(set(after) ^ set(before))}"
+    assert after == before, f"bytes changed in {folder}"

@@ -38,10 +38,9 @@ pytestmark = pytest.mark.slow
 
 def sample_state() -> dict[str, str | None]:
     """Every file in sample_data/ with the sha256 of its bytes (a new -wal/-shm file shows up
-    too).  A ``-shm`` file is SQLite's shared-memory index, which readers update: only its
-    presence counts."""
+    too, and fails the comparison)."""
     return {
-        p.name: None if p.name.endswith("-shm") else hashlib.sha256(p.read_bytes()).hexdigest()
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(SAMPLE_DIR.iterdir())
         if p.is_file()
     }
