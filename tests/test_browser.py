@@ -129,14 +129,16 @@ def _cursor_shown(page) -> int:
 
 
 def _wait_for_cursor(page, k: int) -> None:
-    """Until the snapshot, diff and record panels all show cursor ``k`` (each is its own widget message)."""
+    """Until the snapshot, diff and record panels and the timeline marker all
+    show cursor ``k`` (each is its own widget message)."""
     page.wait_for_function(
         """k => {
             const c = document.querySelector('.ps-counts .ps-cursor');
             const d = document.querySelector('.ps-diff');
             const r = document.querySelector('.ps-record');
+            const m = document.querySelector('.ps-tl-marker');
             return c && c.textContent.trim() === String(k) && d && d.dataset.b === String(k)
-                && r && r.dataset.seq === String(k);
+                && r && r.dataset.seq === String(k) && m && m.innerHTML.includes(`content:'${k}'`);
         }""",
         arg=k,
         timeout=UPDATE_MS,
