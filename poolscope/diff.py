@@ -15,8 +15,11 @@ Example::
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import PoolHistory
@@ -45,12 +48,12 @@ class Diff:
     joined: list[dict] = field(default_factory=list)
     left: list[dict] = field(default_factory=list)
     updated: list[dict] = field(default_factory=list)
-    messages_added: list[Change] = field(default_factory=list)
-    messages_changed: list[Change] = field(default_factory=list)
-    messages_removed: list[Change] = field(default_factory=list)
-    wakes_added: list[Change] = field(default_factory=list)
-    wakes_changed: list[Change] = field(default_factory=list)
-    wakes_removed: list[Change] = field(default_factory=list)
+    messages_added: "Sequence[Change]" = field(default_factory=list)
+    messages_changed: "Sequence[Change]" = field(default_factory=list)
+    messages_removed: "Sequence[Change]" = field(default_factory=list)
+    wakes_added: "Sequence[Change]" = field(default_factory=list)
+    wakes_changed: "Sequence[Change]" = field(default_factory=list)
+    wakes_removed: "Sequence[Change]" = field(default_factory=list)
     topics_added: list[str] = field(default_factory=list)
     topics_removed: list[str] = field(default_factory=list)
     created_changed: bool = False
@@ -125,7 +128,7 @@ class Diff:
             body = ", ".join(f"{esc(m['run_id'])} <small>({esc(m.get('agent_id', ''))})</small>" for m in items)
             return f"<li style='color:{colour}'><b>{label}</b>: {body}</li>"
 
-        def changes(label: str, items: list[Change]) -> str:
+        def changes(label: str, items: "Sequence[Change]") -> str:
             if not items:
                 return ""
             rows = "".join(
@@ -149,18 +152,66 @@ class Diff:
         )
 
 
+class Changes(Sequence):
+    """The message (or wake) changes of a :class:`Diff`: a sequence of
+    :class:`Change`, built only for the items read.
+
+    A jump across a million records can change hundreds of thousands of
+    messages while a panel shows fifty; the positions are kept as arrays and a
+    :class:`Change` is made on access.  Compares equal to a list of the same
+    changes.
+    """
+
+    def __init__(self, history: "PoolHistory", before: np.ndarray, after: np.ndarray, sort_key: np.ndarray) -> None:
+        self._history = history
+        self._before = before  # position of the record current at a (-1: none)
+        self._after = after  # position of the record current at b (-1: none)
+        self._order = np.argsort(sort_key, kind="stable") if len(sort_key) else np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def _make(self, j: int) -> Change:
+        entries, seqs = self._history.index.entries, self._history.index.seqs
+        a, b = int(self._before[j]), int(self._after[j])
+        return Change(
+            entries[b if b >= 0 else a].key,
+            entries[a].status if a >= 0 else None,
+            entries[b].status if b >= 0 else None,
+            seqs[b] if b >= 0 else None,
+        )
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._make(int(j)) for j in self._order[i]]
+        return self._make(int(self._order[i]))
+
+    def __iter__(self) -> Iterator[Change]:
+        for j in self._order.tolist():
+            yield self._make(j)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, Changes)):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} changes>"
+
+
 def _live(history: "PoolHistory", namespace: str, cursor: int) -> dict[str, int]:
-    """key -> position of the record current at ``cursor`` (empty before the first record)."""
+    """key -> position of the record current at ``cursor`` (members: a small set)."""
     if cursor <= 0:
         return {}
     entries = history.index.entries
     return {entries[p].key: p for p in history.index.live_positions(namespace, cursor, ordered=False).tolist()}
 
 
-def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[list, list, list]:
-    """Added, changed (status) and removed keys of a namespace, vectorized over the live sets."""
-    import numpy as np
-
+def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[Changes, Changes, Changes]:
+    """Added, changed (status) and removed keys of a namespace, from array
+    operations over the two live sets; ordered by seq going forward, by id going back."""
     index = history.index
     empty = np.zeros(0, dtype=np.int64)
     live_a = index.live_positions(namespace, a, ordered=False) if a > 0 else empty
@@ -168,19 +219,17 @@ def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[li
     rank_a, rank_b = index.rank_of(namespace, live_a), index.rank_of(namespace, live_b)
     common, in_a, in_b = np.intersect1d(rank_a, rank_b, assume_unique=True, return_indices=True)
     status = index.arrays()["status"]
-    moved = live_a[in_a] != live_b[in_b]
-    differs = moved & (status[live_a[in_a]] != status[live_b[in_b]])
-    entries, seqs = index.entries, index.seqs
-    added_pos = live_b[~np.isin(rank_b, common, assume_unique=True)]
-    removed_pos = live_a[~np.isin(rank_a, common, assume_unique=True)]
-    added = [Change(entries[p].key, None, entries[p].status, seqs[p]) for p in added_pos.tolist()]
-    changed = [
-        Change(entries[pb].key, entries[pa].status, entries[pb].status, seqs[pb])
-        for pa, pb in zip(live_a[in_a][differs].tolist(), live_b[in_b][differs].tolist())
-    ]
-    removed = [Change(entries[p].key, entries[p].status, None, None) for p in removed_pos.tolist()]
-    order = (lambda c: c.seq or 0) if b >= a else (lambda c: c.id)
-    return sorted(added, key=order), sorted(changed, key=order), sorted(removed, key=lambda c: c.id)
+    both_a, both_b = live_a[in_a], live_b[in_b]
+    differs = (both_a != both_b) & (status[both_a] != status[both_b])
+    new = ~np.isin(rank_b, common, assume_unique=True)
+    gone = ~np.isin(rank_a, common, assume_unique=True)
+    forward = b >= a
+    added = Changes(history, np.full(int(new.sum()), -1), live_b[new], live_b[new] if forward else rank_b[new])
+    changed = Changes(
+        history, both_a[differs], both_b[differs], both_b[differs] if forward else rank_b[in_b][differs]
+    )
+    removed = Changes(history, live_a[gone], np.full(int(gone.sum()), -1), rank_a[gone])
+    return added, changed, removed
 
 
 def diff(history: "PoolHistory", a: int, b: int) -> Diff:

@@ -44,21 +44,20 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import ipywidgets as W
 import numpy as np
 
 from . import wire
-from .diff import Change, Diff
+from .diff import Diff
 from .errors import CursorError, DatabaseChangedError, PoolscopeError
 from .fold import DAMAGED, KIND_CODE, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
 
-__all__ = ["explore", "Explorer", "STATUS_NAMES", "MESSAGE_FAILURES", "WAKE_FAILURES", "fast_diff"]
+__all__ = ["explore", "Explorer", "STATUS_NAMES", "MESSAGE_FAILURES", "WAKE_FAILURES"]
 
 #: Every status a record can carry (message statuses, then the wake-only ones).
 STATUS_NAMES: tuple[str, ...] = tuple(dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES))
@@ -140,13 +139,6 @@ class _PoolView:
         self.runs: set[str] = set()
         self.agents: set[str] = set()
         self.runs_of_agent: dict[str, set[str]] = {}
-        # per namespace: a code per key (first appearance), the code of each
-        # candidate record (aligned with ``index.arrays()[namespace]``), the keys
-        self._key_code: dict[str, dict[str, int]] = {"messages": {}, "wakes": {}}
-        self._codes: dict[str, list[int]] = {"messages": [], "wakes": []}
-        self.key_names: dict[str, list[str]] = {"messages": [], "wakes": []}
-        self._code_arrays: dict[str, np.ndarray] = {}
-        self._id_ranks: dict[str, np.ndarray] = {}
         self._masks: dict[tuple, np.ndarray] = {}
         self._failures: np.ndarray | None = None
         self.extend()
@@ -162,23 +154,8 @@ class _PoolView:
         status = np.fromiter((codes.get(e.status, -1) for e in new), dtype=np.int8, count=len(new))
         self.status = np.concatenate([self.status, status])
         runs, agents, runs_of_agent = self.runs, self.agents, self.runs_of_agent
-        message_code, wake_code = self._key_code["messages"], self._key_code["wakes"]
-        message_codes, wake_codes = self._codes["messages"], self._codes["wakes"]
-        message_names, wake_names = self.key_names["messages"], self.key_names["wakes"]
         for e in new:
             kind = e.kind
-            if kind == RUN_MESSAGE:
-                code = message_code.get(e.key)
-                if code is None:
-                    code = message_code[e.key] = len(message_names)
-                    message_names.append(e.key)
-                message_codes.append(code)
-            elif kind == WAKE:
-                code = wake_code.get(e.key)
-                if code is None:
-                    code = wake_code[e.key] = len(wake_names)
-                    wake_names.append(e.key)
-                wake_codes.append(code)
             if kind == MEMBER_JOINED or kind == MEMBER_LEFT:
                 runs.add(e.key)
                 if e.agent_id is not None:
@@ -196,25 +173,7 @@ class _PoolView:
         self.n = n
         self._masks = {}
         self._failures = None
-        self._code_arrays = {}
         return True
-
-    def codes(self, namespace: str) -> np.ndarray:
-        """The key code of each record of ``index.arrays()[namespace]``."""
-        if namespace not in self._code_arrays:
-            self._code_arrays[namespace] = np.asarray(self._codes[namespace], dtype=np.int64)
-        return self._code_arrays[namespace]
-
-    def id_rank(self, namespace: str) -> np.ndarray:
-        """For each key code, the rank of the key in byte-wise (code point) order."""
-        names = self.key_names[namespace]
-        ranks = self._id_ranks.get(namespace)
-        if ranks is None or len(ranks) != len(names):
-            order = sorted(range(len(names)), key=names.__getitem__)
-            ranks = np.empty(len(names), dtype=np.int64)
-            ranks[np.asarray(order, dtype=np.int64)] = np.arange(len(names), dtype=np.int64)
-            self._id_ranks[namespace] = ranks
-        return ranks
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -290,155 +249,6 @@ class _PoolView:
         if agent:
             both(self.agent_mask(agent))
         return out
-
-
-# =====================================================================
-# a diff that costs the state's size, with changes built on demand
-# =====================================================================
-class _Changes(Sequence):
-    """The message (or wake) changes of a :class:`Diff`, built on demand.
-
-    Behaves like the list :func:`poolscope.diff` returns (same items, same
-    order, compares equal to it) but makes :class:`Change` objects only for
-    the items read -- a jump across a million records can change hundreds of
-    thousands of messages and the panel shows fifty.
-    """
-
-    def __init__(
-        self,
-        history: "PoolHistory",
-        before: np.ndarray,
-        after: np.ndarray,
-        sort_key: np.ndarray | Callable[[], np.ndarray],
-    ) -> None:
-        self._history = history
-        self._before = before  # record position current at a (-1: none)
-        self._after = after  # record position current at b (-1: none)
-        self._sort_key = sort_key
-        self._order: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self._after)
-
-    def _ordered(self) -> np.ndarray:
-        if self._order is None:
-            if not len(self._after):
-                self._order = np.empty(0, dtype=np.int64)
-            else:
-                key = self._sort_key() if callable(self._sort_key) else self._sort_key
-                self._order = np.argsort(key, kind="stable")
-        return self._order
-
-    def _make(self, j: int) -> Change:
-        entries, seqs = self._history.index.entries, self._history.index.seqs
-        a, b = int(self._before[j]), int(self._after[j])
-        key = entries[b if b >= 0 else a].key
-        return Change(
-            key,
-            entries[a].status if a >= 0 else None,
-            entries[b].status if b >= 0 else None,
-            seqs[b] if b >= 0 else None,
-        )
-
-    def __getitem__(self, i):  # type: ignore[override]
-        order = self._ordered()
-        if isinstance(i, slice):
-            return [self._make(int(j)) for j in order[i]]
-        return self._make(int(order[i]))
-
-    def __iter__(self) -> Iterator[Change]:
-        for j in self._ordered():
-            yield self._make(int(j))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (list, tuple, _Changes)):
-            return len(self) == len(other) and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} changes>"
-
-
-def _live_index(history: "PoolHistory", namespace: str, cursor: int) -> np.ndarray:
-    """Indices into ``arrays()[namespace]`` of the records current at ``cursor``."""
-    if cursor <= 0:
-        return np.empty(0, dtype=np.int64)
-    index = history.index
-    arrays = index.arrays()
-    candidates = arrays[namespace]
-    upto = int(np.searchsorted(candidates, index.position(cursor), side="left"))
-    return np.flatnonzero(arrays["next"][candidates[:upto]] > cursor)
-
-
-def _compare(history: "PoolHistory", view: _PoolView, namespace: str, a: int, b: int) -> tuple[_Changes, _Changes, _Changes]:
-    """Added, changed and removed items of a namespace from ``a`` to ``b``,
-    in :func:`poolscope.diff`'s order (by seq going forward, by id going back)."""
-    candidates = history.index.arrays()[namespace]
-    codes = view.codes(namespace)
-    keys = len(view.key_names[namespace])
-    status = view.status
-    sa, sb = _live_index(history, namespace, a), _live_index(history, namespace, b)
-    ka, kb = codes[sa], codes[sb]
-    at_a = np.full(keys, -1, dtype=np.int64)
-    at_a[ka] = candidates[sa]
-    at_b = np.full(keys, -1, dtype=np.int64)
-    at_b[kb] = candidates[sb]
-    pb = candidates[sb]
-    pa = at_a[kb]
-    new = pa < 0
-    old = ~new
-    both_a, both_b = pa[old], pb[old]
-    differs = (both_a != both_b) & (status[both_a] != status[both_b])
-    gone = at_b[ka] < 0
-    removed_a = candidates[sa][gone]
-    none = lambda n: np.full(n, -1, dtype=np.int64)  # noqa: E731
-    by_id = lambda k: (lambda: view.id_rank(namespace)[k])  # noqa: E731
-    forward = b >= a
-    added = _Changes(history, none(int(new.sum())), pb[new], pb[new] if forward else by_id(kb[new]))
-    changed = _Changes(history, both_a[differs], both_b[differs], both_b[differs] if forward else by_id(kb[old][differs]))
-    removed = _Changes(history, removed_a, none(len(removed_a)), by_id(ka[gone]))
-    return added, changed, removed
-
-
-def fast_diff(history: "PoolHistory", a: int, b: int, view: _PoolView | None = None) -> Diff:
-    """:func:`poolscope.diff` computed with array operations: the same
-    :class:`Diff` (equal field by field, the same ``_repr_html_``), with the
-    message and wake changes built only when read.  ``view`` is the
-    explorer's column cache of the pool (built when not given).
-
-    >>> fast_diff(pool, 100, 140) == pool.diff(100, 140)   # doctest: +SKIP
-    True
-    """
-    head = history.head
-    for name, value in (("a", a), ("b", b)):
-        if isinstance(value, bool) or not hasattr(value, "__index__") or not 0 <= int(value) <= head:
-            raise CursorError(f"cursor {name}={value!r} is outside 0..{head}", path=history.path, pool_id=history.pool_id)
-    a, b = int(a), int(b)
-    if view is None:
-        view = _PoolView(history)
-    index = history.index
-    entries = index.entries
-    candidates = index.arrays()["members"]
-    members_a = {entries[p].key: p for p in candidates[_live_index(history, "members", a)].tolist()}
-    members_b = {entries[p].key: p for p in candidates[_live_index(history, "members", b)].tolist()}
-    result = Diff(history.pool_id, a, b)
-    result.joined = [entries[p].extra for k, p in sorted(members_b.items()) if k not in members_a]
-    result.left = [entries[p].extra for k, p in sorted(members_a.items()) if k not in members_b]
-    result.updated = [
-        entries[p].extra
-        for k, p in sorted(members_b.items())
-        if k in members_a and members_a[k] != p and entries[members_a[k]].extra != entries[p].extra
-    ]
-    topics_a = {t for p in members_a.values() for t in entries[p].extra.get("topics", ())}
-    topics_b = {t for p in members_b.values() for t in entries[p].extra.get("topics", ())}
-    result.topics_added = sorted(topics_b - topics_a)
-    result.topics_removed = sorted(topics_a - topics_b)
-    result.messages_added, result.messages_changed, result.messages_removed = _compare(history, view, "messages", a, b)  # type: ignore[assignment]
-    result.wakes_added, result.wakes_changed, result.wakes_removed = _compare(history, view, "wakes", a, b)  # type: ignore[assignment]
-    result.created_changed = index.created_at(a) != index.created_at(b)
-    return result
 
 
 # =====================================================================
@@ -822,7 +632,7 @@ class Explorer:
             self._view = view
             index = history.index
             for namespace in ("messages", "wakes"):
-                view.id_rank(namespace)  # the id order backward diffs need, once, not on a move
+                index.rank(namespace)  # the key order diffs need, once, not on a move
             self._busy += 1
             try:
                 if self.pool_picker.value != pool_id:
@@ -1179,7 +989,6 @@ class Explorer:
         history = self.pool
         assert history is not None and self._view is not None
         index = history.index
-        arrays = index.arrays()
         status = self._view.status
         entries, seqs = index.entries, index.seqs
         config, _ = index.config_at(k)
@@ -1197,8 +1006,8 @@ class Explorer:
         member_pos = index.live_positions("members", k).tolist()
         members = [entries[p].extra for p in member_pos]
         topics = sorted({t for m in members for t in m.get("topics", ())})
-        message_pos = arrays["messages"][_live_index(history, "messages", k)]
-        wake_pos = arrays["wakes"][_live_index(history, "wakes", k)]
+        message_pos = index.live_positions("messages", k, ordered=False)
+        wake_pos = index.live_positions("wakes", k, ordered=False)
         counts = {"members": len(members), "topics": len(topics), "messages": len(message_pos), "wakes": len(wake_pos)}
         message_codes, wake_codes = status[message_pos], status[wake_pos]
 
@@ -1273,7 +1082,7 @@ class Explorer:
 
     def _render_diff(self, a: int, b: int) -> None:
         assert self.pool is not None and self._view is not None
-        self.diff = fast_diff(self.pool, a, b, self._view)
+        self.diff = self.pool.diff(a, b)
         self.diff_panel.value = f"<div class='ps-panel ps-diff' data-a='{a}' data-b='{b}'>{self.diff._repr_html_()}</div>"
 
     def _render_record(self, seq: int) -> None:

@@ -18,7 +18,7 @@ import pytest
 import poolscope
 from conftest import SAMPLE_DB, raw_snapshot_lines
 from poolscope import wire
-from poolscope.explore import MESSAGE_FAILURES, TABLE_ROWS, WAKE_FAILURES, Explorer, fast_diff
+from poolscope.explore import MESSAGE_FAILURES, TABLE_ROWS, WAKE_FAILURES, Explorer
 
 EVERY_KIND_AND_STATUS = [(k, None) for k in wire.KINDS] + [
     (None, s) for s in dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES)
@@ -163,26 +163,6 @@ def test_diff_panel_is_the_diff_from_the_previous_position(sample):
         previous = k
 
 
-def test_fast_diff_equals_diff_both_ways(oracle):
-    db = poolscope.open(oracle / "pool.db")
-    rng = random.Random(9)
-    for pool in db.pools():
-        pairs = [(0, pool.head), (pool.head, 0), (1, 2)] + [
-            (rng.randint(0, pool.head), rng.randint(0, pool.head)) for _ in range(60)
-        ]
-        for a, b in pairs:
-            fast, slow = fast_diff(pool, a, b), pool.diff(a, b)
-            assert fast == slow and slow == fast, (pool.pool_id, a, b)
-            assert fast.to_dict() == slow.to_dict()
-            assert fast._repr_html_() == slow._repr_html_()
-
-
-def test_fast_diff_rejects_cursors_outside_the_log(sample):
-    with pytest.raises(poolscope.CursorError):
-        fast_diff(sample.pool, 0, sample.pool.head + 1)
-
-
-# ------------------------------------------------------------------- moves
 def test_steps_and_buttons_move_one_record(sample):
     pool = sample.pool
     sample.set_cursor(10)
