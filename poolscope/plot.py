@@ -39,8 +39,9 @@ Example::
 from __future__ import annotations
 
 import functools
+import gc
 import sys
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,24 @@ MAX_MARKS = 3000
 
 
 # ---------------------------------------------------------------- helpers
+def _gc_paused(function: Callable) -> Callable:
+    """Run ``function`` with the cyclic garbage collector paused: a plot
+    allocates many objects and makes no cycles, and with a 1M-record index in
+    memory a collection triggered by them scans the whole index (about a second)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return wrapper
+
+
 @functools.lru_cache(maxsize=4)
 def _drawable(family: str) -> frozenset[int]:
     from matplotlib import font_manager, ft2font
@@ -206,7 +225,7 @@ def _legend(ax: "Axes", handles: list, title: str | None = None) -> None:
         handles=handles,
         title=title,
         loc="upper left",
-        bbox_to_anchor=(1.005, 1.0),
+        bbox_to_anchor=(1.025, 1.0),
         fontsize=8,
         title_fontsize=8,
         frameon=False,
@@ -251,6 +270,7 @@ def _take(table: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarra
     return {key: value[mask] for key, value in table.items()}
 
 
+@_gc_paused
 def _member_intervals(pool: "PoolHistory", upto: int | None) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
     """The rows of :meth:`PoolHistory.members_df` that the plots need, straight
     from the index (fast at 1M records): ``run_id``, ``agent_id`` (latest join
@@ -310,6 +330,7 @@ def _size_for(lanes: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- members
+@_gc_paused
 def members(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -450,6 +471,7 @@ def _last_index(codes: np.ndarray, count: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------- messages
+@_gc_paused
 def _message_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
     """One row per message at ``upto`` (the columns of ``messages_df`` that the
     plot needs), built straight from the index so that it stays fast at 1M records."""
@@ -461,26 +483,36 @@ def _message_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarra
     entries = index.entries
     picked = [entries[p] for p in positions.tolist()]
     if not picked:
-        return {c: np.array([], dtype=object) for c in ("message_id", "status", "sender", "target_type", "recipients")} | {
-            "first_seq": np.array([], dtype=np.int64), "delivered_at": np.array([], dtype=np.int64)}
+        return {c: np.array([], dtype=object) for c in ("message_id", "status")} | {
+            c: np.array([], dtype=np.int64) for c in ("first_seq", "delivered_at", "position")}
     seqs = arrays["seq"][positions]
     codes, uniques = pd.factorize(np.array([e.key for e in picked], dtype=object))
     count = len(uniques)
     last = _last_index(codes, count)
     statuses = np.array([e.status for e in picked], dtype=object)
     mask = statuses == "delivered"
-    delivered = _first_of(codes[mask], count, seqs[mask])
-    latest = [picked[i] for i in last.tolist()]
-    recipients = np.empty(count, dtype=object)
-    recipients[:] = [e.delivered_to for e in latest]
     return {
         "message_id": np.asarray(uniques, dtype=object),
         "status": statuses[last],
+        "first_seq": _first_of(codes, count, seqs),
+        "delivered_at": _first_of(codes[mask], count, seqs[mask]),
+        "position": positions[last],  # the latest record of each message: its sender, target, recipients
+    }
+
+
+@_gc_paused
+def _with_details(pool: "PoolHistory", table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``sender``, ``target_type`` and ``recipients`` (from each message's latest record)."""
+    if "sender" in table:
+        return table
+    entries = pool.index.entries
+    latest = [entries[p] for p in table["position"].tolist()]
+    recipients = np.empty(len(latest), dtype=object)
+    recipients[:] = [e.delivered_to for e in latest]
+    return table | {
         "sender": np.array([e.sender for e in latest], dtype=object),
         "target_type": np.array([e.target_type for e in latest], dtype=object),
         "recipients": recipients,
-        "first_seq": _first_of(codes, count, seqs),
-        "delivered_at": delivered,
     }
 
 
@@ -493,6 +525,7 @@ def _touches(table: dict[str, np.ndarray], runs: set[str]) -> np.ndarray:
 
 
 def _filter_messages(
+    pool: "PoolHistory",
     table: dict[str, np.ndarray],
     statuses: set[str] | None,
     runs: set[str] | None,
@@ -500,9 +533,12 @@ def _filter_messages(
     kinds: set[str] | None,
     agent_of: dict[str, str],
 ) -> dict[str, np.ndarray]:
-    keep = np.ones(len(table["status"]), dtype=bool)
     if statuses is not None:
-        keep &= np.isin(table["status"], list(statuses))
+        table = _take(table, np.isin(table["status"], list(statuses)))
+    if runs is None and agents is None and kinds is None:
+        return table
+    table = _with_details(pool, table)
+    keep = np.ones(len(table["status"]), dtype=bool)
     if kinds is not None:
         keep &= np.isin(table["target_type"], list(kinds))
     if runs is not None:
@@ -512,6 +548,7 @@ def _filter_messages(
     return _take(table, keep)
 
 
+@_gc_paused
 def messages(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -562,10 +599,11 @@ def messages(
     x_end = _x_end(pool, upto)
     member_runs, agent_of = _member_runs_in_order(pool, upto)
     table = _message_table(pool, upto)
-    table = _filter_messages(table, _as_set(statuses), _as_set(runs), _as_set(agents), _as_set(kinds), agent_of)
+    table = _filter_messages(pool, table, _as_set(statuses), _as_set(runs), _as_set(agents), _as_set(kinds), agent_of)
     count = len(table["status"])
     touched: dict[str, None] = {}
     if count <= max_marks:  # beyond, the plot aggregates whatever the lanes
+        table = _with_details(pool, table)
         for sender, recipients in zip(table["sender"].tolist(), table["recipients"].tolist()):
             touched[sender] = None
             touched.update(dict.fromkeys(recipients))
@@ -676,6 +714,7 @@ def _message_strips(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window
 
 
 # ------------------------------------------------------------------ wakes
+@_gc_paused
 def _wake_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
     """One row per wake condition at ``upto``: id, run, status, start (first
     ``registered``, else first record) and ``terminal_at`` (-1 while open)."""
@@ -707,6 +746,7 @@ def _wake_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
     }
 
 
+@_gc_paused
 def wakes(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -866,6 +906,7 @@ def _wake_bars(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window: int
 
 
 # --------------------------------------------------------------- activity
+@_gc_paused
 def activity(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -897,7 +938,7 @@ def activity(
     if unknown or not 1 <= len(series) <= 2 or len(set(series)) != len(series):
         raise ValueError(f"series must be one or two of 'message', 'wake', 'record', not {series!r}")
     x_end = _x_end(pool, upto)
-    frame = pool.activity(window, upto=upto)
+    frame = _gc_paused(pool.activity)(window, upto=upto)
     if len(frame):
         window = int(frame["window_end"].iloc[0] - frame["window_start"].iloc[0] + 1)
     elif window is None:
@@ -958,6 +999,7 @@ def activity(
 
 
 # -------------------------------------------------------------- dashboard
+@_gc_paused
 def dashboard(
     pool: "PoolHistory",
     cursor: int | None = None,
@@ -972,7 +1014,7 @@ def dashboard(
     >>> fig = dashboard(pool, cursor=600)        # doctest: +SKIP
     >>> fig.savefig("pool.png", dpi=110)          # doctest: +SKIP
     """
-    lanes = pool.members_df(upto=upto)["run_id"].nunique()
+    lanes = len(_member_runs_in_order(pool, upto)[0])
     member_rows = min(lanes, 60) if lanes <= 60 else 8
     ratios = [max(member_rows, 4) * 0.22 + 1.0, max(member_rows, 4) * 0.22 + 1.4, max(member_rows, 4) * 0.18 + 1.0, 2.6]
     if fig is None:
