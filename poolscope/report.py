@@ -178,14 +178,19 @@ def _anomalies_html(anomalies: list, empty: str) -> str:
     )
 
 
+def _opened(text: str) -> str:
+    """A static page has no reason to hide the latest messages and wakes: unfold them."""
+    return text.replace("<details>", "<details open>")
+
+
 def _snapshot_html(pool: "PoolHistory") -> str:
     from .errors import PoolscopeError as _Error
 
     try:
-        return pool.snapshot()._repr_html_()
+        return _opened(pool.snapshot()._repr_html_())
     except _Error as error:
         try:
-            lenient = pool.snapshot(strict=False)._repr_html_()
+            lenient = _opened(pool.snapshot(strict=False)._repr_html_())
         except _Error:
             return f"<p class='problem'>No snapshot at the head: {_esc(error)}</p>"
         return (
@@ -300,6 +305,13 @@ def report(
               help="The HTML file to write.")
 @click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
 def report_command(db: str, out: str, pools: tuple[str, ...]) -> None:
-    """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool."""
+    """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool.
+
+    The page needs nothing but a browser (plots are embedded PNGs); DB is only read.
+
+    \b
+    Example:
+        poolscope report sample_data/demo.db -o report.html --pool pool.alpha
+    """
     written = report(db, out, list(pools) or None)
     click.echo(str(written))
