@@ -60,6 +60,8 @@ th { background: #eceff1; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .summary td.bad { color: #c62828; font-weight: 600; }
 .summary th.group { text-align: center; border-bottom: 2px solid #b0bec5; }
+.summary { font-size: 11.5px; }
+.summary th, .summary td { padding: 2px 5px; }
 .scroll { overflow-x: auto; }
 figure { margin: 6px 0 14px 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; background: #fff; }
@@ -128,23 +130,29 @@ def _summary_html(db: "Database", anomalies: list) -> str:
     ]
     alert = {"damaged", "messages_failed", "messages_expired", "messages_timed_out", "wakes_failed", "wakes_timed_out"}
     top = "<th rowspan=2>pool</th>" + "".join(f"<th rowspan=2 class=num>{_esc(c)}</th>" for c in base)
-    top += "".join(f"<th colspan={len(cols)} class=group>{_esc(label)}</th>" for label, cols in groups if cols)
     top += "<th colspan=2 class=group>anomalies</th>"
-    sub = "".join(
+    top += "".join(f"<th colspan={len(cols)} class=group>{_esc(label)}</th>" for label, cols in groups if cols)
+    sub = "<th class=num>errors</th><th class=num>warnings</th>"
+    sub += "".join(
         f"<th class=num>{_esc(c.split('_', 1)[1].replace('_', ' '))}</th>" for _, cols in groups for c in cols
     )
-    sub += "<th class=num>errors</th><th class=num>warnings</th>"
     rows = []
     for record in frame.to_dict("records"):
         pool_id = record["pool_id"]
         cells = [f"<td><a href='#{_anchor(db, pool_id)}'>{_esc(pool_id)}</a></td>"]
-        for column in base + [c for _, cols in groups for c in cols]:
+
+        def number(column: str) -> None:
             value = int(record[column])
             cells.append(f"<td class='num{' bad' if column in alert and value else ''}'>{value:,}</td>")
+
+        for column in base:
+            number(column)
         found = counts.get(pool_id, {})
         for severity in ("error", "warning"):
             n = found.get(severity, 0)
             cells.append(f"<td class='num{' bad' if n and severity == 'error' else ''}'>{n:,}</td>")
+        for column in [c for _, cols in groups for c in cols]:
+            number(column)
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f"<div class='scroll'><table class='summary'><tr>{top}</tr><tr>{sub}</tr>{''.join(rows)}</table></div>"
