@@ -121,8 +121,38 @@ def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress:
     return Database(path, timeout=timeout, progress=progress)
 
 
-class Database:
-    """A read-only view of one SQLite file written by ``SqliteAgentPoolStore``."""
+class _Frames:
+    """The four frames as methods, on a pool (its rows) and on a database (all pools)."""
+
+    def records_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per record; see :func:`poolscope.frames.records_df`."""
+        from .frames import records_df
+
+        return records_df(self, upto)  # type: ignore[arg-type]
+
+    def members_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per membership interval; see :func:`poolscope.frames.members_df`."""
+        from .frames import members_df
+
+        return members_df(self, upto)  # type: ignore[arg-type]
+
+    def messages_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per message id; see :func:`poolscope.frames.messages_df`."""
+        from .frames import messages_df
+
+        return messages_df(self, upto)  # type: ignore[arg-type]
+
+    def wakes_df(self, upto: int | None = None) -> "pd.DataFrame":
+        """One row per wake condition; see :func:`poolscope.frames.wakes_df`."""
+        from .frames import wakes_df
+
+        return wakes_df(self, upto)  # type: ignore[arg-type]
+
+
+class Database(_Frames):
+    """A read-only view of one SQLite file written by ``SqliteAgentPoolStore``.
+
+    Its frames (``records_df`` …) stack every pool with a ``pool_id`` column."""
 
     def __init__(self, path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None):
         self.path = Path(path)
@@ -235,31 +265,6 @@ class Database:
 
         return check(self)
 
-    # --------------------------------------------------------------- frames
-    def records_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per record of every pool; see :func:`poolscope.frames.records_df`."""
-        from .frames import records_df
-
-        return records_df(self, upto)
-
-    def members_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per membership interval, all pools; see :func:`poolscope.frames.members_df`."""
-        from .frames import members_df
-
-        return members_df(self, upto)
-
-    def messages_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per message, all pools; see :func:`poolscope.frames.messages_df`."""
-        from .frames import messages_df
-
-        return messages_df(self, upto)
-
-    def wakes_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per wake condition, all pools; see :func:`poolscope.frames.wakes_df`."""
-        from .frames import wakes_df
-
-        return wakes_df(self, upto)
-
     def summary(self) -> "pd.DataFrame":
         """One row per pool: head, records, members now, messages and wakes by status."""
         from .activity import summary
@@ -275,7 +280,7 @@ class Database:
         return f"<b>{self.path}</b>" + summary(self).to_html()
 
 
-class PoolHistory:
+class PoolHistory(_Frames):
     """The append-only log of one pool and everything derived from it."""
 
     def __init__(self, db: Database, pool_id: str) -> None:
@@ -391,31 +396,7 @@ class PoolHistory:
         """
         return snapshot_at(self, cursor, strict=strict)
 
-    # --------------------------------------------------- frames and changes
-    def records_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per record; see :func:`poolscope.frames.records_df`."""
-        from .frames import records_df
-
-        return records_df(self, upto)
-
-    def members_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per membership interval; see :func:`poolscope.frames.members_df`."""
-        from .frames import members_df
-
-        return members_df(self, upto)
-
-    def messages_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per message id; see :func:`poolscope.frames.messages_df`."""
-        from .frames import messages_df
-
-        return messages_df(self, upto)
-
-    def wakes_df(self, upto: int | None = None) -> "pd.DataFrame":
-        """One row per wake condition; see :func:`poolscope.frames.wakes_df`."""
-        from .frames import wakes_df
-
-        return wakes_df(self, upto)
-
+    # ------------------------------------------------------------- changes
     def activity(self, window: int | None = None, *, upto: int | None = None) -> "pd.DataFrame":
         """Records by kind and status transitions per window of cursors; see :func:`poolscope.activity.activity`."""
         from .activity import activity

@@ -73,3 +73,18 @@ def test_incremental_loads_equal_a_full_load(small_db, tmp_path, monkeypatch):
         ).fetchall()
         grown._ingest(rows)
     assert grown.seqs == full.seqs and grown.entries == full.entries and grown.next_seq == full.next_seq
+
+
+def test_the_inlined_hot_path_flattens_exactly_like_extract(small_db, oracle):
+    """index._decode inlines extract() for messages and wakes: they must never drift apart."""
+    from poolscope import wire
+    from poolscope.fold import extract
+
+    for path in (small_db, oracle / "pool.db"):
+        conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        for (pool_id,) in conn.execute("SELECT DISTINCT pool_id FROM agent_pool_records"):
+            rows = conn.execute(index_module.SCAN_SQL + index_module.ORDER, (pool_id, 0)).fetchall()
+            seqs, entries = PoolIndex(path, pool_id)._decode(rows, 0)
+            assert seqs == [r[0] for r in rows]
+            for (seq, kind, _typ, payload), entry in zip(rows, entries):
+                assert entry == extract(kind.decode(), wire.loads(payload)), seq
