@@ -63,6 +63,27 @@ INSERT_SQL = """INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json
                  VALUES (?1, ?2, ?3, ?4)"""
 
 
+def _create_schema(conn: sqlite3.Connection, timeout: float) -> None:
+    """Run the SDK's DDL, retrying while another process creates the same file.
+
+    Switching a new file to WAL and ``CREATE TABLE IF NOT EXISTS`` can fail with
+    "database is locked" at once (SQLite skips the busy handler when waiting
+    could deadlock, or when the reader's snapshot went stale), so several
+    processes opening one new file at the same moment must retry.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.executescript(SCHEMA_SQL)
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 class _PoolLog:
     """The writer's view of one pool: the shared index plus payload access."""
 
@@ -96,7 +117,7 @@ class PoolStore:
         try:
             conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
-            self.db.conn.executescript(SCHEMA_SQL)
+            _create_schema(conn, timeout)
         except sqlite3.Error as error:
             raise translate(error, self.path) from None
         self._logs: dict[str, _PoolLog] = {}

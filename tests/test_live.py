@@ -1,0 +1,296 @@
+"""Live writers: following a growing log, concurrent appends, a writer killed
+mid-stream, reading while another process writes hard.
+
+Writers are separate processes (``multiprocessing``, spawn) appending through
+:class:`poolscope.PoolStore`.  They set ``PRAGMA synchronous = NORMAL`` (WAL's
+usual setting; safe against a process crash, which is what these tests are
+about) so that the tests measure poolscope and SQLite's locking rather than
+the disk's fsync.  Timings are written to ``tests/artifacts/live_timings.json``;
+only generous bounds are asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+import poolscope
+from poolscope.fold import extract
+
+CTX = multiprocessing.get_context("spawn")
+POOL = "pool.live"
+#: Generous bounds (seconds): a failure means something hung, not that a machine was slow.
+JOIN = 120
+LATENCY_BOUND = 10.0
+
+
+# -------------------------------------------------------------- the writers
+def open_store(path: str) -> poolscope.PoolStore:
+    store = poolscope.PoolStore(path)
+    store.conn.execute("PRAGMA synchronous = NORMAL")
+    return store
+
+
+def append_one(store: poolscope.PoolStore, n: int, tag: str = "w") -> int:
+    """The n-th append of a small, valid coordinator-like history; returns its seq."""
+    k = n // 4
+    step = n % 4
+    if step == 0:
+        return store.join_member(POOL, {"run_id": f"run.{tag}.{k % 64}", "agent_id": f"agent.{tag}", "topics": ["t"]})
+    if step in (1, 2):
+        message = {
+            "message_id": f"msg.{tag}.{k}",
+            "from": f"run.{tag}.{k % 64}",
+            "to": {"target": {"type": "topic", "topic_id": "t"}, "destination_ref": {"kind": "topic", "id": "t"}},
+            "content_ref": f"content.{tag}.{k}",
+            "idempotency_key": f"idem.{tag}.{k}",
+        }
+        status = "accepted" if step == 1 else "delivered"
+        receipt = {"message_id": message["message_id"], "status": status}
+        if status == "delivered":
+            receipt["delivered_to"] = [f"run.{tag}.{k % 64}"]
+        return store.record_message(POOL, message, receipt)
+    return store.record_pool_created(POOL)
+
+
+def follow_writer(path: str, count: int, times_path: str, ready) -> None:
+    store = open_store(path)
+    store.open_pool(POOL, {})
+    written = [(1, time.time())]
+    ready.set()
+    for n in range(count - 1):
+        seq = append_one(store, n)
+        written.append((seq, time.time()))
+    store.close()
+    Path(times_path).write_text(json.dumps(written))
+
+
+def concurrent_writer(path: str, k: int, count: int, barrier, out_path: str) -> None:
+    barrier.wait()  # all writers create the file and open the pool at the same moment
+    try:
+        store = open_store(path)
+        store.open_pool(POOL, {})
+        seqs = [append_one(store, n, tag=f"p{k}") for n in range(count)]
+        store.close()
+    except BaseException:
+        import traceback
+
+        Path(out_path).write_text(json.dumps({"error": traceback.format_exc()}))
+        raise
+    Path(out_path).write_text(json.dumps(seqs))
+
+
+def endless_writer(path: str, batch: int, progress) -> None:
+    store = open_store(path)
+    store.open_pool(POOL, {})
+    n = 0
+    while True:
+        if batch > 1:
+            with store.batch():
+                for _ in range(batch):
+                    append_one(store, n)
+                    n += 1
+        else:
+            append_one(store, n)
+            n += 1
+        progress.value = n
+
+
+def timed_writer(path: str, count: int, out_path: str, ready) -> None:
+    store = open_store(path)
+    store.open_pool(POOL, {})
+    ready.set()
+    latencies = []
+    for n in range(count):
+        start = time.perf_counter()
+        append_one(store, n)
+        latencies.append(time.perf_counter() - start)
+    store.close()
+    Path(out_path).write_text(json.dumps(latencies))
+
+
+# ----------------------------------------------------------------- helpers
+def stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(1000 * statistics.median(ordered), 3),
+        "p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 3),
+        "max_ms": round(1000 * ordered[-1], 3),
+    }
+
+
+def record_timings(artifacts: Path, name: str, values: dict) -> None:
+    target = artifacts / "live_timings.json"
+    try:
+        data = json.loads(target.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[name] = values
+    target.write_text(json.dumps(data, indent=2, sort_keys=True))
+    print(name, values)
+
+
+def plain_seqs(path: Path) -> list[int]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in conn.execute("SELECT seq FROM agent_pool_records WHERE pool_id = ? ORDER BY seq", (POOL,))]
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------- tests
+def test_follow_sees_every_record_once_in_order(tmp_path, artifacts):
+    count = 10_000
+    path = tmp_path / "live.db"
+    times_path = tmp_path / "written.json"
+    ready = CTX.Event()
+    writer = CTX.Process(target=follow_writer, args=(str(path), count, str(times_path), ready))
+    writer.start()
+    try:
+        assert ready.wait(JOIN), "writer did not start"
+        db = poolscope.open(path)
+        pool = db.pool(POOL)
+        seen: list[tuple[int, float]] = []
+        problems = []
+        for record in pool.follow(after=0, poll=0.05, idle_timeout=30, limit=count):
+            seen.append((record.cursor, time.time()))
+            if record.problem is not None:
+                problems.append(record.problem)
+            else:
+                extract(record.kind, record.payload)
+        writer.join(JOIN)
+    finally:
+        if writer.is_alive():
+            writer.kill()
+    assert writer.exitcode == 0
+    assert problems == []
+    seqs = [seq for seq, _ in seen]
+    assert seqs == list(range(1, count + 1))  # each exactly once, in order, none missing
+    written = dict(json.loads(times_path.read_text()))
+    assert sorted(written) == seqs
+    latencies = [max(0.0, at - written[seq]) for seq, at in seen]
+    record_timings(artifacts, "follow_latency", stats(latencies))
+    assert max(latencies) < LATENCY_BOUND
+    # the followed pool's index kept up: its snapshot is the head's
+    assert pool.head == count
+    assert pool.snapshot().cursor == count
+    assert [a for a in db.check() if a.severity != "info"] == []
+
+
+def test_concurrent_writers_get_contiguous_seqs(tmp_path, artifacts):
+    writers, each = 4, 1000
+    path = tmp_path / "shared.db"
+    barrier = CTX.Barrier(writers)
+    outs = [tmp_path / f"seqs{k}.json" for k in range(writers)]
+    processes = [
+        CTX.Process(target=concurrent_writer, args=(str(path), k, each, barrier, str(outs[k]))) for k in range(writers)
+    ]
+    start = time.perf_counter()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(JOIN)
+    elapsed = time.perf_counter() - start
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    failures = [out.read_text() for out in outs if out.exists() and out.read_text().startswith('{"error"')]
+    assert [p.exitcode for p in processes] == [0] * writers, failures
+    returned = [seq for out in outs for seq in json.loads(out.read_text())]
+    total = writers * each + 1  # one pool_opened, whoever won the race
+    assert len(returned) == len(set(returned)) == writers * each
+    assert sorted(returned) == list(range(2, total + 1))
+    for out in outs:  # each writer saw its own seqs increase
+        mine = json.loads(out.read_text())
+        assert mine == sorted(mine)
+    assert plain_seqs(path) == list(range(1, total + 1))
+    db = poolscope.open(path)
+    pool = db.pool(POOL)
+    assert pool.head == total
+    assert [r.kind for r in pool.records(upto=1)] == ["pool_opened"]
+    assert [a for a in db.check() if a.severity != "info"] == []
+    record_timings(artifacts, "concurrent_writers", {"writers": writers, "appends": writers * each, "seconds": round(elapsed, 2)})
+
+
+@pytest.mark.parametrize("batch", [1, 50], ids=["single appends", "batches of 50"])
+def test_a_killed_writer_leaves_only_whole_records(tmp_path, batch):
+    path = tmp_path / "killed.db"
+    progress = CTX.RawValue("q", 0)
+    writer = CTX.Process(target=endless_writer, args=(str(path), batch, progress))
+    writer.start()
+    deadline = time.monotonic() + JOIN
+    while progress.value < 1500 and time.monotonic() < deadline and writer.is_alive():
+        time.sleep(0.01)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join(JOIN)
+    assert writer.exitcode == -signal.SIGKILL
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    db = poolscope.open(path)
+    pool = db.pool(POOL)
+    head = pool.head
+    assert head >= 1500
+    assert plain_seqs(path) == list(range(1, head + 1))
+    if batch > 1:
+        assert (head - 1) % batch == 0, "a transaction was cut in half"
+    records = pool.records()
+    assert [r.cursor for r in records] == list(range(1, head + 1))
+    for record in records:
+        assert record.problem is None
+        extract(record.kind, record.payload)
+    assert [a for a in db.check() if a.severity != "info"] == []
+    pool.snapshot().to_json()
+    db.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # poolscope created nothing
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()
+
+
+def test_reading_does_not_stall_a_heavy_writer(tmp_path, artifacts):
+    count = 3000
+    path = tmp_path / "busy.db"
+    out = tmp_path / "latencies.json"
+    ready = CTX.Event()
+    writer = CTX.Process(target=timed_writer, args=(str(path), count, str(out), ready))
+    writer.start()
+    reads, heads = 0, []
+    try:
+        assert ready.wait(JOIN)
+        db = poolscope.open(path)
+        while writer.is_alive():
+            db.refresh()
+            pool = db.pool(POOL)
+            snap = pool.snapshot()
+            assert snap.cursor == pool.head
+            snap.to_json()
+            start = max(0, pool.head - 20)
+            tail = pool.records(after=start, upto=pool.head)
+            assert [r.cursor for r in tail] == list(range(start + 1, pool.head + 1))
+            heads.append(pool.head)
+            reads += 1
+            if reads % 25 == 0:  # now and then, a fresh open as well
+                poolscope.open(path).pool(POOL).head
+        writer.join(JOIN)
+    finally:
+        if writer.is_alive():
+            writer.kill()
+    assert writer.exitcode == 0
+    assert heads == sorted(heads) and reads > 0
+    db.refresh()
+    assert db.pool(POOL).head == count + 1
+    latencies = json.loads(out.read_text())
+    summary = stats(latencies)
+    summary["reader_loops"] = reads
+    record_timings(artifacts, "append_latency_while_reading", summary)
+    assert max(latencies) < LATENCY_BOUND
