@@ -1,0 +1,321 @@
+"""Read-only files and folders, read by an unprivileged user; a WAL file with a live writer.
+
+The suite runs as root, for whom permissions do not stop writes, so the
+readers here run as ``nobody`` (uid/gid 65534) in a subprocess.  Every read
+call and CLI command must work on a folder that cannot be written, and the
+files and the folder listing must be byte-for-byte unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import poolscope
+from conftest import SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
+
+NOBODY = 65534
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+POOLSCOPE_CLI = Path(sys.executable).parent / "poolscope"
+
+#: Run as nobody: every public read call on one database, then the CLI commands
+#: given as JSON in argv[2] (through click's runner, in the same process to save
+#: start-up time); prints a JSON summary.
+READER = r"""
+import json, os, sys
+import poolscope
+from click.testing import CliRunner
+from poolscope.cli import cli
+
+path = sys.argv[1]
+out = {"uid": os.getuid(), "pools": {}}
+db = poolscope.open(path)
+out["pool_ids"] = db.pool_ids
+for history in db.pools():
+    head = history.head
+    records = history.records()
+    middle = head // 2
+    out["pools"][history.pool_id] = {
+        "head": head,
+        "records": [r.to_json() for r in records],
+        "between": [r.cursor for r in history.records(after=middle // 2, upto=middle)],
+        "wakes": len(list(history.iter_records(kinds="wake"))),
+        "snapshot_head": history.snapshot().to_json(),
+        "snapshot_middle": history.snapshot(middle).to_json(),
+        "snapshot_lenient": history.snapshot(middle, strict=False).to_json(),
+        "followed": [r.cursor for r in history.follow(after=head - 3, poll=0.05, idle_timeout=0.2)],
+    }
+out["anomalies"] = [a.to_dict() for a in db.check()]
+out["refresh"] = db.refresh()
+frames = {}
+for name in ("records_df", "members_df", "messages_df", "wakes_df"):
+    if hasattr(db, name):  # the frames, where this version has them
+        frames[name] = len(getattr(db, name)())
+out["frames"] = frames
+db.close()
+out["cli"] = []
+for args in json.loads(sys.argv[2]) if len(sys.argv) > 2 else []:
+    result = CliRunner().invoke(cli, args)
+    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+    out["cli"].append({"args": args, "exit": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
+                       "crashed": repr(result.exception) if crashed else None})
+print(json.dumps(out))
+"""
+
+
+def as_nobody(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run ``args`` as uid/gid 65534 with no supplementary groups and no capabilities.
+
+    ``setpriv`` rather than a ``preexec_fn``: here the interpreter lives under
+    /root (mode 0700) and only an exec through setpriv reaches it as nobody.
+    """
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent"}
+    drop = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+    return subprocess.run(drop + args, env=env, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture
+def readonly_folder():
+    """A folder nobody can write (0o555, files 0o444), reachable by nobody; removed afterwards."""
+    if os.geteuid() != 0 or not Path(SETPRIV).exists():
+        pytest.skip("needs root and setpriv to switch to the unprivileged user")
+    top = Path(tempfile.mkdtemp(prefix="poolscope-ro-"))
+    top.chmod(0o755)
+    folder = top / "data"
+    folder.mkdir()
+    yield folder
+    for path in (folder, *folder.iterdir()):
+        path.chmod(0o755)
+    shutil.rmtree(top)
+
+
+def lock_down(folder: Path) -> tuple[list[str], dict[str, bytes]]:
+    for path in folder.iterdir():
+        path.chmod(0o444)
+    folder.chmod(0o555)
+    return sorted(p.name for p in folder.iterdir()), tree_state(folder)
+
+
+def read_as_nobody(path: Path, commands: list[list[str]] = ()) -> dict:
+    result = as_nobody([sys.executable, "-c", READER, str(path), json.dumps(list(commands))])
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert got["uid"] == NOBODY
+    for run in got["cli"]:
+        assert run["crashed"] is None, run
+    return got
+
+
+def cli_as_nobody(*args: str) -> subprocess.CompletedProcess:
+    return as_nobody([str(POOLSCOPE_CLI), *args])
+
+
+def test_nobody_cannot_write_there(readonly_folder):
+    """The setup really is read-only for the reader (otherwise the other tests prove nothing)."""
+    shutil.copy(SAMPLE_DB, readonly_folder / "demo.db")
+    lock_down(readonly_folder)
+    probe = f"open({str(readonly_folder / 'x')!r}, 'w')"
+    result = as_nobody([sys.executable, "-c", probe])
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+    result = as_nobody([sys.executable, "-c", "import os; print(os.getuid(), os.getgid(), os.getgroups(), os.access('/etc/shadow', os.R_OK))"])
+    assert result.stdout.split() == [str(NOBODY), str(NOBODY), "[]", "False"]
+
+
+def test_oracle_read_only_as_nobody(readonly_folder, oracle):
+    path = readonly_folder / "pool.db"
+    shutil.copy(oracle / "pool.db", path)
+    names, state = lock_down(readonly_folder)
+
+    expected = load_jsonl(oracle / "records.jsonl")
+    first = sorted({r["pool_id"] for r in expected})[0]
+    commands = [
+        ["records", str(path), "--pool", first],
+        ["snapshot", str(path), "--pool", first],
+        ["info", str(path)],
+        ["info", str(path), "--json"],
+        ["doctor", str(path)],
+        ["doctor", str(path), "--json"],
+    ]
+    got = read_as_nobody(path, commands)
+    raw = (oracle / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    assert got["pool_ids"] == sorted({r["pool_id"] for r in expected})
+    final = {}
+    for pool_id, cursor, text in raw_snapshot_lines(oracle):
+        final[pool_id] = (cursor, text) if cursor >= final.get(pool_id, (0, ""))[0] else final[pool_id]
+    for pool_id, pool in got["pools"].items():
+        lines = [line for line, record in zip(raw, expected) if record["pool_id"] == pool_id]
+        assert pool["records"] == lines
+        assert pool["head"] == final[pool_id][0]
+        assert pool["snapshot_head"] == final[pool_id][1]
+        assert pool["followed"] == list(range(pool["head"] - 2, pool["head"] + 1))
+    assert got["anomalies"] == []
+    assert got["refresh"] == {p: 0 for p in got["pool_ids"]}
+
+    records, snapshot, info, info_json, doctor, doctor_json = got["cli"]
+    assert [run["exit"] for run in got["cli"]] == [0] * len(commands), got["cli"]
+    assert records["stdout"].splitlines() == [line for line, r in zip(raw, expected) if r["pool_id"] == first]
+    assert snapshot["stdout"].rstrip("\n") == final[first][1]
+    assert [p["head"] for p in json.loads(info_json["stdout"])["pools"]] == [got["pools"][p]["head"] for p in got["pool_ids"]]
+    assert json.loads(doctor_json["stdout"])["anomalies"] == []
+    # and the installed console script itself
+    console = cli_as_nobody("doctor", str(path))
+    assert console.returncode == 0 and "0 errors, 0 warnings, 0 info" in console.stdout
+
+    assert sorted(p.name for p in readonly_folder.iterdir()) == names
+    assert tree_state(readonly_folder) == state
+
+
+def test_sample_read_only_as_nobody(readonly_folder):
+    path = readonly_folder / "demo.db"
+    shutil.copy(SAMPLE_DB, path)
+    names, state = lock_down(readonly_folder)
+
+    pool_id = poolscope.open(SAMPLE_DB).pool_ids[-1]
+    commands = [
+        ["info", str(path)],
+        ["info", str(path), "--json"],
+        ["records", str(path), "--pool", pool_id, "--after", "10", "--upto", "20"],
+        ["snapshot", str(path), "--pool", pool_id, "--cursor", "40"],
+        ["snapshot", str(path), "--pool", pool_id, "--lenient", "--pretty"],
+        ["doctor", str(path)],
+        ["doctor", str(path), "--json"],
+    ]
+    got = read_as_nobody(path, commands)
+    # what root reads from the original sample, in this process
+    db = poolscope.open(SAMPLE_DB)
+    assert got["pool_ids"] == db.pool_ids
+    for history in db.pools():
+        pool = got["pools"][history.pool_id]
+        middle = history.head // 2
+        assert pool["head"] == history.head
+        assert pool["records"] == [r.to_json() for r in history.records()]
+        assert pool["between"] == list(range(middle // 2 + 1, middle + 1))
+        assert pool["snapshot_head"] == history.snapshot().to_json()
+        assert pool["snapshot_middle"] == pool["snapshot_lenient"] == history.snapshot(middle).to_json()
+    assert got["anomalies"] == []
+    assert [run["exit"] for run in got["cli"]] == [0] * len(commands), got["cli"]
+    lines = got["cli"][2]["stdout"].splitlines()
+    assert lines == [r.to_json() for r in db.pool(pool_id).records(after=10, upto=20)]
+    assert got["cli"][3]["stdout"].rstrip("\n") == db.pool(pool_id).snapshot(40).to_json()
+    db.close()
+    console = cli_as_nobody("snapshot", str(path), "--pool", pool_id, "--cursor", "40")
+    assert console.returncode == 0 and console.stdout == got["cli"][3]["stdout"]
+
+    assert sorted(p.name for p in readonly_folder.iterdir()) == names
+    assert tree_state(readonly_folder) == state
+
+
+def test_errors_in_a_read_only_folder_are_typed(readonly_folder):
+    """Bad paths in a folder nobody can write: typed errors, exit status 2, and no file appears."""
+    (readonly_folder / "text.db").write_text("not a database")
+    names, state = lock_down(readonly_folder)
+    paths = [str(readonly_folder / "missing.db"), str(readonly_folder / "text.db"), str(readonly_folder)]
+    script = (
+        "import json, sys, poolscope\n"
+        "from click.testing import CliRunner\n"
+        "from poolscope.cli import cli\n"
+        "out = []\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        poolscope.open(path)\n"
+        "        out.append(None)\n"
+        "    except poolscope.PoolscopeError as error:\n"
+        "        result = CliRunner().invoke(cli, ['doctor', path])\n"
+        "        out.append([type(error).__name__, str(error), result.exit_code, result.stderr])\n"
+        "print(json.dumps(out))\n"
+    )
+    result = as_nobody([sys.executable, "-c", script, *paths])
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert [g[0] for g in got] == ["DatabaseNotFoundError", "NotADatabaseError", "NotADatabaseError"]
+    for path, (_, message, status, stderr) in zip(paths, got):
+        assert path in message and status == 2 and path in stderr
+    console = cli_as_nobody("info", paths[0])
+    assert console.returncode == 2 and paths[0] in console.stderr
+    assert sorted(p.name for p in readonly_folder.iterdir()) == names
+    assert tree_state(readonly_folder) == state
+
+
+# --------------------------------------------------------- a live WAL writer
+def _writer_with_unchecked_wal(path: Path, pool_id: str) -> tuple[poolscope.PoolStore, int]:
+    store = poolscope.PoolStore(path)
+    store.conn.execute("PRAGMA wal_autocheckpoint = 0")
+    store.open_pool(pool_id, {})
+    store.record_pool_created(pool_id)
+    for k in range(40):
+        store.join_member(pool_id, {"run_id": f"run.{k:02d}", "agent_id": "agent.a", "topics": ["t"]})
+    store.leave_member(pool_id, "run.07")
+    return store, 43
+
+
+def _main_file_seqs(path: Path, pool_id: str) -> list[int]:
+    """What the main file alone holds (ignoring the -wal), read from a private copy."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "main.db"
+        shutil.copy(path, copy)
+        conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
+        try:
+            return [r[0] for r in conn.execute("SELECT seq FROM agent_pool_records WHERE pool_id = ?", (pool_id,))]
+        except sqlite3.Error:
+            return []
+        finally:
+            conn.close()
+
+
+def test_wal_with_a_live_writer(tmp_path):
+    path = tmp_path / "live.db"
+    store, head = _writer_with_unchecked_wal(path, "pool.w")
+    try:
+        wal = Path(f"{path}-wal")
+        assert wal.exists() and wal.stat().st_size > 0
+        assert len(_main_file_seqs(path, "pool.w")) < head  # the records are in the -wal only
+        names = sorted(p.name for p in tmp_path.iterdir())
+        main_bytes, wal_bytes = path.read_bytes(), wal.read_bytes()
+
+        db = poolscope.open(path)
+        pool = db.pool("pool.w")
+        assert pool.head == head
+        assert [r.cursor for r in pool.records()] == list(range(1, head + 1))
+        snap = pool.snapshot()
+        assert len(snap.members) == 39 and "run.07" not in snap.member_ids
+        assert db.check() == []
+        store.join_member("pool.w", {"run_id": "run.late", "agent_id": "agent.b"})
+        assert db.refresh() == {"pool.w": 1}
+        assert "run.late" in pool.snapshot().member_ids
+        db.close()
+
+        assert sorted(p.name for p in tmp_path.iterdir()) == names  # no new file
+        assert path.read_bytes() == main_bytes  # the reader checkpointed nothing
+        assert wal.read_bytes()[: len(wal_bytes)] == wal_bytes  # only the writer appended
+    finally:
+        store.close()
+
+
+def test_wal_with_a_live_writer_read_by_nobody(readonly_folder):
+    """A writer (root) keeps records in its -wal; nobody, who cannot write the folder
+    or any of the files, still sees them."""
+    readonly_folder.chmod(0o755)
+    path = readonly_folder / "live.db"
+    store, head = _writer_with_unchecked_wal(path, "pool.w")
+    try:
+        readonly_folder.chmod(0o555)
+        names = sorted(p.name for p in readonly_folder.iterdir())
+        main_bytes = path.read_bytes()
+        got = read_as_nobody(path)
+        assert got["pools"]["pool.w"]["head"] == head
+        assert got["anomalies"] == []
+        assert cli_as_nobody("doctor", str(path)).returncode == 0
+        assert sorted(p.name for p in readonly_folder.iterdir()) == names
+        assert path.read_bytes() == main_bytes
+    finally:
+        store.close()
+        readonly_folder.chmod(0o755)
