@@ -50,110 +50,14 @@ SCAN_SQL = (
     "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
 )
 ORDER = " ORDER BY seq"
-#: A load of at least this many records decodes its second half in a forked
-#: helper process (both cores work; the fold itself stays in one process).
-#: 0 turns it off.
-PARALLEL_THRESHOLD = 300_000
-
-
-class _SecondHalf:
-    """The second half of a large load, decoded by a forked process.
-
-    The child reads ``seq > split`` through its own read-only connection,
-    flattens every record (the same :meth:`PoolIndex._decode`) and sends plain
-    tuples back through a pipe; the parent decodes the first half meanwhile and
-    then folds both halves in seq order.  Any failure in the child falls back
-    to decoding the second half in the parent.
-    """
-
-    def __init__(self, split: int, process: Any, receiver: Any) -> None:
-        self.split = split
-        self.process = process
-        self.receiver = receiver
-
-    @classmethod
-    def start(cls, index: "PoolIndex", conn: sqlite3.Connection, after: int) -> "_SecondHalf | None":
-        import multiprocessing
-
-        try:
-            row = conn.execute(
-                "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq "
-                "LIMIT 1 OFFSET (SELECT count(*) / 2 FROM agent_pool_records WHERE pool_id = ? AND seq > ?)",
-                (index.pool_id, after, index.pool_id, after),
-            ).fetchone()
-            if row is None or type(row[0]) is not int:
-                return None
-            ctx = multiprocessing.get_context("fork")
-            receiver, sender = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=_decode_in_child, args=(str(index.path), index.pool_id, row[0], sender), daemon=True)
-            process.start()
-            sender.close()
-            return cls(row[0], process, receiver)
-        except (OSError, ValueError, sqlite3.Error):
-            return None
-
-    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any) -> None:
-        result = None
-        try:
-            result = self.receiver.recv()
-        except (EOFError, OSError):
-            result = None
-        finally:
-            self.receiver.close()
-            self.process.join(5)
-        if result is None or result[0] != "ok":
-            # fall back: decode the second half here
-            cur = conn.execute(SCAN_SQL + ORDER, (index.pool_id, index.head))
-            while rows := cur.fetchmany(BATCH):
-                index._ingest(rows)
-                if bar is not None:
-                    bar.update(len(rows))
-            return
-        _, seqs, tuples, problems, duplicates = result
-        new = tuple.__new__
-        share = index._shared.setdefault
-        entries = [new(Entry, t) for t in tuples]
-        for seq, (cls_name, problem) in problems.items():
-            from . import errors
-
-            error = getattr(errors, cls_name, CorruptRecordError)(problem, path=index.path, pool_id=index.pool_id, seq=seq)
-            index.problems[seq] = error
-        index.duplicates.extend(duplicates)
-        for entry in entries:  # share repeated strings with the first half
-            if entry.sender is not None:
-                share(entry.sender, entry.sender)
-        index._fold(seqs, entries)
-        if bar is not None:
-            bar.update(len(seqs))
-
-
-def _decode_in_child(path: str, pool_id: str, split: int, sender: Any) -> None:
-    """Forked child: decode ``seq >= split`` and send it back as plain tuples."""
-    try:
-        from .source import connect_readonly
-
-        gc.disable()
-        conn = connect_readonly(path)
-        index = PoolIndex(Path(path), pool_id)
-        seqs: list[int] = []
-        tuples: list[tuple] = []
-        cur = conn.execute(SCAN_SQL + ORDER, (pool_id, split - 1))
-        last = split - 1
-        while rows := cur.fetchmany(BATCH):
-            batch_seqs, batch = index._decode(rows, last)
-            if batch_seqs:
-                last = batch_seqs[-1]
-            seqs.extend(batch_seqs)
-            tuples.extend(tuple(e) for e in batch)
-        problems = {seq: (type(e).__name__, e.problem) for seq, e in index.problems.items()}
-        sender.send(("ok", seqs, tuples, problems, index.duplicates))
-    except BaseException as error:  # noqa: BLE001 - anything: the parent falls back
-        try:
-            sender.send(("error", repr(error)))
-        except Exception:
-            pass
-    finally:
-        sender.close()
+#: The usual scan: values as SQLite stores them.  A row it cannot hand over
+#: (a kind or payload that is not valid UTF-8) makes the load switch to
+#: :data:`SCAN_SQL` (bytes, typeof) for the next rows.
+FAST_SCAN_SQL = "SELECT seq, kind, typeof(payload_json), payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+#: After a load of at least this many records, the index's objects are moved
+#: out of the garbage collector's way (``gc.freeze``): they hold no cycles, and
+#: otherwise the next full collection walks millions of them.
+FREEZE_THRESHOLD = 100_000
 
 
 def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
@@ -220,27 +124,29 @@ class PoolIndex:
         gc_was_enabled = gc.isenabled()
         gc.disable()  # a load allocates millions of small objects and frees none: no cycles to find
         try:
-            helper = None
-            if total is None and self._parallel_ok():
-                total = self._count(conn, after)
-            if total is not None and total >= PARALLEL_THRESHOLD and self._parallel_ok():
-                helper = _SecondHalf.start(self, conn, after)
-            cur = conn.execute(
-                SCAN_SQL + ("" if helper is None else " AND seq < ?") + ORDER,
-                (self.pool_id, self.head) + (() if helper is None else (helper.split,)),
-            )
             while True:
-                rows = cur.fetchmany(BATCH)
-                if not rows:
+                try:
+                    cur = conn.execute(FAST_SCAN_SQL + ORDER, (self.pool_id, self.head))
+                    while rows := cur.fetchmany(BATCH):
+                        self._ingest(rows)
+                        if bar is not None:
+                            bar.update(len(rows))
                     break
-                self._ingest(rows)
-                if bar is not None:
-                    bar.update(len(rows))
-            if helper is not None:
-                helper.finish(self, conn, bar)
+                except sqlite3.OperationalError as error:
+                    if "decode" not in str(error).lower() and "utf" not in str(error).lower():
+                        raise
+                    # text that is not UTF-8: take the next rows as bytes, then go on as usual
+                    rows = conn.execute(SCAN_SQL + ORDER + " LIMIT ?", (self.pool_id, self.head, BATCH)).fetchall()
+                    if not rows:
+                        break
+                    self._ingest(rows)
+                    if bar is not None:
+                        bar.update(len(rows))
         except sqlite3.Error as error:
             raise translate(error, self.path, self.pool_id) from None
         finally:
+            if len(self.seqs) - before >= FREEZE_THRESHOLD:
+                gc.freeze()
             if gc_was_enabled:
                 gc.enable()
             if bar is not None:
@@ -250,12 +156,6 @@ class PoolIndex:
             self._arrays = None
             self._ranks = {}
         return added
-
-    @staticmethod
-    def _parallel_ok() -> bool:
-        import multiprocessing
-
-        return PARALLEL_THRESHOLD > 0 and "fork" in multiprocessing.get_all_start_methods()
 
     def _count(self, conn: sqlite3.Connection, after: int) -> int:
         try:
@@ -308,10 +208,11 @@ class PoolIndex:
                         self.duplicates.append(seq)
                     continue
                 entry = None
+                kind = kind_raw.decode("utf-8", "surrogateescape") if kind_raw.__class__ is bytes else kind_raw
                 if typ == "text":  # noqa: SIM102
                     try:
                         payload = loads(payload_raw)
-                        if kind_raw == b"run_message":
+                        if kind == "run_message":
                             stored = payload["stored"]
                             message = stored["message"]
                             receipt = stored["receipt"]
@@ -351,7 +252,7 @@ class PoolIndex:
                                         ),
                                     ),
                                 )
-                        elif kind_raw == b"wake":
+                        elif kind == "wake":
                             stored = payload["stored"]
                             condition = stored["condition"]
                             registration = stored["registration"]
@@ -393,7 +294,7 @@ class PoolIndex:
                                     ),
                                 )
                         if entry is None:
-                            entry = extract(kind_raw.decode("utf-8"), payload)
+                            entry = extract(kind, payload)
                     except Exception:
                         entry = None
                 if entry is None:
@@ -527,6 +428,8 @@ def fetch_payloads(
         return out
     ordered = sorted(seqs)
     span = ordered[-1] - ordered[0] + 1
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # decoding thousands of payloads makes no cycles
     try:
         if span <= 4 * len(ordered):
             wanted = set(ordered)
@@ -549,6 +452,9 @@ def fetch_payloads(
                     out[seq] = wire.loads(text)
     except sqlite3.Error as error:
         raise translate(error, path, pool_id) from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     missing = [s for s in ordered if s not in out]
     if missing:
         from .errors import DatabaseChangedError

@@ -1,49 +1,13 @@
-"""The columnar index: the fold, incremental loads and the two-process load agree."""
+"""The columnar index: the batch fold, incremental loads and the inlined flattening agree."""
 
 from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
 import poolscope
 from poolscope import index as index_module
 from poolscope.fold import PoolFold
 from poolscope.index import PoolIndex
-
-
-def _load(path, pool_id, threshold, monkeypatch):
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", threshold)
-    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    index = PoolIndex(path, pool_id)
-    index.load(conn, progress=False)
-    return index
-
-
-@pytest.mark.parametrize("threshold", [1, 0])
-def test_two_process_load_equals_the_sequential_one(small_db, monkeypatch, threshold):
-    started = []
-    original = index_module._SecondHalf.start.__func__
-
-    def spy(cls, *args):
-        helper = original(cls, *args)
-        started.append(helper)
-        return helper
-
-    monkeypatch.setattr(index_module._SecondHalf, "start", classmethod(spy))
-    db = poolscope.open(small_db)
-    for pool_id in db.pool_ids:
-        sequential = _load(small_db, pool_id, 0, monkeypatch)
-        other = _load(small_db, pool_id, threshold, monkeypatch)
-        assert other.seqs == sequential.seqs
-        assert other.entries == sequential.entries
-        assert other.next_seq == sequential.next_seq
-        assert other.fold.members == sequential.fold.members
-        assert other.fold.message_dedupe == sequential.fold.message_dedupe
-    if threshold:
-        assert started and all(h is not None for h in started)  # the forked half really ran
-    else:
-        assert not started
 
 
 def test_batch_fold_equals_record_by_record_fold(small_db):
@@ -59,8 +23,7 @@ def test_batch_fold_equals_record_by_record_fold(small_db):
             assert getattr(one, name) == getattr(many, name), name
 
 
-def test_incremental_loads_equal_a_full_load(small_db, tmp_path, monkeypatch):
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
+def test_incremental_loads_equal_a_full_load(small_db):
     db = poolscope.open(small_db)
     pool_id = db.pool_ids[0]
     full = db.pool(pool_id).index
