@@ -130,11 +130,12 @@ def snapshot(db: str, pool_id: str, cursor: int | None, pretty: bool, lenient: b
 @click.option("--records", default=1000, show_default=True, help="About how many records per pool.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same file).")
 @click.option("--prefix", default="pool", show_default=True, help="Pool id prefix.")
-def generate(out: str, pools: int, records: int, seed: int, prefix: str) -> None:
+@click.option("--members-cap", type=int, default=None, help="Keep at most this many members (runs leave as others join).")
+def generate(out: str, pools: int, records: int, seed: int, prefix: str, members_cap: int | None) -> None:
     """Write a realistic sample history through PoolStore (appends if OUT exists)."""
     from .generate import generate as run
 
-    summary = run(out, pools=pools, records=records, seed=seed, prefix=prefix)
+    summary = run(out, pools=pools, records=records, seed=seed, prefix=prefix, members_cap=members_cap)
     click.echo(f"wrote {summary['records']} records in {len(summary['pools'])} pools to {summary['path']}")
 
 

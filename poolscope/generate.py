@@ -85,9 +85,10 @@ class _Pool:
 class Generator:
     """Drives a :class:`PoolStore` like the SDK's coordinator would."""
 
-    def __init__(self, store: PoolStore, *, seed: int = 0) -> None:
+    def __init__(self, store: PoolStore, *, seed: int = 0, members_cap: int | None = None) -> None:
         self.store = store
         self.rng = random.Random(seed)
+        self.members_cap = members_cap
         self.journal = 0
 
     def _cursor(self) -> str:
@@ -289,6 +290,10 @@ class Generator:
         if len(members) < 2:
             self.join(pool, self.new_member(pool))
             return
+        if self.members_cap and len(members) > self.members_cap:
+            # a steady pool: at the cap, runs leave as others join
+            self.leave(pool, rng.choice(list(members)))
+            return
         roll = rng.random()
         if roll < 0.05:
             if pool.departed and rng.random() < 0.5:
@@ -353,9 +358,14 @@ def generate(
     prefix: str = "pool",
     batch: int = 5000,
     progress: bool | None = None,
+    members_cap: int | None = None,
 ) -> dict[str, Any]:
     """Write ``pools`` interleaved pool histories of about ``records`` records
     each into ``path`` (created if missing; existing pools are appended to).
+
+    Without ``members_cap`` membership keeps growing (about 1.4 runs per 100
+    records), and with it receipts and scoped wake filters, which list
+    members; ``members_cap=50`` keeps a steady pool, as the benchmarks use.
 
     Returns a summary: ``{"path", "pools": [...], "records": n}``.
 
@@ -366,7 +376,7 @@ def generate(
         raise InvalidInputError("pools and records must be at least 1")
     names = [f"{NAMES[i % len(NAMES)]}{'' if i < len(NAMES) else i // len(NAMES)}" for i in range(pools)]
     store = PoolStore(path)
-    gen = Generator(store, seed=seed)
+    gen = Generator(store, seed=seed, members_cap=members_cap)
     models = []
     for name, config in zip(names, default_configs(names)):
         pool_id = f"{prefix}.{name}"

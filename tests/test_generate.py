@@ -67,3 +67,12 @@ def test_generation_is_deterministic_and_sized(tmp_path):
     assert ra == rb
     for pool in poolscope.open(tmp_path / "a.db").pools():
         assert 150 <= len(pool) <= 152
+
+
+def test_members_cap_keeps_a_steady_pool(tmp_path):
+    generate(tmp_path / "capped.db", pools=1, records=600, seed=2, members_cap=8)
+    pool = poolscope.open(tmp_path / "capped.db").pools().__next__()
+    frame = pool.members_df()
+    for cursor in range(1, pool.head + 1, 25):
+        assert len(pool.snapshot(cursor).members) <= 9
+    assert (frame["left_at"].notna()).sum() > 0
