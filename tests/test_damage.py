@@ -193,6 +193,21 @@ def garbage_pages(built: Built) -> None:
         handle.write(bytes(range(256)) * ((size - size // 2) // 256))
 
 
+def garbage_table_page(built: Built) -> None:
+    """Overwrite one leaf page of the records table (the key index stays intact, so the file opens)."""
+    conn = sqlite3.connect(f"file:{built.path}?immutable=1", uri=True)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        leaves = [row[0] for row in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'agent_pool_records' AND pagetype = 'leaf' ORDER BY pageno"
+        )]
+    finally:
+        conn.close()
+    with open(built.path, "r+b") as handle:
+        handle.seek((leaves[len(leaves) // 2] - 1) * page_size)
+        handle.write(b"\xff" * page_size)
+
+
 def no_records_table(built: Built) -> None:
     execute(built.path, ("DROP TABLE agent_pool_records",))
 
@@ -426,6 +441,7 @@ CASES: list[Case] = [
     Case("truncated file", "generated", truncated, opens=poolscope.NotADatabaseError),
     Case("truncated inside the header", "generated", truncated_header, opens=poolscope.NotADatabaseError),
     Case("garbage pages", "generated", garbage_pages, opens=poolscope.NotADatabaseError),
+    Case("a garbage page inside the records table", "generated", garbage_table_page, codes=frozenset({"unreadable"})),
     Case("no agent_pool_records table", "generated", no_records_table, opens=poolscope.SchemaError),
     Case("wrong columns", "generated", wrong_columns, opens=poolscope.SchemaError),
     Case("payload is not JSON", "generated", not_json, codes=frozenset({"bad_json"}), at="bad_json", strict=poolscope.CorruptRecordError),
@@ -661,6 +677,8 @@ def verify_cli(case: Case, built: Built, judge: Judge, opened: bool) -> None:
     info = run_cli(judge, ["info", path, "--json"])
     if expect_exit is not None:
         assert info.exit_code == expect_exit
+    elif "unreadable" in case.codes:
+        assert info.exit_code == 2
     elif normal:
         assert info.exit_code == 0
         shown = json.loads(info.stdout)
@@ -700,7 +718,10 @@ def run_case(case: Case, tmp_path: Path, small_db: Path, oracle: Path | None, mo
     built = base_copy(case, folder_, small_db, oracle)
     case.damage(built)
     if case.opens is None:
-        built.current = rows_of(built.path)
+        try:
+            built.current = rows_of(built.path)
+        except sqlite3.DatabaseError:  # unreadable for plain sqlite3 too
+            built.current = {}
     judge = Judge(built, case)
     hold = case.hold(built.path) if case.hold is not None and not case.hold_after_open else None
     with hold if hold is not None else _nothing():
