@@ -197,31 +197,48 @@ def _policy_ref_text(ref: Any) -> str:
     return str(ref)
 
 
-def _pool_members(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+def membership_intervals(history: "PoolHistory", upto: int | None = None) -> tuple[list[dict], list[tuple[int, int]]]:
+    """The membership intervals of a pool up to ``upto``, from the index.
+
+    Returns ``(rows, updates)``: one dict per interval in order of joining
+    (``run_id``, ``member`` -- the latest join's member dict, ``joined_at``,
+    ``updated_at``, ``left_at`` (None while a member), ``joins``), and the
+    ``(seq, row)`` of every join that updated a run that was already a member.
+    :func:`members_df` and the membership plot are both drawn from this.
+
+    >>> rows, updates = membership_intervals(pool, upto=100)   # doctest: +SKIP
+    """
     index = history.index
     arrays = index.arrays()
     n = index.position(upto) if upto is not None else len(index)
     changes = arrays["member_changes"]
     changes = changes[: int(np.searchsorted(changes, n, side="left"))]
     entries, seqs = index.entries, index.seqs
-    open_rows: dict[str, dict] = {}
+    open_rows: dict[str, int] = {}
     rows: list[dict] = []
+    updates: list[tuple[int, int]] = []
     for pos in changes.tolist():
         entry = entries[pos]
         seq = seqs[pos]
         if entry.kind == MEMBER_JOINED:
-            row = open_rows.get(entry.key)
-            if row is None:
-                row = {"run_id": entry.key, "joined_at": seq, "left_at": None, "joins": 0}
-                open_rows[entry.key] = row
-                rows.append(row)
-            row["joins"] += 1
-            row["updated_at"] = seq
-            row["member"] = entry.extra
+            at = open_rows.get(entry.key)
+            if at is None:
+                open_rows[entry.key] = len(rows)
+                rows.append({"run_id": entry.key, "member": entry.extra, "joined_at": seq, "updated_at": seq, "left_at": None, "joins": 1})
+            else:
+                row = rows[at]
+                row["member"], row["updated_at"] = entry.extra, seq
+                row["joins"] += 1
+                updates.append((seq, at))
         elif entry.kind == MEMBER_LEFT:
-            row = open_rows.pop(entry.key, None)
-            if row is not None:
-                row["left_at"] = seq
+            at = open_rows.pop(entry.key, None)
+            if at is not None:
+                rows[at]["left_at"] = seq
+    return rows, updates
+
+
+def _pool_members(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+    rows, _ = membership_intervals(history, upto)
     members = [r["member"] for r in rows]
     return pd.DataFrame(
         {

@@ -55,7 +55,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import wire
 from .activity import default_window
-from .fold import MEMBER_JOINED, MEMBER_LEFT
+from .frames import membership_intervals
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -276,44 +276,13 @@ def _member_intervals(pool: "PoolHistory", upto: int | None) -> tuple[dict[str, 
     from the index (fast at 1M records): ``run_id``, ``agent_id`` (latest join
     of the interval), ``joined_at``, ``left_at`` (-1 while a member), ``joins``;
     and the ``(seq, row)`` of every join that updated a member."""
-    index = pool.index
-    arrays = index.arrays()
-    n = index.position(upto) if upto is not None else len(index)
-    changes = arrays["member_changes"]
-    changes = changes[: int(np.searchsorted(changes, n, side="left"))]
-    entries, seqs = index.entries, index.seqs
-    open_rows: dict[str, int] = {}
-    run_id: list[str] = []
-    agent_id: list[Any] = []
-    joined_at: list[int] = []
-    left_at: list[int] = []
-    joins: list[int] = []
-    updates: list[tuple[int, int]] = []
-    for pos in changes.tolist():
-        entry = entries[pos]
-        if entry.kind == MEMBER_JOINED:
-            row = open_rows.get(entry.key)
-            if row is None:
-                open_rows[entry.key] = len(run_id)
-                run_id.append(entry.key)
-                agent_id.append(entry.agent_id)
-                joined_at.append(seqs[pos])
-                left_at.append(-1)
-                joins.append(1)
-            else:
-                agent_id[row] = entry.agent_id
-                joins[row] += 1
-                updates.append((seqs[pos], row))
-        elif entry.kind == MEMBER_LEFT:
-            row = open_rows.pop(entry.key, None)
-            if row is not None:
-                left_at[row] = seqs[pos]
+    rows, updates = membership_intervals(pool, upto)
     table = {
-        "run_id": np.array(run_id, dtype=object),
-        "agent_id": np.array(agent_id, dtype=object),
-        "joined_at": np.array(joined_at, dtype=np.int64),
-        "left_at": np.array(left_at, dtype=np.int64),
-        "joins": np.array(joins, dtype=np.int64),
+        "run_id": np.array([r["run_id"] for r in rows], dtype=object),
+        "agent_id": np.array([r["member"].get("agent_id") for r in rows], dtype=object),
+        "joined_at": np.array([r["joined_at"] for r in rows], dtype=np.int64),
+        "left_at": np.array([-1 if r["left_at"] is None else r["left_at"] for r in rows], dtype=np.int64),
+        "joins": np.array([r["joins"] for r in rows], dtype=np.int64),
     }
     return table, updates
 
