@@ -72,13 +72,14 @@ print(json.dumps(out))
 """
 
 
-def as_nobody(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+def as_nobody(args: list[str], extra_env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run ``args`` as uid/gid 65534 with no supplementary groups and no capabilities.
 
     ``setpriv`` rather than a ``preexec_fn``: here the interpreter lives under
     /root (mode 0700) and only an exec through setpriv reaches it as nobody.
     """
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent"}
+    env.update(extra_env or {})
     drop = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
     return subprocess.run(drop + args, env=env, capture_output=True, text=True, timeout=300, **kwargs)
 
@@ -319,3 +320,111 @@ def test_wal_with_a_live_writer_read_by_nobody(readonly_folder):
     finally:
         store.close()
         readonly_folder.chmod(0o755)
+
+
+#: As nobody: the HTML report and a Parquet export of a read-only database,
+#: written to a folder of nobody's own, then every notebook executed with the
+#: sample it finds in a read-only tree.  Prints a JSON summary.
+MAIN_JOBS = r"""
+import json, os, sys, pathlib
+from click.testing import CliRunner
+from poolscope.cli import cli
+
+db, out, notebooks = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+runner = CliRunner()
+report = runner.invoke(cli, ["report", db, "-o", str(out / "report.html")])
+export = runner.invoke(cli, ["export", db, str(out / "export")])
+results = {"uid": os.getuid(), "report": report.exit_code, "export": export.exit_code,
+           "report_error": repr(report.exception), "notebooks": {}}
+# a kernel process cannot be started as nobody here (the interpreter lives under
+# /root), so the cells run in an in-process IPython shell, top to bottom
+import nbformat
+import matplotlib
+matplotlib.use("Agg")
+from IPython.core.interactiveshell import InteractiveShell
+
+class Shell(InteractiveShell):
+    def enable_gui(self, gui=None):  # `%matplotlib inline` without a front end
+        pass
+
+# Nor can nobody exec the interpreter again (same reason): a notebook cell that
+# runs the `poolscope` console script gets it run in this process instead, by
+# click's runner, with the same argv (the console script itself is tested as
+# nobody in test_oracle_read_only_as_nobody, exec'd by setpriv).
+import subprocess
+_run = subprocess.run
+
+def run_in_process(command, *args, **kwargs):
+    if isinstance(command, (list, tuple)) and os.path.basename(str(command[0])) == "poolscope":
+        result = runner.invoke(cli, [str(c) for c in command[1:]])
+        if kwargs.get("check") and result.exit_code:
+            raise subprocess.CalledProcessError(result.exit_code, command, result.stdout, result.stderr)
+        return subprocess.CompletedProcess(command, result.exit_code, result.stdout, result.stderr)
+    return _run(command, *args, **kwargs)
+
+subprocess.run = run_in_process
+
+for path in sorted(notebooks.glob("*.ipynb")):
+    nb = nbformat.read(path, as_version=4)
+    Shell.clear_instance()
+    shell = Shell.instance()
+    os.chdir(notebooks)
+    errors = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outcome = shell.run_cell(cell.source, silent=True)
+        if not outcome.success:
+            errors.append(repr(outcome.error_in_exec or outcome.error_before_exec)[:300])
+            break
+    results["notebooks"][path.name] = errors
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_folder):
+    """The main job (report), export and the notebooks, as an unprivileged user,
+    against a sample in a folder nobody can write: they work and change nothing."""
+    from conftest import ROOT
+
+    tree = readonly_folder  # plays the repository: notebooks/ and sample_data/ side by side
+    (tree / "sample_data").mkdir()
+    shutil.copy(SAMPLE_DB, tree / "sample_data" / "demo.db")
+    (tree / "notebooks").mkdir()
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        shutil.copy(notebook, tree / "notebooks" / notebook.name)
+    for folder in (tree / "sample_data", tree / "notebooks"):
+        for path in folder.iterdir():
+            path.chmod(0o444)
+        folder.chmod(0o555)
+    tree.chmod(0o555)
+    before = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*") if p.is_file()}
+
+    scratch = Path(tempfile.mkdtemp(prefix="poolscope-nobody-"))
+    os.chown(scratch, NOBODY, NOBODY)
+    try:
+        result = as_nobody(
+            [sys.executable, "-c", MAIN_JOBS, str(tree / "sample_data" / "demo.db"), str(scratch), str(tree / "notebooks")],
+            extra_env={
+                "HOME": str(scratch / "home"),
+                "JUPYTER_RUNTIME_DIR": str(scratch / "rt"),
+                "IPYTHONDIR": str(scratch / "ipy"),
+                "MPLCONFIGDIR": str(scratch / "mpl"),
+            },
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        got = json.loads(result.stdout.strip().splitlines()[-1])
+        assert got["uid"] == NOBODY
+        assert got["report"] == 0, got["report_error"]
+        assert got["export"] == 0
+        html = (scratch / "report.html").read_text(encoding="utf-8")
+        assert all(pool_id in html for pool_id in poolscope.open(SAMPLE_DB).pool_ids)
+        assert sorted(p.name for p in (scratch / "export").iterdir()) == [
+            "members.parquet", "messages.parquet", "records.parquet", "summary.parquet", "wakes.parquet"
+        ]
+        assert len(got["notebooks"]) == 3 and all(errors == [] for errors in got["notebooks"].values()), got["notebooks"]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    after = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*") if p.is_file()}
+    assert after == before
