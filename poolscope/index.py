@@ -58,6 +58,118 @@ FAST_SCAN_SQL = "SELECT seq, kind, typeof(payload_json), payload_json FROM agent
 #: out of the garbage collector's way (``gc.freeze``): they hold no cycles, and
 #: otherwise the next full collection walks millions of them.
 FREEZE_THRESHOLD = 100_000
+#: A load of at least this many records decodes its second half in a forked
+#: process meanwhile (both cores work), which sends its entries back with
+#: ``marshal``; the fold itself stays in this process.  0 turns it off.
+PARALLEL_THRESHOLD = 200_000
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+    import sys
+
+    return PARALLEL_THRESHOLD > 0 and sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
+class _OtherHalf:
+    """The second half of a large load, decoded by a forked child process.
+
+    The child reads ``seq >= split`` through its own read-only connection,
+    flattens every record with the same :meth:`PoolIndex._decode`, and sends
+    plain tuples back as one ``marshal`` blob (builtin types only: much cheaper
+    to rebuild than pickled objects).  Any failure in the child, and the parent
+    simply decodes the second half itself.
+    """
+
+    def __init__(self, split: int, process: Any, receiver: Any) -> None:
+        self.split = split
+        self.process = process
+        self.receiver = receiver
+
+    @classmethod
+    def start(cls, index: "PoolIndex", conn: sqlite3.Connection, after: int, total: int) -> "_OtherHalf | None":
+        import multiprocessing
+
+        try:
+            row = conn.execute(
+                "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
+                (index.pool_id, after, total // 2),
+            ).fetchone()
+            if row is None or type(row[0]) is not int:
+                return None
+            ctx = multiprocessing.get_context("fork")
+            receiver, sender = ctx.Pipe(duplex=False)
+            process = ctx.Process(
+                target=_decode_in_child, args=(str(index.path), index.pool_id, row[0], sender), daemon=True
+            )
+            process.start()
+            sender.close()
+            return cls(row[0], process, receiver)
+        except (OSError, ValueError, sqlite3.Error):
+            return None
+
+    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any) -> None:
+        import marshal
+
+        try:
+            blob = self.receiver.recv_bytes()
+            status, *result = marshal.loads(blob)
+        except (EOFError, OSError, ValueError, TypeError):
+            status, result = "error", []
+        if status != "ok":
+            for rows in index._batches(conn, lambda: index.head):
+                index._ingest(rows)
+                if bar is not None:
+                    bar.update(len(rows))
+            return
+        seqs, tuples, problems, duplicates = result
+        new = tuple.__new__
+        entries = [new(Entry, t) for t in tuples]
+        del tuples
+        from . import errors
+
+        for seq, (name, problem) in problems.items():
+            error = getattr(errors, name, CorruptRecordError)(problem, path=index.path, pool_id=index.pool_id, seq=seq)
+            index.problems[seq] = error
+        index.duplicates.extend(duplicates)
+        index._fold(seqs, entries)
+        if bar is not None:
+            bar.update(len(seqs))
+
+    def close(self) -> None:
+        self.receiver.close()
+        self.process.join(5)
+        if self.process.is_alive():  # pragma: no cover - only if the child hangs
+            self.process.kill()
+
+
+def _decode_in_child(path: str, pool_id: str, split: int, sender: Any) -> None:
+    """Forked child: decode the records with ``seq >= split``; send them back marshalled."""
+    import marshal
+
+    try:
+        from .source import connect_readonly
+
+        gc.disable()
+        conn = connect_readonly(path)
+        index = PoolIndex(Path(path), pool_id)
+        seqs: list[int] = []
+        tuples: list[tuple] = []
+        last = [split - 1]
+        for rows in index._batches(conn, lambda: last[0]):
+            batch_seqs, batch = index._decode(rows, last[0])
+            if batch_seqs:
+                last[0] = batch_seqs[-1]
+            seqs.extend(batch_seqs)
+            tuples.extend(map(tuple, batch))
+        problems = {seq: (type(e).__name__, e.problem) for seq, e in index.problems.items()}
+        blob = marshal.dumps(("ok", seqs, tuples, problems, index.duplicates))
+    except BaseException as error:  # noqa: BLE001 - anything at all: the parent falls back
+        blob = marshal.dumps(("error", repr(error)))
+    try:
+        sender.send_bytes(blob)
+    finally:
+        sender.close()
 
 
 def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
@@ -123,28 +235,25 @@ class PoolIndex:
         before = len(self.seqs)
         gc_was_enabled = gc.isenabled()
         gc.disable()  # a load allocates millions of small objects and frees none: no cycles to find
+        helper = None
         try:
-            while True:
-                try:
-                    cur = conn.execute(FAST_SCAN_SQL + ORDER, (self.pool_id, self.head))
-                    while rows := cur.fetchmany(BATCH):
-                        self._ingest(rows)
-                        if bar is not None:
-                            bar.update(len(rows))
-                    break
-                except sqlite3.OperationalError as error:
-                    if "decode" not in str(error).lower() and "utf" not in str(error).lower():
-                        raise
-                    # text that is not UTF-8: take the next rows as bytes, then go on as usual
-                    rows = conn.execute(SCAN_SQL + ORDER + " LIMIT ?", (self.pool_id, self.head, BATCH)).fetchall()
-                    if not rows:
-                        break
-                    self._ingest(rows)
-                    if bar is not None:
-                        bar.update(len(rows))
+            if _can_fork():
+                if total is None:
+                    total = self._count(conn, after)
+                if total >= PARALLEL_THRESHOLD:
+                    helper = _OtherHalf.start(self, conn, after, total)
+            upper = None if helper is None else helper.split
+            for rows in self._batches(conn, lambda: self.head, upper):
+                self._ingest(rows)
+                if bar is not None:
+                    bar.update(len(rows))
+            if helper is not None:
+                helper.finish(self, conn, bar)
         except sqlite3.Error as error:
             raise translate(error, self.path, self.pool_id) from None
         finally:
+            if helper is not None:
+                helper.close()
             if len(self.seqs) - before >= FREEZE_THRESHOLD:
                 gc.freeze()
             if gc_was_enabled:
@@ -156,6 +265,27 @@ class PoolIndex:
             self._arrays = None
             self._ranks = {}
         return added
+
+    def _batches(self, conn: sqlite3.Connection, last: Callable[[], int], upper: int | None = None) -> Iterable[list]:
+        """Row batches ``(seq, kind, typeof, payload)`` after ``last()`` (and below
+        ``upper``), in seq order.  Rows come as SQLite stores them; after a text
+        value that is not UTF-8 the next batch is read as bytes."""
+        bound, extra = ("", ()) if upper is None else (" AND seq < ?", (upper,))
+        while True:
+            try:
+                cur = conn.execute(FAST_SCAN_SQL + bound + ORDER, (self.pool_id, last(), *extra))
+                while rows := cur.fetchmany(BATCH):
+                    yield rows
+                return
+            except sqlite3.OperationalError as error:
+                if "decode" not in str(error).lower() and "utf" not in str(error).lower():
+                    raise
+                rows = conn.execute(
+                    SCAN_SQL + bound + ORDER + " LIMIT ?", (self.pool_id, last(), *extra, BATCH)
+                ).fetchall()
+                if not rows:
+                    return
+                yield rows
 
     def _count(self, conn: sqlite3.Connection, after: int) -> int:
         try:

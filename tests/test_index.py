@@ -1,4 +1,4 @@
-"""The columnar index: the batch fold, incremental loads and the inlined flattening agree."""
+"""The columnar index: the batch fold, incremental and two-process loads, and the inlined flattening agree."""
 
 from __future__ import annotations
 
@@ -8,6 +8,54 @@ import poolscope
 from poolscope import index as index_module
 from poolscope.fold import PoolFold
 from poolscope.index import PoolIndex
+
+
+def _load(path, pool_id):
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    index = PoolIndex(path, pool_id)
+    index.load(conn, progress=False)
+    return index
+
+
+def test_two_process_load_equals_the_one_process_load(small_db, monkeypatch):
+    """Large loads decode their second half in a forked child: same index, to the entry."""
+    db = poolscope.open(small_db)
+    started = []
+    original = index_module._OtherHalf.start.__func__
+
+    def spy(cls, *args):
+        helper = original(cls, *args)
+        started.append(helper)
+        return helper
+
+    monkeypatch.setattr(index_module._OtherHalf, "start", classmethod(spy))
+    for pool_id in db.pool_ids:
+        monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
+        alone = _load(small_db, pool_id)
+        monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
+        halves = _load(small_db, pool_id)
+        assert halves.seqs == alone.seqs
+        assert halves.entries == alone.entries
+        assert halves.next_seq == alone.next_seq
+        assert halves.fold.members == alone.fold.members
+        assert halves.fold.message_dedupe == alone.fold.message_dedupe
+    assert len(started) == len(db.pool_ids) and all(h is not None for h in started)
+
+
+def test_a_damaged_record_in_the_childs_half_is_reported_the_same(sample_copy, monkeypatch):
+    conn = sqlite3.connect(sample_copy)
+    pool_id, seq = conn.execute("SELECT pool_id, max(seq) FROM agent_pool_records GROUP BY pool_id LIMIT 1").fetchone()
+    conn.execute("UPDATE agent_pool_records SET payload_json = '{not json' WHERE pool_id = ? AND seq = ?", (pool_id, seq - 3))
+    conn.commit()
+    conn.close()
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
+    alone = _load(sample_copy, pool_id)
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
+    halves = _load(sample_copy, pool_id)
+    assert list(halves.problems) == list(alone.problems) == [seq - 3]
+    assert type(halves.problems[seq - 3]) is type(alone.problems[seq - 3])
+    assert str(halves.problems[seq - 3]) == str(alone.problems[seq - 3])
+    assert halves.entries == alone.entries
 
 
 def test_batch_fold_equals_record_by_record_fold(small_db):
