@@ -498,6 +498,20 @@ class PoolIndex:
             self._ranks[namespace] = np.fromiter((order[k] for k in keys), dtype=np.int64, count=len(keys))
         return self._ranks[namespace]
 
+    def key_codes(self, namespace: str) -> np.ndarray:
+        """For each position in ``arrays()[namespace]``, a code per distinct key
+        (in order of first appearance; cheaper than :meth:`rank` when only
+        grouping is needed)."""
+        cache_key = f"codes:{namespace}"
+        if cache_key not in self._ranks:
+            import pandas as pd
+
+            positions = self.arrays()[namespace]
+            entries = self.entries
+            keys = np.array([entries[p].key for p in positions.tolist()], dtype=object)
+            self._ranks[cache_key] = pd.factorize(keys)[0].astype(np.int64) if len(keys) else np.zeros(0, np.int64)
+        return self._ranks[cache_key]
+
     def rank_of(self, namespace: str, positions: np.ndarray) -> np.ndarray:
         """Byte-wise key rank of the records at ``positions`` (positions of that namespace)."""
         candidates = self.arrays()[namespace]
