@@ -34,7 +34,7 @@ NEVER = np.iinfo(np.int64).max
 #: Rows fetched per ``fetchmany`` call during a scan.
 BATCH = 4096
 #: Show a progress bar when a pool has at least this many records to load.
-PROGRESS_THRESHOLD = 200_000
+PROGRESS_THRESHOLD = 100_000
 
 #: Interned status and target strings (the index shares one str per value).
 _MESSAGE_STATUS = {s: s for s in wire.MESSAGE_STATUSES}
