@@ -64,6 +64,11 @@ FREEZE_THRESHOLD = 100_000
 PARALLEL_THRESHOLD = 200_000
 
 
+#: The parent's share of a two-process load (measured best at one half: the
+#: child's marshalling and the parent's rebuilding of its entries balance).
+PARENT_SHARE = 0.5
+
+
 def _can_fork() -> bool:
     import multiprocessing
     import sys
@@ -93,7 +98,7 @@ class _OtherHalf:
         try:
             row = conn.execute(
                 "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
-                (index.pool_id, after, total // 2),
+                (index.pool_id, after, int(total * PARENT_SHARE)),
             ).fetchone()
             if row is None or type(row[0]) is not int:
                 return None
@@ -217,6 +222,7 @@ class PoolIndex:
         self._arrays: dict[str, np.ndarray] | None = None
         self._ranks: dict[str, np.ndarray] = {}
         self._shared: dict[str, str] = {}
+        self._shared_tuples: dict[tuple, tuple] = {}
 
     # ------------------------------------------------------------------ load
     def load(self, conn: sqlite3.Connection, progress: bool | None = None) -> int:
@@ -329,6 +335,11 @@ class PoolIndex:
         loads = wire.orjson.loads
         new = tuple.__new__
         share = self._shared.setdefault
+        tuples = self._shared_tuples
+
+        def shared_tuple(value: tuple) -> tuple:
+            # recipient lists and wake filters repeat: one tuple per distinct value
+            return tuples.setdefault(value, value)
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -371,7 +382,7 @@ class PoolIndex:
                                         share(message["from"], message["from"]),
                                         _TARGET_TYPE[ttype],
                                         None if tid is None else share(tid, tid),
-                                        tuple(receipt.get("delivered_to", ())),
+                                        shared_tuple(tuple(receipt.get("delivered_to", ()))),
                                         message.get("reply_to"),
                                         receipt.get("journal_cursor"),
                                         (
@@ -417,9 +428,9 @@ class PoolIndex:
                                         (
                                             condition.get("timeout_millis"),
                                             condition["resume_with"],
-                                            tuple(families["include"]) if families.__class__ is dict else None,
-                                            tuple(kinds["include"]) if kinds.__class__ is dict else None,
-                                            tuple(runs["include"]) if runs.__class__ is dict else None,
+                                            shared_tuple(tuple(families["include"])) if families.__class__ is dict else None,
+                                            shared_tuple(tuple(kinds["include"])) if kinds.__class__ is dict else None,
+                                            shared_tuple(tuple(runs["include"])) if runs.__class__ is dict else None,
                                         ),
                                     ),
                                 )
