@@ -218,7 +218,7 @@ def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[Ch
     live_b = index.live_positions(namespace, b, ordered=False) if b > 0 else empty
     rank_a, rank_b = index.rank_of(namespace, live_a), index.rank_of(namespace, live_b)
     common, in_a, in_b = np.intersect1d(rank_a, rank_b, assume_unique=True, return_indices=True)
-    status = index.arrays()["status"]
+    status = index.status_codes()
     both_a, both_b = live_a[in_a], live_b[in_b]
     differs = (both_a != both_b) & (status[both_a] != status[both_b])
     new = ~np.isin(rank_b, common, assume_unique=True)

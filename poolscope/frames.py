@@ -308,7 +308,7 @@ class _Groups:
         self.last = positions[order[ends]][by_appearance]
         self.count = (ends - starts + 1)[by_appearance]
         seqs = arrays["seq"]
-        statuses = arrays["status"][positions]
+        statuses = index.status_codes()[positions]
         group_of = np.empty(m, dtype=np.int64)
         group_of[order] = np.repeat(np.arange(len(starts)), ends - starts + 1) if m else group_of[:0]
         rank_of_group = np.empty(len(starts), dtype=np.int64)

@@ -476,16 +476,7 @@ class PoolIndex:
         ``wakes``)."""
         if self._arrays is None:
             kind = np.fromiter((e.kind for e in self.entries), dtype=np.int8, count=len(self.entries))
-            message_code, wake_code = _MESSAGE_CODE, _WAKE_CODE
             self._arrays = {
-                "status": np.fromiter(
-                    (
-                        message_code[e.status] if e.kind == RUN_MESSAGE else wake_code.get(e.status, -1)
-                        for e in self.entries
-                    ),
-                    dtype=np.int8,
-                    count=len(self.entries),
-                ),
                 "seq": np.asarray(self.seqs, dtype=np.int64),
                 "kind": kind,
                 "next": np.asarray(self.next_seq, dtype=np.int64),
@@ -495,6 +486,20 @@ class PoolIndex:
                 "wakes": np.flatnonzero(kind == WAKE),
             }
         return self._arrays
+
+    def status_codes(self) -> np.ndarray:
+        """Per record, the code of its status (``wire.MESSAGE_STATUSES`` index for
+        messages, ``wire.WAKE_STATUSES`` index for wakes, -1 otherwise); built
+        on first use (diffs and frames need it, a snapshot does not)."""
+        arrays = self.arrays()
+        if "status" not in arrays:
+            message_code, wake_code = _MESSAGE_CODE, _WAKE_CODE
+            arrays["status"] = np.fromiter(
+                (message_code[e.status] if e.kind == RUN_MESSAGE else wake_code.get(e.status, -1) for e in self.entries),
+                dtype=np.int8,
+                count=len(self.entries),
+            )
+        return arrays["status"]
 
     def rank(self, namespace: str) -> np.ndarray:
         """For each position in ``arrays()[namespace]``, the byte-wise rank of its key.
