@@ -162,11 +162,12 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any) -> None:
         tuples: list[tuple] = []
         last = [split - 1]
         for rows in index._batches(conn, lambda: last[0]):
-            batch_seqs, batch = index._decode(rows, last[0])
+            # plain tuples straight from the hot path (marshal takes no tuple subclass)
+            batch_seqs, batch = index._decode(rows, last[0], entry_type=tuple)
             if batch_seqs:
                 last[0] = batch_seqs[-1]
             seqs.extend(batch_seqs)
-            tuples.extend(map(tuple, batch))
+            tuples.extend([e if e.__class__ is tuple else tuple(e) for e in batch])
         problems = {seq: (type(e).__name__, e.problem) for seq, e in index.problems.items()}
         blob = marshal.dumps(("ok", seqs, tuples, problems, index.duplicates))
     except BaseException as error:  # noqa: BLE001 - anything at all: the parent falls back
@@ -321,7 +322,7 @@ class PoolIndex:
         self.seqs.extend(batch_seqs)
         self.entries.extend(batch)
 
-    def _decode(self, rows: Iterable[tuple], last: int) -> tuple[list[int], list[Entry]]:
+    def _decode(self, rows: Iterable[tuple], last: int, entry_type: type = Entry) -> tuple[list[int], list[Entry]]:
         """Decode and flatten ``(seq, kind, typeof, payload)`` rows with seq > ``last``.
 
         This is the hot loop of every load: the two bulk kinds (run_message,
@@ -371,7 +372,7 @@ class PoolIndex:
                             ):
                                 tid = target.get(_TARGET_FIELD[ttype])
                                 entry = new(
-                                    Entry,
+                                    entry_type,
                                     (
                                         RUN_MESSAGE,
                                         key,
@@ -411,7 +412,7 @@ class PoolIndex:
                             ):
                                 run_id = condition["run_id"]
                                 entry = new(
-                                    Entry,
+                                    entry_type,
                                     (
                                         WAKE,
                                         key,
