@@ -26,11 +26,9 @@ which makes and caches the databases.  Timings use ``time.perf_counter``;
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import gc
 import json
 import os
-import platform
 import random
 import shutil
 import sqlite3
@@ -43,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool  # noqa: E402
+from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file  # noqa: E402
 
 T1_P95_MS = 25.0
 T2_RATIO = 1.5
@@ -95,43 +93,6 @@ def vm_rss_kb() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def warm_file(path: Path) -> None:
-    """Read the file once so that every measured run sees a warm page cache."""
-    with open(path, "rb") as handle:
-        while handle.read(1 << 24):
-            pass
-
-
-def machine() -> dict[str, str]:
-    import numpy
-    import orjson
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        mem = float("nan")
-    return {
-        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
-        "cpu": cpu,
-        "memory": f"{mem:.0f} GiB",
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "numpy": numpy.__version__,
-        "orjson": orjson.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def source_hash() -> str:

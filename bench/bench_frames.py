@@ -38,11 +38,9 @@ writes ``bench/out/frames.md`` (raw numbers in ``bench/out/frames.json``).
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import gc
 import json
 import os
-import platform
 import random
 import re
 import sqlite3
@@ -56,7 +54,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool  # noqa: E402
+from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file  # noqa: E402
 
 T1_RATIO = 1.5  # records_df vs floor
 T1_NAIVE = 5.0  # naive / records_df at least this
@@ -110,42 +108,6 @@ def status_kb(field: str, pid: int | str = "self") -> int:
     except OSError:
         pass
     return 0
-
-
-def warm_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        while handle.read(1 << 24):
-            pass
-
-
-def machine() -> dict[str, str]:
-    import numpy
-    import orjson
-    import pandas
-    import pyarrow
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": cpu,
-        "memory": f"{mem:.0f} GiB",
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
-        "pyarrow": pyarrow.__version__,
-        "orjson": orjson.__version__,
-    }
 
 
 def code_version() -> tuple[str, str]:
@@ -637,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    info = machine()
+    info = machine("pandas", "pyarrow")
     label, src_hash = code_version()
     info["poolscope"] = args.label or label
     info["source_hash"] = src_hash
