@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,8 +139,3 @@ def translate(error: sqlite3.Error, path: Path | str, pool_id: str | None = None
             return DatabaseChangedError("the file was deleted or moved while open", path=path, pool_id=pool_id)
         return NotADatabaseError(f"cannot open the file: {text}", path=path, pool_id=pool_id, seq=seq)
     return NotADatabaseError(f"SQLite error: {text}", path=path, pool_id=pool_id, seq=seq)
-
-
-def file_mode_readonly(path: Path) -> bool:
-    """True when neither the file nor its folder can be written by this process."""
-    return not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | stat.S_IXUSR)
