@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -135,7 +136,7 @@ def _lists(values: list) -> pd.api.extensions.ExtensionArray:
     missing = lengths < 0
     offsets = np.zeros(len(values) + 1, dtype=np.int32)
     np.cumsum(np.where(missing, 0, lengths), out=offsets[1:])
-    flat = pa.array([item for v in values if v is not None for item in v], type=pa.string())
+    flat = _text_array([item for v in values if v is not None for item in v])
     mask = pa.array(missing) if missing.any() else None
     return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(pa.array(offsets), flat, mask=mask))
 
@@ -152,56 +153,199 @@ def _masked(data: np.ndarray) -> pd.api.extensions.ExtensionArray:
 
 
 # ---------------------------------------------------------------- records
-def _pool_records(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
-    index = history.index
-    n = index.position(upto) if upto is not None else len(index)
-    entries = index.entries[:n]
-    seqs = index.seqs[:n]
-    if entries:
-        (kind, key, status, idem, run_id, agent_id, sender, ttype, tid, delivered, reply, journal, _extra) = zip(*entries)
-    else:
-        kind = key = status = idem = run_id = agent_id = sender = ttype = tid = delivered = reply = journal = ()
+_MESSAGE_CODE = {s: i for i, s in enumerate(wire.MESSAGE_STATUSES)}
+_WAKE_CODE = {s: i for i, s in enumerate(wire.WAKE_STATUSES)}
+_TARGET_CODE = {s: i for i, s in enumerate(wire.TARGET_TYPES)}
+#: records_table allocates from the system allocator: measured about 30% faster
+#: than pyarrow's default (mimalloc) for these many short-lived buffers, with a
+#: forked helper working beside it (bench/RESULTS.md).
+_POOL = pa.system_memory_pool()
+
+
+def _text_array(values: list, null: np.ndarray | None = None) -> pa.Array:
+    """Strings (or None) as an Arrow string array, null also where ``null`` is
+    true; a value of another JSON type (a payload the SDK would not write, but
+    that still parses) becomes its JSON text."""
+    try:
+        return pa.array(values, type=pa.string(), mask=null, memory_pool=_POOL)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        texts = [v if v is None or type(v) is str else wire.dumps(v) for v in values]
+        return pa.array(texts, type=pa.string(), mask=null, memory_pool=_POOL)
+
+
+def _codes(values: list, table: dict, where: np.ndarray | None = None) -> np.ndarray:
+    """Per value its code in ``table`` (-1 when absent), optionally only ``where`` true."""
+    try:
+        codes = np.fromiter(map(table.get, values, repeat(-1)), dtype=np.int8, count=len(values))
+    except TypeError:  # an unhashable value where a string belongs
+        codes = np.fromiter((table.get(v, -1) if v.__class__ is str else -1 for v in values), np.int8, len(values))
+    if where is not None:
+        codes[~where] = -1
+    return codes
+
+
+def _recipient_lists(values: list, where: np.ndarray) -> pa.Array:
+    """Tuples of strings as a ``list<string>`` array (null where ``where`` is
+    false), from one flat array and offsets.  (Converting only the distinct
+    tuples and spreading them with numpy was measured slower: most are distinct.)"""
+    n = len(values)
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    every = bool(where.all())
+    if not every:
+        lengths[~where] = 0
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    kept = values if every else [v for v, w in zip(values, where.tolist()) if w]
+    flat = _text_array(list(chain.from_iterable(kept)))
+    return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=None if every else pa.array(~where), pool=_POOL)
+
+
+def records_table(seqs: list[int], columns: list[list], problems: dict[int, str]) -> pa.Table:
+    """The records_df columns of one pool's records, as an Arrow table (codes
+    for kinds and statuses, dictionaries for the run, agent, sender and target
+    ids): what :func:`records_df` stacks and converts.
+
+    ``columns`` holds one list per :class:`~poolscope.fold.Entry` field, in seq
+    order (see :func:`poolscope.index.scan`); ``problems`` maps the seq of a
+    damaged record to why.
+    """
+    (kind, key, status, idem, run_id, agent_id, sender, ttype, tid, delivered, reply, journal, _extra) = (
+        columns if columns and columns[0] else [[] for _ in range(13)]
+    )
+    n = len(seqs)
+    seq_array = np.asarray(seqs, dtype=np.int64)
     kinds = np.asarray(kind, dtype=np.int8)
-    keys = np.asarray(key, dtype=object)
-    statuses = np.asarray(status, dtype=object)
     is_message = kinds == RUN_MESSAGE
     is_wake = kinds == WAKE
-    codes = np.where(kinds == DAMAGED, len(wire.KINDS), kinds).astype(np.int8)
-    problems = [None] * n
-    for seq, error in index.problems.items():
-        pos = index.position(seq) - 1
-        if 0 <= pos < n and index.seqs[pos] == seq:
-            problems[pos] = error.problem
-    message_ids = np.where(is_message, keys, None)
-    return pd.DataFrame(
+    problem = [None] * n
+    for seq, text in problems.items():
+        pos = int(np.searchsorted(seq_array, seq))
+        if pos < n and seqs[pos] == seq:
+            problem[pos] = text
+    return pa.table(
         {
-            "pool_id": _cat([history.pool_id] * n),
-            "seq": np.asarray(seqs, dtype=np.int64),
-            "kind": pd.Categorical.from_codes(codes, dtype=KIND_DTYPE),
-            "run_id": _cat(run_id),
-            "agent_id": _cat(agent_id),
-            "message_id": _strings(message_ids),
-            "message_status": _cat(np.where(is_message, statuses, None), MESSAGE_STATUS_DTYPE),
-            "sender": _cat(sender),
-            "target_type": _cat(ttype, TARGET_DTYPE),
-            "target_id": _cat(tid),
-            "delivered_to": _lists([d if m else None for d, m in zip(delivered, is_message.tolist())]),
-            "reply_to": _strings(reply),
-            "condition_id": _strings(np.where(is_wake, keys, None)),
-            "wake_status": _cat(np.where(is_wake, statuses, None), WAKE_STATUS_DTYPE),
-            "idempotency_key": _strings(idem),
-            "journal_cursor": _strings(journal),
-            "problem": _strings(problems),
+            "seq": seq_array,
+            "kind": np.where(kinds == DAMAGED, len(wire.KINDS), kinds).astype(np.int8),
+            "run_id": _text_array(run_id).dictionary_encode(),
+            "agent_id": _text_array(agent_id).dictionary_encode(),
+            "message_id": _text_array(key, ~is_message),
+            "message_status": _codes(status, _MESSAGE_CODE, is_message),
+            "sender": _text_array(sender).dictionary_encode(),
+            "target_type": _codes(ttype, _TARGET_CODE),
+            "target_id": _text_array(tid).dictionary_encode(),
+            "delivered_to": _recipient_lists(delivered, is_message),
+            "reply_to": _text_array(reply),
+            "condition_id": _text_array(key, ~is_wake),
+            "wake_status": _codes(status, _WAKE_CODE, is_wake),
+            "idempotency_key": _text_array(idem),
+            "journal_cursor": _text_array(journal),
+            "problem": _text_array(problem),
         }
     )
+
+
+def _found_categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    """A dictionary-encoded column (one dictionary per chunk) as a Categorical
+    whose categories are the values found, sorted."""
+    chunks = column.unify_dictionaries().chunks if column.num_chunks else []
+    values = chunks[0].dictionary.to_pylist() if chunks else []
+    order = sorted(range(len(values)), key=values.__getitem__)
+    recode = np.empty(len(values) + 1, dtype=np.int32)
+    recode[np.asarray(order, dtype=np.int64)] = np.arange(len(values), dtype=np.int32)
+    recode[-1] = -1  # missing
+    indices = [c.indices.fill_null(len(values)).to_numpy(zero_copy_only=False) for c in chunks]
+    codes = recode[np.concatenate(indices).astype(np.int64, copy=False)] if indices else np.zeros(0, np.int32)
+    return pd.Categorical.from_codes(codes, categories=[values[i] for i in order])
+
+
+def records_frame(tables: list[pa.Table], pool_codes: list[int], pool_ids: list[str]) -> pd.DataFrame:
+    """Stack :func:`records_table` results (pool ``pool_ids[pool_codes[i]]`` for
+    ``tables[i]``) into the documented records_df."""
+    table = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
+    sizes = [t.num_rows for t in tables]
+    pool_code = np.repeat(np.asarray(pool_codes, dtype=np.int32), sizes) if tables else np.zeros(0, np.int32)
+
+    def fixed(name: str, dtype: pd.CategoricalDtype) -> pd.Categorical:
+        return pd.Categorical.from_codes(table.column(name).to_numpy(), dtype=dtype)
+
+    def text(name: str) -> pd.api.extensions.ExtensionArray:
+        return pd.arrays.ArrowExtensionArray(table.column(name))
+
+    return pd.DataFrame(
+        {
+            "pool_id": pd.Categorical.from_codes(pool_code, categories=pool_ids),
+            "seq": table.column("seq").to_numpy(),
+            "kind": fixed("kind", KIND_DTYPE),
+            "run_id": _found_categorical(table.column("run_id")),
+            "agent_id": _found_categorical(table.column("agent_id")),
+            "message_id": text("message_id"),
+            "message_status": fixed("message_status", MESSAGE_STATUS_DTYPE),
+            "sender": _found_categorical(table.column("sender")),
+            "target_type": fixed("target_type", TARGET_DTYPE),
+            "target_id": _found_categorical(table.column("target_id")),
+            "delivered_to": text("delivered_to"),
+            "reply_to": text("reply_to"),
+            "condition_id": text("condition_id"),
+            "wake_status": fixed("wake_status", WAKE_STATUS_DTYPE),
+            "idempotency_key": text("idempotency_key"),
+            "journal_cursor": text("journal_cursor"),
+            "problem": text("problem"),
+        }
+    )
+
+
+def _index_records_table(history: "PoolHistory", upto: int | None) -> pa.Table:
+    """records_table of a loaded pool, from its index."""
+    from .index import BATCH, _transpose
+
+    index = history.index
+    n = index.position(upto) if upto is not None else len(index)
+    entries = index.entries
+    columns: list[list] = [[] for _ in range(13)]
+    for start in range(0, n, BATCH):
+        _transpose(entries[start : min(start + BATCH, n)], columns)
+    problems = {seq: error.problem for seq, error in index.problems.items()}
+    return records_table(index.seqs[:n], columns, problems)
+
+
+def _scanned_records_tables(db: "Database", pool_id: str, upto: int | None) -> list[pa.Table]:
+    """records_table parts of a pool that is not loaded: decoded straight from the
+    log (both cores for a large pool), without building its index."""
+    from .index import PoolIndex, scan
+
+    return scan(PoolIndex(db.path, pool_id), db.conn, records_table, upto=upto, progress=db.progress)
+
+
+def _pool_records(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+    return records_frame([_index_records_table(history, upto)], [0], [history.pool_id])
 
 
 def records_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
     """One row per record (see ``COLUMNS["records_df"]``).
 
+    On a :class:`~poolscope.PoolHistory` the rows come from its index (as
+    loaded: ``refresh()`` reads newer records).  On a
+    :class:`~poolscope.Database`, pools already opened with ``db.pool()`` come
+    from their index too; the others are decoded straight from the file
+    without building an index (a large pool on both cores), which is the
+    quickest way from a database to a frame.
+
     >>> records_df(db).groupby("kind", observed=True).size()   # doctest: +SKIP
     """
-    return _combine(source, _pool_records, upto)
+    from .history import Database
+
+    if not isinstance(source, Database):
+        return _pool_records(source, upto)
+    tables: list[pa.Table] = []
+    codes: list[int] = []
+    for code, pool_id in enumerate(source.pool_ids):
+        loaded = source._pools.get(pool_id)
+        parts = [_index_records_table(loaded, upto)] if loaded is not None else _scanned_records_tables(source, pool_id, upto)
+        tables.extend(parts)
+        codes.extend([code] * len(parts))
+    if not tables:
+        return _empty(_pool_records)
+    return records_frame(tables, codes, source.pool_ids)
 
 
 # ---------------------------------------------------------------- members

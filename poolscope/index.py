@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -64,8 +65,13 @@ FREEZE_THRESHOLD = 100_000
 PARALLEL_THRESHOLD = 200_000
 
 
-#: The parent's share of a two-process load (measured best at one half: the
-#: child's marshalling and the parent's rebuilding of its entries balance).
+#: Records per result of :func:`scan` (measured: smaller chunks cost more per
+#: conversion than they save in cache misses; larger ones hold more memory).
+SCAN_CHUNK = 65536
+
+#: The parent's share of a two-process load or scan (measured best at one half
+#: for both: the child's marshalling or writing and the parent's rebuilding of
+#: its entries or making the frame balance).
 PARENT_SHARE = 0.5
 
 
@@ -77,13 +83,13 @@ def _can_fork() -> bool:
 
 
 class _OtherHalf:
-    """The second half of a large load, decoded by a forked child process.
+    """The second half of a large load (or :func:`scan`), decoded by a forked child process.
 
-    The child reads ``seq >= split`` through its own read-only connection,
-    flattens every record with the same :meth:`PoolIndex._decode`, and sends
-    plain tuples back as one ``marshal`` blob (builtin types only: much cheaper
-    to rebuild than pickled objects).  Any failure in the child, and the parent
-    simply decodes the second half itself.
+    The child reads ``seq >= split`` through its own read-only connection and
+    flattens every record with the same :meth:`PoolIndex._decode`.  For a load
+    it sends plain tuples back as one ``marshal`` blob (builtin types only: much
+    cheaper to rebuild than pickled objects); for a scan, Arrow tables.  Any
+    failure in the child, and the parent simply decodes the second half itself.
     """
 
     def __init__(self, split: int, process: Any, receiver: Any) -> None:
@@ -92,7 +98,21 @@ class _OtherHalf:
         self.receiver = receiver
 
     @classmethod
-    def start(cls, index: "PoolIndex", conn: sqlite3.Connection, after: int, total: int) -> "_OtherHalf | None":
+    def start(
+        cls,
+        index: "PoolIndex",
+        conn: sqlite3.Connection,
+        after: int,
+        total: int,
+        *,
+        upper: int | None = None,
+        child: Callable[..., None] | None = None,
+        extra: tuple = (),
+    ) -> "_OtherHalf | None":
+        """Fork a child for the records after the ``total * PARENT_SHARE`` first
+        ones (``after < seq < upper``); ``child(path, pool_id, split, sender,
+        upper, *extra)`` does the work (default: a load's half).  None if no child
+        can be started or the range is too small to split."""
         import multiprocessing
 
         try:
@@ -100,12 +120,14 @@ class _OtherHalf:
                 "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
                 (index.pool_id, after, int(total * PARENT_SHARE)),
             ).fetchone()
-            if row is None or type(row[0]) is not int:
+            if row is None or type(row[0]) is not int or (upper is not None and row[0] >= upper):
                 return None
             ctx = multiprocessing.get_context("fork")
             receiver, sender = ctx.Pipe(duplex=False)
             process = ctx.Process(
-                target=_decode_in_child, args=(str(index.path), index.pool_id, row[0], sender), daemon=True
+                target=child or _decode_in_child,
+                args=(str(index.path), index.pool_id, row[0], sender, upper, *extra),
+                daemon=True,
             )
             process.start()
             sender.close()
@@ -113,13 +135,20 @@ class _OtherHalf:
         except (OSError, ValueError, sqlite3.Error):
             return None
 
+    def receive(self) -> bytes | None:
+        """The child's blob (None if it died before sending one)."""
+        try:
+            return self.receiver.recv_bytes()
+        except (EOFError, OSError):
+            return None
+
     def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any) -> None:
         import marshal
 
+        blob = self.receive()
         try:
-            blob = self.receiver.recv_bytes()
-            status, *result = marshal.loads(blob)
-        except (EOFError, OSError, ValueError, TypeError):
+            status, *result = marshal.loads(blob) if blob is not None else ("error",)
+        except (EOFError, ValueError, TypeError):
             status, result = "error", []
         if status != "ok":
             for rows in index._batches(conn, lambda: index.head):
@@ -148,8 +177,8 @@ class _OtherHalf:
             self.process.kill()
 
 
-def _decode_in_child(path: str, pool_id: str, split: int, sender: Any) -> None:
-    """Forked child: decode the records with ``seq >= split``; send them back marshalled."""
+def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: int | None = None) -> None:
+    """Forked child: decode the records with ``split <= seq < upper``; send them back marshalled."""
     import marshal
 
     try:
@@ -161,7 +190,7 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any) -> None:
         seqs: list[int] = []
         tuples: list[tuple] = []
         last = [split - 1]
-        for rows in index._batches(conn, lambda: last[0]):
+        for rows in index._batches(conn, lambda: last[0], upper):
             # plain tuples straight from the hot path (marshal takes no tuple subclass)
             batch_seqs, batch = index._decode(rows, last[0], entry_type=tuple)
             if batch_seqs:
@@ -172,10 +201,185 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any) -> None:
         blob = marshal.dumps(("ok", seqs, tuples, problems, index.duplicates))
     except BaseException as error:  # noqa: BLE001 - anything at all: the parent falls back
         blob = marshal.dumps(("error", repr(error)))
+    _send(sender, blob)
+
+
+def _send(sender: Any, blob: bytes) -> None:
     try:
         sender.send_bytes(blob)
     finally:
         sender.close()
+
+
+def _transpose(batch: list, columns: list[list]) -> None:
+    """Append a batch of entries to one list per :class:`Entry` field (a batch
+    at a time: the entries are still in the CPU's cache)."""
+    if batch:
+        for column, values in zip(columns, zip(*batch)):
+            column.extend(values)
+
+
+def _column_chunks(
+    index: "PoolIndex", conn: sqlite3.Connection, after: int, below: int | None, on_rows: Callable[[int], Any] | None = None
+) -> Iterable[tuple[list[int], list[list], dict[int, str]]]:
+    """Decoded records with ``after < seq < below`` in chunks of about
+    :data:`SCAN_CHUNK`: per chunk its seqs, one list per :class:`Entry` field,
+    and why each damaged record in it is damaged."""
+    seqs: list[int] = []
+    columns: list[list] = [[] for _ in Entry._fields]
+    last = [after]
+
+    def chunk() -> tuple[list[int], list[list], dict[int, str]]:
+        problems = {s: e.problem for s, e in index.problems.items() if seqs[0] <= s <= seqs[-1]}
+        return seqs, columns, problems
+
+    for rows in index._batches(conn, lambda: last[0], below):
+        batch_seqs, batch = index._decode(rows, last[0], keep=False)
+        if batch_seqs:
+            last[0] = batch_seqs[-1]
+            seqs.extend(batch_seqs)
+            _transpose(batch, columns)
+        if on_rows is not None:
+            on_rows(len(rows))
+        if len(seqs) >= SCAN_CHUNK:
+            yield chunk()
+            seqs, columns = [], [[] for _ in Entry._fields]
+    if seqs:
+        yield chunk()
+
+
+def _columns_in_child(
+    path: str, pool_id: str, split: int, sender: Any, upper: int | None, collect: Callable[..., Any], out: int
+) -> None:
+    """Forked child of :func:`scan`: decode the records with ``split <= seq <
+    upper``, write the ``collect(...)`` tables as one Arrow IPC stream to the
+    file descriptor ``out`` (which the parent maps: no copy through a pipe),
+    and report how many through ``sender``."""
+    import pickle
+
+    try:
+        import pyarrow as pa
+
+        from .source import connect_readonly
+
+        gc.disable()
+        index = PoolIndex(Path(path), pool_id)
+        tables = [collect(*c) for c in _column_chunks(index, connect_readonly(path), split - 1, upper)]
+        if tables:
+            with os.fdopen(os.dup(out), "wb") as raw, pa.ipc.new_stream(pa.PythonFile(raw, mode="w"), tables[0].schema) as writer:
+                for table in tables:
+                    writer.write_table(table)
+        blob = pickle.dumps(("ok", len(tables)))
+    except BaseException as error:  # noqa: BLE001 - anything at all: the parent falls back
+        blob = pickle.dumps(("error", repr(error)))
+    _send(sender, blob)
+
+
+def _read_tables(out: Any) -> list:
+    """The Arrow tables a child wrote to ``out`` (memory-mapped, not copied)."""
+    import mmap
+
+    import pyarrow as pa
+
+    size = os.fstat(out.fileno()).st_size
+    mapped = mmap.mmap(out.fileno(), size, access=mmap.ACCESS_READ)
+    return [pa.ipc.open_stream(pa.py_buffer(mapped)).read_all()]
+
+
+def _shared_file() -> Any:
+    """An anonymous temporary file for a child's results: in memory
+    (``/dev/shm``) where there is one, gone as soon as it is closed."""
+    import tempfile
+
+    for folder in ("/dev/shm", None):
+        try:
+            return tempfile.TemporaryFile(dir=folder)
+        except OSError:
+            continue
+    return None
+
+
+def scan(
+    index: "PoolIndex",
+    conn: sqlite3.Connection,
+    collect: Callable[[list[int], list[list], dict[int, str]], Any],
+    *,
+    upto: int | None = None,
+    progress: bool | None = None,
+) -> list:
+    """Decode and flatten the records of a pool with ``seq <= upto`` without folding them.
+
+    For results that need every record but no state (``records_df`` of a pool
+    not loaded yet).  The rows go through the same hot path as a load
+    (:meth:`PoolIndex._decode`); each batch is transposed into one list per
+    :class:`Entry` field, and ``collect(seqs, columns, problems)`` (``problems``:
+    seq -> why a record is damaged) turns each chunk of about
+    :data:`SCAN_CHUNK` records into a result.  A large pool is split in two
+    parts decoded at once, the second by a forked child whose results come
+    back as one Arrow IPC file in memory.  ``collect`` must return a
+    ``pyarrow.Table``; returns the tables in seq order.
+    ``index`` is a fresh :class:`PoolIndex`: only its pool id, path and problem
+    bookkeeping are used.
+
+    >>> tables = scan(PoolIndex(path, "pool.demo.0"), conn, frames.records_table)  # doctest: +SKIP
+    """
+    import pickle
+
+    upper = None if upto is None else upto + 1
+    total = None
+    if progress is not False or _can_fork():
+        total = index._count(conn, 0, upto)
+    bar = _progress_bar(index.pool_id, total, progress)
+
+    def part(after: int, below: int | None) -> list:
+        on_rows = None if bar is None else bar.update
+        return [collect(*c) for c in _column_chunks(index, conn, after, below, on_rows)]
+
+    helper = out = None
+    results = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if _can_fork() and total is not None and total >= PARALLEL_THRESHOLD and (out := _shared_file()) is not None:
+            helper = _OtherHalf.start(
+                index, conn, 0, total, upper=upper, child=_columns_in_child, extra=(collect, out.fileno())
+            )
+        results.extend(part(0, upper if helper is None else helper.split))
+        if helper is not None:
+            blob = helper.receive()
+            try:
+                status, count = pickle.loads(blob) if blob is not None else ("error", 0)
+                result = _read_tables(out) if status == "ok" and count else []
+            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError):
+                status = "error"
+            if status == "ok":
+                if bar is not None:
+                    bar.update(total - bar.n)
+            else:  # the child failed: decode its part here
+                result = part(helper.split - 1, upper)
+            results.extend(result)
+    except sqlite3.Error as error:
+        raise translate(error, index.path, index.pool_id) from None
+    finally:
+        if helper is not None:
+            helper.close()
+        if out is not None:
+            out.close()  # the tables read from it keep their mapping
+        if gc_was_enabled:
+            gc.enable()
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _progress_bar(pool_id: str, total: int | None, progress: bool | None) -> Any:
+    """A ``tqdm.auto`` bar for loading ``total`` records (None when not wanted:
+    ``progress=False``, or ``None`` and fewer than :data:`PROGRESS_THRESHOLD`)."""
+    if progress is False or total is None or (progress is None and total < PROGRESS_THRESHOLD):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"loading {pool_id}", unit="rec", leave=False)
 
 
 def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
@@ -232,13 +436,7 @@ class PoolIndex:
         total = None
         if progress is not False:
             total = self._count(conn, after)
-            if progress is None:
-                progress = total >= PROGRESS_THRESHOLD
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc=f"loading {self.pool_id}", unit="rec", leave=False)
+        bar = _progress_bar(self.pool_id, total, progress)
         before = len(self.seqs)
         gc_was_enabled = gc.isenabled()
         gc.disable()  # a load allocates millions of small objects and frees none: no cycles to find
@@ -294,11 +492,12 @@ class PoolIndex:
                     return
                 yield rows
 
-    def _count(self, conn: sqlite3.Connection, after: int) -> int:
+    def _count(self, conn: sqlite3.Connection, after: int, upto: int | None = None) -> int:
+        sql, args = "SELECT count(*) FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (self.pool_id, after)
+        if upto is not None:
+            sql, args = sql + " AND seq <= ?", (*args, upto)
         try:
-            return conn.execute(
-                "SELECT count(*) FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (self.pool_id, after)
-            ).fetchone()[0]
+            return conn.execute(sql, args).fetchone()[0]
         except sqlite3.Error as error:
             raise translate(error, self.path, self.pool_id) from None
 
@@ -322,13 +521,18 @@ class PoolIndex:
         self.seqs.extend(batch_seqs)
         self.entries.extend(batch)
 
-    def _decode(self, rows: Iterable[tuple], last: int, entry_type: type = Entry) -> tuple[list[int], list[Entry]]:
+    def _decode(
+        self, rows: Iterable[tuple], last: int, entry_type: type = Entry, keep: bool = True
+    ) -> tuple[list[int], list[Entry]]:
         """Decode and flatten ``(seq, kind, typeof, payload)`` rows with seq > ``last``.
 
         This is the hot loop of every load: the two bulk kinds (run_message,
         wake) are flattened inline (same result as :func:`extract`, which
         handles every other case and every error), strings that repeat are
         shared, and the cyclic garbage collector is paused meanwhile.
+        ``keep=False`` (entries converted at once and dropped, as in
+        :func:`scan`) skips sharing equal recipient lists and filters: that
+        saves memory only for entries that are kept.
         """
         batch_seqs: list[int] = []
         batch: list[Entry] = []
@@ -338,9 +542,14 @@ class PoolIndex:
         share = self._shared.setdefault
         tuples = self._shared_tuples
 
-        def shared_tuple(value: tuple) -> tuple:
-            # recipient lists and wake filters repeat: one tuple per distinct value
-            return tuples.setdefault(value, value)
+        if keep:
+
+            def shared_tuple(value: tuple) -> tuple:
+                # recipient lists and wake filters repeat: one tuple per distinct value
+                return tuples.setdefault(value, value)
+
+        else:
+            shared_tuple = tuple  # tuple(t) is t: no copy, no hashing
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import poolscope
+from poolscope import index as index_module
 from poolscope import wire
 from poolscope.check import CODES
 from poolscope.cli import cli
@@ -655,6 +657,34 @@ def verify_around_damage(case: Case, built: Built, db: Any) -> None:
             lenient.to_json()
 
 
+def records_df_from_the_file(built: Built, judge: Judge, monkeypatch) -> list:
+    """``records_df()`` of a database whose pools are not loaded (decoded straight
+    from the file), in one process and with a forked helper for every pool."""
+    frames = []
+    default = index_module.PARALLEL_THRESHOLD
+    for threshold in (0, 1):
+        monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", threshold)
+        frame, error = judge("records_df() from the file", lambda: poolscope.open(built.path, timeout=TIMEOUT).records_df())
+        frames.append(frame if error is None else error)
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", default)
+    return frames
+
+
+def verify_records_df(case: Case, built: Built, judge: Judge, db: Any, scanned: list) -> None:
+    """records_df from the file equals the one from the loaded pools; a damaged
+    record is a row of kind 'damaged' with its problem."""
+    indexed, error = judge("records_df() from the index", db.records_df)
+    for frame in scanned:
+        if error is not None or isinstance(frame, BaseException):
+            assert type(frame) is type(error), (frame, error)
+            continue
+        pd.testing.assert_frame_equal(frame, indexed)
+    if error is None and case.at in RECORD_CODES:
+        row = indexed[(indexed["pool_id"] == built.pool_id) & (indexed["seq"] == built.seq)]
+        assert row["kind"].tolist() == ["damaged"] and row["problem"].notna().all(), row
+        assert indexed["problem"].notna().sum() == sum(len(h.index.problems) for h in db.pools())
+
+
 def verify_anomalies(case: Case, built: Built, anomalies: list) -> None:
     for anomaly in anomalies:
         assert anomaly.code in CODES and anomaly.severity == CODES[anomaly.code][0]
@@ -765,11 +795,13 @@ def run_case(case: Case, tmp_path: Path, small_db: Path, oracle: Path | None, mo
                 assert isinstance(result["refresh_error"], poolscope.DatabaseChangedError)
                 assert result["check"] is not None and not [a for a in result["check"] if a.severity == "error"]
             else:
+                scanned = records_df_from_the_file(built, judge, monkeypatch)
                 result = exercise(case, built, judge, db)
                 assert result["check_error"] is None and result["refresh_error"] is None
                 verify_anomalies(case, built, result["check"])
                 if built.seq is not None:
                     verify_around_damage(case, built, db)
+                verify_records_df(case, built, judge, db, scanned)
             verify_cli(case, built, judge, opened=True)
             db.close()
         assert listing(folder_) == (names, state), "poolscope changed the folder"

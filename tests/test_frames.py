@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pandas as pd
 import pytest
 
 import poolscope
+from poolscope import index as index_module
 from poolscope.frames import COLUMNS, describe_columns
 from conftest import load_jsonl, raw_snapshot_lines
 
@@ -150,3 +152,76 @@ def test_a_run_that_leaves_and_rejoins_has_two_rows(tmp_path):
     assert _lists(frame["topics"]) == [["t2"], []]
     earlier = poolscope.open(tmp_path / "r.db").pool("p").members_df(upto=3)
     assert _lists(earlier["topics"]) == [["t1"]] and earlier["left_at"].isna().all()
+
+
+def _loaded(path):
+    db = poolscope.open(path)
+    for pool_id in db.pool_ids:
+        db.pool(pool_id)
+    return db
+
+
+@pytest.mark.parametrize("threshold", [0, 1], ids=["one process", "forked helper"])
+def test_records_df_from_the_file_equals_records_df_from_the_index(small_db, oracle, monkeypatch, threshold):
+    """A database's records_df decodes pools not loaded straight from the file
+    (a large pool with a forked helper); loaded pools come from their index."""
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", threshold)
+    read = []
+    original = index_module._read_tables
+    monkeypatch.setattr(index_module, "_read_tables", lambda out: read.append(1) or original(out))
+    for path in (small_db, oracle / "pool.db"):
+        for upto in (None, 1, 37):
+            scanned = poolscope.open(path).records_df(upto=upto)
+            indexed = _loaded(path).records_df(upto=upto)
+            pd.testing.assert_frame_equal(scanned, indexed)
+            assert len(scanned) == sum(min(len(h), upto or len(h)) for h in _loaded(path).pools())
+    # with the threshold at 1 every pool's second half came from the helper, not from a fallback
+    assert bool(read) == bool(threshold)
+
+
+def test_a_failed_helper_is_replaced_by_the_parent(small_db, monkeypatch):
+    def broken(path, pool_id, split, sender, upper, collect, out):
+        sender.send_bytes(__import__("pickle").dumps(("error", "boom")))
+
+    expected = poolscope.open(small_db).records_df()
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(index_module, "_columns_in_child", broken)
+    pd.testing.assert_frame_equal(poolscope.open(small_db).records_df(), expected)
+
+
+def test_records_df_keeps_ids_of_an_unexpected_json_type_as_json_text(sample_copy):
+    """The SDK only writes strings there; a hand-edited file with a number still reads."""
+    conn = sqlite3.connect(sample_copy)
+    pool_id, seq, payload = conn.execute(
+        "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = 'member_joined' LIMIT 1"
+    ).fetchone()
+    edited = json.loads(payload)
+    edited["member"]["agent_id"] = {"n": 5}
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (json.dumps(edited), pool_id, seq)
+    )
+    conn.commit()
+    conn.close()
+    scanned = poolscope.open(sample_copy).records_df()
+    row = scanned[(scanned["pool_id"] == pool_id) & (scanned["seq"] == seq)]
+    assert row["agent_id"].astype(str).tolist() == ['{"n":5}']
+    pd.testing.assert_frame_equal(scanned, _loaded(sample_copy).records_df())
+
+
+@pytest.mark.parametrize("how", ["pool load", "records_df from the file"])
+def test_large_loads_show_a_progress_bar_unless_asked_not_to(small_db, monkeypatch, capsys, how):
+    monkeypatch.setattr(index_module, "PROGRESS_THRESHOLD", 100)
+    pool_id = poolscope.open(small_db).pool_ids[0]
+
+    def run(progress):
+        db = poolscope.open(small_db, progress=progress)
+        return db.pool(pool_id) if how == "pool load" else db.records_df()
+
+    run(None)
+    shown = capsys.readouterr().err
+    assert f"loading {pool_id}" in shown and "rec" in shown
+    run(False)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(index_module, "PROGRESS_THRESHOLD", 10**9)
+    run(None)
+    assert capsys.readouterr().err == ""
