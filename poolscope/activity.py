@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import wire
 from .fold import DAMAGED, RUN_MESSAGE, WAKE
+from .index import gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -40,6 +41,7 @@ def default_window(head: int, bins: int = 60) -> int:
     return max(1, int(np.ceil(max(head, 1) / bins)))
 
 
+@gc_paused()
 def activity(history: "PoolHistory", window: int | None = None, *, upto: int | None = None, bins: int = 60) -> pd.DataFrame:
     """Counts per window of cursors: columns ``pool_id``, ``window_start``,
     ``window_end`` (inclusive), ``series`` (record / message / wake), ``name``
@@ -78,6 +80,7 @@ def activity(history: "PoolHistory", window: int | None = None, *, upto: int | N
     )
 
 
+@gc_paused()
 def summary(db: "Database") -> pd.DataFrame:
     """One row per pool: ``head``, ``records``, ``damaged``, ``members`` now,
     ``messages`` and ``wakes`` now, and messages/wakes by current status

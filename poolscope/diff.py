@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from .index import gc_paused
+
 if TYPE_CHECKING:  # pragma: no cover
     from .history import PoolHistory
 
@@ -232,6 +234,7 @@ def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[Ch
     return added, changed, removed
 
 
+@gc_paused()
 def diff(history: "PoolHistory", a: int, b: int) -> Diff:
     """The change from cursor ``a`` to cursor ``b`` (``0 <= a, b <= head``).
 

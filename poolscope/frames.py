@@ -12,7 +12,9 @@ Each takes ``upto=cursor`` to see the frame as it was at a past cursor, and
 works on a :class:`~poolscope.PoolHistory` or on a whole
 :class:`~poolscope.Database` (all pools, with a ``pool_id`` column).  Every
 frame is derived from the columnar index that the one fold builds, so the
-frames agree with :meth:`PoolHistory.snapshot` at every cursor.  Column names,
+frames agree with :meth:`PoolHistory.snapshot` at every cursor.  The cyclic
+garbage collector is paused while a frame is made (it makes no cycles, and a
+collection would walk a large index).  Column names,
 meanings and dtypes are listed in :data:`COLUMNS`.  Damaged records appear in
 ``records_df`` with ``kind == "damaged"`` and the reason in ``problem``.
 
@@ -27,6 +29,7 @@ Example::
 from __future__ import annotations
 
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -34,7 +37,8 @@ import pandas as pd
 import pyarrow as pa
 
 from . import wire
-from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
+from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry
+from .index import gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -122,23 +126,24 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
 
 
 def _cat(values: Any, dtype: pd.CategoricalDtype | None = None) -> pd.Categorical:
-    return pd.Categorical(values, dtype=dtype) if dtype is not None else pd.Categorical(values)
+    """Values as a Categorical: of ``dtype``'s categories, or of the values found (sorted)."""
+    if dtype is not None:
+        return pd.Categorical(values, dtype=dtype)
+    return _found_categorical(pa.chunked_array([_text_array(values).dictionary_encode()]))
+
+
+def _constant(value: str, n: int) -> pd.Categorical:
+    """``n`` times the same category (a frame's ``pool_id``)."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
 
 
 def _strings(values: Any) -> pd.api.extensions.ExtensionArray:
-    return pd.arrays.ArrowExtensionArray(pa.array(values, type=pa.string()))
+    return pd.arrays.ArrowExtensionArray(_text_array(values))
 
 
 def _lists(values: list) -> pd.api.extensions.ExtensionArray:
-    """Sequences of strings (or None) as an Arrow ``list<string>`` column, built
-    from one flat array and offsets (much faster than item by item)."""
-    lengths = np.fromiter((-1 if v is None else len(v) for v in values), dtype=np.int64, count=len(values))
-    missing = lengths < 0
-    offsets = np.zeros(len(values) + 1, dtype=np.int32)
-    np.cumsum(np.where(missing, 0, lengths), out=offsets[1:])
-    flat = _text_array([item for v in values if v is not None for item in v])
-    mask = pa.array(missing) if missing.any() else None
-    return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(pa.array(offsets), flat, mask=mask))
+    """Sequences of strings (or None) as an Arrow ``list<string>`` column."""
+    return pd.arrays.ArrowExtensionArray(_list_array(values))
 
 
 def _cursors(values: list) -> pd.api.extensions.ExtensionArray:
@@ -184,18 +189,22 @@ def _codes(values: list, table: dict, where: np.ndarray | None = None) -> np.nda
     return codes
 
 
-def _recipient_lists(values: list, where: np.ndarray) -> pa.Array:
-    """Tuples of strings as a ``list<string>`` array (null where ``where`` is
-    false), from one flat array and offsets.  (Converting only the distinct
-    tuples and spreading them with numpy was measured slower: most are distinct.)"""
+def _list_array(values: list, where: np.ndarray | None = None) -> pa.Array:
+    """Sequences of strings as a ``list<string>`` array, null where a value is
+    None or ``where`` is false; built from one flat array and offsets (much
+    faster than item by item).  (Converting only the distinct tuples the
+    index shares and spreading them with ``take`` was measured slower: a third
+    of the recipient lists of a large pool are distinct.)
+    """
     n = len(values)
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    if where is None:
+        where = np.fromiter((v is not None for v in values), dtype=bool, count=n)
     every = bool(where.all())
-    if not every:
-        lengths[~where] = 0
+    kept = values if every else [v for v, w in zip(values, where.tolist()) if w]
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[where] = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    kept = values if every else [v for v, w in zip(values, where.tolist()) if w]
     flat = _text_array(list(chain.from_iterable(kept)))
     return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=None if every else pa.array(~where), pool=_POOL)
 
@@ -233,7 +242,7 @@ def records_table(seqs: list[int], columns: list[list], problems: dict[int, str]
             "sender": _text_array(sender).dictionary_encode(),
             "target_type": _codes(ttype, _TARGET_CODE),
             "target_id": _text_array(tid).dictionary_encode(),
-            "delivered_to": _recipient_lists(delivered, is_message),
+            "delivered_to": _list_array(delivered, is_message),
             "reply_to": _text_array(reply),
             "condition_id": _text_array(key, ~is_wake),
             "wake_status": _codes(status, _WAKE_CODE, is_wake),
@@ -320,6 +329,7 @@ def _pool_records(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
     return records_frame([_index_records_table(history, upto)], [0], [history.pool_id])
 
 
+@gc_paused()
 def records_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
     """One row per record (see ``COLUMNS["records_df"]``).
 
@@ -401,7 +411,7 @@ def _pool_members(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
     members = [r["member"] for r in rows]
     return pd.DataFrame(
         {
-            "pool_id": _cat([history.pool_id] * len(rows)),
+            "pool_id": _constant(history.pool_id, len(rows)),
             "run_id": _cat([r["run_id"] for r in rows]),
             "agent_id": _cat([m.get("agent_id") for m in members]),
             "topics": _lists([list(m.get("topics", [])) for m in members]),
@@ -414,6 +424,7 @@ def _pool_members(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
     )
 
 
+@gc_paused()
 def members_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
     """One row per membership interval (see ``COLUMNS["members_df"]``).
 
@@ -429,9 +440,9 @@ class _Groups:
     """The records of one namespace up to ``upto``, grouped by key with numpy.
 
     ``first``/``last`` are positions (in the index) of each key's first and
-    latest record, ``count`` how many records it took, ``reached[s]`` the seq
-    at which status code ``s`` was first reached (-1: never); keys are in
-    order of first appearance.
+    latest record, ``count`` how many records it took, ``status`` the latest
+    status code, ``reached[s]`` the seq at which status code ``s`` was first
+    reached (-1: never); keys are in order of first appearance.
     """
 
     def __init__(self, history: "PoolHistory", upto: int | None, namespace: str, n_statuses: int) -> None:
@@ -466,9 +477,17 @@ class _Groups:
                 unique, where = np.unique(groups, return_index=True)
                 out[unique] = seqs[positions[hits[where]]]
             self.reached[code] = out
-        self.entries = [index.entries[p] for p in self.last.tolist()]
+        self.status = index.status_codes()[self.last]
         self.first_seq = seqs[self.first]
         self.last_seq = seqs[self.last]
+        self._index = index
+
+    def columns(self, *fields: str) -> list[list]:
+        """Fields of the latest entry of each key: one list per field named
+        (a field at a time: cheaper than transposing whole entries)."""
+        entries = self._index.entries
+        latest = [entries[p] for p in self.last.tolist()]
+        return [list(map(itemgetter(Entry._fields.index(f)), latest)) for f in fields]
 
 
 def _reached(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -477,23 +496,26 @@ def _reached(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
 
 def _pool_messages(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
     groups = _Groups(history, upto, "messages", len(wire.MESSAGE_STATUSES))
-    last = groups.entries
-    extra = [e.extra for e in last]
+    n = len(groups.last)
+    key, idem, sender, ttype, tid, delivered, reply, extra = groups.columns(
+        "key", "idem", "sender", "target_type", "target_id", "delivered_to", "reply_to", "extra"
+    )
+    expires, expected, timeout, content = zip(*extra) if n else ((),) * 4
     return pd.DataFrame(
         {
-            "pool_id": _cat([history.pool_id] * len(last)),
-            "message_id": _strings([e.key for e in last]),
-            "status": _cat([e.status for e in last], MESSAGE_STATUS_DTYPE),
-            "sender": _cat([e.sender for e in last]),
-            "target_type": _cat([e.target_type for e in last], TARGET_DTYPE),
-            "target_id": _cat([e.target_id for e in last]),
-            "recipients": _lists([e.delivered_to for e in last]),
-            "reply_to": _strings([e.reply_to for e in last]),
-            "expected_responses": _cursors([x[1] for x in extra]),
-            "response_timeout_millis": _cursors([x[2] for x in extra]),
-            "expires_at_millis": _cursors([x[0] for x in extra]),
-            "content_ref": _strings([x[3] for x in extra]),
-            "idempotency_key": _strings([e.idem for e in last]),
+            "pool_id": _constant(history.pool_id, n),
+            "message_id": _strings(key),
+            "status": pd.Categorical.from_codes(groups.status, dtype=MESSAGE_STATUS_DTYPE),
+            "sender": _cat(sender),
+            "target_type": pd.Categorical.from_codes(_codes(ttype, _TARGET_CODE), dtype=TARGET_DTYPE),
+            "target_id": _cat(tid),
+            "recipients": _lists(delivered),
+            "reply_to": _strings(reply),
+            "expected_responses": _cursors(expected),
+            "response_timeout_millis": _cursors(timeout),
+            "expires_at_millis": _cursors(expires),
+            "content_ref": _strings(content),
+            "idempotency_key": _strings(idem),
             "first_seq": groups.first_seq.astype(np.int64),
             "last_seq": groups.last_seq.astype(np.int64),
             **{f"{s}_at": _reached(groups.reached[i]) for i, s in enumerate(wire.MESSAGE_STATUSES)},
@@ -502,6 +524,7 @@ def _pool_messages(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
     )
 
 
+@gc_paused()
 def messages_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
     """One row per message id, ordered by first appearance (see ``COLUMNS["messages_df"]``).
 
@@ -512,9 +535,10 @@ def messages_df(source: "PoolHistory | Database", upto: int | None = None) -> pd
 
 def _pool_wakes(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
     groups = _Groups(history, upto, "wakes", len(wire.WAKE_STATUSES))
-    last = groups.entries
-    extra = [e.extra for e in last]
-    terminal = np.full(len(last), -1, dtype=np.int64)
+    n = len(groups.last)
+    key, idem, run_id, extra = groups.columns("key", "idem", "run_id", "extra")
+    timeout, resume, families, kinds, runs = zip(*extra) if n else ((),) * 5
+    terminal = np.full(n, -1, dtype=np.int64)
     for code, status in enumerate(wire.WAKE_STATUSES):
         if status in wire.WAKE_TERMINAL:
             reached = groups.reached[code]
@@ -522,16 +546,16 @@ def _pool_wakes(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
             terminal[better] = reached[better]
     return pd.DataFrame(
         {
-            "pool_id": _cat([history.pool_id] * len(last)),
-            "condition_id": _strings([e.key for e in last]),
-            "run_id": _cat([e.run_id for e in last]),
-            "status": _cat([e.status for e in last], WAKE_STATUS_DTYPE),
-            "families": _lists([x[2] for x in extra]),
-            "kinds": _lists([x[3] for x in extra]),
-            "runs": _lists([x[4] for x in extra]),
-            "timeout_millis": _cursors([x[0] for x in extra]),
-            "resume_with": _cat([x[1] for x in extra], RESUME_DTYPE),
-            "idempotency_key": _strings([e.idem for e in last]),
+            "pool_id": _constant(history.pool_id, n),
+            "condition_id": _strings(key),
+            "run_id": _cat(run_id),
+            "status": pd.Categorical.from_codes(groups.status, dtype=WAKE_STATUS_DTYPE),
+            "families": _lists(families),
+            "kinds": _lists(kinds),
+            "runs": _lists(runs),
+            "timeout_millis": _cursors(timeout),
+            "resume_with": _cat(resume, RESUME_DTYPE),
+            "idempotency_key": _strings(idem),
             **{f"{s}_at": _reached(groups.reached[i]) for i, s in enumerate(wire.WAKE_STATUSES)},
             "terminal_at": _reached(terminal),
             "first_seq": groups.first_seq.astype(np.int64),
@@ -541,6 +565,7 @@ def _pool_wakes(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
     )
 
 
+@gc_paused()
 def wakes_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
     """One row per wake condition, ordered by first appearance (see ``COLUMNS["wakes_df"]``).
 

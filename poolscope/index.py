@@ -22,7 +22,8 @@ import gc
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -73,6 +74,25 @@ SCAN_CHUNK = 65536
 #: for both: the child's marshalling or writing and the parent's rebuilding of
 #: its entries or making the frame balance).
 PARENT_SHARE = 0.5
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector meanwhile (also a decorator:
+    ``@gc_paused()``).  For work that allocates many objects and makes no
+    cycles -- a load, a frame, a plot: with a large index in memory, the
+    collections such work triggers would otherwise cost more than the work.
+
+    >>> with gc_paused():
+    ...     rows = [(i, str(i)) for i in range(1000)]
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _can_fork() -> bool:
@@ -299,6 +319,7 @@ def _shared_file() -> Any:
     return None
 
 
+@gc_paused()
 def scan(
     index: "PoolIndex",
     conn: sqlite3.Connection,
@@ -337,8 +358,6 @@ def scan(
 
     helper = out = None
     results = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
         if _can_fork() and total is not None and total >= PARALLEL_THRESHOLD and (out := _shared_file()) is not None:
             helper = _OtherHalf.start(
@@ -365,8 +384,6 @@ def scan(
             helper.close()
         if out is not None:
             out.close()  # the tables read from it keep their mapping
-        if gc_was_enabled:
-            gc.enable()
         if bar is not None:
             bar.close()
     return results
@@ -438,33 +455,31 @@ class PoolIndex:
             total = self._count(conn, after)
         bar = _progress_bar(self.pool_id, total, progress)
         before = len(self.seqs)
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # a load allocates millions of small objects and frees none: no cycles to find
         helper = None
-        try:
-            if _can_fork():
-                if total is None:
-                    total = self._count(conn, after)
-                if total >= PARALLEL_THRESHOLD:
-                    helper = _OtherHalf.start(self, conn, after, total)
-            upper = None if helper is None else helper.split
-            for rows in self._batches(conn, lambda: self.head, upper):
-                self._ingest(rows)
+        # a load allocates millions of small objects and frees none: no cycles to find
+        with gc_paused():
+            try:
+                if _can_fork():
+                    if total is None:
+                        total = self._count(conn, after)
+                    if total >= PARALLEL_THRESHOLD:
+                        helper = _OtherHalf.start(self, conn, after, total)
+                upper = None if helper is None else helper.split
+                for rows in self._batches(conn, lambda: self.head, upper):
+                    self._ingest(rows)
+                    if bar is not None:
+                        bar.update(len(rows))
+                if helper is not None:
+                    helper.finish(self, conn, bar)
+            except sqlite3.Error as error:
+                raise translate(error, self.path, self.pool_id) from None
+            finally:
+                if helper is not None:
+                    helper.close()
+                if len(self.seqs) - before >= FREEZE_THRESHOLD:
+                    gc.freeze()
                 if bar is not None:
-                    bar.update(len(rows))
-            if helper is not None:
-                helper.finish(self, conn, bar)
-        except sqlite3.Error as error:
-            raise translate(error, self.path, self.pool_id) from None
-        finally:
-            if helper is not None:
-                helper.close()
-            if len(self.seqs) - before >= FREEZE_THRESHOLD:
-                gc.freeze()
-            if gc_was_enabled:
-                gc.enable()
-            if bar is not None:
-                bar.close()
+                    bar.close()
         added = len(self.seqs) - before
         if added:
             self._arrays = None
@@ -550,9 +565,7 @@ class PoolIndex:
 
         else:
             shared_tuple = tuple  # tuple(t) is t: no copy, no hashing
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             for seq, kind_raw, typ, payload_raw in rows:
                 if type(seq) is not int or seq <= last:
                     if type(seq) is int and seq == last:
@@ -653,9 +666,6 @@ class PoolIndex:
                 add_seq(seq)
                 add(entry)
                 last = seq
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         return batch_seqs, batch
 
     def _slow_entry(self, seq: int, kind_raw: Any, typ: str, payload_raw: Any) -> Entry:
@@ -703,12 +713,15 @@ class PoolIndex:
         on first use (diffs and frames need it, a snapshot does not)."""
         arrays = self.arrays()
         if "status" not in arrays:
-            message_code, wake_code = _MESSAGE_CODE, _WAKE_CODE
-            arrays["status"] = np.fromiter(
-                (message_code[e.status] if e.kind == RUN_MESSAGE else wake_code.get(e.status, -1) for e in self.entries),
-                dtype=np.int8,
-                count=len(self.entries),
-            )
+            from itertools import repeat
+            from operator import itemgetter
+
+            n = len(self.entries)
+            statuses = list(map(itemgetter(2), self.entries))
+            kind = arrays["kind"]
+            as_message = np.fromiter(map(_MESSAGE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
+            as_wake = np.fromiter(map(_WAKE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
+            arrays["status"] = np.where(kind == RUN_MESSAGE, as_message, np.where(kind == WAKE, as_wake, np.int8(-1)))
         return arrays["status"]
 
     def rank(self, namespace: str) -> np.ndarray:
@@ -727,16 +740,43 @@ class PoolIndex:
     def key_codes(self, namespace: str) -> np.ndarray:
         """For each position in ``arrays()[namespace]``, a code per distinct key
         (in order of first appearance; cheaper than :meth:`rank` when only
-        grouping is needed)."""
+        grouping is needed).
+
+        For messages and wakes (records of a key are never removed, so each
+        replaces the previous one of its key) the codes follow the chains the
+        fold recorded in ``next``, with numpy; other namespaces hash the keys.
+        """
         cache_key = f"codes:{namespace}"
         if cache_key not in self._ranks:
-            import pandas as pd
-
             positions = self.arrays()[namespace]
-            entries = self.entries
-            keys = np.array([entries[p].key for p in positions.tolist()], dtype=object)
-            self._ranks[cache_key] = pd.factorize(keys)[0].astype(np.int64) if len(keys) else np.zeros(0, np.int64)
+            if namespace in ("messages", "wakes"):
+                self._ranks[cache_key] = self._chain_codes(positions)
+            else:
+                import pandas as pd
+
+                entries = self.entries
+                keys = np.array([entries[p].key for p in positions.tolist()], dtype=object)
+                self._ranks[cache_key] = pd.factorize(keys)[0].astype(np.int64) if len(keys) else np.zeros(0, np.int64)
         return self._ranks[cache_key]
+
+    def _chain_codes(self, positions: np.ndarray) -> np.ndarray:
+        """Codes of the chains of records that replace each other (``next``) among ``positions``."""
+        m = len(positions)
+        if not m:
+            return np.zeros(0, dtype=np.int64)
+        arrays = self.arrays()
+        following = arrays["next"][positions]
+        replaced = np.flatnonzero(following != NEVER)
+        # the record that replaced each of them, as an index into positions
+        successor = np.searchsorted(positions, np.searchsorted(arrays["seq"], following[replaced]))
+        root = np.arange(m, dtype=np.int64)
+        root[successor] = replaced  # each record points at the one it replaced ...
+        while True:  # ... and, jumping pointers, at the first record of its key
+            jumped = root[root]
+            if np.array_equal(jumped, root):
+                break
+            root = jumped
+        return np.unique(root, return_inverse=True)[1].astype(np.int64).reshape(-1)
 
     def rank_of(self, namespace: str, positions: np.ndarray) -> np.ndarray:
         """Byte-wise key rank of the records at ``positions`` (positions of that namespace)."""
@@ -789,6 +829,7 @@ class PoolIndex:
         return seq is not None and seq <= cursor
 
 
+@gc_paused()  # decoding thousands of payloads makes no cycles
 def fetch_payloads(
     conn: sqlite3.Connection, path: Path, pool_id: str, seqs: list[int], on_error: Callable | None = None
 ) -> dict[int, Any]:
@@ -798,8 +839,6 @@ def fetch_payloads(
         return out
     ordered = sorted(seqs)
     span = ordered[-1] - ordered[0] + 1
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # decoding thousands of payloads makes no cycles
     try:
         if span <= 4 * len(ordered):
             wanted = set(ordered)
@@ -822,9 +861,6 @@ def fetch_payloads(
                     out[seq] = wire.loads(text)
     except sqlite3.Error as error:
         raise translate(error, path, pool_id) from None
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     missing = [s for s in ordered if s not in out]
     if missing:
         from .errors import DatabaseChangedError

@@ -39,9 +39,8 @@ Example::
 from __future__ import annotations
 
 import functools
-import gc
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,6 +55,7 @@ from matplotlib.transforms import blended_transform_factory
 from . import wire
 from .activity import default_window
 from .frames import membership_intervals
+from .index import gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -118,24 +118,6 @@ MAX_MARKS = 3000
 
 
 # ---------------------------------------------------------------- helpers
-def _gc_paused(function: Callable) -> Callable:
-    """Run ``function`` with the cyclic garbage collector paused: a plot
-    allocates many objects and makes no cycles, and with a 1M-record index in
-    memory a collection triggered by them scans the whole index (about a second)."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            if was_enabled:
-                gc.enable()
-
-    return wrapper
-
-
 @functools.lru_cache(maxsize=4)
 def _drawable(family: str) -> frozenset[int]:
     from matplotlib import font_manager, ft2font
@@ -270,7 +252,7 @@ def _take(table: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarra
     return {key: value[mask] for key, value in table.items()}
 
 
-@_gc_paused
+@gc_paused()
 def _member_intervals(pool: "PoolHistory", upto: int | None) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
     """The rows of :meth:`PoolHistory.members_df` that the plots need, straight
     from the index (fast at 1M records): ``run_id``, ``agent_id`` (latest join
@@ -299,7 +281,7 @@ def _size_for(lanes: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- members
-@_gc_paused
+@gc_paused()
 def members(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -440,7 +422,7 @@ def _last_index(codes: np.ndarray, count: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------- messages
-@_gc_paused
+@gc_paused()
 def _message_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
     """One row per message at ``upto`` (the columns of ``messages_df`` that the
     plot needs), built straight from the index so that it stays fast at 1M records."""
@@ -469,7 +451,7 @@ def _message_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarra
     }
 
 
-@_gc_paused
+@gc_paused()
 def _with_details(pool: "PoolHistory", table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Add ``sender``, ``target_type`` and ``recipients`` (from each message's latest record)."""
     if "sender" in table:
@@ -517,7 +499,7 @@ def _filter_messages(
     return _take(table, keep)
 
 
-@_gc_paused
+@gc_paused()
 def messages(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -683,7 +665,7 @@ def _message_strips(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window
 
 
 # ------------------------------------------------------------------ wakes
-@_gc_paused
+@gc_paused()
 def _wake_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
     """One row per wake condition at ``upto``: id, run, status, start (first
     ``registered``, else first record) and ``terminal_at`` (-1 while open)."""
@@ -715,7 +697,7 @@ def _wake_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
     }
 
 
-@_gc_paused
+@gc_paused()
 def wakes(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -875,7 +857,7 @@ def _wake_bars(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window: int
 
 
 # --------------------------------------------------------------- activity
-@_gc_paused
+@gc_paused()
 def activity(
     pool: "PoolHistory",
     ax: "Axes | None" = None,
@@ -907,7 +889,7 @@ def activity(
     if unknown or not 1 <= len(series) <= 2 or len(set(series)) != len(series):
         raise ValueError(f"series must be one or two of 'message', 'wake', 'record', not {series!r}")
     x_end = _x_end(pool, upto)
-    frame = _gc_paused(pool.activity)(window, upto=upto)
+    frame = gc_paused()(pool.activity)(window, upto=upto)
     if len(frame):
         window = int(frame["window_end"].iloc[0] - frame["window_start"].iloc[0] + 1)
     elif window is None:
@@ -968,7 +950,7 @@ def activity(
 
 
 # -------------------------------------------------------------- dashboard
-@_gc_paused
+@gc_paused()
 def dashboard(
     pool: "PoolHistory",
     cursor: int | None = None,

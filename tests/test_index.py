@@ -99,3 +99,53 @@ def test_the_inlined_hot_path_flattens_exactly_like_extract(small_db, oracle):
             assert seqs == [r[0] for r in rows]
             for (seq, kind, _typ, payload), entry in zip(rows, entries):
                 assert entry == extract(kind.decode(), wire.loads(payload)), seq
+
+
+def test_key_and_status_codes_equal_hashing_the_keys(small_db, oracle):
+    """key_codes follows the fold's replacement chains for messages and wakes:
+    the same codes as factorizing the keys themselves."""
+    import numpy as np
+    import pandas as pd
+
+    from poolscope import wire
+    from poolscope.fold import RUN_MESSAGE, WAKE
+
+    for path in (small_db, oracle / "pool.db"):
+        db = poolscope.open(path)
+        for history in db.pools():
+            index = history.index
+            for namespace in ("messages", "wakes", "members"):
+                keys = [index.entries[p].key for p in index.arrays()[namespace]]
+                expected = pd.factorize(np.array(keys, dtype=object))[0] if keys else np.zeros(0, np.int64)
+                assert index.key_codes(namespace).tolist() == list(expected), (history.pool_id, namespace)
+            codes = [
+                wire.MESSAGE_STATUSES.index(e.status) if e.kind == RUN_MESSAGE
+                else wire.WAKE_STATUSES.index(e.status) if e.kind == WAKE else -1
+                for e in index.entries
+            ]
+            assert index.status_codes().tolist() == codes
+
+
+def test_gc_paused_restores_the_collector_and_decorates():
+    import gc
+
+    from poolscope.index import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+    @gc_paused()
+    def fails():
+        assert not gc.isenabled()
+        raise ValueError("boom")
+
+    try:
+        fails()
+    except ValueError:
+        pass
+    assert gc.isenabled()
