@@ -734,9 +734,19 @@ class PoolIndex:
         """
         if namespace not in self._ranks:
             positions = self.arrays()[namespace]
-            keys = [self.entries[p].key for p in positions]
-            order = {key: i for i, key in enumerate(sorted(set(keys)))}
-            self._ranks[namespace] = np.fromiter((order[k] for k in keys), dtype=np.int64, count=len(keys))
+            entries = self.entries
+            if namespace in ("messages", "wakes"):
+                # one key per chain code (codes 0..n-1 in order of first appearance): sort only those
+                codes = self.key_codes(namespace)
+                first = np.unique(codes, return_index=True)[1]
+                keys = [entries[p].key for p in positions[first].tolist()]
+                rank_of_code = np.empty(len(keys), dtype=np.int64)
+                rank_of_code[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+                self._ranks[namespace] = rank_of_code[codes]
+            else:
+                keys = [entries[p].key for p in positions]
+                order = {key: i for i, key in enumerate(sorted(set(keys)))}
+                self._ranks[namespace] = np.fromiter((order[k] for k in keys), dtype=np.int64, count=len(keys))
         return self._ranks[namespace]
 
     def key_codes(self, namespace: str) -> np.ndarray:

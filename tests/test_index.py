@@ -101,9 +101,9 @@ def test_the_inlined_hot_path_flattens_exactly_like_extract(small_db, oracle):
                 assert entry == extract(kind.decode(), wire.loads(payload)), seq
 
 
-def test_key_and_status_codes_equal_hashing_the_keys(small_db, oracle):
-    """key_codes follows the fold's replacement chains for messages and wakes:
-    the same codes as factorizing the keys themselves."""
+def test_key_codes_ranks_and_status_codes_equal_computing_them_from_the_keys(small_db, oracle):
+    """key_codes and rank follow the fold's replacement chains for messages and
+    wakes: the same as factorizing and sorting the keys themselves."""
     import numpy as np
     import pandas as pd
 
@@ -118,6 +118,9 @@ def test_key_and_status_codes_equal_hashing_the_keys(small_db, oracle):
                 keys = [index.entries[p].key for p in index.arrays()[namespace]]
                 expected = pd.factorize(np.array(keys, dtype=object))[0] if keys else np.zeros(0, np.int64)
                 assert index.key_codes(namespace).tolist() == list(expected), (history.pool_id, namespace)
+                # rank: the byte-wise order of the keys (the SDK's BTreeMap order)
+                order = {key: i for i, key in enumerate(sorted(set(keys), key=lambda k: k.encode("utf-8")))}
+                assert index.rank(namespace).tolist() == [order[k] for k in keys], (history.pool_id, namespace)
             codes = [
                 wire.MESSAGE_STATUSES.index(e.status) if e.kind == RUN_MESSAGE
                 else wire.WAKE_STATUSES.index(e.status) if e.kind == WAKE else -1
