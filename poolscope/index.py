@@ -72,10 +72,13 @@ PARALLEL_THRESHOLD = 20_000
 #: conversion than they save in cache misses; larger ones hold more memory).
 SCAN_CHUNK = 65536
 
-#: The parent's share of a two-process load or scan (measured best at one half
-#: for both: the child's marshalling or writing and the parent's rebuilding of
-#: its entries or making the frame balance).
+#: The parent's share of a two-process scan (measured best at one half: the
+#: child writing its tables and the parent making the frame balance).
 PARENT_SHARE = 0.5
+#: The parent's share of a two-process load: less than half, because it also
+#: folds the child's records (as they arrive, in chunks of LOAD_CHUNK).
+LOAD_PARENT_SHARE = 0.45
+LOAD_CHUNK = 100_000
 
 
 @contextmanager
@@ -130,8 +133,9 @@ class _OtherHalf:
         upper: int | None = None,
         child: Callable[..., None] | None = None,
         extra: tuple = (),
+        share: float = PARENT_SHARE,
     ) -> "_OtherHalf | None":
-        """Fork a child for the records after the ``total * PARENT_SHARE`` first
+        """Fork a child for the records after the ``total * share`` first
         ones (``after < seq < upper``); ``child(path, pool_id, split, sender,
         upper, *extra)`` does the work (default: a load's half).  None if no child
         can be started or the range is too small to split."""
@@ -140,7 +144,7 @@ class _OtherHalf:
         try:
             row = conn.execute(
                 "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
-                (index.pool_id, after, int(total * PARENT_SHARE)),
+                (index.pool_id, after, int(total * share)),
             ).fetchone()
             if row is None or type(row[0]) is not int or (upper is not None and row[0] >= upper):
                 return None
@@ -164,33 +168,40 @@ class _OtherHalf:
         except (EOFError, OSError):
             return None
 
-    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any) -> None:
+    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any, out: Any) -> None:
+        """Fold the child's records as its chunks arrive (each is marshalled into
+        ``out``, a notice of where comes through the pipe); if the child fails,
+        decode what is left here."""
         import marshal
 
-        blob = self.receive()
-        try:
-            status, *result = marshal.loads(blob) if blob is not None else ("error",)
-        except (EOFError, ValueError, TypeError):
-            status, result = "error", []
-        if status != "ok":
+        from . import errors
+
+        new = tuple.__new__
+        while True:
+            blob = self.receive()
+            try:
+                status, *result = marshal.loads(blob) if blob is not None else ("error",)
+                if status == "chunk":
+                    offset, length = result
+                    seqs, tuples, problems, duplicates = marshal.loads(os.pread(out.fileno(), length, offset))
+            except (EOFError, ValueError, TypeError, OSError):
+                status = "error"
+            if status != "chunk":
+                break
+            entries = [new(Entry, t) for t in tuples]
+            del tuples
+            for seq, (name, problem) in problems.items():
+                error = getattr(errors, name, CorruptRecordError)(problem, path=index.path, pool_id=index.pool_id, seq=seq)
+                index.problems[seq] = error
+            index.duplicates.extend(duplicates)
+            index._fold(seqs, entries)
+            if bar is not None:
+                bar.update(len(seqs))
+        if status != "done":  # the child failed: decode the rest here
             for rows in index._batches(conn, lambda: index.head):
                 index._ingest(rows)
                 if bar is not None:
                     bar.update(len(rows))
-            return
-        seqs, tuples, problems, duplicates = result
-        new = tuple.__new__
-        entries = [new(Entry, t) for t in tuples]
-        del tuples
-        from . import errors
-
-        for seq, (name, problem) in problems.items():
-            error = getattr(errors, name, CorruptRecordError)(problem, path=index.path, pool_id=index.pool_id, seq=seq)
-            index.problems[seq] = error
-        index.duplicates.extend(duplicates)
-        index._fold(seqs, entries)
-        if bar is not None:
-            bar.update(len(seqs))
 
     def close(self) -> None:
         self.receiver.close()
@@ -199,8 +210,11 @@ class _OtherHalf:
             self.process.kill()
 
 
-def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: int | None = None) -> None:
-    """Forked child: decode the records with ``split <= seq < upper``; send them back marshalled."""
+def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: int | None, out: int) -> None:
+    """Forked child of a load: decode the records with ``split <= seq < upper``
+    and hand them over in chunks of :data:`LOAD_CHUNK`, each marshalled into
+    the file ``out`` with a small notice (offset, length) through the pipe --
+    so the parent folds the first chunks while this one decodes the next."""
     import marshal
 
     try:
@@ -212,6 +226,22 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: in
         seqs: list[int] = []
         tuples: list[tuple] = []
         last = [split - 1]
+        offset = 0
+        reported: set[int] = set()
+
+        def hand_over() -> None:
+            nonlocal seqs, tuples, offset
+            problems = {s: (type(e).__name__, e.problem) for s, e in index.problems.items() if s not in reported}
+            reported.update(problems)
+            blob = marshal.dumps((seqs, tuples, problems, index.duplicates[:]))
+            index.duplicates.clear()
+            written = 0
+            while written < len(blob):
+                written += os.pwrite(out, memoryview(blob)[written:], offset + written)
+            sender.send_bytes(marshal.dumps(("chunk", offset, len(blob))))
+            offset += len(blob)
+            seqs, tuples = [], []
+
         for rows in index._batches(conn, lambda: last[0], upper):
             # plain tuples straight from the hot path (marshal takes no tuple subclass)
             batch_seqs, batch = index._decode(rows, last[0], entry_type=tuple)
@@ -219,9 +249,12 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: in
                 last[0] = batch_seqs[-1]
             seqs.extend(batch_seqs)
             tuples.extend([e if e.__class__ is tuple else tuple(e) for e in batch])
-        problems = {seq: (type(e).__name__, e.problem) for seq, e in index.problems.items()}
-        blob = marshal.dumps(("ok", seqs, tuples, problems, index.duplicates))
-    except BaseException as error:  # noqa: BLE001 - anything at all: the parent falls back
+            if len(seqs) >= LOAD_CHUNK:
+                hand_over()
+        if seqs or index.problems.keys() - reported or index.duplicates:
+            hand_over()
+        blob = marshal.dumps(("done",))
+    except BaseException as error:  # noqa: BLE001 - anything at all: the parent decodes the rest
         blob = marshal.dumps(("error", repr(error)))
     _send(sender, blob)
 
@@ -457,27 +490,29 @@ class PoolIndex:
             total = self._count(conn, after)
         bar = _progress_bar(self.pool_id, total, progress)
         before = len(self.seqs)
-        helper = None
+        helper = out = None
         # a load allocates millions of small objects and frees none: no cycles to find
         with gc_paused():
             try:
                 if _can_fork():
                     if total is None:
                         total = self._count(conn, after)
-                    if total >= PARALLEL_THRESHOLD:
-                        helper = _OtherHalf.start(self, conn, after, total)
+                    if total >= PARALLEL_THRESHOLD and (out := _shared_file()) is not None:
+                        helper = _OtherHalf.start(self, conn, after, total, extra=(out.fileno(),), share=LOAD_PARENT_SHARE)
                 upper = None if helper is None else helper.split
                 for rows in self._batches(conn, lambda: self.head, upper):
                     self._ingest(rows)
                     if bar is not None:
                         bar.update(len(rows))
                 if helper is not None:
-                    helper.finish(self, conn, bar)
+                    helper.finish(self, conn, bar, out)
             except sqlite3.Error as error:
                 raise translate(error, self.path, self.pool_id) from None
             finally:
                 if helper is not None:
                     helper.close()
+                if out is not None:
+                    out.close()
                 if len(self.seqs) - before >= FREEZE_THRESHOLD:
                     gc.freeze()
                 if bar is not None:

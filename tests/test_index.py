@@ -23,12 +23,13 @@ def test_two_process_load_equals_the_one_process_load(small_db, monkeypatch):
     started = []
     original = index_module._OtherHalf.start.__func__
 
-    def spy(cls, *args):
-        helper = original(cls, *args)
+    def spy(cls, *args, **kwargs):
+        helper = original(cls, *args, **kwargs)
         started.append(helper)
         return helper
 
     monkeypatch.setattr(index_module._OtherHalf, "start", classmethod(spy))
+    monkeypatch.setattr(index_module, "LOAD_CHUNK", 37)  # the child hands over many chunks
     for pool_id in db.pool_ids:
         monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
         alone = _load(small_db, pool_id)
@@ -51,11 +52,44 @@ def test_a_damaged_record_in_the_childs_half_is_reported_the_same(sample_copy, m
     monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
     alone = _load(sample_copy, pool_id)
     monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(index_module, "LOAD_CHUNK", 2)  # the damaged record in a chunk of its own or not
     halves = _load(sample_copy, pool_id)
     assert list(halves.problems) == list(alone.problems) == [seq - 3]
     assert type(halves.problems[seq - 3]) is type(alone.problems[seq - 3])
     assert str(halves.problems[seq - 3]) == str(alone.problems[seq - 3])
     assert halves.entries == alone.entries
+
+
+def test_a_helper_that_dies_midway_leaves_the_parent_to_finish(small_db, monkeypatch):
+    """The child has handed over one chunk and dies: the parent decodes the rest itself."""
+    import os
+
+    pool_id = poolscope.open(small_db).pool_ids[0]
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
+    alone = _load(small_db, pool_id)
+    real = index_module._decode_in_child
+
+    def dies_after_one_chunk(path, pool_id, split, sender, upper, out):
+        class Once:
+            def send_bytes(self, blob):
+                sender.send_bytes(blob)
+                os._exit(1)
+
+            def close(self):
+                sender.close()
+
+        real(path, pool_id, split, Once(), upper, out)
+
+    monkeypatch.setattr(index_module, "_decode_in_child", dies_after_one_chunk)
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(index_module, "LOAD_CHUNK", 25)
+    monkeypatch.setattr(index_module, "BATCH", 5)  # rows per fetch: chunks of exactly 25
+    folded = []
+    original = PoolIndex._fold
+    monkeypatch.setattr(PoolIndex, "_fold", lambda self, s, b: folded.append(len(s)) or original(self, s, b))
+    halves = _load(small_db, pool_id)
+    assert folded.count(25) == 1  # the one chunk the child handed over was used, the rest decoded here
+    assert halves.seqs == alone.seqs and halves.entries == alone.entries and halves.next_seq == alone.next_seq
 
 
 def test_batch_fold_equals_record_by_record_fold(small_db):
