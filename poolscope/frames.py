@@ -161,10 +161,6 @@ def _masked(data: np.ndarray) -> pd.api.extensions.ExtensionArray:
 _MESSAGE_CODE = {s: i for i, s in enumerate(wire.MESSAGE_STATUSES)}
 _WAKE_CODE = {s: i for i, s in enumerate(wire.WAKE_STATUSES)}
 _TARGET_CODE = {s: i for i, s in enumerate(wire.TARGET_TYPES)}
-#: records_table allocates from the system allocator: measured about 30% faster
-#: than pyarrow's default (mimalloc) for these many short-lived buffers, with a
-#: forked helper working beside it (bench/RESULTS.md).
-_POOL = pa.system_memory_pool()
 
 
 def _text_array(values: list, null: np.ndarray | None = None) -> pa.Array:
@@ -172,10 +168,10 @@ def _text_array(values: list, null: np.ndarray | None = None) -> pa.Array:
     true; a value of another JSON type (a payload the SDK would not write, but
     that still parses) becomes its JSON text."""
     try:
-        return pa.array(values, type=pa.string(), mask=null, memory_pool=_POOL)
+        return pa.array(values, type=pa.string(), mask=null)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         texts = [v if v is None or type(v) is str else wire.dumps(v) for v in values]
-        return pa.array(texts, type=pa.string(), mask=null, memory_pool=_POOL)
+        return pa.array(texts, type=pa.string(), mask=null)
 
 
 def _codes(values: list, table: dict, where: np.ndarray | None = None) -> np.ndarray:
@@ -206,7 +202,7 @@ def _list_array(values: list, where: np.ndarray | None = None) -> pa.Array:
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     flat = _text_array(list(chain.from_iterable(kept)))
-    return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=None if every else pa.array(~where), pool=_POOL)
+    return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=None if every else pa.array(~where))
 
 
 def records_table(seqs: list[int], columns: list[list], problems: dict[int, str]) -> pa.Table:
