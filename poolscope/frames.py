@@ -205,7 +205,7 @@ def _list_array(values: list, where: np.ndarray | None = None) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=None if every else pa.array(~where))
 
 
-def records_table(seqs: list[int], columns: list[list], problems: dict[int, str]) -> pa.Table:
+def _records_table(seqs: list[int], columns: list[list], problems: dict[int, str]) -> pa.Table:
     """The records_df columns of one pool's records, as an Arrow table (codes
     for kinds and statuses, dictionaries for the run, agent, sender and target
     ids): what :func:`records_df` stacks and converts.
@@ -215,7 +215,7 @@ def records_table(seqs: list[int], columns: list[list], problems: dict[int, str]
     damaged record to why.
     """
     (kind, key, status, idem, run_id, agent_id, sender, ttype, tid, delivered, reply, journal, _extra) = (
-        columns if columns and columns[0] else [[] for _ in range(13)]
+        columns if columns and columns[0] else [[] for _ in Entry._fields]
     )
     n = len(seqs)
     seq_array = np.asarray(seqs, dtype=np.int64)
@@ -263,8 +263,8 @@ def _found_categorical(column: pa.ChunkedArray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=[values[i] for i in order])
 
 
-def records_frame(tables: list[pa.Table], pool_codes: list[int], pool_ids: list[str]) -> pd.DataFrame:
-    """Stack :func:`records_table` results (pool ``pool_ids[pool_codes[i]]`` for
+def _records_frame(tables: list[pa.Table], pool_codes: list[int], pool_ids: list[str]) -> pd.DataFrame:
+    """Stack :func:`_records_table` results (pool ``pool_ids[pool_codes[i]]`` for
     ``tables[i]``) into the documented records_df."""
     table = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
     sizes = [t.num_rows for t in tables]
@@ -300,29 +300,29 @@ def records_frame(tables: list[pa.Table], pool_codes: list[int], pool_ids: list[
 
 
 def _index_records_table(history: "PoolHistory", upto: int | None) -> pa.Table:
-    """records_table of a loaded pool, from its index."""
+    """:func:`_records_table` of a loaded pool, from its index."""
     from .index import BATCH, _transpose
 
     index = history.index
     n = index.position(upto) if upto is not None else len(index)
     entries = index.entries
-    columns: list[list] = [[] for _ in range(13)]
+    columns: list[list] = [[] for _ in Entry._fields]
     for start in range(0, n, BATCH):
         _transpose(entries[start : min(start + BATCH, n)], columns)
     problems = {seq: error.problem for seq, error in index.problems.items()}
-    return records_table(index.seqs[:n], columns, problems)
+    return _records_table(index.seqs[:n], columns, problems)
 
 
 def _scanned_records_tables(db: "Database", pool_id: str, upto: int | None) -> list[pa.Table]:
-    """records_table parts of a pool that is not loaded: decoded straight from the
+    """:func:`_records_table` parts of a pool that is not loaded: decoded straight from the
     log (both cores for a large pool), without building its index."""
     from .index import PoolIndex, scan
 
-    return scan(PoolIndex(db.path, pool_id), db.conn, records_table, upto=upto, progress=db.progress)
+    return scan(PoolIndex(db.path, pool_id), db.conn, _records_table, upto=upto, progress=db.progress)
 
 
 def _pool_records(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
-    return records_frame([_index_records_table(history, upto)], [0], [history.pool_id])
+    return _records_frame([_index_records_table(history, upto)], [0], [history.pool_id])
 
 
 @gc_paused()
@@ -351,7 +351,7 @@ def records_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.
         codes.extend([code] * len(parts))
     if not tables:
         return _empty(_pool_records)
-    return records_frame(tables, codes, source.pool_ids)
+    return _records_frame(tables, codes, source.pool_ids)
 
 
 # ---------------------------------------------------------------- members

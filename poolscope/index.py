@@ -377,7 +377,8 @@ def scan(
     ``index`` is a fresh :class:`PoolIndex`: only its pool id, path and problem
     bookkeeping are used.
 
-    >>> tables = scan(PoolIndex(path, "pool.demo.0"), conn, frames.records_table)  # doctest: +SKIP
+    >>> import pyarrow as pa
+    >>> tables = scan(PoolIndex(path, "pool.demo.0"), conn, lambda seqs, columns, problems: pa.table({"seq": seqs}))  # doctest: +SKIP
     """
     import pickle
 
