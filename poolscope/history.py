@@ -334,7 +334,9 @@ class PoolHistory(_Frames):
         while True:
             self.refresh()
             fresh = False
-            for record in read_records(self.db.conn, self.path, self.pool_id, last):
+            # only what the index has loaded: a record appended since the refresh waits for the next one,
+            # so that snapshot() and the frames always cover every record yielded
+            for record in read_records(self.db.conn, self.path, self.pool_id, last, self.head):
                 if record.cursor <= last:  # pragma: no cover - ORDER BY seq makes this impossible
                     continue
                 last = record.cursor

@@ -186,6 +186,28 @@ def test_follow_sees_every_record_once_in_order(tmp_path, artifacts):
     assert [a for a in db.check() if a.severity != "info"] == []
 
 
+def test_what_follow_yields_is_always_in_the_index(tmp_path, monkeypatch):
+    """A record appended between follow()'s refresh and its read waits for the
+    next refresh, so snapshot() and the frames cover every record yielded."""
+    path = tmp_path / "race.db"
+    store = open_store(str(path))
+    store.open_pool(POOL, {})
+    pool = poolscope.open(path).pool(POOL)
+    refresh = poolscope.PoolHistory.refresh
+    appended = []
+
+    def refresh_then_a_writer_sneaks_in(self, **kwargs):
+        added = refresh(self, **kwargs)
+        appended.append(append_one(store, len(appended)))
+        return added
+
+    monkeypatch.setattr(poolscope.PoolHistory, "refresh", refresh_then_a_writer_sneaks_in)
+    for record in pool.follow(after=0, poll=0.01, limit=20):
+        assert record.cursor <= pool.head
+        assert pool.snapshot(record.cursor).cursor == record.cursor
+    assert record.cursor == 20 and pool.head >= 20 and len(appended) >= 19
+
+
 def test_concurrent_writers_get_contiguous_seqs(tmp_path, artifacts):
     writers, each = 4, 1000
     path = tmp_path / "shared.db"
