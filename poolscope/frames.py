@@ -334,7 +334,9 @@ def records_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.
     :class:`~poolscope.Database`, pools already opened with ``db.pool()`` come
     from their index too; the others are decoded straight from the file
     without building an index (a large pool on both cores), which is the
-    quickest way from a database to a frame.
+    quickest way from a database to a frame.  If the file grew since a pool
+    was opened, that pool's rows stop where its index does (``db.refresh()``
+    first to include the newer ones).
 
     >>> records_df(db).groupby("kind", observed=True).size()   # doctest: +SKIP
     """
