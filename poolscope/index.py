@@ -583,9 +583,11 @@ class PoolIndex:
         wake) are flattened inline (same result as :func:`extract`, which
         handles every other case and every error), strings that repeat are
         shared, and the cyclic garbage collector is paused meanwhile.
-        ``keep=False`` (entries converted at once and dropped, as in
-        :func:`scan`) skips sharing equal recipient lists and filters: that
-        saves memory only for entries that are kept.
+        ``keep=False`` is for entries converted at once and dropped, as in
+        :func:`scan`: equal recipient lists and filters are not shared (that
+        saves memory only for entries that are kept), and messages and wakes
+        get no ``extra`` (expiry, response contract, content ref; timeout,
+        resume policy, filter), which only the index's frames read.
         """
         batch_seqs: list[int] = []
         batch: list[Entry] = []
@@ -651,7 +653,9 @@ class PoolIndex:
                                             None if contract is None else contract["expected_responses"],
                                             None if contract is None else contract.get("timeout_millis"),
                                             message["content_ref"],
-                                        ),
+                                        )
+                                        if keep
+                                        else None,
                                     ),
                                 )
                         elif kind == "wake":
@@ -692,7 +696,9 @@ class PoolIndex:
                                             shared_tuple(tuple(families["include"])) if families.__class__ is dict else None,
                                             shared_tuple(tuple(kinds["include"])) if kinds.__class__ is dict else None,
                                             shared_tuple(tuple(runs["include"])) if runs.__class__ is dict else None,
-                                        ),
+                                        )
+                                        if keep
+                                        else None,
                                     ),
                                 )
                         if entry is None:

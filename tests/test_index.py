@@ -123,7 +123,7 @@ def test_incremental_loads_equal_a_full_load(small_db):
 def test_the_inlined_hot_path_flattens_exactly_like_extract(small_db, oracle):
     """index._decode inlines extract() for messages and wakes: they must never drift apart."""
     from poolscope import wire
-    from poolscope.fold import extract
+    from poolscope.fold import RUN_MESSAGE, WAKE, extract
 
     for path in (small_db, oracle / "pool.db"):
         conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
@@ -133,6 +133,14 @@ def test_the_inlined_hot_path_flattens_exactly_like_extract(small_db, oracle):
             assert seqs == [r[0] for r in rows]
             for (seq, kind, _typ, payload), entry in zip(rows, entries):
                 assert entry == extract(kind.decode(), wire.loads(payload)), seq
+            # what a scan decodes: the same but for the details it does not read
+            _, dropped = PoolIndex(path, pool_id)._decode(rows, 0, keep=False)
+            for entry, kept in zip(dropped, entries):
+                assert entry[:12] == kept[:12]
+                if kept.kind in (RUN_MESSAGE, WAKE):
+                    assert entry.extra is None or entry.extra == kept.extra  # None on the inlined path
+                else:
+                    assert entry.extra == kept.extra
 
 
 def test_key_codes_ranks_and_status_codes_equal_computing_them_from_the_keys(small_db, oracle):
