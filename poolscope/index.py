@@ -112,9 +112,10 @@ class _OtherHalf:
 
     The child reads ``seq >= split`` through its own read-only connection and
     flattens every record with the same :meth:`PoolIndex._decode`.  For a load
-    it sends plain tuples back as one ``marshal`` blob (builtin types only: much
-    cheaper to rebuild than pickled objects); for a scan, Arrow tables.  Any
-    failure in the child, and the parent simply decodes the second half itself.
+    it hands plain tuples over in ``marshal`` chunks (builtin types only: much
+    cheaper to rebuild than pickled objects) written to an in-memory file, for
+    a scan one Arrow IPC stream; the pipe carries only short notices.  Any
+    failure in the child, and the parent decodes what is left itself.
     """
 
     def __init__(self, split: int, process: Any, receiver: Any) -> None:
