@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from . import wire
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry
-from .index import gc_paused
+from .index import _MESSAGE_CODE, _WAKE_CODE, gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -158,8 +158,6 @@ def _masked(data: np.ndarray) -> pd.api.extensions.ExtensionArray:
 
 
 # ---------------------------------------------------------------- records
-_MESSAGE_CODE = {s: i for i, s in enumerate(wire.MESSAGE_STATUSES)}
-_WAKE_CODE = {s: i for i, s in enumerate(wire.WAKE_STATUSES)}
 _TARGET_CODE = {s: i for i, s in enumerate(wire.TARGET_TYPES)}
 
 

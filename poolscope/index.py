@@ -118,10 +118,11 @@ class _OtherHalf:
     failure in the child, and the parent decodes what is left itself.
     """
 
-    def __init__(self, split: int, process: Any, receiver: Any) -> None:
+    def __init__(self, split: int, process: Any, receiver: Any, out: Any) -> None:
         self.split = split
         self.process = process
         self.receiver = receiver
+        self.out = out  # the in-memory file the child writes its records to
 
     @classmethod
     def start(
@@ -138,28 +139,39 @@ class _OtherHalf:
     ) -> "_OtherHalf | None":
         """Fork a child for the records after the ``total * share`` first
         ones (``after < seq < upper``); ``child(path, pool_id, split, sender,
-        upper, *extra)`` does the work (default: a load's half).  None if no child
-        can be started or the range is too small to split."""
+        upper, *extra, out_fd)`` does the work (default: a load's half) and
+        writes its records to the file ``out_fd``.  None below
+        :data:`PARALLEL_THRESHOLD` records, where no child can be started, or
+        when the range is too small to split."""
         import multiprocessing
 
+        if total < PARALLEL_THRESHOLD or not _can_fork():
+            return None
+        out = None
         try:
+            out = _shared_file()
+            if out is None:
+                return None
             row = conn.execute(
                 "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
                 (index.pool_id, after, int(total * share)),
             ).fetchone()
             if row is None or type(row[0]) is not int or (upper is not None and row[0] >= upper):
+                out.close()
                 return None
             ctx = multiprocessing.get_context("fork")
             receiver, sender = ctx.Pipe(duplex=False)
             process = ctx.Process(
                 target=child or _decode_in_child,
-                args=(str(index.path), index.pool_id, row[0], sender, upper, *extra),
+                args=(str(index.path), index.pool_id, row[0], sender, upper, *extra, out.fileno()),
                 daemon=True,
             )
             process.start()
             sender.close()
-            return cls(row[0], process, receiver)
+            return cls(row[0], process, receiver, out)
         except (OSError, ValueError, sqlite3.Error):
+            if out is not None:
+                out.close()
             return None
 
     def receive(self) -> bytes | None:
@@ -169,10 +181,10 @@ class _OtherHalf:
         except (EOFError, OSError):
             return None
 
-    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any, out: Any) -> None:
+    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any) -> None:
         """Fold the child's records as its chunks arrive (each is marshalled into
-        ``out``, a notice of where comes through the pipe); if the child fails,
-        decode what is left here."""
+        ``self.out``, a notice of where comes through the pipe); if the child
+        fails, decode what is left here."""
         import marshal
 
         from . import errors
@@ -184,7 +196,7 @@ class _OtherHalf:
                 status, *result = marshal.loads(blob) if blob is not None else ("error",)
                 if status == "chunk":
                     offset, length = result
-                    seqs, tuples, problems, duplicates = marshal.loads(os.pread(out.fileno(), length, offset))
+                    seqs, tuples, problems, duplicates = marshal.loads(os.pread(self.out.fileno(), length, offset))
             except (EOFError, ValueError, TypeError, OSError):
                 status = "error"
             if status != "chunk":
@@ -204,7 +216,18 @@ class _OtherHalf:
                 if bar is not None:
                     bar.update(len(rows))
 
+    def read_tables(self) -> list:
+        """The Arrow tables a :func:`scan` child wrote (memory-mapped, not copied)."""
+        import mmap
+
+        import pyarrow as pa
+
+        size = os.fstat(self.out.fileno()).st_size
+        mapped = mmap.mmap(self.out.fileno(), size, access=mmap.ACCESS_READ)
+        return [pa.ipc.open_stream(pa.py_buffer(mapped)).read_all()]
+
     def close(self) -> None:
+        self.out.close()  # tables read from it keep their mapping
         self.receiver.close()
         self.process.join(5)
         if self.process.is_alive():  # pragma: no cover - only if the child hangs
@@ -331,17 +354,6 @@ def _columns_in_child(
     _send(sender, blob)
 
 
-def _read_tables(out: Any) -> list:
-    """The Arrow tables a child wrote to ``out`` (memory-mapped, not copied)."""
-    import mmap
-
-    import pyarrow as pa
-
-    size = os.fstat(out.fileno()).st_size
-    mapped = mmap.mmap(out.fileno(), size, access=mmap.ACCESS_READ)
-    return [pa.ipc.open_stream(pa.py_buffer(mapped)).read_all()]
-
-
 def _shared_file() -> Any:
     """An anonymous temporary file for a child's results: in memory
     (``/dev/shm``) where there is one, gone as soon as it is closed."""
@@ -393,19 +405,17 @@ def scan(
         on_rows = None if bar is None else bar.update
         return [collect(*c) for c in _column_chunks(index, conn, after, below, on_rows)]
 
-    helper = out = None
+    helper = None
     results = []
     try:
-        if _can_fork() and total is not None and total >= PARALLEL_THRESHOLD and (out := _shared_file()) is not None:
-            helper = _OtherHalf.start(
-                index, conn, 0, total, upper=upper, child=_columns_in_child, extra=(collect, out.fileno())
-            )
+        if total is not None:
+            helper = _OtherHalf.start(index, conn, 0, total, upper=upper, child=_columns_in_child, extra=(collect,))
         results.extend(part(0, upper if helper is None else helper.split))
         if helper is not None:
             blob = helper.receive()
             try:
                 status, count = pickle.loads(blob) if blob is not None else ("error", 0)
-                result = _read_tables(out) if status == "ok" and count else []
+                result = helper.read_tables() if status == "ok" and count else []
             except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError):
                 status = "error"
             if status == "ok":
@@ -419,8 +429,6 @@ def scan(
     finally:
         if helper is not None:
             helper.close()
-        if out is not None:
-            out.close()  # the tables read from it keep their mapping
         if bar is not None:
             bar.close()
     return results
@@ -492,29 +500,26 @@ class PoolIndex:
             total = self._count(conn, after)
         bar = _progress_bar(self.pool_id, total, progress)
         before = len(self.seqs)
-        helper = out = None
+        helper = None
         # a load allocates millions of small objects and frees none: no cycles to find
         with gc_paused():
             try:
                 if _can_fork():
                     if total is None:
                         total = self._count(conn, after)
-                    if total >= PARALLEL_THRESHOLD and (out := _shared_file()) is not None:
-                        helper = _OtherHalf.start(self, conn, after, total, extra=(out.fileno(),), share=LOAD_PARENT_SHARE)
+                    helper = _OtherHalf.start(self, conn, after, total, share=LOAD_PARENT_SHARE)
                 upper = None if helper is None else helper.split
                 for rows in self._batches(conn, lambda: self.head, upper):
                     self._ingest(rows)
                     if bar is not None:
                         bar.update(len(rows))
                 if helper is not None:
-                    helper.finish(self, conn, bar, out)
+                    helper.finish(self, conn, bar)
             except sqlite3.Error as error:
                 raise translate(error, self.path, self.pool_id) from None
             finally:
                 if helper is not None:
                     helper.close()
-                if out is not None:
-                    out.close()
                 if len(self.seqs) - before >= FREEZE_THRESHOLD:
                     gc.freeze()
                 if bar is not None:

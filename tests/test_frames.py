@@ -167,8 +167,8 @@ def test_records_df_from_the_file_equals_records_df_from_the_index(small_db, ora
     (a large pool with a forked helper); loaded pools come from their index."""
     monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", threshold)
     read = []
-    original = index_module._read_tables
-    monkeypatch.setattr(index_module, "_read_tables", lambda out: read.append(1) or original(out))
+    original = index_module._OtherHalf.read_tables
+    monkeypatch.setattr(index_module._OtherHalf, "read_tables", lambda self: read.append(1) or original(self))
     for path in (small_db, oracle / "pool.db"):
         for upto in (None, 1, 37):
             scanned = poolscope.open(path).records_df(upto=upto)
