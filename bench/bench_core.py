@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file  # noqa: E402
+from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file
 
 T1_P95_MS = 25.0
 T2_RATIO = 1.5
@@ -114,8 +114,12 @@ def code_version() -> str:
     pkg = Path(poolscope.__file__).resolve().parent
     git = ["git", "-C", str(pkg)]
     try:
-        head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(git + ["status", "--porcelain", "--", "."], capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            git + ["status", "--porcelain", "--", "."], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return f"`{pkg}` (not a git checkout)"
     return f"commit {head}" + (" with uncommitted changes in poolscope/" if dirty else " (clean)")
@@ -182,8 +186,18 @@ def child_main(args: argparse.Namespace) -> int:
 
 
 def run_child(kind: str, db: Path, pool: str, cursor: int) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--db", str(db), "--pool", pool,
-           "--cursor", str(cursor)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        "--db",
+        str(db),
+        "--pool",
+        pool,
+        "--cursor",
+        str(cursor),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"child {kind} failed:\n{proc.stderr}")
@@ -197,7 +211,9 @@ def bench_open(db: Path, pool: str, head: int, repeat: int, log) -> dict:
         for kind in ("floor", "open"):
             result = run_child(kind, db, pool, head)
             runs[kind].append(result)
-            log(f"  [{i + 1}/{repeat}] {kind:5s} {fmt_s(result['seconds'])} (CPU {fmt_s(result['cpu_seconds'])})  peak RSS {result['hwm_kb'] / 1024:,.0f} MiB")
+            log(
+                f"  [{i + 1}/{repeat}] {kind:5s} {fmt_s(result['seconds'])} (CPU {fmt_s(result['cpu_seconds'])})  peak RSS {result['hwm_kb'] / 1024:,.0f} MiB"
+            )
     floor = statistics.median(r["seconds"] for r in runs["floor"])
     opened = statistics.median(r["seconds"] for r in runs["open"])
     return {
@@ -238,12 +254,24 @@ def bench_snapshots(history, samples: int, seed: int, log) -> dict:
     deciles = []
     for d in range(10):
         sel = [t for k, t in zip(cursors, times) if d * head / 10 < k <= (d + 1) * head / 10]
-        deciles.append({"decile": d + 1, "n": len(sel), "p50": percentiles(sel)["p50"] if sel else None,
-                        "max": max(sel) if sel else None})
+        deciles.append(
+            {
+                "decile": d + 1,
+                "n": len(sel),
+                "p50": percentiles(sel)["p50"] if sel else None,
+                "max": max(sel) if sel else None,
+            }
+        )
     log(f"  snapshot: p50 {ms(stats['p50'])}  p95 {ms(stats['p95'])}  max {ms(stats['max'])}")
-    return {"samples": samples, "stats": stats, "deciles": deciles, "cursors": cursors, "times": times,
-            "mean_sizes": [statistics.fmean(s[i] for s in sizes) for i in range(3)],
-            "max_sizes": [max(s[i] for s in sizes) for i in range(3)]}
+    return {
+        "samples": samples,
+        "stats": stats,
+        "deciles": deciles,
+        "cursors": cursors,
+        "times": times,
+        "mean_sizes": [statistics.fmean(s[i] for s in sizes) for i in range(3)],
+        "max_sizes": [max(s[i] for s in sizes) for i in range(3)],
+    }
 
 
 # ---------------------------------------------------------------- target 3
@@ -289,13 +317,23 @@ def bench_to_dict(history, db: Path, repeat: int, log) -> dict:
         finally:
             gc.enable()
         floor = replay_floor(db, history.pool_id, k)
-        row = {"fraction": frac, "cursor": k, "records_upto": history.index.position(k), "items": items,
-               "sizes": sizes, "seconds": seconds, "us_per_item": seconds / items * 1e6,
-               "us_per_record": seconds / history.index.position(k) * 1e6, "replay_floor_s": floor,
-               "nogc_s": nogc}
+        row = {
+            "fraction": frac,
+            "cursor": k,
+            "records_upto": history.index.position(k),
+            "items": items,
+            "sizes": sizes,
+            "seconds": seconds,
+            "us_per_item": seconds / items * 1e6,
+            "us_per_record": seconds / history.index.position(k) * 1e6,
+            "replay_floor_s": floor,
+            "nogc_s": nogc,
+        }
         rows.append(row)
-        log(f"  to_dict at {frac:.0%} (k={k:,}): {fmt_s(seconds)} for {items:,} items "
-            f"= {row['us_per_item']:.2f} us/item; GC paused {fmt_s(nogc)}; replay floor {fmt_s(floor)}")
+        log(
+            f"  to_dict at {frac:.0%} (k={k:,}): {fmt_s(seconds)} for {items:,} items "
+            f"= {row['us_per_item']:.2f} us/item; GC paused {fmt_s(nogc)}; replay floor {fmt_s(floor)}"
+        )
         gc.collect()
     per_item = [r["us_per_item"] for r in rows]
     return {"rows": rows, "spread": max(per_item) / min(per_item)}
@@ -322,8 +360,12 @@ def bench_message(tag: str, i: int, sender: str, to: str) -> tuple[dict, dict]:
         "correlation": {},
         "idempotency_key": f"idem.bench.{tag}.{i}",
     }
-    receipt = {"message_id": message["message_id"], "status": "delivered", "delivered_to": [to],
-               "journal_cursor": f"journal.bench.{tag}.{i}"}
+    receipt = {
+        "message_id": message["message_id"],
+        "status": "delivered",
+        "delivered_to": [to],
+        "journal_cursor": f"journal.bench.{tag}.{i}",
+    }
     return message, receipt
 
 
@@ -367,8 +409,12 @@ def poolstore_appends(src: Path, pool: str, calls: int, tag: str) -> dict:
         times.append(time.perf_counter() - t0)
     store.close()
     drop_copy(copy)
-    return {"load_s": load_s, "per_append_s": statistics.fmean(times), "p50_s": percentiles(times)["p50"],
-            "p95_s": percentiles(times)["p95"]}
+    return {
+        "load_s": load_s,
+        "per_append_s": statistics.fmean(times),
+        "p50_s": percentiles(times)["p50"],
+        "p95_s": percentiles(times)["p95"],
+    }
 
 
 class ReplayingStore:
@@ -429,8 +475,10 @@ def replaying_appends(src: Path, pool: str, calls: int, tag: str) -> dict:
             kind = "member_joined"
         else:
             message, receipt = bench_message(tag, i, f"run.bench.{tag}.0", f"run.bench.{tag}.0")
-            payload = {"type": "run_message", "stored": {"message": wire.canonical_message(message),
-                                                         "receipt": wire.canonical_receipt(receipt)}}
+            payload = {
+                "type": "run_message",
+                "stored": {"message": wire.canonical_message(message), "receipt": wire.canonical_receipt(receipt)},
+            }
             kind = "run_message"
         t0 = time.perf_counter()
         store.append(pool, kind, payload)
@@ -447,13 +495,20 @@ def bench_appends(sources: dict[int, Path], pool_ids: dict[int, str], calls: int
             gc.collect()
             result = poolstore_appends(src, pool_ids[n], calls, f"r{r}")
             out[n].append(result)
-            log(f"  [{r + 1}/{repeat}] PoolStore @ {n:,}: {result['per_append_s'] * 1e6:,.0f} us/append "
-                f"(p50 {result['p50_s'] * 1e6:,.0f}, p95 {result['p95_s'] * 1e6:,.0f}; load {fmt_s(result['load_s'])})")
-    summary = {n: {"per_append_s": statistics.median(x["per_append_s"] for x in runs),
-                   "p50_s": statistics.median(x["p50_s"] for x in runs),
-                   "p95_s": statistics.median(x["p95_s"] for x in runs),
-                   "load_s": statistics.median(x["load_s"] for x in runs), "runs": runs}
-               for n, runs in out.items()}
+            log(
+                f"  [{r + 1}/{repeat}] PoolStore @ {n:,}: {result['per_append_s'] * 1e6:,.0f} us/append "
+                f"(p50 {result['p50_s'] * 1e6:,.0f}, p95 {result['p95_s'] * 1e6:,.0f}; load {fmt_s(result['load_s'])})"
+            )
+    summary = {
+        n: {
+            "per_append_s": statistics.median(x["per_append_s"] for x in runs),
+            "p50_s": statistics.median(x["p50_s"] for x in runs),
+            "p95_s": statistics.median(x["p95_s"] for x in runs),
+            "load_s": statistics.median(x["load_s"] for x in runs),
+            "runs": runs,
+        }
+        for n, runs in out.items()
+    }
     return summary
 
 
@@ -464,11 +519,18 @@ def bench_replaying(sources: dict[int, Path], pool_ids: dict[int, str], calls: i
             gc.collect()
             result = replaying_appends(src, pool_ids[n], calls, f"r{r}")
             out[n].append(result)
-            log(f"  [{r + 1}/{repeat}] replaying store @ {n:,}: {result['per_append_s'] * 1e3:,.1f} ms/append, "
-                f"snapshot (replay) {ms(result['snapshot_s'])}")
-    return {n: {"per_append_s": statistics.median(x["per_append_s"] for x in runs),
-                "snapshot_s": statistics.median(x["snapshot_s"] for x in runs), "runs": runs}
-            for n, runs in out.items()}
+            log(
+                f"  [{r + 1}/{repeat}] replaying store @ {n:,}: {result['per_append_s'] * 1e3:,.1f} ms/append, "
+                f"snapshot (replay) {ms(result['snapshot_s'])}"
+            )
+    return {
+        n: {
+            "per_append_s": statistics.median(x["per_append_s"] for x in runs),
+            "snapshot_s": statistics.median(x["snapshot_s"] for x in runs),
+            "runs": runs,
+        }
+        for n, runs in out.items()
+    }
 
 
 def poolscope_snapshot_at(db: Path, pool: str) -> dict:
@@ -497,15 +559,19 @@ def render(info: dict, res: dict) -> str:
     L: list[str] = []
     L.append("## Core: time travel and appends")
     L.append("")
-    L.append(f"Run {info['date']} on {info['nproc']} cores ({info['cpu']}, {info['memory']} RAM), "
-             f"Python {info['python']}, SQLite {info['sqlite']}, numpy {info['numpy']}, orjson {info['orjson']}; "
-             f"load average {info['load_start']} at the start, {info['load_end']} at the end.")
+    L.append(
+        f"Run {info['date']} on {info['nproc']} cores ({info['cpu']}, {info['memory']} RAM), "
+        f"Python {info['python']}, SQLite {info['sqlite']}, numpy {info['numpy']}, orjson {info['orjson']}; "
+        f"load average {info['load_start']} at the start, {info['load_end']} at the end."
+    )
     L.append(f"poolscope measured: {info['poolscope']} (source hash {info['source_hash']}).")
     if info.get("warning"):
         L.append(f"**Warning: {info['warning']}.**")
-    L.append(f"Pool: `{res['pool']}` in `{res['db_name']}`, {n:,} records, {res['json_bytes'] / 1e9:.2f} GB of payload "
-             f"JSON ({res['file_bytes'] / 1e9:.2f} GB file), seed {res['seed']}, members cap {res['members_cap']}. "
-             f"Page cache warm for every run.")
+    L.append(
+        f"Pool: `{res['pool']}` in `{res['db_name']}`, {n:,} records, {res['json_bytes'] / 1e9:.2f} GB of payload "
+        f"JSON ({res['file_bytes'] / 1e9:.2f} GB file), seed {res['seed']}, members cap {res['members_cap']}. "
+        f"Page cache warm for every run."
+    )
     L.append("")
 
     t2 = res["t2"]
@@ -519,44 +585,58 @@ def render(info: dict, res: dict) -> str:
     L.append("")
     L.append("| # | target | measured | floor / reference | verdict |")
     L.append("|---|---|---|---|---|")
-    L.append(f"| 1 | `snapshot(k)` sizes + members <= {T1_P95_MS:.0f} ms p95 (loaded pool) | "
-             f"p50 {ms(t1['stats']['p50'])}, p95 {ms(t1['stats']['p95'])}, max {ms(t1['stats']['max'])} "
-             f"({t1['samples']} random k) | SDK replay: {ms(sdk[20000]['snapshot_s']) if 20000 in sdk else 'n/a'} "
-             f"at 20k (quoted SDK: {SDK_REFERENCE['snapshot_ms_20k']:.0f} ms) | "
-             f"{verdict(t1['stats']['p95'] <= T1_P95_MS / 1e3)} |")
-    L.append(f"| 2 | open + first snapshot <= {T2_RATIO}x floor | {fmt_s(t2['open_s'])} (median of "
-             f"{len(t2['runs']['open'])}) | floor (scan + orjson every payload) {fmt_s(t2['floor_s'])}; "
-             f"ratio **{t2['ratio']:.2f}x** wall, {t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU | "
-             f"{verdict(t2['ratio'] <= T2_RATIO)} |")
+    L.append(
+        f"| 1 | `snapshot(k)` sizes + members <= {T1_P95_MS:.0f} ms p95 (loaded pool) | "
+        f"p50 {ms(t1['stats']['p50'])}, p95 {ms(t1['stats']['p95'])}, max {ms(t1['stats']['max'])} "
+        f"({t1['samples']} random k) | SDK replay: {ms(sdk[20000]['snapshot_s']) if 20000 in sdk else 'n/a'} "
+        f"at 20k (quoted SDK: {SDK_REFERENCE['snapshot_ms_20k']:.0f} ms) | "
+        f"{verdict(t1['stats']['p95'] <= T1_P95_MS / 1e3)} |"
+    )
+    L.append(
+        f"| 2 | open + first snapshot <= {T2_RATIO}x floor | {fmt_s(t2['open_s'])} (median of "
+        f"{len(t2['runs']['open'])}) | floor (scan + orjson every payload) {fmt_s(t2['floor_s'])}; "
+        f"ratio **{t2['ratio']:.2f}x** wall, {t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU | "
+        f"{verdict(t2['ratio'] <= T2_RATIO)} |"
+    )
     per_item = ", ".join(f"{r['us_per_item']:.2f}" for r in t3["rows"])
     floors = ", ".join(fmt_s(r["replay_floor_s"]) for r in t3["rows"])
-    L.append(f"| 3 | `to_dict()` ~ snapshot size | {per_item} us/item at 10/50/100% (spread {t3['spread']:.2f}x) | "
-             f"replay floor to k: {floors} | {verdict(t3['spread'] <= T3_SPREAD)} (spread <= {T3_SPREAD}x) |")
+    L.append(
+        f"| 3 | `to_dict()` ~ snapshot size | {per_item} us/item at 10/50/100% (spread {t3['spread']:.2f}x) | "
+        f"replay floor to k: {floors} | {verdict(t3['spread'] <= T3_SPREAD)} (spread <= {T3_SPREAD}x) |"
+    )
     lo, hi = min(t4), max(t4)
     ratio4 = t4[hi]["per_append_s"] / t4[lo]["per_append_s"]
     sdk_txt = ", ".join(f"{ms(v['per_append_s'])} at {k // 1000}k" for k, v in sdk.items())
-    L.append(f"| 4 | append cost at {hi:,} = at {lo:,} | {t4[lo]['per_append_s'] * 1e6:,.0f} us vs "
-             f"{t4[hi]['per_append_s'] * 1e6:,.0f} us per append: ratio **{ratio4:.2f}x** (p50 {t4[lo]['p50_s'] * 1e6:,.0f} "
-             f"vs {t4[hi]['p50_s'] * 1e6:,.0f} us: {t4[hi]['p50_s'] / t4[lo]['p50_s']:.2f}x) | replaying store: {sdk_txt} "
-             f"(quoted SDK: {SDK_REFERENCE['append_ms_1k']} ms at 1k, {SDK_REFERENCE['append_ms_20k']:.0f} ms at 20k) | "
-             f"{verdict(ratio4 <= T4_RATIO)} (ratio <= {T4_RATIO}) |")
-    L.append(f"| 5 | peak RSS, open + snapshot | {t2['open_hwm_kb'] / 1024:,.0f} MiB (max {t2['open_hwm_max_kb'] / 1024:,.0f}; "
-             f"{t2['open_rss_before_kb'] / 1024:,.0f} MiB after `import poolscope`) | floor process "
-             f"{t2['floor_hwm_kb'] / 1024:,.0f} MiB; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB | "
-             f"reported (no numeric target) |")
+    L.append(
+        f"| 4 | append cost at {hi:,} = at {lo:,} | {t4[lo]['per_append_s'] * 1e6:,.0f} us vs "
+        f"{t4[hi]['per_append_s'] * 1e6:,.0f} us per append: ratio **{ratio4:.2f}x** (p50 {t4[lo]['p50_s'] * 1e6:,.0f} "
+        f"vs {t4[hi]['p50_s'] * 1e6:,.0f} us: {t4[hi]['p50_s'] / t4[lo]['p50_s']:.2f}x) | replaying store: {sdk_txt} "
+        f"(quoted SDK: {SDK_REFERENCE['append_ms_1k']} ms at 1k, {SDK_REFERENCE['append_ms_20k']:.0f} ms at 20k) | "
+        f"{verdict(ratio4 <= T4_RATIO)} (ratio <= {T4_RATIO}) |"
+    )
+    L.append(
+        f"| 5 | peak RSS, open + snapshot | {t2['open_hwm_kb'] / 1024:,.0f} MiB (max {t2['open_hwm_max_kb'] / 1024:,.0f}; "
+        f"{t2['open_rss_before_kb'] / 1024:,.0f} MiB after `import poolscope`) | floor process "
+        f"{t2['floor_hwm_kb'] / 1024:,.0f} MiB; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB | "
+        f"reported (no numeric target) |"
+    )
     L.append("")
 
     L.append("### 1. `snapshot(k)` on a loaded pool")
     L.append("")
-    L.append(f"Timed: `snap = pool.snapshot(k)`; `len(snap.members)`, `len(snap.messages)`, `len(snap.wakes)`; "
-             f"`snap.members`. {t1['samples']} k uniform in 1..{n:,} (seed {res['seed']}); the first snapshot "
-             f"(which builds the columns) is not counted. Load (`open` + `pool`) took {fmt_s(res['load_s'])}.")
+    L.append(
+        f"Timed: `snap = pool.snapshot(k)`; `len(snap.members)`, `len(snap.messages)`, `len(snap.wakes)`; "
+        f"`snap.members`. {t1['samples']} k uniform in 1..{n:,} (seed {res['seed']}); the first snapshot "
+        f"(which builds the columns) is not counted. Load (`open` + `pool`) took {fmt_s(res['load_s'])}."
+    )
     L.append("")
     L.append("| p50 | p95 | max | mean | mean sizes (members / messages / wakes) | max sizes |")
     L.append("|---|---|---|---|---|---|")
     s = t1["stats"]
-    L.append(f"| {ms(s['p50'])} | {ms(s['p95'])} | {ms(s['max'])} | {ms(s['mean'])} | "
-             f"{' / '.join(f'{x:,.0f}' for x in t1['mean_sizes'])} | {' / '.join(f'{x:,}' for x in t1['max_sizes'])} |")
+    L.append(
+        f"| {ms(s['p50'])} | {ms(s['p95'])} | {ms(s['max'])} | {ms(s['mean'])} | "
+        f"{' / '.join(f'{x:,.0f}' for x in t1['mean_sizes'])} | {' / '.join(f'{x:,}' for x in t1['max_sizes'])} |"
+    )
     L.append("")
     L.append("By tenth of the log (k in that tenth):")
     L.append("")
@@ -569,78 +649,111 @@ def render(info: dict, res: dict) -> str:
 
     L.append("### 2. Open + first snapshot vs the floor")
     L.append("")
-    L.append(f"Each run is a fresh interpreter (imports done before the clock starts); floor and open alternate, "
-             f"{len(t2['runs']['open'])} runs each, medians compared. Open = `poolscope.open(path).pool(pid)"
-             f".snapshot({n if False else 'head'})` plus the three sizes; snapshot sizes "
-             f"{' / '.join(f'{x:,}' for x in t2['sizes'])}.")
+    L.append(
+        f"Each run is a fresh interpreter (imports done before the clock starts); floor and open alternate, "
+        f"{len(t2['runs']['open'])} runs each, medians compared. Open = `poolscope.open(path).pool(pid)"
+        f".snapshot({n if False else 'head'})` plus the three sizes; snapshot sizes "
+        f"{' / '.join(f'{x:,}' for x in t2['sizes'])}."
+    )
     L.append("")
-    L.append("| run | floor | open + snapshot | CPU floor | CPU open (incl. forked helpers) | peak RSS floor | peak RSS open |")
+    L.append(
+        "| run | floor | open + snapshot | CPU floor | CPU open (incl. forked helpers) | peak RSS floor | peak RSS open |"
+    )
     L.append("|---|---|---|---|---|---|---|")
     for i, (f, o) in enumerate(zip(t2["runs"]["floor"], t2["runs"]["open"])):
-        L.append(f"| {i + 1} | {fmt_s(f['seconds'])} | {fmt_s(o['seconds'])} | {fmt_s(f['cpu_seconds'])} | "
-                 f"{fmt_s(o['cpu_seconds'])} | {f['hwm_kb'] / 1024:,.0f} MiB | {o['hwm_kb'] / 1024:,.0f} MiB |")
-    L.append(f"| **median** | **{fmt_s(t2['floor_s'])}** | **{fmt_s(t2['open_s'])}** | {fmt_s(t2['floor_cpu_s'])} | "
-             f"{fmt_s(t2['open_cpu_s'])} | | |")
-    L.append(f"| **ratio** | | **{t2['ratio']:.2f}x** wall (target <= {T2_RATIO}x) | | "
-             f"{t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU | | |")
+        L.append(
+            f"| {i + 1} | {fmt_s(f['seconds'])} | {fmt_s(o['seconds'])} | {fmt_s(f['cpu_seconds'])} | "
+            f"{fmt_s(o['cpu_seconds'])} | {f['hwm_kb'] / 1024:,.0f} MiB | {o['hwm_kb'] / 1024:,.0f} MiB |"
+        )
+    L.append(
+        f"| **median** | **{fmt_s(t2['floor_s'])}** | **{fmt_s(t2['open_s'])}** | {fmt_s(t2['floor_cpu_s'])} | "
+        f"{fmt_s(t2['open_cpu_s'])} | | |"
+    )
+    L.append(
+        f"| **ratio** | | **{t2['ratio']:.2f}x** wall (target <= {T2_RATIO}x) | | "
+        f"{t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU | | |"
+    )
     L.append("")
-    L.append("Where the open + snapshot time goes (medians): " + ", ".join(
-        f"{name} {fmt_s(v)}" for name, v in t2["open_phases"].items()) + ".")
+    L.append(
+        "Where the open + snapshot time goes (medians): "
+        + ", ".join(f"{name} {fmt_s(v)}" for name, v in t2["open_phases"].items())
+        + "."
+    )
     L.append("")
 
     L.append("### 3. `snapshot(k).to_dict()`")
     L.append("")
-    L.append("Timed: `pool.snapshot(k).to_dict()` on the loaded pool (a new snapshot each time, so payloads are "
-             f"fetched and decoded), median of {res['repeat']}. Items = members + messages + wakes in the snapshot. "
-             "Replay floor = scanning and decoding every payload with seq <= k.")
+    L.append(
+        "Timed: `pool.snapshot(k).to_dict()` on the loaded pool (a new snapshot each time, so payloads are "
+        f"fetched and decoded), median of {res['repeat']}. Items = members + messages + wakes in the snapshot. "
+        "Replay floor = scanning and decoding every payload with seq <= k."
+    )
     L.append("")
-    L.append("| k | records <= k | items (members / messages / wakes) | to_dict | us / item | us / record <= k | replay floor to k | to_dict / floor | to_dict, GC paused (diagnostic) |")
+    L.append(
+        "| k | records <= k | items (members / messages / wakes) | to_dict | us / item | us / record <= k | replay floor to k | to_dict / floor | to_dict, GC paused (diagnostic) |"
+    )
     L.append("|---|---|---|---|---|---|---|---|---|")
     for r in t3["rows"]:
-        L.append(f"| {r['fraction']:.0%} ({r['cursor']:,}) | {r['records_upto']:,} | {r['items']:,} "
-                 f"({' / '.join(f'{x:,}' for x in r['sizes'])}) | {fmt_s(r['seconds'])} | {r['us_per_item']:.2f} | "
-                 f"{r['us_per_record']:.2f} | {fmt_s(r['replay_floor_s'])} | {r['seconds'] / r['replay_floor_s']:.2f}x | "
-                 f"{fmt_s(r['nogc_s'])} ({r['nogc_s'] / r['items'] * 1e6:.2f} us/item) |")
+        L.append(
+            f"| {r['fraction']:.0%} ({r['cursor']:,}) | {r['records_upto']:,} | {r['items']:,} "
+            f"({' / '.join(f'{x:,}' for x in r['sizes'])}) | {fmt_s(r['seconds'])} | {r['us_per_item']:.2f} | "
+            f"{r['us_per_record']:.2f} | {fmt_s(r['replay_floor_s'])} | {r['seconds'] / r['replay_floor_s']:.2f}x | "
+            f"{fmt_s(r['nogc_s'])} ({r['nogc_s'] / r['items'] * 1e6:.2f} us/item) |"
+        )
     L.append("")
 
     L.append("### 4. Appends")
     L.append("")
-    L.append(f"Warm `PoolStore` (the pool loaded by `store.snapshot(pid)` first), {res['calls']} calls alternating "
-             f"`join_member` (new member) and `record_message` (new message, status delivered), each its own "
-             f"`BEGIN IMMEDIATE` transaction on a fresh copy of the file; {res['repeat']} runs, sizes alternating, "
-             "median of the per-run means.")
+    L.append(
+        f"Warm `PoolStore` (the pool loaded by `store.snapshot(pid)` first), {res['calls']} calls alternating "
+        f"`join_member` (new member) and `record_message` (new message, status delivered), each its own "
+        f"`BEGIN IMMEDIATE` transaction on a fresh copy of the file; {res['repeat']} runs, sizes alternating, "
+        "median of the per-run means."
+    )
     L.append("")
     L.append("| records | us / append (median of run means) | each run's mean | p50 | p95 | store load |")
     L.append("|---|---|---|---|---|---|")
     for k, v in t4.items():
         each = ", ".join(f"{x['per_append_s'] * 1e6:,.0f}" for x in v["runs"])
-        L.append(f"| {k:,} | {v['per_append_s'] * 1e6:,.0f} | {each} | {v['p50_s'] * 1e6:,.0f} | "
-                 f"{v['p95_s'] * 1e6:,.0f} | {fmt_s(v['load_s'])} |")
+        L.append(
+            f"| {k:,} | {v['per_append_s'] * 1e6:,.0f} | {each} | {v['p50_s'] * 1e6:,.0f} | "
+            f"{v['p95_s'] * 1e6:,.0f} | {fmt_s(v['load_s'])} |"
+        )
     L.append(f"| **ratio {hi:,} / {lo:,}** | **{ratio4:.2f}x** | | | | |")
     L.append("")
-    L.append(f"SDK-like baseline (`ReplayingStore` in this script: per append, `SELECT` + `orjson.loads` of every "
-             f"payload of the pool, then `MAX(seq)+1` and `INSERT`, one transaction; no fold, so a lower bound for "
-             f"the SDK's approach), {res['sdk_calls']} calls per run. poolscope on the same files for comparison.")
+    L.append(
+        f"SDK-like baseline (`ReplayingStore` in this script: per append, `SELECT` + `orjson.loads` of every "
+        f"payload of the pool, then `MAX(seq)+1` and `INSERT`, one transaction; no fold, so a lower bound for "
+        f"the SDK's approach), {res['sdk_calls']} calls per run. poolscope on the same files for comparison."
+    )
     L.append("")
-    L.append("| records | replaying store: ms / append | replaying store: snapshot (one replay) | quoted SDK | "
-             "poolscope: open + snapshot | poolscope: warm snapshot |")
+    L.append(
+        "| records | replaying store: ms / append | replaying store: snapshot (one replay) | quoted SDK | "
+        "poolscope: open + snapshot | poolscope: warm snapshot |"
+    )
     L.append("|---|---|---|---|---|---|")
     for k, v in sdk.items():
-        quoted = {1000: f"{SDK_REFERENCE['append_ms_1k']} ms / append",
-                  20000: f"{SDK_REFERENCE['append_ms_20k']:.0f} ms / append, {SDK_REFERENCE['snapshot_ms_20k']:.0f} ms / snapshot"}.get(k, "")
+        quoted = {
+            1000: f"{SDK_REFERENCE['append_ms_1k']} ms / append",
+            20000: f"{SDK_REFERENCE['append_ms_20k']:.0f} ms / append, {SDK_REFERENCE['snapshot_ms_20k']:.0f} ms / snapshot",
+        }.get(k, "")
         sm = small.get(k, {})
-        L.append(f"| {k:,} | {v['per_append_s'] * 1e3:,.2f} | {ms(v['snapshot_s'])} | {quoted} | "
-                 f"{ms(sm['cold_s']) if sm else ''} | {ms(sm['warm_s']) if sm else ''} |")
+        L.append(
+            f"| {k:,} | {v['per_append_s'] * 1e3:,.2f} | {ms(v['snapshot_s'])} | {quoted} | "
+            f"{ms(sm['cold_s']) if sm else ''} | {ms(sm['warm_s']) if sm else ''} |"
+        )
     L.append("")
 
     L.append("### 5. Memory")
     L.append("")
-    L.append(f"Peak RSS (VmHWM) of the subprocesses of target 2: open + snapshot {t2['open_hwm_kb'] / 1024:,.0f} MiB "
-             f"median, {t2['open_hwm_max_kb'] / 1024:,.0f} MiB max ({t2['open_rss_before_kb'] / 1024:,.0f} MiB of it "
-             f"is the interpreter with `poolscope` and its imports); the floor process peaks at "
-             f"{t2['floor_hwm_kb'] / 1024:,.0f} MiB; largest forked helper (if the load forks one) "
-             f"{t2['open_children_hwm_kb'] / 1024:,.0f} MiB. That is {(t2['open_hwm_kb'] - t2['open_rss_before_kb']) * 1024 / n:,.0f} "
-             f"bytes per record above the imports.")
+    L.append(
+        f"Peak RSS (VmHWM) of the subprocesses of target 2: open + snapshot {t2['open_hwm_kb'] / 1024:,.0f} MiB "
+        f"median, {t2['open_hwm_max_kb'] / 1024:,.0f} MiB max ({t2['open_rss_before_kb'] / 1024:,.0f} MiB of it "
+        f"is the interpreter with `poolscope` and its imports); the floor process peaks at "
+        f"{t2['floor_hwm_kb'] / 1024:,.0f} MiB; largest forked helper (if the load forks one) "
+        f"{t2['open_children_hwm_kb'] / 1024:,.0f} MiB. That is {(t2['open_hwm_kb'] - t2['open_rss_before_kb']) * 1024 / n:,.0f} "
+        f"bytes per record above the imports."
+    )
     L.append("")
     return "\n".join(L)
 
@@ -690,10 +803,19 @@ def main(argv: list[str] | None = None) -> int:
     conn.close()
     log(f"pool {pool} in {db}: {count:,} records, head {head:,}, {json_bytes / 1e9:.2f} GB JSON")
     warm_file(db)
-    res: dict = {"records": count, "pool": pool, "db_name": os.path.relpath(db, HERE.parent), "head": head,
-                 "json_bytes": json_bytes, "file_bytes": db.stat().st_size, "seed": args.seed,
-                 "members_cap": args.members_cap, "repeat": args.repeat, "calls": args.calls,
-                 "sdk_calls": args.sdk_calls}
+    res: dict = {
+        "records": count,
+        "pool": pool,
+        "db_name": os.path.relpath(db, HERE.parent),
+        "head": head,
+        "json_bytes": json_bytes,
+        "file_bytes": db.stat().st_size,
+        "seed": args.seed,
+        "members_cap": args.members_cap,
+        "repeat": args.repeat,
+        "calls": args.calls,
+        "sdk_calls": args.sdk_calls,
+    }
 
     log("target 2/5: open + first snapshot vs floor (subprocesses)")
     res["t2"] = bench_open(db, pool, head, args.repeat, log)

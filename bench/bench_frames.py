@@ -58,7 +58,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file  # noqa: E402
+from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file
 
 T1_RATIO = 1.5  # records_df vs floor
 T1_NAIVE = 5.0  # naive / records_df at least this
@@ -125,10 +125,12 @@ def code_version() -> tuple[str, str]:
     for path in sorted(pkg.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     try:
-        head = subprocess.run(["git", "-C", str(pkg), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(pkg), "status", "--porcelain", "--", "."], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(pkg), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(pkg), "status", "--porcelain", "--", "."], capture_output=True, text=True, check=True
+        ).stdout.strip()
         label = f"commit {head}" + (" with uncommitted changes in poolscope/" if dirty else " (clean)")
     except (OSError, subprocess.CalledProcessError):
         label = f"`{pkg}` (not a git checkout)"
@@ -170,7 +172,7 @@ def child_cold(args) -> dict:
     import pyarrow  # noqa: F401
 
     import poolscope
-    import poolscope.frames  # noqa: F401
+    import poolscope.frames
 
     progress = None if args.progress == "default" else False
     rss0 = status_kb("VmRSS")
@@ -181,8 +183,13 @@ def child_cold(args) -> dict:
     frame = db.records_df()
     t2 = time.perf_counter()
     cpu = cpu_with_children() - c0  # includes the helper process the scan forks
-    return {"seconds": t2 - t0, "cpu": cpu, "rows": len(frame), "rss_before_kb": rss0,
-            "phases": {"open": t1 - t0, "records_df": t2 - t1}}
+    return {
+        "seconds": t2 - t0,
+        "cpu": cpu,
+        "rows": len(frame),
+        "rss_before_kb": rss0,
+        "phases": {"open": t1 - t0, "records_df": t2 - t1},
+    }
 
 
 def child_cold_pool(args) -> dict:
@@ -191,7 +198,7 @@ def child_cold_pool(args) -> dict:
     import pyarrow  # noqa: F401
 
     import poolscope
-    import poolscope.frames  # noqa: F401
+    import poolscope.frames
 
     progress = None if args.progress == "default" else False
     gc.collect()
@@ -203,8 +210,12 @@ def child_cold_pool(args) -> dict:
     frame = pool.records_df()
     t3 = time.perf_counter()
     cpu = cpu_with_children() - c0
-    return {"seconds": t3 - t0, "cpu": cpu, "rows": len(frame),
-            "phases": {"open": t1 - t0, "load": t2 - t1, "records_df": t3 - t2}}
+    return {
+        "seconds": t3 - t0,
+        "cpu": cpu,
+        "rows": len(frame),
+        "phases": {"open": t1 - t0, "load": t2 - t1, "records_df": t3 - t2},
+    }
 
 
 def child_load(args) -> dict:
@@ -227,15 +238,21 @@ def child_naive(args) -> dict:
     conn = sqlite3.connect(Path(args.db).resolve().as_uri() + "?immutable=1", uri=True)
     df = pd.read_sql(
         "SELECT pool_id, seq, kind, payload_json FROM agent_pool_records WHERE pool_id=? ORDER BY seq",
-        conn, params=(args.pool,),
+        conn,
+        params=(args.pool,),
     )
     t1 = time.perf_counter()
     flat = pd.json_normalize([orjson.loads(p) for p in df.payload_json])
     t2 = time.perf_counter()
     cpu = time.process_time() - c0
     conn.close()
-    return {"seconds": t2 - t0, "cpu": cpu, "rows": len(flat), "columns": flat.shape[1],
-            "phases": {"read_sql": t1 - t0, "loads + json_normalize": t2 - t1}}
+    return {
+        "seconds": t2 - t0,
+        "cpu": cpu,
+        "rows": len(flat),
+        "columns": flat.shape[1],
+        "phases": {"read_sql": t1 - t0, "loads + json_normalize": t2 - t1},
+    }
 
 
 def timed(fn) -> tuple[float, float, object]:
@@ -250,7 +267,7 @@ def child_warm(args) -> dict:
     import pandas  # noqa: F401
 
     import poolscope
-    import poolscope.frames  # noqa: F401
+    import poolscope.frames
 
     out: dict = {}
     t0 = time.perf_counter()
@@ -296,23 +313,39 @@ def child_warm(args) -> dict:
             w, c, value = timed(fn)
             del value
             again.append((w, c))
-        rows[name] = {"first_s": first, "first_cpu": first_cpu, "rows": size,
-                      "repeat_s": statistics.median(w for w, _ in again),
-                      "repeat_cpu": statistics.median(c for _, c in again),
-                      "repeat_max_s": max(w for w, _ in again)}
-        print(f"  {name}: first {fmt_s(first)}, repeat {fmt_s(rows[name]['repeat_s'])} ({size:,} rows)",
-              file=sys.stderr, flush=True)
+        rows[name] = {
+            "first_s": first,
+            "first_cpu": first_cpu,
+            "rows": size,
+            "repeat_s": statistics.median(w for w, _ in again),
+            "repeat_cpu": statistics.median(c for _, c in again),
+            "repeat_max_s": max(w for w, _ in again),
+        }
+        print(
+            f"  {name}: first {fmt_s(first)}, repeat {fmt_s(rows[name]['repeat_s'])} ({size:,} rows)",
+            file=sys.stderr,
+            flush=True,
+        )
     out["calls"] = rows
     passes = [diff_pass(), diff_pass()]
     out["diff"] = {"pairs": pairs, "passes": passes}
-    print(f"  diff: first {fmt_s(passes[0]['times'][0])}, pass 1 p50 {fmt_s(pct(passes[0]['times'], 50))}, "
-          f"pass 2 p50 {fmt_s(pct(passes[1]['times'], 50))} max {fmt_s(max(passes[1]['times']))}",
-          file=sys.stderr, flush=True)
+    print(
+        f"  diff: first {fmt_s(passes[0]['times'][0])}, pass 1 p50 {fmt_s(pct(passes[0]['times'], 50))}, "
+        f"pass 2 p50 {fmt_s(pct(passes[1]['times'], 50))} max {fmt_s(max(passes[1]['times']))}",
+        file=sys.stderr,
+        flush=True,
+    )
     return out
 
 
-CHILDREN = {"floor": child_floor, "cold": child_cold, "cold_pool": child_cold_pool, "load": child_load,
-            "naive": child_naive, "warm": child_warm}
+CHILDREN = {
+    "floor": child_floor,
+    "cold": child_cold,
+    "cold_pool": child_cold_pool,
+    "load": child_load,
+    "naive": child_naive,
+    "warm": child_warm,
+}
 
 
 def child_main(args) -> int:
@@ -328,11 +361,29 @@ def child_main(args) -> int:
     return 0
 
 
-def run_child(kind: str, db: Path, pool: str, *, progress: str = "default", extra: list[str] | None = None,
-              timeout: float | None = None, max_rss_gb: float | None = None) -> dict:
+def run_child(
+    kind: str,
+    db: Path,
+    pool: str,
+    *,
+    progress: str = "default",
+    extra: list[str] | None = None,
+    timeout: float | None = None,
+    max_rss_gb: float | None = None,
+) -> dict:
     """Run one measurement in a fresh interpreter; kill it above ``max_rss_gb`` of RSS or after ``timeout`` s."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--db", str(db), "--pool", pool,
-           "--progress", progress] + (extra or [])
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        "--db",
+        str(db),
+        "--pool",
+        pool,
+        "--progress",
+        progress,
+    ] + (extra or [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed: dict = {}
     peak = [0]
@@ -377,16 +428,22 @@ def bench_cold(db: Path, pool: str, repeat: int, log) -> dict:
         for kind in ("floor", "cold", "cold_pool"):
             r = run_child(kind, db, pool)
             runs[kind].append(r)
-            log(f"  [{i + 1}/{repeat}] {kind:9s} {fmt_s(r['seconds'])} (CPU {fmt_s(r['cpu'])}), "
-                f"peak RSS {mib(r['maxrss_kb'])}")
+            log(
+                f"  [{i + 1}/{repeat}] {kind:9s} {fmt_s(r['seconds'])} (CPU {fmt_s(r['cpu'])}), "
+                f"peak RSS {mib(r['maxrss_kb'])}"
+            )
     return {
         "runs": runs,
-        "floor_s": median_of(runs["floor"]), "floor_cpu": median_of(runs["floor"], "cpu"),
-        "cold_s": median_of(runs["cold"]), "cold_cpu": median_of(runs["cold"], "cpu"),
-        "cold_pool_s": median_of(runs["cold_pool"]), "cold_pool_cpu": median_of(runs["cold_pool"], "cpu"),
+        "floor_s": median_of(runs["floor"]),
+        "floor_cpu": median_of(runs["floor"], "cpu"),
+        "cold_s": median_of(runs["cold"]),
+        "cold_cpu": median_of(runs["cold"], "cpu"),
+        "cold_pool_s": median_of(runs["cold_pool"]),
+        "cold_pool_cpu": median_of(runs["cold_pool"], "cpu"),
         "phases": {p: statistics.median(r["phases"][p] for r in runs["cold"]) for p in runs["cold"][0]["phases"]},
-        "pool_phases": {p: statistics.median(r["phases"][p] for r in runs["cold_pool"])
-                        for p in runs["cold_pool"][0]["phases"]},
+        "pool_phases": {
+            p: statistics.median(r["phases"][p] for r in runs["cold_pool"]) for p in runs["cold_pool"][0]["phases"]
+        },
         "cold_maxrss_kb": max(r["maxrss_kb"] for r in runs["cold"]),
         "cold_pool_maxrss_kb": max(r["maxrss_kb"] for r in runs["cold_pool"]),
         "cold_rss_before_kb": statistics.median(r["rss_before_kb"] for r in runs["cold"]),
@@ -401,24 +458,40 @@ def bench_naive(db: Path, pool: str, repeat: int, timeout: float, max_gb: float,
     runs: dict[str, list[dict]] = {"floor": [], "cold": [], "naive": []}
     for i in range(repeat):
         for kind in ("floor", "cold", "naive"):
-            r = run_child(kind, db, pool, timeout=timeout if kind == "naive" else None,
-                          max_rss_gb=max_gb if kind == "naive" else None)
+            r = run_child(
+                kind,
+                db,
+                pool,
+                timeout=timeout if kind == "naive" else None,
+                max_rss_gb=max_gb if kind == "naive" else None,
+            )
             runs[kind].append(r)
             if "killed" in r:
                 log(f"  [{i + 1}/{repeat}] {kind:5s} KILLED: {r['killed']}")
             else:
-                log(f"  [{i + 1}/{repeat}] {kind:5s} {fmt_s(r['seconds'])} (CPU {fmt_s(r['cpu'])}), "
-                    f"peak RSS {mib(r['maxrss_kb'])}")
+                log(
+                    f"  [{i + 1}/{repeat}] {kind:5s} {fmt_s(r['seconds'])} (CPU {fmt_s(r['cpu'])}), "
+                    f"peak RSS {mib(r['maxrss_kb'])}"
+                )
         if any("killed" in r for r in runs["naive"]):
             break
     ok = [r for r in runs["naive"] if "killed" not in r]
-    res = {"runs": runs, "floor_s": median_of(runs["floor"]), "cold_s": median_of(runs["cold"]),
-           "floor_cpu": median_of(runs["floor"], "cpu"), "cold_cpu": median_of(runs["cold"], "cpu"),
-           "cold_maxrss_kb": max(r["maxrss_kb"] for r in runs["cold"])}
+    res = {
+        "runs": runs,
+        "floor_s": median_of(runs["floor"]),
+        "cold_s": median_of(runs["cold"]),
+        "floor_cpu": median_of(runs["floor"], "cpu"),
+        "cold_cpu": median_of(runs["cold"], "cpu"),
+        "cold_maxrss_kb": max(r["maxrss_kb"] for r in runs["cold"]),
+    }
     if ok:
-        res.update(naive_s=median_of(ok), naive_cpu=median_of(ok, "cpu"),
-                   naive_maxrss_kb=max(r["maxrss_kb"] for r in ok), naive_columns=ok[0]["columns"],
-                   naive_phases={p: statistics.median(r["phases"][p] for r in ok) for p in ok[0]["phases"]})
+        res.update(
+            naive_s=median_of(ok),
+            naive_cpu=median_of(ok, "cpu"),
+            naive_maxrss_kb=max(r["maxrss_kb"] for r in ok),
+            naive_columns=ok[0]["columns"],
+            naive_phases={p: statistics.median(r["phases"][p] for r in ok) for p in ok[0]["phases"]},
+        )
     else:
         res["killed"] = runs["naive"][0]["killed"]
         res["naive_watched_peak_kb"] = runs["naive"][0]["watched_peak_kb"]
@@ -431,10 +504,16 @@ def bench_progress(sizes: dict[int, tuple[Path, str]], log) -> list[dict]:
         row = {"records": n}
         for mode in ("default", "false"):
             r = run_child("load", db, pool, progress=mode)
-            row[mode] = {"seconds": r["seconds"], "bar": bool(BAR.search(r["stderr"])),
-                         "stderr_bytes": len(r["stderr"]), "stderr_tail": r["stderr"][-160:]}
-            log(f"  {n:>9,} progress={mode:7s}: load {fmt_s(r['seconds'])}, bar {'yes' if row[mode]['bar'] else 'no'}, "
-                f"{len(r['stderr'])} bytes on stderr")
+            row[mode] = {
+                "seconds": r["seconds"],
+                "bar": bool(BAR.search(r["stderr"])),
+                "stderr_bytes": len(r["stderr"]),
+                "stderr_tail": r["stderr"][-160:],
+            }
+            log(
+                f"  {n:>9,} progress={mode:7s}: load {fmt_s(r['seconds'])}, bar {'yes' if row[mode]['bar'] else 'no'}, "
+                f"{len(r['stderr'])} bytes on stderr"
+            )
         rows.append(row)
     return rows
 
@@ -449,15 +528,19 @@ def render(info: dict, res: dict) -> str:
     n = res["records"]
     floor = cold["floor_s"]
     L: list[str] = []
-    L.append(f"Run {info['date']} on {info['nproc']} cores ({info['cpu']}, {info['memory']} RAM), Python "
-             f"{info['python']}, SQLite {info['sqlite']}, pandas {info['pandas']}, pyarrow {info['pyarrow']}, "
-             f"numpy {info['numpy']}, orjson {info['orjson']}; load average {info['load_start']} at the start, "
-             f"{info['load_end']} at the end.")
+    L.append(
+        f"Run {info['date']} on {info['nproc']} cores ({info['cpu']}, {info['memory']} RAM), Python "
+        f"{info['python']}, SQLite {info['sqlite']}, pandas {info['pandas']}, pyarrow {info['pyarrow']}, "
+        f"numpy {info['numpy']}, orjson {info['orjson']}; load average {info['load_start']} at the start, "
+        f"{info['load_end']} at the end."
+    )
     L.append(f"poolscope measured: {info['poolscope']} (source hash {info['source_hash']}).")
     if info.get("warning"):
         L.append(f"**WARNING: {info['warning']}**")
-    L.append(f"Pool: `{res['pool']}` in `{res['db_name']}`, {n:,} records, {res['json_bytes'] / 1e9:.2f} GB of payload "
-             f"JSON. Page cache warm for every run.")
+    L.append(
+        f"Pool: `{res['pool']}` in `{res['db_name']}`, {n:,} records, {res['json_bytes'] / 1e9:.2f} GB of payload "
+        f"JSON. Page cache warm for every run."
+    )
     L.append("")
 
     # verdicts
@@ -472,106 +555,150 @@ def render(info: dict, res: dict) -> str:
     t3_rows = [(name, v) for name, v in warm["calls"].items() if not name.startswith("records_df")]
     diff_first = warm["diff"]["passes"][0]["times"] + res["diff_fresh"]["diff"]["passes"][0]["times"]
     diff_rep = warm["diff"]["passes"][1]["times"] + res["diff_fresh"]["diff"]["passes"][1]["times"]
-    t3_worst = max([v["first_s"] for _, v in t3_rows] + [v["repeat_max_s"] for _, v in t3_rows]
-                   + diff_first + diff_rep)
+    t3_worst = max([v["first_s"] for _, v in t3_rows] + [v["repeat_max_s"] for _, v in t3_rows] + diff_first + diff_rep)
     slow = [p for p in prog if p["default"]["seconds"] > T4_LOAD_S]
-    t4_ok = all(p["default"]["bar"] for p in slow) and not any(p["false"]["bar"] or p["false"]["stderr_bytes"] for p in prog)
+    t4_ok = all(p["default"]["bar"] for p in slow) and not any(
+        p["false"]["bar"] or p["false"]["stderr_bytes"] for p in prog
+    )
 
     L.append("### Verdicts")
     L.append("")
     L.append("| # | target | measured | floor / reference | verdict |")
     L.append("|---|---|---|---|---|")
-    L.append(f"| 1a | cold `open().records_df()` <= {T1_RATIO}x floor | {fmt_s(cold['cold_s'])} (median of "
-             f"{len(cold['runs']['cold'])}; CPU {fmt_s(cold['cold_cpu'])}) | floor {fmt_s(floor)} (CPU "
-             f"{fmt_s(cold['floor_cpu'])}); ratio **{ratio_cold:.2f}x** wall, {ratio_cold_cpu:.2f}x CPU | "
-             f"{verdict(ratio_cold <= T1_RATIO)} |")
+    L.append(
+        f"| 1a | cold `open().records_df()` <= {T1_RATIO}x floor | {fmt_s(cold['cold_s'])} (median of "
+        f"{len(cold['runs']['cold'])}; CPU {fmt_s(cold['cold_cpu'])}) | floor {fmt_s(floor)} (CPU "
+        f"{fmt_s(cold['floor_cpu'])}); ratio **{ratio_cold:.2f}x** wall, {ratio_cold_cpu:.2f}x CPU | "
+        f"{verdict(ratio_cold <= T1_RATIO)} |"
+    )
     ratio_pool = cold["cold_pool_s"] / floor
-    L.append(f"| 1a' | (reported) `open().pool(pid).records_df()`: index built first | {fmt_s(cold['cold_pool_s'])} "
-             f"(load {fmt_s(cold['pool_phases']['load'])} + frame {fmt_s(cold['pool_phases']['records_df'])}) | "
-             f"ratio {ratio_pool:.2f}x: the load is core target 2, the frame 1b | reported |")
-    L.append(f"| 1b | warm `records_df()` <= {T1_RATIO}x floor | first call {fmt_s(rd['first_s'])}, repeat "
-             f"{fmt_s(rd['repeat_s'])} (CPU {fmt_s(rd['repeat_cpu'])}) | floor {fmt_s(floor)}; ratio "
-             f"**{ratio_warm_first:.2f}x** first, **{ratio_warm:.2f}x** repeat | "
-             f"{verdict(max(ratio_warm_first, ratio_warm) <= T1_RATIO)} |")
-    naive_txt = "; ".join(f"{k:,}: naive {fmt_s(naive[k]['naive_s'])} vs poolscope cold {fmt_s(naive[k]['cold_s'])} = "
-                          f"**{r:.1f}x**" for k, r in naive_ratios)
+    L.append(
+        f"| 1a' | (reported) `open().pool(pid).records_df()`: index built first | {fmt_s(cold['cold_pool_s'])} "
+        f"(load {fmt_s(cold['pool_phases']['load'])} + frame {fmt_s(cold['pool_phases']['records_df'])}) | "
+        f"ratio {ratio_pool:.2f}x: the load is core target 2, the frame 1b | reported |"
+    )
+    L.append(
+        f"| 1b | warm `records_df()` <= {T1_RATIO}x floor | first call {fmt_s(rd['first_s'])}, repeat "
+        f"{fmt_s(rd['repeat_s'])} (CPU {fmt_s(rd['repeat_cpu'])}) | floor {fmt_s(floor)}; ratio "
+        f"**{ratio_warm_first:.2f}x** first, **{ratio_warm:.2f}x** repeat | "
+        f"{verdict(max(ratio_warm_first, ratio_warm) <= T1_RATIO)} |"
+    )
+    naive_txt = "; ".join(
+        f"{k:,}: naive {fmt_s(naive[k]['naive_s'])} vs poolscope cold {fmt_s(naive[k]['cold_s'])} = **{r:.1f}x**"
+        for k, r in naive_ratios
+    )
     killed_txt = "; ".join(f"{k:,}: naive killed ({v['killed']})" for k, v in naive_rows if "killed" in v)
     naive_ok = bool(naive_ratios) and all(r >= T1_NAIVE for _, r in naive_ratios)
-    L.append(f"| 1c | >= {T1_NAIVE:g}x faster than naive `read_sql` + `json_normalize` | "
-             f"{'; '.join(x for x in (naive_txt, killed_txt) if x)} | floor at those sizes: "
-             + ", ".join(f"{k:,}: {fmt_s(v['floor_s'])}" for k, v in naive_rows)
-             + f" | {verdict(naive_ok)} |")
-    L.append(f"| 2 | peak RSS of cold `records_df()` <= {T2_RSS_GB:g} GB | {rss_gb:.2f} GiB ({mib(cold['cold_maxrss_kb'])}"
-             f" max of {len(cold['runs']['cold'])}; {mib(cold['cold_rss_before_kb'])} after imports; largest forked helper "
-             f"{mib(cold.get('cold_children_maxrss_kb', 0))}) | floor process "
-             f"{mib(cold['floor_maxrss_kb'])}; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB | "
-             f"{verdict(rss_gb <= T2_RSS_GB)} |")
+    L.append(
+        f"| 1c | >= {T1_NAIVE:g}x faster than naive `read_sql` + `json_normalize` | "
+        f"{'; '.join(x for x in (naive_txt, killed_txt) if x)} | floor at those sizes: "
+        + ", ".join(f"{k:,}: {fmt_s(v['floor_s'])}" for k, v in naive_rows)
+        + f" | {verdict(naive_ok)} |"
+    )
+    L.append(
+        f"| 2 | peak RSS of cold `records_df()` <= {T2_RSS_GB:g} GB | {rss_gb:.2f} GiB ({mib(cold['cold_maxrss_kb'])}"
+        f" max of {len(cold['runs']['cold'])}; {mib(cold['cold_rss_before_kb'])} after imports; largest forked helper "
+        f"{mib(cold.get('cold_children_maxrss_kb', 0))}) | floor process "
+        f"{mib(cold['floor_maxrss_kb'])}; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB | "
+        f"{verdict(rss_gb <= T2_RSS_GB)} |"
+    )
     worst_name = max(((name, max(v["first_s"], v["repeat_max_s"])) for name, v in t3_rows), key=lambda x: x[1])
-    L.append(f"| 3 | members/messages/wakes_df, activity, diff each <= {T3_SECONDS:g} s (loaded pool) | worst "
-             f"{fmt_s(t3_worst)} (frames: {worst_name[0]} {fmt_s(worst_name[1])}; diff max {fmt_s(max(diff_first + diff_rep))}) "
-             f"| floor {fmt_s(floor)} (a replay of the log) | {verdict(t3_worst <= T3_SECONDS)} |")
-    L.append(f"| 4 | load > {T4_LOAD_S:g} s shows a `tqdm.auto` bar; `progress=False` quiet | "
-             + "; ".join(f"{p['records']:,}: load {fmt_s(p['default']['seconds'])}, bar "
-                         f"{'yes' if p['default']['bar'] else 'no'} / with progress=False "
-                         f"{p['false']['stderr_bytes']} bytes on stderr" for p in prog)
-             + f" | progress threshold in `poolscope/index.py` | {verdict(t4_ok)} |")
+    L.append(
+        f"| 3 | members/messages/wakes_df, activity, diff each <= {T3_SECONDS:g} s (loaded pool) | worst "
+        f"{fmt_s(t3_worst)} (frames: {worst_name[0]} {fmt_s(worst_name[1])}; diff max {fmt_s(max(diff_first + diff_rep))}) "
+        f"| floor {fmt_s(floor)} (a replay of the log) | {verdict(t3_worst <= T3_SECONDS)} |"
+    )
+    L.append(
+        f"| 4 | load > {T4_LOAD_S:g} s shows a `tqdm.auto` bar; `progress=False` quiet | "
+        + "; ".join(
+            f"{p['records']:,}: load {fmt_s(p['default']['seconds'])}, bar "
+            f"{'yes' if p['default']['bar'] else 'no'} / with progress=False "
+            f"{p['false']['stderr_bytes']} bytes on stderr"
+            for p in prog
+        )
+        + f" | progress threshold in `poolscope/index.py` | {verdict(t4_ok)} |"
+    )
     L.append("")
 
     L.append("### 1. `records_df()` vs the floor")
     L.append("")
-    L.append("Fresh interpreter per run (pandas, pyarrow and poolscope imported before the clock), floor, cold "
-             "and cold via the pool alternating, medians compared. Cold = `poolscope.open(path).records_df()`: the "
-             "pool is not loaded, so it is decoded straight from the file into Arrow columns, its second half by a "
-             "forked helper. Cold via the pool = `poolscope.open(path).pool(pid).records_df()`: `pool()` builds the "
-             "index first (what snapshots and the other frames use), then the frame comes from it. Default progress "
-             "setting (the bar goes to a pipe). CPU includes forked helpers (RUSAGE_CHILDREN); peak RSS is the "
-             "process's own VmHWM (a helper's peak is given in the verdict table).")
+    L.append(
+        "Fresh interpreter per run (pandas, pyarrow and poolscope imported before the clock), floor, cold "
+        "and cold via the pool alternating, medians compared. Cold = `poolscope.open(path).records_df()`: the "
+        "pool is not loaded, so it is decoded straight from the file into Arrow columns, its second half by a "
+        "forked helper. Cold via the pool = `poolscope.open(path).pool(pid).records_df()`: `pool()` builds the "
+        "index first (what snapshots and the other frames use), then the frame comes from it. Default progress "
+        "setting (the bar goes to a pipe). CPU includes forked helpers (RUSAGE_CHILDREN); peak RSS is the "
+        "process's own VmHWM (a helper's peak is given in the verdict table)."
+    )
     L.append("")
-    L.append("| run | floor | cold `open().records_df()` | cold via `pool()` | CPU floor | CPU cold | CPU via pool | "
-             "peak RSS floor | peak RSS cold | peak RSS via pool |")
+    L.append(
+        "| run | floor | cold `open().records_df()` | cold via `pool()` | CPU floor | CPU cold | CPU via pool | "
+        "peak RSS floor | peak RSS cold | peak RSS via pool |"
+    )
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     for i, (f, c, q) in enumerate(zip(cold["runs"]["floor"], cold["runs"]["cold"], cold["runs"]["cold_pool"]), 1):
-        L.append(f"| {i} | {fmt_s(f['seconds'])} | {fmt_s(c['seconds'])} | {fmt_s(q['seconds'])} | {fmt_s(f['cpu'])} | "
-                 f"{fmt_s(c['cpu'])} | {fmt_s(q['cpu'])} | {mib(f['maxrss_kb'])} | {mib(c['maxrss_kb'])} | "
-                 f"{mib(q['maxrss_kb'])} |")
-    L.append(f"| **median** | **{fmt_s(floor)}** | **{fmt_s(cold['cold_s'])}** | {fmt_s(cold['cold_pool_s'])} | "
-             f"{fmt_s(cold['floor_cpu'])} | {fmt_s(cold['cold_cpu'])} | {fmt_s(cold['cold_pool_cpu'])} | | | |")
-    L.append(f"| **ratio** | | **{ratio_cold:.2f}x** wall (target <= {T1_RATIO}x) | {ratio_pool:.2f}x | | "
-             f"{ratio_cold_cpu:.2f}x CPU | | | | |")
+        L.append(
+            f"| {i} | {fmt_s(f['seconds'])} | {fmt_s(c['seconds'])} | {fmt_s(q['seconds'])} | {fmt_s(f['cpu'])} | "
+            f"{fmt_s(c['cpu'])} | {fmt_s(q['cpu'])} | {mib(f['maxrss_kb'])} | {mib(c['maxrss_kb'])} | "
+            f"{mib(q['maxrss_kb'])} |"
+        )
+    L.append(
+        f"| **median** | **{fmt_s(floor)}** | **{fmt_s(cold['cold_s'])}** | {fmt_s(cold['cold_pool_s'])} | "
+        f"{fmt_s(cold['floor_cpu'])} | {fmt_s(cold['cold_cpu'])} | {fmt_s(cold['cold_pool_cpu'])} | | | |"
+    )
+    L.append(
+        f"| **ratio** | | **{ratio_cold:.2f}x** wall (target <= {T1_RATIO}x) | {ratio_pool:.2f}x | | "
+        f"{ratio_cold_cpu:.2f}x CPU | | | | |"
+    )
     L.append("")
     ph, pp = cold["phases"], cold["pool_phases"]
-    L.append(f"Where the time goes (medians): cold: open {fmt_s(ph['open'])}, `records_df()` {fmt_s(ph['records_df'])}; "
-             f"via the pool: open {fmt_s(pp['open'])}, load {fmt_s(pp['load'])} ({pp['load'] / floor:.2f}x the floor), "
-             f"`records_df()` {fmt_s(pp['records_df'])} ({pp['records_df'] / floor:.2f}x).")
+    L.append(
+        f"Where the time goes (medians): cold: open {fmt_s(ph['open'])}, `records_df()` {fmt_s(ph['records_df'])}; "
+        f"via the pool: open {fmt_s(pp['open'])}, load {fmt_s(pp['load'])} ({pp['load'] / floor:.2f}x the floor), "
+        f"`records_df()` {fmt_s(pp['records_df'])} ({pp['records_df'] / floor:.2f}x)."
+    )
     L.append("")
-    L.append(f"Warm (one process; pool loaded in {fmt_s(warm['load_s'])}; the process peaked at "
-             f"{mib(warm['maxrss_kb'])}), first call then median of "
-             f"{res['repeat']} repeats, `gc.collect()` before each:")
+    L.append(
+        f"Warm (one process; pool loaded in {fmt_s(warm['load_s'])}; the process peaked at "
+        f"{mib(warm['maxrss_kb'])}), first call then median of "
+        f"{res['repeat']} repeats, `gc.collect()` before each:"
+    )
     L.append("")
     L.append("| call | rows | first | first CPU | repeat (median) | repeat CPU | repeat max | repeat / floor |")
     L.append("|---|---|---|---|---|---|---|---|")
     for name, v in warm["calls"].items():
-        L.append(f"| `{name}` | {v['rows']:,} | {fmt_s(v['first_s'])} | {fmt_s(v['first_cpu'])} | {fmt_s(v['repeat_s'])} | "
-                 f"{fmt_s(v['repeat_cpu'])} | {fmt_s(v['repeat_max_s'])} | {v['repeat_s'] / floor:.2f}x |")
+        L.append(
+            f"| `{name}` | {v['rows']:,} | {fmt_s(v['first_s'])} | {fmt_s(v['first_cpu'])} | {fmt_s(v['repeat_s'])} | "
+            f"{fmt_s(v['repeat_cpu'])} | {fmt_s(v['repeat_max_s'])} | {v['repeat_s'] / floor:.2f}x |"
+        )
     L.append("")
-    L.append("Naive approach, each in a fresh interpreter, alternating with the floor and poolscope's cold "
-             f"`records_df()` on pools of that size (`make_pool.py --records N`), watched: killed above "
-             f"{res['naive_max_gb']:g} GiB RSS or after {res['naive_timeout']:.0f} s.")
+    L.append(
+        "Naive approach, each in a fresh interpreter, alternating with the floor and poolscope's cold "
+        f"`records_df()` on pools of that size (`make_pool.py --records N`), watched: killed above "
+        f"{res['naive_max_gb']:g} GiB RSS or after {res['naive_timeout']:.0f} s."
+    )
     L.append("")
-    L.append("| records | floor | poolscope cold | naive | naive / poolscope | poolscope / floor | naive: read_sql / loads+normalize | "
-             "peak RSS naive | peak RSS poolscope | naive columns |")
+    L.append(
+        "| records | floor | poolscope cold | naive | naive / poolscope | poolscope / floor | naive: read_sql / loads+normalize | "
+        "peak RSS naive | peak RSS poolscope | naive columns |"
+    )
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     for k, v in naive_rows:
         if "naive_s" in v:
             p = v["naive_phases"]
-            L.append(f"| {k:,} | {fmt_s(v['floor_s'])} | {fmt_s(v['cold_s'])} | {fmt_s(v['naive_s'])} (CPU "
-                     f"{fmt_s(v['naive_cpu'])}) | **{v['naive_s'] / v['cold_s']:.1f}x** | {v['cold_s'] / v['floor_s']:.2f}x | "
-                     f"{fmt_s(p['read_sql'])} / {fmt_s(p['loads + json_normalize'])} | {mib(v['naive_maxrss_kb'])} | "
-                     f"{mib(v['cold_maxrss_kb'])} | {v['naive_columns']} |")
+            L.append(
+                f"| {k:,} | {fmt_s(v['floor_s'])} | {fmt_s(v['cold_s'])} | {fmt_s(v['naive_s'])} (CPU "
+                f"{fmt_s(v['naive_cpu'])}) | **{v['naive_s'] / v['cold_s']:.1f}x** | {v['cold_s'] / v['floor_s']:.2f}x | "
+                f"{fmt_s(p['read_sql'])} / {fmt_s(p['loads + json_normalize'])} | {mib(v['naive_maxrss_kb'])} | "
+                f"{mib(v['cold_maxrss_kb'])} | {v['naive_columns']} |"
+            )
         else:
-            L.append(f"| {k:,} | {fmt_s(v['floor_s'])} | {fmt_s(v['cold_s'])} | killed: {v['killed']} | | "
-                     f"{v['cold_s'] / v['floor_s']:.2f}x | | >= {mib(v['naive_watched_peak_kb'])} | "
-                     f"{mib(v['cold_maxrss_kb'])} | |")
+            L.append(
+                f"| {k:,} | {fmt_s(v['floor_s'])} | {fmt_s(v['cold_s'])} | killed: {v['killed']} | | "
+                f"{v['cold_s'] / v['floor_s']:.2f}x | | >= {mib(v['naive_watched_peak_kb'])} | "
+                f"{mib(v['cold_maxrss_kb'])} | |"
+            )
     if res.get("naive_note"):
         L.append("")
         L.append(res["naive_note"])
@@ -580,31 +707,41 @@ def render(info: dict, res: dict) -> str:
     L.append("### 3. Other frames, activity and diff on a loaded pool")
     L.append("")
     d = warm["diff"]
-    L.append(f"`pool.diff(a, b)` at {len(d['pairs'])} random pairs (a, b uniform in 1..head, seed {res['seed']}), two "
-             "passes over the same pairs: once in a fresh process right after the load (no frame built before, so "
-             "the first call pays any cache it builds), once in the warm process above after all the frames.")
+    L.append(
+        f"`pool.diff(a, b)` at {len(d['pairs'])} random pairs (a, b uniform in 1..head, seed {res['seed']}), two "
+        "passes over the same pairs: once in a fresh process right after the load (no frame built before, so "
+        "the first call pays any cache it builds), once in the warm process above after all the frames."
+    )
     L.append("")
     L.append("| diff | first call | p50 | p95 | max | CPU p50 | changed items p50 / max |")
     L.append("|---|---|---|---|---|---|---|")
     for where, dd in (("fresh pool", res["diff_fresh"]["diff"]), ("after the frames", d)):
         for name, p in zip(("pass 1", "pass 2 (repeat)"), dd["passes"]):
-            L.append(f"| {where}, {name} | {fmt_s(p['times'][0])} | {fmt_s(pct(p['times'], 50))} | "
-                     f"{fmt_s(pct(p['times'], 95))} | {fmt_s(max(p['times']))} | {fmt_s(pct(p['cpus'], 50))} | "
-                     f"{int(pct(p['changes'], 50)):,} / {max(p['changes']):,} |")
+            L.append(
+                f"| {where}, {name} | {fmt_s(p['times'][0])} | {fmt_s(pct(p['times'], 50))} | "
+                f"{fmt_s(pct(p['times'], 95))} | {fmt_s(max(p['times']))} | {fmt_s(pct(p['cpus'], 50))} | "
+                f"{int(pct(p['changes'], 50)):,} / {max(p['changes']):,} |"
+            )
     L.append("")
     L.append("(Frames: see the warm table above.)")
     L.append("")
 
     L.append("### 4. Progress bar")
     L.append("")
-    L.append("`poolscope.open(path[, progress=False]).pool(pid)` in a fresh interpreter, stderr captured (a pipe, "
-             "not a terminal); \"bar\" = stderr contains a tqdm line `loading <pool>: NN%|`.")
+    L.append(
+        "`poolscope.open(path[, progress=False]).pool(pid)` in a fresh interpreter, stderr captured (a pipe, "
+        'not a terminal); "bar" = stderr contains a tqdm line `loading <pool>: NN%|`.'
+    )
     L.append("")
-    L.append("| records | load (default) | bar (default) | stderr bytes (default) | load (progress=False) | stderr bytes (progress=False) |")
+    L.append(
+        "| records | load (default) | bar (default) | stderr bytes (default) | load (progress=False) | stderr bytes (progress=False) |"
+    )
     L.append("|---|---|---|---|---|---|")
     for p in prog:
-        L.append(f"| {p['records']:,} | {fmt_s(p['default']['seconds'])} | {'yes' if p['default']['bar'] else 'no'} | "
-                 f"{p['default']['stderr_bytes']:,} | {fmt_s(p['false']['seconds'])} | {p['false']['stderr_bytes']:,} |")
+        L.append(
+            f"| {p['records']:,} | {fmt_s(p['default']['seconds'])} | {'yes' if p['default']['bar'] else 'no'} | "
+            f"{p['default']['stderr_bytes']:,} | {fmt_s(p['false']['seconds'])} | {p['false']['stderr_bytes']:,} |"
+        )
     L.append("")
     return "\n".join(L)
 
@@ -620,13 +757,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per cold measurement and warm repeats")
     parser.add_argument("--pairs", type=int, default=12, help="random cursor pairs for diff (>= 10)")
     parser.add_argument("--naive-sizes", default="100000,250000", help="pool sizes for the naive approach ('' = none)")
-    parser.add_argument("--naive-full", choices=("auto", "yes", "no"), default="auto",
-                        help="also run the naive approach at the full size (auto: when the largest --naive-sizes run "
-                             "extrapolates to less than --naive-timeout and --naive-max-gb)")
+    parser.add_argument(
+        "--naive-full",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="also run the naive approach at the full size (auto: when the largest --naive-sizes run "
+        "extrapolates to less than --naive-timeout and --naive-max-gb)",
+    )
     parser.add_argument("--naive-repeat", type=int, default=2)
     parser.add_argument("--naive-timeout", type=float, default=600.0)
     parser.add_argument("--naive-max-gb", type=float, default=12.0)
-    parser.add_argument("--progress-sizes", default="100000,150000,250000", help="extra pool sizes for the progress check")
+    parser.add_argument(
+        "--progress-sizes", default="100000,150000,250000", help="extra pool sizes for the progress check"
+    )
     parser.add_argument("--out", type=Path, default=OUT / "frames.md")
     parser.add_argument("--label", default=None, help="what poolscope is measured (default: git commit of the import)")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
@@ -652,26 +795,46 @@ def main(argv: list[str] | None = None) -> int:
     pool, count, head, json_bytes = pool_facts(db, pool)
     log(f"pool {pool} in {db}: {count:,} records, head {head:,}, {json_bytes / 1e9:.2f} GB JSON")
     warm_file(db)
-    res: dict = {"records": count, "pool": pool, "db_name": os.path.relpath(db, HERE.parent), "head": head,
-                 "json_bytes": json_bytes, "seed": args.seed, "repeat": args.repeat,
-                 "naive_timeout": args.naive_timeout, "naive_max_gb": args.naive_max_gb}
+    res: dict = {
+        "records": count,
+        "pool": pool,
+        "db_name": os.path.relpath(db, HERE.parent),
+        "head": head,
+        "json_bytes": json_bytes,
+        "seed": args.seed,
+        "repeat": args.repeat,
+        "naive_timeout": args.naive_timeout,
+        "naive_max_gb": args.naive_max_gb,
+    }
 
     log("target 1a/2: cold records_df vs floor (subprocesses)")
     res["cold"] = bench_cold(db, pool, args.repeat, log)
 
     log("target 1b/3: warm records_df, other frames, activity, diff (one subprocess)")
-    warm = run_child("warm", db, pool, progress="false",
-                     extra=["--repeat", str(args.repeat), "--pairs", str(max(10, args.pairs)), "--seed", str(args.seed)])
+    warm = run_child(
+        "warm",
+        db,
+        pool,
+        progress="false",
+        extra=["--repeat", str(args.repeat), "--pairs", str(max(10, args.pairs)), "--seed", str(args.seed)],
+    )
     sys.stderr.write(warm.pop("stderr"))
     res["warm"] = warm
     log("target 3: diff on a freshly loaded pool (one subprocess, no frame built before)")
-    fresh = run_child("warm", db, pool, progress="false",
-                      extra=["--pairs", str(max(10, args.pairs)), "--seed", str(args.seed), "--diff-only"])
+    fresh = run_child(
+        "warm",
+        db,
+        pool,
+        progress="false",
+        extra=["--pairs", str(max(10, args.pairs)), "--seed", str(args.seed), "--diff-only"],
+    )
     fresh.pop("stderr")
     res["diff_fresh"] = fresh
     p = fresh["diff"]["passes"]
-    log(f"  diff (fresh pool): first {fmt_s(p[0]['times'][0])}, pass 1 p50 {fmt_s(pct(p[0]['times'], 50))} max "
-        f"{fmt_s(max(p[0]['times']))}, pass 2 p50 {fmt_s(pct(p[1]['times'], 50))} max {fmt_s(max(p[1]['times']))}")
+    log(
+        f"  diff (fresh pool): first {fmt_s(p[0]['times'][0])}, pass 1 p50 {fmt_s(pct(p[0]['times'], 50))} max "
+        f"{fmt_s(max(p[0]['times']))}, pass 2 p50 {fmt_s(pct(p[1]['times'], 50))} max {fmt_s(max(p[1]['times']))}"
+    )
 
     log("target 1c: naive read_sql + json_normalize")
     sizes = [int(s) for s in args.naive_sizes.split(",") if s.strip()]
@@ -693,7 +856,8 @@ def main(argv: list[str] | None = None) -> int:
         res["naive_note"] = (
             f"At {count:,} records, linear extrapolation from {big:,} gives ~{est_s:,.0f} s and ~{est_gb:,.1f} GiB peak "
             f"RSS for the naive approach (limits: {args.naive_timeout:.0f} s, {args.naive_max_gb:g} GiB), so it was "
-            + ("run there too (one run, watched)." if run_full else "not run there (`--naive-full yes` forces it)."))
+            + ("run there too (one run, watched)." if run_full else "not run there (`--naive-full yes` forces it).")
+        )
     elif args.naive_full == "no" and sizes:
         res["naive_note"] = f"Not run at {count:,} records (`--naive-full no`)."
     if run_full:

@@ -27,8 +27,8 @@ matplotlib.use("Agg")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import poolscope  # noqa: E402
-from poolscope import plot  # noqa: E402
+import poolscope
+from poolscope import plot
 
 
 def main() -> None:

@@ -112,11 +112,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"{path}: pool {pool_id}, {result['records']:,} records "
-              f"(load {result['load_s']} s, explorer built in {result['explorer_build_s']} s)")
+        print(
+            f"{path}: pool {pool_id}, {result['records']:,} records "
+            f"(load {result['load_s']} s, explorer built in {result['explorer_build_s']} s)"
+        )
         for name in ("random_move", "step"):
             r = result[name]
-            print(f"  {name:12s} n={r['n']:4d}  p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  max {r['max_ms']:7.1f} ms")
+            print(
+                f"  {name:12s} n={r['n']:4d}  p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  max {r['max_ms']:7.1f} ms"
+            )
     return result
 
 

@@ -89,7 +89,7 @@ def capped_generator(cap: int):
     import poolscope.generate as gen
 
     class CappedGenerator(gen.Generator):
-        def step(self, pool) -> None:  # noqa: ANN001
+        def step(self, pool) -> None:
             if len(pool.members) > cap:
                 self.leave(pool, self.rng.choice(list(pool.members)))
                 return
@@ -111,8 +111,13 @@ def run_generate(path: Path, records: int, seed: int, cap: int, progress: bool) 
         gen.Generator = stock
 
 
-def ensure_pool(records: int = DEFAULT_RECORDS, path: Path | None = None, seed: int = DEFAULT_SEED,
-                cap: int = DEFAULT_MEMBERS_CAP, quiet: bool = False) -> tuple[Path, str, int]:
+def ensure_pool(
+    records: int = DEFAULT_RECORDS,
+    path: Path | None = None,
+    seed: int = DEFAULT_SEED,
+    cap: int = DEFAULT_MEMBERS_CAP,
+    quiet: bool = False,
+) -> tuple[Path, str, int]:
     """Return (path, pool_id, count), generating the file if it is not cached."""
     path = Path(path) if path is not None else default_path(records)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +146,7 @@ def ensure_pool(records: int = DEFAULT_RECORDS, path: Path | None = None, seed: 
             print(f"generated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     elif not quiet:
         print(f"cached: {path}", file=sys.stderr)
-    (pool_id, count), = pool_counts(path)
+    ((pool_id, count),) = pool_counts(path)
     return path, pool_id, count
 
 
@@ -187,14 +192,17 @@ def machine(*modules: str) -> dict[str, str]:
     }
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS, help="records in the pool (default 1,000,000)")
     parser.add_argument("--out", type=Path, default=None, help="database path (default bench/out/big.db for 1M)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--members-cap", type=int, default=DEFAULT_MEMBERS_CAP,
-                        help="max members in the pool (default 50; 0 = stock generator, unbounded)")
+    parser.add_argument(
+        "--members-cap",
+        type=int,
+        default=DEFAULT_MEMBERS_CAP,
+        help="max members in the pool (default 50; 0 = stock generator, unbounded)",
+    )
     args = parser.parse_args(argv)
     path, pool_id, count = ensure_pool(args.records, args.out, args.seed, args.members_cap)
     size = path.stat().st_size

@@ -5,6 +5,10 @@
 >>> db.pool(db.pool_ids[0]).snapshot(10)          # doctest: +SKIP
 """
 
+from importlib import metadata as _metadata
+
+from .activity import activity, summary
+from .diff import Diff, diff
 from .errors import (
     ConfigConflictError,
     CorruptRecordError,
@@ -24,17 +28,22 @@ from .errors import (
     SchemaError,
     UnknownRecordKindError,
 )
+from .explore import explore
+from .frames import describe_columns, members_df, messages_df, records_df, wakes_df
 from .history import Database, PoolHistory, Record, open
 from .snapshot import Snapshot
 from .store import PoolStore
-from .frames import records_df, members_df, messages_df, wakes_df
-from .activity import activity, summary
-from .diff import Diff, diff
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("poolscope")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "open",
+    "explore",
+    "describe_columns",
+    "__version__",
     "Database",
     "PoolHistory",
     "Record",
@@ -66,4 +75,3 @@ __all__ = [
     "NotAMemberError",
     "InvalidInputError",
 ]
-from .explore import explore  # noqa: E402

@@ -42,7 +42,9 @@ def default_window(head: int, bins: int = 60) -> int:
 
 
 @gc_paused()
-def activity(history: "PoolHistory", window: int | None = None, *, upto: int | None = None, bins: int = 60) -> pd.DataFrame:
+def activity(
+    history: PoolHistory, window: int | None = None, *, upto: int | None = None, bins: int = 60
+) -> pd.DataFrame:
     """Counts per window of cursors: columns ``pool_id``, ``window_start``,
     ``window_end`` (inclusive), ``series`` (record / message / wake), ``name``
     (a kind or a status) and ``count``; windows with no event of a name are omitted.
@@ -64,7 +66,9 @@ def activity(history: "PoolHistory", window: int | None = None, *, upto: int | N
     parts = [pd.DataFrame({"bucket": bucket, "series": 0, "name": names})]
     for series, kind in ((1, RUN_MESSAGE), (2, WAKE)):
         positions = np.flatnonzero(kinds == kind)
-        codes = np.fromiter((status_codes[entries[p].status] for p in positions.tolist()), dtype=np.int16, count=len(positions))
+        codes = np.fromiter(
+            (status_codes[entries[p].status] for p in positions.tolist()), dtype=np.int16, count=len(positions)
+        )
         parts.append(pd.DataFrame({"bucket": bucket[positions], "series": series, "name": codes}))
     frame = pd.concat(parts, ignore_index=True)
     counts = frame.groupby(["bucket", "series", "name"], sort=True).size().reset_index(name="count")
@@ -81,7 +85,7 @@ def activity(history: "PoolHistory", window: int | None = None, *, upto: int | N
 
 
 @gc_paused()
-def summary(db: "Database") -> pd.DataFrame:
+def summary(db: Database) -> pd.DataFrame:
     """One row per pool: ``head``, ``records``, ``damaged``, ``members`` now,
     ``messages`` and ``wakes`` now, and messages/wakes by current status
     (columns ``messages_<status>``, ``wakes_<status>``).
@@ -95,7 +99,10 @@ def summary(db: "Database") -> pd.DataFrame:
         row: dict = {"pool_id": history.pool_id, "head": head, "records": len(index), "damaged": len(index.problems)}
         row["members"] = index.count_live("members", head) if head else 0
         entries = index.entries
-        for namespace, statuses, label in (("messages", wire.MESSAGE_STATUSES, "messages"), ("wakes", wire.WAKE_STATUSES, "wakes")):
+        for namespace, statuses, label in (
+            ("messages", wire.MESSAGE_STATUSES, "messages"),
+            ("wakes", wire.WAKE_STATUSES, "wakes"),
+        ):
             live = index.live_positions(namespace, head, ordered=False).tolist() if head else []
             row[label] = len(live)
             counted = pd.Series([entries[p].status for p in live], dtype=object).value_counts()

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -135,7 +136,7 @@ def problem_code(error: RecordError) -> str:
 
 
 # --------------------------------------------------------------------- checks
-def check(db: "Database") -> list[Anomaly]:
+def check(db: Database) -> list[Anomaly]:
     """Every anomaly found in ``db`` (a :class:`poolscope.Database`), file-wide
     ones first, then pool by pool in seq order.
 
@@ -166,12 +167,14 @@ def _capped(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
         if n > MAX_PER_CODE:
             pool_id = next(a.pool_id for a in out if a.code == code)
             out.append(
-                _anomaly("too_many", pool_id, None, f"{n - MAX_PER_CODE} more {code} anomalies in this pool are not listed")
+                _anomaly(
+                    "too_many", pool_id, None, f"{n - MAX_PER_CODE} more {code} anomalies in this pool are not listed"
+                )
             )
     return out
 
 
-def _file_checks(db: "Database") -> Iterable[Anomaly]:
+def _file_checks(db: Database) -> Iterable[Anomaly]:
     conn, path = db.conn, db.path
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -215,7 +218,7 @@ def _text(raw: Any) -> str | None:
     return str(raw)
 
 
-def _pool_checks(history: "PoolHistory") -> Iterable[Anomaly]:
+def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     index = history.index
     pool_id = history.pool_id
     seqs, entries = index.seqs, index.entries
@@ -225,14 +228,19 @@ def _pool_checks(history: "PoolHistory") -> Iterable[Anomaly]:
         yield _anomaly(problem_code(error), pool_id, seq, error.problem)
     for seq in sorted(set(index.duplicates)):
         yield _anomaly(
-            "duplicate_seq", pool_id, seq, "more than one row has this seq (the SDK's primary key forbids it); the first is used"
+            "duplicate_seq",
+            pool_id,
+            seq,
+            "more than one row has this seq (the SDK's primary key forbids it); the first is used",
         )
     if not seqs:
         return
     # gaps
     array = np.asarray(seqs, dtype=np.int64)
     if array[0] != 1:
-        yield _anomaly("seq_gap", pool_id, int(array[0]), f"seqs 1..{int(array[0]) - 1} are missing before the first record")
+        yield _anomaly(
+            "seq_gap", pool_id, int(array[0]), f"seqs 1..{int(array[0]) - 1} are missing before the first record"
+        )
     for pos in np.flatnonzero(np.diff(array) > 1)[: MAX_PER_CODE + 1]:
         before, after = int(array[pos]), int(array[pos + 1])
         missing = f"seq {before + 1} is" if after - before == 2 else f"seqs {before + 1}..{after - 1} are"
@@ -322,7 +330,7 @@ def _pool_checks(history: "PoolHistory") -> Iterable[Anomaly]:
     yield from _wake_filter_checks(history, wake_seqs)
 
 
-def _wake_filter_checks(history: "PoolHistory", wake_seqs: list[int]) -> Iterable[Anomaly]:
+def _wake_filter_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
     """Recompute each wake's filter fingerprint and id from its criteria."""
     if not wake_seqs:
         return
@@ -381,7 +389,7 @@ def _wake_filter_checks(history: "PoolHistory", wake_seqs: list[int]) -> Iterabl
 # ------------------------------------------------------------------ command
 def summarize(anomalies: list[Anomaly]) -> dict[str, int]:
     """Counts by severity."""
-    counts = {severity: 0 for severity in SEVERITIES}
+    counts = dict.fromkeys(SEVERITIES, 0)
     for anomaly in anomalies:
         counts[anomaly.severity] += 1
     return counts

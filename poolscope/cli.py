@@ -130,7 +130,9 @@ def snapshot(db: str, pool_id: str, cursor: int | None, pretty: bool, lenient: b
 @click.option("--records", default=1000, show_default=True, help="About how many records per pool.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same file).")
 @click.option("--prefix", default="pool", show_default=True, help="Pool id prefix.")
-@click.option("--members-cap", type=int, default=None, help="Keep at most this many members (runs leave as others join).")
+@click.option(
+    "--members-cap", type=int, default=None, help="Keep at most this many members (runs leave as others join)."
+)
 def generate(out: str, pools: int, records: int, seed: int, prefix: str, members_cap: int | None) -> None:
     """Write a realistic sample history through PoolStore (appends if OUT exists)."""
     from .generate import generate as run

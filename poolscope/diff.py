@@ -15,9 +15,9 @@ Example::
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,12 +50,12 @@ class Diff:
     joined: list[dict] = field(default_factory=list)
     left: list[dict] = field(default_factory=list)
     updated: list[dict] = field(default_factory=list)
-    messages_added: "Sequence[Change]" = field(default_factory=list)
-    messages_changed: "Sequence[Change]" = field(default_factory=list)
-    messages_removed: "Sequence[Change]" = field(default_factory=list)
-    wakes_added: "Sequence[Change]" = field(default_factory=list)
-    wakes_changed: "Sequence[Change]" = field(default_factory=list)
-    wakes_removed: "Sequence[Change]" = field(default_factory=list)
+    messages_added: Sequence[Change] = field(default_factory=list)
+    messages_changed: Sequence[Change] = field(default_factory=list)
+    messages_removed: Sequence[Change] = field(default_factory=list)
+    wakes_added: Sequence[Change] = field(default_factory=list)
+    wakes_changed: Sequence[Change] = field(default_factory=list)
+    wakes_removed: Sequence[Change] = field(default_factory=list)
     topics_added: list[str] = field(default_factory=list)
     topics_removed: list[str] = field(default_factory=list)
     created_changed: bool = False
@@ -64,8 +64,18 @@ class Diff:
         return any(
             getattr(self, name)
             for name in (
-                "joined", "left", "updated", "messages_added", "messages_changed", "messages_removed",
-                "wakes_added", "wakes_changed", "wakes_removed", "topics_added", "topics_removed", "created_changed",
+                "joined",
+                "left",
+                "updated",
+                "messages_added",
+                "messages_changed",
+                "messages_removed",
+                "wakes_added",
+                "wakes_changed",
+                "wakes_removed",
+                "topics_added",
+                "topics_removed",
+                "created_changed",
             )
         )
 
@@ -74,8 +84,15 @@ class Diff:
         return {
             name: len(getattr(self, name))
             for name in (
-                "joined", "left", "updated", "messages_added", "messages_changed", "messages_removed",
-                "wakes_added", "wakes_changed", "wakes_removed",
+                "joined",
+                "left",
+                "updated",
+                "messages_added",
+                "messages_changed",
+                "messages_removed",
+                "wakes_added",
+                "wakes_changed",
+                "wakes_removed",
             )
         }
 
@@ -130,7 +147,7 @@ class Diff:
             body = ", ".join(f"{esc(m['run_id'])} <small>({esc(m.get('agent_id', ''))})</small>" for m in items)
             return f"<li style='color:{colour}'><b>{label}</b>: {body}</li>"
 
-        def changes(label: str, items: "Sequence[Change]") -> str:
+        def changes(label: str, items: Sequence[Change]) -> str:
             if not items:
                 return ""
             rows = "".join(
@@ -164,7 +181,7 @@ class Changes(Sequence):
     changes.
     """
 
-    def __init__(self, history: "PoolHistory", before: np.ndarray, after: np.ndarray, sort_key: np.ndarray) -> None:
+    def __init__(self, history: PoolHistory, before: np.ndarray, after: np.ndarray, sort_key: np.ndarray) -> None:
         self._history = history
         self._before = before  # position of the record current at a (-1: none)
         self._after = after  # position of the record current at b (-1: none)
@@ -203,7 +220,7 @@ class Changes(Sequence):
         return f"<{len(self)} changes>"
 
 
-def _live(history: "PoolHistory", namespace: str, cursor: int) -> dict[str, int]:
+def _live(history: PoolHistory, namespace: str, cursor: int) -> dict[str, int]:
     """key -> position of the record current at ``cursor`` (members: a small set)."""
     if cursor <= 0:
         return {}
@@ -211,7 +228,7 @@ def _live(history: "PoolHistory", namespace: str, cursor: int) -> dict[str, int]
     return {entries[p].key: p for p in history.index.live_positions(namespace, cursor, ordered=False).tolist()}
 
 
-def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[Changes, Changes, Changes]:
+def _compare(history: PoolHistory, namespace: str, a: int, b: int) -> tuple[Changes, Changes, Changes]:
     """Added, changed (status) and removed keys of a namespace, from array
     operations over the two live sets; ordered by seq going forward, by id going back."""
     index = history.index
@@ -227,15 +244,13 @@ def _compare(history: "PoolHistory", namespace: str, a: int, b: int) -> tuple[Ch
     gone = ~np.isin(rank_a, common, assume_unique=True)
     forward = b >= a
     added = Changes(history, np.full(int(new.sum()), -1), live_b[new], live_b[new] if forward else rank_b[new])
-    changed = Changes(
-        history, both_a[differs], both_b[differs], both_b[differs] if forward else rank_b[in_b][differs]
-    )
+    changed = Changes(history, both_a[differs], both_b[differs], both_b[differs] if forward else rank_b[in_b][differs])
     removed = Changes(history, live_a[gone], np.full(int(gone.sum()), -1), rank_a[gone])
     return added, changed, removed
 
 
 @gc_paused()
-def diff(history: "PoolHistory", a: int, b: int) -> Diff:
+def diff(history: PoolHistory, a: int, b: int) -> Diff:
     """The change from cursor ``a`` to cursor ``b`` (``0 <= a, b <= head``).
 
     >>> pool.diff(0, pool.head).joined    # doctest: +SKIP
@@ -245,7 +260,9 @@ def diff(history: "PoolHistory", a: int, b: int) -> Diff:
     head = history.head
     for name, value in (("a", a), ("b", b)):
         if isinstance(value, bool) or not hasattr(value, "__index__") or not 0 <= int(value) <= head:
-            raise CursorError(f"cursor {name}={value!r} is outside 0..{head}", path=history.path, pool_id=history.pool_id)
+            raise CursorError(
+                f"cursor {name}={value!r} is outside 0..{head}", path=history.path, pool_id=history.pool_id
+            )
     a, b = int(a), int(b)
     index = history.index
     entries = index.entries

@@ -44,7 +44,8 @@ import json
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 import numpy as np
@@ -132,7 +133,7 @@ class _PoolView:
     """Numpy columns of one pool the explorer needs beyond the index, built
     in one pass over its entries and extended as the log grows."""
 
-    def __init__(self, history: "PoolHistory") -> None:
+    def __init__(self, history: PoolHistory) -> None:
         self.history = history
         self.n = 0
         self.status = np.empty(0, dtype=np.int8)  # STATUS_CODE of the record's status, -1 if none
@@ -156,7 +157,7 @@ class _PoolView:
         runs, agents, runs_of_agent = self.runs, self.agents, self.runs_of_agent
         for e in new:
             kind = e.kind
-            if kind == MEMBER_JOINED or kind == MEMBER_LEFT:
+            if kind in (MEMBER_JOINED, MEMBER_LEFT):
                 runs.add(e.key)
                 if e.agent_id is not None:
                     agents.add(e.agent_id)
@@ -282,7 +283,7 @@ class _Timeline:
 
     def draw(
         self,
-        history: "PoolHistory",
+        history: PoolHistory,
         cursor: int,
         failures: np.ndarray,
         matches: np.ndarray | None,
@@ -315,7 +316,9 @@ class _Timeline:
             counts, _ = np.histogram(seqs[:n][matches], bins=edges)
             strip.step(centres, counts, where="mid", color="#1f77b4", lw=1.2, label="matching filters")
         if anomalies:
-            strip.plot(anomalies, [0] * len(anomalies), "|", color="#ff7f0e", ms=12, mew=2, label="anomalies", clip_on=True)
+            strip.plot(
+                anomalies, [0] * len(anomalies), "|", color="#ff7f0e", ms=12, mew=2, label="anomalies", clip_on=True
+            )
         strip.set_ylim(bottom=0)
         strip.set_xlim(lo - 0.5, hi + 0.5)
         strip.set_xlabel("cursor (seq)", fontsize=9)
@@ -323,8 +326,16 @@ class _Timeline:
         top.tick_params(labelsize=8)
         handles, labels = strip.get_legend_handles_labels()
         if handles:
-            strip.legend(handles, labels, fontsize=7, loc="upper left", ncols=len(handles), framealpha=0.8,
-                         borderaxespad=0.2, handlelength=1.2)
+            strip.legend(
+                handles,
+                labels,
+                fontsize=7,
+                loc="upper left",
+                ncols=len(handles),
+                framealpha=0.8,
+                borderaxespad=0.2,
+                handlelength=1.2,
+            )
         fig.subplots_adjust(left=0.06, right=0.85, top=0.92, bottom=0.12)
         out = io.BytesIO()
         fig.savefig(out, format="png", dpi=fig.dpi)
@@ -435,7 +446,7 @@ class Explorer:
 
     def __init__(
         self,
-        db: "Database",
+        db: Database,
         pool_id: str | None = None,
         *,
         live: bool = False,
@@ -444,7 +455,7 @@ class Explorer:
     ) -> None:
         self.db = db
         self.interval = float(interval)
-        self.pool: "PoolHistory | None" = None
+        self.pool: PoolHistory | None = None
         self.diff: Diff | None = None
         self.shown: dict[str, Any] = {}
         self.last_render_ms: float | None = None
@@ -475,11 +486,19 @@ class Explorer:
     # ------------------------------------------------------------ widgets
     def _build_widgets(self) -> None:
         ids = self.db.pool_ids
-        self.pool_picker = W.Dropdown(options=ids, value=ids[0] if ids else None, description="pool",
-                                      layout=W.Layout(width="320px"))
+        self.pool_picker = W.Dropdown(
+            options=ids, value=ids[0] if ids else None, description="pool", layout=W.Layout(width="320px")
+        )
         self.head_label = W.HTML()
-        self.slider = W.IntSlider(value=0, min=0, max=0, description="cursor", continuous_update=False,
-                                  layout=W.Layout(width="520px"), style={"description_width": "48px"})
+        self.slider = W.IntSlider(
+            value=0,
+            min=0,
+            max=0,
+            description="cursor",
+            continuous_update=False,
+            layout=W.Layout(width="520px"),
+            style={"description_width": "48px"},
+        )
         self.play = W.Play(value=0, min=0, max=0, step=1, interval=400, description="play")
         W.jslink((self.play, "value"), (self.slider, "value"))
         button = lambda text, tip, width="36px": W.Button(description=text, tooltip=tip, layout=W.Layout(width=width))  # noqa: E731
@@ -487,24 +506,47 @@ class Explorer:
         self.step_forward = button("▶", "next record")
         self.prev_match = button("« match", "previous record matching the filters", "82px")
         self.next_match = button("match »", "next record matching the filters", "82px")
-        self.prev_failure_button = button("⚠ ◀", "previous failure (failed/expired/timed_out message, timed_out/failed wake)", "56px")
-        self.next_failure_button = button("⚠ ▶", "next failure (failed/expired/timed_out message, timed_out/failed wake)", "56px")
-        self.kind_filter = W.Dropdown(options=[("any kind", "")] + [(k, k) for k in wire.KINDS] + [("damaged", "damaged")],
-                                      value="", description="kind", layout=W.Layout(width="200px"),
-                                      style={"description_width": "36px"})
-        self.status_filter = W.Dropdown(options=[("any status", "")] + [(s, s) for s in STATUS_NAMES], value="",
-                                        description="status", layout=W.Layout(width="200px"),
-                                        style={"description_width": "44px"})
-        self.run_filter = W.Combobox(placeholder="any run", description="run", ensure_option=False,
-                                     continuous_update=False, layout=W.Layout(width="240px"),
-                                     style={"description_width": "30px"})
-        self.agent_filter = W.Combobox(placeholder="any agent", description="agent", ensure_option=False,
-                                       continuous_update=False, layout=W.Layout(width="240px"),
-                                       style={"description_width": "40px"})
+        self.prev_failure_button = button(
+            "⚠ ◀", "previous failure (failed/expired/timed_out message, timed_out/failed wake)", "56px"
+        )
+        self.next_failure_button = button(
+            "⚠ ▶", "next failure (failed/expired/timed_out message, timed_out/failed wake)", "56px"
+        )
+        self.kind_filter = W.Dropdown(
+            options=[("any kind", "")] + [(k, k) for k in wire.KINDS] + [("damaged", "damaged")],
+            value="",
+            description="kind",
+            layout=W.Layout(width="200px"),
+            style={"description_width": "36px"},
+        )
+        self.status_filter = W.Dropdown(
+            options=[("any status", "")] + [(s, s) for s in STATUS_NAMES],
+            value="",
+            description="status",
+            layout=W.Layout(width="200px"),
+            style={"description_width": "44px"},
+        )
+        self.run_filter = W.Combobox(
+            placeholder="any run",
+            description="run",
+            ensure_option=False,
+            continuous_update=False,
+            layout=W.Layout(width="240px"),
+            style={"description_width": "30px"},
+        )
+        self.agent_filter = W.Combobox(
+            placeholder="any agent",
+            description="agent",
+            ensure_option=False,
+            continuous_update=False,
+            layout=W.Layout(width="240px"),
+            style={"description_width": "40px"},
+        )
         self.status_line = W.HTML()
         self.timeline = W.Image(format="png", layout=W.Layout(width="100%", height="auto", margin="0"))
-        self.timeline_box = W.Box([self.timeline], layout=W.Layout(width="100%", margin="0", padding="0",
-                                                                   overflow="visible"))
+        self.timeline_box = W.Box(
+            [self.timeline], layout=W.Layout(width="100%", margin="0", padding="0", overflow="visible")
+        )
         self.timeline_marker = W.HTML(layout=W.Layout(margin="0", height="0px"))
         panel = lambda: W.HTML(layout=W.Layout(width="100%"))  # noqa: E731
         self.counts_panel = panel()
@@ -535,15 +577,27 @@ class Explorer:
         self.json_panel.observe(self._on_json_toggle, "selected_index")
         self.json_button.on_click(lambda _: self._guard(self._render_json, True))
 
-        box = lambda children, **kw: W.Box(children, layout=W.Layout(display="flex", flex_flow="row wrap", align_items="center", **kw))  # noqa: E731
+        def box(children: list, **kw: Any) -> W.Box:
+            return W.Box(children, layout=W.Layout(display="flex", flex_flow="row wrap", align_items="center", **kw))
+
         left = W.VBox([self.counts_panel, self.members_panel, self.topics_panel], layout=W.Layout(width="42%"))
         right = W.VBox([self.messages_panel, self.wakes_panel], layout=W.Layout(width="58%"))
         self.widget = W.VBox(
             [
                 W.HTML(_CSS),
                 box([self.pool_picker, self.head_label]),
-                box([self.prev_failure_button, self.prev_match, self.step_back, self.slider, self.step_forward,
-                     self.next_match, self.next_failure_button, self.play]),
+                box(
+                    [
+                        self.prev_failure_button,
+                        self.prev_match,
+                        self.step_back,
+                        self.slider,
+                        self.step_forward,
+                        self.next_match,
+                        self.next_failure_button,
+                        self.play,
+                    ]
+                ),
                 box([self.kind_filter, self.status_filter, self.run_filter, self.agent_filter]),
                 self.status_line,
                 self.timeline_marker,
@@ -668,7 +722,8 @@ class Explorer:
             if not self.slider.min <= k <= self.slider.max:
                 raise CursorError(
                     f"cursor {k} is outside {self.slider.min}..{self.slider.max}",
-                    path=self.pool.path, pool_id=self.pool.pool_id,
+                    path=self.pool.path,
+                    pool_id=self.pool.pool_id,
                 )
             if k == self.slider.value:
                 if self._shown_cursor != k:
@@ -828,7 +883,9 @@ class Explorer:
     @property
     def live(self) -> bool:
         """Whether the explorer follows the database (see :meth:`start`)."""
-        return (self._thread is not None and self._thread.is_alive()) or (self._task is not None and not self._task.done())
+        return (self._thread is not None and self._thread.is_alive()) or (
+            self._task is not None and not self._task.done()
+        )
 
     def start(self, interval: float | None = None) -> None:
         """Follow the database: :meth:`poll` every ``interval`` seconds, on
@@ -866,7 +923,9 @@ class Explorer:
         try:
             self.poll()
         except Exception as error:  # keep following; say what went wrong
-            self._say(f"<span class='ps-err'>live refresh failed: {_esc(type(error).__name__)}: {_esc(str(error))}</span>")
+            self._say(
+                f"<span class='ps-err'>live refresh failed: {_esc(type(error).__name__)}: {_esc(str(error))}</span>"
+            )
 
     def _follow_thread(self) -> None:
         while not self._stop.wait(self.interval):
@@ -942,7 +1001,9 @@ class Explorer:
         already seen (with no new record since) shows its figure at once."""
         assert self.pool is not None and self._view is not None
         view, f = self._view, self.filters
-        anomalies = sorted({a.seq for a in (self.anomalies or []) if a.pool_id == self.pool.pool_id and a.seq is not None})
+        anomalies = sorted(
+            {a.seq for a in (self.anomalies or []) if a.pool_id == self.pool.pool_id and a.seq is not None}
+        )
         if self._timeline is None:
             self._timeline = _Timeline(self.timeline, self.timeline_box, self.timeline_marker)
         timeline = self._timeline
@@ -992,13 +1053,21 @@ class Explorer:
         status = self._view.status
         entries, seqs = index.entries, index.seqs
         config, _ = index.config_at(k)
-        shown: dict[str, Any] = {"pool_id": history.pool_id, "cursor": k, "snapshot_cursor": at_seq, "record_seq": at_seq}
+        shown: dict[str, Any] = {
+            "pool_id": history.pool_id,
+            "cursor": k,
+            "snapshot_cursor": at_seq,
+            "record_seq": at_seq,
+        }
         if config is None:
-            shown.update(counts=None, member_ids=[], latest_messages=[], latest_wakes=[],
-                         message_statuses={}, wake_statuses={})
-            note = (f"<div class='ps-panel ps-counts' data-cursor='{k}'><b>cursor {k}</b> — "
-                    "<span class='ps-warn'>no snapshot: the pool has not been opened yet "
-                    "(no pool_opened at or before this cursor)</span></div>")
+            shown.update(
+                counts=None, member_ids=[], latest_messages=[], latest_wakes=[], message_statuses={}, wake_statuses={}
+            )
+            note = (
+                f"<div class='ps-panel ps-counts' data-cursor='{k}'><b>cursor {k}</b> — "
+                "<span class='ps-warn'>no snapshot: the pool has not been opened yet "
+                "(no pool_opened at or before this cursor)</span></div>"
+            )
             self.counts_panel.value = note
             for panel in (self.members_panel, self.topics_panel, self.messages_panel, self.wakes_panel):
                 panel.value = ""
@@ -1012,7 +1081,11 @@ class Explorer:
         message_codes, wake_codes = status[message_pos], status[wake_pos]
 
         def by_status(codes: np.ndarray) -> dict[str, int]:
-            counted = np.bincount(codes.astype(np.int64), minlength=len(STATUS_NAMES)) if len(codes) else np.zeros(len(STATUS_NAMES), int)
+            counted = (
+                np.bincount(codes.astype(np.int64), minlength=len(STATUS_NAMES))
+                if len(codes)
+                else np.zeros(len(STATUS_NAMES), int)
+            )
             return {name: int(counted[i]) for i, name in enumerate(STATUS_NAMES) if counted[i]}
 
         shown.update(
@@ -1053,18 +1126,33 @@ class Explorer:
         )
         shown_topics = ", ".join(_esc(t) for t in topics[:TOPIC_ROWS]) or "—"
         more = f" <span class='ps-more'>… {len(topics) - TOPIC_ROWS:,} more</span>" if len(topics) > TOPIC_ROWS else ""
-        self.topics_panel.value = f"<div class='ps-panel ps-topics'><h4>topics ({len(topics):,})</h4>{shown_topics}{more}</div>"
+        self.topics_panel.value = (
+            f"<div class='ps-panel ps-topics'><h4>topics ({len(topics):,})</h4>{shown_topics}{more}</div>"
+        )
 
         latest_messages = message_pos[-TABLE_ROWS:][::-1].tolist()
         rows = []
         for p in latest_messages:
             e = entries[p]
-            rows.append([str(seqs[p]), _esc(e.key), _status(e.status), _esc(str(e.sender)), _target(e), str(len(e.delivered_to))])
+            rows.append(
+                [
+                    str(seqs[p]),
+                    _esc(e.key),
+                    _status(e.status),
+                    _esc(str(e.sender)),
+                    _target(e),
+                    str(len(e.delivered_to)),
+                ]
+            )
         shown["latest_messages"] = [entries[p].key for p in latest_messages]
         self.messages_panel.value = (
             f"<div class='ps-panel ps-messages'><h4>messages ({len(message_pos):,}), latest first</h4>"
-            + _table(["seq", "message", "status", "from", "to", "delivered"], rows,
-                     len(message_pos) - len(latest_messages), "more messages")
+            + _table(
+                ["seq", "message", "status", "from", "to", "delivered"],
+                rows,
+                len(message_pos) - len(latest_messages),
+                "more messages",
+            )
             + "</div>"
         )
         latest_wakes = wake_pos[-TABLE_ROWS:][::-1].tolist()
@@ -1083,7 +1171,9 @@ class Explorer:
     def _render_diff(self, a: int, b: int) -> None:
         assert self.pool is not None and self._view is not None
         self.diff = self.pool.diff(a, b)
-        self.diff_panel.value = f"<div class='ps-panel ps-diff' data-a='{a}' data-b='{b}'>{self.diff._repr_html_()}</div>"
+        self.diff_panel.value = (
+            f"<div class='ps-panel ps-diff' data-a='{a}' data-b='{b}'>{self.diff._repr_html_()}</div>"
+        )
 
     def _render_record(self, seq: int) -> None:
         assert self.pool is not None
@@ -1127,8 +1217,11 @@ class Explorer:
         except PoolscopeError as error:
             self.json_view.value = f"<div class='ps-panel ps-err'>{_esc(str(error))}</div>"
             return
-        cut = (f"\n… {len(text) - JSON_CHARS:,} more characters (all of it: pool.snapshot({k}).to_json())"
-               if len(text) > JSON_CHARS else "")
+        cut = (
+            f"\n… {len(text) - JSON_CHARS:,} more characters (all of it: pool.snapshot({k}).to_json())"
+            if len(text) > JSON_CHARS
+            else ""
+        )
         self.json_button.layout.display = "none"
         self.json_view.value = (
             f"<div class='ps-panel'><div>{len(text):,} characters at cursor {k}</div>"
@@ -1170,7 +1263,9 @@ class Explorer:
             try:
                 self.anomalies = list(self.db.check())
             except (ImportError, AttributeError) as error:  # the checker is not there
-                self.anomalies_panel.value = f"<div class='ps-panel ps-more'>no anomaly check available ({_esc(str(error))})</div>"
+                self.anomalies_panel.value = (
+                    f"<div class='ps-panel ps-more'>no anomaly check available ({_esc(str(error))})</div>"
+                )
                 self.anomalies = []
                 return
         mine = [a for a in self.anomalies if a.pool_id in (self.pool.pool_id, None)]
@@ -1180,8 +1275,13 @@ class Explorer:
             )
             return
         rows = [
-            [f"<span class='{'ps-err' if a.severity == 'error' else 'ps-warn' if a.severity == 'warning' else ''}'>"
-             f"{_esc(a.severity)}</span>", _esc(a.code), "" if a.seq is None else str(a.seq), _esc(a.message)]
+            [
+                f"<span class='{'ps-err' if a.severity == 'error' else 'ps-warn' if a.severity == 'warning' else ''}'>"
+                f"{_esc(a.severity)}</span>",
+                _esc(a.code),
+                "" if a.seq is None else str(a.seq),
+                _esc(a.message),
+            ]
             for a in mine[:50]
         ]
         self.anomalies_panel.value = (
@@ -1192,7 +1292,7 @@ class Explorer:
 
 
 def explore(
-    db_or_path: "Database | str | os.PathLike",
+    db_or_path: Database | str | os.PathLike,
     pool_id: str | None = None,
     live: bool = False,
     *,
@@ -1212,7 +1312,8 @@ def explore(
     >>> ex = poolscope.explore("sample_data/demo.db", "pool.bravo")   # doctest: +SKIP
     >>> ex                                                             # doctest: +SKIP
     """
-    from .history import Database, open as open_db
+    from .history import Database
+    from .history import open as open_db
 
     db = db_or_path if isinstance(db_or_path, Database) else open_db(db_or_path)
     return Explorer(db, pool_id, live=live, interval=interval, check=check)

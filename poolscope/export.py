@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from .errors import InvalidInputError
@@ -38,8 +39,15 @@ def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         dtype = out[column].dtype
-        if isinstance(dtype, pd.ArrowDtype) and "list" in str(dtype.pyarrow_dtype) or dtype == object:
-            out[column] = [None if v is None or v is pd.NA else json.dumps(list(v), ensure_ascii=False) if not isinstance(v, str) else v for v in out[column]]
+        if isinstance(dtype, pd.ArrowDtype) and "list" in str(dtype.pyarrow_dtype) or dtype is np.dtype(object):
+            out[column] = [
+                None
+                if v is None or v is pd.NA
+                else json.dumps(list(v), ensure_ascii=False)
+                if not isinstance(v, str)
+                else v
+                for v in out[column]
+            ]
     return out
 
 
@@ -66,7 +74,7 @@ def to_parquet(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     pq.write_table(table, path)
 
 
-def frame_for(db: "Database", name: str, pools: list[str] | None = None, upto: int | None = None) -> pd.DataFrame:
+def frame_for(db: Database, name: str, pools: list[str] | None = None, upto: int | None = None) -> pd.DataFrame:
     """One frame (``records``, ``members``, ``messages`` or ``wakes``) of all or some pools."""
     from . import frames
 
@@ -78,7 +86,7 @@ def frame_for(db: "Database", name: str, pools: list[str] | None = None, upto: i
 
 
 def export(
-    db: "Database",
+    db: Database,
     out: str | os.PathLike,
     *,
     format: str = "parquet",
@@ -103,7 +111,7 @@ def export(
         summary = summary[summary["pool_id"].isin(pools)].reset_index(drop=True)
     tables["summary"] = summary
     for name, frame in tables.items():
-        path = folder / f"{name}.{ 'jsonl' if format == 'json' else format}"
+        path = folder / f"{name}.{'jsonl' if format == 'json' else format}"
         if format == "parquet":
             to_parquet(frame, path)
         elif format == "csv":

@@ -28,9 +28,10 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -297,7 +298,7 @@ def _records_frame(tables: list[pa.Table], pool_codes: list[int], pool_ids: list
     )
 
 
-def _index_records_table(history: "PoolHistory", upto: int | None) -> pa.Table:
+def _index_records_table(history: PoolHistory, upto: int | None) -> pa.Table:
     """:func:`_records_table` of a loaded pool, from its index."""
     from .index import BATCH, _transpose
 
@@ -311,7 +312,7 @@ def _index_records_table(history: "PoolHistory", upto: int | None) -> pa.Table:
     return _records_table(index.seqs[:n], columns, problems)
 
 
-def _scanned_records_tables(db: "Database", pool_id: str, upto: int | None) -> list[pa.Table]:
+def _scanned_records_tables(db: Database, pool_id: str, upto: int | None) -> list[pa.Table]:
     """:func:`_records_table` parts of a pool that is not loaded: decoded straight from the
     log (both cores for a large pool), without building its index."""
     from .index import PoolIndex, scan
@@ -319,12 +320,12 @@ def _scanned_records_tables(db: "Database", pool_id: str, upto: int | None) -> l
     return scan(PoolIndex(db.path, pool_id), db.conn, _records_table, upto=upto, progress=db.progress)
 
 
-def _pool_records(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+def _pool_records(history: PoolHistory, upto: int | None) -> pd.DataFrame:
     return _records_frame([_index_records_table(history, upto)], [0], [history.pool_id])
 
 
 @gc_paused()
-def records_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+def records_df(source: PoolHistory | Database, upto: int | None = None) -> pd.DataFrame:
     """One row per record (see ``COLUMNS["records_df"]``).
 
     On a :class:`~poolscope.PoolHistory` the rows come from its index (as
@@ -346,7 +347,11 @@ def records_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.
     codes: list[int] = []
     for code, pool_id in enumerate(source.pool_ids):
         loaded = source._pools.get(pool_id)
-        parts = [_index_records_table(loaded, upto)] if loaded is not None else _scanned_records_tables(source, pool_id, upto)
+        parts = (
+            [_index_records_table(loaded, upto)]
+            if loaded is not None
+            else _scanned_records_tables(source, pool_id, upto)
+        )
         tables.extend(parts)
         codes.extend([code] * len(parts))
     if not tables:
@@ -362,7 +367,7 @@ def _policy_ref_text(ref: Any) -> str:
     return str(ref)
 
 
-def membership_intervals(history: "PoolHistory", upto: int | None = None) -> tuple[list[dict], list[tuple[int, int]]]:
+def membership_intervals(history: PoolHistory, upto: int | None = None) -> tuple[list[dict], list[tuple[int, int]]]:
     """The membership intervals of a pool up to ``upto``, from the index.
 
     Returns ``(rows, updates)``: one dict per interval in order of joining
@@ -389,7 +394,16 @@ def membership_intervals(history: "PoolHistory", upto: int | None = None) -> tup
             at = open_rows.get(entry.key)
             if at is None:
                 open_rows[entry.key] = len(rows)
-                rows.append({"run_id": entry.key, "member": entry.extra, "joined_at": seq, "updated_at": seq, "left_at": None, "joins": 1})
+                rows.append(
+                    {
+                        "run_id": entry.key,
+                        "member": entry.extra,
+                        "joined_at": seq,
+                        "updated_at": seq,
+                        "left_at": None,
+                        "joins": 1,
+                    }
+                )
             else:
                 row = rows[at]
                 row["member"], row["updated_at"] = entry.extra, seq
@@ -402,7 +416,7 @@ def membership_intervals(history: "PoolHistory", upto: int | None = None) -> tup
     return rows, updates
 
 
-def _pool_members(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+def _pool_members(history: PoolHistory, upto: int | None) -> pd.DataFrame:
     rows, _ = membership_intervals(history, upto)
     members = [r["member"] for r in rows]
     return pd.DataFrame(
@@ -421,7 +435,7 @@ def _pool_members(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
 
 
 @gc_paused()
-def members_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+def members_df(source: PoolHistory | Database, upto: int | None = None) -> pd.DataFrame:
     """One row per membership interval (see ``COLUMNS["members_df"]``).
 
     The rows with no ``left_at`` at ``upto=k`` are exactly ``snapshot(k).members``.
@@ -441,7 +455,7 @@ class _Groups:
     reached (-1: never); keys are in order of first appearance.
     """
 
-    def __init__(self, history: "PoolHistory", upto: int | None, namespace: str, n_statuses: int) -> None:
+    def __init__(self, history: PoolHistory, upto: int | None, namespace: str, n_statuses: int) -> None:
         index = history.index
         arrays = index.arrays()
         n = index.position(upto) if upto is not None else len(index)
@@ -451,7 +465,9 @@ class _Groups:
         codes = index.key_codes(namespace)[:m] if m else np.zeros(0, dtype=np.int64)
         order = np.argsort(codes, kind="stable")
         sorted_codes = codes[order]
-        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if m else np.zeros(0, dtype=np.int64)
+        starts = (
+            np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if m else np.zeros(0, dtype=np.int64)
+        )
         ends = np.r_[starts[1:] - 1, m - 1] if m else np.zeros(0, dtype=np.int64)
         first = positions[order[starts]]
         by_appearance = np.argsort(first, kind="stable")
@@ -490,7 +506,7 @@ def _reached(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     return _masked(values)
 
 
-def _pool_messages(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+def _pool_messages(history: PoolHistory, upto: int | None) -> pd.DataFrame:
     groups = _Groups(history, upto, "messages", len(wire.MESSAGE_STATUSES))
     n = len(groups.last)
     key, idem, sender, ttype, tid, delivered, reply, extra = groups.columns(
@@ -521,7 +537,7 @@ def _pool_messages(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
 
 
 @gc_paused()
-def messages_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+def messages_df(source: PoolHistory | Database, upto: int | None = None) -> pd.DataFrame:
     """One row per message id, ordered by first appearance (see ``COLUMNS["messages_df"]``).
 
     >>> messages_df(pool).query("status in ['failed', 'expired']")   # doctest: +SKIP
@@ -529,7 +545,7 @@ def messages_df(source: "PoolHistory | Database", upto: int | None = None) -> pd
     return _combine(source, _pool_messages, upto)
 
 
-def _pool_wakes(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
+def _pool_wakes(history: PoolHistory, upto: int | None) -> pd.DataFrame:
     groups = _Groups(history, upto, "wakes", len(wire.WAKE_STATUSES))
     n = len(groups.last)
     key, idem, run_id, extra = groups.columns("key", "idem", "run_id", "extra")
@@ -562,7 +578,7 @@ def _pool_wakes(history: "PoolHistory", upto: int | None) -> pd.DataFrame:
 
 
 @gc_paused()
-def wakes_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.DataFrame:
+def wakes_df(source: PoolHistory | Database, upto: int | None = None) -> pd.DataFrame:
     """One row per wake condition, ordered by first appearance (see ``COLUMNS["wakes_df"]``).
 
     >>> wakes_df(pool).query("status == 'timed_out'")   # doctest: +SKIP
@@ -571,7 +587,7 @@ def wakes_df(source: "PoolHistory | Database", upto: int | None = None) -> pd.Da
 
 
 # ----------------------------------------------------------------- common
-def _combine(source: Any, build: Callable[["PoolHistory", int | None], pd.DataFrame], upto: int | None) -> pd.DataFrame:
+def _combine(source: Any, build: Callable[[PoolHistory, int | None], pd.DataFrame], upto: int | None) -> pd.DataFrame:
     from .history import Database
 
     if isinstance(source, Database):
@@ -588,14 +604,25 @@ def _combine(source: Any, build: Callable[["PoolHistory", int | None], pd.DataFr
 def _restore(combined: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
     """``concat`` turns categoricals with different categories into object: make them categorical again."""
     for column in combined.columns:
-        if isinstance(like[column].dtype, pd.CategoricalDtype) and not isinstance(combined[column].dtype, pd.CategoricalDtype):
-            fixed = like[column].dtype if column in ("kind", "message_status", "wake_status", "status", "target_type", "resume_with") else None
+        if isinstance(like[column].dtype, pd.CategoricalDtype) and not isinstance(
+            combined[column].dtype, pd.CategoricalDtype
+        ):
+            fixed = (
+                like[column].dtype
+                if column in ("kind", "message_status", "wake_status", "status", "target_type", "resume_with")
+                else None
+            )
             combined[column] = pd.Categorical(combined[column].astype(object), dtype=fixed)
     return combined
 
 
 def _empty(build: Callable) -> pd.DataFrame:
-    name = {_pool_records: "records_df", _pool_members: "members_df", _pool_messages: "messages_df", _pool_wakes: "wakes_df"}[build]
+    name = {
+        _pool_records: "records_df",
+        _pool_members: "members_df",
+        _pool_messages: "messages_df",
+        _pool_wakes: "wakes_df",
+    }[build]
     return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS[name]})
 
 

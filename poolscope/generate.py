@@ -35,7 +35,12 @@ PRIVACY = "content_refs_only"
 NAMES = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
 AGENT_ROLES = ("planner", "worker", "reviewer", "critic")
 TOPIC_NAMES = ("plan", "review", "alerts", "build", "idle")
-WAKE_FAMILIES = (("run", ("run_completed", "run_failed")), ("agent_pool", ("run_message_responded", "run_message_delivered")), ("tool", ("tool_denied",)), ("turn", ("turn_completed",)))
+WAKE_FAMILIES = (
+    ("run", ("run_completed", "run_failed")),
+    ("agent_pool", ("run_message_responded", "run_message_delivered")),
+    ("tool", ("tool_denied",)),
+    ("turn", ("turn_completed",)),
+)
 
 
 def _address(kind: str, target_id: str) -> dict:
@@ -112,7 +117,10 @@ class Generator:
         rng = self.rng
         pool.run_counter += 1
         role = rng.choice(AGENT_ROLES)
-        member: dict[str, Any] = {"run_id": f"run.{pool.name}.{role}-{pool.run_counter}", "agent_id": f"agent.{pool.name}.{role}"}
+        member: dict[str, Any] = {
+            "run_id": f"run.{pool.name}.{role}-{pool.run_counter}",
+            "agent_id": f"agent.{pool.name}.{role}",
+        }
         refs = list(pool.config.get("message_policy", {}).get("required_policy_refs", []))
         if rng.random() < 0.3:
             refs.append({"kind": "permission", "id": f"policy.{pool.name}.extra"})
@@ -147,13 +155,20 @@ class Generator:
             candidates = list(pool.topics().get(target["topic_id"], []))
         else:
             candidates = list(members) if target["pool_id"] == pool.pool_id else []
-        candidates = [r for r in candidates if r in members and all(x in members[r].get("policy_refs", []) for x in msg_refs)]
+        candidates = [
+            r for r in candidates if r in members and all(x in members[r].get("policy_refs", []) for x in msg_refs)
+        ]
         if kind == "pool" and not policy["include_sender_in_pool_broadcast"]:
             candidates = [r for r in candidates if r != message["from"]]
         return sorted(set(candidates))
 
     def record_status(self, pool: _Pool, message: dict, status: str, delivered_to: list[str]) -> None:
-        receipt: dict[str, Any] = {"message_id": message["message_id"], "status": status, "delivered_to": delivered_to, "journal_cursor": self._cursor()}
+        receipt: dict[str, Any] = {
+            "message_id": message["message_id"],
+            "status": status,
+            "delivered_to": delivered_to,
+            "journal_cursor": self._cursor(),
+        }
         self._event(pool)
         self.store.record_message(pool.pool_id, message, receipt)
 
@@ -265,7 +280,11 @@ class Generator:
         return scoped
 
     def wake_status(self, pool: _Pool, condition: dict, compiled: dict, status: str, cursor: bool = True) -> None:
-        registration: dict[str, Any] = {"condition_id": condition["condition_id"], "run_id": condition["run_id"], "status": status}
+        registration: dict[str, Any] = {
+            "condition_id": condition["condition_id"],
+            "run_id": condition["run_id"],
+            "status": status,
+        }
         if cursor:
             registration["journal_cursor"] = self._cursor()
             self._event(pool)
@@ -281,7 +300,9 @@ class Generator:
             # no coordinator path: written through the store trait, without a journal cursor
             self.wake_status(pool, condition, compiled, "failed", cursor=False)
         else:
-            self.wake_status(pool, condition, compiled, "triggered" if roll < 0.6 else ("cancelled" if roll < 0.85 else "timed_out"))
+            self.wake_status(
+                pool, condition, compiled, "triggered" if roll < 0.6 else ("cancelled" if roll < 0.85 else "timed_out")
+            )
 
     # ----------------------------------------------------------------- run
     def step(self, pool: _Pool) -> None:
@@ -343,7 +364,9 @@ def default_configs(names: list[str]) -> list[dict]:
                 }
             )
         elif i % 3 == 2:
-            configs.append({"message_policy": {"include_sender_in_pool_broadcast": True}, "wake_policy": {"envelope_only": True}})
+            configs.append(
+                {"message_policy": {"include_sender_in_pool_broadcast": True}, "wake_policy": {"envelope_only": True}}
+            )
         else:
             configs.append({})
     return [wire.canonical_config(c) for c in configs]
@@ -388,6 +411,7 @@ def generate(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=target, desc="generating", unit="rec")
+
     def size(model: _Pool) -> int:
         return len(store._logs[model.pool_id].index)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import wire
 from .errors import (
@@ -28,6 +29,7 @@ from .errors import (
 from .fold import extract
 from .index import PoolIndex, decode_row, fetch_payloads
 from .snapshot import Snapshot, snapshot_at
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -110,7 +112,7 @@ def read_records(
         raise translate(error, path, pool_id) from None
 
 
-def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> "Database":
+def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> Database:
     """Open an SDK pool database read-only.  Nothing on disk is changed or created.
 
     ``timeout`` bounds the wait for another process's lock; ``progress``
@@ -124,25 +126,25 @@ def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress:
 class _Frames:
     """The four frames as methods, on a pool (its rows) and on a database (all pools)."""
 
-    def records_df(self, upto: int | None = None) -> "pd.DataFrame":
+    def records_df(self, upto: int | None = None) -> pd.DataFrame:
         """One row per record; see :func:`poolscope.frames.records_df`."""
         from .frames import records_df
 
         return records_df(self, upto)  # type: ignore[arg-type]
 
-    def members_df(self, upto: int | None = None) -> "pd.DataFrame":
+    def members_df(self, upto: int | None = None) -> pd.DataFrame:
         """One row per membership interval; see :func:`poolscope.frames.members_df`."""
         from .frames import members_df
 
         return members_df(self, upto)  # type: ignore[arg-type]
 
-    def messages_df(self, upto: int | None = None) -> "pd.DataFrame":
+    def messages_df(self, upto: int | None = None) -> pd.DataFrame:
         """One row per message id; see :func:`poolscope.frames.messages_df`."""
         from .frames import messages_df
 
         return messages_df(self, upto)  # type: ignore[arg-type]
 
-    def wakes_df(self, upto: int | None = None) -> "pd.DataFrame":
+    def wakes_df(self, upto: int | None = None) -> pd.DataFrame:
         """One row per wake condition; see :func:`poolscope.frames.wakes_df`."""
         from .frames import wakes_df
 
@@ -222,7 +224,7 @@ class Database(_Frames):
         """Close the connection."""
         self._conn.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -234,7 +236,7 @@ class Database(_Frames):
         """Pool ids present in the database, sorted byte-wise."""
         return list(self._pool_ids)
 
-    def pool(self, pool_id: str) -> "PoolHistory":
+    def pool(self, pool_id: str) -> PoolHistory:
         """The history of one pool (loaded on first use).
 
         Raises :class:`PoolNotFoundError` for a pool with no record.
@@ -248,7 +250,7 @@ class Database(_Frames):
             self._pools[pool_id] = history
         return history
 
-    def pools(self) -> Iterator["PoolHistory"]:
+    def pools(self) -> Iterator[PoolHistory]:
         """Every pool's history, in pool-id order."""
         for pool_id in self._pool_ids:
             yield self.pool(pool_id)
@@ -265,7 +267,7 @@ class Database(_Frames):
 
         return check(self)
 
-    def summary(self) -> "pd.DataFrame":
+    def summary(self) -> pd.DataFrame:
         """One row per pool: head, records, members now, messages and wakes by status."""
         from .activity import summary
 
@@ -399,13 +401,13 @@ class PoolHistory(_Frames):
         return snapshot_at(self, cursor, strict=strict)
 
     # ------------------------------------------------------------- changes
-    def activity(self, window: int | None = None, *, upto: int | None = None) -> "pd.DataFrame":
+    def activity(self, window: int | None = None, *, upto: int | None = None) -> pd.DataFrame:
         """Records by kind and status transitions per window of cursors; see :func:`poolscope.activity.activity`."""
         from .activity import activity
 
         return activity(self, window, upto=upto)
 
-    def diff(self, a: int, b: int) -> "Diff":
+    def diff(self, a: int, b: int) -> Diff:
         """What changed from cursor ``a`` to cursor ``b``; see :func:`poolscope.diff.diff`."""
         from .diff import diff
 

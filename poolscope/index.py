@@ -21,9 +21,10 @@ from __future__ import annotations
 import gc
 import os
 import sqlite3
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,9 @@ ORDER = " ORDER BY seq"
 #: The usual scan: values as SQLite stores them.  A row it cannot hand over
 #: (a kind or payload that is not valid UTF-8) makes the load switch to
 #: :data:`SCAN_SQL` (bytes, typeof) for the next rows.
-FAST_SCAN_SQL = "SELECT seq, kind, typeof(payload_json), payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+FAST_SCAN_SQL = (
+    "SELECT seq, kind, typeof(payload_json), payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+)
 #: After a load of at least this many records, the index's objects are moved
 #: out of the garbage collector's way (``gc.freeze``): they hold no cycles, and
 #: otherwise the next full collection walks millions of them.
@@ -127,7 +130,7 @@ class _OtherHalf:
     @classmethod
     def start(
         cls,
-        index: "PoolIndex",
+        index: PoolIndex,
         conn: sqlite3.Connection,
         after: int,
         total: int,
@@ -136,7 +139,7 @@ class _OtherHalf:
         child: Callable[..., None] | None = None,
         extra: tuple = (),
         share: float = PARENT_SHARE,
-    ) -> "_OtherHalf | None":
+    ) -> _OtherHalf | None:
         """Fork a child for the records after the ``total * share`` first
         ones (``after < seq < upper``); ``child(path, pool_id, split, sender,
         upper, *extra, out_fd)`` does the work (default: a load's half) and
@@ -181,7 +184,7 @@ class _OtherHalf:
         except (EOFError, OSError):
             return None
 
-    def finish(self, index: "PoolIndex", conn: sqlite3.Connection, bar: Any) -> None:
+    def finish(self, index: PoolIndex, conn: sqlite3.Connection, bar: Any) -> None:
         """Fold the child's records as its chunks arrive (each is marshalled into
         ``self.out``, a notice of where comes through the pipe); if the child
         fails, decode what is left here."""
@@ -204,7 +207,9 @@ class _OtherHalf:
             entries = [new(Entry, t) for t in tuples]
             del tuples
             for seq, (name, problem) in problems.items():
-                error = getattr(errors, name, CorruptRecordError)(problem, path=index.path, pool_id=index.pool_id, seq=seq)
+                error = getattr(errors, name, CorruptRecordError)(
+                    problem, path=index.path, pool_id=index.pool_id, seq=seq
+                )
                 index.problems[seq] = error
             index.duplicates.extend(duplicates)
             index._fold(seqs, entries)
@@ -278,7 +283,7 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: in
         if seqs or index.problems.keys() - reported or index.duplicates:
             hand_over()
         blob = marshal.dumps(("done",))
-    except BaseException as error:  # noqa: BLE001 - anything at all: the parent decodes the rest
+    except BaseException as error:
         blob = marshal.dumps(("error", repr(error)))
     _send(sender, blob)
 
@@ -299,7 +304,11 @@ def _transpose(batch: list, columns: list[list]) -> None:
 
 
 def _column_chunks(
-    index: "PoolIndex", conn: sqlite3.Connection, after: int, below: int | None, on_rows: Callable[[int], Any] | None = None
+    index: PoolIndex,
+    conn: sqlite3.Connection,
+    after: int,
+    below: int | None,
+    on_rows: Callable[[int], Any] | None = None,
 ) -> Iterable[tuple[list[int], list[list], dict[int, str]]]:
     """Decoded records with ``after < seq < below`` in chunks of about
     :data:`SCAN_CHUNK`: per chunk its seqs, one list per :class:`Entry` field,
@@ -345,11 +354,14 @@ def _columns_in_child(
         index = PoolIndex(Path(path), pool_id)
         tables = [collect(*c) for c in _column_chunks(index, connect_readonly(path), split - 1, upper)]
         if tables:
-            with os.fdopen(os.dup(out), "wb") as raw, pa.ipc.new_stream(pa.PythonFile(raw, mode="w"), tables[0].schema) as writer:
+            with (
+                os.fdopen(os.dup(out), "wb") as raw,
+                pa.ipc.new_stream(pa.PythonFile(raw, mode="w"), tables[0].schema) as writer,
+            ):
                 for table in tables:
                     writer.write_table(table)
         blob = pickle.dumps(("ok", len(tables)))
-    except BaseException as error:  # noqa: BLE001 - anything at all: the parent falls back
+    except BaseException as error:
         blob = pickle.dumps(("error", repr(error)))
     _send(sender, blob)
 
@@ -369,7 +381,7 @@ def _shared_file() -> Any:
 
 @gc_paused()
 def scan(
-    index: "PoolIndex",
+    index: PoolIndex,
     conn: sqlite3.Connection,
     collect: Callable[[list[int], list[list], dict[int, str]], Any],
     *,
@@ -619,7 +631,7 @@ class PoolIndex:
                     continue
                 entry = None
                 kind = kind_raw.decode("utf-8", "surrogateescape") if kind_raw.__class__ is bytes else kind_raw
-                if typ == "text":  # noqa: SIM102
+                if typ == "text":
                     try:
                         payload = loads(payload_raw)
                         if kind == "run_message":
@@ -699,7 +711,9 @@ class PoolIndex:
                                         (
                                             condition.get("timeout_millis"),
                                             condition["resume_with"],
-                                            shared_tuple(tuple(families["include"])) if families.__class__ is dict else None,
+                                            shared_tuple(tuple(families["include"]))
+                                            if families.__class__ is dict
+                                            else None,
                                             shared_tuple(tuple(kinds["include"])) if kinds.__class__ is dict else None,
                                             shared_tuple(tuple(runs["include"])) if runs.__class__ is dict else None,
                                         )

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -109,8 +110,16 @@ _MESSAGE_MARKERS = {
 }
 _WAKE_MARKERS = {"triggered": r"$\checkmark$", "timed_out": "D", "cancelled": "x", "failed": "X"}
 _AGENT_PALETTE = (
-    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2",
-    "#edc948", "#9c755f", "#ff9da7", "#e15759", "#bab0ac",
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#b07aa1",
+    "#76b7b2",
+    "#edc948",
+    "#9c755f",
+    "#ff9da7",
+    "#e15759",
+    "#bab0ac",
 )
 _GHOST = "#9a9a9a"
 #: Above this many messages (wakes) after filters, the plots aggregate.
@@ -136,7 +145,7 @@ def label_text(text: Any) -> str:
 
     >>> label_text("run.7")
     'run.7'
-    >>> label_text("run.\U0001F680")  # with a font that has no emoji   # doctest: +SKIP
+    >>> label_text("run.\U0001f680")  # with a font that has no emoji   # doctest: +SKIP
     'run.<U+1F680>'
     """
     text = str(text).replace("$", r"\$")  # a "$" would start mathtext
@@ -149,7 +158,7 @@ def label_text(text: Any) -> str:
     return "".join(c if ord(c) in drawable else f"<U+{ord(c):04X}>" for c in text)
 
 
-def _new_axes(figsize: tuple[float, float]) -> "Axes":
+def _new_axes(figsize: tuple[float, float]) -> Axes:
     """A fresh Axes: through pyplot when the caller already uses it (so that
     Jupyter shows the figure), else a bare :class:`Figure` (no global state)."""
     if "matplotlib.pyplot" in sys.modules:
@@ -160,7 +169,7 @@ def _new_axes(figsize: tuple[float, float]) -> "Axes":
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
-def _x_end(pool: "PoolHistory", upto: int | None) -> int:
+def _x_end(pool: PoolHistory, upto: int | None) -> int:
     return pool.head if upto is None else int(upto)
 
 
@@ -168,7 +177,7 @@ def _thousands(value: float, _pos: Any = None) -> str:
     return f"{int(round(value)):,}"
 
 
-def _style_x(ax: "Axes", x_end: int, *, label: bool = True) -> None:
+def _style_x(ax: Axes, x_end: int, *, label: bool = True) -> None:
     ax.set_xlim(0, max(x_end, 1) * 1.005 + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
     ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
@@ -180,7 +189,7 @@ def _style_x(ax: "Axes", x_end: int, *, label: bool = True) -> None:
         ax.spines[side].set_visible(False)
 
 
-def _cursor_line(ax: "Axes", cursor: int | None) -> None:
+def _cursor_line(ax: Axes, cursor: int | None) -> None:
     if cursor is None:
         return
     cursor = int(cursor)
@@ -200,7 +209,7 @@ def _cursor_line(ax: "Axes", cursor: int | None) -> None:
     )
 
 
-def _legend(ax: "Axes", handles: list, title: str | None = None) -> None:
+def _legend(ax: Axes, handles: list, title: str | None = None) -> None:
     if not handles:
         return
     ax.legend(
@@ -232,7 +241,7 @@ def _lane_font(lanes: int) -> float:
     return 8.0 if lanes <= 25 else 7.0 if lanes <= 45 else 6.0
 
 
-def _lane_axis(ax: "Axes", lanes: Sequence[str], ghosts: set[str] | None = None) -> None:
+def _lane_axis(ax: Axes, lanes: Sequence[str], ghosts: set[str] | None = None) -> None:
     """One y tick per lane, first lane at the top; ghost runs (never members) in grey italics."""
     ax.set_yticks(np.arange(len(lanes)))
     ax.set_yticklabels([label_text(lane) for lane in lanes], fontsize=_lane_font(len(lanes)))
@@ -253,7 +262,7 @@ def _take(table: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarra
 
 
 @gc_paused()
-def _member_intervals(pool: "PoolHistory", upto: int | None) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+def _member_intervals(pool: PoolHistory, upto: int | None) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
     """The rows of :meth:`PoolHistory.members_df` that the plots need, straight
     from the index (fast at 1M records): ``run_id``, ``agent_id`` (latest join
     of the interval), ``joined_at``, ``left_at`` (-1 while a member), ``joins``;
@@ -269,7 +278,7 @@ def _member_intervals(pool: "PoolHistory", upto: int | None) -> tuple[dict[str, 
     return table, updates
 
 
-def _member_runs_in_order(pool: "PoolHistory", upto: int | None) -> tuple[list[str], dict[str, str]]:
+def _member_runs_in_order(pool: PoolHistory, upto: int | None) -> tuple[list[str], dict[str, str]]:
     """Runs that were members up to ``upto`` by first join, and each run's latest agent."""
     table, _ = _member_intervals(pool, upto)
     runs = list(dict.fromkeys(table["run_id"].tolist()))
@@ -283,14 +292,14 @@ def _size_for(lanes: int) -> tuple[float, float]:
 # ---------------------------------------------------------------- members
 @gc_paused()
 def members(
-    pool: "PoolHistory",
-    ax: "Axes | None" = None,
+    pool: PoolHistory,
+    ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
     runs: str | Iterable[str] | None = None,
     agents: str | Iterable[str] | None = None,
     max_lanes: int = 60,
-) -> "Axes":
+) -> Axes:
     """Membership over the cursor: one lane per run, a bar per membership interval.
 
     Each row of :meth:`PoolHistory.members_df` (``upto=upto``) is a bar from
@@ -359,18 +368,40 @@ def members(
             handles.append(Patch(color=colours.get(agent, _GHOST), label=label_text(agent)))
         if still.any():
             ax.scatter(
-                np.full(int(still.sum()), x_end), y[still], marker=">", s=14, color="#444444", zorder=3,
-                gid="members.open", linewidths=0,
+                np.full(int(still.sum()), x_end),
+                y[still],
+                marker=">",
+                s=14,
+                color="#444444",
+                zorder=3,
+                gid="members.open",
+                linewidths=0,
             )
         row_of = {int(r): i for i, r in enumerate(kept_rows.tolist())}
         ticks = [(seq, y[row_of[row]]) for seq, row in updates if row in row_of]
         if ticks:
             ax.scatter(
-                [s for s, _ in ticks], [t for _, t in ticks], marker="|", s=70,
-                color="black", linewidths=1.2, zorder=4, gid="members.update",
+                [s for s, _ in ticks],
+                [t for _, t in ticks],
+                marker="|",
+                s=70,
+                color="black",
+                linewidths=1.2,
+                zorder=4,
+                gid="members.update",
             )
-            handles.append(Line2D([], [], color="black", marker="|", linestyle="none", markersize=8,
-                                  markeredgewidth=1.2, label="join update"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="black",
+                    marker="|",
+                    linestyle="none",
+                    markersize=8,
+                    markeredgewidth=1.2,
+                    label="join update",
+                )
+            )
         _lane_axis(ax, lanes)
         title = f"{label_text(pool.pool_id)} — membership ({len(lanes):,} runs, {len(run_ids):,} intervals)"
         ax.set_ylabel("run")
@@ -382,8 +413,13 @@ def members(
 
 
 def _members_stacked(
-    ax: "Axes", agent_ids: np.ndarray, start: np.ndarray, stop: np.ndarray, still: np.ndarray,
-    x_end: int, colours: dict[str, str],
+    ax: Axes,
+    agent_ids: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    still: np.ndarray,
+    x_end: int,
+    colours: dict[str, str],
 ) -> None:
     """Members of each agent over the cursor, as a stacked step area plus the total."""
     events = np.unique(np.concatenate([[0, x_end], start, stop[~still]]))
@@ -396,8 +432,15 @@ def _members_stacked(
         left = np.searchsorted(np.sort(stop[picked & ~still]), events, side="right")
         count = joined - left
         ax.fill_between(
-            events, bottom, bottom + count, step="post", color=colours.get(agent, _GHOST), alpha=0.85,
-            linewidth=0, label=label_text(agent), gid="members.area",
+            events,
+            bottom,
+            bottom + count,
+            step="post",
+            color=colours.get(agent, _GHOST),
+            alpha=0.85,
+            linewidth=0,
+            label=label_text(agent),
+            gid="members.area",
         )
         bottom = bottom + count
     ax.plot(events, bottom, drawstyle="steps-post", color="#222222", linewidth=0.7, gid="members.total")
@@ -423,7 +466,7 @@ def _last_index(codes: np.ndarray, count: int) -> np.ndarray:
 
 # --------------------------------------------------------------- messages
 @gc_paused()
-def _message_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
+def _message_table(pool: PoolHistory, upto: int | None) -> dict[str, np.ndarray]:
     """One row per message at ``upto`` (the columns of ``messages_df`` that the
     plot needs), built straight from the index so that it stays fast at 1M records."""
     index = pool.index
@@ -435,7 +478,8 @@ def _message_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarra
     picked = [entries[p] for p in positions.tolist()]
     if not picked:
         return {c: np.array([], dtype=object) for c in ("message_id", "status")} | {
-            c: np.array([], dtype=np.int64) for c in ("first_seq", "delivered_at", "position")}
+            c: np.array([], dtype=np.int64) for c in ("first_seq", "delivered_at", "position")
+        }
     seqs = arrays["seq"][positions]
     codes, uniques = pd.factorize(np.array([e.key for e in picked], dtype=object))
     count = len(uniques)
@@ -452,7 +496,7 @@ def _message_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarra
 
 
 @gc_paused()
-def _with_details(pool: "PoolHistory", table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _with_details(pool: PoolHistory, table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Add ``sender``, ``target_type`` and ``recipients`` (from each message's latest record)."""
     if "sender" in table:
         return table
@@ -470,13 +514,17 @@ def _with_details(pool: "PoolHistory", table: dict[str, np.ndarray]) -> dict[str
 def _touches(table: dict[str, np.ndarray], runs: set[str]) -> np.ndarray:
     """Which messages were sent by or delivered to one of ``runs``."""
     return np.fromiter(
-        ((s in runs) or not runs.isdisjoint(rs) for s, rs in zip(table["sender"].tolist(), table["recipients"].tolist())),
-        dtype=bool, count=len(table["sender"]),
+        (
+            (s in runs) or not runs.isdisjoint(rs)
+            for s, rs in zip(table["sender"].tolist(), table["recipients"].tolist())
+        ),
+        dtype=bool,
+        count=len(table["sender"]),
     )
 
 
 def _filter_messages(
-    pool: "PoolHistory",
+    pool: PoolHistory,
     table: dict[str, np.ndarray],
     statuses: set[str] | None,
     runs: set[str] | None,
@@ -501,8 +549,8 @@ def _filter_messages(
 
 @gc_paused()
 def messages(
-    pool: "PoolHistory",
-    ax: "Axes | None" = None,
+    pool: PoolHistory,
+    ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
     statuses: str | Iterable[str] | None = None,
@@ -514,7 +562,7 @@ def messages(
     max_lanes: int = 60,
     window: int | None = None,
     ghosts: str = "auto",
-) -> "Axes":
+) -> Axes:
     """Messages as flows between lanes: a mark per message, a line per recipient.
 
     For every message of :meth:`PoolHistory.messages_df` (``upto=upto``): a
@@ -570,14 +618,15 @@ def messages(
         _message_strips(ax, table, x_end, window)
         ax.set_title(
             f"{label_text(pool.pool_id)} — {count:,} messages by status (per window of cursors, by first seq)",
-            fontsize=10, loc="left",
+            fontsize=10,
+            loc="left",
         )
         _style_x(ax, x_end)
         _cursor_line(ax, cursor)
         return ax
     lane_of = {run: i for i, run in enumerate(lanes)}
     if merge:
-        lane_of.update({run: lane_of[ghost_lane] for run in ghost_runs})
+        lane_of.update(dict.fromkeys(ghost_runs, lane_of[ghost_lane]))
     sender_y = np.fromiter((lane_of[s] for s in table["sender"].tolist()), dtype=float, count=count)
     first = table["first_seq"]
     arrive = np.where(table["delivered_at"] >= 0, table["delivered_at"], first)
@@ -586,8 +635,9 @@ def messages(
     # flow lines, normal statuses under alert statuses
     segments, seg_colours, heads = [], [], {"v": [], "^": [], ">": []}
     head_colours: dict[str, list] = {"v": [], "^": [], ">": []}
-    order = np.argsort(np.fromiter((s in ALERT_STATUSES for s in status_arr), dtype=bool, count=len(status_arr)),
-                       kind="stable")
+    order = np.argsort(
+        np.fromiter((s in ALERT_STATUSES for s in status_arr), dtype=bool, count=len(status_arr)), kind="stable"
+    )
     recipients = table["recipients"].tolist()
     for i in order.tolist():
         colour = MESSAGE_COLORS.get(status_arr[i], _GHOST)
@@ -606,53 +656,80 @@ def messages(
     for marker, points in heads.items():
         if points:
             xs, ys = zip(*points)
-            ax.scatter(xs, ys, marker=marker, s=12, c=head_colours[marker], linewidths=0, alpha=0.8, zorder=3,
-                       gid="messages.head")
+            ax.scatter(
+                xs,
+                ys,
+                marker=marker,
+                s=12,
+                c=head_colours[marker],
+                linewidths=0,
+                alpha=0.8,
+                zorder=3,
+                gid="messages.head",
+            )
     handles = []
     for status in present:
         picked = status_arr == status
         alert = status in ALERT_STATUSES
         ax.scatter(
-            first[picked], sender_y[picked], marker=_MESSAGE_MARKERS[status],
-            s=46 if alert else 16, c=MESSAGE_COLORS[status],
-            edgecolors="black" if alert else "white", linewidths=0.6 if alert else 0.3,
-            zorder=5 if alert else 4, label=status, gid="messages.mark",
+            first[picked],
+            sender_y[picked],
+            marker=_MESSAGE_MARKERS[status],
+            s=46 if alert else 16,
+            c=MESSAGE_COLORS[status],
+            edgecolors="black" if alert else "white",
+            linewidths=0.6 if alert else 0.3,
+            zorder=5 if alert else 4,
+            label=status,
+            gid="messages.mark",
         )
-        handles.append(Line2D([], [], marker=_MESSAGE_MARKERS[status], linestyle="none",
-                              markerfacecolor=MESSAGE_COLORS[status],
-                              markeredgecolor="black" if alert else "white",
-                              markersize=8 if alert else 6, label=f"{status} ({int(picked.sum()):,})"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker=_MESSAGE_MARKERS[status],
+                linestyle="none",
+                markerfacecolor=MESSAGE_COLORS[status],
+                markeredgecolor="black" if alert else "white",
+                markersize=8 if alert else 6,
+                label=f"{status} ({int(picked.sum()):,})",
+            )
+        )
     if segments:
-        handles.append(Line2D([], [], color="#777777", linewidth=0.9, marker="v", markersize=4,
-                              label="→ recipient"))
+        handles.append(Line2D([], [], color="#777777", linewidth=0.9, marker="v", markersize=4, label="→ recipient"))
     _lane_axis(ax, lanes, {r for r in lanes if r not in member_set})
     ax.set_ylabel("run")
-    ax.set_title(f"{label_text(pool.pool_id)} — messages ({count:,}; {len(segments):,} deliveries)", fontsize=10, loc="left")
+    ax.set_title(
+        f"{label_text(pool.pool_id)} — messages ({count:,}; {len(segments):,} deliveries)", fontsize=10, loc="left"
+    )
     _style_x(ax, x_end)
     _cursor_line(ax, cursor)
     _legend(ax, handles, "status")
     return ax
 
 
-def _message_strips(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window: int | None) -> None:
+def _message_strips(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int | None) -> None:
     window = int(window) if window else default_window(x_end, 150)
     bins = max(1, int(np.ceil(max(x_end, 1) / window)))
     first = table["first_seq"]
     status_arr = table["status"]
     labels = []
-    row = 0
     statuses = [s for s in wire.MESSAGE_STATUSES if (status_arr == s).any()]
-    for status in statuses:
+    for row, status in enumerate(statuses):
         picked = first[status_arr == status]
         counts = np.bincount(np.clip((picked - 1) // window, 0, bins - 1), minlength=bins).astype(float)
         cmap = mcolors.LinearSegmentedColormap.from_list(status, ["#ffffff", MESSAGE_COLORS[status]])
         ax.imshow(
-            counts[None, :], aspect="auto", cmap=cmap, interpolation="nearest",
+            counts[None, :],
+            aspect="auto",
+            cmap=cmap,
+            interpolation="nearest",
             norm=mcolors.PowerNorm(0.5, vmin=0, vmax=max(counts.max(), 1)),
-            extent=(0.5, bins * window + 0.5, row + 0.42, row - 0.42), zorder=2, gid=f"messages.strip.{status}",
+            extent=(0.5, bins * window + 0.5, row + 0.42, row - 0.42),
+            zorder=2,
+            gid=f"messages.strip.{status}",
         )
         labels.append(f"{status} ({len(picked):,})")
-        row += 1
     ax.set_yticks(np.arange(len(labels)))
     ax.set_yticklabels(labels, fontsize=8)
     for tick, status in zip(ax.get_yticklabels(), statuses):
@@ -666,7 +743,7 @@ def _message_strips(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window
 
 # ------------------------------------------------------------------ wakes
 @gc_paused()
-def _wake_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
+def _wake_table(pool: PoolHistory, upto: int | None) -> dict[str, np.ndarray]:
     """One row per wake condition at ``upto``: id, run, status, start (first
     ``registered``, else first record) and ``terminal_at`` (-1 while open)."""
     index = pool.index
@@ -678,7 +755,8 @@ def _wake_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
     picked = [entries[p] for p in positions.tolist()]
     if not picked:
         return {c: np.array([], dtype=object) for c in ("condition_id", "run_id", "status")} | {
-            c: np.array([], dtype=np.int64) for c in ("start", "terminal_at")}
+            c: np.array([], dtype=np.int64) for c in ("start", "terminal_at")
+        }
     seqs = arrays["seq"][positions]
     codes, uniques = pd.factorize(np.array([e.key for e in picked], dtype=object))
     count = len(uniques)
@@ -699,8 +777,8 @@ def _wake_table(pool: "PoolHistory", upto: int | None) -> dict[str, np.ndarray]:
 
 @gc_paused()
 def wakes(
-    pool: "PoolHistory",
-    ax: "Axes | None" = None,
+    pool: PoolHistory,
+    ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
     statuses: str | Iterable[str] | None = None,
@@ -709,7 +787,7 @@ def wakes(
     max_marks: int = MAX_MARKS,
     max_lanes: int = 60,
     window: int | None = None,
-) -> "Axes":
+) -> Axes:
     """Wake conditions as spans on their waiting run's lane.
 
     For every row of :meth:`PoolHistory.wakes_df` (``upto=upto``): a span
@@ -749,16 +827,20 @@ def wakes(
         ax = _new_axes(_size_for(7 if aggregate else len(lanes)))
     if aggregate:
         _wake_bars(ax, table, x_end, window)
-        ax.set_title(f"{label_text(pool.pool_id)} — {count:,} wakes: outcomes per window and wakes waiting",
-                     fontsize=10, loc="left")
+        ax.set_title(
+            f"{label_text(pool.pool_id)} — {count:,} wakes: outcomes per window and wakes waiting",
+            fontsize=10,
+            loc="left",
+        )
         _style_x(ax, x_end)
         _cursor_line(ax, cursor)
         return ax
     lane_of = {run: i for i, run in enumerate(lanes)}
     start = table["start"]
     end = np.where(table["terminal_at"] < 0, x_end, table["terminal_at"])
-    y, height = _sub_lanes(np.fromiter((lane_of[r] for r in table["run_id"].tolist()), dtype=np.int64, count=count),
-                           start, end)
+    y, height = _sub_lanes(
+        np.fromiter((lane_of[r] for r in table["run_id"].tolist()), dtype=np.int64, count=count), start, end
+    )
     status_arr = table["status"]
     handles = []
     for status in wire.WAKE_STATUSES:
@@ -767,32 +849,69 @@ def wakes(
             continue
         colour = WAKE_COLORS[status]
         container = ax.barh(
-            y[picked], np.maximum(end[picked] - start[picked], 0.8), left=start[picked], height=height[picked],
-            color=colour, alpha=0.45 if status != "registered" else 0.6, edgecolor=colour, linewidth=0.6,
-            label=status, gid="wakes.span", zorder=2,
+            y[picked],
+            np.maximum(end[picked] - start[picked], 0.8),
+            left=start[picked],
+            height=height[picked],
+            color=colour,
+            alpha=0.45 if status != "registered" else 0.6,
+            edgecolor=colour,
+            linewidth=0.6,
+            label=status,
+            gid="wakes.span",
+            zorder=2,
         )
         for patch in container.patches:
             patch.set_gid("wakes.span")
         if status == "registered":
-            ax.scatter(end[picked], y[picked], marker=">", s=16, color=colour, zorder=4, linewidths=0,
-                       gid="wakes.open")
-            handles.append(Line2D([], [], color=colour, linewidth=5, alpha=0.7, marker=">", markersize=5,
-                                  label=f"waiting ({int(picked.sum()):,})"))
+            ax.scatter(end[picked], y[picked], marker=">", s=16, color=colour, zorder=4, linewidths=0, gid="wakes.open")
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=colour,
+                    linewidth=5,
+                    alpha=0.7,
+                    marker=">",
+                    markersize=5,
+                    label=f"waiting ({int(picked.sum()):,})",
+                )
+            )
             continue
         big = status in ("failed", "timed_out")
         ax.scatter(
-            end[picked], y[picked], marker=_WAKE_MARKERS[status], s=60 if status == "triggered" else 40 if big else 30,
-            color=colour, edgecolors="black" if big else None, linewidths=0.5 if big else 1.3,
-            zorder=5, label=status, gid="wakes.outcome",
+            end[picked],
+            y[picked],
+            marker=_WAKE_MARKERS[status],
+            s=60 if status == "triggered" else 40 if big else 30,
+            color=colour,
+            edgecolors="black" if big else None,
+            linewidths=0.5 if big else 1.3,
+            zorder=5,
+            label=status,
+            gid="wakes.outcome",
         )
-        handles.append(Line2D([], [], color=colour, linewidth=5, alpha=0.45, marker=_WAKE_MARKERS[status],
-                              markersize=8, markerfacecolor=colour,
-                              markeredgecolor="black" if big else colour,
-                              label=f"{status} ({int(picked.sum()):,})"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=colour,
+                linewidth=5,
+                alpha=0.45,
+                marker=_WAKE_MARKERS[status],
+                markersize=8,
+                markerfacecolor=colour,
+                markeredgecolor="black" if big else colour,
+                label=f"{status} ({int(picked.sum()):,})",
+            )
+        )
     _lane_axis(ax, lanes, {r for r in lanes if r not in member_set})
     ax.set_ylabel("waiting run")
-    ax.set_title(f"{label_text(pool.pool_id)} — wakes ({count:,} conditions, {len(lanes):,} waiting runs)",
-                 fontsize=10, loc="left")
+    ax.set_title(
+        f"{label_text(pool.pool_id)} — wakes ({count:,} conditions, {len(lanes):,} waiting runs)",
+        fontsize=10,
+        loc="left",
+    )
     _style_x(ax, x_end)
     _cursor_line(ax, cursor)
     _legend(ax, handles, "status")
@@ -827,7 +946,7 @@ def _sub_lanes(lane: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np
     return y, height * 0.9
 
 
-def _wake_bars(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window: int | None) -> None:
+def _wake_bars(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int | None) -> None:
     window = int(window) if window else default_window(x_end, 80)
     bins = max(1, int(np.ceil(max(x_end, 1) / window)))
     lefts = np.arange(bins) * window + 0.5
@@ -840,8 +959,18 @@ def _wake_bars(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window: int
         if not len(picked):
             continue
         counts = np.bincount(np.clip((picked - 1) // window, 0, bins - 1), minlength=bins)
-        ax.bar(lefts, counts, width=window, bottom=bottom, align="edge", color=WAKE_COLORS[status],
-               linewidth=0, label=status, gid=f"wakes.ended.{status}", zorder=2)
+        ax.bar(
+            lefts,
+            counts,
+            width=window,
+            bottom=bottom,
+            align="edge",
+            color=WAKE_COLORS[status],
+            linewidth=0,
+            label=status,
+            gid=f"wakes.ended.{status}",
+            zorder=2,
+        )
         bottom = bottom + counts
         handles.append(Patch(color=WAKE_COLORS[status], label=f"{status} ({len(picked):,})"))
     # waiting at the end of each window: registered by then, not yet terminal
@@ -849,8 +978,15 @@ def _wake_bars(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window: int
     start = np.sort(table["start"])
     done = np.sort(terminal[terminal >= 0])
     waiting = np.searchsorted(start, ends, side="right") - np.searchsorted(done, ends, side="right")
-    ax.step(np.concatenate([[0.5], ends + 0.5]), np.concatenate([[waiting[0]], waiting]), where="pre",
-            color=WAKE_COLORS["registered"], linewidth=1.6, gid="wakes.waiting", zorder=3)
+    ax.step(
+        np.concatenate([[0.5], ends + 0.5]),
+        np.concatenate([[waiting[0]], waiting]),
+        where="pre",
+        color=WAKE_COLORS["registered"],
+        linewidth=1.6,
+        gid="wakes.waiting",
+        zorder=3,
+    )
     handles.append(Line2D([], [], color=WAKE_COLORS["registered"], linewidth=1.6, label="waiting (at window end)"))
     ax.set_ylabel(f"wakes  (window = {window:,})", fontsize=9)
     _legend(ax, handles, "outcome")
@@ -859,13 +995,13 @@ def _wake_bars(ax: "Axes", table: dict[str, np.ndarray], x_end: int, window: int
 # --------------------------------------------------------------- activity
 @gc_paused()
 def activity(
-    pool: "PoolHistory",
-    ax: "Axes | None" = None,
+    pool: PoolHistory,
+    ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
     window: int | None = None,
     series: Sequence[str] = ("message", "wake"),
-) -> "Axes":
+) -> Axes:
     """Status transitions per window of cursors, as bars stacked by status.
 
     Draws :meth:`PoolHistory.activity` (``window``, ``upto``): every
@@ -921,8 +1057,15 @@ def activity(
                 continue
             heights = np.bincount(slot[picked], weights=counts[picked], minlength=bins).astype(np.int64)
             ax.stairs(
-                sign * (bottom + heights), edges, baseline=sign * bottom, fill=True, color=palette[status],
-                linewidth=0, label=f"{name}: {status}", gid=f"activity.{name}.{status}", zorder=2,
+                sign * (bottom + heights),
+                edges,
+                baseline=sign * bottom,
+                fill=True,
+                color=palette[status],
+                linewidth=0,
+                label=f"{name}: {status}",
+                gid=f"activity.{name}.{status}",
+                zorder=2,
             )
             bottom = bottom + heights
             drawn.append(Patch(color=palette[status], label=status.replace("_", " ")))
@@ -952,7 +1095,7 @@ def activity(
 # -------------------------------------------------------------- dashboard
 @gc_paused()
 def dashboard(
-    pool: "PoolHistory",
+    pool: PoolHistory,
     cursor: int | None = None,
     upto: int | None = None,
     fig: Figure | None = None,

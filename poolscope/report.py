@@ -26,8 +26,9 @@ import html
 import io
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -88,7 +89,7 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _plot_html(pool: "PoolHistory", name: str, draw: Callable, height: float) -> str:
+def _plot_html(pool: PoolHistory, name: str, draw: Callable, height: float) -> str:
     """One plot as an embedded PNG (or a note saying why it could not be drawn)."""
     from matplotlib.figure import Figure
 
@@ -102,7 +103,7 @@ def _plot_html(pool: "PoolHistory", name: str, draw: Callable, height: float) ->
     return f"<figure><img alt='{_esc(alt)}' src='data:image/png;base64,{data}'></figure>"
 
 
-def _lanes(pool: "PoolHistory") -> int:
+def _lanes(pool: PoolHistory) -> int:
     from .plot import _member_intervals
 
     table, _ = _member_intervals(pool, None)
@@ -113,7 +114,7 @@ def _height(lanes: int) -> float:
     return float(min(max(0.2 * lanes + 1.6, 2.6), 13.0))
 
 
-def _summary_html(db: "Database", anomalies: list) -> str:
+def _summary_html(db: Database, anomalies: list) -> str:
     """:meth:`Database.summary` as a table, message and wake statuses grouped
     under one header each, plus the anomaly counts of each pool."""
     from . import wire
@@ -154,12 +155,10 @@ def _summary_html(db: "Database", anomalies: list) -> str:
         for column in [c for _, cols in groups for c in cols]:
             number(column)
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        f"<div class='scroll'><table class='summary'><tr>{top}</tr><tr>{sub}</tr>{''.join(rows)}</table></div>"
-    )
+    return f"<div class='scroll'><table class='summary'><tr>{top}</tr><tr>{sub}</tr>{''.join(rows)}</table></div>"
 
 
-def _anchor(db: "Database", pool_id: str) -> str:
+def _anchor(db: Database, pool_id: str) -> str:
     return f"pool-{db.pool_ids.index(pool_id) + 1}" if pool_id in db.pool_ids else "pool-unknown"
 
 
@@ -191,7 +190,7 @@ def _opened(text: str) -> str:
     return text.replace("<details>", "<details open>")
 
 
-def _snapshot_html(pool: "PoolHistory") -> str:
+def _snapshot_html(pool: PoolHistory) -> str:
     from .errors import PoolscopeError as _Error
 
     try:
@@ -207,7 +206,7 @@ def _snapshot_html(pool: "PoolHistory") -> str:
         )
 
 
-def _pool_section(db: "Database", pool: "PoolHistory", anomalies: list | None, check_note: str) -> str:
+def _pool_section(db: Database, pool: PoolHistory, anomalies: list | None, check_note: str) -> str:
     from . import plot
 
     lanes = _lanes(pool)
@@ -234,7 +233,7 @@ def _pool_section(db: "Database", pool: "PoolHistory", anomalies: list | None, c
     return "".join(body)
 
 
-def render(db: "Database", pools: Iterable[str] | None = None, *, title: str | None = None) -> str:
+def render(db: Database, pools: Iterable[str] | None = None, *, title: str | None = None) -> str:
     """The report's HTML text for an open :class:`~poolscope.Database`.
 
     ``pools`` limits the per-pool sections (the summary lists every pool).
@@ -286,7 +285,7 @@ def render(db: "Database", pools: Iterable[str] | None = None, *, title: str | N
 
 
 def report(
-    db_or_path: "Database | str | os.PathLike",
+    db_or_path: Database | str | os.PathLike,
     out_path: str | os.PathLike,
     pools: Iterable[str] | None = None,
 ) -> Path:
@@ -298,7 +297,8 @@ def report(
     >>> report("sample_data/demo.db", "/tmp/demo.html", pools=["pool.alpha"])   # doctest: +SKIP
     PosixPath('/tmp/demo.html')
     """
-    from .history import Database, open as open_db
+    from .history import Database
+    from .history import open as open_db
 
     db = db_or_path if isinstance(db_or_path, Database) else open_db(db_or_path, progress=False)
     text = render(db, pools)
@@ -309,8 +309,15 @@ def report(
 
 @click.command("report")
 @click.argument("db", type=click.Path(dir_okay=True))
-@click.option("-o", "--out", "out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
-              help="The HTML file to write.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
 @click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
 def report_command(db: str, out: str, pools: tuple[str, ...]) -> None:
     """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool.

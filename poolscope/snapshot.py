@@ -13,8 +13,8 @@ Example::
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Iterator, overload
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class StoredList(Sequence):
     fetched from the database on first access, all at once, and cached.
     """
 
-    def __init__(self, history: "PoolHistory", positions: np.ndarray, namespace: str | None = None) -> None:
+    def __init__(self, history: PoolHistory, positions: np.ndarray, namespace: str | None = None) -> None:
         self._history = history
         self._unordered = positions
         self._namespace = namespace  # set: positions still need the SDK's key order
@@ -100,7 +100,7 @@ class Snapshot:
 
     def __init__(
         self,
-        history: "PoolHistory",
+        history: PoolHistory,
         cursor: int,
         config: dict,
         created: bool,
@@ -213,7 +213,7 @@ class Snapshot:
         )
 
 
-def snapshot_at(history: "PoolHistory", cursor: int | None = None, *, strict: bool = True) -> Snapshot:
+def snapshot_at(history: PoolHistory, cursor: int | None = None, *, strict: bool = True) -> Snapshot:
     """Build the snapshot of ``history`` at ``cursor``; see :meth:`PoolHistory.snapshot`."""
     index = history.index
     head = index.head

@@ -47,7 +47,7 @@ class FileIdentity:
     inode: int
 
     @classmethod
-    def of(cls, path: Path) -> "FileIdentity":
+    def of(cls, path: Path) -> FileIdentity:
         info = os.stat(path)
         return cls(info.st_dev, info.st_ino)
 
@@ -121,7 +121,9 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def translate(error: sqlite3.Error, path: Path | str, pool_id: str | None = None, seq: int | None = None) -> PoolscopeError:
+def translate(
+    error: sqlite3.Error, path: Path | str, pool_id: str | None = None, seq: int | None = None
+) -> PoolscopeError:
     """Turn an ``sqlite3`` exception into the matching typed poolscope error."""
     text = str(error)
     lowered = text.lower()

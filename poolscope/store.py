@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -38,7 +39,6 @@ from .errors import (
     InvalidInputError,
     NotAMemberError,
     PoolNotOpenedError,
-    PoolscopeError,
 )
 from .fold import configs_equal
 from .history import Record, read_records
@@ -87,7 +87,7 @@ def _create_schema(conn: sqlite3.Connection, timeout: float) -> None:
 class _PoolLog:
     """The writer's view of one pool: the shared index plus payload access."""
 
-    def __init__(self, store: "PoolStore", pool_id: str) -> None:
+    def __init__(self, store: PoolStore, pool_id: str) -> None:
         self.pool_id = pool_id
         self.path = store.path
         self._store = store
@@ -124,7 +124,7 @@ class PoolStore:
         self._batch = False
 
     @contextmanager
-    def batch(self) -> Iterator["PoolStore"]:
+    def batch(self) -> Iterator[PoolStore]:
         """Run many calls in one transaction (a bulk import): one lock, one commit.
 
         >>> with store.batch():                       # doctest: +SKIP
@@ -158,7 +158,7 @@ class PoolStore:
         """Close the connection."""
         self.db.conn.close()
 
-    def __enter__(self) -> "PoolStore":
+    def __enter__(self) -> PoolStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -225,7 +225,9 @@ class PoolStore:
             raise problem
         if index.fold.conflict_seq is not None:
             raise ConfigConflictError(
-                "the log contains conflicting pool_opened records", path=self.path, pool_id=log.pool_id,
+                "the log contains conflicting pool_opened records",
+                path=self.path,
+                pool_id=log.pool_id,
                 seq=index.fold.conflict_seq,
             )
 
@@ -377,7 +379,6 @@ class PoolStore:
             return seq
         except sqlite3.Error as error:
             raise translate(error, self.path, pool_id) from None
-
 
     def __repr__(self) -> str:
         return f"<PoolStore {str(self.path)!r}>"

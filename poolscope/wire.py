@@ -17,7 +17,8 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -263,7 +264,7 @@ EVENT_FILTER = _Struct(
     [(name, _filter_set, REQUIRED) for name in FILTER_SETS]
     + [("terminal_only", bool, REQUIRED), ("payload_access", str, REQUIRED), ("queue", QUEUE, REQUIRED)],
     defaults={
-        **{name: "any" for name in FILTER_SETS},
+        **dict.fromkeys(FILTER_SETS, "any"),
         "terminal_only": False,
         "payload_access": "envelope_only",
         "queue": lambda: {},

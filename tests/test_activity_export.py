@@ -7,10 +7,10 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from conftest import load_jsonl
 
 import poolscope
 from poolscope.export import export
-from conftest import load_jsonl
 
 
 def test_activity_counts_every_record_and_transition(oracle):
@@ -58,7 +58,14 @@ def test_summary_matches_the_sdk_final_snapshots(oracle):
 def _comparable(frame: pd.DataFrame) -> list[list]:
     rows = []
     for row in frame.astype(object).itertuples(index=False):
-        rows.append([None if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)) else (list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v) for v in row])
+        rows.append(
+            [
+                None
+                if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v))
+                else (list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
+                for v in row
+            ]
+        )
     return rows
 
 

@@ -14,11 +14,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLE_DB
 
 pytestmark = pytest.mark.browser
@@ -95,10 +93,18 @@ def voila(tmp_path):
     )
     log = (tmp_path / "voila.log").open("wb")
     command = [
-        sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+        sys.executable,
+        "-m",
+        "voila",
+        str(NOTEBOOK),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
         "--Voila.root_dir=" + str(NOTEBOOK.parent),
     ]
-    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + SERVER_S
@@ -146,8 +152,9 @@ def _wait_for_cursor(page, k: int) -> None:
 
 
 def test_explorer_in_voila(voila, artifacts):
-    import poolscope
     from playwright.sync_api import sync_playwright
+
+    import poolscope
 
     pool = poolscope.open(SAMPLE_DB).pool(POOL)
     head = pool.head
@@ -164,8 +171,9 @@ def test_explorer_in_voila(voila, artifacts):
             page.set_default_timeout(UPDATE_MS)
             page.goto(voila, timeout=PAGE_MS, wait_until="domcontentloaded")
             page.wait_for_selector(".poolscope-explorer .ps-counts .ps-cursor", timeout=PAGE_MS)
-            page.wait_for_selector(".poolscope-explorer .widget-image img, .poolscope-explorer img.widget-image",
-                                   timeout=PAGE_MS)
+            page.wait_for_selector(
+                ".poolscope-explorer .widget-image img, .poolscope-explorer img.widget-image", timeout=PAGE_MS
+            )
 
             # the snapshot at the head, as the SDK computes it
             snap = pool.snapshot(head)

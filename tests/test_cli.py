@@ -6,10 +6,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import load_jsonl, raw_snapshot_lines
 
 import poolscope
 from poolscope.cli import cli
-from conftest import load_jsonl, raw_snapshot_lines
 
 
 @pytest.fixture
@@ -61,7 +61,9 @@ def test_snapshot_prints_the_sdk_json(runner, oracle):
     result = runner.invoke(cli, ["snapshot", str(oracle / "pool.db"), "--pool", pool_id, "--cursor", str(cursor)])
     assert result.exit_code == 0
     assert result.output == text + "\n"
-    pretty = runner.invoke(cli, ["snapshot", str(oracle / "pool.db"), "--pool", pool_id, "--cursor", str(cursor), "--pretty"])
+    pretty = runner.invoke(
+        cli, ["snapshot", str(oracle / "pool.db"), "--pool", pool_id, "--cursor", str(cursor), "--pretty"]
+    )
     assert json.loads(pretty.output) == json.loads(text)
 
 
@@ -87,7 +89,9 @@ def test_generate_then_export(runner, tmp_path):
     assert result.exit_code == 0, result.output
     db = poolscope.open(out)
     assert len(db.pool_ids) == 2 and all(len(p) >= 120 for p in db.pools())
-    exported = runner.invoke(cli, ["export", str(out), str(tmp_path / "x"), "--format", "csv", "--pool", db.pool_ids[0]])
+    exported = runner.invoke(
+        cli, ["export", str(out), str(tmp_path / "x"), "--format", "csv", "--pool", db.pool_ids[0]]
+    )
     assert exported.exit_code == 0, exported.output
     import pandas as pd
 

@@ -7,9 +7,9 @@ import sqlite3
 from collections import defaultdict
 
 import pytest
+from conftest import load_jsonl, raw_snapshot_lines, tree_state
 
 import poolscope
-from conftest import load_jsonl, raw_snapshot_lines, tree_state
 
 
 def test_every_record_matches_the_sdk_serialization(oracle):
@@ -80,7 +80,9 @@ def test_opening_the_oracle_changes_nothing(oracle):
 def _sdk_rows(path):
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     try:
-        records = conn.execute("SELECT pool_id, seq, kind, payload_json FROM agent_pool_records ORDER BY rowid").fetchall()
+        records = conn.execute(
+            "SELECT pool_id, seq, kind, payload_json FROM agent_pool_records ORDER BY rowid"
+        ).fetchall()
         event_seq = conn.execute("SELECT pool_id, seq FROM agent_pool_event_seq ORDER BY pool_id").fetchall()
     finally:
         conn.close()
@@ -121,7 +123,7 @@ def test_pool_store_writes_rows_byte_identical_to_the_sdk(oracle, tmp_path):
     got_rows, got_event_seq = _sdk_rows(path)
     assert got_rows == rows
     assert got_event_seq == event_seq
-    assert open(path, "rb").read(20)[18:20] == b"\x02\x02"  # WAL mode, like the SDK's file
+    assert path.read_bytes()[18:20] == b"\x02\x02"  # WAL mode, like the SDK's file
 
 
 def test_pool_store_snapshot_matches_the_sdk_at_every_step(oracle, tmp_path):

@@ -19,27 +19,36 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import tree_state
+from reference import reference_snapshot
 
 import poolscope
 from poolscope import index as index_module
 from poolscope import wire
 from poolscope.check import CODES
 from poolscope.cli import cli
-from conftest import tree_state
-from reference import reference_snapshot
 
 #: A call that takes longer than this has hung (the lock cases use a 0.5 s timeout).
 HANG = 30.0
 TIMEOUT = 0.5
-RECORD_CODES = {"bad_json", "invalid_utf8", "blob_payload", "null_payload", "bad_shape", "unknown_kind", "unknown_status"}
+RECORD_CODES = {
+    "bad_json",
+    "invalid_utf8",
+    "blob_payload",
+    "null_payload",
+    "bad_shape",
+    "unknown_kind",
+    "unknown_status",
+}
 
 
 # ------------------------------------------------------------------ the table
@@ -125,14 +134,20 @@ def target(built: Built, kind: str | None = None, status: str | None = None, poo
 
 
 def set_payload(built: Built, value: Any, kind: str | None = None) -> None:
-    sql = "UPDATE agent_pool_records SET payload_json = ?" + (", kind = ?" if kind else "") + " WHERE pool_id = ? AND seq = ?"
+    sql = (
+        "UPDATE agent_pool_records SET payload_json = ?"
+        + (", kind = ?" if kind else "")
+        + " WHERE pool_id = ? AND seq = ?"
+    )
     params = (value, kind) if kind else (value,)
     execute(built.path, (sql, (*params, built.pool_id, built.seq)))
 
 
 def append(built: Built, pool_id: str, kind: str, payload: dict) -> None:
     seq = max(built.original[pool_id]) + 1
-    execute(built.path, ("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, seq, kind, wire.dumps(payload))))
+    execute(
+        built.path, ("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, seq, kind, wire.dumps(payload)))
+    )
     built.pool_id, built.seq = pool_id, seq
 
 
@@ -152,12 +167,18 @@ def stored_message(message_id: str, status: str, sender: str = "run.ghost.sender
         {
             "message_id": message_id,
             "from": sender,
-            "to": {"target": {"type": "run", "run_id": "run.ghost"}, "destination_ref": {"kind": "agent", "id": "run.ghost"}},
+            "to": {
+                "target": {"type": "run", "run_id": "run.ghost"},
+                "destination_ref": {"kind": "agent", "id": "run.ghost"},
+            },
             "content_ref": "content.ghost",
             "idempotency_key": f"idem.{message_id}",
         }
     )
-    return {"type": "run_message", "stored": {"message": message, "receipt": wire.canonical_receipt({"message_id": message_id, "status": status})}}
+    return {
+        "type": "run_message",
+        "stored": {"message": message, "receipt": wire.canonical_receipt({"message_id": message_id, "status": status})},
+    }
 
 
 # ------------------------------------------------------------ damage functions
@@ -200,9 +221,12 @@ def garbage_table_page(built: Built) -> None:
     conn = sqlite3.connect(f"file:{built.path}?immutable=1", uri=True)
     try:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        leaves = [row[0] for row in conn.execute(
-            "SELECT pageno FROM dbstat WHERE name = 'agent_pool_records' AND pagetype = 'leaf' ORDER BY pageno"
-        )]
+        leaves = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'agent_pool_records' AND pagetype = 'leaf' ORDER BY pageno"
+            )
+        ]
     finally:
         conn.close()
     with open(built.path, "r+b") as handle:
@@ -334,7 +358,12 @@ def record_before_open(built: Built) -> None:
 
 def leave_non_member(built: Built) -> None:
     pool_id = sorted(built.original)[0]
-    append(built, pool_id, "member_left", {"type": "member_left", "member": {"run_id": "run.ghost", "agent_id": "agent.ghost"}})
+    append(
+        built,
+        pool_id,
+        "member_left",
+        {"type": "member_left", "member": {"run_id": "run.ghost", "agent_id": "agent.ghost"}},
+    )
 
 
 def message_never_sent(built: Built) -> None:
@@ -369,7 +398,10 @@ def no_event_seq_table(built: Built) -> None:
 def null_kind(built: Built) -> None:
     rebuild_without_constraints(built)
     target(built, "member_left")
-    execute(built.path, ("UPDATE agent_pool_records SET kind = NULL WHERE pool_id = ? AND seq = ?", (built.pool_id, built.seq)))
+    execute(
+        built.path,
+        ("UPDATE agent_pool_records SET kind = NULL WHERE pool_id = ? AND seq = ?", (built.pool_id, built.seq)),
+    )
 
 
 def text_seq(built: Built) -> None:
@@ -377,7 +409,10 @@ def text_seq(built: Built) -> None:
     pool_id = sorted(built.original)[0]
     execute(
         built.path,
-        ("INSERT INTO agent_pool_records VALUES (?, 'eleventh', 'pool_created', '{\"type\":\"pool_created\"}')", (pool_id,)),
+        (
+            "INSERT INTO agent_pool_records VALUES (?, 'eleventh', 'pool_created', '{\"type\":\"pool_created\"}')",
+            (pool_id,),
+        ),
         ("INSERT INTO agent_pool_records VALUES (NULL, 3, 'pool_created', '{\"type\":\"pool_created\"}')",),
     )
 
@@ -446,29 +481,148 @@ CASES: list[Case] = [
     Case("a garbage page inside the records table", "generated", garbage_table_page, codes=frozenset({"unreadable"})),
     Case("no agent_pool_records table", "generated", no_records_table, opens=poolscope.SchemaError),
     Case("wrong columns", "generated", wrong_columns, opens=poolscope.SchemaError),
-    Case("payload is not JSON", "generated", not_json, codes=frozenset({"bad_json"}), at="bad_json", strict=poolscope.CorruptRecordError),
-    Case("JSON of the wrong shape", "generated", wrong_shape, codes=frozenset({"bad_shape"}), at="bad_shape", strict=poolscope.CorruptRecordError),
-    Case("unknown record type (newer SDK)", "generated", unknown_kind, codes=frozenset({"unknown_kind"}), at="unknown_kind", strict=poolscope.UnknownRecordKindError),
-    Case("unknown status value", "oracle", unknown_status, codes=frozenset({"unknown_status"}), at="unknown_status", strict=poolscope.UnknownRecordKindError),
-    Case("payload stored as BLOB", "generated", blob_payload, codes=frozenset({"blob_payload"}), at="blob_payload", strict=poolscope.CorruptRecordError),
-    Case("invalid UTF-8 in payload_json", "generated", invalid_utf8, codes=frozenset({"invalid_utf8"}), at="invalid_utf8", strict=poolscope.CorruptRecordError),
-    Case("NULL payload", "generated", null_payload, codes=frozenset({"null_payload"}), at="null_payload", strict=poolscope.CorruptRecordError),
-    Case("NULL kind", "generated", null_kind, codes=frozenset({"unknown_kind"}), at="unknown_kind", strict=poolscope.RecordError),
+    Case(
+        "payload is not JSON",
+        "generated",
+        not_json,
+        codes=frozenset({"bad_json"}),
+        at="bad_json",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "JSON of the wrong shape",
+        "generated",
+        wrong_shape,
+        codes=frozenset({"bad_shape"}),
+        at="bad_shape",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "unknown record type (newer SDK)",
+        "generated",
+        unknown_kind,
+        codes=frozenset({"unknown_kind"}),
+        at="unknown_kind",
+        strict=poolscope.UnknownRecordKindError,
+    ),
+    Case(
+        "unknown status value",
+        "oracle",
+        unknown_status,
+        codes=frozenset({"unknown_status"}),
+        at="unknown_status",
+        strict=poolscope.UnknownRecordKindError,
+    ),
+    Case(
+        "payload stored as BLOB",
+        "generated",
+        blob_payload,
+        codes=frozenset({"blob_payload"}),
+        at="blob_payload",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "invalid UTF-8 in payload_json",
+        "generated",
+        invalid_utf8,
+        codes=frozenset({"invalid_utf8"}),
+        at="invalid_utf8",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "NULL payload",
+        "generated",
+        null_payload,
+        codes=frozenset({"null_payload"}),
+        at="null_payload",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "NULL kind",
+        "generated",
+        null_kind,
+        codes=frozenset({"unknown_kind"}),
+        at="unknown_kind",
+        strict=poolscope.RecordError,
+    ),
     Case("a 20 MB payload", "generated", huge_payload),
     Case("gap in seq", "generated", seq_gap, codes=frozenset({"seq_gap"}), at="seq_gap"),
     Case("duplicate seq", "generated", duplicate_seq, codes=frozenset({"duplicate_seq"}), at="duplicate_seq"),
     Case("non-integer seq and NULL pool_id", "generated", text_seq, codes=frozenset({"bad_seq", "bad_pool_id"})),
-    Case("second pool_opened with a different config", "generated", config_conflict, codes=frozenset({"config_conflict"}), at="config_conflict", strict=poolscope.ConfigConflictError),
-    Case("second pool_opened with the same config", "oracle", repeated_open, codes=frozenset({"repeated_pool_opened"}), at="repeated_pool_opened"),
-    Case("pool never opened", "generated", pool_not_opened, codes=frozenset({"pool_not_opened", "seq_gap"}), at="pool_not_opened", strict=poolscope.PoolNotOpenedError),
-    Case("records before pool_opened", "generated", record_before_open, codes=frozenset({"record_before_open"}), at="record_before_open", strict=poolscope.PoolNotOpenedError),
-    Case("member_left for a run that is not a member", "generated", leave_non_member, codes=frozenset({"member_left_not_member"}), at="member_left_not_member"),
-    Case("status change for a message never sent", "generated", message_never_sent, codes=frozenset({"message_never_sent"}), at="message_never_sent"),
-    Case("message delivered without accepted", "oracle", delivered_without_accepted, codes=frozenset({"delivered_without_accepted"}), at="delivered_without_accepted"),
-    Case("status change for a wake never registered", "generated", wake_never_registered, codes=frozenset({"wake_never_registered"}), at="wake_never_registered"),
-    Case("wake filter fingerprint does not match", "oracle", wake_filter_mismatch, codes=frozenset({"wake_filter_mismatch"}), at="wake_filter_mismatch"),
+    Case(
+        "second pool_opened with a different config",
+        "generated",
+        config_conflict,
+        codes=frozenset({"config_conflict"}),
+        at="config_conflict",
+        strict=poolscope.ConfigConflictError,
+    ),
+    Case(
+        "second pool_opened with the same config",
+        "oracle",
+        repeated_open,
+        codes=frozenset({"repeated_pool_opened"}),
+        at="repeated_pool_opened",
+    ),
+    Case(
+        "pool never opened",
+        "generated",
+        pool_not_opened,
+        codes=frozenset({"pool_not_opened", "seq_gap"}),
+        at="pool_not_opened",
+        strict=poolscope.PoolNotOpenedError,
+    ),
+    Case(
+        "records before pool_opened",
+        "generated",
+        record_before_open,
+        codes=frozenset({"record_before_open"}),
+        at="record_before_open",
+        strict=poolscope.PoolNotOpenedError,
+    ),
+    Case(
+        "member_left for a run that is not a member",
+        "generated",
+        leave_non_member,
+        codes=frozenset({"member_left_not_member"}),
+        at="member_left_not_member",
+    ),
+    Case(
+        "status change for a message never sent",
+        "generated",
+        message_never_sent,
+        codes=frozenset({"message_never_sent"}),
+        at="message_never_sent",
+    ),
+    Case(
+        "message delivered without accepted",
+        "oracle",
+        delivered_without_accepted,
+        codes=frozenset({"delivered_without_accepted"}),
+        at="delivered_without_accepted",
+    ),
+    Case(
+        "status change for a wake never registered",
+        "generated",
+        wake_never_registered,
+        codes=frozenset({"wake_never_registered"}),
+        at="wake_never_registered",
+    ),
+    Case(
+        "wake filter fingerprint does not match",
+        "oracle",
+        wake_filter_mismatch,
+        codes=frozenset({"wake_filter_mismatch"}),
+        at="wake_filter_mismatch",
+    ),
     Case("no agent_pool_event_seq table", "generated", no_event_seq_table, codes=frozenset({"no_event_seq_table"})),
-    Case("locked by another process (rollback journal)", "generated", rollback_journal, opens=poolscope.DatabaseLockedError, hold=locker("BEGIN EXCLUSIVE")),
+    Case(
+        "locked by another process (rollback journal)",
+        "generated",
+        rollback_journal,
+        opens=poolscope.DatabaseLockedError,
+        hold=locker("BEGIN EXCLUSIVE"),
+    ),
     Case(
         "locked by another process after open",
         "generated",
@@ -486,7 +640,12 @@ CASES: list[Case] = [
         opens=poolscope.DatabaseLockedError,
         hold=locker("PRAGMA locking_mode = EXCLUSIVE", "BEGIN EXCLUSIVE", "UPDATE agent_pool_event_seq SET seq = seq"),
     ),
-    Case("a WAL writer mid-transaction (readers go on)", "oracle", lambda built: None, hold=locker("BEGIN IMMEDIATE", "UPDATE agent_pool_event_seq SET seq = seq + 1")),
+    Case(
+        "a WAL writer mid-transaction (readers go on)",
+        "oracle",
+        lambda built: None,
+        hold=locker("BEGIN IMMEDIATE", "UPDATE agent_pool_event_seq SET seq = seq + 1"),
+    ),
     Case("replaced while open", "generated", lambda built: None, after_open=replaced),
     Case("deleted while open", "oracle", lambda built: None, after_open=deleted),
 ]
@@ -500,7 +659,7 @@ def bounded(call: Callable[[], Any]) -> tuple[Any, BaseException | None, float]:
     def run() -> None:
         try:
             box["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - judged by the caller
+        except BaseException as error:
             box["error"] = error
 
     start = time.monotonic()
@@ -519,7 +678,9 @@ class Judge:
         self.built, self.case = built, case
         self.errors: list[tuple[str, BaseException]] = []
 
-    def __call__(self, label: str, call: Callable[[], Any], *, pool_id: str | None = None) -> tuple[Any, BaseException | None]:
+    def __call__(
+        self, label: str, call: Callable[[], Any], *, pool_id: str | None = None
+    ) -> tuple[Any, BaseException | None]:
         value, error, _ = bounded(call)
         if error is None:
             return value, None
@@ -608,11 +769,17 @@ def exercise(case: Case, built: Built, judge: Judge, db: Any, light: bool = Fals
             cursors |= {built.seq - 1, built.seq, min(built.seq + 1, head)}
         for cursor in sorted(c for c in cursors if c >= 0):
             for strict in (True,) if light else (True, False):
-                snap, _ = judge(f"snapshot({cursor}, strict={strict})", lambda: history.snapshot(cursor, strict=strict), pool_id=pool_id)
+                snap, _ = judge(
+                    f"snapshot({cursor}, strict={strict})",
+                    lambda: history.snapshot(cursor, strict=strict),
+                    pool_id=pool_id,
+                )
                 if snap is not None:
                     judge("snapshot.to_json()", snap.to_json, pool_id=pool_id)
                     judge("snapshot.counts()", snap.counts, pool_id=pool_id)
-        judge("iter_records(kinds=)", lambda: list(history.iter_records(kinds=["wake", "run_message"])), pool_id=pool_id)
+        judge(
+            "iter_records(kinds=)", lambda: list(history.iter_records(kinds=["wake", "run_message"])), pool_id=pool_id
+        )
     out["check"], out["check_error"] = judge("check()", db.check)
     out["refresh"], out["refresh_error"] = judge("refresh()", db.refresh)
     return out
@@ -664,7 +831,9 @@ def records_df_from_the_file(built: Built, judge: Judge, monkeypatch) -> list:
     default = index_module.PARALLEL_THRESHOLD
     for threshold in (0, 1):
         monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", threshold)
-        frame, error = judge("records_df() from the file", lambda: poolscope.open(built.path, timeout=TIMEOUT).records_df())
+        frame, error = judge(
+            "records_df() from the file", lambda: poolscope.open(built.path, timeout=TIMEOUT).records_df()
+        )
         frames.append(frame if error is None else error)
     monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", default)
     return frames

@@ -6,9 +6,9 @@ import json
 import random
 
 import pytest
+from conftest import raw_snapshot_lines
 
 import poolscope
-from conftest import raw_snapshot_lines
 
 
 def _sdk(oracle):
@@ -51,7 +51,9 @@ def test_diffs_between_random_cursor_pairs_match_the_sdk(oracle):
                 k: (wa[k], v) for k, v in wb.items() if k in wa and wa[k] != v
             }
             assert {c.id for c in d.wakes_removed} == set(wa) - set(wb)
-            assert bool(d) == (ma != mb or msa != msb or wa != wb or d.created_changed or bool(d.topics_added or d.topics_removed))
+            assert bool(d) == (
+                ma != mb or msa != msb or wa != wb or d.created_changed or bool(d.topics_added or d.topics_removed)
+            )
 
 
 def test_diff_renders_and_serializes(sample_copy):

@@ -8,12 +8,12 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
+from conftest import SAMPLE_DB, load_jsonl, tree_state
 
 import poolscope
 from poolscope import wire
 from poolscope.check import CODES, SEVERITIES, Anomaly
 from poolscope.cli import cli
-from conftest import SAMPLE_DB, load_jsonl, tree_state
 
 
 def doctor(*args: str):
@@ -84,8 +84,12 @@ def _message(message_id: str) -> dict:
 
 
 def _wake(condition_id: str, status: str, cursor: str | None = "journal.1") -> tuple[dict, dict, dict]:
-    condition = {"condition_id": condition_id, "run_id": "run.b", "idempotency_key": f"idem.{condition_id}",
-                 "filter": {"run_ids": {"include": ["run.a"]}}}
+    condition = {
+        "condition_id": condition_id,
+        "run_id": "run.b",
+        "idempotency_key": f"idem.{condition_id}",
+        "filter": {"run_ids": {"include": ["run.a"]}},
+    }
     registration = {"condition_id": condition_id, "run_id": "run.b", "status": status}
     if cursor:
         registration["journal_cursor"] = cursor
@@ -134,7 +138,9 @@ def damaged(tmp_path, small_db):
         "AND json_extract(payload_json, '$.stored.receipt.status') = 'delivered'",
         (gap_pool,),
     ).fetchone()[0]
-    conn.execute("UPDATE agent_pool_records SET payload_json = '{not json' WHERE pool_id = ? AND seq = ?", (bad_pool, bad_seq))
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = '{not json' WHERE pool_id = ? AND seq = ?", (bad_pool, bad_seq)
+    )
     conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (gap_pool, gap_seq))
     conn.close()
     return path, (bad_pool, bad_seq), (gap_pool, gap_seq + 1)
@@ -165,7 +171,9 @@ def test_text_output_names_code_pool_and_seq(damaged):
 def test_check_agrees_with_doctor(damaged):
     path, _, _ = damaged
     anomalies = poolscope.open(path).check()
-    assert all(isinstance(a, Anomaly) and a.severity in SEVERITIES and CODES[a.code][0] == a.severity for a in anomalies)
+    assert all(
+        isinstance(a, Anomaly) and a.severity in SEVERITIES and CODES[a.code][0] == a.severity for a in anomalies
+    )
     report = json.loads(doctor(path, "--json").stdout)
     assert [a.to_dict() for a in anomalies] == report["anomalies"]
 
@@ -182,7 +190,9 @@ def test_warnings_alone_exit_zero(tmp_path, small_db):
     conn.close()
     result = doctor(path, "--json")
     assert result.exit_code == 0
-    assert [(a["code"], a["pool_id"], a["seq"]) for a in json.loads(result.stdout)["anomalies"]] == [("seq_gap", pool_id, seq + 1)]
+    assert [(a["code"], a["pool_id"], a["seq"]) for a in json.loads(result.stdout)["anomalies"]] == [
+        ("seq_gap", pool_id, seq + 1)
+    ]
 
 
 @pytest.mark.parametrize("make", ["missing", "folder", "text"])

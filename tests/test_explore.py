@@ -14,15 +14,17 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SAMPLE_DB, raw_snapshot_lines
 
 import poolscope
-from conftest import SAMPLE_DB, raw_snapshot_lines
 from poolscope import wire
 from poolscope.explore import MESSAGE_FAILURES, TABLE_ROWS, WAKE_FAILURES, Explorer
 
-EVERY_KIND_AND_STATUS = [(k, None) for k in wire.KINDS] + [
-    (None, s) for s in dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES)
-] + [("run_message", "failed"), ("wake", "failed"), ("wake", "timed_out"), ("run_message", "registered")]
+EVERY_KIND_AND_STATUS = (
+    [(k, None) for k in wire.KINDS]
+    + [(None, s) for s in dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES)]
+    + [("run_message", "failed"), ("wake", "failed"), ("wake", "timed_out"), ("run_message", "registered")]
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,9 @@ def sample() -> Explorer:
 
 def frame(pool) -> pd.DataFrame:
     df = pool.records_df()
-    df["delivered"] = [set(d) if isinstance(d, (list, tuple, np.ndarray)) else set() for d in df["delivered_to"].tolist()]
+    df["delivered"] = [
+        set(d) if isinstance(d, (list, tuple, np.ndarray)) else set() for d in df["delivered_to"].tolist()
+    ]
     return df
 
 
@@ -207,7 +211,10 @@ def test_jumps_by_run_and_agent(sample):
     agents = sorted(df["agent_id"].dropna().astype(str).unique())
     cases = [{"run": r, "agent": None} for r in runs[:: max(1, len(runs) // 4)]]
     cases += [{"run": None, "agent": a} for a in agents]
-    cases += [{"run": runs[0], "agent": agents[0], "kind": "wake"}, {"run": None, "agent": agents[-1], "status": "failed"}]
+    cases += [
+        {"run": runs[0], "agent": agents[0], "kind": "wake"},
+        {"run": None, "agent": agents[-1], "status": "failed"},
+    ]
     for case in cases:
         case = {"kind": None, "status": None, **case}
         mask = expected_mask(df, **case)
@@ -443,10 +450,15 @@ def test_in_a_kernel_it_displays_as_a_widget_and_follows_on_the_event_loop(sampl
 
     spec = tmp_path / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps(
-        {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python",
-         "display_name": "poolscope tests"}
-    ))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "language": "python",
+                "display_name": "poolscope tests",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     cells = [
         f"import asyncio, poolscope\nex = poolscope.explore({str(sample_copy)!r}, 'pool.alpha', live=True, interval=0.05)\n"

@@ -7,11 +7,11 @@ import sqlite3
 
 import pandas as pd
 import pytest
+from conftest import load_jsonl, raw_snapshot_lines
 
 import poolscope
 from poolscope import index as index_module
 from poolscope.frames import COLUMNS, describe_columns
-from conftest import load_jsonl, raw_snapshot_lines
 
 
 def _sdk_snapshots(oracle):
@@ -47,7 +47,11 @@ def test_messages_and_wakes_df_agree_with_the_sdk_at_every_cursor(oracle):
             )
         }
         expected = {
-            m["message"]["message_id"]: (m["receipt"]["status"], m["receipt"].get("delivered_to", []), m["message"]["from"])
+            m["message"]["message_id"]: (
+                m["receipt"]["status"],
+                m["receipt"].get("delivered_to", []),
+                m["message"]["from"],
+            )
             for m in snap.get("messages", [])
         }
         assert got == expected, (pool_id, cursor)
@@ -96,7 +100,9 @@ def test_status_cursors_are_the_first_time_each_status_was_reached(oracle):
         payload = record["payload"]
         if payload["type"] == "run_message":
             key = (record["pool_id"], payload["stored"]["message"]["message_id"])
-            expected.setdefault(key, {}).setdefault(payload["stored"]["receipt"]["status"], record["cursor"]["sequence"])
+            expected.setdefault(key, {}).setdefault(
+                payload["stored"]["receipt"]["status"], record["cursor"]["sequence"]
+            )
     frame = poolscope.open(oracle / "pool.db").messages_df()
     for row in frame.itertuples(index=False):
         reached = expected[(row.pool_id, row.message_id)]
@@ -198,7 +204,8 @@ def test_records_df_keeps_ids_of_an_unexpected_json_type_as_json_text(sample_cop
     edited = json.loads(payload)
     edited["member"]["agent_id"] = {"n": 5}
     conn.execute(
-        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (json.dumps(edited), pool_id, seq)
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
+        (json.dumps(edited), pool_id, seq),
     )
     conn.commit()
     conn.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+from reference import reference_snapshot
+
 import poolscope
 from poolscope import wire
 from poolscope.generate import generate
-from reference import reference_snapshot
 
 
 def _records(db, pool_id):

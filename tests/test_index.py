@@ -46,7 +46,9 @@ def test_two_process_load_equals_the_one_process_load(small_db, monkeypatch):
 def test_a_damaged_record_in_the_childs_half_is_reported_the_same(sample_copy, monkeypatch):
     conn = sqlite3.connect(sample_copy)
     pool_id, seq = conn.execute("SELECT pool_id, max(seq) FROM agent_pool_records GROUP BY pool_id LIMIT 1").fetchone()
-    conn.execute("UPDATE agent_pool_records SET payload_json = '{not json' WHERE pool_id = ? AND seq = ?", (pool_id, seq - 3))
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = '{not json' WHERE pool_id = ? AND seq = ?", (pool_id, seq - 3)
+    )
     conn.commit()
     conn.close()
     monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
@@ -164,8 +166,11 @@ def test_key_codes_ranks_and_status_codes_equal_computing_them_from_the_keys(sma
                 order = {key: i for i, key in enumerate(sorted(set(keys), key=lambda k: k.encode("utf-8")))}
                 assert index.rank(namespace).tolist() == [order[k] for k in keys], (history.pool_id, namespace)
             codes = [
-                wire.MESSAGE_STATUSES.index(e.status) if e.kind == RUN_MESSAGE
-                else wire.WAKE_STATUSES.index(e.status) if e.kind == WAKE else -1
+                wire.MESSAGE_STATUSES.index(e.status)
+                if e.kind == RUN_MESSAGE
+                else wire.WAKE_STATUSES.index(e.status)
+                if e.kind == WAKE
+                else -1
                 for e in index.entries
             ]
             assert index.status_codes().tolist() == codes

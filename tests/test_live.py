@@ -142,7 +142,9 @@ def record_timings(artifacts: Path, name: str, values: dict) -> None:
 def plain_seqs(path: Path) -> list[int]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return [row[0] for row in conn.execute("SELECT seq FROM agent_pool_records WHERE pool_id = ? ORDER BY seq", (POOL,))]
+        return [
+            row[0] for row in conn.execute("SELECT seq FROM agent_pool_records WHERE pool_id = ? ORDER BY seq", (POOL,))
+        ]
     finally:
         conn.close()
 
@@ -240,7 +242,9 @@ def test_concurrent_writers_get_contiguous_seqs(tmp_path, artifacts):
     assert pool.head == total
     assert [r.kind for r in pool.records(upto=1)] == ["pool_opened"]
     assert [a for a in db.check() if a.severity != "info"] == []
-    record_timings(artifacts, "concurrent_writers", {"writers": writers, "appends": writers * each, "seconds": round(elapsed, 2)})
+    record_timings(
+        artifacts, "concurrent_writers", {"writers": writers, "appends": writers * each, "seconds": round(elapsed, 2)}
+    )
 
 
 @pytest.mark.parametrize("batch", [1, 50], ids=["single appends", "batches of 50"])
@@ -302,7 +306,8 @@ def test_reading_does_not_stall_a_heavy_writer(tmp_path, artifacts):
             heads.append(pool.head)
             reads += 1
             if reads % 25 == 0:  # now and then, a fresh open as well
-                poolscope.open(path).pool(POOL).head
+                with poolscope.open(path) as fresh:
+                    assert fresh.pool(POOL).head >= heads[-1]
         writer.join(JOIN)
     finally:
         if writer.is_alive():

@@ -39,11 +39,7 @@ pytestmark = pytest.mark.slow
 def sample_state() -> dict[str, str | None]:
     """Every file in sample_data/ with the sha256 of its bytes (a new -wal/-shm file shows up
     too, and fails the comparison)."""
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(SAMPLE_DIR.iterdir())
-        if p.is_file()
-    }
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(SAMPLE_DIR.iterdir()) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
-import poolscope  # noqa: E402
-from poolscope import plot, wire  # noqa: E402
-
+import poolscope
+from poolscope import plot, wire
 
 # ---------------------------------------------------------------- helpers
 L = plot.label_text  # how an id is written on a plot (the oracle has a run id with an emoji)
@@ -145,7 +144,9 @@ def test_members_aggregates_beyond_max_lanes_into_members_per_agent(db, artifact
         drawn = ys[np.searchsorted(xs, k, side="right") - 1]  # steps-post: the value from x on
         assert drawn == len(pool.snapshot(k).members), k
     areas = artists(ax, "members.area")
-    assert sorted(a.get_label() for a in areas) == sorted(L(a) for a in pool.members_df()["agent_id"].astype(str).unique())
+    assert sorted(a.get_label() for a in areas) == sorted(
+        L(a) for a in pool.members_df()["agent_id"].astype(str).unique()
+    )
     assert "all members" in legend_labels(ax)
     save(ax, artifacts, "plot_members_aggregated.png")
 
@@ -279,8 +280,10 @@ def test_wakes_draw_a_span_per_condition_and_a_marker_per_outcome(db, artifacts)
         spans = artists(ax, "wakes.span")
         assert len(spans) == len(frame)
         assert sorted(set(lanes(ax))) == sorted(L(r) for r in frame["run_id"].astype(str).unique())
-        drawn = sorted((lane_at(ax, s.get_y() + s.get_height() / 2), int(s.get_x()), round(s.get_x() + s.get_width(), 1))
-                       for s in spans)
+        drawn = sorted(
+            (lane_at(ax, s.get_y() + s.get_height() / 2), int(s.get_x()), round(s.get_x() + s.get_width(), 1))
+            for s in spans
+        )
         expected = []
         for r in frame.itertuples():
             start = int(r.first_seq if pd.isna(r.registered_at) else r.registered_at)
@@ -353,7 +356,7 @@ def test_activity_stacks_are_the_activity_counts(db, artifacts):
             expected = {(int(r.window_start), str(r.name)): int(r.count) for r in sub.itertuples()}
             drawn = {}
             bottom = None
-            for status in (wire.MESSAGE_STATUSES if series == "message" else wire.WAKE_STATUSES):
+            for status in wire.MESSAGE_STATUSES if series == "message" else wire.WAKE_STATUSES:
                 if not artists(ax, f"activity.{series}.{status}"):
                     assert status not in set(sub["name"].astype(str))
                     continue
@@ -407,8 +410,8 @@ def test_every_plot_uses_the_given_axes_and_marks_the_cursor(db, name):
 def test_label_text_spells_out_what_the_font_cannot_draw():
     assert L("run.review.delta") == "run.review.delta"
     assert L("agent.é") == "agent.é"  # DejaVu Sans has it
-    rocket = L("run.review.\U0001F680-delta")
-    assert rocket in ("run.review.\U0001F680-delta", "run.review.<U+1F680>-delta")
+    rocket = L("run.review.\U0001f680-delta")
+    assert rocket in ("run.review.\U0001f680-delta", "run.review.<U+1F680>-delta")
     assert rocket == "run.review.<U+1F680>-delta" or 0x1F680 in plot._drawable("sans-serif")
 
 

@@ -8,7 +8,6 @@ files and the folder listing must be byte-for-byte unchanged afterwards.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
 
 import poolscope
-from conftest import SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
 
 NOBODY = 65534
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
@@ -140,7 +139,13 @@ def test_nobody_cannot_write_there(readonly_folder):
     probe = f"open({str(readonly_folder / 'x')!r}, 'w')"
     result = as_nobody([sys.executable, "-c", probe])
     assert result.returncode != 0 and "Permission denied" in result.stderr
-    result = as_nobody([sys.executable, "-c", "import os; print(os.getuid(), os.getgid(), os.getgroups(), os.access('/etc/shadow', os.R_OK))"])
+    result = as_nobody(
+        [
+            sys.executable,
+            "-c",
+            "import os; print(os.getuid(), os.getgid(), os.getgroups(), os.access('/etc/shadow', os.R_OK))",
+        ]
+    )
     assert result.stdout.split() == [str(NOBODY), str(NOBODY), "[]", "False"]
 
 
@@ -172,13 +177,15 @@ def test_oracle_read_only_as_nobody(readonly_folder, oracle):
         assert pool["snapshot_head"] == final[pool_id][1]
         assert pool["followed"] == list(range(pool["head"] - 2, pool["head"] + 1))
     assert got["anomalies"] == []
-    assert got["refresh"] == {p: 0 for p in got["pool_ids"]}
+    assert got["refresh"] == dict.fromkeys(got["pool_ids"], 0)
 
     records, snapshot, info, info_json, doctor, doctor_json = got["cli"]
     assert [run["exit"] for run in got["cli"]] == [0] * len(commands), got["cli"]
     assert records["stdout"].splitlines() == [line for line, r in zip(raw, expected) if r["pool_id"] == first]
     assert snapshot["stdout"].rstrip("\n") == final[first][1]
-    assert [p["head"] for p in json.loads(info_json["stdout"])["pools"]] == [got["pools"][p]["head"] for p in got["pool_ids"]]
+    assert [p["head"] for p in json.loads(info_json["stdout"])["pools"]] == [
+        got["pools"][p]["head"] for p in got["pool_ids"]
+    ]
     assert json.loads(doctor_json["stdout"])["anomalies"] == []
     # and the installed console script itself
     console = cli_as_nobody("doctor", str(path))
@@ -418,7 +425,14 @@ def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_fold
     os.chown(scratch, NOBODY, NOBODY)
     try:
         result = as_nobody(
-            [sys.executable, "-c", MAIN_JOBS, str(tree / "sample_data" / "demo.db"), str(scratch), str(tree / "notebooks")],
+            [
+                sys.executable,
+                "-c",
+                MAIN_JOBS,
+                str(tree / "sample_data" / "demo.db"),
+                str(scratch),
+                str(tree / "notebooks"),
+            ],
             extra_env={
                 "HOME": str(scratch / "home"),
                 "JUPYTER_RUNTIME_DIR": str(scratch / "rt"),
@@ -434,9 +448,15 @@ def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_fold
         html = (scratch / "report.html").read_text(encoding="utf-8")
         assert all(pool_id in html for pool_id in poolscope.open(SAMPLE_DB).pool_ids)
         assert sorted(p.name for p in (scratch / "export").iterdir()) == [
-            "members.parquet", "messages.parquet", "records.parquet", "summary.parquet", "wakes.parquet"
+            "members.parquet",
+            "messages.parquet",
+            "records.parquet",
+            "summary.parquet",
+            "wakes.parquet",
         ]
-        assert len(got["notebooks"]) == 3 and all(errors == [] for errors in got["notebooks"].values()), got["notebooks"]
+        assert len(got["notebooks"]) == 3 and all(errors == [] for errors in got["notebooks"].values()), got[
+            "notebooks"
+        ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     after = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*") if p.is_file()}

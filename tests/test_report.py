@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import tree_state
 
 import poolscope
 from poolscope.cli import cli
 from poolscope.errors import PoolNotFoundError
 from poolscope.report import render, report
-from conftest import tree_state
 
 
 class Page(HTMLParser):
@@ -158,7 +158,7 @@ def test_report_lists_the_anomalies_the_check_finds(sample_copy, tmp_path):
     text = render(db)
     page = assert_self_contained(text)
     body = "".join(page.text)
-    alpha = body[body.index("Pool pool.alpha"): body.index("Pool pool.bravo")]
+    alpha = body[body.index("Pool pool.alpha") : body.index("Pool pool.bravo")]
     for anomaly in anomalies:
         assert anomaly.pool_id == "pool.alpha"
         assert anomaly.code in alpha and anomaly.message in alpha and f"{anomaly.seq:,}" in alpha
@@ -167,7 +167,7 @@ def test_report_lists_the_anomalies_the_check_finds(sample_copy, tmp_path):
     # the summary counts them, the other pools are clean, and the damaged pool still has its plots
     rows = [attrs for tag, attrs in page.tags if tag == "td" and "bad" in attrs.get("class", "")]
     assert rows
-    assert "No anomaly found in this pool." in body[body.index("Pool pool.bravo"):]
+    assert "No anomaly found in this pool." in body[body.index("Pool pool.bravo") :]
     assert len(page.all("img")) == 12
     assert "The SDK could not replay this pool to its head" in alpha  # lenient snapshot, said so
 
@@ -188,8 +188,9 @@ def test_cli_report_writes_the_page_and_exits_0(readonly_sample, outdir):
     runner = CliRunner()
     out = outdir / "cli.html"
     before = tree_state(readonly_sample.parent)
-    result = runner.invoke(cli, ["report", str(readonly_sample), "-o", str(out), "--pool", "pool.alpha", "--pool",
-                                 "pool.charlie"])
+    result = runner.invoke(
+        cli, ["report", str(readonly_sample), "-o", str(out), "--pool", "pool.alpha", "--pool", "pool.charlie"]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(out)
     assert tree_state(readonly_sample.parent) == before

@@ -19,7 +19,12 @@ def _message(n: int, *, key: str | None = None) -> dict:
         "from": "run.a",
         "to": {
             "target": {"type": "run", "run_id": "run.b"},
-            "destination_ref": {"kind": "agent", "id": "run.b", "privacy": "content_refs_only", "retention": "host_policy"},
+            "destination_ref": {
+                "kind": "agent",
+                "id": "run.b",
+                "privacy": "content_refs_only",
+                "retention": "host_policy",
+            },
             "related_refs": [{"kind": "run", "id": "run.b", "privacy": "content_refs_only"}],
         },
         "content_ref": f"content.{n}",
@@ -89,7 +94,11 @@ def test_message_dedupe_returns_the_latest_receipt(store):
     assert store.message_receipt("p", "idem.1") is None
     store.record_message("p", _message(1), {"message_id": "msg.1", "status": "accepted", "delivered_to": ["run.b"]})
     store.record_message("p", _message(1), {"message_id": "msg.1", "status": "delivered", "delivered_to": ["run.b"]})
-    assert store.message_receipt("p", "idem.1") == {"message_id": "msg.1", "status": "delivered", "delivered_to": ["run.b"]}
+    assert store.message_receipt("p", "idem.1") == {
+        "message_id": "msg.1",
+        "status": "delivered",
+        "delivered_to": ["run.b"],
+    }
     # a second message under the same key replaces the dedupe entry, as in the SDK
     store.record_message("p", _message(2, key="idem.1"), {"message_id": "msg.2", "status": "failed"})
     assert store.message_receipt("p", "idem.1")["message_id"] == "msg.2"
@@ -134,7 +143,7 @@ def test_next_event_sequence_counts_per_pool(store):
 
 def test_watch_returns_records_after_a_cursor(store):
     store.open_pool("p", {})
-    for n in range(5):
+    for _ in range(5):
         store.record_pool_created("p")
     assert [r.cursor for r in store.watch("p", 3)] == [4, 5, 6]
     assert store.watch("p", 6) == []
@@ -166,7 +175,10 @@ def test_concurrent_appends_from_several_processes_are_contiguous(tmp_path):
     for w in workers:
         w.join(120)
         assert w.exitcode == 0
-    seqs = [row[0] for row in sqlite3.connect(path).execute("SELECT seq FROM agent_pool_records WHERE pool_id='p' ORDER BY seq")]
+    seqs = [
+        row[0]
+        for row in sqlite3.connect(path).execute("SELECT seq FROM agent_pool_records WHERE pool_id='p' ORDER BY seq")
+    ]
     assert seqs == list(range(1, 4 * 150 + 2))
     snap = poolscope.open(path).pool("p").snapshot()
     assert len(snap.members) == 600
