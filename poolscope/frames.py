@@ -210,7 +210,7 @@ def _records_table(seqs: list[int], columns: list[list], problems: dict[int, str
     ids): what :func:`records_df` stacks and converts.
 
     ``columns`` holds one list per :class:`~poolscope.fold.Entry` field, in seq
-    order (see :func:`poolscope.index.scan`); ``problems`` maps the seq of a
+    order (see :func:`poolscope.load.scan`); ``problems`` maps the seq of a
     damaged record to why.
     """
     (kind, key, status, idem, run_id, agent_id, sender, ttype, tid, delivered, reply, journal, _extra) = (
@@ -300,22 +300,17 @@ def _records_frame(tables: list[pa.Table], pool_codes: list[int], pool_ids: list
 
 def _index_records_table(history: PoolHistory, upto: int | None) -> pa.Table:
     """:func:`_records_table` of a loaded pool, from its index."""
-    from .index import BATCH, _transpose
-
     index = history.index
-    n = index.position(upto) if upto is not None else len(index)
-    entries = index.entries
-    columns: list[list] = [[] for _ in Entry._fields]
-    for start in range(0, n, BATCH):
-        _transpose(entries[start : min(start + BATCH, n)], columns)
+    seqs, columns = index.entry_columns(upto)
     problems = {seq: error.problem for seq, error in index.problems.items()}
-    return _records_table(index.seqs[:n], columns, problems)
+    return _records_table(seqs, columns, problems)
 
 
 def _scanned_records_tables(db: Database, pool_id: str, upto: int | None) -> list[pa.Table]:
     """:func:`_records_table` parts of a pool that is not loaded: decoded straight from the
     log (both cores for a large pool), without building its index."""
-    from .index import PoolIndex, scan
+    from .index import PoolIndex
+    from .load import scan
 
     return scan(PoolIndex(db.path, pool_id), db.conn, _records_table, upto=upto, progress=db.progress)
 

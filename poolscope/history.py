@@ -27,7 +27,8 @@ from .errors import (
     RecordError,
 )
 from .fold import extract
-from .index import PoolIndex, decode_row, fetch_payloads
+from .index import PoolIndex, decode_row
+from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -42,7 +42,8 @@ from .errors import (
 )
 from .fold import configs_equal
 from .history import Record, read_records
-from .index import PoolIndex, fetch_payloads
+from .index import PoolIndex
+from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
 from .source import translate
 
@@ -247,9 +248,7 @@ class PoolStore:
             conn.execute(INSERT_SQL, (log.pool_id, seq, kind, text))
         except sqlite3.Error as error:
             raise translate(error, self.path, log.pool_id) from None
-        log.index._ingest([(seq, kind.encode(), "text", text.encode("utf-8"))])
-        log.index._arrays = None
-        log.index._ranks = {}
+        log.index.append_rows([(seq, kind, "text", text)])
         return seq
 
     # --------------------------------------------------------- trait methods

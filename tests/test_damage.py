@@ -32,7 +32,7 @@ from conftest import tree_state
 from reference import reference_snapshot
 
 import poolscope
-from poolscope import index as index_module
+from poolscope import load as load_module
 from poolscope import wire
 from poolscope.check import CODES
 from poolscope.cli import cli
@@ -828,14 +828,14 @@ def records_df_from_the_file(built: Built, judge: Judge, monkeypatch) -> list:
     """``records_df()`` of a database whose pools are not loaded (decoded straight
     from the file), in one process and with a forked helper for every pool."""
     frames = []
-    default = index_module.PARALLEL_THRESHOLD
+    default = load_module.PARALLEL_THRESHOLD
     for threshold in (0, 1):
-        monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", threshold)
+        monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", threshold)
         frame, error = judge(
             "records_df() from the file", lambda: poolscope.open(built.path, timeout=TIMEOUT).records_df()
         )
         frames.append(frame if error is None else error)
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", default)
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", default)
     return frames
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import load_jsonl, raw_snapshot_lines
 
 import poolscope
-from poolscope import index as index_module
+from poolscope import load as load_module
 from poolscope.frames import COLUMNS, describe_columns
 
 
@@ -171,10 +171,10 @@ def _loaded(path):
 def test_records_df_from_the_file_equals_records_df_from_the_index(small_db, oracle, monkeypatch, threshold):
     """A database's records_df decodes pools not loaded straight from the file
     (a large pool with a forked helper); loaded pools come from their index."""
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", threshold)
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", threshold)
     read = []
-    original = index_module._OtherHalf.read_tables
-    monkeypatch.setattr(index_module._OtherHalf, "read_tables", lambda self: read.append(1) or original(self))
+    original = load_module._OtherHalf.read_tables
+    monkeypatch.setattr(load_module._OtherHalf, "read_tables", lambda self: read.append(1) or original(self))
     for path in (small_db, oracle / "pool.db"):
         for upto in (None, 1, 37):
             scanned = poolscope.open(path).records_df(upto=upto)
@@ -190,8 +190,8 @@ def test_a_failed_helper_is_replaced_by_the_parent(small_db, monkeypatch):
         sender.send_bytes(__import__("pickle").dumps(("error", "boom")))
 
     expected = poolscope.open(small_db).records_df()
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
-    monkeypatch.setattr(index_module, "_columns_in_child", broken)
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(load_module, "_columns_in_child", broken)
     pd.testing.assert_frame_equal(poolscope.open(small_db).records_df(), expected)
 
 
@@ -217,7 +217,7 @@ def test_records_df_keeps_ids_of_an_unexpected_json_type_as_json_text(sample_cop
 
 @pytest.mark.parametrize("how", ["pool load", "records_df from the file"])
 def test_large_loads_show_a_progress_bar_unless_asked_not_to(small_db, monkeypatch, capsys, how):
-    monkeypatch.setattr(index_module, "PROGRESS_THRESHOLD", 100)
+    monkeypatch.setattr(load_module, "PROGRESS_THRESHOLD", 100)
     pool_id = poolscope.open(small_db).pool_ids[0]
 
     def run(progress):
@@ -229,6 +229,6 @@ def test_large_loads_show_a_progress_bar_unless_asked_not_to(small_db, monkeypat
     assert f"loading {pool_id}" in shown and "rec" in shown
     run(False)
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(index_module, "PROGRESS_THRESHOLD", 10**9)
+    monkeypatch.setattr(load_module, "PROGRESS_THRESHOLD", 10**9)
     run(None)
     assert capsys.readouterr().err == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import poolscope
-from poolscope import index as index_module
+from poolscope import load as load_module
 from poolscope.fold import PoolFold
 from poolscope.index import PoolIndex
 
@@ -21,19 +21,19 @@ def test_two_process_load_equals_the_one_process_load(small_db, monkeypatch):
     """Large loads decode their second half in a forked child: same index, to the entry."""
     db = poolscope.open(small_db)
     started = []
-    original = index_module._OtherHalf.start.__func__
+    original = load_module._OtherHalf.start.__func__
 
     def spy(cls, *args, **kwargs):
         helper = original(cls, *args, **kwargs)
         started.append(helper)
         return helper
 
-    monkeypatch.setattr(index_module._OtherHalf, "start", classmethod(spy))
-    monkeypatch.setattr(index_module, "LOAD_CHUNK", 37)  # the child hands over many chunks
+    monkeypatch.setattr(load_module._OtherHalf, "start", classmethod(spy))
+    monkeypatch.setattr(load_module, "LOAD_CHUNK", 37)  # the child hands over many chunks
     for pool_id in db.pool_ids:
-        monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
+        monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 0)
         alone = _load(small_db, pool_id)
-        monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
+        monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
         halves = _load(small_db, pool_id)
         assert halves.seqs == alone.seqs
         assert halves.entries == alone.entries
@@ -51,10 +51,10 @@ def test_a_damaged_record_in_the_childs_half_is_reported_the_same(sample_copy, m
     )
     conn.commit()
     conn.close()
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 0)
     alone = _load(sample_copy, pool_id)
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
-    monkeypatch.setattr(index_module, "LOAD_CHUNK", 2)  # the damaged record in a chunk of its own or not
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(load_module, "LOAD_CHUNK", 2)  # the damaged record in a chunk of its own or not
     halves = _load(sample_copy, pool_id)
     assert list(halves.problems) == list(alone.problems) == [seq - 3]
     assert type(halves.problems[seq - 3]) is type(alone.problems[seq - 3])
@@ -67,9 +67,9 @@ def test_a_helper_that_dies_midway_leaves_the_parent_to_finish(small_db, monkeyp
     import os
 
     pool_id = poolscope.open(small_db).pool_ids[0]
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 0)
     alone = _load(small_db, pool_id)
-    real = index_module._decode_in_child
+    real = load_module._decode_in_child
 
     def dies_after_one_chunk(path, pool_id, split, sender, upper, out):
         class Once:
@@ -82,13 +82,13 @@ def test_a_helper_that_dies_midway_leaves_the_parent_to_finish(small_db, monkeyp
 
         real(path, pool_id, split, Once(), upper, out)
 
-    monkeypatch.setattr(index_module, "_decode_in_child", dies_after_one_chunk)
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 1)
-    monkeypatch.setattr(index_module, "LOAD_CHUNK", 25)
-    monkeypatch.setattr(index_module, "BATCH", 5)  # rows per fetch: chunks of exactly 25
+    monkeypatch.setattr(load_module, "_decode_in_child", dies_after_one_chunk)
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(load_module, "LOAD_CHUNK", 25)
+    monkeypatch.setattr(load_module, "BATCH", 5)  # rows per fetch: chunks of exactly 25
     folded = []
-    original = PoolIndex._fold
-    monkeypatch.setattr(PoolIndex, "_fold", lambda self, s, b: folded.append(len(s)) or original(self, s, b))
+    original = PoolIndex.extend
+    monkeypatch.setattr(PoolIndex, "extend", lambda self, s, b: folded.append(len(s)) or original(self, s, b))
     halves = _load(small_db, pool_id)
     assert folded.count(25) == 1  # the one chunk the child handed over was used, the rest decoded here
     assert halves.seqs == alone.seqs and halves.entries == alone.entries and halves.next_seq == alone.next_seq
@@ -116,27 +116,27 @@ def test_incremental_loads_equal_a_full_load(small_db):
     # load in slices, as follow() and PoolStore do while a log grows
     for upto in range(50, full.head + 50, 50):
         rows = conn.execute(
-            index_module.SCAN_SQL + " AND seq <= ?" + index_module.ORDER, (pool_id, grown.head, upto)
+            load_module.SCAN_SQL + " AND seq <= ?" + load_module.ORDER, (pool_id, grown.head, upto)
         ).fetchall()
-        grown._ingest(rows)
+        grown.append_rows(rows)
     assert grown.seqs == full.seqs and grown.entries == full.entries and grown.next_seq == full.next_seq
 
 
 def test_the_inlined_hot_path_flattens_exactly_like_extract(small_db, oracle):
-    """index._decode inlines extract() for messages and wakes: they must never drift apart."""
+    """PoolIndex.decode inlines extract() for messages and wakes: they must never drift apart."""
     from poolscope import wire
     from poolscope.fold import RUN_MESSAGE, WAKE, extract
 
     for path in (small_db, oracle / "pool.db"):
         conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
         for (pool_id,) in conn.execute("SELECT DISTINCT pool_id FROM agent_pool_records"):
-            rows = conn.execute(index_module.SCAN_SQL + index_module.ORDER, (pool_id, 0)).fetchall()
-            seqs, entries = PoolIndex(path, pool_id)._decode(rows, 0)
+            rows = conn.execute(load_module.SCAN_SQL + load_module.ORDER, (pool_id, 0)).fetchall()
+            seqs, entries = PoolIndex(path, pool_id).decode(rows, 0)
             assert seqs == [r[0] for r in rows]
             for (seq, kind, _typ, payload), entry in zip(rows, entries):
                 assert entry == extract(kind.decode(), wire.loads(payload)), seq
             # what a scan decodes: the same but for the details it does not read
-            _, dropped = PoolIndex(path, pool_id)._decode(rows, 0, keep=False)
+            _, dropped = PoolIndex(path, pool_id).decode(rows, 0, keep=False)
             for entry, kept in zip(dropped, entries):
                 assert entry[:12] == kept[:12]
                 if kept.kind in (RUN_MESSAGE, WAKE):

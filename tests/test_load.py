@@ -1,0 +1,87 @@
+"""The loader (poolscope.load): where it may fork a helper and where it must not."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+
+import pandas as pd
+import pytest
+
+import poolscope
+from poolscope import load as load_module
+
+
+@pytest.fixture(scope="module")
+def pool_20k(tmp_path_factory):
+    """One pool of 21,000 records: above the loader's fork threshold."""
+    from poolscope.generate import generate
+
+    path = tmp_path_factory.mktemp("load") / "20k.db"
+    summary = generate(path, pools=1, records=21_000, seed=3)
+    assert summary["records"] >= load_module.PARALLEL_THRESHOLD
+    return path, summary["pools"][0]
+
+
+def _frames_in_a_daemon(path, pool_id, sender) -> None:
+    """Target of a daemonic process: the frames a user asks for there, pickled back."""
+    try:
+        result = (
+            "ok",
+            load_module._can_fork(),
+            poolscope.open(path).pool(pool_id).records_df(),
+            poolscope.open(path).records_df(),  # a pool not loaded: read by scan
+        )
+    except BaseException as error:  # the parent reports it
+        result = ("error", repr(error), None, None)
+    sender.send_bytes(pickle.dumps(result))
+    sender.close()
+
+
+def _run_in_a_daemon(path, pool_id):
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_frames_in_a_daemon, args=(str(path), pool_id, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        return pickle.loads(receiver.recv_bytes())
+    finally:
+        receiver.close()
+        process.join(30)
+
+
+@pytest.mark.slow
+def test_a_daemonic_process_loads_in_one_process_and_gets_the_same_frames(pool_20k, monkeypatch):
+    """A daemonic multiprocessing process (a Dask worker, a Pool worker) may not
+    start children: the loader reads everything itself there, same frames."""
+    path, pool_id = pool_20k
+    started = []
+    original = load_module._OtherHalf.start.__func__
+
+    def spy(cls, *args, **kwargs):
+        helper = original(cls, *args, **kwargs)
+        started.append(helper is not None)
+        return helper
+
+    monkeypatch.setattr(load_module._OtherHalf, "start", classmethod(spy))
+    pool_frame = poolscope.open(path).pool(pool_id).records_df()
+    db_frame = poolscope.open(path).records_df()
+    assert started == [True, True]  # here (not a daemon) both a load and a scan fork a helper
+
+    status, could_fork, daemon_pool_frame, daemon_db_frame = _run_in_a_daemon(path, pool_id)
+    assert status == "ok", could_fork  # the error the daemon met, if any
+    assert could_fork is False
+    assert len(daemon_pool_frame) == 21_000
+    pd.testing.assert_frame_equal(daemon_pool_frame, pool_frame)
+    pd.testing.assert_frame_equal(daemon_db_frame, db_frame)
+
+
+def test_the_fork_check_follows_the_current_process(monkeypatch):
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
+    assert load_module._can_fork() is True
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    assert load_module._can_fork() is False
+    monkeypatch.undo()
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 0)
+    assert load_module._can_fork() is False
