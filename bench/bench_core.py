@@ -18,8 +18,9 @@ Targets (from the project's issues), measured against a floor in the same run:
 5. Peak RSS of opening + the first snapshot (VmHWM of the subprocesses of 2.).
 
 Prints a markdown report and writes it to ``bench/out/core.md`` (raw numbers
-in ``bench/out/core.json``).  Self-contained apart from ``make_pool.py``,
-which makes and caches the databases.  Timings use ``time.perf_counter``;
+in ``bench/out/core.json``).  Options, subprocess runs and the report's
+pieces come from ``harness.py``, the databases from ``make_pool.py`` (made
+and cached).  Timings use ``time.perf_counter``;
 ``gc.collect()`` runs before every measured run.
 """
 
@@ -27,21 +28,35 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import random
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file
+from harness import (
+    OUT,
+    Run,
+    child_floor,
+    child_main,
+    cpu_seconds,
+    ensure_pool,
+    floor_seconds,
+    fmt_s,
+    log,
+    mib,
+    ms,
+    parser,
+    percentiles,
+    run_child,
+    runs_table,
+    status_kb,
+    table,
+    verdict,
+)
 
 T1_P95_MS = 25.0
 T2_RATIO = 1.5
@@ -52,167 +67,44 @@ T4_RATIO = 1.5
 SDK_REFERENCE = {"append_ms_1k": 6.6, "append_ms_20k": 177.0, "snapshot_ms_20k": 167.0}
 
 
-# ---------------------------------------------------------------- helpers
-def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:,.1f} ms" if seconds >= 1e-3 else f"{seconds * 1e3:.2f} ms"
-
-
-def fmt_s(seconds: float) -> str:
-    return f"{seconds:,.2f} s" if seconds >= 1 else ms(seconds)
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def pct(p: float) -> float:  # linear interpolation, like numpy's default
-        x = (len(ordered) - 1) * p / 100
-        lo = int(x)
-        hi = min(lo + 1, len(ordered) - 1)
-        return ordered[lo] + (ordered[hi] - ordered[lo]) * (x - lo)
-
-    return {"p50": pct(50), "p95": pct(95), "max": ordered[-1], "mean": statistics.fmean(ordered)}
-
-
-def vm_hwm_kb() -> int:
-    """Peak resident set size of this process (kB), from /proc/self/status."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def vm_rss_kb() -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def source_hash() -> str:
-    """Hash of the imported poolscope package's .py files (to notice edits during a run)."""
-    import hashlib
-
-    import poolscope
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(poolscope.__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def code_version() -> str:
-    """Which poolscope is measured: the git commit of its checkout, and whether it has local edits."""
-    import poolscope
-
-    pkg = Path(poolscope.__file__).resolve().parent
-    git = ["git", "-C", str(pkg)]
-    try:
-        head = subprocess.run(
-            git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            git + ["status", "--porcelain", "--", "."], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return f"`{pkg}` (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes in poolscope/" if dirty else " (clean)")
-
-
 # ------------------------------------------------------- subprocess runs
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its waited-for children."""
-    import resource
+def child_open(args: argparse.Namespace) -> dict:
+    """``poolscope.open(path).pool(pid).snapshot(k)`` in a fresh interpreter (targets 2 and 5)."""
+    import poolscope  # imported before the clock starts: the import is not what is measured
 
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def child_main(args: argparse.Namespace) -> int:
-    """One measured run in a fresh interpreter (for target 2 and 5)."""
-    import orjson
-
-    out: dict = {}
-    if args.child == "open":
-        import poolscope  # imported before the clock starts: the import is not what is measured
-
-        out["rss_before_kb"] = vm_rss_kb()
-        gc.collect()
-        c0 = cpu_seconds()
-        t0 = time.perf_counter()
-        db = poolscope.open(args.db)
-        t1 = time.perf_counter()
-        history = db.pool(args.pool)
-        t2 = time.perf_counter()
-        snap = history.snapshot(args.cursor)
-        sizes = (len(snap.members), len(snap.messages), len(snap.wakes))
-        t3 = time.perf_counter()
-        out["cpu_seconds"] = cpu_seconds() - c0
-        # the same as poolscope.open(path).pool(pid).snapshot(k), split into its three steps
-        out["seconds"] = t3 - t0
-        out["phases"] = {"open": t1 - t0, "pool (load)": t2 - t1, "first snapshot": t3 - t2}
-        out["sizes"] = sizes
-    elif args.child == "floor":
-        out["rss_before_kb"] = vm_rss_kb()
-        gc.collect()
-        c0 = cpu_seconds()
-        t0 = time.perf_counter()
-        conn = sqlite3.connect(Path(args.db).resolve().as_uri() + "?immutable=1", uri=True)
-        n = 0
-        for (payload,) in conn.execute(
-            "SELECT payload_json FROM agent_pool_records WHERE pool_id=? ORDER BY seq", (args.pool,)
-        ):
-            orjson.loads(payload)
-            n += 1
-        out["seconds"] = time.perf_counter() - t0
-        out["cpu_seconds"] = cpu_seconds() - c0
-        out["records"] = n
-        conn.close()
-    else:  # pragma: no cover
-        raise SystemExit(f"unknown child {args.child}")
-    import resource
-
-    out["hwm_kb"] = vm_hwm_kb()
-    # helper processes the load may fork (their peak is not in this process's VmHWM)
-    out["children_hwm_kb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps(out))
-    return 0
+    out: dict = {"rss_before_kb": status_kb("VmRSS")}
+    gc.collect()
+    c0 = cpu_seconds()
+    t0 = time.perf_counter()
+    db = poolscope.open(args.db)
+    t1 = time.perf_counter()
+    history = db.pool(args.pool)
+    t2 = time.perf_counter()
+    snap = history.snapshot(args.cursor)
+    sizes = (len(snap.members), len(snap.messages), len(snap.wakes))
+    t3 = time.perf_counter()
+    out["cpu"] = cpu_seconds() - c0
+    # the same as poolscope.open(path).pool(pid).snapshot(k), split into its three steps
+    out["seconds"] = t3 - t0
+    out["phases"] = {"open": t1 - t0, "pool (load)": t2 - t1, "first snapshot": t3 - t2}
+    out["sizes"] = sizes
+    return out
 
 
-def run_child(kind: str, db: Path, pool: str, cursor: int) -> dict:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        kind,
-        "--db",
-        str(db),
-        "--pool",
-        pool,
-        "--cursor",
-        str(cursor),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {kind} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+CHILDREN = {"open": child_open, "floor": child_floor}
 
 
 # ------------------------------------------------------------- target 2, 5
-def bench_open(db: Path, pool: str, head: int, repeat: int, log) -> dict:
+def bench_open(db: Path, pool: str, head: int, repeat: int) -> dict:
     runs: dict[str, list[dict]] = {"floor": [], "open": []}
     for i in range(repeat):
         for kind in ("floor", "open"):
-            result = run_child(kind, db, pool, head)
+            result = run_child(__file__, kind, ["--db", db, "--pool", pool, "--cursor", head])
+            del result["stderr"]  # the load's progress bar
             runs[kind].append(result)
             log(
-                f"  [{i + 1}/{repeat}] {kind:5s} {fmt_s(result['seconds'])} (CPU {fmt_s(result['cpu_seconds'])})  peak RSS {result['hwm_kb'] / 1024:,.0f} MiB"
+                f"  [{i + 1}/{repeat}] {kind:5s} {fmt_s(result['seconds'])} (CPU {fmt_s(result['cpu'])})  "
+                f"peak RSS {mib(result['peak_rss_kb'])}"
             )
     floor = statistics.median(r["seconds"] for r in runs["floor"])
     opened = statistics.median(r["seconds"] for r in runs["open"])
@@ -221,20 +113,20 @@ def bench_open(db: Path, pool: str, head: int, repeat: int, log) -> dict:
         "floor_s": floor,
         "open_s": opened,
         "ratio": opened / floor,
-        "floor_cpu_s": statistics.median(r["cpu_seconds"] for r in runs["floor"]),
-        "open_cpu_s": statistics.median(r["cpu_seconds"] for r in runs["open"]),
+        "floor_cpu_s": statistics.median(r["cpu"] for r in runs["floor"]),
+        "open_cpu_s": statistics.median(r["cpu"] for r in runs["open"]),
         "open_phases": {p: statistics.median(r["phases"][p] for r in runs["open"]) for p in runs["open"][0]["phases"]},
-        "open_children_hwm_kb": max(r["children_hwm_kb"] for r in runs["open"]),
-        "open_hwm_kb": statistics.median(r["hwm_kb"] for r in runs["open"]),
-        "open_hwm_max_kb": max(r["hwm_kb"] for r in runs["open"]),
+        "open_children_hwm_kb": max(r["children_peak_rss_kb"] for r in runs["open"]),
+        "open_hwm_kb": statistics.median(r["peak_rss_kb"] for r in runs["open"]),
+        "open_hwm_max_kb": max(r["peak_rss_kb"] for r in runs["open"]),
         "open_rss_before_kb": statistics.median(r["rss_before_kb"] for r in runs["open"]),
-        "floor_hwm_kb": statistics.median(r["hwm_kb"] for r in runs["floor"]),
+        "floor_hwm_kb": statistics.median(r["peak_rss_kb"] for r in runs["floor"]),
         "sizes": runs["open"][0]["sizes"],
     }
 
 
 # ---------------------------------------------------------------- target 1
-def bench_snapshots(history, samples: int, seed: int, log) -> dict:
+def bench_snapshots(history, samples: int, seed: int) -> dict:
     head = history.head
     rng = random.Random(seed)
     cursors = [rng.randint(1, head) for _ in range(samples)]
@@ -275,23 +167,7 @@ def bench_snapshots(history, samples: int, seed: int, log) -> dict:
 
 
 # ---------------------------------------------------------------- target 3
-def replay_floor(db: Path, pool: str, upto: int) -> float:
-    """Scan + decode every payload with seq <= upto (what a replay to k costs at least)."""
-    import orjson
-
-    conn = sqlite3.connect(db.resolve().as_uri() + "?immutable=1", uri=True)
-    gc.collect()
-    t0 = time.perf_counter()
-    for (payload,) in conn.execute(
-        "SELECT payload_json FROM agent_pool_records WHERE pool_id=? AND seq<=? ORDER BY seq", (pool, upto)
-    ):
-        orjson.loads(payload)
-    elapsed = time.perf_counter() - t0
-    conn.close()
-    return elapsed
-
-
-def bench_to_dict(history, db: Path, repeat: int, log) -> dict:
+def bench_to_dict(history, db: Path, repeat: int) -> dict:
     head = history.head
     rows = []
     for frac in (0.10, 0.50, 1.00):
@@ -316,7 +192,7 @@ def bench_to_dict(history, db: Path, repeat: int, log) -> dict:
             del out
         finally:
             gc.enable()
-        floor = replay_floor(db, history.pool_id, k)
+        floor = floor_seconds(db, history.pool_id, k)  # scan + decode every payload with seq <= k
         row = {
             "fraction": frac,
             "cursor": k,
@@ -488,49 +364,50 @@ def replaying_appends(src: Path, pool: str, calls: int, tag: str) -> dict:
     return {"snapshot_s": snapshot_s, "per_append_s": statistics.fmean(times)}
 
 
-def bench_appends(sources: dict[int, Path], pool_ids: dict[int, str], calls: int, repeat: int, log) -> dict:
+def alternating(
+    measure, sources: dict[int, Path], pool_ids: dict[int, str], calls: int, repeat: int, describe
+) -> dict[int, dict]:
+    """``measure(src, pool, calls, tag)`` on every source, sizes alternating, ``repeat`` rounds; the median of
+    each numeric result per size, and the runs."""
     out: dict[int, list[dict]] = {n: [] for n in sources}
     for r in range(repeat):
         for n, src in sources.items():
             gc.collect()
-            result = poolstore_appends(src, pool_ids[n], calls, f"r{r}")
+            result = measure(src, pool_ids[n], calls, f"r{r}")
             out[n].append(result)
-            log(
-                f"  [{r + 1}/{repeat}] PoolStore @ {n:,}: {result['per_append_s'] * 1e6:,.0f} us/append "
-                f"(p50 {result['p50_s'] * 1e6:,.0f}, p95 {result['p95_s'] * 1e6:,.0f}; load {fmt_s(result['load_s'])})"
-            )
-    summary = {
-        n: {
-            "per_append_s": statistics.median(x["per_append_s"] for x in runs),
-            "p50_s": statistics.median(x["p50_s"] for x in runs),
-            "p95_s": statistics.median(x["p95_s"] for x in runs),
-            "load_s": statistics.median(x["load_s"] for x in runs),
-            "runs": runs,
-        }
-        for n, runs in out.items()
-    }
-    return summary
-
-
-def bench_replaying(sources: dict[int, Path], pool_ids: dict[int, str], calls: int, repeat: int, log) -> dict:
-    out: dict[int, list[dict]] = {n: [] for n in sources}
-    for r in range(repeat):
-        for n, src in sources.items():
-            gc.collect()
-            result = replaying_appends(src, pool_ids[n], calls, f"r{r}")
-            out[n].append(result)
-            log(
-                f"  [{r + 1}/{repeat}] replaying store @ {n:,}: {result['per_append_s'] * 1e3:,.1f} ms/append, "
-                f"snapshot (replay) {ms(result['snapshot_s'])}"
-            )
+            log(f"  [{r + 1}/{repeat}] {describe(n, result)}")
     return {
-        n: {
-            "per_append_s": statistics.median(x["per_append_s"] for x in runs),
-            "snapshot_s": statistics.median(x["snapshot_s"] for x in runs),
-            "runs": runs,
-        }
+        n: {**{key: statistics.median(x[key] for x in runs) for key in runs[0]}, "runs": runs}
         for n, runs in out.items()
     }
+
+
+def bench_appends(sources: dict[int, Path], pool_ids: dict[int, str], calls: int, repeat: int) -> dict:
+    return alternating(
+        poolstore_appends,
+        sources,
+        pool_ids,
+        calls,
+        repeat,
+        lambda n, r: (
+            f"PoolStore @ {n:,}: {r['per_append_s'] * 1e6:,.0f} us/append (p50 {r['p50_s'] * 1e6:,.0f}, "
+            f"p95 {r['p95_s'] * 1e6:,.0f}; load {fmt_s(r['load_s'])})"
+        ),
+    )
+
+
+def bench_replaying(sources: dict[int, Path], pool_ids: dict[int, str], calls: int, repeat: int) -> dict:
+    return alternating(
+        replaying_appends,
+        sources,
+        pool_ids,
+        calls,
+        repeat,
+        lambda n, r: (
+            f"replaying store @ {n:,}: {r['per_append_s'] * 1e3:,.1f} ms/append, "
+            f"snapshot (replay) {ms(r['snapshot_s'])}"
+        ),
+    )
 
 
 def poolscope_snapshot_at(db: Path, pool: str) -> dict:
@@ -550,128 +427,128 @@ def poolscope_snapshot_at(db: Path, pool: str) -> dict:
 
 
 # ---------------------------------------------------------------- report
-def verdict(ok: bool) -> str:
-    return "**met**" if ok else "**NOT met**"
-
-
-def render(info: dict, res: dict) -> str:
+def render(run: Run, res: dict) -> str:
     n = res["records"]
-    L: list[str] = []
-    L.append("## Core: time travel and appends")
-    L.append("")
-    L.append(
-        f"Run {info['date']} on {info['nproc']} cores ({info['cpu']}, {info['memory']} RAM), "
-        f"Python {info['python']}, SQLite {info['sqlite']}, numpy {info['numpy']}, orjson {info['orjson']}; "
-        f"load average {info['load_start']} at the start, {info['load_end']} at the end."
-    )
-    L.append(f"poolscope measured: {info['poolscope']} (source hash {info['source_hash']}).")
-    if info.get("warning"):
-        L.append(f"**Warning: {info['warning']}.**")
-    L.append(
-        f"Pool: `{res['pool']}` in `{res['db_name']}`, {n:,} records, {res['json_bytes'] / 1e9:.2f} GB of payload "
-        f"JSON ({res['file_bytes'] / 1e9:.2f} GB file), seed {res['seed']}, members cap {res['members_cap']}. "
-        f"Page cache warm for every run."
-    )
-    L.append("")
+    t1, t2, t3, t4, sdk, small = res["t1"], res["t2"], res["t3"], res["t4"], res["sdk"], res["small"]
+    L: list[str] = ["## Core: time travel and appends", "", *run.header(), ""]
 
-    t2 = res["t2"]
-    t1 = res["t1"]
-    t3 = res["t3"]
-    t4 = res["t4"]
-    sdk = res["sdk"]
-    small = res["small"]
-
-    L.append("### Verdicts")
-    L.append("")
-    L.append("| # | target | measured | floor / reference | verdict |")
-    L.append("|---|---|---|---|---|")
-    L.append(
-        f"| 1 | `snapshot(k)` sizes + members <= {T1_P95_MS:.0f} ms p95 (loaded pool) | "
-        f"p50 {ms(t1['stats']['p50'])}, p95 {ms(t1['stats']['p95'])}, max {ms(t1['stats']['max'])} "
-        f"({t1['samples']} random k) | SDK replay: {ms(sdk[20000]['snapshot_s']) if 20000 in sdk else 'n/a'} "
-        f"at 20k (quoted SDK: {SDK_REFERENCE['snapshot_ms_20k']:.0f} ms) | "
-        f"{verdict(t1['stats']['p95'] <= T1_P95_MS / 1e3)} |"
-    )
-    L.append(
-        f"| 2 | open + first snapshot <= {T2_RATIO}x floor | {fmt_s(t2['open_s'])} (median of "
-        f"{len(t2['runs']['open'])}) | floor (scan + orjson every payload) {fmt_s(t2['floor_s'])}; "
-        f"ratio **{t2['ratio']:.2f}x** wall, {t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU | "
-        f"{verdict(t2['ratio'] <= T2_RATIO)} |"
-    )
+    L += ["### Verdicts", ""]
     per_item = ", ".join(f"{r['us_per_item']:.2f}" for r in t3["rows"])
     floors = ", ".join(fmt_s(r["replay_floor_s"]) for r in t3["rows"])
-    L.append(
-        f"| 3 | `to_dict()` ~ snapshot size | {per_item} us/item at 10/50/100% (spread {t3['spread']:.2f}x) | "
-        f"replay floor to k: {floors} | {verdict(t3['spread'] <= T3_SPREAD)} (spread <= {T3_SPREAD}x) |"
-    )
     lo, hi = min(t4), max(t4)
     ratio4 = t4[hi]["per_append_s"] / t4[lo]["per_append_s"]
     sdk_txt = ", ".join(f"{ms(v['per_append_s'])} at {k // 1000}k" for k, v in sdk.items())
-    L.append(
-        f"| 4 | append cost at {hi:,} = at {lo:,} | {t4[lo]['per_append_s'] * 1e6:,.0f} us vs "
-        f"{t4[hi]['per_append_s'] * 1e6:,.0f} us per append: ratio **{ratio4:.2f}x** (p50 {t4[lo]['p50_s'] * 1e6:,.0f} "
-        f"vs {t4[hi]['p50_s'] * 1e6:,.0f} us: {t4[hi]['p50_s'] / t4[lo]['p50_s']:.2f}x) | replaying store: {sdk_txt} "
-        f"(quoted SDK: {SDK_REFERENCE['append_ms_1k']} ms at 1k, {SDK_REFERENCE['append_ms_20k']:.0f} ms at 20k) | "
-        f"{verdict(ratio4 <= T4_RATIO)} (ratio <= {T4_RATIO}) |"
-    )
-    L.append(
-        f"| 5 | peak RSS, open + snapshot | {t2['open_hwm_kb'] / 1024:,.0f} MiB (max {t2['open_hwm_max_kb'] / 1024:,.0f}; "
-        f"{t2['open_rss_before_kb'] / 1024:,.0f} MiB after `import poolscope`) | floor process "
-        f"{t2['floor_hwm_kb'] / 1024:,.0f} MiB; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB | "
-        f"reported (no numeric target) |"
+    L += table(
+        ["#", "target", "measured", "floor / reference", "verdict"],
+        [
+            [
+                1,
+                f"`snapshot(k)` sizes + members <= {T1_P95_MS:.0f} ms p95 (loaded pool)",
+                f"p50 {ms(t1['stats']['p50'])}, p95 {ms(t1['stats']['p95'])}, max {ms(t1['stats']['max'])} "
+                f"({t1['samples']} random k)",
+                f"SDK replay: {ms(sdk[20000]['snapshot_s']) if 20000 in sdk else 'n/a'} at 20k (quoted SDK: "
+                f"{SDK_REFERENCE['snapshot_ms_20k']:.0f} ms)",
+                verdict(t1["stats"]["p95"] <= T1_P95_MS / 1e3),
+            ],
+            [
+                2,
+                f"open + first snapshot <= {T2_RATIO}x floor",
+                f"{fmt_s(t2['open_s'])} (median of {len(t2['runs']['open'])})",
+                f"floor (scan + orjson every payload) {fmt_s(t2['floor_s'])}; ratio **{t2['ratio']:.2f}x** wall, "
+                f"{t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU",
+                verdict(t2["ratio"] <= T2_RATIO),
+            ],
+            [
+                3,
+                "`to_dict()` ~ snapshot size",
+                f"{per_item} us/item at 10/50/100% (spread {t3['spread']:.2f}x)",
+                f"replay floor to k: {floors}",
+                f"{verdict(t3['spread'] <= T3_SPREAD)} (spread <= {T3_SPREAD}x)",
+            ],
+            [
+                4,
+                f"append cost at {hi:,} = at {lo:,}",
+                f"{t4[lo]['per_append_s'] * 1e6:,.0f} us vs {t4[hi]['per_append_s'] * 1e6:,.0f} us per append: ratio "
+                f"**{ratio4:.2f}x** (p50 {t4[lo]['p50_s'] * 1e6:,.0f} vs {t4[hi]['p50_s'] * 1e6:,.0f} us: "
+                f"{t4[hi]['p50_s'] / t4[lo]['p50_s']:.2f}x)",
+                f"replaying store: {sdk_txt} (quoted SDK: {SDK_REFERENCE['append_ms_1k']} ms at 1k, "
+                f"{SDK_REFERENCE['append_ms_20k']:.0f} ms at 20k)",
+                f"{verdict(ratio4 <= T4_RATIO)} (ratio <= {T4_RATIO})",
+            ],
+            [
+                5,
+                "peak RSS, open + snapshot",
+                f"{mib(t2['open_hwm_kb'])} (max {t2['open_hwm_max_kb'] / 1024:,.0f}; "
+                f"{mib(t2['open_rss_before_kb'])} after `import poolscope`)",
+                f"floor process {mib(t2['floor_hwm_kb'])}; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB",
+                "reported (no numeric target)",
+            ],
+        ],
     )
     L.append("")
 
-    L.append("### 1. `snapshot(k)` on a loaded pool")
-    L.append("")
+    L += ["### 1. `snapshot(k)` on a loaded pool", ""]
     L.append(
         f"Timed: `snap = pool.snapshot(k)`; `len(snap.members)`, `len(snap.messages)`, `len(snap.wakes)`; "
         f"`snap.members`. {t1['samples']} k uniform in 1..{n:,} (seed {res['seed']}); the first snapshot "
         f"(which builds the columns) is not counted. Load (`open` + `pool`) took {fmt_s(res['load_s'])}."
     )
     L.append("")
-    L.append("| p50 | p95 | max | mean | mean sizes (members / messages / wakes) | max sizes |")
-    L.append("|---|---|---|---|---|---|")
     s = t1["stats"]
-    L.append(
-        f"| {ms(s['p50'])} | {ms(s['p95'])} | {ms(s['max'])} | {ms(s['mean'])} | "
-        f"{' / '.join(f'{x:,.0f}' for x in t1['mean_sizes'])} | {' / '.join(f'{x:,}' for x in t1['max_sizes'])} |"
+    L += table(
+        ["p50", "p95", "max", "mean", "mean sizes (members / messages / wakes)", "max sizes"],
+        [
+            [
+                ms(s["p50"]),
+                ms(s["p95"]),
+                ms(s["max"]),
+                ms(s["mean"]),
+                " / ".join(f"{x:,.0f}" for x in t1["mean_sizes"]),
+                " / ".join(f"{x:,}" for x in t1["max_sizes"]),
+            ]
+        ],
+    )
+    L += ["", "By tenth of the log (k in that tenth):", ""]
+    deciles = t1["deciles"]
+    L += table(
+        ["tenth", *(str(d["decile"]) for d in deciles)],
+        [
+            ["samples", *(d["n"] for d in deciles)],
+            ["p50", *(ms(d["p50"]) if d["p50"] is not None else "-" for d in deciles)],
+            ["max", *(ms(d["max"]) if d["max"] is not None else "-" for d in deciles)],
+        ],
     )
     L.append("")
-    L.append("By tenth of the log (k in that tenth):")
-    L.append("")
-    L.append("| tenth | " + " | ".join(str(d["decile"]) for d in t1["deciles"]) + " |")
-    L.append("|---|" + "---|" * len(t1["deciles"]))
-    L.append("| samples | " + " | ".join(str(d["n"]) for d in t1["deciles"]) + " |")
-    L.append("| p50 | " + " | ".join(ms(d["p50"]) if d["p50"] is not None else "-" for d in t1["deciles"]) + " |")
-    L.append("| max | " + " | ".join(ms(d["max"]) if d["max"] is not None else "-" for d in t1["deciles"]) + " |")
-    L.append("")
 
-    L.append("### 2. Open + first snapshot vs the floor")
-    L.append("")
+    L += ["### 2. Open + first snapshot vs the floor", ""]
     L.append(
         f"Each run is a fresh interpreter (imports done before the clock starts); floor and open alternate, "
         f"{len(t2['runs']['open'])} runs each, medians compared. Open = `poolscope.open(path).pool(pid)"
-        f".snapshot({n if False else 'head'})` plus the three sizes; snapshot sizes "
-        f"{' / '.join(f'{x:,}' for x in t2['sizes'])}."
+        f".snapshot(head)` plus the three sizes; snapshot sizes {' / '.join(f'{x:,}' for x in t2['sizes'])}."
     )
     L.append("")
-    L.append(
-        "| run | floor | open + snapshot | CPU floor | CPU open (incl. forked helpers) | peak RSS floor | peak RSS open |"
-    )
-    L.append("|---|---|---|---|---|---|---|")
-    for i, (f, o) in enumerate(zip(t2["runs"]["floor"], t2["runs"]["open"])):
-        L.append(
-            f"| {i + 1} | {fmt_s(f['seconds'])} | {fmt_s(o['seconds'])} | {fmt_s(f['cpu_seconds'])} | "
-            f"{fmt_s(o['cpu_seconds'])} | {f['hwm_kb'] / 1024:,.0f} MiB | {o['hwm_kb'] / 1024:,.0f} MiB |"
-        )
-    L.append(
-        f"| **median** | **{fmt_s(t2['floor_s'])}** | **{fmt_s(t2['open_s'])}** | {fmt_s(t2['floor_cpu_s'])} | "
-        f"{fmt_s(t2['open_cpu_s'])} | | |"
-    )
-    L.append(
-        f"| **ratio** | | **{t2['ratio']:.2f}x** wall (target <= {T2_RATIO}x) | | "
-        f"{t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU | | |"
+    L += runs_table(
+        [
+            "run",
+            "floor",
+            "open + snapshot",
+            "CPU floor",
+            "CPU open (incl. forked helpers)",
+            "peak RSS floor",
+            "peak RSS open",
+        ],
+        t2["runs"],
+        [
+            [
+                "**ratio**",
+                "",
+                f"**{t2['ratio']:.2f}x** wall (target <= {T2_RATIO}x)",
+                "",
+                f"{t2['open_cpu_s'] / t2['floor_cpu_s']:.2f}x CPU",
+                "",
+                "",
+            ],
+        ],
     )
     L.append("")
     L.append(
@@ -681,29 +558,43 @@ def render(info: dict, res: dict) -> str:
     )
     L.append("")
 
-    L.append("### 3. `snapshot(k).to_dict()`")
-    L.append("")
+    L += ["### 3. `snapshot(k).to_dict()`", ""]
     L.append(
         "Timed: `pool.snapshot(k).to_dict()` on the loaded pool (a new snapshot each time, so payloads are "
         f"fetched and decoded), median of {res['repeat']}. Items = members + messages + wakes in the snapshot. "
         "Replay floor = scanning and decoding every payload with seq <= k."
     )
     L.append("")
-    L.append(
-        "| k | records <= k | items (members / messages / wakes) | to_dict | us / item | us / record <= k | replay floor to k | to_dict / floor | to_dict, GC paused (diagnostic) |"
+    L += table(
+        [
+            "k",
+            "records <= k",
+            "items (members / messages / wakes)",
+            "to_dict",
+            "us / item",
+            "us / record <= k",
+            "replay floor to k",
+            "to_dict / floor",
+            "to_dict, GC paused (diagnostic)",
+        ],
+        [
+            [
+                f"{r['fraction']:.0%} ({r['cursor']:,})",
+                f"{r['records_upto']:,}",
+                f"{r['items']:,} ({' / '.join(f'{x:,}' for x in r['sizes'])})",
+                fmt_s(r["seconds"]),
+                f"{r['us_per_item']:.2f}",
+                f"{r['us_per_record']:.2f}",
+                fmt_s(r["replay_floor_s"]),
+                f"{r['seconds'] / r['replay_floor_s']:.2f}x",
+                f"{fmt_s(r['nogc_s'])} ({r['nogc_s'] / r['items'] * 1e6:.2f} us/item)",
+            ]
+            for r in t3["rows"]
+        ],
     )
-    L.append("|---|---|---|---|---|---|---|---|---|")
-    for r in t3["rows"]:
-        L.append(
-            f"| {r['fraction']:.0%} ({r['cursor']:,}) | {r['records_upto']:,} | {r['items']:,} "
-            f"({' / '.join(f'{x:,}' for x in r['sizes'])}) | {fmt_s(r['seconds'])} | {r['us_per_item']:.2f} | "
-            f"{r['us_per_record']:.2f} | {fmt_s(r['replay_floor_s'])} | {r['seconds'] / r['replay_floor_s']:.2f}x | "
-            f"{fmt_s(r['nogc_s'])} ({r['nogc_s'] / r['items'] * 1e6:.2f} us/item) |"
-        )
     L.append("")
 
-    L.append("### 4. Appends")
-    L.append("")
+    L += ["### 4. Appends", ""]
     L.append(
         f"Warm `PoolStore` (the pool loaded by `store.snapshot(pid)` first), {res['calls']} calls alternating "
         f"`join_member` (new member) and `record_message` (new message, status delivered), each its own "
@@ -711,15 +602,21 @@ def render(info: dict, res: dict) -> str:
         "median of the per-run means."
     )
     L.append("")
-    L.append("| records | us / append (median of run means) | each run's mean | p50 | p95 | store load |")
-    L.append("|---|---|---|---|---|---|")
-    for k, v in t4.items():
-        each = ", ".join(f"{x['per_append_s'] * 1e6:,.0f}" for x in v["runs"])
-        L.append(
-            f"| {k:,} | {v['per_append_s'] * 1e6:,.0f} | {each} | {v['p50_s'] * 1e6:,.0f} | "
-            f"{v['p95_s'] * 1e6:,.0f} | {fmt_s(v['load_s'])} |"
-        )
-    L.append(f"| **ratio {hi:,} / {lo:,}** | **{ratio4:.2f}x** | | | | |")
+    L += table(
+        ["records", "us / append (median of run means)", "each run's mean", "p50", "p95", "store load"],
+        [
+            [
+                f"{k:,}",
+                f"{v['per_append_s'] * 1e6:,.0f}",
+                ", ".join(f"{x['per_append_s'] * 1e6:,.0f}" for x in v["runs"]),
+                f"{v['p50_s'] * 1e6:,.0f}",
+                f"{v['p95_s'] * 1e6:,.0f}",
+                fmt_s(v["load_s"]),
+            ]
+            for k, v in t4.items()
+        ]
+        + [[f"**ratio {hi:,} / {lo:,}**", f"**{ratio4:.2f}x**", "", "", "", ""]],
+    )
     L.append("")
     L.append(
         f"SDK-like baseline (`ReplayingStore` in this script: per append, `SELECT` + `orjson.loads` of every "
@@ -727,31 +624,40 @@ def render(info: dict, res: dict) -> str:
         f"the SDK's approach), {res['sdk_calls']} calls per run. poolscope on the same files for comparison."
     )
     L.append("")
-    L.append(
-        "| records | replaying store: ms / append | replaying store: snapshot (one replay) | quoted SDK | "
-        "poolscope: open + snapshot | poolscope: warm snapshot |"
+    quoted = {
+        1000: f"{SDK_REFERENCE['append_ms_1k']} ms / append",
+        20000: f"{SDK_REFERENCE['append_ms_20k']:.0f} ms / append, {SDK_REFERENCE['snapshot_ms_20k']:.0f} ms / snapshot",
+    }
+    L += table(
+        [
+            "records",
+            "replaying store: ms / append",
+            "replaying store: snapshot (one replay)",
+            "quoted SDK",
+            "poolscope: open + snapshot",
+            "poolscope: warm snapshot",
+        ],
+        [
+            [
+                f"{k:,}",
+                f"{v['per_append_s'] * 1e3:,.2f}",
+                ms(v["snapshot_s"]),
+                quoted.get(k, ""),
+                ms(small[k]["cold_s"]) if k in small else "",
+                ms(small[k]["warm_s"]) if k in small else "",
+            ]
+            for k, v in sdk.items()
+        ],
     )
-    L.append("|---|---|---|---|---|---|")
-    for k, v in sdk.items():
-        quoted = {
-            1000: f"{SDK_REFERENCE['append_ms_1k']} ms / append",
-            20000: f"{SDK_REFERENCE['append_ms_20k']:.0f} ms / append, {SDK_REFERENCE['snapshot_ms_20k']:.0f} ms / snapshot",
-        }.get(k, "")
-        sm = small.get(k, {})
-        L.append(
-            f"| {k:,} | {v['per_append_s'] * 1e3:,.2f} | {ms(v['snapshot_s'])} | {quoted} | "
-            f"{ms(sm['cold_s']) if sm else ''} | {ms(sm['warm_s']) if sm else ''} |"
-        )
     L.append("")
 
-    L.append("### 5. Memory")
-    L.append("")
+    L += ["### 5. Memory", ""]
     L.append(
-        f"Peak RSS (VmHWM) of the subprocesses of target 2: open + snapshot {t2['open_hwm_kb'] / 1024:,.0f} MiB "
-        f"median, {t2['open_hwm_max_kb'] / 1024:,.0f} MiB max ({t2['open_rss_before_kb'] / 1024:,.0f} MiB of it "
+        f"Peak RSS (VmHWM) of the subprocesses of target 2: open + snapshot {mib(t2['open_hwm_kb'])} "
+        f"median, {mib(t2['open_hwm_max_kb'])} max ({mib(t2['open_rss_before_kb'])} of it "
         f"is the interpreter with `poolscope` and its imports); the floor process peaks at "
-        f"{t2['floor_hwm_kb'] / 1024:,.0f} MiB; largest forked helper (if the load forks one) "
-        f"{t2['open_children_hwm_kb'] / 1024:,.0f} MiB. That is {(t2['open_hwm_kb'] - t2['open_rss_before_kb']) * 1024 / n:,.0f} "
+        f"{mib(t2['floor_hwm_kb'])}; largest forked helper (if the load forks one) "
+        f"{mib(t2['open_children_hwm_kb'])}. That is {(t2['open_hwm_kb'] - t2['open_rss_before_kb']) * 1024 / n:,.0f} "
         f"bytes per record above the imports."
     )
     L.append("")
@@ -760,65 +666,34 @@ def render(info: dict, res: dict) -> str:
 
 # ------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=DEFAULT_RECORDS, help="pool size (default 1,000,000)")
-    parser.add_argument("--db", type=Path, default=None, help="database (default: made by make_pool.py)")
-    parser.add_argument("--pool", default=None)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--members-cap", type=int, default=DEFAULT_MEMBERS_CAP)
-    parser.add_argument("--samples", type=int, default=200, help="random k for target 1 (>= 200)")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--calls", type=int, default=500, help="appends per PoolStore run")
-    parser.add_argument("--sdk-calls", type=int, default=50, help="appends per replaying-store run")
-    parser.add_argument("--small-pool", type=int, default=1000, help="the small pool for target 4")
-    parser.add_argument("--out", type=Path, default=OUT / "core.md")
-    parser.add_argument("--label", default=None, help="what poolscope is measured (default: git commit of the import)")
-    parser.add_argument("--child", choices=("open", "floor"), help=argparse.SUPPRESS)
-    parser.add_argument("--cursor", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    p = parser(__doc__, "core", children=CHILDREN)
+    p.add_argument("--samples", type=int, default=200, help="random k for target 1 (>= 200)")
+    p.add_argument("--calls", type=int, default=500, help="appends per PoolStore run")
+    p.add_argument("--sdk-calls", type=int, default=50, help="appends per replaying-store run")
+    p.add_argument("--small-pool", type=int, default=1000, help="the small pool for target 4")
+    p.add_argument("--cursor", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
     if args.child:
-        return child_main(args)
+        return child_main(args, CHILDREN)
 
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    info = machine()
-    info["poolscope"] = args.label or code_version()
-    info["source_hash"] = source_hash()
-    info["load_start"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    if args.db is None:
-        db, pool, count = ensure_pool(args.records, seed=args.seed, cap=args.members_cap)
-    else:
-        db = args.db
-        conn = sqlite3.connect(db.resolve().as_uri() + "?immutable=1", uri=True)
-        pool = args.pool or conn.execute("SELECT pool_id FROM agent_pool_records LIMIT 1").fetchone()[0]
-        count = conn.execute("SELECT count(*) FROM agent_pool_records WHERE pool_id=?", (pool,)).fetchone()[0]
-        conn.close()
+    run = Run(args)
+    data = run.pool()
+    db, pool, count, head = data.db, data.pool, data.count, data.head
     small_sizes = sorted({args.small_pool, 1000, 10000, 20000})
     smalls = {n: ensure_pool(n, seed=args.seed, cap=args.members_cap, quiet=True) for n in small_sizes}
-    conn = sqlite3.connect(db.resolve().as_uri() + "?immutable=1", uri=True)
-    head, json_bytes = conn.execute(
-        "SELECT max(seq), sum(length(CAST(payload_json AS BLOB))) FROM agent_pool_records WHERE pool_id=?", (pool,)
-    ).fetchone()
-    conn.close()
-    log(f"pool {pool} in {db}: {count:,} records, head {head:,}, {json_bytes / 1e9:.2f} GB JSON")
-    warm_file(db)
     res: dict = {
         "records": count,
         "pool": pool,
-        "db_name": os.path.relpath(db, HERE.parent),
         "head": head,
-        "json_bytes": json_bytes,
-        "file_bytes": db.stat().st_size,
+        "json_bytes": data.json_bytes,
         "seed": args.seed,
-        "members_cap": args.members_cap,
         "repeat": args.repeat,
         "calls": args.calls,
         "sdk_calls": args.sdk_calls,
     }
 
     log("target 2/5: open + first snapshot vs floor (subprocesses)")
-    res["t2"] = bench_open(db, pool, head, args.repeat, log)
+    res["t2"] = bench_open(db, pool, head, args.repeat)
 
     import poolscope
 
@@ -830,9 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     res["load_s"] = time.perf_counter() - t0
 
     log("target 1: snapshot(k) at random k")
-    res["t1"] = bench_snapshots(history, max(args.samples, 1), args.seed, log)
+    res["t1"] = bench_snapshots(history, max(args.samples, 1), args.seed)
     log("target 3: to_dict")
-    res["t3"] = bench_to_dict(history, db, args.repeat, log)
+    res["t3"] = bench_to_dict(history, db, args.repeat)
     database.close()
     del history, database
     gc.collect()
@@ -841,24 +716,14 @@ def main(argv: list[str] | None = None) -> int:
     sources = {n: smalls[n][0] for n in (args.small_pool, 20000) if n < count}
     pool_ids = {n: smalls[n][1] for n in (args.small_pool, 20000) if n < count}
     sources[count], pool_ids[count] = db, pool
-    res["t4"] = bench_appends(sources, pool_ids, args.calls, args.repeat, log)
+    res["t4"] = bench_appends(sources, pool_ids, args.calls, args.repeat)
     sdk_sources = {n: smalls[n][0] for n in (1000, 10000, 20000)}
     sdk_pools = {n: smalls[n][1] for n in (1000, 10000, 20000)}
-    res["sdk"] = bench_replaying(sdk_sources, sdk_pools, args.sdk_calls, args.repeat, log)
+    res["sdk"] = bench_replaying(sdk_sources, sdk_pools, args.sdk_calls, args.repeat)
     res["small"] = {n: poolscope_snapshot_at(sdk_sources[n], sdk_pools[n]) for n in sdk_sources}
 
-    info["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    if source_hash() != info["source_hash"]:
-        info["warning"] = "poolscope's source changed during the run: numbers may mix two versions"
-        log("WARNING: " + info["warning"])
-    report = render(info, res)
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report + "\n")
-    raw = dict(res)
-    raw["machine"] = info
-    args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
-    log(f"wrote {args.out}")
+    run.finish()
+    run.write(render(run, res), res)
     return 0
 
 

@@ -43,22 +43,34 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
 import random
 import re
-import sqlite3
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, machine, warm_file
+from harness import (
+    Run,
+    child_floor,
+    child_main,
+    connect_ro,
+    cpu_seconds,
+    ensure_pool,
+    fmt_s,
+    log,
+    median_of,
+    mib,
+    parser,
+    pct,
+    run_child,
+    runs_table,
+    status_kb,
+    table,
+    timed,
+    verdict,
+    warm_file,
+)
 
 T1_RATIO = 1.5  # records_df vs floor
 T1_NAIVE = 5.0  # naive / records_df at least this
@@ -68,104 +80,7 @@ T4_LOAD_S = 1.0
 BAR = re.compile(r"loading [^:]*:\s*\d+%\|")
 
 
-# ---------------------------------------------------------------- helpers
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds >= 1:
-        return f"{seconds:,.2f} s"
-    return f"{seconds * 1e3:,.1f} ms" if seconds >= 1e-3 else f"{seconds * 1e3:.2f} ms"
-
-
-def mib(kb: float) -> str:
-    return f"{kb / 1024:,.0f} MiB"
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    x = (len(ordered) - 1) * p / 100
-    lo = int(x)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (x - lo)
-
-
-def cpu_with_children() -> float:
-    """CPU seconds (user + system) of this process and its waited-for children (a load may fork helpers)."""
-    import resource
-
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def maxrss_kb() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-
-
-def status_kb(field: str, pid: int | str = "self") -> int:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def code_version() -> tuple[str, str]:
-    """(git commit of the imported poolscope or its export, hash of its .py files)."""
-    import hashlib
-
-    import poolscope
-
-    pkg = Path(poolscope.__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(pkg.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(pkg), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(pkg), "status", "--porcelain", "--", "."], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        label = f"commit {head}" + (" with uncommitted changes in poolscope/" if dirty else " (clean)")
-    except (OSError, subprocess.CalledProcessError):
-        label = f"`{pkg}` (not a git checkout)"
-    return label, digest.hexdigest()[:12]
-
-
-def pool_facts(db: Path, pool: str | None) -> tuple[str, int, int, int]:
-    conn = sqlite3.connect(db.resolve().as_uri() + "?immutable=1", uri=True)
-    try:
-        pool = pool or conn.execute("SELECT pool_id FROM agent_pool_records LIMIT 1").fetchone()[0]
-        count, head, json_bytes = conn.execute(
-            "SELECT count(*), max(seq), sum(length(CAST(payload_json AS BLOB))) FROM agent_pool_records WHERE pool_id=?",
-            (pool,),
-        ).fetchone()
-    finally:
-        conn.close()
-    return pool, count, head, json_bytes
-
-
 # --------------------------------------------------------------- children
-def child_floor(args) -> dict:
-    import orjson
-
-    gc.collect()
-    c0, t0 = time.process_time(), time.perf_counter()
-    conn = sqlite3.connect(Path(args.db).resolve().as_uri() + "?immutable=1", uri=True)
-    n = 0
-    for (p,) in conn.execute("SELECT payload_json FROM agent_pool_records WHERE pool_id=? ORDER BY seq", (args.pool,)):
-        orjson.loads(p)
-        n += 1
-    out = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "rows": n}
-    conn.close()
-    return out
-
-
 def child_cold(args) -> dict:
     """``poolscope.open(db).records_df()``: the database's frame, its pool decoded straight from the file."""
     import pandas  # noqa: F401  (imports before the clock: records_df imports pandas/pyarrow lazily)
@@ -177,12 +92,12 @@ def child_cold(args) -> dict:
     progress = None if args.progress == "default" else False
     rss0 = status_kb("VmRSS")
     gc.collect()
-    c0, t0 = cpu_with_children(), time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     db = poolscope.open(args.db, progress=progress)
     t1 = time.perf_counter()
     frame = db.records_df()
     t2 = time.perf_counter()
-    cpu = cpu_with_children() - c0  # includes the helper process the scan forks
+    cpu = cpu_seconds() - c0  # includes the helper process the scan forks
     return {
         "seconds": t2 - t0,
         "cpu": cpu,
@@ -202,14 +117,14 @@ def child_cold_pool(args) -> dict:
 
     progress = None if args.progress == "default" else False
     gc.collect()
-    c0, t0 = cpu_with_children(), time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     db = poolscope.open(args.db, progress=progress)
     t1 = time.perf_counter()
     pool = db.pool(args.pool)
     t2 = time.perf_counter()
     frame = pool.records_df()
     t3 = time.perf_counter()
-    cpu = cpu_with_children() - c0
+    cpu = cpu_seconds() - c0
     return {
         "seconds": t3 - t0,
         "cpu": cpu,
@@ -235,7 +150,7 @@ def child_naive(args) -> dict:
 
     gc.collect()
     c0, t0 = time.process_time(), time.perf_counter()
-    conn = sqlite3.connect(Path(args.db).resolve().as_uri() + "?immutable=1", uri=True)
+    conn = connect_ro(args.db)
     df = pd.read_sql(
         "SELECT pool_id, seq, kind, payload_json FROM agent_pool_records WHERE pool_id=? ORDER BY seq",
         conn,
@@ -253,13 +168,6 @@ def child_naive(args) -> dict:
         "columns": flat.shape[1],
         "phases": {"read_sql": t1 - t0, "loads + json_normalize": t2 - t1},
     }
-
-
-def timed(fn) -> tuple[float, float, object]:
-    gc.collect()
-    c0, t0 = time.process_time(), time.perf_counter()
-    value = fn()
-    return time.perf_counter() - t0, time.process_time() - c0, value
 
 
 def child_warm(args) -> dict:
@@ -321,19 +229,13 @@ def child_warm(args) -> dict:
             "repeat_cpu": statistics.median(c for _, c in again),
             "repeat_max_s": max(w for w, _ in again),
         }
-        print(
-            f"  {name}: first {fmt_s(first)}, repeat {fmt_s(rows[name]['repeat_s'])} ({size:,} rows)",
-            file=sys.stderr,
-            flush=True,
-        )
+        log(f"  {name}: first {fmt_s(first)}, repeat {fmt_s(rows[name]['repeat_s'])} ({size:,} rows)")
     out["calls"] = rows
     passes = [diff_pass(), diff_pass()]
     out["diff"] = {"pairs": pairs, "passes": passes}
-    print(
+    log(
         f"  diff: first {fmt_s(passes[0]['times'][0])}, pass 1 p50 {fmt_s(pct(passes[0]['times'], 50))}, "
-        f"pass 2 p50 {fmt_s(pct(passes[1]['times'], 50))} max {fmt_s(max(passes[1]['times']))}",
-        file=sys.stderr,
-        flush=True,
+        f"pass 2 p50 {fmt_s(pct(passes[1]['times'], 50))} max {fmt_s(max(passes[1]['times']))}"
     )
     return out
 
@@ -348,89 +250,21 @@ CHILDREN = {
 }
 
 
-def child_main(args) -> int:
-    out = CHILDREN[args.child](args)
-    # VmHWM, not ru_maxrss: after fork + exec, Linux's ru_maxrss starts from the parent's peak
-    out["ru_maxrss_kb"] = maxrss_kb()
-    out["maxrss_kb"] = status_kb("VmHWM") or out["ru_maxrss_kb"]
-    import resource
-
-    # the largest waited-for child (a helper the load may fork; 0 if none) -- its peak is not in VmHWM
-    out["children_maxrss_kb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps(out))
-    return 0
-
-
-def run_child(
-    kind: str,
-    db: Path,
-    pool: str,
-    *,
-    progress: str = "default",
-    extra: list[str] | None = None,
-    timeout: float | None = None,
-    max_rss_gb: float | None = None,
-) -> dict:
-    """Run one measurement in a fresh interpreter; kill it above ``max_rss_gb`` of RSS or after ``timeout`` s."""
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        kind,
-        "--db",
-        str(db),
-        "--pool",
-        pool,
-        "--progress",
-        progress,
-    ] + (extra or [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed: dict = {}
-    peak = [0]
-
-    def watch() -> None:
-        started = time.monotonic()
-        while proc.poll() is None:
-            rss = status_kb("VmRSS", proc.pid)
-            peak[0] = max(peak[0], rss)
-            if max_rss_gb is not None and rss > max_rss_gb * 2**20:
-                killed["why"] = f"RSS above {max_rss_gb:g} GiB after {time.monotonic() - started:.0f} s"
-                proc.kill()
-                return
-            if timeout is not None and time.monotonic() - started > timeout:
-                killed["why"] = f"still running after {timeout:.0f} s (RSS {rss / 2**20:.1f} GiB)"
-                proc.kill()
-                return
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    stdout, stderr = proc.communicate()
-    watcher.join()
-    if killed:
-        return {"killed": killed["why"], "stderr": stderr[-2000:], "watched_peak_kb": peak[0]}
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {kind} failed ({proc.returncode}):\n{stderr[-4000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["stderr"] = stderr
-    result["watched_peak_kb"] = peak[0]
-    return result
+def child(kind: str, db: Path, pool: str, *, progress: str = "default", extra=(), **watch) -> dict:
+    """One measurement in a fresh interpreter (``harness.run_child``: ``timeout=``, ``max_rss_gb=``)."""
+    return run_child(__file__, kind, ["--db", db, "--pool", pool, "--progress", progress, *extra], **watch)
 
 
 # ------------------------------------------------------------------ parts
-def median_of(runs: list[dict], key: str = "seconds") -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def bench_cold(db: Path, pool: str, repeat: int, log) -> dict:
+def bench_cold(db: Path, pool: str, repeat: int) -> dict:
     runs: dict[str, list[dict]] = {"floor": [], "cold": [], "cold_pool": []}
     for i in range(repeat):
         for kind in ("floor", "cold", "cold_pool"):
-            r = run_child(kind, db, pool)
+            r = child(kind, db, pool)
             runs[kind].append(r)
             log(
                 f"  [{i + 1}/{repeat}] {kind:9s} {fmt_s(r['seconds'])} (CPU {fmt_s(r['cpu'])}), "
-                f"peak RSS {mib(r['maxrss_kb'])}"
+                f"peak RSS {mib(r['peak_rss_kb'])}"
             )
     return {
         "runs": runs,
@@ -444,21 +278,21 @@ def bench_cold(db: Path, pool: str, repeat: int, log) -> dict:
         "pool_phases": {
             p: statistics.median(r["phases"][p] for r in runs["cold_pool"]) for p in runs["cold_pool"][0]["phases"]
         },
-        "cold_maxrss_kb": max(r["maxrss_kb"] for r in runs["cold"]),
-        "cold_pool_maxrss_kb": max(r["maxrss_kb"] for r in runs["cold_pool"]),
+        "cold_peak_rss_kb": max(r["peak_rss_kb"] for r in runs["cold"]),
+        "cold_pool_peak_rss_kb": max(r["peak_rss_kb"] for r in runs["cold_pool"]),
         "cold_rss_before_kb": statistics.median(r["rss_before_kb"] for r in runs["cold"]),
-        "floor_maxrss_kb": max(r["maxrss_kb"] for r in runs["floor"]),
-        "cold_children_maxrss_kb": max(r.get("children_maxrss_kb", 0) for r in runs["cold"] + runs["cold_pool"]),
+        "floor_peak_rss_kb": max(r["peak_rss_kb"] for r in runs["floor"]),
+        "cold_children_peak_rss_kb": max(r["children_peak_rss_kb"] for r in runs["cold"] + runs["cold_pool"]),
         "bar_shown": [bool(BAR.search(r["stderr"])) for r in runs["cold"]],
     }
 
 
-def bench_naive(db: Path, pool: str, repeat: int, timeout: float, max_gb: float, log) -> dict:
+def bench_naive(db: Path, pool: str, repeat: int, timeout: float, max_gb: float) -> dict:
     """floor, poolscope cold and naive, alternating, at one size."""
     runs: dict[str, list[dict]] = {"floor": [], "cold": [], "naive": []}
     for i in range(repeat):
         for kind in ("floor", "cold", "naive"):
-            r = run_child(
+            r = child(
                 kind,
                 db,
                 pool,
@@ -471,7 +305,7 @@ def bench_naive(db: Path, pool: str, repeat: int, timeout: float, max_gb: float,
             else:
                 log(
                     f"  [{i + 1}/{repeat}] {kind:5s} {fmt_s(r['seconds'])} (CPU {fmt_s(r['cpu'])}), "
-                    f"peak RSS {mib(r['maxrss_kb'])}"
+                    f"peak RSS {mib(r['peak_rss_kb'])}"
                 )
         if any("killed" in r for r in runs["naive"]):
             break
@@ -482,13 +316,13 @@ def bench_naive(db: Path, pool: str, repeat: int, timeout: float, max_gb: float,
         "cold_s": median_of(runs["cold"]),
         "floor_cpu": median_of(runs["floor"], "cpu"),
         "cold_cpu": median_of(runs["cold"], "cpu"),
-        "cold_maxrss_kb": max(r["maxrss_kb"] for r in runs["cold"]),
+        "cold_peak_rss_kb": max(r["peak_rss_kb"] for r in runs["cold"]),
     }
     if ok:
         res.update(
             naive_s=median_of(ok),
             naive_cpu=median_of(ok, "cpu"),
-            naive_maxrss_kb=max(r["maxrss_kb"] for r in ok),
+            naive_peak_rss_kb=max(r["peak_rss_kb"] for r in ok),
             naive_columns=ok[0]["columns"],
             naive_phases={p: statistics.median(r["phases"][p] for r in ok) for p in ok[0]["phases"]},
         )
@@ -498,12 +332,12 @@ def bench_naive(db: Path, pool: str, repeat: int, timeout: float, max_gb: float,
     return res
 
 
-def bench_progress(sizes: dict[int, tuple[Path, str]], log) -> list[dict]:
+def bench_progress(sizes: dict[int, tuple[Path, str]]) -> list[dict]:
     rows = []
     for n, (db, pool) in sorted(sizes.items()):
         row = {"records": n}
         for mode in ("default", "false"):
-            r = run_child("load", db, pool, progress=mode)
+            r = child("load", db, pool, progress=mode)
             row[mode] = {
                 "seconds": r["seconds"],
                 "bar": bool(BAR.search(r["stderr"])),
@@ -519,29 +353,10 @@ def bench_progress(sizes: dict[int, tuple[Path, str]], log) -> list[dict]:
 
 
 # ----------------------------------------------------------------- report
-def verdict(ok: bool) -> str:
-    return "**met**" if ok else "**NOT met**"
-
-
-def render(info: dict, res: dict) -> str:
+def render(run: Run, res: dict) -> str:
     cold, warm, naive, prog = res["cold"], res["warm"], res["naive"], res["progress"]
-    n = res["records"]
     floor = cold["floor_s"]
-    L: list[str] = []
-    L.append(
-        f"Run {info['date']} on {info['nproc']} cores ({info['cpu']}, {info['memory']} RAM), Python "
-        f"{info['python']}, SQLite {info['sqlite']}, pandas {info['pandas']}, pyarrow {info['pyarrow']}, "
-        f"numpy {info['numpy']}, orjson {info['orjson']}; load average {info['load_start']} at the start, "
-        f"{info['load_end']} at the end."
-    )
-    L.append(f"poolscope measured: {info['poolscope']} (source hash {info['source_hash']}).")
-    if info.get("warning"):
-        L.append(f"**WARNING: {info['warning']}**")
-    L.append(
-        f"Pool: `{res['pool']}` in `{res['db_name']}`, {n:,} records, {res['json_bytes'] / 1e9:.2f} GB of payload "
-        f"JSON. Page cache warm for every run."
-    )
-    L.append("")
+    L: list[str] = [*run.header(), ""]
 
     # verdicts
     ratio_cold = cold["cold_s"] / floor
@@ -549,7 +364,7 @@ def render(info: dict, res: dict) -> str:
     rd = warm["calls"]["records_df()"]
     ratio_warm_first = rd["first_s"] / floor
     ratio_warm = rd["repeat_s"] / floor
-    rss_gb = cold["cold_maxrss_kb"] / 2**20
+    rss_gb = cold["cold_peak_rss_kb"] / 2**20
     naive_rows = [(k, v) for k, v in sorted(naive.items())]
     naive_ratios = [(k, v["naive_s"] / v["cold_s"]) for k, v in naive_rows if "naive_s" in v]
     t3_rows = [(name, v) for name, v in warm["calls"].items() if not name.startswith("records_df")]
@@ -561,67 +376,82 @@ def render(info: dict, res: dict) -> str:
         p["false"]["bar"] or p["false"]["stderr_bytes"] for p in prog
     )
 
-    L.append("### Verdicts")
-    L.append("")
-    L.append("| # | target | measured | floor / reference | verdict |")
-    L.append("|---|---|---|---|---|")
-    L.append(
-        f"| 1a | cold `open().records_df()` <= {T1_RATIO}x floor | {fmt_s(cold['cold_s'])} (median of "
-        f"{len(cold['runs']['cold'])}; CPU {fmt_s(cold['cold_cpu'])}) | floor {fmt_s(floor)} (CPU "
-        f"{fmt_s(cold['floor_cpu'])}); ratio **{ratio_cold:.2f}x** wall, {ratio_cold_cpu:.2f}x CPU | "
-        f"{verdict(ratio_cold <= T1_RATIO)} |"
-    )
     ratio_pool = cold["cold_pool_s"] / floor
-    L.append(
-        f"| 1a' | (reported) `open().pool(pid).records_df()`: index built first | {fmt_s(cold['cold_pool_s'])} "
-        f"(load {fmt_s(cold['pool_phases']['load'])} + frame {fmt_s(cold['pool_phases']['records_df'])}) | "
-        f"ratio {ratio_pool:.2f}x: the load is core target 2, the frame 1b | reported |"
-    )
-    L.append(
-        f"| 1b | warm `records_df()` <= {T1_RATIO}x floor | first call {fmt_s(rd['first_s'])}, repeat "
-        f"{fmt_s(rd['repeat_s'])} (CPU {fmt_s(rd['repeat_cpu'])}) | floor {fmt_s(floor)}; ratio "
-        f"**{ratio_warm_first:.2f}x** first, **{ratio_warm:.2f}x** repeat | "
-        f"{verdict(max(ratio_warm_first, ratio_warm) <= T1_RATIO)} |"
-    )
     naive_txt = "; ".join(
         f"{k:,}: naive {fmt_s(naive[k]['naive_s'])} vs poolscope cold {fmt_s(naive[k]['cold_s'])} = **{r:.1f}x**"
         for k, r in naive_ratios
     )
     killed_txt = "; ".join(f"{k:,}: naive killed ({v['killed']})" for k, v in naive_rows if "killed" in v)
     naive_ok = bool(naive_ratios) and all(r >= T1_NAIVE for _, r in naive_ratios)
-    L.append(
-        f"| 1c | >= {T1_NAIVE:g}x faster than naive `read_sql` + `json_normalize` | "
-        f"{'; '.join(x for x in (naive_txt, killed_txt) if x)} | floor at those sizes: "
-        + ", ".join(f"{k:,}: {fmt_s(v['floor_s'])}" for k, v in naive_rows)
-        + f" | {verdict(naive_ok)} |"
-    )
-    L.append(
-        f"| 2 | peak RSS of cold `records_df()` <= {T2_RSS_GB:g} GB | {rss_gb:.2f} GiB ({mib(cold['cold_maxrss_kb'])}"
-        f" max of {len(cold['runs']['cold'])}; {mib(cold['cold_rss_before_kb'])} after imports; largest forked helper "
-        f"{mib(cold.get('cold_children_maxrss_kb', 0))}) | floor process "
-        f"{mib(cold['floor_maxrss_kb'])}; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB | "
-        f"{verdict(rss_gb <= T2_RSS_GB)} |"
-    )
     worst_name = max(((name, max(v["first_s"], v["repeat_max_s"])) for name, v in t3_rows), key=lambda x: x[1])
-    L.append(
-        f"| 3 | members/messages/wakes_df, activity, diff each <= {T3_SECONDS:g} s (loaded pool) | worst "
-        f"{fmt_s(t3_worst)} (frames: {worst_name[0]} {fmt_s(worst_name[1])}; diff max {fmt_s(max(diff_first + diff_rep))}) "
-        f"| floor {fmt_s(floor)} (a replay of the log) | {verdict(t3_worst <= T3_SECONDS)} |"
-    )
-    L.append(
-        f"| 4 | load > {T4_LOAD_S:g} s shows a `tqdm.auto` bar; `progress=False` quiet | "
-        + "; ".join(
-            f"{p['records']:,}: load {fmt_s(p['default']['seconds'])}, bar "
-            f"{'yes' if p['default']['bar'] else 'no'} / with progress=False "
-            f"{p['false']['stderr_bytes']} bytes on stderr"
-            for p in prog
-        )
-        + f" | progress threshold in `poolscope/index.py` | {verdict(t4_ok)} |"
+    L += ["### Verdicts", ""]
+    L += table(
+        ["#", "target", "measured", "floor / reference", "verdict"],
+        [
+            [
+                "1a",
+                f"cold `open().records_df()` <= {T1_RATIO}x floor",
+                f"{fmt_s(cold['cold_s'])} (median of {len(cold['runs']['cold'])}; CPU {fmt_s(cold['cold_cpu'])})",
+                f"floor {fmt_s(floor)} (CPU {fmt_s(cold['floor_cpu'])}); ratio **{ratio_cold:.2f}x** wall, "
+                f"{ratio_cold_cpu:.2f}x CPU",
+                verdict(ratio_cold <= T1_RATIO),
+            ],
+            [
+                "1a'",
+                "(reported) `open().pool(pid).records_df()`: index built first",
+                f"{fmt_s(cold['cold_pool_s'])} (load {fmt_s(cold['pool_phases']['load'])} + frame "
+                f"{fmt_s(cold['pool_phases']['records_df'])})",
+                f"ratio {ratio_pool:.2f}x: the load is core target 2, the frame 1b",
+                "reported",
+            ],
+            [
+                "1b",
+                f"warm `records_df()` <= {T1_RATIO}x floor",
+                f"first call {fmt_s(rd['first_s'])}, repeat {fmt_s(rd['repeat_s'])} (CPU {fmt_s(rd['repeat_cpu'])})",
+                f"floor {fmt_s(floor)}; ratio **{ratio_warm_first:.2f}x** first, **{ratio_warm:.2f}x** repeat",
+                verdict(max(ratio_warm_first, ratio_warm) <= T1_RATIO),
+            ],
+            [
+                "1c",
+                f">= {T1_NAIVE:g}x faster than naive `read_sql` + `json_normalize`",
+                "; ".join(x for x in (naive_txt, killed_txt) if x),
+                "floor at those sizes: " + ", ".join(f"{k:,}: {fmt_s(v['floor_s'])}" for k, v in naive_rows),
+                verdict(naive_ok),
+            ],
+            [
+                "2",
+                f"peak RSS of cold `records_df()` <= {T2_RSS_GB:g} GB",
+                f"{rss_gb:.2f} GiB ({mib(cold['cold_peak_rss_kb'])} max of {len(cold['runs']['cold'])}; "
+                f"{mib(cold['cold_rss_before_kb'])} after imports; largest forked helper "
+                f"{mib(cold['cold_children_peak_rss_kb'])})",
+                f"floor process {mib(cold['floor_peak_rss_kb'])}; payload JSON {res['json_bytes'] / 2**20:,.0f} MiB",
+                verdict(rss_gb <= T2_RSS_GB),
+            ],
+            [
+                "3",
+                f"members/messages/wakes_df, activity, diff each <= {T3_SECONDS:g} s (loaded pool)",
+                f"worst {fmt_s(t3_worst)} (frames: {worst_name[0]} {fmt_s(worst_name[1])}; diff max "
+                f"{fmt_s(max(diff_first + diff_rep))})",
+                f"floor {fmt_s(floor)} (a replay of the log)",
+                verdict(t3_worst <= T3_SECONDS),
+            ],
+            [
+                "4",
+                f"load > {T4_LOAD_S:g} s shows a `tqdm.auto` bar; `progress=False` quiet",
+                "; ".join(
+                    f"{p['records']:,}: load {fmt_s(p['default']['seconds'])}, bar "
+                    f"{'yes' if p['default']['bar'] else 'no'} / with progress=False "
+                    f"{p['false']['stderr_bytes']} bytes on stderr"
+                    for p in prog
+                ),
+                "the load's progress threshold",
+                verdict(t4_ok),
+            ],
+        ],
     )
     L.append("")
 
-    L.append("### 1. `records_df()` vs the floor")
-    L.append("")
+    L += ["### 1. `records_df()` vs the floor", ""]
     L.append(
         "Fresh interpreter per run (pandas, pyarrow and poolscope imported before the clock), floor, cold "
         "and cold via the pool alternating, medians compared. Cold = `poolscope.open(path).records_df()`: the "
@@ -632,24 +462,34 @@ def render(info: dict, res: dict) -> str:
         "process's own VmHWM (a helper's peak is given in the verdict table)."
     )
     L.append("")
-    L.append(
-        "| run | floor | cold `open().records_df()` | cold via `pool()` | CPU floor | CPU cold | CPU via pool | "
-        "peak RSS floor | peak RSS cold | peak RSS via pool |"
-    )
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
-    for i, (f, c, q) in enumerate(zip(cold["runs"]["floor"], cold["runs"]["cold"], cold["runs"]["cold_pool"]), 1):
-        L.append(
-            f"| {i} | {fmt_s(f['seconds'])} | {fmt_s(c['seconds'])} | {fmt_s(q['seconds'])} | {fmt_s(f['cpu'])} | "
-            f"{fmt_s(c['cpu'])} | {fmt_s(q['cpu'])} | {mib(f['maxrss_kb'])} | {mib(c['maxrss_kb'])} | "
-            f"{mib(q['maxrss_kb'])} |"
-        )
-    L.append(
-        f"| **median** | **{fmt_s(floor)}** | **{fmt_s(cold['cold_s'])}** | {fmt_s(cold['cold_pool_s'])} | "
-        f"{fmt_s(cold['floor_cpu'])} | {fmt_s(cold['cold_cpu'])} | {fmt_s(cold['cold_pool_cpu'])} | | | |"
-    )
-    L.append(
-        f"| **ratio** | | **{ratio_cold:.2f}x** wall (target <= {T1_RATIO}x) | {ratio_pool:.2f}x | | "
-        f"{ratio_cold_cpu:.2f}x CPU | | | | |"
+    L += runs_table(
+        [
+            "run",
+            "floor",
+            "cold `open().records_df()`",
+            "cold via `pool()`",
+            "CPU floor",
+            "CPU cold",
+            "CPU via pool",
+            "peak RSS floor",
+            "peak RSS cold",
+            "peak RSS via pool",
+        ],
+        cold["runs"],
+        [
+            [
+                "**ratio**",
+                "",
+                f"**{ratio_cold:.2f}x** wall (target <= {T1_RATIO}x)",
+                f"{ratio_pool:.2f}x",
+                "",
+                f"{ratio_cold_cpu:.2f}x CPU",
+                "",
+                "",
+                "",
+                "",
+            ],
+        ],
     )
     L.append("")
     ph, pp = cold["phases"], cold["pool_phases"]
@@ -661,17 +501,25 @@ def render(info: dict, res: dict) -> str:
     L.append("")
     L.append(
         f"Warm (one process; pool loaded in {fmt_s(warm['load_s'])}; the process peaked at "
-        f"{mib(warm['maxrss_kb'])}), first call then median of "
-        f"{res['repeat']} repeats, `gc.collect()` before each:"
+        f"{mib(warm['peak_rss_kb'])}), first call then median of {res['repeat']} repeats, `gc.collect()` before each:"
     )
     L.append("")
-    L.append("| call | rows | first | first CPU | repeat (median) | repeat CPU | repeat max | repeat / floor |")
-    L.append("|---|---|---|---|---|---|---|---|")
-    for name, v in warm["calls"].items():
-        L.append(
-            f"| `{name}` | {v['rows']:,} | {fmt_s(v['first_s'])} | {fmt_s(v['first_cpu'])} | {fmt_s(v['repeat_s'])} | "
-            f"{fmt_s(v['repeat_cpu'])} | {fmt_s(v['repeat_max_s'])} | {v['repeat_s'] / floor:.2f}x |"
-        )
+    L += table(
+        ["call", "rows", "first", "first CPU", "repeat (median)", "repeat CPU", "repeat max", "repeat / floor"],
+        [
+            [
+                f"`{name}`",
+                f"{v['rows']:,}",
+                fmt_s(v["first_s"]),
+                fmt_s(v["first_cpu"]),
+                fmt_s(v["repeat_s"]),
+                fmt_s(v["repeat_cpu"]),
+                fmt_s(v["repeat_max_s"]),
+                f"{v['repeat_s'] / floor:.2f}x",
+            ]
+            for name, v in warm["calls"].items()
+        ],
+    )
     L.append("")
     L.append(
         "Naive approach, each in a fresh interpreter, alternating with the floor and poolscope's cold "
@@ -679,33 +527,59 @@ def render(info: dict, res: dict) -> str:
         f"{res['naive_max_gb']:g} GiB RSS or after {res['naive_timeout']:.0f} s."
     )
     L.append("")
-    L.append(
-        "| records | floor | poolscope cold | naive | naive / poolscope | poolscope / floor | naive: read_sql / loads+normalize | "
-        "peak RSS naive | peak RSS poolscope | naive columns |"
-    )
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    rows: list[list] = []
     for k, v in naive_rows:
         if "naive_s" in v:
             p = v["naive_phases"]
-            L.append(
-                f"| {k:,} | {fmt_s(v['floor_s'])} | {fmt_s(v['cold_s'])} | {fmt_s(v['naive_s'])} (CPU "
-                f"{fmt_s(v['naive_cpu'])}) | **{v['naive_s'] / v['cold_s']:.1f}x** | {v['cold_s'] / v['floor_s']:.2f}x | "
-                f"{fmt_s(p['read_sql'])} / {fmt_s(p['loads + json_normalize'])} | {mib(v['naive_maxrss_kb'])} | "
-                f"{mib(v['cold_maxrss_kb'])} | {v['naive_columns']} |"
+            rows.append(
+                [
+                    f"{k:,}",
+                    fmt_s(v["floor_s"]),
+                    fmt_s(v["cold_s"]),
+                    f"{fmt_s(v['naive_s'])} (CPU {fmt_s(v['naive_cpu'])})",
+                    f"**{v['naive_s'] / v['cold_s']:.1f}x**",
+                    f"{v['cold_s'] / v['floor_s']:.2f}x",
+                    f"{fmt_s(p['read_sql'])} / {fmt_s(p['loads + json_normalize'])}",
+                    mib(v["naive_peak_rss_kb"]),
+                    mib(v["cold_peak_rss_kb"]),
+                    v["naive_columns"],
+                ]
             )
         else:
-            L.append(
-                f"| {k:,} | {fmt_s(v['floor_s'])} | {fmt_s(v['cold_s'])} | killed: {v['killed']} | | "
-                f"{v['cold_s'] / v['floor_s']:.2f}x | | >= {mib(v['naive_watched_peak_kb'])} | "
-                f"{mib(v['cold_maxrss_kb'])} | |"
+            rows.append(
+                [
+                    f"{k:,}",
+                    fmt_s(v["floor_s"]),
+                    fmt_s(v["cold_s"]),
+                    f"killed: {v['killed']}",
+                    "",
+                    f"{v['cold_s'] / v['floor_s']:.2f}x",
+                    "",
+                    f">= {mib(v['naive_watched_peak_kb'])}",
+                    mib(v["cold_peak_rss_kb"]),
+                    "",
+                ]
             )
+    L += table(
+        [
+            "records",
+            "floor",
+            "poolscope cold",
+            "naive",
+            "naive / poolscope",
+            "poolscope / floor",
+            "naive: read_sql / loads+normalize",
+            "peak RSS naive",
+            "peak RSS poolscope",
+            "naive columns",
+        ],
+        rows,
+    )
     if res.get("naive_note"):
-        L.append("")
-        L.append(res["naive_note"])
+        L += ["", res["naive_note"]]
     L.append("")
 
-    L.append("### 3. Other frames, activity and diff on a loaded pool")
-    L.append("")
+    L += ["### 3. Other frames, activity and diff on a loaded pool", ""]
     d = warm["diff"]
     L.append(
         f"`pool.diff(a, b)` at {len(d['pairs'])} random pairs (a, b uniform in 1..head, seed {res['seed']}), two "
@@ -713,94 +587,85 @@ def render(info: dict, res: dict) -> str:
         "the first call pays any cache it builds), once in the warm process above after all the frames."
     )
     L.append("")
-    L.append("| diff | first call | p50 | p95 | max | CPU p50 | changed items p50 / max |")
-    L.append("|---|---|---|---|---|---|---|")
-    for where, dd in (("fresh pool", res["diff_fresh"]["diff"]), ("after the frames", d)):
-        for name, p in zip(("pass 1", "pass 2 (repeat)"), dd["passes"]):
-            L.append(
-                f"| {where}, {name} | {fmt_s(p['times'][0])} | {fmt_s(pct(p['times'], 50))} | "
-                f"{fmt_s(pct(p['times'], 95))} | {fmt_s(max(p['times']))} | {fmt_s(pct(p['cpus'], 50))} | "
-                f"{int(pct(p['changes'], 50)):,} / {max(p['changes']):,} |"
-            )
-    L.append("")
-    L.append("(Frames: see the warm table above.)")
-    L.append("")
+    L += table(
+        ["diff", "first call", "p50", "p95", "max", "CPU p50", "changed items p50 / max"],
+        [
+            [
+                f"{where}, {name}",
+                fmt_s(p["times"][0]),
+                fmt_s(pct(p["times"], 50)),
+                fmt_s(pct(p["times"], 95)),
+                fmt_s(max(p["times"])),
+                fmt_s(pct(p["cpus"], 50)),
+                f"{int(pct(p['changes'], 50)):,} / {max(p['changes']):,}",
+            ]
+            for where, dd in (("fresh pool", res["diff_fresh"]["diff"]), ("after the frames", d))
+            for name, p in zip(("pass 1", "pass 2 (repeat)"), dd["passes"])
+        ],
+    )
+    L += ["", "(Frames: see the warm table above.)", ""]
 
-    L.append("### 4. Progress bar")
-    L.append("")
+    L += ["### 4. Progress bar", ""]
     L.append(
         "`poolscope.open(path[, progress=False]).pool(pid)` in a fresh interpreter, stderr captured (a pipe, "
         'not a terminal); "bar" = stderr contains a tqdm line `loading <pool>: NN%|`.'
     )
     L.append("")
-    L.append(
-        "| records | load (default) | bar (default) | stderr bytes (default) | load (progress=False) | stderr bytes (progress=False) |"
+    L += table(
+        [
+            "records",
+            "load (default)",
+            "bar (default)",
+            "stderr bytes (default)",
+            "load (progress=False)",
+            "stderr bytes (progress=False)",
+        ],
+        [
+            [
+                f"{p['records']:,}",
+                fmt_s(p["default"]["seconds"]),
+                "yes" if p["default"]["bar"] else "no",
+                f"{p['default']['stderr_bytes']:,}",
+                fmt_s(p["false"]["seconds"]),
+                f"{p['false']['stderr_bytes']:,}",
+            ]
+            for p in prog
+        ],
     )
-    L.append("|---|---|---|---|---|---|")
-    for p in prog:
-        L.append(
-            f"| {p['records']:,} | {fmt_s(p['default']['seconds'])} | {'yes' if p['default']['bar'] else 'no'} | "
-            f"{p['default']['stderr_bytes']:,} | {fmt_s(p['false']['seconds'])} | {p['false']['stderr_bytes']:,} |"
-        )
     L.append("")
     return "\n".join(L)
 
 
 # ------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=DEFAULT_RECORDS, help="pool size (default 1,000,000)")
-    parser.add_argument("--db", type=Path, default=None, help="database (default: made by make_pool.py)")
-    parser.add_argument("--pool", default=None)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--members-cap", type=int, default=DEFAULT_MEMBERS_CAP)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per cold measurement and warm repeats")
-    parser.add_argument("--pairs", type=int, default=12, help="random cursor pairs for diff (>= 10)")
-    parser.add_argument("--naive-sizes", default="100000,250000", help="pool sizes for the naive approach ('' = none)")
-    parser.add_argument(
+    p = parser(__doc__, "frames", children=CHILDREN)
+    p.add_argument("--pairs", type=int, default=12, help="random cursor pairs for diff (>= 10)")
+    p.add_argument("--naive-sizes", default="100000,250000", help="pool sizes for the naive approach ('' = none)")
+    p.add_argument(
         "--naive-full",
         choices=("auto", "yes", "no"),
         default="auto",
         help="also run the naive approach at the full size (auto: when the largest --naive-sizes run "
         "extrapolates to less than --naive-timeout and --naive-max-gb)",
     )
-    parser.add_argument("--naive-repeat", type=int, default=2)
-    parser.add_argument("--naive-timeout", type=float, default=600.0)
-    parser.add_argument("--naive-max-gb", type=float, default=12.0)
-    parser.add_argument(
-        "--progress-sizes", default="100000,150000,250000", help="extra pool sizes for the progress check"
-    )
-    parser.add_argument("--out", type=Path, default=OUT / "frames.md")
-    parser.add_argument("--label", default=None, help="what poolscope is measured (default: git commit of the import)")
-    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    parser.add_argument("--progress", default="default", choices=("default", "false"), help=argparse.SUPPRESS)
-    parser.add_argument("--diff-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    p.add_argument("--naive-repeat", type=int, default=2)
+    p.add_argument("--naive-timeout", type=float, default=600.0)
+    p.add_argument("--naive-max-gb", type=float, default=12.0)
+    p.add_argument("--progress-sizes", default="100000,150000,250000", help="extra pool sizes for the progress check")
+    p.add_argument("--progress", default="default", choices=("default", "false"), help=argparse.SUPPRESS)
+    p.add_argument("--diff-only", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
     if args.child:
-        return child_main(args)
+        return child_main(args, CHILDREN)
 
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    info = machine("pandas", "pyarrow")
-    label, src_hash = code_version()
-    info["poolscope"] = args.label or label
-    info["source_hash"] = src_hash
-    info["load_start"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    if args.db is None:
-        db, pool, _ = ensure_pool(args.records, seed=args.seed, cap=args.members_cap)
-    else:
-        db = args.db
-        pool = args.pool
-    pool, count, head, json_bytes = pool_facts(db, pool)
-    log(f"pool {pool} in {db}: {count:,} records, head {head:,}, {json_bytes / 1e9:.2f} GB JSON")
-    warm_file(db)
+    run = Run(args, "pandas", "pyarrow")
+    data = run.pool()
+    db, pool, count = data.db, data.pool, data.count
     res: dict = {
         "records": count,
         "pool": pool,
-        "db_name": os.path.relpath(db, HERE.parent),
-        "head": head,
-        "json_bytes": json_bytes,
+        "head": data.head,
+        "json_bytes": data.json_bytes,
         "seed": args.seed,
         "repeat": args.repeat,
         "naive_timeout": args.naive_timeout,
@@ -808,26 +673,15 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     log("target 1a/2: cold records_df vs floor (subprocesses)")
-    res["cold"] = bench_cold(db, pool, args.repeat, log)
+    res["cold"] = bench_cold(db, pool, args.repeat)
 
     log("target 1b/3: warm records_df, other frames, activity, diff (one subprocess)")
-    warm = run_child(
-        "warm",
-        db,
-        pool,
-        progress="false",
-        extra=["--repeat", str(args.repeat), "--pairs", str(max(10, args.pairs)), "--seed", str(args.seed)],
-    )
+    pairs = ["--pairs", max(10, args.pairs), "--seed", args.seed]
+    warm = child("warm", db, pool, progress="false", extra=["--repeat", args.repeat, *pairs])
     sys.stderr.write(warm.pop("stderr"))
     res["warm"] = warm
     log("target 3: diff on a freshly loaded pool (one subprocess, no frame built before)")
-    fresh = run_child(
-        "warm",
-        db,
-        pool,
-        progress="false",
-        extra=["--pairs", str(max(10, args.pairs)), "--seed", str(args.seed), "--diff-only"],
-    )
+    fresh = child("warm", db, pool, progress="false", extra=[*pairs, "--diff-only"])
     fresh.pop("stderr")
     res["diff_fresh"] = fresh
     p = fresh["diff"]["passes"]
@@ -844,14 +698,14 @@ def main(argv: list[str] | None = None) -> int:
         sdb, spool, scount = ensure_pool(size, seed=args.seed, cap=args.members_cap, quiet=True)
         warm_file(sdb)
         log(f" {scount:,} records")
-        res["naive"][scount] = bench_naive(sdb, spool, args.naive_repeat, args.naive_timeout, args.naive_max_gb, log)
+        res["naive"][scount] = bench_naive(sdb, spool, args.naive_repeat, args.naive_timeout, args.naive_max_gb)
     # at the full size: when asked, or (auto) when the largest size run extrapolates within the limits
     big = max(res["naive"]) if res["naive"] else None
     v = res["naive"].get(big, {})
     run_full = args.naive_full == "yes" or not sizes
     if args.naive_full == "auto" and "naive_s" in v:
         scale = count / big
-        est_s, est_gb = v["naive_s"] * scale, v["naive_maxrss_kb"] * scale / 2**20
+        est_s, est_gb = v["naive_s"] * scale, v["naive_peak_rss_kb"] * scale / 2**20
         run_full = est_s < args.naive_timeout and est_gb < args.naive_max_gb
         res["naive_note"] = (
             f"At {count:,} records, linear extrapolation from {big:,} gives ~{est_s:,.0f} s and ~{est_gb:,.1f} GiB peak "
@@ -862,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         res["naive_note"] = f"Not run at {count:,} records (`--naive-full no`)."
     if run_full:
         log(f" {count:,} records (full)")
-        res["naive"][count] = bench_naive(db, pool, 1, args.naive_timeout, args.naive_max_gb, log)
+        res["naive"][count] = bench_naive(db, pool, 1, args.naive_timeout, args.naive_max_gb)
 
     log("target 4: progress bar")
     prog_sizes = {count: (db, pool)}
@@ -870,29 +724,15 @@ def main(argv: list[str] | None = None) -> int:
         if s < count:
             sdb, spool, scount = ensure_pool(s, seed=args.seed, cap=args.members_cap, quiet=True)
             prog_sizes[scount] = (sdb, spool)
-    res["progress"] = bench_progress(prog_sizes, log)
+    res["progress"] = bench_progress(prog_sizes)
 
-    info["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    info["date"] = info["date"]
-    if code_version()[1] != src_hash:
-        info["warning"] = "poolscope's source changed during the run: numbers may mix two versions"
-        log("WARNING: " + info["warning"])
-    report = render(info, res)
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report + "\n")
-    for part in ("cold",):
-        for runs in res[part]["runs"].values():
-            for r in runs:
-                r.pop("stderr", None)
-    for v in res["naive"].values():
+    run.finish()
+    report = render(run, res)
+    for v in [res["cold"], *res["naive"].values()]:
         for runs in v["runs"].values():
             for r in runs:
                 r.pop("stderr", None)
-    raw = dict(res)
-    raw["machine"] = info
-    args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
-    log(f"wrote {args.out}")
+    run.write(report, res)
     return 0
 
 

@@ -4,85 +4,65 @@ position, record at the cursor, timeline marker), in-process, at random k.
 
     /work/venv/bin/python bench/bench_slider.py                     # bench/out/big.db (1M records)
     /work/venv/bin/python bench/bench_slider.py --db other.db --moves 300
-    /work/venv/bin/python bench/bench_slider.py --records 200000    # no big.db: generate one in /tmp
+    /work/venv/bin/python bench/bench_slider.py --records 200000    # a smaller pool (made and cached)
 
-Without ``--db`` and with no ``bench/out/big.db`` (made by ``bench/make_pool.py``)
-a single-pool database of ``--records`` records is generated in /tmp with
-``poolscope.generate.generate`` (cached there between runs).
+The database is ``--db`` (``--pool``: default its largest pool) or the pool
+``make_pool.py`` makes and caches for ``--records``.
 
 Reports p50/p95/max of random jumps (k uniform over the log, so the diff
 panel spans on average a third of the log) and of one-record steps; also the
-time to open the pool and build the explorer.  Prints JSON with ``--json``.
+time to open the pool and build the explorer.  Writes ``bench/out/slider.md``
+(``slider.json``); prints the result as JSON with ``--json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
-
-HERE = Path(__file__).resolve().parent
-BIG = HERE / "out" / "big.db"
+from harness import Run, connect_ro, floor_seconds, parser, percentiles, table
 
 
-def database(args: argparse.Namespace) -> Path:
-    if args.db:
-        return Path(args.db)
-    if BIG.exists():
-        return BIG
-    path = Path(tempfile.gettempdir()) / f"poolscope-bench-slider-{args.records}.db"
-    if not path.exists():
-        from poolscope.generate import generate
-
-        print(f"generating {path} ({args.records:,} records) ...", file=sys.stderr)
-        partial = path.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        generate(partial, pools=1, records=args.records, seed=7)
-        partial.rename(path)
-    return path
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values)
-    return {
-        "n": len(values),
-        "p50_ms": round(float(np.percentile(arr, 50)), 1),
-        "p95_ms": round(float(np.percentile(arr, 95)), 1),
-        "max_ms": round(float(arr.max()), 1),
-    }
+def latencies(values_ms: list[float]) -> dict[str, float]:
+    """n, p50, p95 and max of a sample in milliseconds, rounded to 0.1 ms."""
+    stats = percentiles(values_ms)
+    return {"n": len(values_ms), **{f"{k}_ms": round(stats[k], 1) for k in ("p50", "p95", "max")}}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", help="database to explore (default: bench/out/big.db)")
-    parser.add_argument("--pool", help="pool id (default: the largest)")
-    parser.add_argument("--moves", type=int, default=200, help="random slider moves")
-    parser.add_argument("--steps", type=int, default=100, help="one-record steps")
-    parser.add_argument("--records", type=int, default=1_000_000, help="records to generate when there is no database")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
+    p = parser(__doc__, "slider")
+    p.add_argument("--moves", type=int, default=200, help="random slider moves")
+    p.add_argument("--steps", type=int, default=100, help="one-record steps")
+    p.add_argument("--moves-seed", type=int, default=1, help="seed of the random moves")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = p.parse_args(argv)
 
     import poolscope
     from poolscope.explore import explore
 
-    path = database(args)
+    if args.db is not None and args.pool is None:  # the largest pool of the file
+        conn = connect_ro(args.db)
+        try:
+            args.pool = conn.execute(
+                "SELECT pool_id FROM agent_pool_records GROUP BY pool_id ORDER BY count(*) DESC LIMIT 1"
+            ).fetchone()[0]
+        finally:
+            conn.close()
+    run = Run(args, "ipywidgets")
+    data = run.pool()
+    floor = floor_seconds(data.db, data.pool)  # scan + decode every payload: the machine's pace right now
     started = time.perf_counter()
-    db = poolscope.open(path, progress=False)
-    pool_id = args.pool or max(db.pool_ids, key=lambda p: db.pool(p).head)
+    db = poolscope.open(data.db, progress=False)
+    pool_id = data.pool
+    db.pool(pool_id)  # the load, timed apart from the widgets
     loaded = time.perf_counter()
     explorer = explore(db, pool_id)
     built = time.perf_counter()
     pool = explorer.pool
     lo, head = explorer.slider.min, explorer.slider.max
 
-    rng = random.Random(args.seed)
+    rng = random.Random(args.moves_seed)
     jumps: list[float] = []
     for _ in range(args.moves):
         k = rng.randint(lo, head)
@@ -101,26 +81,34 @@ def main(argv: list[str] | None = None) -> dict:
         steps.append((time.perf_counter() - t0) * 1000)
 
     result = {
-        "db": str(path),
+        "db": str(data.db),
         "pool": pool_id,
         "records": len(pool.index),
+        "floor_s": round(floor, 2),
         "load_s": round(loaded - started, 1),
         "explorer_build_s": round(built - loaded, 2),
-        "random_move": percentiles(jumps),
-        "step": percentiles(steps),
+        "random_move": latencies(jumps),
+        "step": latencies(steps),
     }
+    run.finish()
+    lines = ["## Explorer slider", "", *run.header(), ""]
+    lines.append(
+        f"Floor (scan + orjson-decode every payload) {result['floor_s']} s in this run; "
+        f"`poolscope.open(path).pool(pid)` {result['load_s']} s, then `explore(db, pid)` built in "
+        f"{result['explorer_build_s']} s. Timed: `explorer.set_cursor(k)` at {args.moves} random k (seed {args.moves_seed}), "
+        f"then {args.steps} one-record steps (`explorer.step(1)`) from head/2."
+    )
+    lines.append("")
+    lines += table(
+        ["move", "n", "p50", "p95", "max"],
+        [
+            [name, r["n"], f"{r['p50_ms']} ms", f"{r['p95_ms']} ms", f"{r['max_ms']} ms"]
+            for name, r in (("random jump", result["random_move"]), ("one-record step", result["step"]))
+        ],
+    )
+    run.write("\n".join(lines), result, echo=not args.json)
     if args.json:
         print(json.dumps(result, indent=1))
-    else:
-        print(
-            f"{path}: pool {pool_id}, {result['records']:,} records "
-            f"(load {result['load_s']} s, explorer built in {result['explorer_build_s']} s)"
-        )
-        for name in ("random_move", "step"):
-            r = result[name]
-            print(
-                f"  {name:12s} n={r['n']:4d}  p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  max {r['max_ms']:7.1f} ms"
-            )
     return result
 
 

@@ -27,10 +27,8 @@ into place only when complete, so an interrupted run leaves no half-made cache.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
 import sqlite3
 import sys
 import time
@@ -148,48 +146,6 @@ def ensure_pool(
         print(f"cached: {path}", file=sys.stderr)
     ((pool_id, count),) = pool_counts(path)
     return path, pool_id, count
-
-
-# ------------------------------------------------------------ shared by the bench scripts
-def warm_file(path: Path) -> None:
-    """Read the file once so that every measured run sees a warm page cache."""
-    with open(path, "rb") as handle:
-        while handle.read(1 << 24):
-            pass
-
-
-def machine(*modules: str) -> dict[str, str]:
-    """Facts about this machine and the versions of numpy, orjson and ``modules``."""
-    import importlib
-
-    import numpy
-    import orjson
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        mem = float("nan")
-    return {
-        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
-        "cpu": cpu,
-        "memory": f"{mem:.0f} GiB",
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "numpy": numpy.__version__,
-        "orjson": orjson.__version__,
-        "platform": platform.platform(),
-        **{name: importlib.import_module(name).__version__ for name in modules},
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
