@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .fold import DAMAGED, RUN_MESSAGE, WAKE
-from .index import gc_paused
+from .fold import DAMAGED
+from .index import NAMESPACE_KIND, STATUS_NAMES, gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -30,6 +30,7 @@ SERIES_DTYPE = pd.CategoricalDtype(["record", "message", "wake"])
 NAME_DTYPE = pd.CategoricalDtype(
     list(dict.fromkeys(list(wire.KINDS) + ["damaged"] + list(wire.MESSAGE_STATUSES) + list(wire.WAKE_STATUSES)))
 )
+NAME_CODE = {name: code for code, name in enumerate(NAME_DTYPE.categories)}
 
 
 def default_window(head: int, bins: int = 60) -> int:
@@ -60,16 +61,16 @@ def activity(
         window = default_window(int(seqs[-1]) if n else 0, bins)
     window = max(1, int(window))
     bucket = (seqs - 1) // window
-    entries = index.entries
-    status_codes = {s: i for i, s in enumerate(NAME_DTYPE.categories)}
+    status = index.status_codes()[:n]
     names = np.where(kinds == DAMAGED, len(wire.KINDS), kinds).astype(np.int16)
     parts = [pd.DataFrame({"bucket": bucket, "series": 0, "name": names})]
-    for series, kind in ((1, RUN_MESSAGE), (2, WAKE)):
-        positions = np.flatnonzero(kinds == kind)
-        codes = np.fromiter(
-            (status_codes[entries[p].status] for p in positions.tolist()), dtype=np.int16, count=len(positions)
+    for series, namespace in ((1, "messages"), (2, "wakes")):
+        positions = np.flatnonzero(kinds == NAMESPACE_KIND[namespace])
+        # the index's status code of each record -> its status's code in NAME_DTYPE
+        name_of_status = np.array([NAME_CODE[s] for s in STATUS_NAMES[namespace]], dtype=np.int16)
+        parts.append(
+            pd.DataFrame({"bucket": bucket[positions], "series": series, "name": name_of_status[status[positions]]})
         )
-        parts.append(pd.DataFrame({"bucket": bucket[positions], "series": series, "name": codes}))
     frame = pd.concat(parts, ignore_index=True)
     counts = frame.groupby(["bucket", "series", "name"], sort=True).size().reset_index(name="count")
     return pd.DataFrame(
@@ -87,8 +88,10 @@ def activity(
 @gc_paused()
 def summary(db: Database) -> pd.DataFrame:
     """One row per pool: ``head``, ``records``, ``damaged``, ``members`` now,
-    ``messages`` and ``wakes`` now, and messages/wakes by current status
-    (columns ``messages_<status>``, ``wakes_<status>``).
+    ``messages`` and ``wakes`` now, and messages/wakes by *current status*: the
+    status of each one's latest record (columns ``messages_<status>``,
+    ``wakes_<status>``; :meth:`PoolIndex.status_counts
+    <poolscope.index.PoolIndex.status_counts>` counts records by status).
 
     >>> summary(db)[["pool_id", "head", "members"]]   # doctest: +SKIP
     """
@@ -98,16 +101,10 @@ def summary(db: Database) -> pd.DataFrame:
         head = index.head
         row: dict = {"pool_id": history.pool_id, "head": head, "records": len(index), "damaged": len(index.problems)}
         row["members"] = index.count_live("members", head) if head else 0
-        entries = index.entries
-        for namespace, statuses, label in (
-            ("messages", wire.MESSAGE_STATUSES, "messages"),
-            ("wakes", wire.WAKE_STATUSES, "wakes"),
-        ):
-            live = index.live_positions(namespace, head, ordered=False).tolist() if head else []
-            row[label] = len(live)
-            counted = pd.Series([entries[p].status for p in live], dtype=object).value_counts()
-            for status in statuses:
-                row[f"{label}_{status}"] = int(counted.get(status, 0))
+        for namespace in ("messages", "wakes"):
+            current = index.current_status_counts(namespace, head)
+            row[namespace] = sum(current.values())
+            row.update({f"{namespace}_{status}": count for status, count in current.items()})
         rows.append(row)
     columns = ["pool_id", "head", "records", "damaged", "members", "messages"]
     columns += [f"messages_{s}" for s in wire.MESSAGE_STATUSES] + ["wakes"] + [f"wakes_{s}" for s in wire.WAKE_STATUSES]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from typing import Any
 
 import click
@@ -49,42 +48,51 @@ def _open(path: str, quiet: bool = True):
 @click.argument("db", type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(db: str, as_json: bool) -> None:
-    """Pools, heads, and record counts by kind and status."""
-    database = _open(db)
-    pools = []
-    for history in database.pools():
-        kinds: Counter = Counter()
-        message_status: Counter = Counter()
-        wake_status: Counter = Counter()
-        from .fold import DAMAGED, RUN_MESSAGE, WAKE
+    """Pools, heads, records by kind and status, and messages and wakes by current status.
 
-        for entry in history.index.entries:
-            kinds[wire.KINDS[entry.kind] if entry.kind != DAMAGED else "damaged"] += 1
-            if entry.kind == RUN_MESSAGE:
-                message_status[entry.status] += 1
-            elif entry.kind == WAKE:
-                wake_status[entry.status] += 1
-        pools.append(
-            {
-                "pool_id": history.pool_id,
-                "head": history.head,
-                "records": len(history),
-                "kinds": dict(sorted(kinds.items())),
-                "message_status": dict(sorted(message_status.items())),
-                "wake_status": dict(sorted(wake_status.items())),
-            }
-        )
+    "records by status" counts every run_message (wake) record: each is one
+    status transition.  "by current status" counts the messages (wakes) at the
+    head by the status of their latest record, as the snapshot, the summary
+    and the report do.
+    """
+    database = _open(db)
+    pools = [_pool_info(history) for history in database.pools()]
     if as_json:
         click.echo(json.dumps({"path": db, "pools": pools}, ensure_ascii=False, indent=2))
         return
+
+    def counts(values: dict[str, int]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in values.items() if v) or "none"
+
     click.echo(f"{db}: {len(pools)} pool(s)")
     for pool in pools:
         click.echo(f"\n{pool['pool_id']}  head={pool['head']}  records={pool['records']}")
-        click.echo("  kinds:    " + ", ".join(f"{k}={v}" for k, v in pool["kinds"].items()))
-        if pool["message_status"]:
-            click.echo("  messages: " + ", ".join(f"{k}={v}" for k, v in pool["message_status"].items()))
-        if pool["wake_status"]:
-            click.echo("  wakes:    " + ", ".join(f"{k}={v}" for k, v in pool["wake_status"].items()))
+        click.echo(f"  records by kind:               {counts(pool['kinds'])}")
+        click.echo(f"  message records by status:     {counts(pool['message_records_by_status'])}")
+        click.echo(f"  wake records by status:        {counts(pool['wake_records_by_status'])}")
+        click.echo(f"  members now:                   {pool['members']}")
+        click.echo(f"  messages by current status:    {counts(pool['messages_by_current_status'])}")
+        click.echo(f"  wakes by current status:       {counts(pool['wakes_by_current_status'])}")
+
+
+def _pool_info(history: Any) -> dict[str, Any]:
+    """What ``poolscope info`` says about one pool."""
+    index = history.index
+    kinds = {kind: int(index.kind_mask(kind).sum()) for kind in (*wire.KINDS, "damaged")}
+    head = index.head
+    return {
+        "pool_id": history.pool_id,
+        "head": head,
+        "records": len(index),
+        "kinds": dict(sorted((k, v) for k, v in kinds.items() if v)),
+        "message_records_by_status": index.status_counts("messages"),
+        "wake_records_by_status": index.status_counts("wakes"),
+        "members": index.count_live("members", head),
+        "messages": index.count_live("messages", head),
+        "messages_by_current_status": index.current_status_counts("messages", head),
+        "wakes": index.count_live("wakes", head),
+        "wakes_by_current_status": index.current_status_counts("wakes", head),
+    }
 
 
 @cli.command()

@@ -255,16 +255,8 @@ def diff(history: PoolHistory, a: int, b: int) -> Diff:
 
     >>> pool.diff(0, pool.head).joined    # doctest: +SKIP
     """
-    from .errors import CursorError
-
-    head = history.head
-    for name, value in (("a", a), ("b", b)):
-        if isinstance(value, bool) or not hasattr(value, "__index__") or not 0 <= int(value) <= head:
-            raise CursorError(
-                f"cursor {name}={value!r} is outside 0..{head}", path=history.path, pool_id=history.pool_id
-            )
-    a, b = int(a), int(b)
     index = history.index
+    a, b = index.check_cursor(a, "a"), index.check_cursor(b, "b")
     entries = index.entries
     members_a, members_b = _live(history, "members", a), _live(history, "members", b)
     result = Diff(history.pool_id, a, b)

@@ -28,7 +28,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from . import wire
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry
-from .index import _MESSAGE_CODE, _WAKE_CODE, gc_paused
+from .index import MESSAGE_CODE, WAKE_CODE, gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -142,12 +142,12 @@ def _strings(values: Any) -> pd.api.extensions.ExtensionArray:
     return pd.arrays.ArrowExtensionArray(_text_array(values))
 
 
-def _lists(values: list) -> pd.api.extensions.ExtensionArray:
+def _lists(values: Sequence) -> pd.api.extensions.ExtensionArray:
     """Sequences of strings (or None) as an Arrow ``list<string>`` column."""
     return pd.arrays.ArrowExtensionArray(_list_array(values))
 
 
-def _cursors(values: list) -> pd.api.extensions.ExtensionArray:
+def _cursors(values: Sequence) -> pd.api.extensions.ExtensionArray:
     """Non-negative integers or None as a nullable ``Int64`` column."""
     data = np.fromiter((-1 if v is None else v for v in values), dtype=np.int64, count=len(values))
     return _masked(data)
@@ -184,7 +184,7 @@ def _codes(values: list, table: dict, where: np.ndarray | None = None) -> np.nda
     return codes
 
 
-def _list_array(values: list, where: np.ndarray | None = None) -> pa.Array:
+def _list_array(values: Sequence, where: np.ndarray | None = None) -> pa.Array:
     """Sequences of strings as a ``list<string>`` array, null where a value is
     None or ``where`` is false; built from one flat array and offsets (much
     faster than item by item).  (Converting only the distinct tuples the
@@ -221,7 +221,7 @@ def _records_table(seqs: list[int], columns: list[list], problems: dict[int, str
     kinds = np.asarray(kind, dtype=np.int8)
     is_message = kinds == RUN_MESSAGE
     is_wake = kinds == WAKE
-    problem = [None] * n
+    problem: list[str | None] = [None] * n
     for seq, text in problems.items():
         pos = int(np.searchsorted(seq_array, seq))
         if pos < n and seqs[pos] == seq:
@@ -233,14 +233,14 @@ def _records_table(seqs: list[int], columns: list[list], problems: dict[int, str
             "run_id": _text_array(run_id).dictionary_encode(),
             "agent_id": _text_array(agent_id).dictionary_encode(),
             "message_id": _text_array(key, ~is_message),
-            "message_status": _codes(status, _MESSAGE_CODE, is_message),
+            "message_status": _codes(status, MESSAGE_CODE, is_message),
             "sender": _text_array(sender).dictionary_encode(),
             "target_type": _codes(ttype, _TARGET_CODE),
             "target_id": _text_array(tid).dictionary_encode(),
             "delivered_to": _list_array(delivered, is_message),
             "reply_to": _text_array(reply),
             "condition_id": _text_array(key, ~is_wake),
-            "wake_status": _codes(status, _WAKE_CODE, is_wake),
+            "wake_status": _codes(status, WAKE_CODE, is_wake),
             "idempotency_key": _text_array(idem),
             "journal_cursor": _text_array(journal),
             "problem": _text_array(problem),

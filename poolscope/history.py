@@ -269,7 +269,7 @@ class Database(_Frames):
         return check(self)
 
     def summary(self) -> pd.DataFrame:
-        """One row per pool: head, records, members now, messages and wakes by status."""
+        """One row per pool: head, records, members now, messages and wakes now and by current status."""
         from .activity import summary
 
         return summary(self)

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import gc
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import wire
-from .errors import CorruptRecordError, PoolscopeError, RecordError
+from .errors import ConfigConflictError, CorruptRecordError, CursorError, PoolNotOpenedError, RecordError
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry, PoolFold, extract
 
 NEVER = np.iinfo(np.int64).max
@@ -39,9 +40,17 @@ TRANSPOSE_BATCH = 4096
 _MESSAGE_STATUS = {s: s for s in wire.MESSAGE_STATUSES}
 _WAKE_STATUS = {s: s for s in wire.WAKE_STATUSES}
 _TARGET_TYPE = {s: s for s in wire.TARGET_TYPES}
-#: Status -> small code, per kind (``wire.MESSAGE_STATUSES[code]``, ``wire.WAKE_STATUSES[code]``).
-_MESSAGE_CODE = {s: i for i, s in enumerate(wire.MESSAGE_STATUSES)}
-_WAKE_CODE = {s: i for i, s in enumerate(wire.WAKE_STATUSES)}
+#: The statuses of each namespace that has them, in the SDK's order: a status's
+#: code (:meth:`PoolIndex.status_codes`) is its position here.
+STATUS_NAMES: dict[str, tuple[str, ...]] = {"messages": wire.MESSAGE_STATUSES, "wakes": wire.WAKE_STATUSES}
+#: Status -> code, per namespace (the one table of status codes).
+STATUS_CODES: dict[str, dict[str, int]] = {
+    namespace: {status: code for code, status in enumerate(names)} for namespace, names in STATUS_NAMES.items()
+}
+MESSAGE_CODE = STATUS_CODES["messages"]
+WAKE_CODE = STATUS_CODES["wakes"]
+#: The kind code of the records of each namespace.
+NAMESPACE_KIND = {"messages": RUN_MESSAGE, "wakes": WAKE}
 _TARGET_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
 
 
@@ -94,6 +103,14 @@ def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
         if "utf-8" in message.lower() or "surrogate" in message.lower():
             raise CorruptRecordError("payload_json is not valid UTF-8 text") from None
         raise CorruptRecordError(f"payload_json is not valid JSON ({message})") from None
+
+
+def _namespace(namespace: str) -> str:
+    """``"messages"`` or ``"wakes"`` (also accepted: ``"message"``, ``"wake"``)."""
+    plural = namespace if namespace.endswith("s") else namespace + "s"
+    if plural not in STATUS_NAMES:
+        raise ValueError(f"namespace must be 'messages' or 'wakes', not {namespace!r}")
+    return plural
 
 
 class PoolIndex:
@@ -374,10 +391,68 @@ class PoolIndex:
             n = len(self.entries)
             statuses = list(map(itemgetter(2), self.entries))
             kind = arrays["kind"]
-            as_message = np.fromiter(map(_MESSAGE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
-            as_wake = np.fromiter(map(_WAKE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
+            as_message = np.fromiter(map(MESSAGE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
+            as_wake = np.fromiter(map(WAKE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
             arrays["status"] = np.where(kind == RUN_MESSAGE, as_message, np.where(kind == WAKE, as_wake, np.int8(-1)))
         return arrays["status"]
+
+    def kind_mask(self, kind: str) -> np.ndarray:
+        """Per record, whether it is of ``kind`` (a name of :data:`wire.KINDS`, or ``"damaged"``).
+
+        >>> index = PoolIndex(Path("demo.db"), "p")
+        >>> index.append_rows([(1, "pool_created", "text", '{"type":"pool_created"}')])
+        1
+        >>> index.kind_mask("pool_created").tolist(), index.kind_mask("wake").tolist()
+        ([True], [False])
+        """
+        if kind == "damaged":
+            code = DAMAGED
+        elif kind in wire.KINDS:
+            code = wire.KINDS.index(kind)
+        else:
+            raise ValueError(f"unknown kind {kind!r} (kinds: {', '.join((*wire.KINDS, 'damaged'))})")
+        return self.arrays()["kind"] == code
+
+    def status_mask(self, status: str, namespace: str | None = None) -> np.ndarray:
+        """Per record, whether it is a message or wake with ``status`` (``failed``
+        is both), or only of ``namespace`` (``"messages"`` or ``"wakes"``)."""
+        namespaces = STATUS_NAMES if namespace is None else (_namespace(namespace),)
+        if not any(status in STATUS_CODES[ns] for ns in STATUS_NAMES):
+            statuses = ", ".join(dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES))
+            raise ValueError(f"unknown status {status!r} (statuses: {statuses})")
+        kind, codes = self.arrays()["kind"], self.status_codes()
+        out = np.zeros(len(kind), dtype=bool)
+        for ns in namespaces:
+            code = STATUS_CODES[ns].get(status)
+            if code is not None:
+                out |= (kind == NAMESPACE_KIND[ns]) & (codes == code)
+        return out
+
+    def status_counts(self, namespace: str, positions: np.ndarray | None = None) -> dict[str, int]:
+        """How many records of a namespace (``"messages"`` or ``"wakes"``) have
+        each status: among ``positions`` (positions of that namespace's records),
+        or among all its records -- *records by status*, each status transition
+        counted once.  Every status is a key, in the SDK's order.  For the
+        *current status* of each message or wake at a cursor, see
+        :meth:`current_status_counts`.
+
+        >>> index = PoolIndex(Path("demo.db"), "p")
+        >>> index.status_counts("wakes")
+        {'registered': 0, 'triggered': 0, 'timed_out': 0, 'cancelled': 0, 'failed': 0}
+        """
+        namespace = _namespace(namespace)
+        if positions is None:
+            positions = self.arrays()[namespace]
+        names = STATUS_NAMES[namespace]
+        codes = self.status_codes()[positions]
+        counted = np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(names))
+        return {name: int(counted[code]) for code, name in enumerate(names)}
+
+    def current_status_counts(self, namespace: str, cursor: int) -> dict[str, int]:
+        """How many messages (wakes) are in each status at ``cursor``: the status
+        of their current record (see :meth:`status_counts`)."""
+        namespace = _namespace(namespace)
+        return self.status_counts(namespace, self.live_positions(namespace, cursor, ordered=False))
 
     def rank(self, namespace: str) -> np.ndarray:
         """For each position in ``arrays()[namespace]``, the byte-wise rank of its key.
@@ -470,7 +545,53 @@ class PoolIndex:
         upto = int(np.searchsorted(candidates, self.position(cursor), side="left"))
         return int(np.count_nonzero(arrays["next"][candidates[:upto]] > cursor))
 
-    def first_problem(self, cursor: int) -> PoolscopeError | None:
+    def check_cursor(self, cursor: Any, name: str | None = None) -> int:
+        """``cursor`` as an ``int``; :class:`CursorError` unless it is an integer in
+        ``0..head`` (``name`` tells which cursor in the message, e.g. ``"a"``).
+
+        >>> PoolIndex(Path("demo.db"), "p").check_cursor(3)
+        Traceback (most recent call last):
+        ...
+        poolscope.errors.CursorError: file demo.db, pool 'p': cursor 3 is outside 0..0
+        """
+        label = "cursor" if name is None else f"cursor {name}"
+        if isinstance(cursor, bool) or not hasattr(cursor, "__index__"):
+            raise CursorError(
+                f"{label} must be an integer, not {type(cursor).__name__}", path=self.path, pool_id=self.pool_id
+            )
+        value = operator.index(cursor)
+        if not 0 <= value <= self.head:
+            shown = f"{label} {value}" if name is None else f"{label}={value}"
+            raise CursorError(f"{shown} is outside 0..{self.head}", path=self.path, pool_id=self.pool_id)
+        return value
+
+    def check_replay(self, cursor: int, *, strict: bool = True, opened: bool = True) -> None:
+        """Fail where the SDK fails to rebuild the snapshot of the log cut at
+        ``cursor``: with ``strict``, at a damaged record (its
+        :class:`RecordError`) or a conflicting second ``pool_opened``
+        (:class:`ConfigConflictError`); with ``opened``, when no ``pool_opened``
+        came yet (:class:`PoolNotOpenedError`)."""
+        if strict:
+            problem = self.first_problem(cursor)
+            if problem is not None:
+                raise problem
+            conflict = self.conflict_at(cursor)
+            if conflict is not None:
+                raise ConfigConflictError(
+                    "the log contains conflicting pool_opened records (the SDK refuses to replay it)",
+                    path=self.path,
+                    pool_id=self.pool_id,
+                    seq=conflict,
+                )
+        if opened and self.config_at(cursor)[0] is None:
+            raise PoolNotOpenedError(
+                f"the store has not opened this pool (no pool_opened record at or before cursor {cursor})",
+                path=self.path,
+                pool_id=self.pool_id,
+                seq=cursor if cursor else None,
+            )
+
+    def first_problem(self, cursor: int) -> RecordError | None:
         """The first damaged record at or before ``cursor``, if any."""
         if not self.problems:
             return None

@@ -126,8 +126,11 @@ def _summary_html(db: Database, anomalies: list) -> str:
         per[anomaly.severity] = per.get(anomaly.severity, 0) + 1
     base = [c for c in ("head", "records", "damaged", "members", "messages", "wakes") if c in frame.columns]
     groups = [
-        ("messages by status", [f"messages_{s}" for s in wire.MESSAGE_STATUSES if f"messages_{s}" in frame.columns]),
-        ("wakes by status", [f"wakes_{s}" for s in wire.WAKE_STATUSES if f"wakes_{s}" in frame.columns]),
+        (
+            "messages by current status",
+            [f"messages_{s}" for s in wire.MESSAGE_STATUSES if f"messages_{s}" in frame.columns],
+        ),
+        ("wakes by current status", [f"wakes_{s}" for s in wire.WAKE_STATUSES if f"wakes_{s}" in frame.columns]),
     ]
     alert = {"damaged", "messages_failed", "messages_expired", "messages_timed_out", "wakes_failed", "wakes_timed_out"}
     top = "<th rowspan=2>pool</th>" + "".join(f"<th rowspan=2 class=num>{_esc(c)}</th>" for c in base)

@@ -14,15 +14,29 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
 import numpy as np
 
 from . import wire
-from .errors import ConfigConflictError, CursorError, PoolNotOpenedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .history import PoolHistory
+    from pathlib import Path
+
+    from .index import PoolIndex
+
+
+class PoolLog(Protocol):
+    """What a snapshot reads: a pool's index and its payloads -- a
+    :class:`~poolscope.history.PoolHistory`, or a :class:`~poolscope.PoolStore`'s log."""
+
+    @property
+    def pool_id(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def index(self) -> PoolIndex: ...
+    def _payloads(self, seqs: list[int]) -> dict[int, Any]: ...
 
 
 class StoredList(Sequence):
@@ -33,7 +47,7 @@ class StoredList(Sequence):
     fetched from the database on first access, all at once, and cached.
     """
 
-    def __init__(self, history: PoolHistory, positions: np.ndarray, namespace: str | None = None) -> None:
+    def __init__(self, history: PoolLog, positions: np.ndarray, namespace: str | None = None) -> None:
         self._history = history
         self._unordered = positions
         self._namespace = namespace  # set: positions still need the SDK's key order
@@ -100,7 +114,7 @@ class Snapshot:
 
     def __init__(
         self,
-        history: PoolHistory,
+        history: PoolLog,
         cursor: int,
         config: dict,
         created: bool,
@@ -213,39 +227,12 @@ class Snapshot:
         )
 
 
-def snapshot_at(history: PoolHistory, cursor: int | None = None, *, strict: bool = True) -> Snapshot:
+def snapshot_at(history: PoolLog, cursor: int | None = None, *, strict: bool = True) -> Snapshot:
     """Build the snapshot of ``history`` at ``cursor``; see :meth:`PoolHistory.snapshot`."""
     index = history.index
-    head = index.head
-    if cursor is None:
-        cursor = head
-    if isinstance(cursor, bool) or not hasattr(cursor, "__index__"):
-        raise CursorError(
-            f"cursor must be an integer, not {type(cursor).__name__}", path=history.path, pool_id=history.pool_id
-        )
-    cursor = int(cursor)
-    if cursor < 0 or cursor > head:
-        raise CursorError(f"cursor {cursor} is outside 0..{head}", path=history.path, pool_id=history.pool_id)
-    if strict:
-        problem = index.first_problem(cursor)
-        if problem is not None:
-            raise problem
-        conflict = index.conflict_at(cursor)
-        if conflict is not None:
-            raise ConfigConflictError(
-                "the log contains conflicting pool_opened records (the SDK refuses to replay it)",
-                path=history.path,
-                pool_id=history.pool_id,
-                seq=conflict,
-            )
-    config, _ = index.config_at(cursor)
-    if config is None:
-        raise PoolNotOpenedError(
-            f"the pool has not been opened at cursor {cursor} (no pool_opened record yet)",
-            path=history.path,
-            pool_id=history.pool_id,
-            seq=cursor if cursor else None,
-        )
+    cursor = index.head if cursor is None else index.check_cursor(cursor)
+    index.check_replay(cursor, strict=strict)
+    config = cast(dict, index.config_at(cursor)[0])  # check_replay made sure there is one
     position = index.position(cursor)
     return Snapshot(
         history,

@@ -38,7 +38,6 @@ from .errors import (
     ConfigConflictError,
     InvalidInputError,
     NotAMemberError,
-    PoolNotOpenedError,
 )
 from .fold import configs_equal
 from .history import Record, read_records
@@ -220,23 +219,11 @@ class PoolStore:
 
     def _replay_checks(self, log: _PoolLog) -> None:
         """Fail where the SDK's ``replay`` fails: damaged records, conflicting opens."""
-        index = log.index
-        problem = index.first_problem(index.head)
-        if problem is not None:
-            raise problem
-        if index.fold.conflict_seq is not None:
-            raise ConfigConflictError(
-                "the log contains conflicting pool_opened records",
-                path=self.path,
-                pool_id=log.pool_id,
-                seq=index.fold.conflict_seq,
-            )
+        log.index.check_replay(log.index.head, opened=False)
 
     def _snapshot_checks(self, log: _PoolLog) -> None:
         """Fail where the SDK's ``snapshot`` fails (as ``_replay_checks``, plus an unopened pool)."""
-        self._replay_checks(log)
-        if log.index.fold.config is None:
-            raise PoolNotOpenedError("the store has not opened this pool", path=self.path, pool_id=log.pool_id)
+        log.index.check_replay(log.index.head)
 
     def _append(self, log: _PoolLog, kind: str, payload: dict) -> int:
         conn = self.conn

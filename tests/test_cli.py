@@ -44,6 +44,41 @@ def test_info_counts_kinds_and_statuses(runner, oracle):
     assert text.exit_code == 0 and all(p["pool_id"] in text.output for p in data["pools"])
 
 
+def test_info_labels_records_by_status_apart_from_current_status(runner, oracle):
+    """Each run_message (wake) record is one status transition: "records by status"
+    counts those; "by current status" counts the messages (wakes) of the SDK's
+    snapshot at the head by their status -- as the summary and the report do."""
+    records = load_jsonl(oracle / "records.jsonl")
+    final = {}
+    for pool_id, _cursor, text in raw_snapshot_lines(oracle):
+        final[pool_id] = json.loads(text)  # the last one of each pool is at its head
+    data = json.loads(runner.invoke(cli, ["info", str(oracle / "pool.db"), "--json"]).output)
+    summary = poolscope.open(oracle / "pool.db").summary().set_index("pool_id")
+    for pool in data["pools"]:
+        pool_id = pool["pool_id"]
+        mine = [r["payload"] for r in records if r["pool_id"] == pool_id]
+        transitions = {
+            "message_records_by_status": [p["stored"]["receipt"]["status"] for p in mine if p["type"] == "run_message"],
+            "wake_records_by_status": [p["stored"]["registration"]["status"] for p in mine if p["type"] == "wake"],
+        }
+        current = {
+            "messages_by_current_status": [m["receipt"]["status"] for m in final[pool_id].get("messages", [])],
+            "wakes_by_current_status": [w["registration"]["status"] for w in final[pool_id].get("wakes", [])],
+        }
+        for key, statuses in {**transitions, **current}.items():
+            assert {s: n for s, n in pool[key].items() if n} == {s: statuses.count(s) for s in set(statuses)}, key
+        assert pool["members"] == len(final[pool_id]["members"])
+        assert pool["messages"] == len(current["messages_by_current_status"])
+        for status, count in pool["messages_by_current_status"].items():
+            assert summary.loc[pool_id, f"messages_{status}"] == count
+        for status, count in pool["wakes_by_current_status"].items():
+            assert summary.loc[pool_id, f"wakes_{status}"] == count
+    text = runner.invoke(cli, ["info", str(oracle / "pool.db")]).output
+    assert "message records by status:" in text and "messages by current status:" in text
+    assert "wake records by status:" in text and "wakes by current status:" in text
+    assert "\n  messages:" not in text  # the old, ambiguous label
+
+
 def test_records_prints_the_sdk_record_lines(runner, oracle):
     raw = (oracle / "records.jsonl").read_text(encoding="utf-8").splitlines()
     records = load_jsonl(oracle / "records.jsonl")

@@ -199,3 +199,86 @@ def test_gc_paused_restores_the_collector_and_decorates():
     except ValueError:
         pass
     assert gc.isenabled()
+
+
+def test_status_counts_masks_and_kinds_agree_with_the_entries(small_db, oracle):
+    """The index's one place for status codes, counts and masks, against counting the entries by hand."""
+    from collections import Counter
+
+    from poolscope import wire
+    from poolscope.fold import DAMAGED, RUN_MESSAGE, WAKE
+
+    for path in (small_db, oracle / "pool.db"):
+        for history in poolscope.open(path).pools():
+            index = history.index
+            entries = index.entries
+            for namespace, kind, names in (
+                ("messages", RUN_MESSAGE, wire.MESSAGE_STATUSES),
+                ("wakes", WAKE, wire.WAKE_STATUSES),
+            ):
+                by_record = Counter(e.status for e in entries if e.kind == kind)
+                assert index.status_counts(namespace) == {s: by_record[s] for s in names}
+                assert index.status_counts(namespace.removesuffix("s")) == index.status_counts(namespace)
+                for cursor in (0, index.head // 3, index.head):
+                    current = Counter(
+                        entries[p].status for p in index.live_positions(namespace, cursor, ordered=False).tolist()
+                    )
+                    assert index.current_status_counts(namespace, cursor) == {s: current[s] for s in names}
+            for status in dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES):
+                expected = [e.kind in (RUN_MESSAGE, WAKE) and e.status == status for e in entries]
+                assert index.status_mask(status).tolist() == expected, status
+                only_wakes = [e.kind == WAKE and e.status == status for e in entries]
+                assert index.status_mask(status, "wakes").tolist() == only_wakes
+            for code, kind in enumerate(wire.KINDS):
+                assert index.kind_mask(kind).tolist() == [e.kind == code for e in entries]
+            assert index.kind_mask("damaged").tolist() == [e.kind == DAMAGED for e in entries]
+    index = poolscope.open(small_db).pool(poolscope.open(small_db).pool_ids[0]).index
+    for bad in (
+        lambda: index.status_mask("waiting"),
+        lambda: index.kind_mask("wakes"),
+        lambda: index.status_counts("x"),
+    ):
+        try:
+            bad()
+        except ValueError as error:
+            assert "waiting" in str(error) or "wakes" in str(error) or "'x'" in str(error)
+        else:
+            raise AssertionError("no ValueError")
+
+
+def test_cursor_and_replay_checks_fail_where_the_sdk_does(small_db):
+    import pytest
+
+    from poolscope.errors import ConfigConflictError, CursorError, PoolNotOpenedError
+
+    pool = poolscope.open(small_db).pool(poolscope.open(small_db).pool_ids[0])
+    index = pool.index
+    assert index.check_cursor(index.head) == index.head and index.check_cursor(0) == 0
+    for bad, message in (
+        (-1, "cursor -1 is outside"),
+        (index.head + 1, "is outside"),
+        ("3", "not str"),
+        (True, "bool"),
+    ):
+        with pytest.raises(CursorError, match=message):
+            index.check_cursor(bad)
+        with pytest.raises(CursorError, match=message):
+            pool.snapshot(bad)
+    with pytest.raises(CursorError, match=r"cursor b=-2 is outside"):
+        pool.diff(0, -2)
+    with pytest.raises(PoolNotOpenedError, match="has not opened this pool"):
+        index.check_replay(0)
+    index.check_replay(0, opened=False)
+    index.check_replay(index.head)
+    # a second pool_opened with another config: the SDK refuses the log from there on
+    grown = PoolIndex(small_db, "p")
+    opened = '{"type":"pool_opened","config":{"message_policy":{"include_sender_in_pool_broadcast":%s},"wake_policy":{"envelope_only":true}}}'
+    grown.append_rows([(1, "pool_opened", "text", opened % "false"), (2, "pool_opened", "text", opened % "true")])
+    assert not grown.problems
+    grown.check_replay(1)
+    with pytest.raises(ConfigConflictError, match="conflicting pool_opened"):
+        grown.check_replay(2)
+    grown.check_replay(2, strict=False)
+    grown.append_rows([(3, "wake", "text", "{not json")])
+    with pytest.raises(poolscope.RecordError):
+        grown.check_replay(3)  # the damaged record comes first in the check, as before

@@ -139,6 +139,8 @@ def test_report_names_every_pool_of_the_sdk_oracle_and_escapes_its_ids(oracle, t
     assert any(not t.isascii() for t in topics)
     for topic in topics:
         assert html.escape(topic) in text  # UTF-8 text stays as is
+    # the summary counts messages and wakes by their current status, and says so (as `poolscope info` does)
+    assert "messages by current status" in page.text and "wakes by current status" in page.text
 
 
 def damage(path: Path) -> None:
