@@ -29,6 +29,7 @@ from .errors import (
     UnknownRecordKindError,
 )
 from .explore import explore
+from .fleet import Fleet, fleet
 from .frames import describe_columns, members_df, messages_df, records_df, wakes_df
 from .history import Database, PoolHistory, Record, open
 from .snapshot import Snapshot
@@ -42,6 +43,8 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 __all__ = [
     "open",
     "explore",
+    "fleet",
+    "Fleet",
     "describe_columns",
     "__version__",
     "Database",

@@ -41,6 +41,10 @@ class PoolscopeError(Exception):
         self.seq = seq
         super().__init__(self._format())
 
+    def __reduce__(self) -> tuple:
+        # pickled (to and from worker processes) with where it happened, not only the text
+        return (_rebuild, (type(self), self.problem, self.path, self.pool_id, self.seq))
+
     def _format(self) -> str:
         where = []
         if self.path is not None:
@@ -50,6 +54,10 @@ class PoolscopeError(Exception):
         if self.seq is not None:
             where.append(f"seq {self.seq}")
         return (", ".join(where) + ": " if where else "") + self.problem
+
+
+def _rebuild(cls: type, problem: str, path: Any, pool_id: str | None, seq: int | None) -> PoolscopeError:
+    return cls(problem, path=path, pool_id=pool_id, seq=seq)
 
 
 class DatabaseError(PoolscopeError):

@@ -1,0 +1,139 @@
+"""Finding the SDK databases among the sources given to :func:`poolscope.fleet`.
+
+A source is a file, a folder (searched recursively) or a glob pattern
+(``**`` allowed).  Every file a folder or a pattern turns up is looked at:
+SQLite files holding the SDK's ``agent_pool_records`` table are the fleet's
+databases; the others are *skipped*, each with the reason.  A file named
+explicitly that cannot be used is an *error* (the caller asked for it).
+SQLite's own side files (``-wal``, ``-shm``, ``-journal``) belong to their
+database and are not listed.  Each database is taken once, however many
+sources name it, and nothing is ever written or created.
+
+Example::
+
+    >>> found = discover(["hosts/"])                  # doctest: +SKIP
+    >>> found.databases[:2], found.skipped[:1]        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError, PoolscopeError, SchemaError
+from ..source import DEFAULT_TIMEOUT, connect_readonly
+
+#: Suffixes of SQLite's side files, which belong to a database beside them.
+SIDE_FILES = ("-wal", "-shm", "-journal")
+_GLOB_CHARS = frozenset("*?[")
+
+
+class SourceError(NamedTuple):
+    """A database of the fleet that could not be read: its ``source`` and the
+    typed ``error`` (a :class:`~poolscope.PoolscopeError`)."""
+
+    source: str
+    error: PoolscopeError
+
+    def __str__(self) -> str:
+        return f"{self.source}: {type(self.error).__name__}: {self.error.problem}"
+
+
+class Skipped(NamedTuple):
+    """A file found in a searched folder (or by a pattern) that is not an SDK
+    database, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class Found:
+    databases: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    errors: list[SourceError] = field(default_factory=list)
+
+
+def _walk(folder: str) -> list[str]:
+    """Every file under ``folder`` (symlinked folders are not followed), sorted."""
+    files: list[str] = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        files.extend(os.path.join(root, name) for name in names)
+    return sorted(files)
+
+
+def _is_side_file(path: str) -> bool:
+    return path.endswith(SIDE_FILES)
+
+
+def _check(path: str, timeout: float) -> None:
+    """Raise the typed error that makes ``path`` unusable as an SDK database."""
+    conn = connect_readonly(path, timeout=timeout)
+    conn.close()
+
+
+def discover(sources: str | os.PathLike | list | tuple, *, timeout: float = DEFAULT_TIMEOUT) -> Found:
+    """Sort the files the ``sources`` name into databases, skipped files and errors."""
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
+    found = Found()
+    seen: set[str] = set()
+
+    def consider(path: str, named: bool) -> None:
+        try:
+            key = os.path.realpath(path)
+        except (OSError, ValueError):
+            key = path
+        if key in seen:
+            return
+        seen.add(key)
+        try:
+            _check(path, timeout)
+        except SchemaError as error:
+            if named:
+                found.errors.append(SourceError(path, error))
+            else:
+                found.skipped.append(Skipped(path, error.problem))
+        except NotADatabaseError as error:
+            # a file that is not SQLite at all is skipped; an SQLite file that cannot be read is an error
+            if named or _looks_like_sqlite(path):
+                found.errors.append(SourceError(path, error))
+            else:
+                found.skipped.append(Skipped(path, error.problem))
+        except DatabaseError as error:
+            found.errors.append(SourceError(path, error))
+        else:
+            found.databases.append(path)
+
+    for source in sources:
+        text = os.fspath(source)
+        if os.path.isdir(text):
+            for path in _walk(text):
+                if not _is_side_file(path):
+                    consider(path, named=False)
+        elif os.path.lexists(text) or not (_GLOB_CHARS & set(text)):
+            consider(text, named=True)  # a missing file is a DatabaseNotFoundError
+        else:
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                found.errors.append(SourceError(text, DatabaseNotFoundError("the pattern matches no file", path=text)))
+            for match in matches:
+                if os.path.isdir(match):
+                    for path in _walk(match):
+                        if not _is_side_file(path):
+                            consider(path, named=False)
+                elif not _is_side_file(match):
+                    consider(match, named=False)
+    return found
+
+
+def _looks_like_sqlite(path: str) -> bool:
+    """True when the file starts like an SQLite database (damaged, perhaps)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False

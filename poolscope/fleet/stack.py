@@ -1,0 +1,86 @@
+"""Stacking per-database frames into one fleet frame, and the typed empty frames.
+
+A fleet frame is the per-database frames one after the other (databases in
+fleet order, pools in each database's order) with a ``source`` column (the
+database's path as given) first, and otherwise exactly the columns and dtypes
+of :data:`poolscope.frames.COLUMNS`.  Categorical columns whose categories are
+the values found (``pool_id``, ``run_id``, ...) get the sorted union of every
+database's categories, as a single database's frame has.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import union_categoricals
+
+from .. import frames
+
+#: Categorical columns with a fixed list of categories, per frame.
+FIXED = {
+    "records_df": {
+        "kind": frames.KIND_DTYPE,
+        "message_status": frames.MESSAGE_STATUS_DTYPE,
+        "wake_status": frames.WAKE_STATUS_DTYPE,
+        "target_type": frames.TARGET_DTYPE,
+    },
+    "members_df": {},
+    "messages_df": {"status": frames.MESSAGE_STATUS_DTYPE, "target_type": frames.TARGET_DTYPE},
+    "wakes_df": {"status": frames.WAKE_STATUS_DTYPE, "resume_with": frames.RESUME_DTYPE},
+}
+FRAMES = ("records", "members", "messages", "wakes")
+
+
+def frame_name(frame: str) -> str:
+    """``records`` or ``records_df`` -> ``records_df`` (checked)."""
+    from ..errors import InvalidInputError
+
+    name = frame if frame.endswith("_df") else f"{frame}_df"
+    if name not in frames.COLUMNS:
+        raise InvalidInputError(f"frame must be one of {', '.join(FRAMES)}, not {frame!r}")
+    return name
+
+
+def dtype_of(name: str, column: str) -> object:
+    """The pandas dtype of a documented column (unknown categories: empty)."""
+    if column == "source":
+        return pd.CategoricalDtype([])
+    kind = frames.COLUMNS[name][column][0]
+    if kind == "category":
+        return FIXED[name].get(column, pd.CategoricalDtype([]))
+    return {"string": frames.STRING, "list<string>": frames.STRING_LIST}.get(kind, kind)
+
+
+def empty_frame(name: str, source: bool = True) -> pd.DataFrame:
+    """A frame with no row and the documented columns and dtypes (``source`` first)."""
+    columns = (["source"] if source else []) + list(frames.COLUMNS[name])
+    return pd.DataFrame({c: pd.Series(dtype=dtype_of(name, c)) for c in columns})
+
+
+def source_column(sources: list[str], codes: list[int], sizes: list[int]) -> pd.Categorical:
+    """``sources[codes[i]]`` repeated ``sizes[i]`` times, as a Categorical of every source."""
+    repeated = np.repeat(np.asarray(codes, dtype=np.int32), sizes) if sizes else np.zeros(0, np.int32)
+    return pd.Categorical.from_codes(repeated, categories=sources)
+
+
+def stack(name: str, parts: list[pd.DataFrame], codes: list[int], sources: list[str]) -> pd.DataFrame:
+    """Stack per-database frames (``parts[i]`` from ``sources[codes[i]]``)."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return empty_frame(name)
+    sizes = [len(p) for p in parts]
+    columns: dict[str, object] = {"source": source_column(sources, codes, sizes)}
+    fixed = FIXED[name]
+    for column in frames.COLUMNS[name]:
+        pieces = [p[column] for p in parts]
+        if column in fixed and all(s.dtype == fixed[column] for s in pieces):
+            codes_ = np.concatenate([s.cat.codes.to_numpy() for s in pieces])
+            columns[column] = pd.Categorical.from_codes(codes_, dtype=fixed[column])
+        elif isinstance(pieces[0].dtype, pd.CategoricalDtype):
+            columns[column] = union_categoricals(
+                [s.astype(pd.CategoricalDtype(s.cat.categories.astype(object))) for s in pieces],
+                sort_categories=True,
+            )
+        else:
+            columns[column] = pd.concat(pieces, ignore_index=True)
+    return pd.DataFrame(columns)

@@ -1,0 +1,290 @@
+"""The work a fleet does per database, and the processes that do it.
+
+Each function here reads ONE database and returns plain data (Arrow tables,
+DataFrames, tuples) -- the same code runs in this process, in the fleet's
+worker processes and in Dask's workers.  :class:`Workers` runs it across the
+local cores: a :class:`concurrent.futures.ProcessPoolExecutor` whose workers
+are started by a fork server (``spawn`` where there is none), never forked
+from a running kernel.  Databases are handed out in groups (small ones
+together, large ones alone, largest first), at most two groups per worker in
+flight, so memory stays bounded by what the workers hold at once plus the
+results.  Inside a fleet worker a pool's load never forks its own helper
+process: the workers already use every core.
+
+A database that cannot be read is returned as its typed error (never raised),
+so the rest of the fleet goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+import numpy as np
+
+from .. import wire
+from ..errors import DatabaseError, PoolscopeError
+
+#: Most databases handed to a worker at once (small databases are grouped).
+MAX_GROUP = 256
+#: Groups per worker in flight (the rest wait, bounding what the results hold).
+IN_FLIGHT = 2
+#: Statuses at the head that count as a failure in ``Fleet.pools``.
+FAILED_MESSAGE = ("failed", "timed_out", "expired")
+FAILED_WAKE = ("failed", "timed_out")
+
+
+def _one_process_loads() -> None:
+    """Turn off the forked helper of large loads and scans in this process."""
+    for name in ("poolscope.load", "poolscope.index"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = __import__(name, fromlist=["_"])
+            except ImportError:
+                continue
+        if hasattr(module, "PARALLEL_THRESHOLD"):
+            setattr(module, "PARALLEL_THRESHOLD", 0)  # noqa: B010
+
+
+def _init_worker() -> None:
+    _one_process_loads()
+
+
+# ------------------------------------------------------------- per database
+def _open(path: str, timeout: float):
+    from ..history import Database
+
+    return Database(path, timeout=timeout, progress=False)
+
+
+def pool_row(history: Any, anomalies: list) -> dict[str, Any]:
+    """One row of ``Fleet.pools`` for a loaded pool and its anomalies."""
+    index = history.index
+    head = index.head
+    row: dict[str, Any] = {
+        "pool_id": history.pool_id,
+        "head": head,
+        "records": len(index),
+        "damaged": len(index.problems),
+        "members": index.count_live("members", head) if head else 0,
+    }
+    codes = index.status_codes() if len(index) else np.zeros(0, np.int8)
+    for namespace, statuses in (("messages", wire.MESSAGE_STATUSES), ("wakes", wire.WAKE_STATUSES)):
+        live = index.live_positions(namespace, head, ordered=False) if head else np.zeros(0, np.int64)
+        counts = np.bincount(codes[live].astype(np.int64), minlength=len(statuses)) if len(live) else None
+        row[namespace] = len(live)
+        for i, status in enumerate(statuses):
+            row[f"{namespace}_{status}"] = 0 if counts is None else int(counts[i])
+    row["failures"] = sum(row[f"messages_{s}"] for s in FAILED_MESSAGE) + sum(row[f"wakes_{s}"] for s in FAILED_WAKE)
+    row["errors"] = sum(1 for a in anomalies if a.severity == "error")
+    row["warnings"] = sum(1 for a in anomalies if a.severity == "warning")
+    row["anomalies"] = len(anomalies)
+    return row
+
+
+def survey(path: str, timeout: float) -> dict[str, Any]:
+    """Every pool of one database loaded and checked: ``pools`` (rows of
+    ``Fleet.pools`` without ``source``) and ``anomalies`` (tuples: pool_id,
+    seq, severity, code, message)."""
+    from ..check import check
+
+    db = _open(path, timeout)
+    try:
+        anomalies = check(db)
+        by_pool: dict[str | None, list] = {}
+        for anomaly in anomalies:
+            by_pool.setdefault(anomaly.pool_id, []).append(anomaly)
+        rows = [pool_row(history, by_pool.get(history.pool_id, [])) for history in db.pools()]
+    finally:
+        db.close()
+    return {
+        "pools": rows,
+        "anomalies": [(a.pool_id, a.seq, a.severity, a.code, a.message) for a in anomalies],
+    }
+
+
+def records_tables(path: str, timeout: float, upto: int | None) -> tuple[list[str], list[int], list]:
+    """The records of every pool of one database as Arrow tables (see
+    ``frames._records_table``): ``(pool_ids, pool code per table, tables)``.
+    Pools are decoded straight from the file, without building their index."""
+    from ..frames import _scanned_records_tables
+
+    db = _open(path, timeout)
+    try:
+        pool_ids = db.pool_ids
+        codes: list[int] = []
+        tables: list = []
+        for code, pool_id in enumerate(pool_ids):
+            parts = _scanned_records_tables(db, pool_id, upto)
+            tables.extend(parts)
+            codes.extend([code] * len(parts))
+    finally:
+        db.close()
+    return pool_ids, codes, tables
+
+
+def frame(path: str, timeout: float, name: str, upto: int | None) -> Any:
+    """``members``, ``messages`` or ``wakes`` frame of one database (a DataFrame)."""
+    from .. import frames
+
+    db = _open(path, timeout)
+    try:
+        return getattr(frames, f"{name}_df")(db, upto)
+    finally:
+        db.close()
+
+
+def run_group(func: Callable[..., Any], paths: list[str], args: tuple) -> list[tuple[str, bool, Any]]:
+    """``func(path, *args)`` for each path: ``(path, True, result)`` or
+    ``(path, False, typed error)``."""
+    out: list[tuple[str, bool, Any]] = []
+    for path in paths:
+        try:
+            out.append((path, True, func(path, *args)))
+        except PoolscopeError as error:
+            out.append((path, False, error))
+        except MemoryError:
+            raise
+        except Exception as error:  # a file no check foresaw must not stop the fleet
+            out.append(
+                (
+                    path,
+                    False,
+                    DatabaseError(
+                        f"could not be read ({type(error).__name__}: {error}); "
+                        "this is likely a bug in poolscope, please report it",
+                        path=path,
+                    ),
+                )
+            )
+    return out
+
+
+# ------------------------------------------------------------------ workers
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _context() -> Any:
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        # the fork server imports the worker code (pandas, pyarrow, poolscope) once; workers fork from it
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")  # pragma: no cover - not Linux
+
+
+@contextmanager
+def _main_not_imported() -> Iterator[None]:
+    """Meanwhile, processes started by spawn or a fork server do not import
+    ``__main__`` (what :mod:`multiprocessing` would run again in each of them:
+    the caller's script or notebook).  The fleet's workers run only
+    poolscope's functions."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    missing = object()
+    saved = {name: getattr(main, name, missing) for name in ("__file__", "__spec__")}
+    try:
+        if saved["__file__"] is not missing:
+            del main.__file__
+        main.__spec__ = None
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is not missing:
+                setattr(main, name, value)
+
+
+def groups(paths: list[str], workers: int) -> list[list[str]]:
+    """Split ``paths`` into groups of about equal bytes (largest first; a large
+    database alone, small ones together, at most :data:`MAX_GROUP`)."""
+    sizes = {}
+    for path in paths:
+        try:
+            sizes[path] = os.stat(path).st_size
+        except OSError:
+            sizes[path] = 0
+    total = sum(sizes.values())
+    target = max(total / max(1, workers * 4), 1)
+    ordered = sorted(paths, key=lambda p: -sizes[p])
+    out: list[list[str]] = []
+    current: list[str] = []
+    weight = 0
+    for path in ordered:
+        current.append(path)
+        weight += sizes[path]
+        if weight >= target or len(current) >= MAX_GROUP:
+            out.append(current)
+            current, weight = [], 0
+    if current:
+        out.append(current)
+    return out
+
+
+class Workers:
+    """The fleet's worker processes, started on first use and kept until :meth:`close`."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else max(1, int(workers))
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=_context(), initializer=_init_worker
+            )
+        return self._executor
+
+    def _submit(self, *args: Any) -> Future:
+        # the workers start at the first submit: they need none of __main__ (a script without
+        # the ``if __name__ == "__main__"`` guard would otherwise run again in each of them)
+        with _main_not_imported():
+            return self._pool().submit(*args)
+
+    def map(
+        self, func: Callable[..., Any], paths: list[str], args: tuple = (), *, bar: Any = None
+    ) -> Iterator[tuple[str, bool, Any]]:
+        """``(path, ok, result or error)`` for every path, in completion order.
+
+        One worker (or one database) runs here, in this process."""
+        if self.workers <= 1 or len(paths) <= 1:
+            for path in paths:
+                yield from run_group(func, [path], args)
+                if bar is not None:
+                    bar.update(1)
+            return
+        pending = groups(paths, self.workers)
+        pending.reverse()  # pop() from the end: largest first
+        running: dict[Future, int] = {}
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers * IN_FLIGHT:
+                    group = pending.pop()
+                    running[self._submit(run_group, func, group, args)] = len(group)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    n = running.pop(future)
+                    yield from future.result()
+                    if bar is not None:
+                        bar.update(n)
+        finally:
+            for future in running:
+                future.cancel()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
