@@ -40,15 +40,9 @@ FAILED_WAKE = ("failed", "timed_out")
 
 def _one_process_loads() -> None:
     """Turn off the forked helper of large loads and scans in this process."""
-    for name in ("poolscope.load", "poolscope.index"):
-        module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = __import__(name, fromlist=["_"])
-            except ImportError:
-                continue
-        if hasattr(module, "PARALLEL_THRESHOLD"):
-            setattr(module, "PARALLEL_THRESHOLD", 0)  # noqa: B010
+    from .. import load
+
+    load.PARALLEL_THRESHOLD = 0
 
 
 def _init_worker() -> None:
