@@ -127,3 +127,15 @@ class NotAMemberError(PoolscopeError):
 
 class InvalidInputError(PoolscopeError, ValueError):
     """A value given to :class:`poolscope.PoolStore` does not have the SDK's shape."""
+
+
+class UnknownKeyError(PoolscopeError, KeyError):
+    """No record of the pool names this message id, wake condition id, run id
+    or idempotency key; ``suggestions`` lists known keys that look like it."""
+
+    def __init__(self, problem: str, *, suggestions: list[str] | None = None, **where: Any) -> None:
+        self.suggestions = list(suggestions or [])
+        super().__init__(problem, **where)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self._format()

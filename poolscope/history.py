@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from .diff import Diff
+    from .whatif import WhatIf
+    from .why import Explanation
 from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly, translate
 
 
@@ -413,6 +415,39 @@ class PoolHistory(_Frames):
         from .diff import diff
 
         return diff(self, a, b)
+
+    # ------------------------------------------------------- why, what if
+    def history_of(self, key: str, upto: int | None = None, *, key_type: str | None = None) -> pd.DataFrame:
+        """Every record that touched a message, wake, run or idempotency key; see :func:`poolscope.why.history_of`."""
+        from .why import history_of
+
+        return history_of(self, key, upto, key_type=key_type)
+
+    def explain(self, key: str, at: int | None = None, *, key_type: str | None = None) -> Explanation:
+        """What happened to a message, wake, run or idempotency key, in sentences backed by cursors; see
+        :func:`poolscope.why.explain`."""
+        from .why import explain
+
+        return explain(self, key, at, key_type=key_type)
+
+    def flows_df(self, upto: int | None = None, by: str = "run") -> pd.DataFrame:
+        """Who messages whom, by final status; see :func:`poolscope.flows.flows_df`."""
+        from .flows import flows_df
+
+        return flows_df(self, upto, by=by)
+
+    def latency_df(self, upto: int | None = None) -> pd.DataFrame:
+        """Cursors between the statuses of every message and wake; see :func:`poolscope.flows.latency_df`."""
+        from .flows import latency_df
+
+        return latency_df(self, upto)
+
+    def without(self, runs: Any = (), agents: Any = (), records: Any = ()) -> WhatIf:
+        """This history with some runs, agents or records taken out, folded again; see
+        :func:`poolscope.whatif.without`."""
+        from .whatif import without
+
+        return without(self, runs=runs, agents=agents, records=records)
 
     def __repr__(self) -> str:
         return f"<PoolHistory {self.pool_id!r}: {len(self.index)} records, head {self.head}>"

@@ -1,0 +1,353 @@
+"""Who touches what: the relations between a pool's records, as numpy columns.
+
+The index (:mod:`poolscope.index`) keeps one :class:`~poolscope.fold.Entry`
+per record and, from the fold, which record replaces which.  The questions
+of :mod:`poolscope.why`, :mod:`poolscope.flows`, :mod:`poolscope.compare`
+and :mod:`poolscope.whatif` -- which records mention this run, who sent this
+message, which agent was that run at that cursor -- need the same columns
+as integer codes, so that they cost a numpy selection instead of a loop
+over a million records.  :func:`relations` builds them once per loaded
+index (and again only when the index grew), each group on first use:
+
+* ``prev`` -- for every message and wake record, the position of the
+  record of the same key it replaced (-1 for the first);
+* run codes -- ``runs`` (the vocabulary: every run id a record names) and,
+  per record, the member's run, the sender, the run addressed, the waiting
+  run, with the recipients as a flat array and offsets;
+* the agent of a run at a position (:meth:`Relations.agent_at`), from the
+  ``member_joined`` records;
+* mentions -- per run, the positions of the records that name it and in
+  which role (:meth:`Relations.run_mentions`); per idempotency key and per
+  replied-to message id, the positions of the records that carry it.
+
+Example::
+
+    >>> rel = relations(pool.index)                # doctest: +SKIP
+    >>> rel.run_mentions("run.audit.alpha")        # doctest: +SKIP
+    (array([ 2,  6,  7, ...]), array([0, 1, 1, ...]))
+"""
+
+from __future__ import annotations
+
+import weakref
+from itertools import chain
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .fold import MEMBER_JOINED
+from .index import NEVER, gc_paused
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .index import PoolIndex
+
+#: How a record names a run (the ``role`` of :meth:`Relations.run_mentions`).
+ROLES: tuple[str, ...] = ("member", "sender", "target", "recipient", "waiting")
+MEMBER, SENDER, TARGET, RECIPIENT, WAITING = range(len(ROLES))
+
+_CACHE: weakref.WeakKeyDictionary[Any, Relations] = weakref.WeakKeyDictionary()
+
+
+def relations(index: PoolIndex) -> Relations:
+    """The :class:`Relations` of a loaded index (cached; rebuilt when the index grew)."""
+    cached = _CACHE.get(index)
+    if cached is None or cached.n != len(index):
+        cached = Relations(index)
+        _CACHE[index] = cached
+    return cached
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, list]:
+    """Codes (-1 for None) and the distinct values, in order of first appearance."""
+    if not len(values):
+        return np.zeros(0, dtype=np.int64), []
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes.astype(np.int64, copy=False), list(uniques)
+
+
+class Relations:
+    """Numpy columns of one loaded index; see the module docstring.
+
+    Every array is indexed by *position* (0-based, in seq order) unless its
+    name says otherwise.  Built lazily, group by group.
+    """
+
+    def __init__(self, index: PoolIndex) -> None:
+        self.index = index
+        self.n = len(index)
+        arrays = index.arrays()
+        self.seq: np.ndarray = arrays["seq"]
+        self.kind: np.ndarray = arrays["kind"]
+        self._prev: np.ndarray | None = None
+        self._runs: dict[str, Any] | None = None
+        self._mentions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._by_text: dict[str, dict[str, np.ndarray]] = {}
+        self._known: list[str] | None = None
+
+    # ------------------------------------------------------------ chains
+    @property
+    def prev(self) -> np.ndarray:
+        """Per position, the position of the record of the same message or
+        wake that it replaced (-1: the first, or not a message/wake)."""
+        if self._prev is None:
+            arrays = self.index.arrays()
+            prev = np.full(self.n, -1, dtype=np.int64)
+            for namespace in ("messages", "wakes"):
+                positions = arrays[namespace]
+                following = arrays["next"][positions]
+                replaced = following != NEVER
+                successor = np.searchsorted(self.seq, following[replaced])
+                prev[successor] = positions[replaced]
+            self._prev = prev
+        return self._prev
+
+    def chain(self, last: int) -> list[int]:
+        """Positions of the records of one message or wake, oldest first,
+        ending at the position ``last``."""
+        prev = self.prev
+        out = [last]
+        while (p := int(prev[out[-1]])) >= 0:
+            out.append(p)
+        out.reverse()
+        return out
+
+    def latest(self, namespace: str, key: str, upto_position: int) -> int | None:
+        """Position of the latest record of message (``"messages"``) or wake
+        (``"wakes"``) ``key`` among the first ``upto_position`` records."""
+        fold = self.index.fold
+        last = (fold.messages if namespace == "messages" else fold.wakes).get(key)
+        if last is None:
+            return None
+        prev = self.prev
+        while last >= upto_position:
+            last = int(prev[last])
+            if last < 0:
+                return None
+        return last
+
+    # -------------------------------------------------------------- runs
+    @property
+    def runs(self) -> dict[str, Any]:
+        """Run codes: ``names`` (the vocabulary), per position ``member`` (a
+        membership record's run), ``sender``, ``target`` (a run-addressed
+        message's run), ``waiting`` (a wake's run) -- -1 where none -- and
+        the recipients as ``recipients`` (codes) with ``offsets`` (per position)."""
+        if self._runs is None:
+            self._runs = self._build_runs()
+        return self._runs
+
+    @gc_paused()
+    def _build_runs(self) -> dict[str, Any]:
+        index = self.index
+        entries = index.entries
+        arrays = index.arrays()
+        n = self.n
+        members = arrays["member_changes"]
+        messages = arrays["messages"]
+        wakes = arrays["wakes"]
+        member_runs = [entries[p][1] for p in members.tolist()]
+        message_entries = [entries[p] for p in messages.tolist()]
+        senders = list(map(itemgetter(6), message_entries))
+        ttypes = list(map(itemgetter(7), message_entries))
+        tids = [tid if ttype == "run" else None for ttype, tid in zip(ttypes, map(itemgetter(8), message_entries))]
+        delivered = list(map(itemgetter(9), message_entries))
+        lengths = np.fromiter(map(len, delivered), dtype=np.int64, count=len(delivered))
+        flat = list(chain.from_iterable(delivered))
+        waiting = [entries[p][4] for p in wakes.tolist()]
+        sizes = [len(member_runs), len(senders), len(tids), len(waiting), len(flat)]
+        everything = _objects(member_runs + senders + tids + waiting + flat)
+        codes, names = _factorize(everything)
+        parts = np.split(codes, np.cumsum(sizes)[:-1])
+
+        def column(positions: np.ndarray, values: np.ndarray) -> np.ndarray:
+            out = np.full(n, -1, dtype=np.int64)
+            out[positions] = values
+            return out
+
+        per_position = np.zeros(n, dtype=np.int64)
+        per_position[messages] = lengths
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(per_position, out=offsets[1:])
+        # agents: from the joins, per join its run code and agent code
+        joins = arrays["members"]
+        join_runs = column(members, parts[0])[joins]
+        agents, agent_names = _factorize(_objects([entries[p][5] for p in joins.tolist()]))
+        order = np.lexsort((joins, join_runs))
+        return {
+            "names": names,
+            "code": {name: i for i, name in enumerate(names)},
+            "member": column(members, parts[0]),
+            "sender": column(messages, parts[1]),
+            "target": column(messages, parts[2]),
+            "waiting": column(wakes, parts[3]),
+            "recipients": parts[4],
+            "offsets": offsets,
+            "agents": agent_names,
+            "agent_code": {name: i for i, name in enumerate(agent_names)},
+            "join_run": join_runs[order],
+            "join_pos": joins[order],
+            "join_agent": agents[order],
+        }
+
+    def run_code(self, run_id: str) -> int:
+        """The code of a run id (-1 when no record names it)."""
+        return self.runs["code"].get(run_id, -1)
+
+    def recipients_of(self, position: int) -> np.ndarray:
+        """Recipient run codes of the message record at ``position``."""
+        runs = self.runs
+        return runs["recipients"][runs["offsets"][position] : runs["offsets"][position + 1]]
+
+    def agent_at(self, run_codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Agent codes (into ``runs["agents"]``) of runs at positions: the
+        agent of the run's latest join at or before the position, else of its
+        first join after it, else -1 (a run that never joined)."""
+        runs = self.runs
+        join_run, join_pos, join_agent = runs["join_run"], runs["join_pos"], runs["join_agent"]
+        run_codes = np.asarray(run_codes, dtype=np.int64)
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.full(len(run_codes), -1, dtype=np.int64)
+        if not len(join_run) or not len(run_codes):
+            return out
+        width = self.n + 1
+        keys = join_run * width + join_pos
+        queries = run_codes * width + positions
+        at = np.searchsorted(keys, queries, side="right") - 1
+        before = (at >= 0) & (join_run[np.clip(at, 0, None)] == run_codes) & (run_codes >= 0)
+        out[before] = join_agent[at[before]]
+        after = np.clip(at + 1, 0, len(keys) - 1)
+        later = ~before & (join_run[after] == run_codes) & (run_codes >= 0)
+        out[later] = join_agent[after[later]]
+        return out
+
+    def agent_of_run(self, run_id: str, position: int) -> str | None:
+        """The agent of ``run_id`` at ``position`` (see :meth:`agent_at`), or None."""
+        code = self.run_code(run_id)
+        if code < 0:
+            return None
+        agent = int(self.agent_at(np.array([code]), np.array([position]))[0])
+        return self.runs["agents"][agent] if agent >= 0 else None
+
+    # ---------------------------------------------------------- mentions
+    def _build_mentions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        runs = self.runs
+        n = self.n
+        positions: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        roles: list[np.ndarray] = []
+        for role_code, name in ((MEMBER, "member"), (SENDER, "sender"), (TARGET, "target"), (WAITING, "waiting")):
+            column = runs[name]
+            where = np.flatnonzero(column >= 0)
+            positions.append(where)
+            codes.append(column[where])
+            roles.append(np.full(len(where), role_code, dtype=np.int8))
+        counts = np.diff(runs["offsets"])
+        positions.append(np.repeat(np.arange(n, dtype=np.int64), counts))
+        codes.append(runs["recipients"])
+        roles.append(np.full(len(runs["recipients"]), RECIPIENT, dtype=np.int8))
+        position = np.concatenate(positions)
+        code = np.concatenate(codes)
+        role = np.concatenate(roles)
+        order = np.lexsort((role, position, code))
+        code = code[order]
+        starts = np.searchsorted(code, np.arange(len(runs["names"]) + 1))
+        return position[order], role[order], starts
+
+    def run_mentions(self, run_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (ascending; a position repeats once per role) of the
+        records naming ``run_id``, and each one's role (index into :data:`ROLES`)."""
+        if self._mentions is None:
+            self._mentions = self._build_mentions()
+        code = self.run_code(run_id)
+        position, role, starts = self._mentions
+        if code < 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
+        return position[starts[code] : starts[code + 1]], role[starts[code] : starts[code + 1]]
+
+    def by_text(self, field: str) -> dict[str, np.ndarray]:
+        """Positions of the message and wake records per value of ``field``
+        (``"idem"``: idempotency key, ``"reply_to"``: the message replied to)."""
+        if field not in self._by_text:
+            self._by_text[field] = self._group_text(field)
+        return self._by_text[field]
+
+    @gc_paused()
+    def _group_text(self, field: str) -> dict[str, np.ndarray]:
+        entries = self.index.entries
+        arrays = self.index.arrays()
+        candidates = np.concatenate([arrays["messages"], arrays["wakes"]]) if field == "idem" else arrays["messages"]
+        candidates.sort()
+        at = {"idem": 3, "reply_to": 10}[field]
+        values = _objects([entries[p][at] for p in candidates.tolist()])
+        codes, uniques = _factorize(values)
+        keep = codes >= 0
+        codes, positions = codes[keep], candidates[keep]
+        order = np.argsort(codes, kind="stable")
+        codes, positions = codes[order], positions[order]
+        bounds = np.searchsorted(codes, np.arange(len(uniques) + 1))
+        return {
+            value: positions[bounds[i] : bounds[i + 1]]
+            for i, value in enumerate(uniques)
+            if isinstance(value, str) and bounds[i + 1] > bounds[i]
+        }
+
+    # ------------------------------------------------------- suggestions
+    def known_keys(self) -> list[str]:
+        """Every message id, condition id, run id and idempotency key, sorted (for suggestions)."""
+        if self._known is None:
+            fold = self.index.fold
+            keys = set(fold.messages) | set(fold.wakes) | set(fold.message_dedupe) | set(fold.wake_dedupe)
+            keys.update(name for name in self.runs["names"] if isinstance(name, str))
+            self._known = sorted(k for k in keys if isinstance(k, str))
+        return self._known
+
+    def close_matches(self, key: str, n: int = 5) -> list[str]:
+        """Known keys that look like ``key`` (difflib, over the keys near it
+        in sorted order when there are many)."""
+        import bisect
+        import difflib
+
+        known = self.known_keys()
+        if len(known) > 20_000:
+            at = bisect.bisect_left(known, key)
+            pool = known[max(0, at - 500) : at + 500]
+            trimmed = key[: max(1, len(key) - 3)]
+            at = bisect.bisect_left(known, trimmed)
+            pool += known[max(0, at - 500) : at + 500]
+            pool = list(dict.fromkeys(pool))
+        else:
+            pool = known
+        return difflib.get_close_matches(key, pool, n=n, cutoff=0.6)
+
+
+def membership_changes(rel: Relations, run_id: str) -> list[tuple[int, int, str]]:
+    """``(position, seq, "joined"|"left")`` of the membership records of one run, in order."""
+    positions, roles = rel.run_mentions(run_id)
+    kinds = rel.kind
+    seqs = rel.seq
+    out = []
+    for p in positions[roles == MEMBER].tolist():
+        out.append((p, int(seqs[p]), "joined" if kinds[p] == MEMBER_JOINED else "left"))
+    return out
+
+
+def member_at(changes: list[tuple[int, int, str]], position: int) -> bool:
+    """Whether the run was a member just after the record at ``position``
+    (``changes``: :func:`membership_changes`; -1: before any record)."""
+    state = False
+    for p, _, what in changes:
+        if p > position:
+            break
+        state = what == "joined"
+    return state
+
+
+__all__ = ["relations", "Relations", "ROLES", "membership_changes", "member_at"]

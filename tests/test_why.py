@@ -1,0 +1,449 @@
+"""history_of, explain, flows, latencies and what-if replay, against facts computed
+independently from the records (records.jsonl of the SDK histories, the raw rows
+of generated databases)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import load_jsonl
+
+import poolscope
+from poolscope.errors import InvalidInputError, UnknownKeyError
+
+
+# ------------------------------------------------------------------ facts
+def _records(source: Path) -> dict[str, list[tuple[int, dict]]]:
+    """pool_id -> [(seq, payload)] from records.jsonl (an SDK history) or from the raw rows."""
+    out: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+    if source.is_dir():
+        for record in load_jsonl(source / "records.jsonl"):
+            out[record["pool_id"]].append((record["cursor"]["sequence"], record["payload"]))
+        return out
+    conn = sqlite3.connect(f"file:{source}?immutable=1", uri=True)
+    try:
+        for pool_id, seq, text in conn.execute(
+            "SELECT pool_id, seq, payload_json FROM agent_pool_records ORDER BY pool_id, seq"
+        ):
+            out[pool_id].append((seq, json.loads(text)))
+    finally:
+        conn.close()
+    return out
+
+
+def _values(column) -> list:
+    """A column as a list, missing values as None."""
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in column.tolist()]
+
+
+class Facts:
+    """Everything the tests need about one pool, from its payloads alone."""
+
+    def __init__(self, records: list[tuple[int, dict]]) -> None:
+        self.records = records
+        self.messages: dict[str, list[tuple[int, dict, dict]]] = defaultdict(list)  # id -> [(seq, message, receipt)]
+        self.wakes: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+        self.membership: dict[str, list[tuple[int, str, dict]]] = defaultdict(list)
+        self.idem: dict[str, list[int]] = defaultdict(list)
+        self.replies: dict[str, list[int]] = defaultdict(list)
+        self.run_mentions: dict[str, set[int]] = defaultdict(set)
+        for seq, payload in records:
+            kind = payload["type"]
+            if kind == "run_message":
+                message, receipt = payload["stored"]["message"], payload["stored"]["receipt"]
+                self.messages[message["message_id"]].append((seq, message, receipt))
+                self.idem[message["idempotency_key"]].append(seq)
+                if message.get("reply_to") is not None:
+                    self.replies[message["reply_to"]].append(seq)
+                self.run_mentions[message["from"]].add(seq)
+                target = message["to"]["target"]
+                if target["type"] == "run":
+                    self.run_mentions[target["run_id"]].add(seq)
+                for run in receipt.get("delivered_to", []):
+                    self.run_mentions[run].add(seq)
+            elif kind == "wake":
+                stored = payload["stored"]
+                self.wakes[stored["condition"]["condition_id"]].append((seq, stored))
+                self.idem[stored["condition"]["idempotency_key"]].append(seq)
+                self.run_mentions[stored["condition"]["run_id"]].add(seq)
+            elif kind in ("member_joined", "member_left"):
+                member = payload["member"]
+                self.membership[member["run_id"]].append((seq, kind, member))
+                self.run_mentions[member["run_id"]].add(seq)
+
+    def first_reached(self, chain: list[tuple[int, str]]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for seq, status in chain:
+            out.setdefault(status, seq)
+        return out
+
+
+@pytest.fixture(params=["oracle", "generated"])
+def source(request, oracle, small_db):
+    return (oracle, oracle / "pool.db") if request.param == "oracle" else (small_db, small_db)
+
+
+# ---------------------------------------------------------------- history_of
+def test_history_of_lists_exactly_the_records_that_mention_the_key(source):
+    facts_from, path = source
+    db = poolscope.open(path)
+    for pool_id, records in _records(facts_from).items():
+        facts = Facts(records)
+        pool = db.pool(pool_id)
+        messages = pool.messages_df().set_index("message_id")
+        wakes = pool.wakes_df().set_index("condition_id")
+        for message_id, chain in facts.messages.items():
+            frame = pool.history_of(message_id)
+            expected = sorted([s for s, _, _ in chain] + facts.replies.get(message_id, []))
+            assert frame["cursor"].tolist() == expected, message_id
+            own = frame[frame.role == "message"]
+            statuses = [r["status"] for _, _, r in chain]
+            assert own["status_after"].tolist() == statuses
+            assert _values(own["status_before"]) == [None, *statuses[:-1]]
+            assert own["status_after"].iloc[-1] == messages.loc[message_id, "status"]
+            assert own["recipients"].tolist() == [list(r.get("delivered_to", [])) for _, _, r in chain]
+            assert (frame[frame.role == "reply"]["reply_to"] == message_id).all()
+            assert frame.key_type == "message"
+        for condition_id, chain in facts.wakes.items():
+            frame = pool.history_of(condition_id)
+            assert frame["cursor"].tolist() == [s for s, _ in chain]
+            statuses = [w["registration"]["status"] for _, w in chain]
+            assert frame["status_after"].tolist() == statuses
+            assert _values(frame["status_before"]) == [None, *statuses[:-1]]
+            assert statuses[-1] == wakes.loc[condition_id, "status"]
+        for run_id, seqs in facts.run_mentions.items():
+            if run_id in facts.messages or run_id in facts.wakes:
+                continue
+            frame = pool.history_of(run_id, key_type="run")
+            assert frame["cursor"].tolist() == sorted(seqs), run_id
+            joins = frame[frame.kind.isin(["member_joined", "member_left"])]
+            expected_after = [
+                "member" if k == "member_joined" else "not a member" for _, k, _ in facts.membership[run_id]
+            ]
+            assert joins["status_after"].tolist() == expected_after
+        for key, seqs in list(facts.idem.items())[:50]:
+            assert pool.history_of(key, key_type="idempotency_key")["cursor"].tolist() == seqs
+
+
+def test_history_of_stops_at_upto_and_matches_the_frames_there(oracle):
+    db = poolscope.open(oracle / "pool.db")
+    rng = random.Random(3)
+    for pool_id in db.pool_ids:
+        pool = db.pool(pool_id)
+        for _ in range(10):
+            upto = rng.randint(1, pool.head)
+            messages = pool.messages_df(upto=upto)
+            for row in messages.sample(min(10, len(messages)), random_state=1).itertuples():
+                frame = pool.history_of(row.message_id, upto=upto)
+                assert frame["cursor"].max() <= upto
+                own = frame[frame.role == "message"]
+                assert own["status_after"].iloc[-1] == row.status
+                assert own["cursor"].iloc[-1] == row.last_seq
+                assert len(own) == row.records
+
+
+def test_unknown_keys_are_typed_errors_with_suggestions(oracle):
+    pool = poolscope.open(oracle / "pool.db").pool("pool.audit.s1")
+    with pytest.raises(UnknownKeyError) as caught:
+        pool.history_of("msg.audit.1x")
+    assert "msg.audit.1" in caught.value.suggestions
+    assert "did you mean" in str(caught.value)
+    assert isinstance(caught.value, KeyError)
+    with pytest.raises(UnknownKeyError):
+        pool.explain("nothing-like-this-at-all")
+    with pytest.raises(UnknownKeyError):  # a message id is not a run
+        pool.history_of("msg.audit.1", key_type="run")
+    with pytest.raises(UnknownKeyError):  # not yet at cursor 3
+        pool.history_of("msg.audit.1", upto=3)
+    with pytest.raises(InvalidInputError):
+        pool.history_of(17)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        pool.history_of("msg.audit.1", key_type="topic")
+    with pytest.raises(poolscope.CursorError):
+        pool.history_of("msg.audit.1", upto=pool.head + 1)
+
+
+def test_history_renders_html(oracle):
+    pool = poolscope.open(oracle / "pool.db").pool("pool.audit.s1")
+    frame = pool.history_of("msg.audit.1")
+    page = frame._repr_html_()
+    assert "history of message msg.audit.1" in page and "→" in page
+    assert isinstance(frame.head(2), type(frame))
+
+
+# ------------------------------------------------------------------ explain
+def test_explain_states_the_facts_of_every_message(oracle):
+    db = poolscope.open(oracle / "pool.db")
+    for pool_id, records in _records(oracle).items():
+        facts = Facts(records)
+        pool = db.pool(pool_id)
+        every = {seq for seq, _ in records}
+        for message_id, chain in facts.messages.items():
+            explanation = pool.explain(message_id)
+            got = explanation.facts
+            assert got["statuses"] == [(r["status"], s) for s, _, r in chain]
+            first_message = chain[0][1]
+            assert got["sender"] == first_message["from"]
+            target = first_message["to"]["target"]
+            assert got["target_type"] == target["type"]
+            assert got["recipients"] == chain[-1][2].get("delivered_to", [])
+            assert [rid for rid, _ in got["replies"]] == list(
+                dict.fromkeys(
+                    m["message_id"]
+                    for s, p in records
+                    if p["type"] == "run_message"
+                    for m in [p["stored"]["message"]]
+                    if m.get("reply_to") == message_id
+                )
+            )
+            # every status and its cursor is said
+            for _status, seq in got["statuses"][1:]:
+                assert f"at {seq}" in explanation.text
+            assert str(chain[0][0]) in explanation.sentences[0].text
+            # the cited cursors are records of this pool, at or before the explanation's cursor
+            assert set(explanation.cursors) <= every
+            if target["type"] == "run":
+                joined_before = [s for s, k, _ in facts.membership.get(target["run_id"], []) if s <= chain[0][0]]
+                was_member = (
+                    bool(joined_before)
+                    and facts.membership[target["run_id"]][len(joined_before) - 1][1] == "member_joined"
+                )
+                assert (
+                    "was not a member" in explanation.text and f"target {target['run_id']}" in explanation.text
+                ) == (not was_member)
+
+
+def test_explain_wakes_and_runs(oracle):
+    db = poolscope.open(oracle / "pool.db")
+    for pool_id, records in _records(oracle).items():
+        facts = Facts(records)
+        pool = db.pool(pool_id)
+        for condition_id, chain in facts.wakes.items():
+            explanation = pool.explain(condition_id)
+            assert explanation.facts["statuses"] == [(w["registration"]["status"], s) for s, w in chain]
+            assert explanation.facts["run_id"] == chain[0][1]["condition"]["run_id"]
+            assert explanation.sentences[0].cursors == (chain[0][0],)
+        final = {mid: chain[-1] for mid, chain in facts.messages.items()}
+        for run_id, changes in facts.membership.items():
+            explanation = pool.explain(run_id)
+            sent = Counter(r["status"] for _, m, r in final.values() if m["from"] == run_id)
+            received = Counter(r["status"] for _, _, r in final.values() if run_id in r.get("delivered_to", []))
+            assert explanation.facts["sent"] == dict(sent)
+            assert explanation.facts["received"] == dict(received)
+            assert explanation.facts["membership"] == [
+                ("joined" if k == "member_joined" else "left", s) for s, k, _ in changes
+            ]
+            assert explanation.facts["member"] == (changes[-1][1] == "member_joined")
+
+
+def test_explain_at_a_past_cursor_uses_only_the_records_up_to_it(oracle):
+    pool = poolscope.open(oracle / "pool.db").pool("pool.audit.s1")
+    full = pool.explain("msg.audit.1")
+    early = pool.explain("msg.audit.1", at=10)
+    assert early.at == 10 and max(early.cursors) <= 10
+    assert [s for s, _ in early.facts["statuses"]] == ["accepted", "delivered"]
+    assert len(full.facts["statuses"]) > 2
+    assert "msg.audit.1" in full._repr_html_()
+    by_idem = pool.explain("idem.audit.msg.7")
+    assert by_idem.key_type == "idempotency_key" and "msg.audit.7" in by_idem.sentences[0].text
+
+
+# -------------------------------------------------------------------- flows
+def test_flows_count_every_message_recipient_pair(source):
+    facts_from, path = source
+    db = poolscope.open(path)
+    for pool_id, records in _records(facts_from).items():
+        facts = Facts(records)
+        pool = db.pool(pool_id)
+        flows = pool.flows_df()
+        expected: Counter = Counter()
+        for chain in facts.messages.values():
+            _, message, receipt = chain[-1]
+            recipients = receipt.get("delivered_to", [])
+            for run in recipients:
+                expected[(message["from"], run, receipt["status"])] += 1
+            if not recipients:
+                expected[(message["from"], None, receipt["status"])] += 1
+        got = Counter()
+        for row in flows.itertuples():
+            got[(row.sender, None if pd.isna(row.recipient) else row.recipient, row.status)] += row.messages
+        assert got == expected
+        pairs = sum(len(chain[-1][2].get("delivered_to", [])) for chain in facts.messages.values())
+        assert flows.dropna(subset=["recipient"]).messages.sum() == pairs
+        by_agent = pool.flows_df(by="agent")
+        assert by_agent.messages.sum() == flows.messages.sum()
+
+
+def test_flows_by_agent_and_upto(oracle):
+    pool = poolscope.open(oracle / "pool.db").pool("pool.review.s1")
+    agent_of = {}
+    for row in pool.members_df().itertuples():
+        agent_of.setdefault(row.run_id, row.agent_id)
+    runs = pool.flows_df()
+    agents = pool.flows_df(by="agent")
+    mapped = runs.assign(
+        sender=runs.sender.map(agent_of),
+        recipient=runs.recipient.map(lambda r: agent_of.get(r) if isinstance(r, str) else r),
+    )
+    left = mapped.groupby(["sender", "recipient", "status"], observed=True, dropna=False).messages.sum()
+    right = agents.groupby(["sender", "recipient", "status"], observed=True, dropna=False).messages.sum()
+    assert left.sort_index().equals(right.sort_index())
+    early = pool.flows_df(upto=100)
+    assert early.messages.sum() <= runs.messages.sum()
+    with pytest.raises(InvalidInputError):
+        pool.flows_df(by="topic")
+
+
+# ---------------------------------------------------------------- latencies
+def test_latencies_are_differences_of_the_first_cursors_of_each_status(source):
+    facts_from, path = source
+    db = poolscope.open(path)
+    for pool_id, records in _records(facts_from).items():
+        facts = Facts(records)
+        pool = db.pool(pool_id)
+        latency = pool.latency_df()
+        expected = set()
+        for kind, chains in (
+            ("message", {k: [(s, r["status"]) for s, _, r in v] for k, v in facts.messages.items()}),
+            ("wake", {k: [(s, w["registration"]["status"]) for s, w in v] for k, v in facts.wakes.items()}),
+        ):
+            for key, chain in chains.items():
+                reached = sorted((seq, status) for status, seq in facts.first_reached(chain).items())
+                for (a, sa), (b, sb) in zip(reached, reached[1:]):
+                    expected.add((kind, key, sa, sb, a, b, b - a))
+        got = {
+            (r.kind, r.id, r.from_status, r.to_status, r.from_cursor, r.to_cursor, r.cursors)
+            for r in latency.itertuples()
+        }
+        assert got == expected
+        assert len(latency) == len(expected)
+        # and against the frame's *_at columns
+        messages = pool.messages_df().set_index("message_id")
+        for r in latency[latency.kind == "message"].head(50).itertuples():
+            row = messages.loc[r.id]
+            assert row[f"{r.to_status}_at"] - row[f"{r.from_status}_at"] == r.cursors
+
+
+# ------------------------------------------------------------------ what-if
+def _physical_copy(path: Path, tmp_path: Path, pool_id: str, seqs: list[int], name: str) -> Path:
+    target = tmp_path / name
+    source = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    copy = sqlite3.connect(target)
+    source.backup(copy)
+    source.close()
+    copy.executemany("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", [(pool_id, s) for s in seqs])
+    copy.commit()
+    copy.close()
+    return target
+
+
+def _snapshot_or_error(pool, k):
+    try:
+        return pool.snapshot(k).to_json()
+    except poolscope.PoolscopeError as error:
+        return type(error).__name__
+
+
+def _removals(pool, rng):
+    members = pool.members_df()
+    runs = members.run_id.astype(str).unique().tolist()
+    agents = members.agent_id.astype(str).unique().tolist()
+    sample = rng.sample(range(1, pool.head + 1), min(15, pool.head))
+    return [
+        {"runs": [runs[0]]},
+        {"runs": rng.sample(runs, min(3, len(runs)))},
+        {"agents": [agents[-1]]},
+        {"records": sample},
+        {"runs": [runs[-1]], "records": sample[:5]},
+    ]
+
+
+@pytest.mark.slow
+def test_a_what_if_snapshot_equals_that_of_a_physically_filtered_copy_at_every_cursor(source, tmp_path):
+    _, path = source
+    db = poolscope.open(path)
+    rng = random.Random(13)
+    for pool_id in db.pool_ids:
+        pool = db.pool(pool_id)
+        for i, removal in enumerate(_removals(pool, rng)):
+            alt = pool.without(**removal)
+            copy = _physical_copy(path, tmp_path, pool_id, alt.removed.tolist(), f"{pool_id}-{i}.db")
+            real = poolscope.open(copy).pool(pool_id)
+            assert alt.head == real.head and len(alt) == len(real)
+            for k in range(0, pool.head + 1):
+                if k > alt.head:
+                    with pytest.raises(poolscope.CursorError):
+                        alt.snapshot(k)
+                    continue
+                assert _snapshot_or_error(alt, k) == _snapshot_or_error(real, k), (pool_id, removal, k)
+            assert alt.messages_df().equals(real.messages_df())
+            assert alt.members_df().equals(real.members_df())
+            assert [r.cursor for r in alt.records()] == [r.cursor for r in real.records()]
+
+
+def test_without_removes_what_it_says(oracle):
+    pool = poolscope.open(oracle / "pool.db").pool("pool.audit.s1")
+    facts = Facts(_records(oracle)["pool.audit.s1"])
+    run = "run.audit.delta"
+    alt = pool.without(runs=run)
+    expected = sorted(
+        {s for s, _, _ in facts.membership[run]}
+        | {s for chain in facts.messages.values() for s, m, _ in chain if m["from"] == run}
+        | {s for chain in facts.wakes.values() for s, w in chain if w["condition"]["run_id"] == run}
+    )
+    assert alt.removed.tolist() == expected
+    assert alt.runs == (run,) and alt.removed_runs == (run,)
+    assert run not in alt.snapshot().member_ids
+    # orphans: kept messages whose latest receipt still delivers to the removed run
+    delivered = {
+        mid
+        for mid, chain in facts.messages.items()
+        if chain[0][1]["from"] != run and run in chain[-1][2].get("delivered_to", [])
+    }
+    orphans = alt.orphans
+    assert set(orphans[orphans.reason == "delivered to removed run"].id) == delivered
+    assert "orphans" in alt._repr_html_() or "refer to what was removed" in alt._repr_html_()
+    # cursors keep their values, and a what-if answers every question a history does
+    assert alt.head == pool.head
+    assert alt.history_of("msg.audit.1")["cursor"].tolist()[:2] == [7, 8]
+    assert alt.explain(run).facts["sent"] == {}
+    by_agent = pool.without(agents="agent.audit.worker")
+    workers = set(pool.members_df().query("agent_id == 'agent.audit.worker'").run_id.astype(str))
+    assert set(by_agent.removed_runs) == workers
+    with pytest.raises(UnknownKeyError):
+        pool.without(runs="run.audit.nobody")
+    with pytest.raises(UnknownKeyError):
+        pool.without(agents="agent.nobody")
+    with pytest.raises(InvalidInputError):
+        pool.without(records=[10_000])
+
+
+def test_orphans_flag_status_changes_whose_earlier_records_were_removed(oracle):
+    pool = poolscope.open(oracle / "pool.db").pool("pool.audit.s1")
+    alt = pool.without(records=[8, 3])  # msg.audit.1's delivery; run.audit.alpha's first join
+    orphans = alt.orphans
+    follows = orphans[orphans.reason == "follows removed record"]
+    assert (26, "msg.audit.1", "8") in set(zip(follows.cursor, follows.id, follows.removed))
+    # run.audit.alpha's later join replaces the removed one; it leaves at 242 after re-joining at 204: not an orphan
+    assert "left without its join" not in set(orphans.reason)
+    alone = pool.without(records=[204])
+    left = alone.orphans[alone.orphans.reason == "left without its join"]
+    assert left.cursor.tolist() == [242]
+
+
+def test_a_what_if_refreshes_with_its_base(tmp_path, sample_copy):
+    db = poolscope.open(sample_copy)
+    pool = db.pool("pool.alpha")
+    run = pool.members_df().run_id.astype(str).iloc[0]
+    alt = pool.without(runs=run)
+    before = len(alt)
+    with poolscope.PoolStore(sample_copy) as store:
+        store.join_member("pool.alpha", {"run_id": "run.extra", "agent_id": "agent.extra"})
+    assert alt.refresh() == 1
+    assert len(alt) == before + 1 and "run.extra" in alt.snapshot().member_ids
