@@ -161,7 +161,7 @@ class WhatIf(PoolHistory):
         index = PoolIndex(base.path, base.pool_id)
         kept_seqs = seq[keep].tolist()
         kept_entries = [entries[p] for p in keep.tolist()] if len(keep) != len(seqs) else list(entries)
-        index._fold(kept_seqs, kept_entries)  # the one fold, over the records kept
+        index.extend(kept_seqs, kept_entries)  # the one fold, over the records kept
         kept = set(kept_seqs) if base.problems else set()
         index.problems = {s: e for s, e in base.problems.items() if s in kept}
         self.index = index
