@@ -14,10 +14,9 @@ Example::
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -139,36 +138,9 @@ class Diff:
         return f"<Diff {self.pool_id!r} {self.a} → {self.b}: {self.summary()}>"
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        from .render import diff_html
 
-        def members(label: str, items: list[dict], colour: str) -> str:
-            if not items:
-                return ""
-            body = ", ".join(f"{esc(m['run_id'])} <small>({esc(m.get('agent_id', ''))})</small>" for m in items)
-            return f"<li style='color:{colour}'><b>{label}</b>: {body}</li>"
-
-        def changes(label: str, items: Sequence[Change]) -> str:
-            if not items:
-                return ""
-            rows = "".join(
-                f"<tr><td>{esc(c.id)}</td><td>{esc(c.before or '—')}</td><td>→</td>"
-                f"<td><b>{esc(c.after or '—')}</b></td><td>{c.seq if c.seq is not None else ''}</td></tr>"
-                for c in items[:50]
-            )
-            more = f"<tr><td colspan=5>… {len(items) - 50} more</td></tr>" if len(items) > 50 else ""
-            return (
-                f"<details open><summary>{label} ({len(items)})</summary><table>"
-                f"<tr><th>id</th><th>before</th><th></th><th>after</th><th>seq</th></tr>{rows}{more}</table></details>"
-            )
-
-        return (
-            f"<div class='poolscope-diff'><b>{esc(self.pool_id)}: cursor {self.a} → {self.b}</b> — {esc(self.summary())}"
-            f"<ul>{members('joined', self.joined, 'green')}{members('left', self.left, 'firebrick')}"
-            f"{members('updated', self.updated, 'darkorange')}</ul>"
-            f"{changes('new messages', self.messages_added)}{changes('message status changes', self.messages_changed)}"
-            f"{changes('messages gone', self.messages_removed)}{changes('new wakes', self.wakes_added)}"
-            f"{changes('wake status changes', self.wakes_changed)}{changes('wakes gone', self.wakes_removed)}</div>"
-        )
+        return diff_html(self)
 
 
 class Changes(Sequence):
@@ -194,13 +166,13 @@ class Changes(Sequence):
         entries, seqs = self._history.index.entries, self._history.index.seqs
         a, b = int(self._before[j]), int(self._after[j])
         return Change(
-            entries[b if b >= 0 else a].key,
+            cast(str, entries[b if b >= 0 else a].key),
             entries[a].status if a >= 0 else None,
             entries[b].status if b >= 0 else None,
             seqs[b] if b >= 0 else None,
         )
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return [self._make(int(j)) for j in self._order[i]]
         return self._make(int(self._order[i]))

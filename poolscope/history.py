@@ -253,6 +253,18 @@ class Database(_Frames):
             self._pools[pool_id] = history
         return history
 
+    def heads(self) -> dict[str, int]:
+        """The head (largest seq) of every pool, read from the file without loading any pool.
+
+        >>> poolscope.open("sample_data/demo.db").heads()["pool.alpha"] > 0   # doctest: +SKIP
+        True
+        """
+        try:
+            rows = self._conn.execute("SELECT pool_id, max(seq) FROM agent_pool_records GROUP BY pool_id").fetchall()
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+        return {str(pool_id): int(head) for pool_id, head in rows if isinstance(head, int)}
+
     def pools(self) -> Iterator[PoolHistory]:
         """Every pool's history, in pool-id order."""
         for pool_id in self._pool_ids:
@@ -280,9 +292,9 @@ class Database(_Frames):
         return f"<poolscope.Database {str(self.path)!r}: {len(self._pool_ids)} pools>"
 
     def _repr_html_(self) -> str:
-        from .activity import summary
+        from .render import database_html
 
-        return f"<b>{self.path}</b>" + summary(self).to_html()
+        return database_html(self)
 
 
 class PoolHistory(_Frames):

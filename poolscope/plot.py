@@ -53,7 +53,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from . import wire
+from . import palette, wire
 from .activity import default_window
 from .frames import membership_intervals
 from .index import gc_paused
@@ -78,26 +78,12 @@ __all__ = [
 #: The x axis label of every plot.
 XLABEL = "cursor (seq)"
 
-#: Colour of each message status; the statuses that need attention are strong.
-MESSAGE_COLORS: dict[str, str] = {
-    "accepted": "#9ecae1",
-    "delivered": "#3b75af",
-    "responded": "#2ca02c",
-    "failed": "#d62728",
-    "timed_out": "#ff7f0e",
-    "expired": "#c51b8a",
-    "cancelled": "#8c8c8c",
-}
-#: Colour of each wake status (same colours as messages for the shared names).
-WAKE_COLORS: dict[str, str] = {
-    "registered": "#17becf",
-    "triggered": "#2ca02c",
-    "timed_out": "#ff7f0e",
-    "cancelled": "#8c8c8c",
-    "failed": "#d62728",
-}
+#: Colour of each message status (:data:`poolscope.palette.MESSAGE_COLORS`).
+MESSAGE_COLORS: dict[str, str] = palette.MESSAGE_COLORS
+#: Colour of each wake status (:data:`poolscope.palette.WAKE_COLORS`).
+WAKE_COLORS: dict[str, str] = palette.WAKE_COLORS
 #: Message statuses drawn large and on top.
-ALERT_STATUSES: frozenset[str] = frozenset({"failed", "timed_out", "expired"})
+ALERT_STATUSES: frozenset[str] = palette.ALERT_STATUSES
 
 _MESSAGE_MARKERS = {
     "accepted": "o",
@@ -109,19 +95,8 @@ _MESSAGE_MARKERS = {
     "cancelled": "o",
 }
 _WAKE_MARKERS = {"triggered": r"$\checkmark$", "timed_out": "D", "cancelled": "x", "failed": "X"}
-_AGENT_PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#59a14f",
-    "#b07aa1",
-    "#76b7b2",
-    "#edc948",
-    "#9c755f",
-    "#ff9da7",
-    "#e15759",
-    "#bab0ac",
-)
-_GHOST = "#9a9a9a"
+_AGENT_PALETTE = palette.AGENT_COLORS
+_GHOST = palette.GHOST
 #: Above this many messages (wakes) after filters, the plots aggregate.
 MAX_MARKS = 3000
 
@@ -193,7 +168,7 @@ def _cursor_line(ax: Axes, cursor: int | None) -> None:
     if cursor is None:
         return
     cursor = int(cursor)
-    ax.axvline(cursor, color="#222222", linestyle="--", linewidth=1.1, zorder=6, gid="cursor")
+    ax.axvline(cursor, color=palette.CURSOR, linestyle="--", linewidth=1.1, zorder=6, gid="cursor")
     ax.text(
         cursor,
         0.995,
@@ -232,9 +207,7 @@ def _as_set(values: str | Iterable[str] | None) -> set[str] | None:
     return set(values)
 
 
-def _agent_colors(agents: Iterable[str]) -> dict[str, str]:
-    ordered = sorted({a for a in agents if a is not None and a == a})
-    return {agent: _AGENT_PALETTE[i % len(_AGENT_PALETTE)] for i, agent in enumerate(ordered)}
+_agent_colors = palette.agent_colors
 
 
 def _lane_font(lanes: int) -> float:
@@ -633,7 +606,9 @@ def messages(
     status_arr = table["status"]
     present = [s for s in wire.MESSAGE_STATUSES if s in set(status_arr.tolist())]
     # flow lines, normal statuses under alert statuses
-    segments, seg_colours, heads = [], [], {"v": [], "^": [], ">": []}
+    segments: list = []
+    seg_colours: list = []
+    heads: dict[str, list] = {"v": [], "^": [], ">": []}
     head_colours: dict[str, list] = {"v": [], "^": [], ">": []}
     order = np.argsort(
         np.fromiter((s in ALERT_STATUSES for s in status_arr), dtype=bool, count=len(status_arr)), kind="stable"
@@ -667,7 +642,7 @@ def messages(
                 zorder=3,
                 gid="messages.head",
             )
-    handles = []
+    handles: list = []
     for status in present:
         picked = status_arr == status
         alert = status in ALERT_STATUSES
@@ -842,7 +817,7 @@ def wakes(
         np.fromiter((lane_of[r] for r in table["run_id"].tolist()), dtype=np.int64, count=count), start, end
     )
     status_arr = table["status"]
-    handles = []
+    handles: list = []
     for status in wire.WAKE_STATUSES:
         picked = status_arr == status
         if not picked.any():
@@ -924,8 +899,9 @@ def _sub_lanes(lane: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np
     height = np.full(len(lane), 0.55)
     order = np.lexsort((start, lane))
     row_of = np.zeros(len(lane), dtype=np.int64)
-    rows_in = {}
-    current, row_ends = None, []
+    rows_in: dict = {}
+    current: Any = None
+    row_ends: list = []
     for i in order.tolist():
         if lane[i] != current:
             current, row_ends = lane[i], []
@@ -953,7 +929,7 @@ def _wake_bars(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int |
     terminal = table["terminal_at"]
     status_arr = table["status"]
     bottom = np.zeros(bins)
-    handles = []
+    handles: list = []
     for status in wire.WAKE_STATUSES[1:]:
         picked = terminal[(status_arr == status) & (terminal >= 0)]
         if not len(picked):
@@ -1042,10 +1018,10 @@ def activity(
         sub = frame[frame["series"] == name]
         if name == "record":
             names = list(wire.KINDS) + ["damaged"]
-            palette = dict(zip(names, _AGENT_PALETTE[:6] + ("#d62728",)))
+            colours = palette.KIND_COLORS
         else:
             names = list(wire.MESSAGE_STATUSES if name == "message" else wire.WAKE_STATUSES)
-            palette = MESSAGE_COLORS if name == "message" else WAKE_COLORS
+            colours = MESSAGE_COLORS if name == "message" else WAKE_COLORS
         slot = ((sub["window_start"].to_numpy(dtype=np.int64) - 1) // window).astype(np.int64)
         labels = sub["name"].astype(str).to_numpy()
         counts = sub["count"].to_numpy(dtype=np.int64)
@@ -1061,14 +1037,14 @@ def activity(
                 edges,
                 baseline=sign * bottom,
                 fill=True,
-                color=palette[status],
+                color=colours[status],
                 linewidth=0,
                 label=f"{name}: {status}",
                 gid=f"activity.{name}.{status}",
                 zorder=2,
             )
             bottom = bottom + heights
-            drawn.append(Patch(color=palette[status], label=status.replace("_", " ")))
+            drawn.append(Patch(color=colours[status], label=status.replace("_", " ")))
         if drawn and len(series) == 2:
             arrow = "↑" if sign > 0 else "↓"
             handles.append(Patch(visible=False, label=f"{name}s {arrow}" if name != "record" else f"records {arrow}"))

@@ -22,7 +22,6 @@ or, from a shell::
 from __future__ import annotations
 
 import base64
-import html
 import io
 import os
 import time
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import palette
+from . import render as _html
 from .errors import PoolscopeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,43 +45,36 @@ DPI = 90
 #: Anomalies listed per pool (the rest are counted).
 MAX_ANOMALIES = 500
 
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
-       color: #222; background: #fafafa; }
-header { background: #263238; color: #fff; padding: 18px 32px; }
-header h1 { margin: 0 0 4px 0; font-size: 22px; }
-header p { margin: 0; color: #cfd8dc; font-size: 13px; }
-main { padding: 12px 32px 48px 32px; max-width: 1500px; }
-nav { font-size: 14px; margin: 10px 0 18px 0; }
-nav a { margin-right: 14px; }
-h2 { border-bottom: 2px solid #cfd8dc; padding-bottom: 4px; margin-top: 36px; }
-h3 { margin: 22px 0 8px 0; color: #37474f; }
-table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0 10px 0; background: #fff; }
-th, td { border: 1px solid #e0e0e0; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #eceff1; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.summary td.bad { color: #c62828; font-weight: 600; }
-.summary th.group { text-align: center; border-bottom: 2px solid #b0bec5; }
-.summary { font-size: 11.5px; }
-.summary th, .summary td { padding: 2px 5px; }
-.scroll { overflow-x: auto; }
-figure { margin: 6px 0 14px 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; background: #fff; }
-.sev-error td.sev { color: #fff; background: #c62828; font-weight: 600; }
-.sev-warning td.sev { background: #ffb300; font-weight: 600; }
-.sev-info td.sev { background: #e3f2fd; }
-.ok { color: #2e7d32; font-weight: 600; }
-.note { color: #616161; font-size: 13px; }
-.problem { color: #c62828; }
-.poolscope-snapshot { background: #fff; border: 1px solid #e0e0e0; padding: 8px 12px; font-size: 13px; }
-details summary { cursor: pointer; margin: 4px 0; }
+_PAGE_CSS = f"""
+body {{ font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
+       color: {palette.INK}; background: #fafafa; }}
+header {{ background: #263238; color: #fff; padding: 18px 32px; }}
+header h1 {{ margin: 0 0 4px 0; font-size: 22px; overflow-wrap: anywhere; }}
+header p {{ margin: 0; color: #cfd8dc; font-size: 13px; overflow-wrap: anywhere; }}
+main {{ padding: 12px 32px 48px 32px; max-width: 1500px; }}
+nav {{ font-size: 14px; margin: 10px 0 18px 0; }}
+nav a {{ margin-right: 14px; }}
+h2 {{ border-bottom: 2px solid #cfd8dc; padding-bottom: 4px; margin-top: 36px; overflow-wrap: anywhere; }}
+h3 {{ margin: 22px 0 8px 0; color: #37474f; }}
+table {{ border-collapse: collapse; font-size: 12.5px; margin: 6px 0 10px 0; background: #fff; }}
+th, td {{ border: 1px solid {palette.RULE}; padding: 3px 6px; text-align: left; vertical-align: top; }}
+th {{ background: #eceff1; }}
+.ps-summary {{ font-size: 11.5px; }}
+.ps-summary th, .ps-summary td {{ padding: 2px 4px; }}
+.ps-summary td.bad {{ color: {palette.SEVERITY_COLORS["error"][1]}; font-weight: 600; }}
+.ps-summary th.group {{ text-align: center; border-bottom: 2px solid #b0bec5; }}
+.ps-summary td.pool {{ max-width: 16em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
+.ps-scroll {{ overflow-x: auto; }}
+figure {{ margin: 6px 0 14px 0; }}
+figure img {{ max-width: 100%; height: auto; border: 1px solid {palette.RULE}; background: #fff; }}
+.note {{ color: #616161; font-size: 13px; }}
+.problem {{ color: {palette.SEVERITY_COLORS["error"][1]}; }}
+.poolscope-snapshot {{ background: #fff; border: 1px solid {palette.RULE}; padding: 8px 12px; font-size: 13px; }}
+details summary {{ cursor: pointer; margin: 4px 0; }}
 """
 
-_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
-
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+_esc = _html.esc
 
 
 def _png(fig: Any) -> str:
@@ -99,7 +93,7 @@ def _plot_html(pool: PoolHistory, name: str, draw: Callable, height: float) -> s
         data = _png(fig)
     except Exception as error:  # a damaged pool must not stop the whole report
         return f"<p class='problem'>The {_esc(name)} plot could not be drawn: {_esc(error)}</p>"
-    alt = f"{name} of {pool.pool_id}"
+    alt = f"{name} of {_html.shorten(pool.pool_id, 200)}"
     return f"<figure><img alt='{_esc(alt)}' src='data:image/png;base64,{data}'></figure>"
 
 
@@ -115,50 +109,8 @@ def _height(lanes: int) -> float:
 
 
 def _summary_html(db: Database, anomalies: list) -> str:
-    """:meth:`Database.summary` as a table, message and wake statuses grouped
-    under one header each, plus the anomaly counts of each pool."""
-    from . import wire
-
-    frame = db.summary()
-    counts: dict[str, dict[str, int]] = {}
-    for anomaly in anomalies:
-        per = counts.setdefault(anomaly.pool_id, {})
-        per[anomaly.severity] = per.get(anomaly.severity, 0) + 1
-    base = [c for c in ("head", "records", "damaged", "members", "messages", "wakes") if c in frame.columns]
-    groups = [
-        (
-            "messages by current status",
-            [f"messages_{s}" for s in wire.MESSAGE_STATUSES if f"messages_{s}" in frame.columns],
-        ),
-        ("wakes by current status", [f"wakes_{s}" for s in wire.WAKE_STATUSES if f"wakes_{s}" in frame.columns]),
-    ]
-    alert = {"damaged", "messages_failed", "messages_expired", "messages_timed_out", "wakes_failed", "wakes_timed_out"}
-    top = "<th rowspan=2>pool</th>" + "".join(f"<th rowspan=2 class=num>{_esc(c)}</th>" for c in base)
-    top += "<th colspan=2 class=group>anomalies</th>"
-    top += "".join(f"<th colspan={len(cols)} class=group>{_esc(label)}</th>" for label, cols in groups if cols)
-    sub = "<th class=num>errors</th><th class=num>warnings</th>"
-    sub += "".join(
-        f"<th class=num>{_esc(c.split('_', 1)[1].replace('_', ' '))}</th>" for _, cols in groups for c in cols
-    )
-    rows = []
-    for record in frame.to_dict("records"):
-        pool_id = record["pool_id"]
-        cells = [f"<td><a href='#{_anchor(db, pool_id)}'>{_esc(pool_id)}</a></td>"]
-
-        def number(column: str) -> None:
-            value = int(record[column])
-            cells.append(f"<td class='num{' bad' if column in alert and value else ''}'>{value:,}</td>")
-
-        for column in base:
-            number(column)
-        found = counts.get(pool_id, {})
-        for severity in ("error", "warning"):
-            n = found.get(severity, 0)
-            cells.append(f"<td class='num{' bad' if n and severity == 'error' else ''}'>{n:,}</td>")
-        for column in [c for _, cols in groups for c in cols]:
-            number(column)
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<div class='scroll'><table class='summary'><tr>{top}</tr><tr>{sub}</tr>{''.join(rows)}</table></div>"
+    """:meth:`Database.summary` as a table with the anomaly counts of each pool."""
+    return _html.summary_html(db.summary(), anomalies, link=lambda pool_id: _anchor(db, pool_id))
 
 
 def _anchor(db: Database, pool_id: str) -> str:
@@ -166,41 +118,17 @@ def _anchor(db: Database, pool_id: str) -> str:
 
 
 def _anomalies_html(anomalies: list, empty: str) -> str:
-    if not anomalies:
-        return f"<p class='ok'>{_esc(empty)}</p>"
-    ordered = sorted(anomalies, key=lambda a: (_SEVERITY_ORDER.get(a.severity, 3), a.seq if a.seq is not None else -1))
-    rows = "".join(
-        f"<tr class='sev-{_esc(a.severity)}'><td class='sev'>{_esc(a.severity)}</td><td>{_esc(a.code)}</td>"
-        f"<td class='num'>{'' if a.seq is None else f'{a.seq:,}'}</td><td>{_esc(a.message)}</td></tr>"
-        for a in ordered[:MAX_ANOMALIES]
-    )
-    more = (
-        f"<p class='note'>… and {len(ordered) - MAX_ANOMALIES:,} more not listed here "
-        f"(run <code>poolscope doctor</code>).</p>"
-        if len(ordered) > MAX_ANOMALIES
-        else ""
-    )
-    counts = {s: sum(1 for a in anomalies if a.severity == s) for s in ("error", "warning", "info")}
-    line = ", ".join(f"{n:,} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n)
-    return (
-        f"<p>{_esc(line)}</p><table class='anomalies'><tr><th>severity</th><th>code</th><th class=num>seq</th>"
-        f"<th>message</th></tr>{rows}</table>{more}"
-    )
-
-
-def _opened(text: str) -> str:
-    """A static page has no reason to hide the latest messages and wakes: unfold them."""
-    return text.replace("<details>", "<details open>")
+    return _html.anomalies_html(anomalies, empty=empty, limit=MAX_ANOMALIES)
 
 
 def _snapshot_html(pool: PoolHistory) -> str:
     from .errors import PoolscopeError as _Error
 
     try:
-        return _opened(pool.snapshot()._repr_html_())
+        return _html.snapshot_html(pool.snapshot(), opened=True)
     except _Error as error:
         try:
-            lenient = _opened(pool.snapshot(strict=False)._repr_html_())
+            lenient = _html.snapshot_html(pool.snapshot(strict=False), opened=True)
         except _Error:
             return f"<p class='problem'>No snapshot at the head: {_esc(error)}</p>"
         return (
@@ -213,14 +141,14 @@ def _pool_section(db: Database, pool: PoolHistory, anomalies: list | None, check
     from . import plot
 
     lanes = _lanes(pool)
-    plots = [
+    plots: list[tuple[str, str, Callable[..., Any], float]] = [
         ("Membership", "membership", plot.members, _height(lanes if lanes <= 60 else 8)),
         ("Messages", "messages", plot.messages, _height(min(lanes + 2, 60))),
         ("Wakes", "wakes", plot.wakes, _height(min(lanes, 60))),
         ("Activity", "activity", plot.activity, 3.4),
     ]
     body = [
-        f"<section id='{_anchor(db, pool.pool_id)}'><h2>Pool {_esc(pool.pool_id)}</h2>"
+        f"<section id='{_anchor(db, pool.pool_id)}'><h2>Pool {_html.ident(pool.pool_id, 120)}</h2>"
         f"<p class='note'>{len(pool):,} records, head cursor {pool.head:,}. "
         f"The x axis of every plot is the cursor (seq): there is no wall-clock time in the records.</p>"
     ]
@@ -262,12 +190,12 @@ def render(db: Database, pools: Iterable[str] | None = None, *, title: str | Non
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{_esc(name)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{_esc(name)}</title><style>{_PAGE_CSS}{_html.CSS}</style></head><body>",
         f"<header><h1>{_esc(name)}</h1><p>{_esc(db.path)} · {len(db.pool_ids):,} pool(s) · "
         f"written {time.strftime('%Y-%m-%d %H:%M:%S')} by poolscope {_esc(__version__)}</p></header><main>",
     ]
     if selected:
-        links = "".join(f"<a href='#{_anchor(db, p)}'>{_esc(p)}</a>" for p in selected)
+        links = "".join(f"<a href='#{_anchor(db, p)}'>{_html.ident(p, 40)}</a>" for p in selected)
         parts.append(f"<nav>Pools: {links}<a href='#anomalies-file'>file-wide anomalies</a></nav>")
     parts.append("<h2>Summary</h2>")
     parts.append(_summary_html(db, anomalies or []) if db.pool_ids else "<p>No pool in this database.</p>")

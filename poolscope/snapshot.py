@@ -12,7 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
@@ -47,10 +46,13 @@ class StoredList(Sequence):
     fetched from the database on first access, all at once, and cached.
     """
 
-    def __init__(self, history: PoolLog, positions: np.ndarray, namespace: str | None = None) -> None:
+    def __init__(self, history: PoolLog, positions: np.ndarray, namespace: str) -> None:
         self._history = history
+        self._by_position = positions  # in log order: the latest records last
         self._unordered = positions
-        self._namespace = namespace  # set: positions still need the SDK's key order
+        self._namespace: str | None = namespace  # set: positions still need the SDK's key order
+        #: ``"message"`` or ``"wake"``.
+        self.namespace: str = namespace.removesuffix("s")
         self._items: list[dict] | None = None
 
     @property
@@ -82,6 +84,33 @@ class StoredList(Sequence):
         seqs = self._history.index.seqs
         return [seqs[p] for p in self._positions]
 
+    def status_counts(self) -> dict[str, int]:
+        """How many items have each status (the statuses with none left out), without fetching payloads.
+
+        >>> snap.messages.status_counts()  # doctest: +SKIP
+        {'delivered': 3, 'failed': 1}
+        """
+        counted = self._history.index.status_counts(self.namespace, self._by_position)
+        return {name: n for name, n in counted.items() if n}
+
+    def latest(self, n: int) -> list[dict[str, Any]]:
+        """The ``n`` items whose records came last, latest first, as plain rows
+        read from the index (no payload): ``seq``, ``id``, ``status``, and
+        ``sender``, ``target_type``, ``target_id``, ``recipients`` (messages) or
+        ``run_id`` (wakes)."""
+        index = self._history.index
+        entries, seqs = index.entries, index.seqs
+        rows = []
+        for p in self._by_position[::-1][: max(n, 0)].tolist():
+            e = entries[p]
+            row: dict[str, Any] = {"seq": seqs[p], "id": e.key, "status": e.status}
+            if self.namespace == "message":
+                row.update(sender=e.sender, target_type=e.target_type, target_id=e.target_id, recipients=e.delivered_to)
+            else:
+                row["run_id"] = e.run_id
+            rows.append(row)
+        return rows
+
     def _load(self) -> list[dict]:
         if self._items is None:
             seqs = self.seqs
@@ -93,7 +122,7 @@ class StoredList(Sequence):
     def __getitem__(self, i: int) -> dict: ...
     @overload
     def __getitem__(self, i: slice) -> list[dict]: ...
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self._load()[i]
 
     def __iter__(self) -> Iterator[dict]:
@@ -197,34 +226,9 @@ class Snapshot:
         )
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        c = self.counts()
-        rows = "".join(
-            f"<tr><td>{esc(m['run_id'])}</td><td>{esc(m['agent_id'])}</td>"
-            f"<td>{esc(', '.join(m.get('topics', [])))}</td></tr>"
-            for m in self.members[:50]
-        )
-        more = f"<p>… and {len(self.members) - 50} more members</p>" if len(self.members) > 50 else ""
+        from .render import snapshot_html
 
-        def latest(items: StoredList, label: str) -> str:
-            ids, statuses, seqs = items.ids, items.statuses, items.seqs
-            order = sorted(range(len(ids)), key=lambda i: seqs[i], reverse=True)[:10]
-            body = "".join(
-                f"<tr><td>{seqs[i]}</td><td>{esc(ids[i])}</td><td>{esc(statuses[i])}</td></tr>" for i in order
-            )
-            return (
-                f"<details><summary>latest {label} ({len(ids)} in all)</summary>"
-                f"<table><tr><th>seq</th><th>id</th><th>status</th></tr>{body}</table></details>"
-            )
-
-        return (
-            f"<div class='poolscope-snapshot'><b>Snapshot of {esc(self.pool_id)} at cursor {self.cursor}</b> "
-            f"(created: {self.created})<br>{c['members']} members · {c['topics']} topics · "
-            f"{c['messages']} messages · {c['wakes']} wakes<br>"
-            f"<b>topics:</b> {esc(', '.join(self.topics)) or '—'}"
-            f"<table><tr><th>run</th><th>agent</th><th>topics</th></tr>{rows}</table>{more}"
-            f"{latest(self.messages, 'messages')}{latest(self.wakes, 'wakes')}</div>"
-        )
+        return snapshot_html(self)
 
 
 def snapshot_at(history: PoolLog, cursor: int | None = None, *, strict: bool = True) -> Snapshot:

@@ -406,7 +406,7 @@ def test_damaged_records_are_shown_not_fatal(sample_copy):
     explorer = poolscope.explore(db, check=True)
     expected = [a for a in db.check() if a.pool_id == "pool.alpha"]
     assert expected and f"data-count='{len(expected)}'" in explorer.anomalies_panel.value
-    assert any(a.seq == 40 for a in expected) and "<td>40</td>" in explorer.anomalies_panel.value
+    assert any(a.seq == 40 for a in expected) and "<td class='num'>40</td>" in explorer.anomalies_panel.value
     explorer.set_cursor(40)
     assert "damaged" in explorer.record_panel.value and "damaged record at seq 40" in explorer.counts_panel.value
     assert explorer.shown["counts"] == db.pool("pool.alpha").snapshot(40, strict=False).counts()
