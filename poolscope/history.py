@@ -39,6 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .why import Explanation
 from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly, translate
 
+#: Characters of a payload shown by ``repr(record)`` (the rest is counted).
+REPR_PAYLOAD_CHARS = 160
+
 
 @dataclass
 class Record:
@@ -52,6 +55,23 @@ class Record:
     kind: str
     payload: Any
     problem: PoolscopeError | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        """The record with its payload and pool id shortened (a payload can be megabytes).
+
+        >>> Record("p", 2, "run_message", {"text": "x" * 1000})   # doctest: +ELLIPSIS
+        Record(pool_id='p', cursor=2, kind='run_message', payload={'text': 'xxx...… (1,012 chars))
+        """
+        from .render import shorten
+
+        payload = repr(self.payload)
+        if len(payload) > REPR_PAYLOAD_CHARS:
+            payload = f"{payload[:REPR_PAYLOAD_CHARS]}… ({len(payload):,} chars)"
+        problem = f", problem={str(self.problem)[:REPR_PAYLOAD_CHARS]!r}" if self.problem is not None else ""
+        return (
+            f"Record(pool_id={shorten(self.pool_id, 80)!r}, cursor={self.cursor}, kind={shorten(self.kind, 80)!r}, "
+            f"payload={payload}{problem})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The SDK's ``AgentPoolStoreRecord`` JSON shape.

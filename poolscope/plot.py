@@ -598,7 +598,7 @@ def messages(
         _cursor_line(ax, cursor)
         return ax
     lane_of = {run: i for i, run in enumerate(lanes)}
-    if merge:
+    if merge and ghost_runs:
         lane_of.update(dict.fromkeys(ghost_runs, lane_of[ghost_lane]))
     sender_y = np.fromiter((lane_of[s] for s in table["sender"].tolist()), dtype=float, count=count)
     first = table["first_seq"]
