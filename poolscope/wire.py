@@ -407,7 +407,7 @@ def filter_id(fingerprint: str) -> str:
     """``"filter."`` + hex SHA-256 of the fingerprint string, as the SDK computes it.
 
     >>> filter_id("sha256:x")[:14]
-    'filter.1ba6a7f'
+    'filter.fe8eb9a'
     """
     return "filter." + hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from conftest import load_jsonl
+from helpers import load_jsonl
 
 import poolscope
 from poolscope.export import export
@@ -35,7 +35,7 @@ def test_activity_counts_every_record_and_transition(oracle):
 
 
 def test_summary_matches_the_sdk_final_snapshots(oracle):
-    from conftest import raw_snapshot_lines
+    from helpers import raw_snapshot_lines
 
     final = {}
     for pool_id, cursor, text in raw_snapshot_lines(oracle):

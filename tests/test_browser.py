@@ -5,7 +5,6 @@ CI (``CI`` set), where that is a failure."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_DB
+from helpers import SAMPLE_DB
 
 pytestmark = pytest.mark.browser
 
@@ -66,28 +65,16 @@ def _free_port() -> int:
 @pytest.fixture
 def voila(tmp_path):
     """Voilà serving the explorer notebook on a free port; yields its URL.
-    The server (and the kernel it started) is always stopped afterwards."""
+    Its kernel is ipykernel's own "python3" (this interpreter); the server (and
+    the kernel it started) is always stopped afterwards."""
     _requirements()
     db = tmp_path / "demo.db"
     shutil.copy(SAMPLE_DB, db)
-    jupyter = tmp_path / "jupyter"
-    spec = jupyter / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "poolscope browser test",
-                "language": "python",
-            }
-        )
-    )
     port = _free_port()
     env = dict(os.environ)
     env.update(
         POOLSCOPE_EXPLORER_DB=str(db),
         POOLSCOPE_EXPLORER_POOL=POOL,
-        JUPYTER_PATH=os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")])),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
     )

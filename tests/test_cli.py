@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import load_jsonl, raw_snapshot_lines
+from helpers import load_jsonl, raw_snapshot_lines
 
 import poolscope
 from poolscope.cli import cli
@@ -113,7 +113,7 @@ def test_errors_are_one_line_and_exit_2(runner, tmp_path):
 
 
 def poolscope_sample():
-    from conftest import SAMPLE_DB
+    from helpers import SAMPLE_DB
 
     return SAMPLE_DB
 

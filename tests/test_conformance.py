@@ -7,7 +7,7 @@ import sqlite3
 from collections import defaultdict
 
 import pytest
-from conftest import load_jsonl, raw_snapshot_lines, tree_state
+from helpers import load_jsonl, raw_snapshot_lines, tree_state
 
 import poolscope
 

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import tree_state
+from helpers import tree_state
 from reference import reference_snapshot
 
 import poolscope

@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from conftest import raw_snapshot_lines
+from helpers import raw_snapshot_lines
 
 import poolscope
 

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLE_DB, load_jsonl, tree_state
+from helpers import SAMPLE_DB, load_jsonl, tree_state
 
 import poolscope
 from poolscope import wire

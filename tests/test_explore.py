@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SAMPLE_DB, raw_snapshot_lines
+from helpers import SAMPLE_DB, raw_snapshot_lines
 
 import poolscope
 from poolscope import wire
@@ -442,24 +442,11 @@ def test_empty_database_shows_a_message(tmp_path):
 
 
 # ------------------------------------------------------------- in a kernel
-def test_in_a_kernel_it_displays_as_a_widget_and_follows_on_the_event_loop(sample_copy, tmp_path, monkeypatch):
-    """The last expression of a cell shows the app; live mode polls on the kernel's own loop."""
+def test_in_a_kernel_it_displays_as_a_widget_and_follows_on_the_event_loop(sample_copy):
+    """The last expression of a cell shows the app; live mode polls on the kernel's own loop.
+    (The kernel: ipykernel's own "python3", this interpreter; see the root conftest.py.)"""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    import sys
-
-    spec = tmp_path / "jupyter" / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "language": "python",
-                "display_name": "poolscope tests",
-            }
-        )
-    )
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     cells = [
         f"import asyncio, poolscope\nex = poolscope.explore({str(sample_copy)!r}, 'pool.alpha', live=True, interval=0.05)\n"
         "head = ex.pool.head\nex",

@@ -7,7 +7,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import load_jsonl, raw_snapshot_lines
+from helpers import load_jsonl, raw_snapshot_lines
 
 import poolscope
 from poolscope import load as load_module

@@ -2,8 +2,10 @@
 
 Each notebook is executed end to end with nbclient on a copy (the stored one,
 with its outputs, is never rewritten), in a kernel running this interpreter
-(so the test does not depend on which ``python3`` kernel spec the machine has),
-with notebooks/ as the working directory -- as Jupyter runs them.  The
+with notebooks/ as the working directory -- as Jupyter runs them.  The kernel is
+ipykernel's own ``python3`` spec, which runs this virtualenv's interpreter (no
+kernel spec is installed anywhere; the root conftest.py points Jupyter's and
+IPython's folders at temporary ones).  The
 notebooks contain their own ``assert`` cells (the frames agree with the
 snapshots, the CLI prints the same bytes as ``to_json()``, ...), so "no cell
 errored" already proves behaviour; the tests also look at a few outputs.
@@ -13,8 +15,6 @@ Afterwards sample_data/ must be byte-for-byte what it was.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,7 +31,8 @@ SAMPLE_DIR = ROOT / "sample_data"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 120
 MAX_BYTES = 1_500_000
-KERNEL_NAME = "poolscope-test-python"
+#: ipykernel's own spec, installed in this virtualenv (never in the user's home): this interpreter
+KERNEL_NAME = "python3"
 
 pytestmark = pytest.mark.slow
 
@@ -43,28 +44,7 @@ def sample_state() -> dict[str, str | None]:
 
 
 @pytest.fixture(scope="module")
-def kernel_name(tmp_path_factory):
-    """A kernel spec that runs *this* interpreter, found first on JUPYTER_PATH."""
-    root = tmp_path_factory.mktemp("jupyter")
-    spec = root / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "poolscope tests",
-                "language": "python",
-            }
-        )
-    )
-    patch = pytest.MonkeyPatch()
-    patch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [str(root), os.environ.get("JUPYTER_PATH")])))
-    yield KERNEL_NAME
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def executed(kernel_name, tmp_path_factory):
+def executed(tmp_path_factory):
     """Run every notebook once (on a copy); {name: executed notebook}."""
     before = sample_state()
     stored = {path.name: path.read_bytes() for path in NOTEBOOKS}
@@ -77,7 +57,7 @@ def executed(kernel_name, tmp_path_factory):
         client = nbclient.NotebookClient(
             nb,
             timeout=CELL_TIMEOUT,
-            kernel_name=kernel_name,
+            kernel_name=KERNEL_NAME,
             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
         )
         try:
@@ -112,6 +92,28 @@ def text_of(c) -> str:
 
 def images(nb) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_the_python3_kernel_is_this_interpreter_and_writes_nothing_home():
+    """What the notebooks run in: ipykernel's spec from this virtualenv (or its built-in
+    one), started as this very interpreter, with Jupyter's and IPython's folders temporary."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    assert spec.argv[0] in ("python", "python3", sys.executable), spec.argv
+    assert Path(spec.resource_dir).resolve().is_relative_to(Path(sys.prefix).resolve()) or "ipykernel" in str(
+        spec.resource_dir
+    ), spec.resource_dir
+    nb = nbformat.v4.new_notebook()
+    probe = "import os, sys, IPython\nprint(sys.executable)\nprint(IPython.paths.get_ipython_dir())"
+    probe += "\nimport jupyter_core.paths as p\nprint(p.jupyter_runtime_dir())\nprint(p.jupyter_data_dir())"
+    nb.cells = [nbformat.v4.new_code_cell(probe)]
+    nbclient.NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT).execute()
+    executable, *folders = "".join(o.get("text", "") for o in nb.cells[0].outputs).split()
+    assert executable == sys.executable
+    home = Path.home().resolve()
+    for folder in folders:
+        assert not Path(folder).resolve().is_relative_to(home), folders
 
 
 def test_there_are_the_three_notebooks():

@@ -18,13 +18,23 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
+from helpers import SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
 
 import poolscope
 
 NOBODY = 65534
+ROOT_USER = os.geteuid() == 0
+#: Who reads: ``nobody`` when the suite runs as root (for whom permissions do not
+#: stop writes), else the suite's own unprivileged user.
+READER_UID, READER_GID = (NOBODY, NOBODY) if ROOT_USER else (os.getuid(), os.getgid())
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 POOLSCOPE_CLI = Path(sys.executable).parent / "poolscope"
+#: The one capability ``nobody`` may keep: read and search any file or folder
+#: (needed when the interpreter or this checkout is under a folder such as
+#: /root, mode 0700).  It grants no write of any kind: no file can be created,
+#: opened for writing, chmod-ed or removed without the write permission.
+READ_SEARCH = "dac_read_search"
+CAP_DAC_READ_SEARCH = 1 << 2
 
 #: Run as nobody: every public read call on one database, then the CLI commands
 #: given as JSON in argv[2] (through click's runner, in the same process to save
@@ -71,36 +81,55 @@ print(json.dumps(out))
 """
 
 
-def as_nobody(args: list[str], extra_env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``args`` as uid/gid 65534 with no supplementary groups and no capabilities.
+def _drop(capabilities: str) -> list[str]:
+    """setpriv's arguments: become nobody, no groups, only ``capabilities`` ("" for none) kept."""
+    caps = f"-all,+{capabilities}" if capabilities else "-all"
+    drop = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", f"--bounding-set={caps}"]
+    drop += [f"--inh-caps={caps}", "--no-new-privs"]
+    return drop + ([f"--ambient-caps={caps}"] if capabilities else [])
 
-    ``setpriv`` rather than a ``preexec_fn``: here the interpreter lives under
-    /root (mode 0700) and only an exec through setpriv reaches it as nobody.
+
+_CAPABILITIES: list[str] = []
+
+
+def reader_capabilities() -> str:
+    """The capabilities nobody needs to run this interpreter: none where it can read the
+    checkout and the virtualenv, else only CAP_DAC_READ_SEARCH (e.g. a clone under /root)."""
+    if not _CAPABILITIES:
+        probe = "import poolscope, pandas, matplotlib, nbformat"
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1"}
+        errors = []
+        for capabilities in ("", READ_SEARCH):
+            run = subprocess.run(_drop(capabilities) + [sys.executable, "-c", probe], env=env, capture_output=True)
+            if run.returncode == 0:
+                _CAPABILITIES.append(capabilities)
+                break
+            errors.append(run.stderr.decode(errors="replace")[-1000:])
+        else:
+            pytest.fail(f"nobody cannot run {sys.executable}, even with CAP_DAC_READ_SEARCH:\n" + "\n".join(errors))
+    return _CAPABILITIES[0]
+
+
+def as_nobody(args: list[str], extra_env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``args`` as the unprivileged reader.
+
+    As root: uid/gid 65534, no supplementary groups, no capability but (where
+    the interpreter cannot otherwise be read) CAP_DAC_READ_SEARCH, which lets
+    it read but never write.  ``setpriv`` rather than a ``preexec_fn``, so the
+    exec itself happens as nobody.  As any other user: that user, whom the
+    permissions already stop.
     """
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent"}
     env.update(extra_env or {})
-    drop = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+    drop = _drop(reader_capabilities()) if ROOT_USER else []
     return subprocess.run(drop + args, env=env, capture_output=True, text=True, timeout=300, **kwargs)
-
-
-_IMPORT_PROBE: list[bool] = []
-
-
-def _nobody_can_import() -> bool:
-    """Whether uid 65534 can start this interpreter and import poolscope and its dependencies."""
-    if not _IMPORT_PROBE:
-        probe = as_nobody([sys.executable, "-c", "import poolscope, pandas, matplotlib, nbformat"])
-        _IMPORT_PROBE.append(probe.returncode == 0)
-    return _IMPORT_PROBE[0]
 
 
 @pytest.fixture
 def readonly_folder():
-    """A folder nobody can write (0o555, files 0o444), reachable by nobody; removed afterwards."""
-    if os.geteuid() != 0 or not Path(SETPRIV).exists():
-        pytest.skip("needs root and setpriv to switch to the unprivileged user")
-    if not _nobody_can_import():
-        pytest.skip("the unprivileged user cannot read this checkout or its virtualenv (e.g. a clone under /root)")
+    """A folder the reader cannot write (0o555, files 0o444), but can reach; removed afterwards."""
+    if ROOT_USER and not Path(SETPRIV).exists():
+        pytest.fail("running as root needs setpriv (util-linux) to read as the unprivileged user")
     top = Path(tempfile.mkdtemp(prefix="poolscope-ro-"))
     top.chmod(0o755)
     folder = top / "data"
@@ -122,7 +151,7 @@ def read_as_nobody(path: Path, commands: list[list[str]] = ()) -> dict:
     result = as_nobody([sys.executable, "-c", READER, str(path), json.dumps(list(commands))])
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)
-    assert got["uid"] == NOBODY
+    assert got["uid"] == READER_UID
     for run in got["cli"]:
         assert run["crashed"] is None, run
     return got
@@ -132,21 +161,56 @@ def cli_as_nobody(*args: str) -> subprocess.CompletedProcess:
     return as_nobody([str(POOLSCOPE_CLI), *args])
 
 
+#: As the reader: every way of changing a locked-down folder, each expected to be refused.
+WRITE_PROBES = r"""
+import json, os, sys
+folder = sys.argv[1]
+db = os.path.join(folder, "demo.db")
+probes = {
+    "create a file": lambda: open(os.path.join(folder, "x"), "w"),
+    "create a -wal": lambda: os.open(db + "-wal", os.O_CREAT | os.O_WRONLY, 0o644),
+    "open the database for writing": lambda: open(db, "r+b"),
+    "append to the database": lambda: open(db, "ab"),
+    "chmod the database": lambda: os.chmod(db, 0o666),
+    "chmod the folder": lambda: os.chmod(folder, 0o777),
+    "remove the database": lambda: os.remove(db),
+    "rename the database": lambda: os.rename(db, db + ".moved"),
+    "make a folder": lambda: os.mkdir(os.path.join(folder, "sub")),
+    "touch the database": lambda: os.utime(db),
+}
+refused = {}
+for name, probe in probes.items():
+    try:
+        probe()
+        refused[name] = None
+    except PermissionError as error:
+        refused[name] = error.strerror
+status = {k: v.split() for k, v in (line.split(":", 1) for line in open("/proc/self/status")) if k.startswith("Cap")}
+print(json.dumps({"ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()],
+                  "refused": refused, "caps": {k: int(v[0], 16) for k, v in status.items()},
+                  "reads": len(open(db, "rb").read())}))
+"""
+
+
 def test_nobody_cannot_write_there(readonly_folder):
-    """The setup really is read-only for the reader (otherwise the other tests prove nothing)."""
+    """The setup really is read-only for the reader (otherwise the other tests prove nothing):
+    who it runs as, which capabilities it holds (at most CAP_DAC_READ_SEARCH, which reads and
+    never writes), and that every kind of change to the folder and its files is refused."""
     shutil.copy(SAMPLE_DB, readonly_folder / "demo.db")
-    lock_down(readonly_folder)
-    probe = f"open({str(readonly_folder / 'x')!r}, 'w')"
-    result = as_nobody([sys.executable, "-c", probe])
-    assert result.returncode != 0 and "Permission denied" in result.stderr
-    result = as_nobody(
-        [
-            sys.executable,
-            "-c",
-            "import os; print(os.getuid(), os.getgid(), os.getgroups(), os.access('/etc/shadow', os.R_OK))",
-        ]
-    )
-    assert result.stdout.split() == [str(NOBODY), str(NOBODY), "[]", "False"]
+    names, state = lock_down(readonly_folder)
+    result = as_nobody([sys.executable, "-c", WRITE_PROBES, str(readonly_folder)])
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert got["ids"] == [READER_UID, READER_UID, READER_GID, READER_GID, [] if ROOT_USER else os.getgroups()]
+    refusals = {"Permission denied", "Operation not permitted"}  # EACCES, EPERM (chmod by a non-owner)
+    assert len(got["refused"]) == 10 and all(why in refusals for why in got["refused"].values()), got["refused"]
+    assert got["reads"] == SAMPLE_DB.stat().st_size
+    if ROOT_USER:
+        allowed = CAP_DAC_READ_SEARCH if reader_capabilities() else 0
+        assert got["caps"]["CapEff"] == got["caps"]["CapPrm"] == allowed
+        assert got["caps"]["CapBnd"] == got["caps"]["CapAmb"] == got["caps"]["CapInh"] == allowed
+    assert sorted(p.name for p in readonly_folder.iterdir()) == names
+    assert tree_state(readonly_folder) == state
 
 
 def test_oracle_read_only_as_nobody(readonly_folder, oracle):
@@ -356,8 +420,8 @@ report = runner.invoke(cli, ["report", db, "-o", str(out / "report.html")])
 export = runner.invoke(cli, ["export", db, str(out / "export")])
 results = {"uid": os.getuid(), "report": report.exit_code, "export": export.exit_code,
            "report_error": repr(report.exception), "notebooks": {}}
-# a kernel process cannot be started as nobody here (the interpreter lives under
-# /root), so the cells run in an in-process IPython shell, top to bottom
+# the cells run in an in-process IPython shell, top to bottom (quicker than a
+# kernel; tests/test_notebooks.py runs them in kernels)
 import nbformat
 import matplotlib
 matplotlib.use("Agg")
@@ -367,10 +431,9 @@ class Shell(InteractiveShell):
     def enable_gui(self, gui=None):  # `%matplotlib inline` without a front end
         pass
 
-# Nor can nobody exec the interpreter again (same reason): a notebook cell that
-# runs the `poolscope` console script gets it run in this process instead, by
-# click's runner, with the same argv (the console script itself is tested as
-# nobody in test_oracle_read_only_as_nobody, exec'd by setpriv).
+# A notebook cell that runs the `poolscope` console script gets it run in this
+# process instead, by click's runner, with the same argv (the console script
+# itself is tested as nobody in test_oracle_read_only_as_nobody, exec'd by setpriv).
 import subprocess
 _run = subprocess.run
 
@@ -406,7 +469,7 @@ print(json.dumps(results))
 def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_folder):
     """The main job (report), export and the notebooks, as an unprivileged user,
     against a sample in a folder nobody can write: they work and change nothing."""
-    from conftest import ROOT
+    from helpers import ROOT
 
     tree = readonly_folder  # plays the repository: notebooks/ and sample_data/ side by side
     (tree / "sample_data").mkdir()
@@ -442,7 +505,7 @@ def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_fold
         )
         assert result.returncode == 0, result.stderr[-3000:]
         got = json.loads(result.stdout.strip().splitlines()[-1])
-        assert got["uid"] == NOBODY
+        assert got["uid"] == READER_UID
         assert got["report"] == 0, got["report_error"]
         assert got["export"] == 0
         html = (scratch / "report.html").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import tree_state
+from helpers import tree_state
 
 import poolscope
 from poolscope.cli import cli
