@@ -138,12 +138,10 @@ def _wait_for_cursor(page, k: int) -> None:
     )
 
 
-def test_explorer_in_voila(voila, artifacts):
+def test_explorer_in_voila(voila, artifacts, sample_db):
     from playwright.sync_api import sync_playwright
 
-    import poolscope
-
-    pool = poolscope.open(SAMPLE_DB).pool(POOL)
+    pool = sample_db.pool(POOL)
     head = pool.head
     df = pool.records_df()
     failed = df[

@@ -10,6 +10,7 @@ import json
 import random
 import sqlite3
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -28,9 +29,10 @@ EVERY_KIND_AND_STATUS = (
 
 
 @pytest.fixture(scope="module")
-def sample() -> Explorer:
+def sample() -> Iterator[Explorer]:
     """One explorer on sample_data/demo.db for the read-only tests (check disabled: faster)."""
-    return poolscope.explore(SAMPLE_DB, check=False)
+    with poolscope.open(SAMPLE_DB) as db:
+        yield poolscope.explore(db, check=False)
 
 
 def frame(pool) -> pd.DataFrame:

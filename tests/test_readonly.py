@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
+from helpers import ROOT, SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
 
 import poolscope
 
@@ -259,12 +259,12 @@ def test_oracle_read_only_as_nobody(readonly_folder, oracle):
     assert tree_state(readonly_folder) == state
 
 
-def test_sample_read_only_as_nobody(readonly_folder):
+def test_sample_read_only_as_nobody(readonly_folder, sample_db):
     path = readonly_folder / "demo.db"
     shutil.copy(SAMPLE_DB, path)
     names, state = lock_down(readonly_folder)
 
-    pool_id = poolscope.open(SAMPLE_DB).pool_ids[-1]
+    pool_id = sample_db.pool_ids[-1]
     commands = [
         ["info", str(path)],
         ["info", str(path), "--json"],
@@ -276,7 +276,7 @@ def test_sample_read_only_as_nobody(readonly_folder):
     ]
     got = read_as_nobody(path, commands)
     # what root reads from the original sample, in this process
-    db = poolscope.open(SAMPLE_DB)
+    db = sample_db
     assert got["pool_ids"] == db.pool_ids
     for history in db.pools():
         pool = got["pools"][history.pool_id]
@@ -291,7 +291,6 @@ def test_sample_read_only_as_nobody(readonly_folder):
     lines = got["cli"][2]["stdout"].splitlines()
     assert lines == [r.to_json() for r in db.pool(pool_id).records(after=10, upto=20)]
     assert got["cli"][3]["stdout"].rstrip("\n") == db.pool(pool_id).snapshot(40).to_json()
-    db.close()
     console = cli_as_nobody("snapshot", str(path), "--pool", pool_id, "--cursor", "40")
     assert console.returncode == 0 and console.stdout == got["cli"][3]["stdout"]
 
@@ -466,11 +465,9 @@ print(json.dumps(results))
 
 
 @pytest.mark.slow
-def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_folder):
+def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_folder, sample_db):
     """The main job (report), export and the notebooks, as an unprivileged user,
     against a sample in a folder nobody can write: they work and change nothing."""
-    from helpers import ROOT
-
     tree = readonly_folder  # plays the repository: notebooks/ and sample_data/ side by side
     (tree / "sample_data").mkdir()
     shutil.copy(SAMPLE_DB, tree / "sample_data" / "demo.db")
@@ -509,7 +506,7 @@ def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_fold
         assert got["report"] == 0, got["report_error"]
         assert got["export"] == 0
         html = (scratch / "report.html").read_text(encoding="utf-8")
-        assert all(pool_id in html for pool_id in poolscope.open(SAMPLE_DB).pool_ids)
+        assert all(pool_id in html for pool_id in sample_db.pool_ids)
         assert sorted(p.name for p in (scratch / "export").iterdir()) == [
             "members.parquet",
             "messages.parquet",
