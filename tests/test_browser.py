@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import SAMPLE_DB
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "tests" / "browser" / "explorer.ipynb"

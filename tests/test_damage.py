@@ -981,21 +981,35 @@ def _nothing() -> Iterator[None]:
     yield
 
 
+#: Cases that take seconds (waiting out a lock, a 20 MB payload): marked slow.
+SLOW_CASES = {
+    "locked by another process (rollback journal)",
+    "locked by another process after open",
+    "locked in exclusive WAL mode",
+    "a 20 MB payload",
+}
+
+
+def _params(cases: list[Case]) -> list:
+    return [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.name in SLOW_CASES else []) for c in cases]
+
+
 GENERATED = [c for c in CASES if c.base != "oracle"]
 ORACLE_BASED = [c for c in CASES if c.base == "oracle"]
 
 
 def test_the_catalogue_is_big_enough():
     assert len(CASES) >= 20
+    assert {c.name for c in CASES} >= SLOW_CASES
     assert len({c.name for c in CASES}) == len(CASES)
     assert all(CODES[c.at] for c in CASES if c.at)
 
 
-@pytest.mark.parametrize("case", GENERATED, ids=[c.name for c in GENERATED])
+@pytest.mark.parametrize("case", _params(GENERATED))
 def test_damaged_database(case, tmp_path, small_db, monkeypatch):
     run_case(case, tmp_path, small_db, None, monkeypatch)
 
 
-@pytest.mark.parametrize("case", ORACLE_BASED, ids=[c.name for c in ORACLE_BASED])
+@pytest.mark.parametrize("case", _params(ORACLE_BASED))
 def test_damaged_oracle_database(case, tmp_path, small_db, oracle, monkeypatch):
     run_case(case, tmp_path, small_db, oracle, monkeypatch)

@@ -80,6 +80,7 @@ def expected_jump(df: pd.DataFrame, mask: np.ndarray, cursor: int, forward: bool
 
 
 # ------------------------------------------------------------ snapshot panels
+@pytest.mark.slow
 def test_panels_match_the_sdk_snapshot_at_every_cursor(oracle):
     explorer = poolscope.explore(oracle / "pool.db", check=False)
     seen = 0
@@ -444,6 +445,7 @@ def test_empty_database_shows_a_message(tmp_path):
 
 
 # ------------------------------------------------------------- in a kernel
+@pytest.mark.slow
 def test_in_a_kernel_it_displays_as_a_widget_and_follows_on_the_event_loop(sample_copy):
     """The last expression of a cell shows the app; live mode polls on the kernel's own loop.
     (The kernel: ipykernel's own "python3", this interpreter; see the root conftest.py.)"""

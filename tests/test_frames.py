@@ -22,6 +22,7 @@ def _lists(series):
     return [None if v is None or v is pd.NA else list(v) for v in series]
 
 
+@pytest.mark.slow
 def test_members_df_agrees_with_the_sdk_at_every_cursor(oracle):
     db = poolscope.open(oracle / "pool.db")
     for pool_id, cursor, snap in _sdk_snapshots(oracle):
@@ -35,6 +36,7 @@ def test_members_df_agrees_with_the_sdk_at_every_cursor(oracle):
         assert (frame["left_at"].dropna() <= cursor).all()
 
 
+@pytest.mark.slow
 def test_messages_and_wakes_df_agree_with_the_sdk_at_every_cursor(oracle):
     db = poolscope.open(oracle / "pool.db")
     for pool_id, cursor, snap in _sdk_snapshots(oracle):
@@ -167,7 +169,9 @@ def _loaded(path):
     return db
 
 
-@pytest.mark.parametrize("threshold", [0, 1], ids=["one process", "forked helper"])
+@pytest.mark.parametrize(
+    "threshold", [0, pytest.param(1, marks=pytest.mark.slow)], ids=["one process", "forked helper"]
+)
 def test_records_df_from_the_file_equals_records_df_from_the_index(small_db, oracle, monkeypatch, threshold):
     """A database's records_df decodes pools not loaded straight from the file
     (a large pool with a forked helper); loaded pools come from their index."""

@@ -25,6 +25,8 @@ import pytest
 import poolscope
 from poolscope.fold import extract
 
+pytestmark = pytest.mark.slow  # other processes writing and reading for seconds
+
 CTX = multiprocessing.get_context("spawn")
 POOL = "pool.live"
 #: Generous bounds (seconds): a failure means something hung, not that a machine was slow.

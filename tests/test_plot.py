@@ -420,6 +420,7 @@ def test_messages_rejects_an_unknown_ghosts_mode(db):
         plot.messages(db.pool(db.pool_ids[0]), ghosts="hide")
 
 
+@pytest.mark.slow
 def test_dashboard_stacks_the_four_plots_on_one_shared_x(db, artifacts):
     for pool in db.pools():
         fig = plot.dashboard(pool, cursor=pool.head // 2)

@@ -192,6 +192,7 @@ print(json.dumps({"ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), 
 """
 
 
+@pytest.mark.slow
 def test_nobody_cannot_write_there(readonly_folder):
     """The setup really is read-only for the reader (otherwise the other tests prove nothing):
     who it runs as, which capabilities it holds (at most CAP_DAC_READ_SEARCH, which reads and
@@ -213,6 +214,7 @@ def test_nobody_cannot_write_there(readonly_folder):
     assert tree_state(readonly_folder) == state
 
 
+@pytest.mark.slow
 def test_oracle_read_only_as_nobody(readonly_folder, oracle):
     path = readonly_folder / "pool.db"
     shutil.copy(oracle / "pool.db", path)
@@ -259,6 +261,7 @@ def test_oracle_read_only_as_nobody(readonly_folder, oracle):
     assert tree_state(readonly_folder) == state
 
 
+@pytest.mark.slow
 def test_sample_read_only_as_nobody(readonly_folder, sample_db):
     path = readonly_folder / "demo.db"
     shutil.copy(SAMPLE_DB, path)
@@ -298,6 +301,7 @@ def test_sample_read_only_as_nobody(readonly_folder, sample_db):
     assert tree_state(readonly_folder) == state
 
 
+@pytest.mark.slow
 def test_errors_in_a_read_only_folder_are_typed(readonly_folder):
     """Bad paths in a folder nobody can write: typed errors, exit status 2, and no file appears."""
     (readonly_folder / "text.db").write_text("not a database")
@@ -384,6 +388,7 @@ def test_wal_with_a_live_writer(tmp_path):
         store.close()
 
 
+@pytest.mark.slow
 def test_wal_with_a_live_writer_read_by_nobody(readonly_folder):
     """A writer (root) keeps records in its -wal; nobody, who cannot write the folder
     or any of the files, still sees them."""

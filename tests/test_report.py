@@ -88,6 +88,7 @@ def outdir(tmp_path_factory):
     return tmp_path_factory.mktemp("out")
 
 
+@pytest.mark.slow
 def test_report_of_a_read_only_database_is_one_self_contained_page(readonly_sample, outdir):
     folder = readonly_sample.parent
     before = tree_state(folder)
@@ -122,6 +123,7 @@ def test_report_of_a_read_only_database_is_one_self_contained_page(readonly_samp
     assert db.check() == [] and body.count("No anomaly found in this pool.") == len(db.pool_ids)
 
 
+@pytest.mark.slow
 def test_report_names_every_pool_of_the_sdk_oracle_and_escapes_its_ids(oracle, tmp_path):
     before = tree_state(oracle)
     out = report(oracle / "pool.db", tmp_path / "oracle.html")
@@ -152,6 +154,7 @@ def damage(path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 def test_report_lists_the_anomalies_the_check_finds(sample_copy, tmp_path):
     damage(sample_copy)
     db = poolscope.open(sample_copy)
@@ -186,6 +189,7 @@ def test_report_of_some_pools_only(sample_copy, tmp_path):
     assert not (tmp_path / "none.html").exists()
 
 
+@pytest.mark.slow
 def test_cli_report_writes_the_page_and_exits_0(readonly_sample, outdir):
     runner = CliRunner()
     out = outdir / "cli.html"

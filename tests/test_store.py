@@ -166,6 +166,7 @@ def _append_many(path: str, worker: int, count: int) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_concurrent_appends_from_several_processes_are_contiguous(tmp_path):
     path = str(tmp_path / "concurrent.db")
     poolscope.PoolStore(path).open_pool("p", {})
