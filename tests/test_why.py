@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import load_jsonl
+from helpers import load_jsonl
 
 import poolscope
 from poolscope.errors import InvalidInputError, UnknownKeyError
@@ -90,6 +90,7 @@ def source(request, oracle, small_db):
 
 
 # ---------------------------------------------------------------- history_of
+@pytest.mark.slow
 def test_history_of_lists_exactly_the_records_that_mention_the_key(source):
     facts_from, path = source
     db = poolscope.open(path)
