@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest
-from conftest import SAMPLE_DB
+from helpers import SAMPLE_DB
 
 import poolscope
 from poolscope import palette, plot, render, wire
