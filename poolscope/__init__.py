@@ -8,6 +8,7 @@
 from importlib import metadata as _metadata
 
 from .activity import activity, summary
+from .compare import Comparison, compare
 from .diff import Diff, diff
 from .errors import (
     ConfigConflictError,
@@ -26,6 +27,7 @@ from .errors import (
     RecordError,
     ReplayError,
     SchemaError,
+    UnknownKeyError,
     UnknownRecordKindError,
 )
 from .explore import explore
@@ -60,6 +62,9 @@ __all__ = [
     "summary",
     "diff",
     "Diff",
+    "compare",
+    "Comparison",
+    "UnknownKeyError",
     "PoolscopeError",
     "DatabaseError",
     "DatabaseNotFoundError",

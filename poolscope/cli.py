@@ -163,6 +163,110 @@ def export(db: str, out: str, fmt: str, pools: tuple[str, ...], upto: int | None
         click.echo(str(path))
 
 
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.argument("key")
+@click.option("--pool", "pool_id", required=True, help="Pool id.")
+@click.option("--upto", type=int, default=None, help="Only records with seq <= UPTO.")
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(["message", "wake", "run", "idempotency_key"]),
+    default=None,
+    help="What KEY is (default: looked up as a message id, condition id, run id, idempotency key).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the rows and the explanation).")
+def history(db: str, key: str, pool_id: str, upto: int | None, key_type: str | None, as_json: bool) -> None:
+    """Every record that touched KEY (a message, wake, run or idempotency key), and why.
+
+    \b
+    $ poolscope history pools.db --pool pool.alpha msg.alpha.17
+    """
+    pool = _open(db).pool(pool_id)
+    frame = pool.history_of(key, upto, key_type=key_type)
+    explanation = pool.explain(key, upto, key_type=key_type)
+    if as_json:
+        rows = json.loads(frame.astype(object).where(frame.notna(), None).to_json(orient="records"))
+        sentences = [{"text": s.text, "cursors": list(s.cursors)} for s in explanation.sentences]
+        out = {"pool_id": pool_id, "key": key, "key_type": frame.key_type, "records": rows, "explanation": sentences}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{frame.key_type.replace('_', ' ')} {key} in {pool_id}: {len(frame)} record(s)")
+    for sentence in explanation.sentences:
+        click.echo("  " + sentence.text)
+    click.echo("")
+    shown = frame.assign(
+        status=[
+            (f"{b} -> {a}" if isinstance(b, str) and b != a else str(a))
+            for b, a in zip(frame["status_before"].astype(object), frame["status_after"].astype(object))
+        ],
+        changed=[", ".join(c) for c in frame["changed"]],
+    )[["cursor", "kind", "role", "id", "status", "sender", "target", "run_id", "changed"]].astype(object)
+    click.echo(shown.where(shown.notna(), "").to_string(index=False))
+
+
+def _side(spec: str) -> Any:
+    """``DB[::POOL][@CURSOR]`` -> a pool history, or a (pool, cursor) pair."""
+    from .errors import InvalidInputError
+
+    path, _, pool_id = spec.rpartition("::") if "::" in spec else (spec, "", "")
+    cursor = None
+    if "@" in pool_id and pool_id.rpartition("@")[2].isdigit():
+        pool_id, _, at = pool_id.rpartition("@")
+        cursor = int(at)
+    database = _open(path)
+    if not pool_id:
+        if len(database.pool_ids) != 1:
+            raise InvalidInputError(
+                f"{path} holds {len(database.pool_ids)} pools ({', '.join(database.pool_ids[:10])}): "
+                f"say which with {path}::POOL"
+            )
+        pool_id = database.pool_ids[0]
+    pool = database.pool(pool_id)
+    return pool if cursor is None else (pool, cursor)
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--context", default=5, show_default=True, help="Aligned events shown before the first divergence.")
+def compare(a: str, b: str, as_json: bool, context: int) -> None:
+    """Compare two pools, A and B, each DB[::POOL][@CURSOR]: measures side by side, first divergence.
+
+    \b
+    $ poolscope compare monday.db::pool.alpha tuesday.db::pool.alpha
+    $ poolscope compare pools.db::pool.alpha@500 pools.db::pool.alpha
+    """
+    from .compare import compare as run
+
+    comparison = run(_side(a), _side(b))
+    summary = comparison.summary
+    if as_json:
+        out = {
+            "a": comparison.label_a,
+            "b": comparison.label_b,
+            "first_divergence": comparison.first_divergence,
+            "common_prefix": comparison.common_prefix,
+            "summary": json.loads(summary.to_json(orient="records")),
+        }
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"a = {comparison.label_a}\nb = {comparison.label_b}")
+    if comparison.first_divergence is None:
+        click.echo(f"no divergence: the logs agree event for event ({comparison.common_prefix} events)")
+    else:
+        ca, cb = comparison.first_divergence
+        click.echo(
+            f"first divergence after {comparison.common_prefix} agreeing events: "
+            f"cursor {'end' if ca is None else ca} in a, {'end' if cb is None else cb} in b"
+        )
+        aligned = comparison.alignment(context=context, window=context * 2 + 1).head(context * 2 + 1)
+        click.echo(aligned.to_string(index=False, na_rep=""))
+    click.echo("")
+    click.echo(summary.to_string(index=False, na_rep="", float_format=lambda v: f"{v:,.3f}".rstrip("0").rstrip(".")))
+
+
 def main() -> None:  # pragma: no cover
     cli()
 

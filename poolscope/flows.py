@@ -20,7 +20,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -164,6 +164,16 @@ def flow_matrix(history: PoolHistory, upto: int | None = None, by: str = "run") 
     return volume, share
 
 
+def _reached_groups(history: PoolHistory, upto: int | None, namespace: str) -> Any:
+    """The frames' grouping of a namespace's records up to ``upto`` (``reached[code]``:
+    the cursor at which each status was first reached, -1 never), or None when empty."""
+    from .frames import _Groups
+
+    statuses = wire.MESSAGE_STATUSES if namespace == "messages" else wire.WAKE_STATUSES
+    groups = _Groups(history, upto, namespace, len(statuses))
+    return groups if len(groups.last) else None
+
+
 @gc_paused()
 def latency_df(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
     """For every message and wake, the cursors between consecutive statuses.
@@ -179,8 +189,6 @@ def latency_df(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
 
     >>> pool.latency_df().query("kind == 'message'").groupby("to_status").cursors.describe()   # doctest: +SKIP
     """
-    from .frames import _Groups
-
     _cursor(history, upto)
     index = history.index
     rel = relations(index)
@@ -189,9 +197,8 @@ def latency_df(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
         ("message", "messages", wire.MESSAGE_STATUSES, "sender"),
         ("wake", "wakes", wire.WAKE_STATUSES, "waiting"),
     ):
-        groups = _Groups(history, upto, namespace, len(statuses))
-        m = len(groups.last)
-        if not m:
+        groups = _reached_groups(history, upto, namespace)
+        if groups is None:
             continue
         reached = np.stack([groups.reached[code] for code in range(len(statuses))], axis=1)
         sortable = np.where(reached >= 0, reached, np.iinfo(np.int64).max)

@@ -69,6 +69,9 @@ __all__ = [
     "wakes",
     "activity",
     "dashboard",
+    "flows",
+    "latency",
+    "compare",
     "MESSAGE_COLORS",
     "WAKE_COLORS",
     "XLABEL",
@@ -1103,3 +1106,7 @@ def dashboard(
         ax.set_xlabel("")
         ax.tick_params(axis="x", labelbottom=False)
     return fig
+
+
+# the why and compare plots (poolscope/whyplot.py)
+from .whyplot import compare, flows, latency  # noqa: E402
