@@ -58,6 +58,15 @@ HISTORY_COLUMNS: dict[str, str] = {
 
 _NOT_MEMBER = "not a member"
 _STATUS_CATEGORIES = [*dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES), "member", _NOT_MEMBER]
+_STRING = pd.StringDtype()
+_KIND_CATEGORIES = [*wire.KINDS, "damaged"]
+_STATUS_DTYPE = pd.CategoricalDtype(_STATUS_CATEGORIES)
+_STATUS_CODES = {s: i for i, s in enumerate(_STATUS_CATEGORIES)}
+_CATEGORIES: dict[str, tuple[pd.CategoricalDtype, dict]] = {
+    "kind": (pd.CategoricalDtype(_KIND_CATEGORIES), {k: i for i, k in enumerate(_KIND_CATEGORIES)}),
+    "status_before": (_STATUS_DTYPE, _STATUS_CODES),
+    "status_after": (_STATUS_DTYPE, _STATUS_CODES),
+}
 _VERB = {
     "accepted": "accepted",
     "delivered": "delivered",
@@ -372,13 +381,20 @@ def history_of(history: PoolHistory, key: str, upto: int | None = None, *, key_t
     rel = relations(history.index)
     what, positions, roles = _resolve(history, rel, key, key_type, n)
     columns = _rows(history, rel, positions, roles)
-    frame = History(columns)
-    frame["cursor"] = frame["cursor"].astype(np.int64)
-    frame["kind"] = pd.Categorical(frame["kind"], categories=[*wire.KINDS, "damaged"])
-    for name in ("status_before", "status_after"):
-        frame[name] = pd.Categorical(frame[name], categories=_STATUS_CATEGORIES)
-    for name in ("role", "id", "sender", "target", "run_id", "agent_id", "reply_to"):
-        frame[name] = frame[name].astype("string")
+    typed: dict[str, Any] = {}
+    for name, values in columns.items():
+        if name == "cursor":
+            typed[name] = np.asarray(values, dtype=np.int64)
+        elif name in _CATEGORIES:
+            dtype, codes = _CATEGORIES[name]
+            typed[name] = pd.Categorical.from_codes([codes.get(v, -1) for v in values], dtype=dtype)
+        elif name in ("recipients", "changed"):
+            column = np.empty(len(values), dtype=object)
+            column[:] = values
+            typed[name] = column
+        else:
+            typed[name] = pd.array(values, dtype=_STRING)
+    frame = History(typed)
     frame.key, frame.key_type, frame.pool_id = key, what, history.pool_id
     return frame
 
@@ -429,6 +445,14 @@ class Explanation:
             f"{html.escape(self.key)}</b> (pool {html.escape(self.pool_id)}, records up to cursor {self.at})"
             f"<ul>{items}</ul></div>"
         )
+
+
+def _ref(ref: Any) -> str:
+    """A policy ref as kind:id[@version]."""
+    if isinstance(ref, dict):
+        text = f"{ref.get('kind')}:{ref.get('id')}"
+        return text + (f"@{ref['version']}" if ref.get("version") is not None else "")
+    return str(ref)
 
 
 def _names(values: list[str], limit: int = 3) -> str:
@@ -559,35 +583,8 @@ def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str,
         sentences.append(
             Sentence(f"It was delivered to nobody (no recipient in its receipt at {cursors[-1]}).", (cursors[-1],))
         )
-    # 3. its target at the time it was sent
     p0 = chain[0]
-    facts["target_members"] = None
-    if ttype == "run" and tid is not None:
-        absent = _absence(ctx, tid, p0)
-        facts["target_members"] = 0 if absent else 1
-        if absent is not None:
-            sentences.append(
-                Sentence(
-                    f"Its target {tid} was not a member at {cursors[0]}: {absent.text}.", (cursors[0], *absent.cursors)
-                )
-            )
-    elif ttype in ("agent", "topic", "pool"):
-        members = ctx.members_at(p0)
-        if ttype == "agent":
-            matching = [m["run_id"] for m in members if m.get("agent_id") == tid]
-            what = f"agent {tid} had {_plural(len(matching), 'member run')}"
-        elif ttype == "topic":
-            matching = [m["run_id"] for m in members if tid in m.get("topics", ())]
-            what = f"topic {tid} had {_plural(len(matching), 'subscribed member')}"
-        else:
-            matching = [m["run_id"] for m in members]
-            what = f"the pool had {_plural(len(matching), 'member')}"
-        facts["target_members"] = len(matching)
-        if not matching or final[2] in ("failed", "expired"):
-            sentences.append(
-                Sentence(f"At {cursors[0]} {what}" + (f" ({_names(matching)})." if matching else "."), (cursors[0],))
-            )
-    # 4. its sender's membership
+    # 3. its sender's membership (the coordinator checks it first)
     if sender is not None:
         state, _ = ctx.member_state(sender, p0)
         left = [c for c in ctx.membership(sender) if c[0] > p0 and c[2] == "left"]
@@ -608,7 +605,82 @@ def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str,
                     (left[0][1], cursors[-1]),
                 )
             )
-    # 5. recipients that left while it was in flight
+    # 4. the pool's message policy, for a message that reached nobody
+    undelivered = not final[9]
+    message_refs: list = []
+    if undelivered:
+        payload = ctx.history._payloads([cursors[0]])[cursors[0]]
+        message_refs = list(payload["stored"]["message"].get("policy_refs") or [])
+        config, config_seq = ctx.index.config_at(cursors[0])
+        required = list(((config or {}).get("message_policy") or {}).get("required_policy_refs") or [])
+        missing = [r for r in required if r not in message_refs]
+        facts["missing_policy_refs"] = [_ref(r) for r in missing]
+        if missing:
+            carried = _names([_ref(r) for r in message_refs]) if message_refs else "none"
+            sentences.append(
+                Sentence(
+                    f"The pool's message policy (pool_opened at {config_seq}) requires the policy refs "
+                    f"{_names([_ref(r) for r in required])} on every message; it carried {carried}, "
+                    f"missing {_names(facts['missing_policy_refs'])}.",
+                    (config_seq or cursors[0], cursors[0]),
+                )
+            )
+        policy = (config or {}).get("message_policy") or {}
+    # 5. its target at the time it was sent
+    facts["target_members"] = None
+    members = ctx.members_at(p0)
+    matching: list[dict] = []
+    if ttype == "run" and tid is not None:
+        absent = _absence(ctx, tid, p0)
+        matching = [m for m in members if m.get("run_id") == tid]
+        facts["target_members"] = 0 if absent else 1
+        if absent is not None:
+            sentences.append(
+                Sentence(
+                    f"Its target {tid} was not a member at {cursors[0]}: {absent.text}.", (cursors[0], *absent.cursors)
+                )
+            )
+    elif ttype in ("agent", "topic", "pool"):
+        if ttype == "agent":
+            matching = [m for m in members if m.get("agent_id") == tid]
+            what = f"agent {tid} had {_plural(len(matching), 'member run')}"
+        elif ttype == "topic":
+            matching = [m for m in members if tid in (m.get("topics") or ())]
+            what = f"topic {tid} had {_plural(len(matching), 'subscribed member')}"
+        elif tid != ctx.history.pool_id:
+            matching = []
+            what = f"it was addressed to pool {tid}, not to this pool ({ctx.history.pool_id})"
+        else:
+            matching = list(members)
+            what = f"the pool had {_plural(len(matching), 'member')}"
+            if undelivered and not policy.get("include_sender_in_pool_broadcast", False):
+                if any(m.get("run_id") == sender for m in matching):
+                    what += ", its sender among them (a pool broadcast skips its sender under this pool's policy)"
+                matching = [m for m in matching if m.get("run_id") != sender]
+        facts["target_members"] = len(matching)
+        if not matching or final[2] in ("failed", "expired"):
+            names = [str(m.get("run_id")) for m in matching]
+            text = f"At {cursors[0]} {what}" if not what.startswith("it was") else what[0].upper() + what[1:]
+            sentences.append(Sentence(text + (f" ({_names(names)})." if names else "."), (cursors[0],)))
+    # 6. recipients without the message's policy refs
+    if undelivered and matching and message_refs:
+        lacking = [m for m in matching if not all(r in (m.get("policy_refs") or []) for r in message_refs)]
+        facts["members_lacking_refs"] = [str(m.get("run_id")) for m in lacking]
+        if len(lacking) == len(matching):
+            joins = [ctx.member_state(str(m.get("run_id")), p0)[1] for m in lacking[:3]]
+            backing = tuple(j[1] for j in joins if j is not None)
+            if len(lacking) == 1:
+                held = [_ref(r) for r in (lacking[0].get("policy_refs") or [])]
+                who = f"its only possible recipient {lacking[0].get('run_id')} did not have (it had {_names(held) if held else 'none'})"
+            else:
+                who = f"none of the {len(lacking)} members it was addressed to had"
+            sentences.append(
+                Sentence(
+                    f"It carried the policy refs {_names([_ref(r) for r in message_refs])}, which {who}.",
+                    (cursors[0], *backing),
+                )
+            )
+    # 7. recipients that left while it was in flight
     gone = []
     for run in list(final[9])[:50]:
         for q, cursor, what in ctx.membership(run):
@@ -626,7 +698,7 @@ def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str,
                 tuple(c for _, c in gone[:5]) + (cursors[-1],),
             )
         )
-    # 6. what it replied to
+    # 8. what it replied to
     reply_to = final[10]
     if reply_to is not None:
         parent = rel.latest("messages", reply_to, chain[0] + 1)
@@ -646,7 +718,7 @@ def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str,
                     (ctx.cursor(parent_chain[0]), ctx.cursor(parent), cursors[0]),
                 )
             )
-    # 7. the replies it got
+    # 9. the replies it got
     replies = rel.by_text("reply_to").get(key)
     reply_ids: list[tuple[str, int]] = []
     if replies is not None:
@@ -664,7 +736,7 @@ def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str,
                 f"{_plural(len(reply_ids), 'message')} replied to it: {listed}.", tuple(c for _, c in reply_ids[:3])
             )
         )
-    # 8. its contract and expiry, when it ended on them
+    # 10. its contract and expiry, when it ended on them
     extra = final[12]
     if extra is not None:
         expires, expected, timeout, _ = extra
@@ -886,17 +958,24 @@ def explain(history: PoolHistory, key: str, at: int | None = None, *, key_type: 
     recorded as <status> at c"; the sender (with its agent: the agent of the
     sender's latest join) and the target; a ``delivered`` record (or one
     whose recipients changed) says to how many runs.  (2) A receipt that
-    ends with no recipient: "delivered to nobody".  (3) Its target when it
-    was first recorded: a run target that was not a member then (never
-    joined, had left, joined only later); for an agent, topic or pool
-    target, how many members matched -- said when none did or the message
-    failed or expired.  (4) Its sender, when not a member when it sent, or
-    when it left before the message's last record.  (5) Recipients that
-    left between its first and last records.  (6) The message it replied
-    to, with that message's first cursor and its status then, or that there
-    is no record of it.  (7) The messages that replied to it.  (8) Its
+    ends with no recipient: "delivered to nobody".  Then what the records
+    show about why, in the order the SDK's coordinator checks it: (3) its
+    sender, when it was not a member when it sent (never joined, had left,
+    joined only later) or left before the message's last record; for a
+    message that reached nobody, (4) the policy refs the pool's message
+    policy (its ``pool_opened`` config) requires and the message lacked,
+    (5) its target when it was first recorded -- a run that was not a
+    member then; for an agent, topic or pool target how many members
+    matched (said when none did or the message failed or expired; a pool
+    broadcast leaves out its sender unless the policy includes it; another
+    pool's id matches nothing) -- and (6) the policy refs it carried that
+    every member it was addressed to lacked.  (7) Recipients that left
+    between its first and last records.  (8) The message it replied to,
+    with that message's first cursor and its status then, or that there is
+    no record of it.  (9) The messages that replied to it.  (10) Its
     response contract when it timed out, its ``expires_at_millis`` when it
-    expired.
+    expired.  The policy refs are read from the message's first payload
+    (one record fetched); everything else from the index.
 
     **A wake.**  Who registered it (the run and its agent), its compiled
     filter (kinds, families, runs), timeout and resume policy; its later

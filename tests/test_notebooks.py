@@ -122,6 +122,7 @@ def test_there_are_the_three_notebooks():
         "01_explore_a_pool_history.ipynb",
         "02_replay_to_a_past_cursor.ipynb",
         "03_message_and_wake_activity.ipynb",
+        "05_why_did_this_fail.ipynb",
     ]
 
 
@@ -186,3 +187,17 @@ def test_03_activity(executed):
     damaged = text_of(cell(nb, "check-damaged"))
     assert "bad_json" in damaged and "seq_gap" in damaged
     assert images(nb) >= 4
+
+
+def test_05_why(executed):
+    nb = executed["05_why_did_this_fail.ipynb"]
+    assert "run.bravo.planner-2" in text_of(cell(nb, "failures"))
+    explained = text_of(cell(nb, "explain-checked"))
+    assert "delivered to nobody" in explained and "requires the policy refs" in explained
+    assert "history of message" in text_of(cell(nb, "history"))
+    for plot_cell in ("plot-flows", "plot-latency", "plot-compare"):
+        assert any("image/png" in o.get("data", {}) for o in cell(nb, plot_cell).outputs), plot_cell
+    assert "reached nobody" in text_of(cell(nb, "whatif-rates"))
+    assert "refer to what was removed" in text_of(cell(nb, "whatif"))
+    assert "messages failed" in text_of(cell(nb, "compare-healthy"))
+    assert "$ poolscope history" in text_of(cell(nb, "cli-history"))

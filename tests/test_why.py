@@ -448,3 +448,27 @@ def test_a_what_if_refreshes_with_its_base(tmp_path, sample_copy):
         store.join_member("pool.alpha", {"run_id": "run.extra", "agent_id": "agent.extra"})
     assert alt.refresh() == 1
     assert len(alt) == before + 1 and "run.extra" in alt.snapshot().member_ids
+
+
+def test_explain_names_the_policy_refs_a_failed_message_lacked(oracle, small_db):
+    """For every message that reached nobody: the refs the pool's message policy requires and the
+    message lacked (from its pool_opened config and its payload), as in the explanation's facts."""
+    checked = 0
+    for facts_from, path in ((oracle, oracle / "pool.db"), (small_db, small_db)):
+        db = poolscope.open(path)
+        for pool_id, records in _records(facts_from).items():
+            config = next(p["config"] for _, p in records if p["type"] == "pool_opened")
+            required = config.get("message_policy", {}).get("required_policy_refs", [])
+            pool = db.pool(pool_id)
+            for message_id, chain in Facts(records).messages.items():
+                _, message, receipt = chain[-1]
+                if receipt.get("delivered_to"):
+                    continue
+                explanation = pool.explain(message_id)
+                refs = chain[0][1].get("policy_refs", [])
+                missing = [r for r in required if r not in refs]
+                assert len(explanation.facts["missing_policy_refs"]) == len(missing), message_id
+                assert ("missing" in explanation.text) == bool(missing)
+                assert "delivered to nobody" in explanation.text
+                checked += 1
+    assert checked > 20
