@@ -32,13 +32,10 @@ Example::
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import click
 import numpy as np
 
 from . import wire
@@ -48,10 +45,10 @@ from .errors import (
     DatabaseLockedError,
     PoolscopeError,
     RecordError,
-    UnknownRecordKindError,
 )
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
-from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, translate
+from .source import EVENT_SEQ_TABLE, RECORDS_TABLE
+from .sqlite_errors import sqlite_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -120,19 +117,10 @@ def _anomaly(code: str, pool_id: str | None, seq: int | None, message: str) -> A
 
 
 def problem_code(error: RecordError) -> str:
-    """The anomaly code for a damaged record the index reported."""
-    text = error.problem
-    if isinstance(error, UnknownRecordKindError):
-        return "unknown_status" if "status" in text else "unknown_kind"
-    if "is NULL" in text:
-        return "null_payload"
-    if "BLOB" in text:
-        return "blob_payload"
-    if "UTF-8" in text:
-        return "invalid_utf8"
-    if "not valid JSON" in text:
-        return "bad_json"
-    return "bad_shape"
+    """The anomaly code for a damaged record the index reported: the error's
+    own ``code``, set where it was raised (``bad_shape`` for one this module
+    has no code for)."""
+    return error.code if error.code in CODES else "bad_shape"
 
 
 # --------------------------------------------------------------------- checks
@@ -176,7 +164,7 @@ def _capped(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
 
 def _file_checks(db: Database) -> Iterable[Anomaly]:
     conn, path = db.conn, db.path
-    try:
+    with sqlite_errors(path):
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         # only the key columns: SQLite answers from the primary-key index
         odd = conn.execute(
@@ -184,8 +172,6 @@ def _file_checks(db: Database) -> Iterable[Anomaly]:
             "WHERE typeof(pool_id) != 'text' OR typeof(seq) != 'integer' LIMIT ?",
             (MAX_PER_CODE + 1,),
         ).fetchall()
-    except sqlite3.Error as error:
-        raise translate(error, path) from None
     if EVENT_SEQ_TABLE not in tables:
         yield _anomaly(
             "no_event_seq_table",
@@ -265,9 +251,9 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
         )
     # one pass over the entries, no payloads
     config = None
-    members: set[str] = set()
-    messages: dict[str, str] = {}
-    wakes: dict[str, str] = {}
+    members: set[str | None] = set()  # keys and statuses as the entries hold them
+    messages: dict[str | None, str | None] = {}
+    wakes: dict[str | None, str | None] = {}
     wake_seqs: list[int] = []
     damaged = ""  # a damaged record may be the lost one that explains a warning
     for seq, entry in zip(seqs, entries):
@@ -337,7 +323,7 @@ def _wake_filter_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[
     db, pool_id = history.db, history.pool_id
     wanted = set(wake_seqs)
     known: dict[bytes, tuple[str, str] | str] = {}
-    try:
+    with sqlite_errors(history.path, pool_id):
         rows = db.conn.execute(
             f"SELECT seq, CAST(payload_json AS BLOB) FROM {RECORDS_TABLE} "
             "WHERE pool_id = ? AND seq BETWEEN ? AND ? AND kind = 'wake' ORDER BY seq",
@@ -382,11 +368,9 @@ def _wake_filter_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[
                     seq,
                     f"filter_id is {stored[1]!r} but the fingerprint gives {expected[1]!r}",
                 )
-    except sqlite3.Error as error:
-        raise translate(error, history.path, pool_id) from None
 
 
-# ------------------------------------------------------------------ command
+# ------------------------------------------------------------------ summary
 def summarize(anomalies: list[Anomaly]) -> dict[str, int]:
     """Counts by severity."""
     counts = dict.fromkeys(SEVERITIES, 0)
@@ -395,38 +379,4 @@ def summarize(anomalies: list[Anomaly]) -> dict[str, int]:
     return counts
 
 
-@click.command()
-@click.argument("db", type=click.Path(dir_okay=True))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
-    """Check a database for damage and for histories the SDK would not write.
-
-    Exit status: 0 when no error was found (warnings and info allowed), 1 when
-    errors were found, 2 when the file cannot be opened as a pool database.
-    """
-    from .history import open as open_db
-
-    try:
-        anomalies = check(open_db(db, progress=False))
-    except PoolscopeError as error:
-        click.echo(f"Error: {error}", err=True)
-        ctx.exit(2)
-    counts = summarize(anomalies)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {"path": db, "counts": counts, "anomalies": [a.to_dict() for a in anomalies]},
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-    else:
-        for anomaly in anomalies:
-            click.echo(str(anomaly))
-        verdict = "damaged" if counts["error"] else "ok"
-        click.echo(f"{db}: {verdict} ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)")
-    ctx.exit(1 if counts["error"] else 0)
-
-
-__all__ = ["Anomaly", "CODES", "check", "doctor", "problem_code"]
+__all__ = ["Anomaly", "CODES", "SEVERITIES", "check", "problem_code", "summarize"]

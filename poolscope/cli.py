@@ -12,13 +12,16 @@ Example::
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from . import wire
 from .errors import PoolscopeError
+from .lab import APPS as LAB_APPS
 
 
 class _Group(click.Group):
@@ -267,18 +270,116 @@ def compare(a: str, b: str, as_json: bool, context: int) -> None:
     click.echo(summary.to_string(index=False, na_rep="", float_format=lambda v: f"{v:,.3f}".rstrip("0").rstrip(".")))
 
 
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
+    """Check a database for damage and for histories the SDK would not write.
+
+    Exit status: 0 when no error was found (warnings and info allowed), 1 when
+    errors were found, 2 when the file cannot be opened as a pool database.
+    """
+    from .check import check, summarize
+
+    anomalies = check(_open(db))  # a PoolscopeError: "Error: ..." and exit status 2 (see _Group)
+    counts = summarize(anomalies)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"path": db, "counts": counts, "anomalies": [a.to_dict() for a in anomalies]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        for anomaly in anomalies:
+            click.echo(str(anomaly))
+        verdict = "damaged" if counts["error"] else "ok"
+        click.echo(f"{db}: {verdict} ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)")
+    ctx.exit(1 if counts["error"] else 0)
+
+
+@cli.command("report")
+@click.argument("db", type=click.Path(dir_okay=True))
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
+@click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
+def report_command(db: str, out: str, pools: tuple[str, ...]) -> None:
+    """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool.
+
+    The page needs nothing but a browser (plots are embedded PNGs); DB is only read.
+
+    \b
+    Example:
+        poolscope report sample_data/demo.db -o report.html --pool pool.alpha
+    """
+    from .report import report
+
+    written = report(db, out, list(pools) or None)
+    click.echo(str(written))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Notebooks folder to open (default: ./notebooks, else the checkout's notebooks/).",
+)
+@click.option(
+    "--app",
+    type=click.Choice(["auto", *LAB_APPS]),
+    default="auto",
+    show_default=True,
+    help="Front end: the first installed of lab, notebook, voila; or that one.",
+)
+@click.option("--port", type=int, default=None, help="Port to serve on (default: the front end's).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.option("--dry-run", is_flag=True, help="Print the command that would run, and exit.")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def lab(
+    ctx: click.Context,
+    path: Path | None,
+    app: str,
+    port: int | None,
+    no_browser: bool,
+    dry_run: bool,
+    extra: tuple[str, ...],
+) -> None:
+    """Open the example notebooks in JupyterLab (or Jupyter Notebook, or Voila).
+
+    Arguments after the options (e.g. "-- --ServerApp.token=xyz") are passed
+    to the front end unchanged.  Use --dry-run to see the command.
+    """
+    from . import lab as labs
+
+    folder = (path or labs.default_notebooks()).resolve()
+    if not folder.is_dir():
+        raise click.BadParameter(f"{folder} is not a folder", param_hint="--path")
+    found = labs.find_launcher(app)
+    if found is None:
+        if app == "auto":
+            click.echo(labs.INSTALL_HINT, err=True)
+        else:
+            click.echo(f"{app} is not installed; install it with:  pip install '{labs.PACKAGES[app]}'", err=True)
+        ctx.exit(1)
+    name, prefix = found
+    command = labs.build_command(name, prefix, folder, port=port, browser=not no_browser, extra=extra)
+    if dry_run:
+        click.echo(shlex.join(command))
+        return
+    click.echo(f"Starting {name} on {folder} (Ctrl-C to stop)", err=True)
+    ctx.exit(labs.launch(command, folder))
+
+
 def main() -> None:  # pragma: no cover
     cli()
-
-
-from .check import doctor as _doctor  # noqa: E402
-
-cli.add_command(_doctor)
-
-from .lab import lab as _lab  # noqa: E402
-
-cli.add_command(_lab)
-
-from .report import report_command as _report  # noqa: E402
-
-cli.add_command(_report, "report")

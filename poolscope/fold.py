@@ -90,7 +90,7 @@ def extract(kind: str, payload: Any) -> Entry:
             receipt = stored["receipt"]
             status = receipt["status"]
             if status not in _MESSAGE_STATUS:
-                raise UnknownRecordKindError(f"unknown message status {status!r}")
+                raise UnknownRecordKindError(f"unknown message status {status!r}", code="unknown_status")
             target = message["to"]["target"]
             ttype = target["type"]
             message_id = message["message_id"]
@@ -123,7 +123,7 @@ def extract(kind: str, payload: Any) -> Entry:
             registration = stored["registration"]
             status = registration["status"]
             if status not in _WAKE_STATUS:
-                raise UnknownRecordKindError(f"unknown wake status {status!r}")
+                raise UnknownRecordKindError(f"unknown wake status {status!r}", code="unknown_status")
             condition_id = condition["condition_id"]
             if not isinstance(condition_id, str) or registration["condition_id"] != condition_id:
                 raise CorruptRecordError("registration.condition_id differs from condition.condition_id")

@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .diff import Diff
     from .whatif import WhatIf
     from .why import Explanation
-from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly, translate
+from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly
+from .sqlite_errors import sqlite_errors
 
 #: Characters of a payload shown by ``repr(record)`` (the rest is counted).
 REPR_PAYLOAD_CHARS = 160
@@ -119,7 +120,7 @@ def read_records(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    try:
+    with sqlite_errors(path, pool_id):
         rows = conn.execute(sql, params)
         for seq, kind_raw, typ, payload_raw in rows:
             try:
@@ -131,8 +132,6 @@ def read_records(
                 error.args = (error._format(),)
                 kind = kind_raw.decode("utf-8", "replace") if isinstance(kind_raw, bytes) else str(kind_raw)
                 yield Record(pool_id, seq, kind, None, problem=error)
-    except sqlite3.Error as error:
-        raise translate(error, path, pool_id) from None
 
 
 def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> Database:
@@ -192,10 +191,8 @@ class Database(_Frames):
 
     # ------------------------------------------------------------ plumbing
     def _read_pool_ids(self) -> list[str]:
-        try:
+        with sqlite_errors(self.path):
             rows = self._conn.execute("SELECT DISTINCT CAST(pool_id AS BLOB) FROM agent_pool_records").fetchall()
-        except sqlite3.Error as error:
-            raise translate(error, self.path) from None
         ids = []
         for (raw,) in rows:
             if raw is None:
@@ -279,10 +276,8 @@ class Database(_Frames):
         >>> poolscope.open("sample_data/demo.db").heads()["pool.alpha"] > 0   # doctest: +SKIP
         True
         """
-        try:
+        with sqlite_errors(self.path):
             rows = self._conn.execute("SELECT pool_id, max(seq) FROM agent_pool_records GROUP BY pool_id").fetchall()
-        except sqlite3.Error as error:
-            raise translate(error, self.path) from None
         return {str(pool_id): int(head) for pool_id, head in rows if isinstance(head, int)}
 
     def pools(self) -> Iterator[PoolHistory]:

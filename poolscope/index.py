@@ -87,22 +87,24 @@ def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
         try:
             kind = kind_raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise CorruptRecordError("kind is not valid UTF-8 text") from None
+            raise CorruptRecordError("kind is not valid UTF-8 text", code="invalid_utf8") from None
     else:
         kind = str(kind_raw)
     if typ != "text":
         if typ == "null":
-            raise CorruptRecordError("payload_json is NULL")
+            raise CorruptRecordError("payload_json is NULL", code="null_payload")
         if typ == "blob":
-            raise CorruptRecordError("payload_json is stored as a BLOB, not TEXT (the SDK cannot read it)")
+            raise CorruptRecordError(
+                "payload_json is stored as a BLOB, not TEXT (the SDK cannot read it)", code="blob_payload"
+            )
         raise CorruptRecordError(f"payload_json is stored as {typ.upper()}, not JSON text")
     try:
         return kind, wire.loads(payload_raw)
     except wire.orjson.JSONDecodeError as error:
         message = str(error)
         if "utf-8" in message.lower() or "surrogate" in message.lower():
-            raise CorruptRecordError("payload_json is not valid UTF-8 text") from None
-        raise CorruptRecordError(f"payload_json is not valid JSON ({message})") from None
+            raise CorruptRecordError("payload_json is not valid UTF-8 text", code="invalid_utf8") from None
+        raise CorruptRecordError(f"payload_json is not valid JSON ({message})", code="bad_json") from None
 
 
 def _namespace(namespace: str) -> str:
@@ -329,7 +331,8 @@ class PoolIndex:
         except RecordError as error:
             problem: RecordError = error
         except (UnicodeDecodeError, ValueError, TypeError) as error:
-            problem = CorruptRecordError(f"cannot decode record ({error})")
+            code = "invalid_utf8" if isinstance(error, UnicodeDecodeError) else "bad_shape"
+            problem = CorruptRecordError(f"cannot decode record ({error})", code=code)
         problem.path, problem.pool_id, problem.seq = str(self.path), self.pool_id, seq
         problem.args = (problem._format(),)
         self.problems[seq] = problem

@@ -21,13 +21,10 @@ Example::
 from __future__ import annotations
 
 import importlib.util
-import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import click
 
 #: Front ends in order of preference: name -> (importable module, script on PATH).
 APPS: dict[str, tuple[str, str]] = {
@@ -112,55 +109,3 @@ def launch(command: list[str], cwd: Path) -> int:
         return subprocess.call(command, cwd=str(cwd))
     except KeyboardInterrupt:  # pragma: no cover - interactive
         return 130
-
-
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.option(
-    "--path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Notebooks folder to open (default: ./notebooks, else the checkout's notebooks/).",
-)
-@click.option(
-    "--app",
-    type=click.Choice(["auto", *APPS]),
-    default="auto",
-    show_default=True,
-    help="Front end: the first installed of lab, notebook, voila; or that one.",
-)
-@click.option("--port", type=int, default=None, help="Port to serve on (default: the front end's).")
-@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
-@click.option("--dry-run", is_flag=True, help="Print the command that would run, and exit.")
-@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def lab(
-    ctx: click.Context,
-    path: Path | None,
-    app: str,
-    port: int | None,
-    no_browser: bool,
-    dry_run: bool,
-    extra: tuple[str, ...],
-) -> None:
-    """Open the example notebooks in JupyterLab (or Jupyter Notebook, or Voila).
-
-    Arguments after the options (e.g. "-- --ServerApp.token=xyz") are passed
-    to the front end unchanged.  Use --dry-run to see the command.
-    """
-    folder = (path or default_notebooks()).resolve()
-    if not folder.is_dir():
-        raise click.BadParameter(f"{folder} is not a folder", param_hint="--path")
-    found = find_launcher(app)
-    if found is None:
-        if app == "auto":
-            click.echo(INSTALL_HINT, err=True)
-        else:
-            click.echo(f"{app} is not installed; install it with:  pip install '{PACKAGES[app]}'", err=True)
-        ctx.exit(1)
-    name, prefix = found
-    command = build_command(name, prefix, folder, port=port, browser=not no_browser, extra=extra)
-    if dry_run:
-        click.echo(shlex.join(command))
-        return
-    click.echo(f"Starting {name} on {folder} (Ctrl-C to stop)", err=True)
-    ctx.exit(launch(command, folder))

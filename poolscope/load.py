@@ -33,7 +33,7 @@ from . import wire
 from .errors import CorruptRecordError
 from .fold import Entry
 from .index import PoolIndex, gc_paused, transpose
-from .source import translate
+from .sqlite_errors import is_text_decode_error, sqlite_errors
 
 #: Rows fetched per ``fetchmany`` call during a scan.
 BATCH = 4096
@@ -188,9 +188,9 @@ class _OtherHalf:
                 break
             entries = [new(Entry, t) for t in tuples]
             del tuples
-            for seq, (name, problem) in problems.items():
+            for seq, (name, problem, code) in problems.items():
                 error = getattr(errors, name, CorruptRecordError)(
-                    problem, path=index.path, pool_id=index.pool_id, seq=seq
+                    problem, path=index.path, pool_id=index.pool_id, seq=seq, code=code
                 )
                 index.problems[seq] = error
             index.duplicates.extend(duplicates)
@@ -242,7 +242,9 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: in
 
         def hand_over() -> None:
             nonlocal seqs, tuples, offset
-            problems = {s: (type(e).__name__, e.problem) for s, e in index.problems.items() if s not in reported}
+            problems = {
+                s: (type(e).__name__, e.problem, e.code) for s, e in index.problems.items() if s not in reported
+            }
             reported.update(problems)
             blob = marshal.dumps((seqs, tuples, problems, index.duplicates[:]))
             index.duplicates.clear()
@@ -394,24 +396,23 @@ def scan(
     helper = None
     results = []
     try:
-        if total is not None:
-            helper = _OtherHalf.start(index, conn, 0, total, upper=upper, child=_columns_in_child, extra=(collect,))
-        results.extend(part(0, upper if helper is None else helper.split))
-        if helper is not None:
-            blob = helper.receive()
-            try:
-                status, count = pickle.loads(blob) if blob is not None else ("error", 0)
-                result = helper.read_tables() if status == "ok" and count else []
-            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError):
-                status = "error"
-            if status == "ok":
-                if bar is not None:
-                    bar.update(total - bar.n)
-            else:  # the child failed: decode its part here
-                result = part(helper.split - 1, upper)
-            results.extend(result)
-    except sqlite3.Error as error:
-        raise translate(error, index.path, index.pool_id) from None
+        with sqlite_errors(index.path, index.pool_id):
+            if total is not None:
+                helper = _OtherHalf.start(index, conn, 0, total, upper=upper, child=_columns_in_child, extra=(collect,))
+            results.extend(part(0, upper if helper is None else helper.split))
+            if helper is not None:
+                blob = helper.receive()
+                try:
+                    status, count = pickle.loads(blob) if blob is not None else ("error", 0)
+                    result = helper.read_tables() if status == "ok" and count else []
+                except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError):
+                    status = "error"
+                if status == "ok":
+                    if bar is not None:
+                        bar.update(total - bar.n)
+                else:  # the child failed: decode its part here
+                    result = part(helper.split - 1, upper)
+                results.extend(result)
     finally:
         if helper is not None:
             helper.close()
@@ -441,7 +442,7 @@ def load(index: PoolIndex, conn: sqlite3.Connection, progress: bool | None = Non
     before = len(index)
     helper = None
     # a load allocates millions of small objects and frees none: no cycles to find
-    with gc_paused():
+    with gc_paused(), sqlite_errors(index.path, index.pool_id):
         try:
             if _can_fork():
                 if total is None:
@@ -454,8 +455,6 @@ def load(index: PoolIndex, conn: sqlite3.Connection, progress: bool | None = Non
                     bar.update(len(rows))
             if helper is not None:
                 helper.finish(index, conn, bar)
-        except sqlite3.Error as error:
-            raise translate(error, index.path, index.pool_id) from None
         finally:
             if helper is not None:
                 helper.close()
@@ -480,7 +479,7 @@ def _batches(
                 yield rows
             return
         except sqlite3.OperationalError as error:
-            if "decode" not in str(error).lower() and "utf" not in str(error).lower():
+            if not is_text_decode_error(error):
                 raise
             rows = conn.execute(SCAN_SQL + bound + ORDER + " LIMIT ?", (pool_id, last(), *extra, BATCH)).fetchall()
             if not rows:
@@ -494,10 +493,8 @@ def _count(conn: sqlite3.Connection, index: PoolIndex, after: int, upto: int | N
     args: tuple = (index.pool_id, after)
     if upto is not None:
         sql, args = sql + " AND seq <= ?", (*args, upto)
-    try:
+    with sqlite_errors(index.path, index.pool_id):
         return conn.execute(sql, args).fetchone()[0]
-    except sqlite3.Error as error:
-        raise translate(error, index.path, index.pool_id) from None
 
 
 @gc_paused()  # decoding thousands of payloads makes no cycles
@@ -510,7 +507,7 @@ def fetch_payloads(
         return out
     ordered = sorted(seqs)
     span = ordered[-1] - ordered[0] + 1
-    try:
+    with sqlite_errors(path, pool_id):
         if span <= 4 * len(ordered):
             wanted = set(ordered)
             rows = conn.execute(
@@ -530,8 +527,6 @@ def fetch_payloads(
                     (pool_id, *chunk),
                 ):
                     out[seq] = wire.loads(text)
-    except sqlite3.Error as error:
-        raise translate(error, path, pool_id) from None
     missing = [s for s in ordered if s not in out]
     if missing:
         from .errors import DatabaseChangedError

@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from . import palette
 from . import render as _html
 from .errors import PoolscopeError
@@ -38,7 +36,7 @@ from .errors import PoolscopeError
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
 
-__all__ = ["report", "render", "report_command"]
+__all__ = ["report", "render"]
 
 #: Resolution of the embedded plots.
 DPI = 90
@@ -236,28 +234,3 @@ def report(
     out = Path(out_path)
     out.write_text(text, encoding="utf-8")
     return out
-
-
-@click.command("report")
-@click.argument("db", type=click.Path(dir_okay=True))
-@click.option(
-    "-o",
-    "--out",
-    "out",
-    default="report.html",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The HTML file to write.",
-)
-@click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
-def report_command(db: str, out: str, pools: tuple[str, ...]) -> None:
-    """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool.
-
-    The page needs nothing but a browser (plots are embedded PNGs); DB is only read.
-
-    \b
-    Example:
-        poolscope report sample_data/demo.db -o report.html --pool pool.alpha
-    """
-    written = report(db, out, list(pools) or None)
-    click.echo(str(written))

@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import (
-    DatabaseChangedError,
-    DatabaseLockedError,
     DatabaseNotFoundError,
     NotADatabaseError,
-    PoolscopeError,
     SchemaError,
 )
+from .sqlite_errors import sqlite_errors, translate
 
 RECORDS_TABLE = "agent_pool_records"
 EVENT_SEQ_TABLE = "agent_pool_event_seq"
@@ -94,22 +92,18 @@ def connect_readonly(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT) 
         uri += "?immutable=1"
     else:
         uri += "?mode=ro"
-    try:
+    with sqlite_errors(path):
         conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
         conn.execute("PRAGMA query_only = 1")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.Error as error:
-        raise translate(error, path) from None
     check_schema(conn, path)
     return conn
 
 
 def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Raise :class:`SchemaError` unless ``agent_pool_records`` has the SDK's columns."""
-    try:
+    with sqlite_errors(path):
         columns = [row[1] for row in conn.execute(f"PRAGMA table_info({RECORDS_TABLE})")]
-    except sqlite3.Error as error:
-        raise translate(error, path) from None
     if not columns:
         raise SchemaError(
             f"has no {RECORDS_TABLE} table: not a database written by the SDK's SqliteAgentPoolStore", path=path
@@ -121,23 +115,4 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def translate(
-    error: sqlite3.Error, path: Path | str, pool_id: str | None = None, seq: int | None = None
-) -> PoolscopeError:
-    """Turn an ``sqlite3`` exception into the matching typed poolscope error."""
-    text = str(error)
-    lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        return DatabaseLockedError(
-            f"the database is locked by another process (waited the bounded time): {text}",
-            path=path,
-            pool_id=pool_id,
-            seq=seq,
-        )
-    if "not a database" in lowered or "malformed" in lowered or "disk i/o" in lowered or "corrupt" in lowered:
-        return NotADatabaseError(f"the SQLite file is damaged: {text}", path=path, pool_id=pool_id, seq=seq)
-    if "unable to open" in lowered or "no such file" in lowered:
-        if not Path(path).exists():
-            return DatabaseChangedError("the file was deleted or moved while open", path=path, pool_id=pool_id)
-        return NotADatabaseError(f"cannot open the file: {text}", path=path, pool_id=pool_id, seq=seq)
-    return NotADatabaseError(f"SQLite error: {text}", path=path, pool_id=pool_id, seq=seq)
+__all__ = ["check_file", "check_schema", "connect_readonly", "is_wal", "translate"]

@@ -44,7 +44,7 @@ from .history import Record, read_records
 from .index import PoolIndex
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
-from .source import translate
+from .sqlite_errors import is_busy, sqlite_errors
 
 #: The SDK's DDL, verbatim (``SqliteAgentPoolStore::open``).
 SCHEMA_SQL = """PRAGMA journal_mode = WAL;
@@ -79,7 +79,7 @@ def _create_schema(conn: sqlite3.Connection, timeout: float) -> None:
             conn.executescript(SCHEMA_SQL)
             return
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error).lower() or time.monotonic() >= deadline:
+            if not is_busy(error) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.005)
 
@@ -114,12 +114,10 @@ class PoolStore:
         self.path = Path(path)
         if self.path.is_dir():
             raise InvalidInputError("is a folder, not a database file", path=self.path)
-        try:
+        with sqlite_errors(self.path):
             conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
             _create_schema(conn, timeout)
-        except sqlite3.Error as error:
-            raise translate(error, self.path) from None
         self._logs: dict[str, _PoolLog] = {}
         self._batch = False
 
@@ -134,10 +132,8 @@ class PoolStore:
         if self._batch:
             yield self
             return
-        try:
+        with sqlite_errors(self.path):
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise translate(error, self.path) from None
         self._batch = True
         try:
             yield self
@@ -178,10 +174,8 @@ class PoolStore:
             log.index.load(conn, progress=False)
             yield log
             return
-        try:
+        with sqlite_errors(self.path, pool_id):
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        except sqlite3.Error as error:
-            raise translate(error, self.path, pool_id) from None
         try:
             log = self._logs.get(pool_id)
             if log is None:
@@ -195,14 +189,15 @@ class PoolStore:
             self._forget_uncommitted(pool_id)
             raise
         else:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as error:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if len(log.index) != appended_before:
-                    self._logs.pop(pool_id, None)
-                raise translate(error, self.path, pool_id) from None
+            with sqlite_errors(self.path, pool_id):
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if len(log.index) != appended_before:
+                        self._logs.pop(pool_id, None)
+                    raise
 
     def _forget_uncommitted(self, pool_id: str) -> None:
         """After a rollback, drop the cached fold if it saw a row that was not committed."""
@@ -227,14 +222,12 @@ class PoolStore:
 
     def _append(self, log: _PoolLog, kind: str, payload: dict) -> int:
         conn = self.conn
-        try:
+        with sqlite_errors(self.path, log.pool_id):
             seq = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_pool_records WHERE pool_id = ?1", (log.pool_id,)
             ).fetchone()[0]
             text = wire.dumps(payload)
             conn.execute(INSERT_SQL, (log.pool_id, seq, kind, text))
-        except sqlite3.Error as error:
-            raise translate(error, self.path, log.pool_id) from None
         log.index.append_rows([(seq, kind, "text", text)])
         return seq
 
@@ -245,7 +238,7 @@ class PoolStore:
         A config that differs from the stored one (compared after the SDK's
         defaults) raises :class:`ConfigConflictError`; an equal one appends nothing.
         """
-        config = wire.canonical_config(config)
+        config = wire.canonical_config(config, strict=True)
         with self._transaction(pool_id) as log:
             self._replay_checks(log)
             existing = log.index.fold.config
@@ -274,7 +267,7 @@ class PoolStore:
 
     def join_member(self, pool_id: str, member: dict) -> int:
         """Append ``member_joined`` (a member that is already in is replaced); return its cursor."""
-        member = wire.canonical_member(member)
+        member = wire.canonical_member(member, strict=True)
         with self._transaction(pool_id) as log:
             self._snapshot_checks(log)
             return self._append(log, "member_joined", {"type": "member_joined", "member": member})
@@ -304,7 +297,10 @@ class PoolStore:
 
     def record_message(self, pool_id: str, message: dict, receipt: dict) -> int:
         """Append one ``run_message`` status transition; return its cursor."""
-        stored = {"message": wire.canonical_message(message), "receipt": wire.canonical_receipt(receipt)}
+        stored = {
+            "message": wire.canonical_message(message, strict=True),
+            "receipt": wire.canonical_receipt(receipt, strict=True),
+        }
         if stored["receipt"]["message_id"] != stored["message"]["message_id"]:
             raise InvalidInputError("receipt.message_id must equal message.message_id", path=self.path, pool_id=pool_id)
         with self._transaction(pool_id) as log:
@@ -328,9 +324,9 @@ class PoolStore:
     def record_wake(self, pool_id: str, condition: dict, compiled_filter: dict, registration: dict) -> int:
         """Append one ``wake`` status transition; return its cursor."""
         stored = {
-            "condition": wire.canonical_condition(condition),
-            "compiled_filter": wire.canonical_compiled_filter(compiled_filter),
-            "registration": wire.canonical_registration(registration),
+            "condition": wire.canonical_condition(condition, strict=True),
+            "compiled_filter": wire.canonical_compiled_filter(compiled_filter, strict=True),
+            "registration": wire.canonical_registration(registration, strict=True),
         }
         if stored["registration"]["condition_id"] != stored["condition"]["condition_id"]:
             raise InvalidInputError(
@@ -349,7 +345,7 @@ class PoolStore:
     def next_event_sequence(self, pool_id: str) -> int:
         """Allocate the next pool event sequence number (1, 2, …)."""
         conn = self.conn
-        try:
+        with sqlite_errors(self.path, pool_id):
             if not self._batch:
                 conn.execute("BEGIN IMMEDIATE")
             try:
@@ -363,8 +359,6 @@ class PoolStore:
             if not self._batch:
                 conn.execute("COMMIT")
             return seq
-        except sqlite3.Error as error:
-            raise translate(error, self.path, pool_id) from None
 
     def __repr__(self) -> str:
         return f"<PoolStore {str(self.path)!r}>"

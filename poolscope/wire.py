@@ -115,6 +115,30 @@ class _Struct:
             out[key] = item
         return out
 
+    def reject_unknown(self, value: Any, where: str) -> None:
+        """Raise :class:`InvalidInputError` for a key the SDK's type has no field
+        for (here or in a nested struct): serde would drop it, so a value given
+        to be written with it would silently lose it."""
+        if not isinstance(value, dict):
+            return  # __call__ says what is wrong
+        names = [key for key, _, _ in self.fields]
+        unknown = [key for key in value if key not in names]
+        if unknown:
+            listed = ", ".join(repr(k) for k in unknown)
+            raise InvalidInputError(
+                f"{where}: {self.name} has no field {listed} (its fields: {', '.join(names)}); "
+                "the SDK's type cannot carry it"
+            )
+        for key, typ, _ in self.fields:
+            item = value.get(key)
+            if item is None:
+                continue
+            if isinstance(typ, _Struct):
+                typ.reject_unknown(item, f"{where}.{key}")
+            elif isinstance(getattr(typ, "item", None), _Struct) and isinstance(item, (list, tuple)):
+                for i, element in enumerate(item):
+                    typ.item.reject_unknown(element, f"{where}.{key}[{i}]")
+
 
 def _check(typ: Any, value: Any, where: str) -> Any:
     if isinstance(typ, _Struct) or callable(typ) and not isinstance(typ, type):
@@ -140,6 +164,7 @@ def _list_of(typ: Any) -> Callable[[Any, str], list]:
             raise InvalidInputError(f"{where}: expected a list, got {type(value).__name__}")
         return [_check(typ, item, f"{where}[{i}]") for i, item in enumerate(value)]
 
+    check.item = typ  # type: ignore[attr-defined]  # for _Struct.reject_unknown
     return check
 
 
@@ -305,52 +330,69 @@ REGISTRATION = _Struct(
 )
 
 
-def canonical_member(member: dict) -> dict:
+def canonical_member(member: dict, *, strict: bool = False) -> dict:
     """An ``AgentPoolMember`` dict in serde order (empty lists dropped).
 
     >>> canonical_member({"agent_id": "a", "run_id": "r", "topics": ["t"]})
     {'run_id': 'r', 'agent_id': 'a', 'topics': ['t']}
     """
+    if strict:
+        MEMBER.reject_unknown(member, "member")
     return MEMBER(member, "member")
 
 
-def canonical_config(config: dict | None) -> dict:
+def canonical_config(config: dict | None, *, strict: bool = False) -> dict:
     """An ``AgentPoolStoreConfig`` in serde order; omitted policies take the
     builder's defaults (``include_sender_in_pool_broadcast: false``,
-    ``envelope_only: true``).
+    ``envelope_only: true``).  A key the SDK's type has no field for is
+    dropped, as serde drops it when it reads one -- or, with ``strict`` (what
+    :class:`~poolscope.PoolStore` writes), refused.
 
     >>> canonical_config({})
     {'message_policy': {'include_sender_in_pool_broadcast': False}, 'wake_policy': {'envelope_only': True}}
+    >>> canonical_config({"max_members": 3}, strict=True)
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: config: AgentPoolStoreConfig has no field 'max_members' (its fields: message_policy, wake_policy, policy_refs); the SDK's type cannot carry it
     """
-    return CONFIG({} if config is None else config, "config")
+    config = {} if config is None else config
+    if strict:
+        CONFIG.reject_unknown(config, "config")
+    return CONFIG(config, "config")
 
 
-def canonical_message(message: dict) -> dict:
+def canonical_message(message: dict, *, strict: bool = False) -> dict:
     """A ``RunMessage`` dict in serde order.
 
     >>> canonical_message({"message_id": "m", "from": "r", "to": {"target": {"type": "run", "run_id": "x"},
     ...     "destination_ref": {"kind": "agent", "id": "x"}}, "content_ref": "c", "idempotency_key": "k"})["correlation"]
     {}
     """
+    if strict:
+        RUN_MESSAGE.reject_unknown(message, "message")
     return RUN_MESSAGE(message, "message")
 
 
-def canonical_receipt(receipt: dict) -> dict:
+def canonical_receipt(receipt: dict, *, strict: bool = False) -> dict:
     """A ``MessageReceipt`` dict in serde order.
 
     >>> canonical_receipt({"status": "failed", "message_id": "m", "delivered_to": []})
     {'message_id': 'm', 'status': 'failed'}
     """
+    if strict:
+        RECEIPT.reject_unknown(receipt, "receipt")
     return RECEIPT(receipt, "receipt")
 
 
-def canonical_condition(condition: dict) -> dict:
+def canonical_condition(condition: dict, *, strict: bool = False) -> dict:
     """A ``WakeCondition`` dict in serde order; an omitted filter field takes
     ``EventFilter::default()``.
 
     >>> canonical_condition({"condition_id": "w", "run_id": "r", "idempotency_key": "k"})["filter"]["run_ids"]
     'any'
     """
+    if strict:
+        WAKE_CONDITION.reject_unknown(condition, "condition")
     return WAKE_CONDITION(condition, "condition")
 
 
@@ -363,17 +405,21 @@ def canonical_event_filter(event_filter: dict) -> dict:
     return EVENT_FILTER(event_filter, "filter")
 
 
-def canonical_compiled_filter(compiled: dict) -> dict:
+def canonical_compiled_filter(compiled: dict, *, strict: bool = False) -> dict:
     """A ``CompiledEventFilter`` dict in serde order."""
+    if strict:
+        COMPILED_FILTER.reject_unknown(compiled, "compiled_filter")
     return COMPILED_FILTER(compiled, "compiled_filter")
 
 
-def canonical_registration(registration: dict) -> dict:
+def canonical_registration(registration: dict, *, strict: bool = False) -> dict:
     """A ``WakeRegistration`` dict in serde order.
 
     >>> canonical_registration({"status": "registered", "run_id": "r", "condition_id": "w"})
     {'condition_id': 'w', 'run_id': 'r', 'status': 'registered'}
     """
+    if strict:
+        REGISTRATION.reject_unknown(registration, "registration")
     return REGISTRATION(registration, "registration")
 
 

@@ -135,6 +135,21 @@ def test_frames_have_the_documented_columns_and_dtypes(name, small_db):
     assert set(describe_columns(name)["column"]) == set(COLUMNS[name])
 
 
+def test_describe_columns_is_a_top_level_function_that_describes_what_the_frames_have(small_db):
+    """README documents ``poolscope.describe_columns()``: it exists there, and every row names a real column."""
+    assert "describe_columns" in poolscope.__all__ and poolscope.describe_columns is describe_columns
+    every = poolscope.describe_columns()
+    assert list(every.columns) == ["frame", "column", "dtype", "meaning"]
+    assert sorted(set(every["frame"])) == sorted(COLUMNS)
+    db = poolscope.open(small_db)
+    for name, rows in every.groupby("frame"):
+        frame = getattr(db, name)()
+        assert list(rows["column"]) == list(frame.columns)
+        assert rows["meaning"].str.len().min() > 0
+    wakes = poolscope.describe_columns("wakes_df")
+    assert set(wakes["frame"]) == {"wakes_df"} and len(wakes) == len(COLUMNS["wakes_df"])
+
+
 def test_database_frames_stack_every_pool(small_db):
     db = poolscope.open(small_db)
     frame = db.records_df()

@@ -136,6 +136,36 @@ def test_bad_values_are_typed_errors_and_write_nothing(store):
     assert len(store.watch("p")) == 1
 
 
+def test_keys_the_sdks_types_cannot_carry_are_refused_not_dropped(store, oracle):
+    """The SDK's AgentPoolStoreConfig (and every other type) has fixed fields:
+    a key it has none for would be lost on the way to the file."""
+    from helpers import load_jsonl
+
+    with pytest.raises(poolscope.InvalidInputError, match="'max_members'") as raised:
+        store.open_pool("p", {"max_members": 3})
+    assert raised.value.code == "invalid_input" and "AgentPoolStoreConfig" in str(raised.value)
+    with pytest.raises(poolscope.InvalidInputError, match=r"config.message_policy: .* 'max_hops'"):
+        store.open_pool("p", {"message_policy": {"include_sender_in_pool_broadcast": True, "max_hops": 2}})
+    with pytest.raises(poolscope.InvalidInputError, match=r"config.policy_refs\[0\]: .* 'note'"):
+        store.open_pool("p", {"policy_refs": [{"kind": "permission", "id": "x", "note": "y"}]})
+    assert store.watch("p") == []  # nothing written
+    store.open_pool("p", {})
+    with pytest.raises(poolscope.InvalidInputError, match="'role'"):
+        store.join_member("p", {**MEMBER, "role": "lead"})
+    with pytest.raises(poolscope.InvalidInputError, match="'priority'"):
+        store.record_message("p", {**_message(1), "priority": 1}, {"message_id": "msg.1", "status": "accepted"})
+    assert len(store.watch("p")) == 1
+    # every config the SDK wrote is accepted as it is, and written back byte for byte
+    for n, record in enumerate(
+        r for r in load_jsonl(oracle / "records.jsonl") if r["payload"]["type"] == "pool_opened"
+    ):
+        store.open_pool(f"copy.{n}", record["payload"]["config"])
+        row = store.conn.execute(
+            "SELECT payload_json FROM agent_pool_records WHERE pool_id = ? AND seq = 1", (f"copy.{n}",)
+        ).fetchone()[0]
+        assert row == wire.dumps(record["payload"])
+
+
 def test_next_event_sequence_counts_per_pool(store):
     assert [store.next_event_sequence("p") for _ in range(3)] == [1, 2, 3]
     assert store.next_event_sequence("q") == 1

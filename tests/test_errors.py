@@ -1,0 +1,190 @@
+"""Errors: one boundary for SQLite's, codes set where errors are raised, typed refusals."""
+
+from __future__ import annotations
+
+import ast
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import poolscope
+from poolscope import errors
+from poolscope import load as load_module
+from poolscope.check import CODES
+from poolscope.sqlite_errors import sqlite_errors, translate
+
+PACKAGE = Path(poolscope.__file__).parent
+
+
+def _sqlite_error(cls: type[sqlite3.Error], message: str, name: str | None) -> sqlite3.Error:
+    error = cls(message)
+    if name is not None:
+        error.sqlite_errorname = name  # as sqlite3 sets it (Python 3.11+)
+    return error
+
+
+@pytest.mark.parametrize(
+    ("name", "expected", "code"),
+    [
+        ("SQLITE_BUSY", errors.DatabaseLockedError, "locked"),
+        ("SQLITE_BUSY_SNAPSHOT", errors.DatabaseLockedError, "locked"),
+        ("SQLITE_LOCKED_SHAREDCACHE", errors.DatabaseLockedError, "locked"),
+        ("SQLITE_NOTADB", errors.NotADatabaseError, "not_a_database"),
+        ("SQLITE_CORRUPT", errors.NotADatabaseError, "damaged"),
+        ("SQLITE_CORRUPT_INDEX", errors.NotADatabaseError, "damaged"),
+        ("SQLITE_IOERR_SHORT_READ", errors.NotADatabaseError, "io_error"),
+        ("SQLITE_READONLY_DBMOVED", errors.DatabaseAccessError, "read_only"),
+        ("SQLITE_FULL", errors.DatabaseAccessError, "disk_full"),
+        ("SQLITE_PERM", errors.DatabaseAccessError, "access"),
+        ("SQLITE_ERROR", errors.NotADatabaseError, "sqlite_error"),
+        (None, errors.NotADatabaseError, "sqlite_error"),
+    ],
+)
+def test_sqlite_errors_are_typed_by_result_code_not_by_message(name, expected, code, tmp_path):
+    """The message says "locked" and "malformed" on purpose: only the result code counts."""
+    error = _sqlite_error(sqlite3.OperationalError, "database is locked; disk image is malformed", name)
+    typed = translate(error, tmp_path / "a.db", "pool.a", 7)
+    assert type(typed) is expected and typed.code == code
+    assert (typed.path, typed.pool_id, typed.seq) == (str(tmp_path / "a.db"), "pool.a", 7)
+    assert "database is locked; disk image is malformed" in str(typed)  # SQLite's own words are kept
+    with pytest.raises(expected) as raised, sqlite_errors(tmp_path / "a.db", "pool.a"):
+        raise error
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_cannot_open_a_file_that_is_gone_is_a_changed_database(tmp_path):
+    error = _sqlite_error(sqlite3.OperationalError, "unable to open database file", "SQLITE_CANTOPEN")
+    assert type(translate(error, tmp_path / "gone.db")) is errors.DatabaseChangedError
+    (tmp_path / "here.db").write_bytes(b"")
+    assert translate(error, tmp_path / "here.db").code == "cannot_open"
+
+
+def test_a_writer_locked_out_gets_a_locked_error_with_its_code(tmp_path):
+    path = tmp_path / "pool.db"
+    poolscope.PoolStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with poolscope.PoolStore(path, timeout=0.05) as store, pytest.raises(poolscope.DatabaseLockedError) as raised:
+            store.open_pool("pool.a", {})
+        assert raised.value.code == "locked" and raised.value.pool_id == "pool.a"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_file_that_is_not_sqlite_past_its_header_is_not_a_database(tmp_path):
+    path = tmp_path / "fake.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    with pytest.raises(poolscope.NotADatabaseError) as raised:
+        poolscope.open(path)
+    assert raised.value.code in ("not_a_database", "damaged")
+
+
+def _loose_copy(source: Path, target: Path) -> None:
+    """``source``'s records in a table with no NOT NULL (so that any damage can be stored)."""
+    conn = sqlite3.connect(target)
+    conn.execute("CREATE TABLE agent_pool_records (pool_id, seq, kind, payload_json, PRIMARY KEY (pool_id, seq))")
+    conn.execute("CREATE TABLE agent_pool_event_seq (pool_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+    conn.execute("ATTACH ? AS src", (str(source),))
+    conn.execute("INSERT INTO agent_pool_records SELECT * FROM src.agent_pool_records")
+    conn.commit()
+    conn.execute("DETACH src")
+    conn.close()
+
+
+#: (how the payload is damaged, the code every reader of it reports)
+DAMAGE = [
+    ("NULL", "null_payload"),
+    ("X'7b7d'", "blob_payload"),
+    ("CAST(X'7b2274797065223a22ff227d' AS TEXT)", "invalid_utf8"),
+    ("'{not json'", "bad_json"),
+    ("'[1, 2]'", "bad_shape"),
+    ("""'{"type":"run_message","stored":{}}'""", "bad_shape"),
+]
+
+
+@pytest.mark.parametrize("threshold", [0, 1], ids=["one process", "forked helper"])
+def test_damaged_records_carry_the_code_check_reports(small_db, tmp_path, monkeypatch, threshold):
+    """The code is set where the record's error is raised (also in the forked
+    helper of a load) and is the anomaly code ``check`` reports."""
+    path = tmp_path / "damaged.db"
+    _loose_copy(small_db, path)
+    conn = sqlite3.connect(path)
+    pool_id = conn.execute("SELECT min(pool_id) FROM agent_pool_records").fetchone()[0]
+    expected: dict[int, str] = {}
+    seqs = [
+        row[0]
+        for row in conn.execute(
+            "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND kind = 'run_message' ORDER BY seq", (pool_id,)
+        )
+    ]
+    for (value, code), seq in zip(DAMAGE, seqs[-len(DAMAGE) :]):  # late: in the helper's half
+        conn.execute(
+            f"UPDATE agent_pool_records SET payload_json = {value} WHERE pool_id = ? AND seq = ?", (pool_id, seq)
+        )
+        expected[seq] = code
+    unknown_status = seqs[-len(DAMAGE) - 1]
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = json_set(payload_json, '$.stored.receipt.status', 'lost') "
+        "WHERE pool_id = ? AND seq = ?",
+        (pool_id, unknown_status),
+    )
+    expected[unknown_status] = "unknown_status"
+    unknown_kind = seqs[-len(DAMAGE) - 2]
+    conn.execute(
+        "UPDATE agent_pool_records SET kind = 'moved', payload_json = '{\"type\":\"moved\"}' WHERE pool_id = ? AND seq = ?",
+        (pool_id, unknown_kind),
+    )
+    expected[unknown_kind] = "unknown_kind"
+    conn.commit()
+    conn.close()
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", threshold)
+    db = poolscope.open(path)
+    problems = db.pool(pool_id).index.problems
+    assert {seq: error.code for seq, error in problems.items()} == expected
+    assert all(code in CODES for code in expected.values())
+    anomalies = {(a.seq, a.code) for a in db.check() if a.pool_id == pool_id and a.seq in expected}
+    assert anomalies == set(expected.items())
+    records = {r.cursor: r.problem.code for r in db.pool(pool_id).records() if r.problem is not None}
+    assert records == expected
+
+
+def test_every_error_class_has_its_own_code():
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.PoolscopeError)]
+    codes = [c.code for c in classes]
+    assert len(codes) == len(set(codes)), codes
+    assert (
+        errors.CursorError("x", code="elsewhere").code == "elsewhere" and errors.CursorError("x").code == "bad_cursor"
+    )
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path.relative_to(PACKAGE).as_posix(), ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_click_lives_only_in_the_command_line_module():
+    importers = set()
+    for name, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "click" for a in node.names):
+                importers.add(name)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "click":
+                importers.add(name)
+    assert importers <= {"cli.py"} or all(n == "cli.py" or n.startswith("cli/") for n in importers), importers
+
+
+def test_sqlite_errors_are_translated_in_one_place():
+    """No module catches ``sqlite3.Error`` to raise ``translate(...)`` itself: they use ``sqlite_errors``."""
+    offenders = []
+    for name, tree in _modules():
+        if name == "sqlite_errors.py":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                if getattr(func, "id", getattr(func, "attr", None)) == "translate":
+                    offenders.append(f"{name}:{node.lineno}")
+    assert not offenders
