@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .errors import CursorError, InvalidInputError
+from .errors import InvalidInputError
 from .index import gc_paused
 from .relations import relations
 
@@ -63,12 +63,8 @@ def _check_by(by: str) -> None:
 
 
 def _cursor(history: PoolHistory, upto: int | None) -> int:
-    head = history.index.head
-    if upto is None:
-        return head
-    if isinstance(upto, bool) or not hasattr(upto, "__index__") or not 0 <= int(upto) <= head:
-        raise CursorError(f"cursor {upto!r} is outside 0..{head}", path=history.path, pool_id=history.pool_id)
-    return int(upto)
+    index = history.index
+    return index.head if upto is None else index.check_cursor(upto)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .errors import CursorError, InvalidInputError, UnknownKeyError
+from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
 from .relations import RECIPIENT, ROLES, SENDER, TARGET, WAITING, Relations, relations
 
@@ -104,14 +104,7 @@ def _upto_position(history: PoolHistory, upto: int | None) -> int:
     index = history.index
     if upto is None:
         return len(index)
-    if isinstance(upto, bool) or not hasattr(upto, "__index__"):
-        raise CursorError(
-            f"cursor must be an integer, not {type(upto).__name__}", path=history.path, pool_id=history.pool_id
-        )
-    upto = int(upto)
-    if upto < 0 or upto > index.head:
-        raise CursorError(f"cursor {upto} is outside 0..{index.head}", path=history.path, pool_id=history.pool_id)
-    return index.position(upto)
+    return index.position(index.check_cursor(upto))
 
 
 def _resolve(
