@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .errors import CursorError, InvalidInputError
+from .errors import InvalidInputError
 from .flows import FAILURE_STATUSES
 from .fold import DAMAGED, RUN_MESSAGE, WAKE
 from .index import gc_paused
@@ -69,11 +69,7 @@ class _Side:
         self.history = value
         index = value.index
         head = index.head
-        if cursor is None:
-            cursor = head
-        if isinstance(cursor, bool) or not hasattr(cursor, "__index__") or not 0 <= int(cursor) <= head:
-            raise CursorError(f"cursor {cursor!r} is outside 0..{head}", path=value.path, pool_id=value.pool_id)
-        self.cursor = int(cursor)
+        self.cursor = head if cursor is None else index.check_cursor(cursor)
         self.n = index.position(self.cursor)
         self.label = f"{value.path.name}::{value.pool_id}" + ("" if self.cursor == head else f"@{self.cursor}")
         if hasattr(value, "removed"):  # a what-if

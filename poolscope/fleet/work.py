@@ -24,9 +24,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
-
-from .. import wire
 from ..errors import DatabaseError, PoolscopeError
 
 #: Most databases handed to a worker at once (small databases are grouped).
@@ -67,13 +64,10 @@ def pool_row(history: Any, anomalies: list) -> dict[str, Any]:
         "damaged": len(index.problems),
         "members": index.count_live("members", head) if head else 0,
     }
-    codes = index.status_codes() if len(index) else np.zeros(0, np.int8)
-    for namespace, statuses in (("messages", wire.MESSAGE_STATUSES), ("wakes", wire.WAKE_STATUSES)):
-        live = index.live_positions(namespace, head, ordered=False) if head else np.zeros(0, np.int64)
-        counts = np.bincount(codes[live].astype(np.int64), minlength=len(statuses)) if len(live) else None
-        row[namespace] = len(live)
-        for i, status in enumerate(statuses):
-            row[f"{namespace}_{status}"] = 0 if counts is None else int(counts[i])
+    for namespace in ("messages", "wakes"):
+        current = index.current_status_counts(namespace, head)
+        row[namespace] = sum(current.values())
+        row.update({f"{namespace}_{status}": count for status, count in current.items()})
     row["failures"] = sum(row[f"messages_{s}"] for s in FAILED_MESSAGE) + sum(row[f"wakes_{s}"] for s in FAILED_WAKE)
     row["errors"] = sum(1 for a in anomalies if a.severity == "error")
     row["warnings"] = sum(1 for a in anomalies if a.severity == "warning")
