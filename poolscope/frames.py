@@ -441,16 +441,28 @@ def members_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Da
 
 
 # ------------------------------------------------------ messages and wakes
-class _Groups:
-    """The records of one namespace up to ``upto``, grouped by key with numpy.
+class Groups:
+    """The records of one namespace (``"messages"`` or ``"wakes"``) up to
+    ``upto``, grouped by key with numpy: one group per message or wake
+    condition, in order of first appearance.  The frames, the plots and the
+    flows are all built from it.
 
     ``first``/``last`` are positions (in the index) of each key's first and
     latest record, ``count`` how many records it took, ``status`` the latest
     status code, ``reached[s]`` the seq at which status code ``s`` was first
-    reached (-1: never); keys are in order of first appearance.
+    reached (-1: never), ``first_seq``/``last_seq`` the seqs of the first and
+    latest record; :meth:`terminal_at` the first terminal status reached,
+    :meth:`columns` fields of the latest record.
+
+    >>> groups = Groups(pool, None, "wakes")                  # doctest: +SKIP
+    >>> groups.columns("key")[0][:2], groups.terminal_at()[:2]  # doctest: +SKIP
     """
 
-    def __init__(self, history: PoolHistory, upto: int | None, namespace: str, n_statuses: int) -> None:
+    def __init__(self, history: PoolHistory, upto: int | None, namespace: str, n_statuses: int | None = None) -> None:
+        self.namespace = namespace
+        self.statuses: tuple[str, ...] = wire.MESSAGE_STATUSES if namespace == "messages" else wire.WAKE_STATUSES
+        if n_statuses is None:
+            n_statuses = len(self.statuses)
         index = history.index
         arrays = index.arrays()
         n = index.position(upto) if upto is not None else len(index)
@@ -489,6 +501,22 @@ class _Groups:
         self.last_seq = seqs[self.last]
         self._index = index
 
+    def status_names(self) -> np.ndarray:
+        """The latest status of each key, by name."""
+        names = np.asarray([*self.statuses, None], dtype=object)  # code -1 (none): None
+        return names[self.status]
+
+    def terminal_at(self) -> np.ndarray:
+        """The seq at which each key first reached a terminal status (-1: never)."""
+        terminal_names = wire.MESSAGE_TERMINAL if self.namespace == "messages" else wire.WAKE_TERMINAL
+        terminal = np.full(len(self.first), -1, dtype=np.int64)
+        for code, status in enumerate(self.statuses):
+            if status in terminal_names:
+                reached = self.reached[code]
+                better = (reached >= 0) & ((terminal < 0) | (reached < terminal))
+                terminal[better] = reached[better]
+        return terminal
+
     def columns(self, *fields: str) -> list[list]:
         """Fields of the latest entry of each key: one list per field named
         (a field at a time: cheaper than transposing whole entries)."""
@@ -497,12 +525,15 @@ class _Groups:
         return [list(map(itemgetter(Entry._fields.index(f)), latest)) for f in fields]
 
 
+_Groups = Groups  # the name it had
+
+
 def _reached(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     return _masked(values)
 
 
 def _pool_messages(history: PoolHistory, upto: int | None) -> pd.DataFrame:
-    groups = _Groups(history, upto, "messages", len(wire.MESSAGE_STATUSES))
+    groups = Groups(history, upto, "messages")
     n = len(groups.last)
     key, idem, sender, ttype, tid, delivered, reply, extra = groups.columns(
         "key", "idem", "sender", "target_type", "target_id", "delivered_to", "reply_to", "extra"
@@ -541,16 +572,11 @@ def messages_df(source: PoolHistory | Database, upto: int | None = None) -> pd.D
 
 
 def _pool_wakes(history: PoolHistory, upto: int | None) -> pd.DataFrame:
-    groups = _Groups(history, upto, "wakes", len(wire.WAKE_STATUSES))
+    groups = Groups(history, upto, "wakes")
     n = len(groups.last)
     key, idem, run_id, extra = groups.columns("key", "idem", "run_id", "extra")
     timeout, resume, families, kinds, runs = zip(*extra) if n else ((),) * 5
-    terminal = np.full(n, -1, dtype=np.int64)
-    for code, status in enumerate(wire.WAKE_STATUSES):
-        if status in wire.WAKE_TERMINAL:
-            reached = groups.reached[code]
-            better = (reached >= 0) & ((terminal < 0) | (reached < terminal))
-            terminal[better] = reached[better]
+    terminal = groups.terminal_at()
     return pd.DataFrame(
         {
             "pool_id": _constant(history.pool_id, n),

@@ -44,7 +44,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from matplotlib import colors as mcolors
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -55,8 +54,9 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import palette, wire
 from .activity import default_window
-from .frames import membership_intervals
+from .frames import Groups, membership_intervals
 from .index import gc_paused
+from .render import natural_key, shorten
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -76,10 +76,15 @@ __all__ = [
     "WAKE_COLORS",
     "XLABEL",
     "label_text",
+    "member_lanes",
 ]
 
 #: The x axis label of every plot.
 XLABEL = "cursor (seq)"
+#: Characters of an id shown in a lane label or a legend (longer ones are shortened in the middle).
+LABEL_CHARS = 40
+#: Characters of a pool id shown in a title.
+TITLE_ID_CHARS = 60
 
 #: Colour of each message status (:data:`poolscope.palette.MESSAGE_COLORS`).
 MESSAGE_COLORS: dict[str, str] = palette.MESSAGE_COLORS
@@ -116,17 +121,21 @@ def _drawable(family: str) -> frozenset[int]:
         return frozenset(range(0x110000))
 
 
-def label_text(text: Any) -> str:
-    """How an id is written on the plots: characters that the font in use
-    cannot draw (an emoji in a run id, say) are spelled ``<U+1F680>`` instead
-    of an empty box, and ``$`` is escaped so that it is not read as mathtext.
+def label_text(text: Any, limit: int = LABEL_CHARS) -> str:
+    """How an id is written on the plots: shortened in the middle to at most
+    ``limit`` characters (a 4 KB run id takes a lane label's room, not the
+    figure's; the full id is in the frames), characters that the font in use
+    cannot draw (an emoji in a run id, say) spelled ``<U+1F680>`` instead of
+    an empty box, and ``$`` escaped so that it is not read as mathtext.
 
     >>> label_text("run.7")
     'run.7'
+    >>> label_text("run." + "x" * 4096 + ".end")
+    'run.xxxxxxxxxxxxxxxxxxxxxxxxx…xxxxxxxxxxx.end'
     >>> label_text("run.\U0001f680")  # with a font that has no emoji   # doctest: +SKIP
     'run.<U+1F680>'
     """
-    text = str(text).replace("$", r"\$")  # a "$" would start mathtext
+    text = shorten(text, limit).replace("$", r"\$")  # a "$" would start mathtext
     if text.isascii():
         return text
     from matplotlib import rcParams
@@ -221,7 +230,7 @@ def _lane_axis(ax: Axes, lanes: Sequence[str], ghosts: set[str] | None = None) -
     """One y tick per lane, first lane at the top; ghost runs (never members) in grey italics."""
     ax.set_yticks(np.arange(len(lanes)))
     ax.set_yticklabels([label_text(lane) for lane in lanes], fontsize=_lane_font(len(lanes)))
-    ax.set_ylim(len(lanes) - 0.5, -0.5)
+    ax.set_ylim(max(len(lanes), 1) - 0.5, -0.5)
     ax.tick_params(axis="y", length=0)
     if ghosts:
         for lane, label in zip(lanes, ax.get_yticklabels()):
@@ -254,11 +263,25 @@ def _member_intervals(pool: PoolHistory, upto: int | None) -> tuple[dict[str, np
     return table, updates
 
 
+def _natural(values: Iterable[Any]) -> list[Any]:
+    """Distinct values in natural order (``worker-3`` before ``worker-11``)."""
+    return sorted(dict.fromkeys(values), key=natural_key)
+
+
 def _member_runs_in_order(pool: PoolHistory, upto: int | None) -> tuple[list[str], dict[str, str]]:
-    """Runs that were members up to ``upto`` by first join, and each run's latest agent."""
+    """Runs that were members up to ``upto`` in natural order, and each run's latest agent."""
     table, _ = _member_intervals(pool, upto)
-    runs = list(dict.fromkeys(table["run_id"].tolist()))
-    return runs, dict(zip(table["run_id"].tolist(), table["agent_id"].tolist()))
+    return _natural(table["run_id"].tolist()), dict(zip(table["run_id"].tolist(), table["agent_id"].tolist()))
+
+
+def member_lanes(pool: PoolHistory, *, upto: int | None = None) -> list[str]:
+    """The lanes of :func:`members` (before any filter): every run that was a
+    member up to ``upto``, in natural order (``worker-3`` before ``worker-11``).
+
+    >>> member_lanes(pool)[:3]   # doctest: +SKIP
+    ['run.alpha.planner-2', 'run.alpha.planner-12', 'run.alpha.reviewer-1']
+    """
+    return _member_runs_in_order(pool, upto)[0]
 
 
 def _size_for(lanes: int) -> tuple[float, float]:
@@ -269,6 +292,7 @@ def _size_for(lanes: int) -> tuple[float, float]:
 @gc_paused()
 def members(
     pool: PoolHistory,
+    *,
     ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
@@ -282,7 +306,9 @@ def members(
     ``joined_at`` to ``left_at`` (to ``upto``, or the head, while still a
     member), coloured by agent; a run that leaves and re-joins has several
     bars on its lane; a ``member_joined`` of a run that is already a member
-    (an update) is a black tick.  Lanes are ordered by first join.
+    (an update) is a black tick.  Lanes are in natural order of run id
+    (``worker-3`` before ``worker-11``); long ids are shortened
+    (:func:`label_text`).
     ``runs``/``agents`` keep only those runs/agents.  With more than
     ``max_lanes`` runs the plot aggregates: the number of members of each
     agent over the cursor, stacked, with the total as a black line
@@ -306,7 +332,7 @@ def members(
         keep &= np.isin(table["agent_id"], list(agent_set))
     kept_rows = np.flatnonzero(keep)
     table = _take(table, keep)
-    lanes = list(dict.fromkeys(table["run_id"].tolist()))
+    lanes = _natural(table["run_id"].tolist())
     aggregate = len(lanes) > max_lanes
     if ax is None:
         ax = _new_axes(_size_for(8 if aggregate else len(lanes)))
@@ -314,11 +340,11 @@ def members(
     start = table["joined_at"]
     still = table["left_at"] < 0
     stop = np.where(still, x_end, table["left_at"])
-    agents_drawn = sorted(set(agent_ids.tolist()), key=str)
+    agents_drawn = _natural(agent_ids.tolist())
     handles: list = []
     if aggregate:
         _members_stacked(ax, agent_ids, start, stop, still, x_end, colours)
-        title = f"{label_text(pool.pool_id)} — members per agent ({len(lanes):,} runs, {len(run_ids):,} intervals)"
+        title = f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — members per agent ({len(lanes):,} runs, {len(run_ids):,} intervals)"
         ax.set_ylabel("members")
         handles = [Patch(color=colours.get(a, _GHOST), label=label_text(a)) for a in agents_drawn]
         handles.append(Line2D([], [], color="#222222", linewidth=0.9, label="all members"))
@@ -379,7 +405,9 @@ def members(
                 )
             )
         _lane_axis(ax, lanes)
-        title = f"{label_text(pool.pool_id)} — membership ({len(lanes):,} runs, {len(run_ids):,} intervals)"
+        title = (
+            f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — membership ({len(lanes):,} runs, {len(run_ids):,} intervals)"
+        )
         ax.set_ylabel("run")
     ax.set_title(title, fontsize=10, loc="left")
     _style_x(ax, x_end)
@@ -402,7 +430,7 @@ def _members_stacked(
     if len(events) > 3000:  # a step at every join and leave is more than the pixels: sample a grid
         events = np.unique(np.linspace(0, x_end, 3000).round().astype(np.int64))
     bottom = np.zeros(len(events), dtype=np.int64)
-    for agent in sorted(set(agent_ids)):
+    for agent in _natural(agent_ids.tolist()):
         picked = agent_ids == agent
         joined = np.searchsorted(np.sort(start[picked]), events, side="right")
         left = np.searchsorted(np.sort(stop[picked & ~still]), events, side="right")
@@ -423,51 +451,19 @@ def _members_stacked(
     ax.set_ylim(0, max(int(bottom.max()) if len(bottom) else 1, 1) * 1.08)
 
 
-def _first_of(codes: np.ndarray, count: int, values: np.ndarray) -> np.ndarray:
-    """For each code ``0..count-1``, ``values`` at its first occurrence in ``codes`` (-1 if none)."""
-    out = np.full(count, -1, dtype=np.int64)
-    if len(codes):
-        found, where = np.unique(codes, return_index=True)
-        out[found] = values[where]
-    return out
-
-
-def _last_index(codes: np.ndarray, count: int) -> np.ndarray:
-    """For each code, the index of its last occurrence in ``codes``."""
-    found, where = np.unique(codes[::-1], return_index=True)
-    out = np.full(count, -1, dtype=np.int64)
-    out[found] = len(codes) - 1 - where
-    return out
-
-
 # --------------------------------------------------------------- messages
 @gc_paused()
 def _message_table(pool: PoolHistory, upto: int | None) -> dict[str, np.ndarray]:
     """One row per message at ``upto`` (the columns of ``messages_df`` that the
-    plot needs), built straight from the index so that it stays fast at 1M records."""
-    index = pool.index
-    arrays = index.arrays()
-    n = index.position(upto) if upto is not None else len(index)
-    positions = arrays["messages"]
-    positions = positions[: int(np.searchsorted(positions, n, side="left"))]
-    entries = index.entries
-    picked = [entries[p] for p in positions.tolist()]
-    if not picked:
-        return {c: np.array([], dtype=object) for c in ("message_id", "status")} | {
-            c: np.array([], dtype=np.int64) for c in ("first_seq", "delivered_at", "position")
-        }
-    seqs = arrays["seq"][positions]
-    codes, uniques = pd.factorize(np.array([e.key for e in picked], dtype=object))
-    count = len(uniques)
-    last = _last_index(codes, count)
-    statuses = np.array([e.status for e in picked], dtype=object)
-    mask = statuses == "delivered"
+    plot needs), from the frames' grouping (:class:`poolscope.frames.Groups`)."""
+    groups = Groups(pool, upto, "messages")
+    (keys,) = groups.columns("key")
     return {
-        "message_id": np.asarray(uniques, dtype=object),
-        "status": statuses[last],
-        "first_seq": _first_of(codes, count, seqs),
-        "delivered_at": _first_of(codes[mask], count, seqs[mask]),
-        "position": positions[last],  # the latest record of each message: its sender, target, recipients
+        "message_id": np.asarray(keys, dtype=object),
+        "status": groups.status_names(),
+        "first_seq": groups.first_seq.astype(np.int64),
+        "delivered_at": groups.reached[wire.MESSAGE_STATUSES.index("delivered")],
+        "position": groups.last,  # the latest record of each message: its sender, target, recipients
     }
 
 
@@ -526,6 +522,7 @@ def _filter_messages(
 @gc_paused()
 def messages(
     pool: PoolHistory,
+    *,
     ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
@@ -533,7 +530,6 @@ def messages(
     runs: str | Iterable[str] | None = None,
     agents: str | Iterable[str] | None = None,
     kinds: str | Iterable[str] | None = None,
-    *,
     max_marks: int = MAX_MARKS,
     max_lanes: int = 60,
     window: int | None = None,
@@ -547,7 +543,7 @@ def messages(
     delivered), ending in an arrow head.  Colour and marker tell the status at
     ``upto`` (:data:`MESSAGE_COLORS`); ``failed`` (red ✕), ``timed_out``
     (orange ◆) and ``expired`` (magenta ■) are large and drawn on top.  Lanes
-    are runs, members first (by first join), then runs that sent or received
+    are runs, members first (in natural order), then runs that sent or received
     but never joined (ghosts, grey italics): one lane each with
     ``ghosts="each"``, all on one lane with ``ghosts="merge"``, and with
     ``"auto"`` (the default) one lane each unless there are more than 3.
@@ -583,7 +579,7 @@ def messages(
             touched[sender] = None
             touched.update(dict.fromkeys(recipients))
     member_set = set(member_runs)
-    ghost_runs = [r for r in touched if r not in member_set and r is not None]
+    ghost_runs = _natural(r for r in touched if r not in member_set and r is not None)
     merge = ghosts == "merge" or (ghosts == "auto" and len(ghost_runs) > 3)
     ghost_lane = f"non-members ({len(ghost_runs):,} runs)"
     lanes = [r for r in member_runs if r in touched] + ([ghost_lane] if merge and ghost_runs else ghost_runs)
@@ -593,7 +589,7 @@ def messages(
     if aggregate:
         _message_strips(ax, table, x_end, window)
         ax.set_title(
-            f"{label_text(pool.pool_id)} — {count:,} messages by status (per window of cursors, by first seq)",
+            f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — {count:,} messages by status (per window of cursors, by first seq)",
             fontsize=10,
             loc="left",
         )
@@ -678,7 +674,9 @@ def messages(
     _lane_axis(ax, lanes, {r for r in lanes if r not in member_set})
     ax.set_ylabel("run")
     ax.set_title(
-        f"{label_text(pool.pool_id)} — messages ({count:,}; {len(segments):,} deliveries)", fontsize=10, loc="left"
+        f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — messages ({count:,}; {len(segments):,} deliveries)",
+        fontsize=10,
+        loc="left",
     )
     _style_x(ax, x_end)
     _cursor_line(ax, cursor)
@@ -723,45 +721,29 @@ def _message_strips(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: 
 @gc_paused()
 def _wake_table(pool: PoolHistory, upto: int | None) -> dict[str, np.ndarray]:
     """One row per wake condition at ``upto``: id, run, status, start (first
-    ``registered``, else first record) and ``terminal_at`` (-1 while open)."""
-    index = pool.index
-    arrays = index.arrays()
-    n = index.position(upto) if upto is not None else len(index)
-    positions = arrays["wakes"]
-    positions = positions[: int(np.searchsorted(positions, n, side="left"))]
-    entries = index.entries
-    picked = [entries[p] for p in positions.tolist()]
-    if not picked:
-        return {c: np.array([], dtype=object) for c in ("condition_id", "run_id", "status")} | {
-            c: np.array([], dtype=np.int64) for c in ("start", "terminal_at")
-        }
-    seqs = arrays["seq"][positions]
-    codes, uniques = pd.factorize(np.array([e.key for e in picked], dtype=object))
-    count = len(uniques)
-    last = _last_index(codes, count)
-    statuses = np.array([e.status for e in picked], dtype=object)
-    registered = statuses == "registered"
-    reg_first = _first_of(codes[registered], count, seqs[registered])
-    start = np.where(reg_first >= 0, reg_first, _first_of(codes, count, seqs))
-    term_first = _first_of(codes[~registered], count, seqs[~registered])
+    ``registered``, else first record) and ``terminal_at`` (-1 while open),
+    from the frames' grouping (:class:`poolscope.frames.Groups`)."""
+    groups = Groups(pool, upto, "wakes")
+    keys, runs = groups.columns("key", "run_id")
+    registered = groups.reached[wire.WAKE_STATUSES.index("registered")]
     return {
-        "condition_id": np.asarray(uniques, dtype=object),
-        "run_id": np.array([picked[i].run_id for i in last.tolist()], dtype=object),
-        "status": statuses[last],
-        "start": start,
-        "terminal_at": term_first,
+        "condition_id": np.asarray(keys, dtype=object),
+        "run_id": np.asarray(runs, dtype=object),
+        "status": groups.status_names(),
+        "start": np.where(registered >= 0, registered, groups.first_seq).astype(np.int64),
+        "terminal_at": groups.terminal_at(),
     }
 
 
 @gc_paused()
 def wakes(
     pool: PoolHistory,
+    *,
     ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
     statuses: str | Iterable[str] | None = None,
     runs: str | Iterable[str] | None = None,
-    *,
     max_marks: int = MAX_MARKS,
     max_lanes: int = 60,
     window: int | None = None,
@@ -780,7 +762,7 @@ def wakes(
     the plot aggregates per window of ``window`` cursors: stacked bars of the
     wakes that reached each terminal status in the window
     (``gid="wakes.ended.<status>"``) and a step line of the wakes still
-    waiting at the end of each window (``gid="wakes.waiting"``).
+    ``registered`` at the end of each window (``gid="wakes.registered"``).
 
     Artists: spans ``gid="wakes.span"`` (one ``BarContainer`` per status),
     outcome markers ``gid="wakes.outcome"`` (one scatter per terminal status).
@@ -799,14 +781,14 @@ def wakes(
     waiting = list(dict.fromkeys(table["run_id"].tolist())) if count <= max_marks else []
     member_set = set(member_runs)
     waiting_set = set(waiting)
-    lanes = [r for r in member_runs if r in waiting_set] + [r for r in waiting if r not in member_set]
+    lanes = [r for r in member_runs if r in waiting_set] + _natural(r for r in waiting if r not in member_set)
     aggregate = count > max_marks or len(lanes) > max_lanes
     if ax is None:
         ax = _new_axes(_size_for(7 if aggregate else len(lanes)))
     if aggregate:
         _wake_bars(ax, table, x_end, window)
         ax.set_title(
-            f"{label_text(pool.pool_id)} — {count:,} wakes: outcomes per window and wakes waiting",
+            f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — {count:,} wakes: outcomes per window and wakes registered",
             fontsize=10,
             loc="left",
         )
@@ -852,7 +834,7 @@ def wakes(
                     alpha=0.7,
                     marker=">",
                     markersize=5,
-                    label=f"waiting ({int(picked.sum()):,})",
+                    label=f"registered ({int(picked.sum()):,})",
                 )
             )
             continue
@@ -886,7 +868,7 @@ def wakes(
     _lane_axis(ax, lanes, {r for r in lanes if r not in member_set})
     ax.set_ylabel("waiting run")
     ax.set_title(
-        f"{label_text(pool.pool_id)} — wakes ({count:,} conditions, {len(lanes):,} waiting runs)",
+        f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — wakes ({count:,} conditions, {len(lanes):,} waiting runs)",
         fontsize=10,
         loc="left",
     )
@@ -952,21 +934,21 @@ def _wake_bars(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int |
         )
         bottom = bottom + counts
         handles.append(Patch(color=WAKE_COLORS[status], label=f"{status} ({len(picked):,})"))
-    # waiting at the end of each window: registered by then, not yet terminal
+    # registered at the end of each window: registered by then, not yet terminal
     ends = np.minimum((np.arange(bins) + 1) * window, x_end)
     start = np.sort(table["start"])
     done = np.sort(terminal[terminal >= 0])
-    waiting = np.searchsorted(start, ends, side="right") - np.searchsorted(done, ends, side="right")
+    registered = np.searchsorted(start, ends, side="right") - np.searchsorted(done, ends, side="right")
     ax.step(
         np.concatenate([[0.5], ends + 0.5]),
-        np.concatenate([[waiting[0]], waiting]),
+        np.concatenate([[registered[0]], registered]),
         where="pre",
         color=WAKE_COLORS["registered"],
         linewidth=1.6,
-        gid="wakes.waiting",
+        gid="wakes.registered",
         zorder=3,
     )
-    handles.append(Line2D([], [], color=WAKE_COLORS["registered"], linewidth=1.6, label="waiting (at window end)"))
+    handles.append(Line2D([], [], color=WAKE_COLORS["registered"], linewidth=1.6, label="registered (at window end)"))
     ax.set_ylabel(f"wakes  (window = {window:,})", fontsize=9)
     _legend(ax, handles, "outcome")
 
@@ -975,6 +957,7 @@ def _wake_bars(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int |
 @gc_paused()
 def activity(
     pool: PoolHistory,
+    *,
     ax: Axes | None = None,
     upto: int | None = None,
     cursor: int | None = None,
@@ -1047,7 +1030,7 @@ def activity(
                 zorder=2,
             )
             bottom = bottom + heights
-            drawn.append(Patch(color=colours[status], label=status.replace("_", " ")))
+            drawn.append(Patch(color=colours[status], label=status))
         if drawn and len(series) == 2:
             arrow = "↑" if sign > 0 else "↓"
             handles.append(Patch(visible=False, label=f"{name}s {arrow}" if name != "record" else f"records {arrow}"))
@@ -1064,7 +1047,7 @@ def activity(
         ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
         ax.set_ylabel(f"{series[0]}s per {window:,} cursors", fontsize=9)
     what = " and ".join("record kind" if s == "record" else f"{s} status" for s in series)
-    ax.set_title(f"{label_text(pool.pool_id)} — activity: {what} per window", fontsize=10, loc="left")
+    ax.set_title(f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — activity: {what} per window", fontsize=10, loc="left")
     _style_x(ax, x_end)
     _cursor_line(ax, cursor)
     _legend(ax, handles, None)
@@ -1075,19 +1058,22 @@ def activity(
 @gc_paused()
 def dashboard(
     pool: PoolHistory,
-    cursor: int | None = None,
-    upto: int | None = None,
+    *,
     fig: Figure | None = None,
+    upto: int | None = None,
+    cursor: int | None = None,
 ) -> Figure:
     """The four plots stacked (members, messages, wakes, activity), sharing the x axis.
 
-    Returns the :class:`~matplotlib.figure.Figure`; its ``axes`` are the four
+    Its arguments are those of the four plots, in the same order and, like
+    theirs, keyword-only: ``fig`` (a new figure when ``None``; the plots take
+    ``ax``), ``upto`` and ``cursor``.  Returns the :class:`~matplotlib.figure.Figure`; its ``axes`` are the four
     plots in that order.
 
     >>> fig = dashboard(pool, cursor=600)        # doctest: +SKIP
     >>> fig.savefig("pool.png", dpi=110)          # doctest: +SKIP
     """
-    lanes = len(_member_runs_in_order(pool, upto)[0])
+    lanes = len(member_lanes(pool, upto=upto))
     member_rows = min(lanes, 60) if lanes <= 60 else 8
     ratios = [max(member_rows, 4) * 0.22 + 1.0, max(member_rows, 4) * 0.22 + 1.4, max(member_rows, 4) * 0.18 + 1.0, 2.6]
     if fig is None:

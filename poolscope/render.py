@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "ID_CHARS",
     "esc",
     "shorten",
+    "natural_key",
     "ident",
     "status",
     "table",
@@ -124,6 +126,20 @@ def shorten(text: Any, limit: int = ID_CHARS) -> str:
         return text
     tail = max((limit - 1) // 3, 1)
     return f"{text[: limit - 1 - tail]}…{text[-tail:]}"
+
+
+_DIGITS = re.compile(r"([0-9]+)")
+
+
+def natural_key(text: Any) -> tuple:
+    """A sort key that orders the numbers inside ids by value: ``worker-3``
+    before ``worker-11`` (ids of other types sort as their text).
+
+    >>> sorted(["worker-11", "worker-3", "planner-2", "worker-3b"], key=natural_key)
+    ['planner-2', 'worker-3', 'worker-3b', 'worker-11']
+    """
+    parts = _DIGITS.split("" if text is None else str(text))
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
 
 
 def ident(value: Any, limit: int = ID_CHARS) -> str:

@@ -96,10 +96,9 @@ def _plot_html(pool: PoolHistory, name: str, draw: Callable, height: float) -> s
 
 
 def _lanes(pool: PoolHistory) -> int:
-    from .plot import _member_intervals
+    from .plot import member_lanes
 
-    table, _ = _member_intervals(pool, None)
-    return len(set(table["run_id"].tolist()))
+    return len(member_lanes(pool))
 
 
 def _height(lanes: int) -> float:

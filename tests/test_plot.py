@@ -1,4 +1,5 @@
-"""poolscope.plot draws exactly what the frames say, on the SDK's own histories.
+"""poolscope.plot draws exactly what the frames say, on the bundled sample
+(sample_data/demo.db) and on a generated database -- no SDK history needed.
 
 Every figure is also written to tests/artifacts/ to be looked at.
 """
@@ -14,18 +15,23 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SAMPLE_DB
 from matplotlib.figure import Figure
 
 import poolscope
 from poolscope import plot, wire
+from poolscope.render import natural_key
 
 # ---------------------------------------------------------------- helpers
-L = plot.label_text  # how an id is written on a plot (the oracle has a run id with an emoji)
+L = plot.label_text  # how an id is written on a plot
 
 
-@pytest.fixture
-def db(oracle):
-    return poolscope.open(oracle / "pool.db")
+@pytest.fixture(params=["sample", "generated"])
+def db(request, small_db):
+    """The bundled sample, then a generated 3-pool database."""
+    database = poolscope.open(SAMPLE_DB if request.param == "sample" else small_db)
+    yield database
+    database.close()
 
 
 def artists(ax, gid):
@@ -64,8 +70,9 @@ def save(ax_or_fig, artifacts, name):
     fig.savefig(artifacts / name, dpi=100)
 
 
-def first_join_order(frame):
-    return [L(r) for r in dict.fromkeys(frame.sort_values("joined_at", kind="stable")["run_id"].astype(str))]
+def natural_order(frame):
+    """The runs of a members frame as lanes: natural order (worker-3 before worker-11)."""
+    return [L(r) for r in sorted(set(frame["run_id"].astype(str)), key=natural_key)]
 
 
 # ---------------------------------------------------------------- members
@@ -73,7 +80,7 @@ def test_members_draws_one_lane_per_run_and_one_bar_per_interval(db, artifacts):
     for pool in db.pools():
         frame = pool.members_df()
         ax = plot.members(pool)
-        assert lanes(ax) == first_join_order(frame)
+        assert lanes(ax) == natural_order(frame)
         bars = artists(ax, "members.interval")
         assert len(bars) == len(frame)
         drawn = sorted(
@@ -98,7 +105,7 @@ def test_members_draws_one_lane_per_run_and_one_bar_per_interval(db, artifacts):
         assert legend_labels(ax) == agents + (["join update"] if len(ticks) else [])
         assert ax.get_xlabel() == "cursor (seq)"
         assert pool.pool_id in ax.get_title(loc="left")
-        save(ax, artifacts, f"plot_members_{pool.pool_id}.png")
+        save(ax, artifacts, f"plot_members_{db.path.stem}_{pool.pool_id}.png")
 
 
 def test_members_upto_cuts_the_history_and_open_intervals_end_there(db):
@@ -129,7 +136,7 @@ def test_members_filters_by_run_and_agent(db):
     agent = str(frame["agent_id"].value_counts().index[0])
     ax = plot.members(pool, agents=[agent])
     picked = frame[frame["agent_id"].astype(str) == agent]
-    assert lanes(ax) == first_join_order(picked)
+    assert lanes(ax) == natural_order(picked)
     assert len(artists(ax, "members.interval")) == len(picked)
     assert legend_labels(ax)[0] == L(agent)
 
@@ -177,15 +184,15 @@ def test_messages_draw_a_mark_per_message_and_a_flow_per_recipient(db, artifacts
         )
         assert ends == expected
         assert len(offsets(ax, "messages.head")) == len(segments)
-        # lanes: members first by first join, then the ghosts
-        members = first_join_order(pool.members_df())
+        # lanes: members first in natural order, then the ghosts
+        members = natural_order(pool.members_df())
         touched = {L(r) for r in set(frame["sender"].astype(str)) | {r for rs in frame["recipients"] for r in rs}}
         assert lanes(ax)[: len(touched & set(members))] == [r for r in members if r in touched]
         assert set(lanes(ax)) == touched
         labels = legend_labels(ax)
         present = [s for s in wire.MESSAGE_STATUSES if s in counts.index and counts[s]]
         assert labels[: len(present)] == [f"{s} ({counts[s]:,})" for s in present]
-        save(ax, artifacts, f"plot_messages_{pool.pool_id}.png")
+        save(ax, artifacts, f"plot_messages_{db.path.stem}_{pool.pool_id}.png")
 
 
 def test_messages_alert_statuses_are_large_red_orange_and_on_top(db):
@@ -298,10 +305,11 @@ def test_wakes_draw_a_span_per_condition_and_a_marker_per_outcome(db, artifacts)
             assert xs == sorted(frame.loc[frame["status"] == status, "terminal_at"].astype(int))
         assert len(offsets(ax, "wakes.open")) == counts.get("registered", 0)
         labels = legend_labels(ax)
-        if counts.get("registered", 0):
-            assert f"waiting ({counts['registered']:,})" in labels
+        if counts.get("registered", 0):  # the SDK's status names, as in the tables
+            assert f"registered ({counts['registered']:,})" in labels
         assert all(f"{s} ({counts[s]:,})" in labels for s in outcomes)
-        save(ax, artifacts, f"plot_wakes_{pool.pool_id}.png")
+        assert {label.split(" (")[0] for label in labels} <= set(wire.WAKE_STATUSES)
+        save(ax, artifacts, f"plot_wakes_{db.path.stem}_{pool.pool_id}.png")
 
 
 def test_wakes_filters_and_upto(db):
@@ -334,8 +342,9 @@ def test_wakes_aggregate_into_outcomes_per_window(db, artifacts):
     for status in wire.WAKE_STATUSES[1:]:
         bars = artists(ax, f"wakes.ended.{status}")
         assert sum(b.get_height() for b in bars) == counts.get(status, 0)
-    (waiting,) = artists(ax, "wakes.waiting")
-    assert waiting.get_ydata()[-1] == counts.get("registered", 0)
+    (registered,) = artists(ax, "wakes.registered")
+    assert registered.get_ydata()[-1] == counts.get("registered", 0)
+    assert {label.split(" (")[0] for label in legend_labels(ax)} <= set(wire.WAKE_STATUSES)
     save(ax, artifacts, "plot_wakes_aggregated.png")
 
 
@@ -373,7 +382,8 @@ def test_activity_stacks_are_the_activity_counts(db, artifacts):
         assert cursor_x(ax) == pool.head // 2
         labels = legend_labels(ax)
         assert labels[0] == "messages ↑" and "wakes ↓" in labels
-        save(ax, artifacts, f"plot_activity_{pool.pool_id}.png")
+        assert set(labels) - {"messages ↑", "wakes ↓"} <= set(wire.MESSAGE_STATUSES) | set(wire.WAKE_STATUSES)
+        save(ax, artifacts, f"plot_activity_{db.path.stem}_{pool.pool_id}.png")
 
 
 def test_activity_one_series_and_upto(db):
@@ -431,4 +441,90 @@ def test_dashboard_stacks_the_four_plots_on_one_shared_x(db, artifacts):
             assert cursor_x(ax) == pool.head // 2
             assert ax.get_shared_x_axes().joined(ax, axes[0])
         assert "membership" in axes[0].get_title(loc="left") and "activity" in axes[3].get_title(loc="left")
-        save(fig, artifacts, f"plot_dashboard_{pool.pool_id}.png")
+        save(fig, artifacts, f"plot_dashboard_{db.path.stem}_{pool.pool_id}.png")
+
+
+def test_plots_take_every_argument_after_the_pool_by_keyword(db):
+    pool = db.pool(db.pool_ids[0])
+    for name in ("members", "messages", "wakes", "activity", "dashboard"):
+        with pytest.raises(TypeError):
+            getattr(plot, name)(pool, None)
+    # the dashboard's arguments are the plots' own, in their order
+    import inspect
+
+    names = list(inspect.signature(plot.dashboard).parameters)
+    assert names == ["pool", "fig", "upto", "cursor"]
+    assert list(inspect.signature(plot.members).parameters)[:4] == ["pool", "ax", "upto", "cursor"]
+    fig = plot.dashboard(pool, upto=pool.head // 2, cursor=pool.head // 3)
+    assert all(cursor_x(ax) == pool.head // 3 for ax in fig.axes)
+
+
+# ------------------------------------------------------- lanes and long ids
+def numbered_pool(path, runs, pool_id="pool.n", agent="agent.worker"):
+    """A pool whose members join in the order given."""
+    store = poolscope.PoolStore(path)
+    try:
+        with store.batch():
+            store.open_pool(pool_id, {})
+            store.record_pool_created(pool_id)
+            for run in runs:
+                store.join_member(pool_id, {"run_id": run, "agent_id": agent, "topics": ["t"]})
+    finally:
+        store.close()
+    return path
+
+
+def test_member_lanes_sort_naturally(tmp_path):
+    runs = ["run.worker-11", "run.worker-3", "run.worker-2", "run.planner-10", "run.planner-9", "run.worker-1"]
+    path = numbered_pool(tmp_path / "n.db", runs)
+    with poolscope.open(path) as db:
+        pool = db.pool("pool.n")
+        expected = ["run.planner-9", "run.planner-10", "run.worker-1", "run.worker-2", "run.worker-3", "run.worker-11"]
+        assert plot.member_lanes(pool) == expected
+        assert lanes(plot.members(pool)) == expected
+        assert lanes(plot.dashboard(pool).axes[0]) == expected
+
+
+LONG = 4096
+
+
+@pytest.fixture(scope="module")
+def long_ids(tmp_path_factory):
+    """300 members with 4 KB run ids and agent ids, in a pool whose id is 10 KB."""
+    path = tmp_path_factory.mktemp("long") / "long.db"
+    pool_id = "pool." + "p" * 10_000
+    runs = [f"run.{i}." + "r" * LONG for i in range(300)]
+    store = poolscope.PoolStore(path)
+    try:
+        with store.batch():
+            store.open_pool(pool_id, {})
+            store.record_pool_created(pool_id)
+            for i, run in enumerate(runs):
+                store.join_member(pool_id, {"run_id": run, "agent_id": f"agent.{i % 4}." + "a" * LONG, "topics": []})
+    finally:
+        store.close()
+    return path, pool_id, runs
+
+
+def test_long_ids_are_shortened_on_the_plots(long_ids):
+    path, pool_id, runs = long_ids
+    with poolscope.open(path) as db:
+        pool = db.pool(pool_id)
+        # aggregated (300 lanes): the legend names the agents, shortened
+        ax = plot.members(pool)
+        labels = legend_labels(ax)
+        assert len(labels) == 5 and all(len(label) <= plot.LABEL_CHARS for label in labels)
+        assert len(ax.get_title(loc="left")) < plot.TITLE_ID_CHARS + 80
+        # one lane per run: 300 distinct labels, each the head and tail of its id
+        ax = plot.members(pool, max_lanes=400)
+        drawn = lanes(ax)
+        assert len(drawn) == len(set(drawn)) == 300
+        assert all(len(label) <= plot.LABEL_CHARS for label in drawn)
+        assert drawn[:3] == [L(runs[0]), L(runs[1]), L(runs[2])]
+        assert drawn[0].startswith("run.0.rrr") and "…" in drawn[0]
+        # the full ids stay in the data
+        assert set(pool.members_df()["run_id"].astype(str)) == set(runs)
+        fig = plot.dashboard(pool)
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts + ax.get_yticklabels()]
+        texts += [ax.get_title(loc="left") for ax in fig.axes] + [t for ax in fig.axes for t in legend_labels(ax)]
+        assert max(len(t) for t in texts) < 200
