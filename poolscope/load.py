@@ -428,7 +428,9 @@ def _progress_bar(pool_id: str, total: int | None, progress: bool | None) -> Any
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"loading {pool_id}", unit="rec", leave=False)
+    from .render import shorten
+
+    return tqdm(total=total, desc=f"loading {shorten(pool_id, 60)}", unit="rec", leave=False)
 
 
 def load(index: PoolIndex, conn: sqlite3.Connection, progress: bool | None = None) -> int:

@@ -400,7 +400,7 @@ def summary_html(
     rows = []
     for record in frame.to_dict("records"):
         pool_id = record["pool_id"]
-        shown = ident(pool_id, 32)
+        shown = ident(pool_id, 28)
         if link is not None:
             shown = f"<a href='#{esc(link(pool_id))}'>{shown}</a>"
         cells = [f"<td class='pool'>{shown}</td>"]

@@ -57,11 +57,11 @@ h3 {{ margin: 22px 0 8px 0; color: #37474f; }}
 table {{ border-collapse: collapse; font-size: 12.5px; margin: 6px 0 10px 0; background: #fff; }}
 th, td {{ border: 1px solid {palette.RULE}; padding: 3px 6px; text-align: left; vertical-align: top; }}
 th {{ background: #eceff1; }}
-.ps-summary {{ font-size: 11.5px; }}
-.ps-summary th, .ps-summary td {{ padding: 2px 4px; }}
+.ps-summary {{ font-size: 11px; }}
+.ps-summary th, .ps-summary td {{ padding: 2px 3px; }}
 .ps-summary td.bad {{ color: {palette.SEVERITY_COLORS["error"][1]}; font-weight: 600; }}
 .ps-summary th.group {{ text-align: center; border-bottom: 2px solid #b0bec5; }}
-.ps-summary td.pool {{ max-width: 16em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
+.ps-summary td.pool {{ max-width: 14em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
 .ps-scroll {{ overflow-x: auto; }}
 figure {{ margin: 6px 0 14px 0; }}
 figure img {{ max-width: 100%; height: auto; border: 1px solid {palette.RULE}; background: #fff; }}

@@ -90,3 +90,24 @@ def raw_snapshot_lines(folder: Path) -> Iterator[tuple[str, int, str]]:
 def tree_state(folder: Path) -> dict[str, bytes]:
     """Every file's bytes in a folder (to compare before and after)."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def long_ids_database(path: Path, members: int = 300, id_chars: int = 4096) -> tuple[str, list[str]]:
+    """A pool whose id is 10 KB, with ``members`` members whose run and agent ids
+    are ``id_chars`` long (four agents); returns (pool id, run ids in joining order)."""
+    import poolscope
+
+    pool_id = "pool." + "p" * 10_000
+    runs = [f"run.{i}." + "r" * id_chars for i in range(members)]
+    store = poolscope.PoolStore(path)
+    try:
+        with store.batch():
+            store.open_pool(pool_id, {})
+            store.record_pool_created(pool_id)
+            for i, run in enumerate(runs):
+                store.join_member(
+                    pool_id, {"run_id": run, "agent_id": f"agent.{i % 4}." + "a" * id_chars, "topics": []}
+                )
+    finally:
+        store.close()
+    return pool_id, runs

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE_DB
+from helpers import SAMPLE_DB, long_ids_database
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -202,3 +202,41 @@ def test_explorer_in_voila(voila, artifacts, sample_db):
             page.locator(".poolscope-explorer").screenshot(path=str(artifacts / "explorer.png"))
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("which", ["sample", "long ids"])
+def test_the_reports_summary_fits_a_laptop_screen(which, tmp_path, artifacts):
+    """At 1400 px wide the summary table shows every column: no horizontal
+    scrolling, its right edge inside the window (also with a 10 KB pool id)."""
+    _requirements()
+    from playwright.sync_api import sync_playwright
+
+    from poolscope.report import report
+
+    db = SAMPLE_DB
+    if which == "long ids":
+        db = tmp_path / "long.db"
+        long_ids_database(db, members=20)
+    page_path = report(db, tmp_path / "report.html")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(page_path.resolve().as_uri(), timeout=PAGE_MS)
+            box = page.evaluate(
+                """() => {
+                    const table = document.querySelector('table.ps-summary');
+                    const last = table.querySelector('tr:last-child td:last-child').getBoundingClientRect();
+                    const scroller = table.parentElement;
+                    return {right: table.getBoundingClientRect().right, last: last.right, window: window.innerWidth,
+                            scroll: scroller.scrollWidth, client: scroller.clientWidth,
+                            page: document.documentElement.scrollWidth, columns: table.rows[2].cells.length};
+                }"""
+            )
+            page.screenshot(path=str(artifacts / f"report_summary_1400_{which.replace(' ', '_')}.png"))
+        finally:
+            browser.close()
+    assert box["columns"] == 1 + 6 + 2 + 7 + 5  # pool, counts, anomalies, message statuses, wake statuses
+    assert box["scroll"] <= box["client"], box  # nothing to scroll to
+    assert box["right"] <= box["window"] and box["last"] <= box["window"], box
+    assert box["page"] <= box["window"], box

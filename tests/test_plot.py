@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SAMPLE_DB
+from helpers import SAMPLE_DB, long_ids_database
 from matplotlib.figure import Figure
 
 import poolscope
@@ -485,24 +485,11 @@ def test_member_lanes_sort_naturally(tmp_path):
         assert lanes(plot.dashboard(pool).axes[0]) == expected
 
 
-LONG = 4096
-
-
 @pytest.fixture(scope="module")
 def long_ids(tmp_path_factory):
     """300 members with 4 KB run ids and agent ids, in a pool whose id is 10 KB."""
     path = tmp_path_factory.mktemp("long") / "long.db"
-    pool_id = "pool." + "p" * 10_000
-    runs = [f"run.{i}." + "r" * LONG for i in range(300)]
-    store = poolscope.PoolStore(path)
-    try:
-        with store.batch():
-            store.open_pool(pool_id, {})
-            store.record_pool_created(pool_id)
-            for i, run in enumerate(runs):
-                store.join_member(pool_id, {"run_id": run, "agent_id": f"agent.{i % 4}." + "a" * LONG, "topics": []})
-    finally:
-        store.close()
+    pool_id, runs = long_ids_database(path)
     return path, pool_id, runs
 
 
@@ -528,3 +515,28 @@ def test_long_ids_are_shortened_on_the_plots(long_ids):
         texts = [t.get_text() for ax in fig.axes for t in ax.texts + ax.get_yticklabels()]
         texts += [ax.get_title(loc="left") for ax in fig.axes] + [t for ax in fig.axes for t in legend_labels(ax)]
         assert max(len(t) for t in texts) < 200
+
+
+@pytest.mark.slow
+def test_readmes_pictures_are_made_from_the_sample_by_a_command(tmp_path):
+    """docs/make_images.py draws dashboard.png from sample_data/ (the committed picture is its output)."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+    from PIL import Image
+
+    script = ROOT / "docs" / "make_images.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--only", "dashboard", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    made = tmp_path / "dashboard.png"
+    assert done.stdout.strip() == str(made)
+    committed = ROOT / "docs" / "images" / "dashboard.png"
+    with Image.open(made) as fresh, Image.open(committed) as stored:
+        assert fresh.size == stored.size
+    assert "docs/make_images.py" in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest
-from helpers import SAMPLE_DB
+from helpers import SAMPLE_DB, long_ids_database
 
 import poolscope
 from poolscope import palette, plot, render, wire
@@ -105,3 +105,53 @@ def test_a_records_repr_shortens_its_payload():
     assert "…" in text and "chars" in text
     small = Record("p", 2, "pool_created", {"type": "pool_created"})
     assert repr(small) == "Record(pool_id='p', cursor=2, kind='pool_created', payload={'type': 'pool_created'})"
+
+
+@pytest.fixture(scope="module")
+def long_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("long") / "long.db"
+    pool_id, runs = long_ids_database(path)
+    return path, pool_id, runs
+
+
+def visible_text(fragment: str) -> str:
+    """What a browser shows of an HTML fragment (tags and their attributes left out)."""
+    return html.unescape(re.sub(r"<[^>]*>", " ", fragment))
+
+
+def test_long_ids_in_the_report_and_the_explorer(long_db, tmp_path):
+    path, pool_id, runs = long_db
+    from poolscope.report import report
+
+    text = report(path, tmp_path / "long.html").read_text(encoding="utf-8")
+    shown = visible_text(text)
+    # no id is shown whole: the longest word a reader sees is a shortened one
+    assert max(len(word) for word in shown.split()) <= 200
+    # the full ids are in the tooltips (title attributes) of the snapshot's members table and the headings
+    titles = {html.unescape(t) for t in re.findall(r"title='([^']*)'", text)}
+    assert pool_id in titles
+    with poolscope.open(path) as db:
+        listed = db.pool(pool_id).snapshot().member_ids[:50]  # the members listed: the first 50, in the SDK's order
+    assert set(listed) <= titles and set(listed) <= set(runs)
+    # the explorer: the same, panel by panel
+    ex = poolscope.explore(path, check=False)
+    for panel in (ex.counts_panel, ex.members_panel, ex.status_line):
+        assert max(len(word) for word in visible_text(panel.value).split()) <= 200
+    assert all(f"title='{html.escape(run)}'" in ex.members_panel.value for run in ex.shown["member_ids"][:50])
+    assert ex.shown["member_ids"][:50] == listed
+    assert len(repr(ex)) < 300
+    ex.db.close()
+
+
+def test_the_progress_bar_names_a_long_pool_shortly(long_db):
+    import io
+
+    from poolscope.load import _progress_bar
+
+    _, pool_id, _ = long_db
+    bar = _progress_bar(pool_id, 10, True)
+    try:
+        bar.fp = io.StringIO()
+        assert len(bar.desc) <= len("loading ") + 60 and bar.desc.startswith("loading pool.ppp")
+    finally:
+        bar.close()
