@@ -131,7 +131,7 @@ def label_text(text: Any, limit: int = LABEL_CHARS) -> str:
     >>> label_text("run.7")
     'run.7'
     >>> label_text("run." + "x" * 4096 + ".end")
-    'run.xxxxxxxxxxxxxxxxxxxxxxxxx…xxxxxxxxxxx.end'
+    'run.xxxxxxxxxxxxxxxxxxxxxx…xxxxxxxxx.end'
     >>> label_text("run.\U0001f680")  # with a font that has no emoji   # doctest: +SKIP
     'run.<U+1F680>'
     """
