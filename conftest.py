@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +26,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tests"))  # where pytest finds the tests' own modules too
+
+from helpers import home_changes, home_listing  # noqa: E402
 
 #: Environment variables that move what the tools would write under $HOME.
 ISOLATED = {
@@ -41,15 +43,6 @@ ISOLATED = {
     "XDG_DATA_HOME": "xdg/data",
     "XDG_STATE_HOME": "xdg/state",
 }
-
-#: Folders under $HOME that the tools above (and pip --user, Chromium's NSS
-#: database, IPython, matplotlib) write to by default: compared file by file.
-#: The rest of $HOME is compared at its top level (no entry appears or vanishes,
-#: no file there changes); toolchains such as ~/.pyenv are not walked.
-HOME_WATCHED = (".cache", ".config", ".local", ".jupyter", ".ipython", ".matplotlib", ".pki", ".poolscope")
-#: pip's download cache: `.ci/run` installs with pip before the tests start (the
-#: tests never run pip), and a developer's pip may run beside the suite.
-HOME_IGNORED = (".cache/pip",)
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="poolscope-test-env-"))
 _SAVED_ENV = {name: os.environ.get(name) for name in ISOLATED}
@@ -67,38 +60,6 @@ def pytest_unconfigure(config):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
-def _entry(path: Path) -> tuple:
-    info = path.lstat()
-    if stat.S_ISREG(info.st_mode):
-        return ("file", info.st_size, info.st_mtime_ns)
-    if stat.S_ISLNK(info.st_mode):
-        return ("link", os.readlink(path))
-    return ("dir",) if stat.S_ISDIR(info.st_mode) else ("other", stat.S_IFMT(info.st_mode))
-
-
-def home_listing(home: Path) -> dict[str, tuple]:
-    """Type, size and modification time of what the guard watches in ``home``."""
-    listing: dict[str, tuple] = {}
-    ignored = {home / name for name in HOME_IGNORED}
-    for child in home.iterdir():
-        entry = _entry(child)
-        listing[child.name] = entry[:1] if entry[0] == "dir" else entry
-    for name in HOME_WATCHED:
-        top = home / name
-        if not top.is_dir() or top.is_symlink():
-            continue
-        for folder, dirs, files in os.walk(top):
-            base = Path(folder)
-            dirs[:] = [d for d in dirs if base / d not in ignored]
-            for child in dirs + files:
-                path = base / child
-                try:
-                    listing[str(path.relative_to(home))] = _entry(path)
-                except FileNotFoundError:  # vanished while walking: shows up as a difference
-                    pass
-    return listing
-
-
 @pytest.fixture(scope="session", autouse=True)
 def home_is_never_touched():
     """Whole-session guard: nothing in the user's home is created, removed or changed."""
@@ -108,12 +69,7 @@ def home_is_never_touched():
         return
     before = home_listing(home)
     yield
-    after = home_listing(home)
-    changed = sorted(
-        f"{name}: {'created' if name not in before else 'removed' if name not in after else 'changed'}"
-        for name in set(before) | set(after)
-        if before.get(name) != after.get(name)
-    )
+    changed = home_changes(before, home_listing(home))
     assert not changed, f"the tests wrote to the user's home ({home}): {changed}"
 
 

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +112,55 @@ def long_ids_database(path: Path, members: int = 300, id_chars: int = 4096) -> t
     finally:
         store.close()
     return pool_id, runs
+
+
+# ------------------------------------------------------------ the home guard
+#: Folders under $HOME that the tools above (and pip --user, Chromium's NSS
+#: database, IPython, matplotlib) write to by default: compared file by file.
+#: The rest of $HOME is compared at its top level (no entry appears or vanishes,
+#: no file there changes); toolchains such as ~/.pyenv are not walked.
+HOME_WATCHED = (".cache", ".config", ".local", ".jupyter", ".ipython", ".matplotlib", ".pki", ".poolscope")
+#: pip's download cache: `.ci/run` installs with pip before the tests start (the
+#: tests never run pip), and a developer's pip may run beside the suite.
+HOME_IGNORED = (".cache/pip",)
+
+
+def _entry(path: Path) -> tuple:
+    info = path.lstat()
+    if stat.S_ISREG(info.st_mode):
+        return ("file", info.st_size, info.st_mtime_ns)
+    if stat.S_ISLNK(info.st_mode):
+        return ("link", os.readlink(path))
+    return ("dir",) if stat.S_ISDIR(info.st_mode) else ("other", stat.S_IFMT(info.st_mode))
+
+
+def home_listing(home: Path) -> dict[str, tuple]:
+    """Type, size and modification time of what the guard watches in ``home``."""
+    listing: dict[str, tuple] = {}
+    ignored = {home / name for name in HOME_IGNORED}
+    for child in home.iterdir():
+        entry = _entry(child)
+        listing[child.name] = entry[:1] if entry[0] == "dir" else entry
+    for name in HOME_WATCHED:
+        top = home / name
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for folder, dirs, files in os.walk(top):
+            base = Path(folder)
+            dirs[:] = [d for d in dirs if base / d not in ignored]
+            for child in dirs + files:
+                path = base / child
+                try:
+                    listing[str(path.relative_to(home))] = _entry(path)
+                except FileNotFoundError:  # vanished while walking: shows up as a difference
+                    pass
+    return listing
+
+
+def home_changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
+    """What differs between two :func:`home_listing` results, one line per path."""
+    return sorted(
+        f"{name}: {'created' if name not in before else 'removed' if name not in after else 'changed'}"
+        for name in set(before) | set(after)
+        if before.get(name) != after.get(name)
+    )

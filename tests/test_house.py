@@ -1,0 +1,73 @@
+"""The suite's own house rules: it writes nothing in the user's home, and its guard would see it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import home_changes, home_listing
+
+#: Every tool the suite runs, and where it would write under $HOME without these.
+TOOL_FOLDERS = [
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "IPYTHONDIR",
+    "MPLCONFIGDIR",
+    "POOLSCOPE_CACHE_DIR",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+]
+
+PROBE = r"""
+import json, matplotlib, IPython.paths, jupyter_core.paths as jp
+print(json.dumps({
+    "matplotlib config": matplotlib.get_configdir(),
+    "matplotlib cache": matplotlib.get_cachedir(),
+    "ipython": IPython.paths.get_ipython_dir(),
+    "jupyter config": jp.jupyter_config_dir(),
+    "jupyter data": jp.jupyter_data_dir(),
+    "jupyter runtime": jp.jupyter_runtime_dir(),
+}))
+"""
+
+
+def test_every_tool_writes_to_a_temporary_folder_in_this_session_and_its_children():
+    home = Path.home().resolve()
+    for name in TOOL_FOLDERS:
+        folder = Path(os.environ[name]).resolve()
+        assert folder.is_dir() and not folder.is_relative_to(home), (name, folder)
+    # a child process (a kernel, Voilà, a CLI run) resolves the same folders, none in $HOME
+    found = json.loads(subprocess.run([sys.executable, "-c", PROBE], capture_output=True, check=True).stdout)
+    for what, folder in found.items():
+        assert not Path(folder).resolve().is_relative_to(home), (what, folder)
+
+
+def test_the_home_guard_sees_what_a_test_could_change(tmp_path):
+    home = tmp_path / "home"
+    for folder in (".cache/pip/http", ".cache/matplotlib", ".config", ".ssh", ".pyenv/versions"):
+        (home / folder).mkdir(parents=True)
+    (home / ".bashrc").write_text("export A=1\n")
+    (home / ".cache/matplotlib/fontlist.json").write_text("{}")
+    (home / ".pyenv/versions/x").write_text("toolchain")
+    before = home_listing(home)
+    assert home_changes(before, home_listing(home)) == []
+
+    (home / ".bashrc").write_text("export A=2\n")  # a file at the top, changed
+    (home / ".ipython").mkdir()  # a new folder at the top
+    (home / ".cache/matplotlib/fontlist.json").write_text('{"a": 1}')  # a file in a watched folder
+    (home / ".config/chromium").mkdir()  # a new folder in a watched folder
+    (home / ".cache/pip/http/x").write_text("pip's own cache")  # ignored: pip's
+    assert home_changes(before, home_listing(home)) == [
+        ".bashrc: changed",
+        ".cache/matplotlib/fontlist.json: changed",
+        ".config/chromium: created",
+        ".ipython: created",
+    ]
+    (home / ".cache/matplotlib/fontlist.json").unlink()
+    assert ".cache/matplotlib/fontlist.json: removed" in home_changes(before, home_listing(home))
