@@ -17,10 +17,12 @@ user at the repository root: ``poolscope.open("sample_data/demo.db")``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,47 @@ for _name, _sub in ISOLATED.items():
     os.environ[_name] = str(_SESSION_DIR / _sub)
 
 
+import poolscope  # noqa: E402  (after the folders above: it imports matplotlib)
+
+#: What a running test has opened (``None`` outside a test's call phase).
+_OPENED: list[weakref.ref] | None = None
+
+
+def _tracked(cls: type) -> None:
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if _OPENED is not None:
+            _OPENED.append(weakref.ref(self))
+
+    cls.__init__ = __init__
+
+
+for _cls in (poolscope.Database, poolscope.PoolStore):
+    _tracked(_cls)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Every ``Database`` and ``PoolStore`` a test body opens is closed when it returns.
+
+    Fixtures close what they open themselves (``open_db``, ``sample_db`` in
+    tests/conftest.py); this closes what a test body or a doctest left open, so
+    no connection outlives its test.
+    """
+    global _OPENED
+    _OPENED = []
+    try:
+        yield
+    finally:
+        opened, _OPENED = _OPENED, None
+        for ref in reversed(opened):
+            if (handle := ref()) is not None:
+                handle.close()
+
+
 def pytest_unconfigure(config):
     for name, value in _SAVED_ENV.items():
         if value is None:
@@ -75,12 +118,14 @@ def home_is_never_touched():
 
 @pytest.fixture(autouse=True)
 def _doctest_in_a_scratch_folder(request):
-    """Doctests run in a temporary folder that has ``sample_data/``; their figures are closed."""
+    """Doctests run in a temporary folder that has ``sample_data/``, with ``poolscope``
+    imported; their figures are closed."""
     if not isinstance(request.node, pytest.DoctestItem):
         yield
         return
     scratch = request.getfixturevalue("tmp_path")
     (scratch / "sample_data").symlink_to(ROOT / "sample_data", target_is_directory=True)
+    request.getfixturevalue("doctest_namespace")["poolscope"] = poolscope
     patch = pytest.MonkeyPatch()
     patch.chdir(scratch)
     try:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import shutil
-import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,43 +10,6 @@ import pytest
 from helpers import ARTIFACTS, ORACLES, SAMPLE_DB, history_id, tree_state
 
 import poolscope
-
-#: What a running test has opened (``None`` outside a test's call phase).
-_OPENED: list[weakref.ref] | None = None
-
-
-def _tracked(cls: type) -> None:
-    original = cls.__init__
-
-    @functools.wraps(original)
-    def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        if _OPENED is not None:
-            _OPENED.append(weakref.ref(self))
-
-    cls.__init__ = __init__
-
-
-for _cls in (poolscope.Database, poolscope.PoolStore):
-    _tracked(_cls)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
-    """Every ``Database`` and ``PoolStore`` a test body opens is closed when it returns.
-
-    Fixtures close what they open themselves (``open_db``, ``sample_db``); this
-    closes what a test body left open, so no connection outlives its test.
-    """
-    global _OPENED
-    _OPENED = []
-    try:
-        yield
-    finally:
-        opened, _OPENED = _OPENED, None
-        for ref in reversed(opened):
-            if (handle := ref()) is not None:
-                handle.close()
 
 
 def pytest_report_header(config):
