@@ -12,7 +12,9 @@ is installed anywhere.
 Doctests run in a temporary working directory that holds ``sample_data`` (a
 link to the repository's, which the guard in ``tests/conftest.py`` keeps
 byte-for-byte unchanged), so the examples use the same relative paths as a
-user at the repository root: ``poolscope.open("sample_data/demo.db")``.
+user at the repository root: ``poolscope.open("sample_data/demo.db")``.  Their
+namespace has ``poolscope``, ``db`` (that sample, opened) and ``pool``
+(``db.pool("pool.alpha")``), the names the examples use.
 """
 
 from __future__ import annotations
@@ -116,16 +118,24 @@ def home_is_never_touched():
     assert not changed, f"the tests wrote to the user's home ({home}): {changed}"
 
 
+@pytest.fixture(scope="session")
+def _doctest_sample():
+    """The sample the docstrings' examples use as ``db`` and ``pool`` (read-only, opened once)."""
+    with poolscope.open(ROOT / "sample_data" / "demo.db") as db:
+        yield db, db.pool("pool.alpha")
+
+
 @pytest.fixture(autouse=True)
 def _doctest_in_a_scratch_folder(request):
     """Doctests run in a temporary folder that has ``sample_data/``, with ``poolscope``
-    imported; their figures are closed."""
+    imported, ``db`` the sample and ``pool`` its ``pool.alpha``; their figures are closed."""
     if not isinstance(request.node, pytest.DoctestItem):
         yield
         return
     scratch = request.getfixturevalue("tmp_path")
     (scratch / "sample_data").symlink_to(ROOT / "sample_data", target_is_directory=True)
-    request.getfixturevalue("doctest_namespace")["poolscope"] = poolscope
+    db, pool = request.getfixturevalue("_doctest_sample")
+    request.getfixturevalue("doctest_namespace").update(poolscope=poolscope, db=db, pool=pool)
     patch = pytest.MonkeyPatch()
     patch.chdir(scratch)
     try:
