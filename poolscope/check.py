@@ -26,7 +26,8 @@ stays fast on millions of records.
 Example::
 
     >>> import poolscope
-    >>> [a.code for a in poolscope.open("sample_data/demo.db").check()]  # doctest: +SKIP
+    >>> with poolscope.open("sample_data/demo.db") as db:
+    ...     [a.code for a in db.check()]
     []
 """
 

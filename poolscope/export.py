@@ -7,8 +7,10 @@ what ``poolscope export`` runs.
 
 Example::
 
-    >>> export(poolscope.open("sample_data/demo.db"), "out/", format="parquet")   # doctest: +SKIP
-    [PosixPath('out/records.parquet'), ...]
+    >>> with poolscope.open("sample_data/demo.db") as db:
+    ...     written = export(db, "out/", format="parquet")
+    >>> sorted(path.name for path in written)
+    ['members.parquet', 'messages.parquet', 'records.parquet', 'summary.parquet', 'wakes.parquet']
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ SQLite's ordinary read-only open of a WAL-mode file still creates ``-wal`` and
 
 Example::
 
-    >>> conn = connect_readonly("sample_data/demo.db")  # doctest: +SKIP
+    >>> conn = connect_readonly("sample_data/demo.db")
+    >>> conn.execute("SELECT COUNT(DISTINCT pool_id) FROM agent_pool_records").fetchone()
+    (3,)
+    >>> conn.close()
 """
 
 from __future__ import annotations
