@@ -12,8 +12,9 @@ nothing written into the user's database.
 Example::
 
     >>> import poolscope
-    >>> index = poolscope.open("sample_data/demo.db").pool("pool.demo.0").index  # doctest: +SKIP
-    >>> index.live_positions("messages", 100)                                     # doctest: +SKIP
+    >>> index = poolscope.open("sample_data/demo.db").pool("pool.alpha").index
+    >>> len(index.live_positions("messages", 100)) == len(pool.snapshot(100).messages)
+    True
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ The database is only read (it may be read-only).
 Example::
 
     >>> from poolscope.report import report
-    >>> report("sample_data/demo.db", "report.html")                # doctest: +SKIP
+    >>> report("sample_data/demo.db", "report.html")
     PosixPath('report.html')
 
 or, from a shell::
@@ -166,9 +166,9 @@ def render(db: Database, pools: Iterable[str] | None = None, *, title: str | Non
 
     ``pools`` limits the per-pool sections (the summary lists every pool).
 
-    >>> text = render(poolscope.open("sample_data/demo.db"), ["pool.alpha"])   # doctest: +SKIP
-    >>> text.startswith("<!DOCTYPE html>")                                       # doctest: +SKIP
-    True
+    >>> text = render(db, ["pool.alpha"])
+    >>> text.startswith("<!DOCTYPE html>"), "pool.alpha" in text
+    (True, True)
     """
     from . import __version__
 
@@ -222,8 +222,8 @@ def report(
     ``db_or_path`` is an open :class:`~poolscope.Database` or the path of a
     database, which is opened read-only.  Returns the path written.
 
-    >>> report("sample_data/demo.db", "/tmp/demo.html", pools=["pool.alpha"])   # doctest: +SKIP
-    PosixPath('/tmp/demo.html')
+    >>> report("sample_data/demo.db", "alpha.html", pools=["pool.alpha"])
+    PosixPath('alpha.html')
     """
     from .history import Database
     from .history import open as open_db
