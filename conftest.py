@@ -118,6 +118,16 @@ def home_is_never_touched():
     assert not changed, f"the tests wrote to the user's home ({home}): {changed}"
 
 
+#: Docstring examples that take seconds (the whole sample's report): marked slow, as tests are.
+SLOW_DOCTESTS = {"poolscope.report"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if isinstance(item, pytest.DoctestItem) and item.name in SLOW_DOCTESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def _doctest_sample():
     """The sample the docstrings' examples use as ``db`` and ``pool`` (read-only, opened once)."""
