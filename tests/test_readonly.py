@@ -441,6 +441,20 @@ class Shell(InteractiveShell):
 import subprocess
 _run = subprocess.run
 
+# shutil.which() checks with the real ids (os.access's default), which ignores the
+# reader's CAP_DAC_READ_SEARCH (see as_nobody) that lets exec reach a checkout under
+# a 0700 folder: look with the effective ids and capabilities, as exec does.
+import shutil
+
+def which(cmd, mode=os.F_OK | os.X_OK, path=None):
+    for folder in (os.environ.get("PATH", os.defpath) if path is None else path).split(os.pathsep):
+        candidate = os.path.join(folder, cmd)
+        if os.path.isfile(candidate) and os.access(candidate, mode, effective_ids=True):
+            return candidate
+    return None
+
+shutil.which = which
+
 def run_in_process(command, *args, **kwargs):
     if isinstance(command, (list, tuple)) and os.path.basename(str(command[0])) == "poolscope":
         result = runner.invoke(cli, [str(c) for c in command[1:]])
