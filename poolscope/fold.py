@@ -224,11 +224,11 @@ class PoolFold:
         self.config_seq: int | None = None
         self.conflict_seq: int | None = None
         self.created_seq: int | None = None
-        self.members: dict[str, int] = {}
-        self.messages: dict[str, int] = {}
-        self.wakes: dict[str, int] = {}
-        self.message_dedupe: dict[str, int] = {}
-        self.wake_dedupe: dict[str, int] = {}
+        self.members: dict[str | None, int] = {}
+        self.messages: dict[str | None, int] = {}
+        self.wakes: dict[str | None, int] = {}
+        self.message_dedupe: dict[str | None, int] = {}
+        self.wake_dedupe: dict[str | None, int] = {}
         self.cursor: int | None = None
         self.count = 0
 
