@@ -1,8 +1,9 @@
 """poolscope: explore agent-pool histories written by the Rust agent SDK.
 
 >>> import poolscope
->>> db = poolscope.open("sample_data/demo.db")   # doctest: +SKIP
->>> db.pool(db.pool_ids[0]).snapshot(10)          # doctest: +SKIP
+>>> db = poolscope.open("sample_data/demo.db")
+>>> db.pool(db.pool_ids[0]).snapshot(10)
+<Snapshot 'pool.alpha' @ 10: 2 members, 2 topics, 1 messages, 3 wakes>
 """
 
 from importlib import metadata as _metadata

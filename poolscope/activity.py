@@ -7,9 +7,19 @@ kind and the message and wake status transitions (each ``run_message`` or
 
 Example::
 
-    >>> activity(pool, window=100).pivot_table(index="window_start", columns="name",
-    ...     values="count", aggfunc="sum", observed=True)                           # doctest: +SKIP
-    >>> summary(db)                                                                   # doctest: +SKIP
+    >>> table = activity(pool, window=400, upto=1200).pivot_table(
+    ...     index="window_start", columns="name", values="count", aggfunc="sum", fill_value=0, observed=True)
+    >>> table[["member_joined", "failed", "timed_out"]]
+    name          member_joined  failed  timed_out
+    window_start
+    1                        21      35         15
+    401                      11      20         18
+    801                      13      15         15
+    >>> summary(db)[["pool_id", "head", "members", "messages", "wakes"]]
+            pool_id  head  members  messages  wakes
+    0    pool.alpha  1201        9       442    128
+    1    pool.bravo  1200       18       437    132
+    2  pool.charlie  1201       11       450    154
 """
 
 from __future__ import annotations
@@ -50,7 +60,13 @@ def activity(
     ``window_end`` (inclusive), ``series`` (record / message / wake), ``name``
     (a kind or a status) and ``count``; windows with no event of a name are omitted.
 
-    >>> activity(pool, window=50).head()   # doctest: +SKIP
+    >>> activity(pool, window=50).head()
+          pool_id  window_start  window_end  series           name  count
+    0  pool.alpha             1          50  record    pool_opened      1
+    1  pool.alpha             1          50  record   pool_created      1
+    2  pool.alpha             1          50  record  member_joined      4
+    3  pool.alpha             1          50  record    run_message     34
+    4  pool.alpha             1          50  record           wake     10
     """
     index = history.index
     n = index.position(upto) if upto is not None else len(index)
@@ -93,7 +109,11 @@ def summary(db: Database) -> pd.DataFrame:
     ``wakes_<status>``; :meth:`PoolIndex.status_counts
     <poolscope.index.PoolIndex.status_counts>` counts records by status).
 
-    >>> summary(db)[["pool_id", "head", "members"]]   # doctest: +SKIP
+    >>> summary(db)[["pool_id", "head", "members"]]
+            pool_id  head  members
+    0    pool.alpha  1201        9
+    1    pool.bravo  1200       18
+    2  pool.charlie  1201       11
     """
     rows = []
     for history in db.pools():

@@ -3,11 +3,12 @@
 Example::
 
     >>> import poolscope
-    >>> db = poolscope.open("sample_data/demo.db")          # doctest: +SKIP
-    >>> db.pool_ids                                         # doctest: +SKIP
-    ['pool.demo.0', 'pool.demo.1', 'pool.demo.2']
-    >>> pool = db.pool("pool.demo.0")                       # doctest: +SKIP
-    >>> pool.head, pool.snapshot(10).counts()               # doctest: +SKIP
+    >>> db = poolscope.open("sample_data/demo.db")
+    >>> db.pool_ids
+    ['pool.alpha', 'pool.bravo', 'pool.charlie']
+    >>> pool = db.pool("pool.alpha")
+    >>> pool.head, pool.snapshot(10).counts()
+    (1201, {'members': 2, 'topics': 2, 'messages': 1, 'wakes': 3})
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress:
     ``timeout`` bounds the wait for another process's lock; ``progress``
     shows a ``tqdm`` bar while a large pool loads (``None``: only when large).
 
-    >>> db = open("sample_data/demo.db")  # doctest: +SKIP
+    >>> db = open("sample_data/demo.db")
+    >>> db
+    <poolscope.Database 'sample_data/demo.db': 3 pools>
     """
     return Database(path, timeout=timeout, progress=progress)
 
@@ -273,8 +276,8 @@ class Database(_Frames):
     def heads(self) -> dict[str, int]:
         """The head (largest seq) of every pool, read from the file without loading any pool.
 
-        >>> poolscope.open("sample_data/demo.db").heads()["pool.alpha"] > 0   # doctest: +SKIP
-        True
+        >>> db.heads()
+        {'pool.alpha': 1201, 'pool.bravo': 1200, 'pool.charlie': 1201}
         """
         with sqlite_errors(self.path):
             rows = self._conn.execute("SELECT pool_id, max(seq) FROM agent_pool_records GROUP BY pool_id").fetchall()
@@ -290,7 +293,7 @@ class Database(_Frames):
         would not write (a list of :class:`poolscope.check.Anomaly`; see
         :func:`poolscope.check.check`).
 
-        >>> [a.code for a in db.check() if a.severity == "error"]  # doctest: +SKIP
+        >>> [a.code for a in db.check() if a.severity == "error"]
         []
         """
         from .check import check
@@ -355,8 +358,10 @@ class PoolHistory(_Frames):
         for ``idle_timeout`` seconds (default: never).  The pool's index (and
         so ``snapshot()`` and the frames) follows along.
 
-        >>> for record in pool.follow(idle_timeout=5):  # doctest: +SKIP
+        >>> for record in pool.follow(after=pool.head - 2, idle_timeout=0.2):
         ...     print(record.cursor, record.kind)
+        1200 run_message
+        1201 run_message
         """
         import time
 
@@ -396,7 +401,7 @@ class PoolHistory(_Frames):
         """Records with ``after < seq <= upto`` in seq order (what the SDK's
         ``watch(pool, Some(after))`` returns, cut at ``upto``).
 
-        >>> [r.kind for r in pool.records(upto=2)]  # doctest: +SKIP
+        >>> [r.kind for r in pool.records(upto=2)]
         ['pool_opened', 'pool_created']
         """
         return list(self.iter_records(after, upto, kinds=kinds, limit=limit))
@@ -426,7 +431,8 @@ class PoolHistory(_Frames):
         before the cursor (:class:`RecordError`).  ``strict=False`` skips damaged
         records and keeps the first config, for exploring damaged files.
 
-        >>> pool.snapshot(3).members  # doctest: +SKIP
+        >>> pool.snapshot(3).members
+        [{'run_id': 'run.alpha.reviewer-1', 'agent_id': 'agent.alpha.reviewer', 'topics': ['topic.alpha.plan', 'topic.alpha.build']}]
         """
         return snapshot_at(self, cursor, strict=strict)
 

@@ -14,12 +14,14 @@ can share one file.  Two things are better than the SDK:
 Example::
 
     >>> from poolscope import PoolStore
-    >>> store = PoolStore("/tmp/example.db")                                   # doctest: +SKIP
-    >>> store.open_pool("pool.a", {})                                          # doctest: +SKIP
-    >>> store.record_pool_created("pool.a")                                    # doctest: +SKIP
+    >>> store = PoolStore("example.db")
+    >>> store.open_pool("pool.a", {})
+    <Snapshot 'pool.a' @ 1: 0 members, 0 topics, 0 messages, 0 wakes>
+    >>> store.record_pool_created("pool.a")
     2
-    >>> store.join_member("pool.a", {"run_id": "run.1", "agent_id": "agent.x"})  # doctest: +SKIP
+    >>> store.join_member("pool.a", {"run_id": "run.1", "agent_id": "agent.x"})
     3
+    >>> store.close()
 """
 
 from __future__ import annotations
@@ -125,9 +127,16 @@ class PoolStore:
     def batch(self) -> Iterator[PoolStore]:
         """Run many calls in one transaction (a bulk import): one lock, one commit.
 
-        >>> with store.batch():                       # doctest: +SKIP
+        >>> store = PoolStore("batch.db")
+        >>> store.open_pool("pool.a", {})
+        <Snapshot 'pool.a' @ 1: 0 members, 0 topics, 0 messages, 0 wakes>
+        >>> members = [{"run_id": f"run.{k}", "agent_id": "agent.x"} for k in range(100)]
+        >>> with store.batch():
         ...     for member in members:
-        ...         store.join_member("pool.a", member)
+        ...         _ = store.join_member("pool.a", member)
+        >>> len(store.snapshot("pool.a").members)
+        100
+        >>> store.close()
         """
         if self._batch:
             yield self
