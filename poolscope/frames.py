@@ -21,9 +21,19 @@ meanings and dtypes are listed in :data:`COLUMNS`.  Damaged records appear in
 Example::
 
     >>> import poolscope
-    >>> db = poolscope.open("sample_data/demo.db")                     # doctest: +SKIP
-    >>> poolscope.messages_df(db).query("status == 'failed'")          # doctest: +SKIP
-    >>> db.pool("pool.alpha").members_df(upto=100)                     # doctest: +SKIP
+    >>> db = poolscope.open("sample_data/demo.db")
+    >>> failed = poolscope.messages_df(db).query("status == 'failed'")
+    >>> failed.groupby("pool_id", observed=True).size()
+    pool_id
+    pool.alpha       68
+    pool.bravo      110
+    pool.charlie     97
+    dtype: int64
+    >>> db.pool("pool.alpha").members_df(upto=100)[["run_id", "joined_at", "left_at"]]
+                     run_id  joined_at  left_at
+    0  run.alpha.reviewer-1          3     <NA>
+    1   run.alpha.planner-2          4     <NA>
+    2    run.alpha.worker-3         81     <NA>
 """
 
 from __future__ import annotations
@@ -332,7 +342,15 @@ def records_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Da
     was opened, that pool's rows stop where its index does (``db.refresh()``
     first to include the newer ones).
 
-    >>> records_df(db).groupby("kind", observed=True).size()   # doctest: +SKIP
+    >>> records_df(db).groupby("kind", observed=True).size()
+    kind
+    pool_opened         3
+    pool_created        3
+    member_joined     125
+    member_left        72
+    run_message      2598
+    wake              801
+    dtype: int64
     """
     from .history import Database
 
@@ -371,7 +389,9 @@ def membership_intervals(history: PoolHistory, upto: int | None = None) -> tuple
     ``(seq, row)`` of every join that updated a run that was already a member.
     :func:`members_df` and the membership plot are both drawn from this.
 
-    >>> rows, updates = membership_intervals(pool, upto=100)   # doctest: +SKIP
+    >>> rows, updates = membership_intervals(pool, upto=100)
+    >>> [(row["run_id"], row["joined_at"], row["left_at"]) for row in rows], updates
+    ([('run.alpha.reviewer-1', 3, None), ('run.alpha.planner-2', 4, None), ('run.alpha.worker-3', 81, None)], [(12, 1), (48, 0)])
     """
     index = history.index
     arrays = index.arrays()
@@ -435,7 +455,10 @@ def members_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Da
 
     The rows with no ``left_at`` at ``upto=k`` are exactly ``snapshot(k).members``.
 
-    >>> members_df(pool, upto=50).query("left_at.isna()")   # doctest: +SKIP
+    >>> members_df(pool, upto=50).query("left_at.isna()")[["run_id", "agent_id", "joined_at"]]
+                     run_id              agent_id  joined_at
+    0  run.alpha.reviewer-1  agent.alpha.reviewer          3
+    1   run.alpha.planner-2   agent.alpha.planner          4
     """
     return _combine(source, _pool_members, upto)
 
@@ -566,7 +589,11 @@ def _pool_messages(history: PoolHistory, upto: int | None) -> pd.DataFrame:
 def messages_df(source: PoolHistory | Database, upto: int | None = None) -> pd.DataFrame:
     """One row per message id, ordered by first appearance (see ``COLUMNS["messages_df"]``).
 
-    >>> messages_df(pool).query("status in ['failed', 'expired']")   # doctest: +SKIP
+    >>> messages_df(pool).query("status in ['failed', 'expired']")[["message_id", "status", "sender"]].head(3)
+        message_id  status               sender
+    0  msg.alpha.1  failed  run.alpha.planner-2
+    6  msg.alpha.7  failed    run.alpha.ghost-7
+    8  msg.alpha.9  failed  run.alpha.planner-2
     """
     return _combine(source, _pool_messages, upto)
 
@@ -602,7 +629,11 @@ def _pool_wakes(history: PoolHistory, upto: int | None) -> pd.DataFrame:
 def wakes_df(source: PoolHistory | Database, upto: int | None = None) -> pd.DataFrame:
     """One row per wake condition, ordered by first appearance (see ``COLUMNS["wakes_df"]``).
 
-    >>> wakes_df(pool).query("status == 'timed_out'")   # doctest: +SKIP
+    >>> wakes_df(pool).query("status == 'timed_out'")[["condition_id", "run_id", "registered_at", "terminal_at"]].head(3)
+         condition_id                run_id  registered_at  terminal_at
+    0    wake.alpha.1  run.alpha.reviewer-1              5            7
+    9   wake.alpha.10   run.alpha.planner-2            111          112
+    14  wake.alpha.15  run.alpha.reviewer-5            171          172
     """
     return _combine(source, _pool_wakes, upto)
 
