@@ -118,8 +118,8 @@ def home_is_never_touched():
     assert not changed, f"the tests wrote to the user's home ({home}): {changed}"
 
 
-#: Docstring examples that take seconds (the whole sample's report): marked slow, as tests are.
-SLOW_DOCTESTS = {"poolscope.report"}
+#: Docstring examples that take seconds (the whole sample's report, a dashboard): marked slow, as tests are.
+SLOW_DOCTESTS = {"poolscope.report", "poolscope.plot.dashboard"}
 
 
 def pytest_collection_modifyitems(items):

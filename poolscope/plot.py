@@ -31,9 +31,11 @@ Example::
 
     >>> import poolscope
     >>> from poolscope import plot
-    >>> pool = poolscope.open("sample_data/demo.db").pool("pool.alpha")   # doctest: +SKIP
-    >>> ax = plot.members(pool, cursor=600)                                # doctest: +SKIP
-    >>> ax.figure.savefig("members.png")                                   # doctest: +SKIP
+    >>> pool = poolscope.open("sample_data/demo.db").pool("pool.alpha")
+    >>> ax = plot.members(pool, cursor=600)
+    >>> ax.figure.savefig("members.png")
+    >>> ax.get_title(loc="left")
+    'pool.alpha — membership (28 runs, 38 intervals)'
 """
 
 from __future__ import annotations
@@ -132,8 +134,10 @@ def label_text(text: Any, limit: int = LABEL_CHARS) -> str:
     'run.7'
     >>> label_text("run." + "x" * 4096 + ".end")
     'run.xxxxxxxxxxxxxxxxxxxxxx…xxxxxxxxx.end'
-    >>> label_text("run.\U0001f680")  # with a font that has no emoji   # doctest: +SKIP
+    >>> label_text("run.\U0001f680")  # matplotlib's DejaVu Sans has no emoji
     'run.<U+1F680>'
+    >>> label_text("cost$")
+    'cost\\\\$'
     """
     text = shorten(text, limit).replace("$", r"\$")  # a "$" would start mathtext
     if text.isascii():
@@ -318,8 +322,9 @@ def members(
     labelled with the agent), ticks ``gid="members.update"``, marker line
     ``gid="cursor"``.
 
-    >>> ax = members(pool, cursor=120, agents=["agent.alpha.worker"])   # doctest: +SKIP
-    >>> len(ax.get_yticks())     # one lane per run                      # doctest: +SKIP
+    >>> ax = members(pool, cursor=120, agents=["agent.alpha.worker"])
+    >>> [tick.get_text() for tick in ax.get_yticklabels()]   # one lane per run
+    ['run.alpha.worker-3', 'run.alpha.worker-4', 'run.alpha.worker-6', 'run.alpha.worker-11', 'run.alpha.worker-20', 'run.alpha.worker-23']
     """
     x_end = _x_end(pool, upto)
     table, updates = _member_intervals(pool, upto)
@@ -562,8 +567,12 @@ def messages(
     recipient), arrow heads ``gid="messages.head"``, aggregated strips
     ``gid="messages.strip.<status>"`` (``get_array()`` holds the counts).
 
-    >>> ax = messages(pool, statuses=["failed", "expired", "timed_out"])   # doctest: +SKIP
-    >>> ax = messages(pool, runs="run.alpha.worker-3", cursor=400)           # doctest: +SKIP
+    >>> ax = messages(pool, statuses=["failed", "expired", "timed_out"])
+    >>> sorted(c.get_label() for c in ax.collections if c.get_gid() == "messages.mark")
+    ['expired', 'failed', 'timed_out']
+    >>> ax = messages(pool, runs="run.alpha.worker-3", cursor=400)
+    >>> ax.get_title(loc="left")
+    'pool.alpha — messages (38; 232 deliveries)'
     """
     if ghosts not in ("auto", "each", "merge"):
         raise ValueError(f"ghosts must be 'auto', 'each' or 'merge', not {ghosts!r}")
@@ -767,7 +776,9 @@ def wakes(
     Artists: spans ``gid="wakes.span"`` (one ``BarContainer`` per status),
     outcome markers ``gid="wakes.outcome"`` (one scatter per terminal status).
 
-    >>> ax = wakes(pool, statuses=["timed_out", "failed"], cursor=300)   # doctest: +SKIP
+    >>> ax = wakes(pool, statuses=["timed_out", "failed"], cursor=300)
+    >>> ax.get_title(loc="left")
+    'pool.alpha — wakes (31 conditions, 15 waiting runs)'
     """
     x_end = _x_end(pool, upto)
     member_runs, _ = _member_runs_in_order(pool, upto)
@@ -979,8 +990,12 @@ def activity(
     (``baseline``) of that status's part of the stack, so ``values -
     baseline`` are the counts (negative below the axis).
 
-    >>> ax = activity(pool, window=50, series=("message",))   # doctest: +SKIP
-    >>> ax = activity(pool, series=("record", "message"))      # doctest: +SKIP
+    >>> ax = activity(pool, window=50, series=("message",))
+    >>> ax.get_title(loc="left")
+    'pool.alpha — activity: message status per window'
+    >>> ax = activity(pool, series=("record", "message"))
+    >>> ax.get_title(loc="left")
+    'pool.alpha — activity: record kind and message status per window'
     """
     series = (series,) if isinstance(series, str) else tuple(series)
     unknown = set(series) - {"message", "wake", "record"}
@@ -1070,8 +1085,10 @@ def dashboard(
     ``ax``), ``upto`` and ``cursor``.  Returns the :class:`~matplotlib.figure.Figure`; its ``axes`` are the four
     plots in that order.
 
-    >>> fig = dashboard(pool, cursor=600)        # doctest: +SKIP
-    >>> fig.savefig("pool.png", dpi=110)          # doctest: +SKIP
+    >>> fig = dashboard(pool, cursor=600)
+    >>> fig.savefig("pool.png", dpi=110)
+    >>> len(fig.axes)
+    4
     """
     lanes = len(member_lanes(pool, upto=upto))
     member_rows = min(lanes, 60) if lanes <= 60 else 8
