@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["flows_df", "flow_matrix", "latency_df", "FAILURE_STATUSES", "FLOW_COLUMNS", "LATENCY_COLUMNS"]
 
+_STATUS_NAMES = list(dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES))
+_STATUS_CODE = {name: code for code, name in enumerate(_STATUS_NAMES)}
+_STATUS_DTYPE = pd.CategoricalDtype(_STATUS_NAMES)
+
 #: Final message statuses counted as failures by :func:`flow_matrix` and the plots.
 FAILURE_STATUSES: tuple[str, ...] = ("failed", "timed_out", "expired")
 
@@ -65,6 +69,16 @@ def _check_by(by: str) -> None:
 def _cursor(history: PoolHistory, upto: int | None) -> int:
     index = history.index
     return index.head if upto is None else index.check_cursor(upto)
+
+
+def _categorical(codes: np.ndarray, names: list) -> pd.Categorical:
+    """Codes into ``names`` (-1: missing) as a Categorical of the names used, sorted."""
+    used = np.unique(codes[codes >= 0])
+    labels = [names[c] for c in used.tolist()]
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    recode = np.full(len(names) + 1, -1, dtype=np.int64)
+    recode[used[order]] = np.arange(len(order))
+    return pd.Categorical.from_codes(recode[codes], categories=[labels[i] for i in order])
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -123,11 +137,10 @@ def flows_df(history: PoolHistory, upto: int | None = None, by: str = "run") -> 
     status_code = unique % n_status
     recipient_code = (unique // n_status) % width - 1
     sender_code = (unique // n_status) // width - 1
-    labels = np.array([*names, None], dtype=object)  # code -1 -> None
     frame = pd.DataFrame(
         {
-            "sender": pd.array(labels[sender_code], dtype="string"),
-            "recipient": pd.array(labels[recipient_code], dtype="string"),
+            "sender": _categorical(sender_code, names),
+            "recipient": _categorical(recipient_code, names),
             "status": pd.Categorical.from_codes(status_code, categories=list(wire.MESSAGE_STATUSES)),
             "messages": tally.astype(np.int64),
         }
@@ -146,8 +159,8 @@ def flow_matrix(history: PoolHistory, upto: int | None = None, by: str = "run") 
     """
     flows = flows_df(history, upto, by=by)
     flows = flows.assign(
-        recipient=flows["recipient"].fillna("(nobody)").astype(object),
-        sender=flows["sender"].fillna("(unknown)").astype(object),
+        recipient=flows["recipient"].astype(object).fillna("(nobody)"),
+        sender=flows["sender"].astype(object).fillna("(unknown)"),
         failed=np.where(flows["status"].isin(FAILURE_STATUSES), flows["messages"], 0),
     )
     volume = flows.pivot_table(index="sender", columns="recipient", values="messages", aggfunc="sum", fill_value=0)
@@ -207,32 +220,39 @@ def latency_df(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
         runs = rel.runs[column][groups.last]
         agents = rel.agent_at(runs, groups.last)
         (keys,) = groups.columns("key")
-        key_array = np.array(keys, dtype=object)
-        run_labels = np.array([*rel.runs["names"], None], dtype=object)
-        agent_labels = np.array([*rel.runs["agents"], None], dtype=object)
+        status_codes = np.array([_STATUS_CODE[s] for s in statuses], dtype=np.int64)
         parts.append(
-            pd.DataFrame(
-                {
-                    "kind": kind,
-                    "id": key_array[item],
-                    "run_id": run_labels[runs[item]],
-                    "agent_id": agent_labels[agents[item]],
-                    "from_status": np.array(statuses, dtype=object)[from_code],
-                    "to_status": np.array(statuses, dtype=object)[to_code],
-                    "from_cursor": from_cursor,
-                    "to_cursor": to_cursor,
-                    "cursors": to_cursor - from_cursor,
-                }
-            )
+            {
+                "kind": np.full(len(item), 0 if kind == "message" else 1, dtype=np.int64),
+                "id": [keys[i] for i in item.tolist()],
+                "run": runs[item],
+                "agent": agents[item],
+                "from": status_codes[from_code],
+                "to": status_codes[to_code],
+                "from_cursor": from_cursor,
+                "to_cursor": to_cursor,
+            }
         )
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in LATENCY_COLUMNS})
-    frame = pd.concat(parts, ignore_index=True)
-    categories = list(dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES))
-    frame["kind"] = pd.Categorical(frame["kind"], categories=["message", "wake"])
-    for name in ("from_status", "to_status"):
-        frame[name] = pd.Categorical(frame[name], categories=categories)
-    for name in ("id", "run_id", "agent_id"):
-        frame[name] = frame[name].astype("string")
+    from .frames import _strings
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([part[name] for part in parts])
+
+    from_cursor, to_cursor = joined("from_cursor"), joined("to_cursor")
+    frame = pd.DataFrame(
+        {
+            "kind": pd.Categorical.from_codes(joined("kind"), categories=["message", "wake"]),
+            "id": _strings([key for part in parts for key in part["id"]]),
+            "run_id": _categorical(joined("run"), rel.runs["names"]),
+            "agent_id": _categorical(joined("agent"), rel.runs["agents"]),
+            "from_status": pd.Categorical.from_codes(joined("from"), dtype=_STATUS_DTYPE),
+            "to_status": pd.Categorical.from_codes(joined("to"), dtype=_STATUS_DTYPE),
+            "from_cursor": from_cursor,
+            "to_cursor": to_cursor,
+            "cursors": to_cursor - from_cursor,
+        }
+    )
     frame.attrs.update({"pool_id": history.pool_id, "clock": "cursor"})
     return frame

@@ -16,9 +16,10 @@ index (and again only when the index grew), each group on first use:
   run, with the recipients as a flat array and offsets;
 * the agent of a run at a position (:meth:`Relations.agent_at`), from the
   ``member_joined`` records;
-* mentions -- per run, the positions of the records that name it and in
-  which role (:meth:`Relations.run_mentions`); per idempotency key and per
-  replied-to message id, the positions of the records that carry it.
+* mentions -- the records that name a run and in which role
+  (:meth:`Relations.run_mentions`, a scan of the run-code columns); per
+  idempotency key and per replied-to message id, the positions of the
+  records that carry it (grouped on first use).
 
 Example::
 
@@ -30,12 +31,11 @@ Example::
 from __future__ import annotations
 
 import weakref
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .fold import MEMBER_JOINED
 from .index import NEVER, gc_paused
@@ -59,18 +59,21 @@ def relations(index: PoolIndex) -> Relations:
     return cached
 
 
-def _objects(values: list) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, list]:
-    """Codes (-1 for None) and the distinct values, in order of first appearance."""
-    if not len(values):
-        return np.zeros(0, dtype=np.int64), []
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return codes.astype(np.int64, copy=False), list(uniques)
+def _code(values: list, vocabulary: dict[Any, int]) -> np.ndarray:
+    """Codes of ``values`` in ``vocabulary`` (new values added in order of first
+    appearance; None and other non-strings are -1).  A dict lookup per value:
+    the index shares one ``str`` per id, whose hash is cached, so this is much
+    cheaper than hashing an object array (``pandas.factorize``)."""
+    try:
+        distinct = dict.fromkeys(values)  # in order of first appearance
+    except TypeError:  # an id of another JSON type (a list...): not a run id
+        values = [v if v.__class__ is str else None for v in values]
+        distinct = dict.fromkeys(values)
+    for value in distinct:
+        if value.__class__ is str and value not in vocabulary:
+            vocabulary[value] = len(vocabulary)
+    get = vocabulary.get
+    return np.fromiter(map(get, values, repeat(-1)), dtype=np.int64, count=len(values))
 
 
 class Relations:
@@ -88,9 +91,9 @@ class Relations:
         self.kind: np.ndarray = arrays["kind"]
         self._prev: np.ndarray | None = None
         self._runs: dict[str, Any] | None = None
-        self._mentions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._by_text: dict[str, dict[str, np.ndarray]] = {}
         self._known: list[str] | None = None
+        self._members: dict[Any, list[int]] | None = None
 
     # ------------------------------------------------------------ chains
     @property
@@ -162,10 +165,9 @@ class Relations:
         lengths = np.fromiter(map(len, delivered), dtype=np.int64, count=len(delivered))
         flat = list(chain.from_iterable(delivered))
         waiting = [entries[p][4] for p in wakes.tolist()]
-        sizes = [len(member_runs), len(senders), len(tids), len(waiting), len(flat)]
-        everything = _objects(member_runs + senders + tids + waiting + flat)
-        codes, names = _factorize(everything)
-        parts = np.split(codes, np.cumsum(sizes)[:-1])
+        vocabulary: dict[Any, int] = {}
+        parts = [_code(values, vocabulary) for values in (member_runs, senders, tids, waiting, flat)]
+        names = list(vocabulary)
 
         def column(positions: np.ndarray, values: np.ndarray) -> np.ndarray:
             out = np.full(n, -1, dtype=np.int64)
@@ -179,11 +181,13 @@ class Relations:
         # agents: from the joins, per join its run code and agent code
         joins = arrays["members"]
         join_runs = column(members, parts[0])[joins]
-        agents, agent_names = _factorize(_objects([entries[p][5] for p in joins.tolist()]))
+        agent_vocabulary: dict[Any, int] = {}
+        agents = _code([entries[p][5] for p in joins.tolist()], agent_vocabulary)
+        agent_names = list(agent_vocabulary)
         order = np.lexsort((joins, join_runs))
         return {
             "names": names,
-            "code": {name: i for i, name in enumerate(names)},
+            "code": vocabulary,
             "member": column(members, parts[0]),
             "sender": column(messages, parts[1]),
             "target": column(messages, parts[2]),
@@ -191,7 +195,7 @@ class Relations:
             "recipients": parts[4],
             "offsets": offsets,
             "agents": agent_names,
-            "agent_code": {name: i for i, name in enumerate(agent_names)},
+            "agent_code": agent_vocabulary,
             "join_run": join_runs[order],
             "join_pos": joins[order],
             "join_agent": agents[order],
@@ -229,48 +233,53 @@ class Relations:
         return out
 
     def agent_of_run(self, run_id: str, position: int) -> str | None:
-        """The agent of ``run_id`` at ``position`` (see :meth:`agent_at`), or None."""
-        code = self.run_code(run_id)
-        if code < 0:
+        """The agent of ``run_id`` at ``position`` (the rule of :meth:`agent_at`),
+        or None; from the run's membership records only (no run codes needed)."""
+        import bisect
+
+        joins = [p for p in self.member_positions(run_id) if self.kind[p] == MEMBER_JOINED]
+        if not joins:
             return None
-        agent = int(self.agent_at(np.array([code]), np.array([position]))[0])
-        return self.runs["agents"][agent] if agent >= 0 else None
+        at = bisect.bisect_right(joins, position) - 1
+        entry = self.index.entries[joins[max(at, 0)]]
+        return entry[5] if isinstance(entry[5], str) else None
+
+    def member_positions(self, run_id: str) -> list[int]:
+        """Positions of the ``member_joined``/``member_left`` records of one run, ascending."""
+        if self._members is None:
+            entries = self.index.entries
+            grouped: dict[Any, list[int]] = {}
+            for p in self.index.arrays()["member_changes"].tolist():
+                key = entries[p][1]
+                if key in grouped:
+                    grouped[key].append(p)
+                else:
+                    grouped[key] = [p]
+            self._members = grouped
+        return self._members.get(run_id, [])
 
     # ---------------------------------------------------------- mentions
-    def _build_mentions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        runs = self.runs
-        n = self.n
-        positions: list[np.ndarray] = []
-        codes: list[np.ndarray] = []
-        roles: list[np.ndarray] = []
-        for role_code, name in ((MEMBER, "member"), (SENDER, "sender"), (TARGET, "target"), (WAITING, "waiting")):
-            column = runs[name]
-            where = np.flatnonzero(column >= 0)
-            positions.append(where)
-            codes.append(column[where])
-            roles.append(np.full(len(where), role_code, dtype=np.int8))
-        counts = np.diff(runs["offsets"])
-        positions.append(np.repeat(np.arange(n, dtype=np.int64), counts))
-        codes.append(runs["recipients"])
-        roles.append(np.full(len(runs["recipients"]), RECIPIENT, dtype=np.int8))
-        position = np.concatenate(positions)
-        code = np.concatenate(codes)
-        role = np.concatenate(roles)
-        order = np.lexsort((role, position, code))
-        code = code[order]
-        starts = np.searchsorted(code, np.arange(len(runs["names"]) + 1))
-        return position[order], role[order], starts
-
     def run_mentions(self, run_id: str) -> tuple[np.ndarray, np.ndarray]:
         """Positions (ascending; a position repeats once per role) of the
-        records naming ``run_id``, and each one's role (index into :data:`ROLES`)."""
-        if self._mentions is None:
-            self._mentions = self._build_mentions()
+        records naming ``run_id``, and each one's role (index into :data:`ROLES`).
+        A numpy scan of the run-code columns (a few milliseconds at 1M records)."""
         code = self.run_code(run_id)
-        position, role, starts = self._mentions
         if code < 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
-        return position[starts[code] : starts[code + 1]], role[starts[code] : starts[code + 1]]
+        runs = self.runs
+        positions = []
+        roles = []
+        for role_code, name in ((MEMBER, "member"), (SENDER, "sender"), (TARGET, "target"), (WAITING, "waiting")):
+            where = np.flatnonzero(runs[name] == code)
+            positions.append(where)
+            roles.append(np.full(len(where), role_code, dtype=np.int8))
+        hits = np.flatnonzero(runs["recipients"] == code)
+        positions.append(np.searchsorted(runs["offsets"], hits, side="right") - 1)
+        roles.append(np.full(len(hits), RECIPIENT, dtype=np.int8))
+        position = np.concatenate(positions)
+        role = np.concatenate(roles)
+        order = np.argsort(position * len(ROLES) + role, kind="stable")
+        return position[order], role[order]
 
     def by_text(self, field: str) -> dict[str, np.ndarray]:
         """Positions of the message and wake records per value of ``field``
@@ -286,18 +295,14 @@ class Relations:
         candidates = np.concatenate([arrays["messages"], arrays["wakes"]]) if field == "idem" else arrays["messages"]
         candidates.sort()
         at = {"idem": 3, "reply_to": 10}[field]
-        values = _objects([entries[p][at] for p in candidates.tolist()])
-        codes, uniques = _factorize(values)
-        keep = codes >= 0
-        codes, positions = codes[keep], candidates[keep]
-        order = np.argsort(codes, kind="stable")
-        codes, positions = codes[order], positions[order]
-        bounds = np.searchsorted(codes, np.arange(len(uniques) + 1))
-        return {
-            value: positions[bounds[i] : bounds[i + 1]]
-            for i, value in enumerate(uniques)
-            if isinstance(value, str) and bounds[i + 1] > bounds[i]
-        }
+        groups: dict[Any, list[int]] = {}
+        for p, value in zip(candidates.tolist(), [entries[p][at] for p in candidates.tolist()]):
+            if value.__class__ is str:
+                if value in groups:
+                    groups[value].append(p)
+                else:
+                    groups[value] = [p]
+        return {value: np.asarray(found, dtype=np.int64) for value, found in groups.items()}
 
     # ------------------------------------------------------- suggestions
     def known_keys(self) -> list[str]:
@@ -330,13 +335,9 @@ class Relations:
 
 def membership_changes(rel: Relations, run_id: str) -> list[tuple[int, int, str]]:
     """``(position, seq, "joined"|"left")`` of the membership records of one run, in order."""
-    positions, roles = rel.run_mentions(run_id)
     kinds = rel.kind
     seqs = rel.seq
-    out = []
-    for p in positions[roles == MEMBER].tolist():
-        out.append((p, int(seqs[p]), "joined" if kinds[p] == MEMBER_JOINED else "left"))
-    return out
+    return [(p, int(seqs[p]), "joined" if kinds[p] == MEMBER_JOINED else "left") for p in rel.member_positions(run_id)]
 
 
 def member_at(changes: list[tuple[int, int, str]], position: int) -> bool:

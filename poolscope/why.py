@@ -286,7 +286,8 @@ def _rows(history: PoolHistory, rel: Relations, positions: list[int], roles: lis
     for p, role in zip(positions, roles):
         entry = entries[p]
         kind = entry[0]
-        before = after = sender = target = run_id = agent = reply = None
+        before = after = sender = target = run_id = reply = None
+        agent: Any = None
         recipients = None
         changed: list[str] = []
         if kind in (RUN_MESSAGE, WAKE):
@@ -297,11 +298,11 @@ def _rows(history: PoolHistory, rel: Relations, positions: list[int], roles: lis
             if kind == RUN_MESSAGE:
                 sender, target, recipients, reply = entry[6], _target(entry), list(entry[9]), entry[10]
                 changed = _changed(entry, earlier, _MESSAGE_FIELDS, _MESSAGE_EXTRA)
-                agent = rel.agent_of_run(sender, p) if sender is not None else None
+                agent = (sender, p)  # looked up below, all rows at once
             else:
                 run_id = entry[4]
                 changed = _changed(entry, earlier, _WAKE_FIELDS, _WAKE_EXTRA)
-                agent = rel.agent_of_run(run_id, p) if run_id is not None else None
+                agent = (run_id, p)
         elif kind in (MEMBER_JOINED, MEMBER_LEFT):
             run_id = str(entry[1])
             if run_id not in membership:
@@ -342,6 +343,10 @@ def _rows(history: PoolHistory, rel: Relations, positions: list[int], roles: lis
         columns["agent_id"].append(agent)
         columns["reply_to"].append(reply)
         columns["changed"].append(changed)
+    for i, agent in enumerate(columns["agent_id"]):
+        if isinstance(agent, tuple):  # (run, position): the run's agent there, from its membership records
+            run, position = agent
+            columns["agent_id"][i] = rel.agent_of_run(run, position) if isinstance(run, str) else None
     return columns
 
 

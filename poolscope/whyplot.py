@@ -65,8 +65,8 @@ def flows(pool: PoolHistory, by: str = "agent", *, upto: int | None = None, ax: 
 
     frame = flows_df(pool, upto, by=by)
     frame = frame.assign(
-        sender=frame["sender"].fillna("(unknown)").astype(object),
-        recipient=frame["recipient"].fillna("(nobody)").astype(object),
+        sender=frame["sender"].astype(object).fillna("(unknown)"),
+        recipient=frame["recipient"].astype(object).fillna("(nobody)"),
         failed=np.where(frame["status"].isin(FAILURE_STATUSES), frame["messages"], 0),
     )
     volume = frame.pivot_table(index="sender", columns="recipient", values="messages", aggfunc="sum", fill_value=0)
