@@ -29,6 +29,26 @@ FIXED = {
     "wakes_df": {"status": frames.WAKE_STATUS_DTYPE, "resume_with": frames.RESUME_DTYPE},
 }
 FRAMES = ("records", "members", "messages", "wakes")
+#: The dtype pandas gives an index of strings (``str`` from pandas 3, ``object`` before).
+TEXT_INDEX = pd.Index(["x"]).dtype
+
+
+def text_categories(values: object) -> pd.CategoricalDtype:
+    """A categorical dtype of these categories, held as pandas holds strings."""
+    return pd.CategoricalDtype(pd.Index(values, dtype=TEXT_INDEX))  # type: ignore[arg-type]
+
+
+def same_categories_dtype(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories of every categorical column held as pandas holds strings (an
+    empty frame's categories are ``object`` otherwise, which Dask and
+    ``union_categoricals`` refuse to combine with ``str`` ones)."""
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and dtype.categories.dtype != TEXT_INDEX:
+            frame[column] = pd.Categorical.from_codes(
+                frame[column].cat.codes.to_numpy(), dtype=text_categories(list(dtype.categories))
+            )
+    return frame
 
 
 def frame_name(frame: str) -> str:
@@ -44,10 +64,10 @@ def frame_name(frame: str) -> str:
 def dtype_of(name: str, column: str) -> object:
     """The pandas dtype of a documented column (unknown categories: empty)."""
     if column == "source":
-        return pd.CategoricalDtype([])
+        return text_categories([])
     kind = frames.COLUMNS[name][column][0]
     if kind == "category":
-        return FIXED[name].get(column, pd.CategoricalDtype([]))
+        return FIXED[name].get(column, text_categories([]))
     return {"string": frames.STRING, "list<string>": frames.STRING_LIST}.get(kind, kind)
 
 
@@ -78,7 +98,10 @@ def stack(name: str, parts: list[pd.DataFrame], codes: list[int], sources: list[
             columns[column] = pd.Categorical.from_codes(codes_, dtype=fixed[column])
         elif isinstance(pieces[0].dtype, pd.CategoricalDtype):
             columns[column] = union_categoricals(
-                [s.astype(pd.CategoricalDtype(s.cat.categories.astype(object))) for s in pieces],
+                [
+                    s if s.cat.categories.dtype == TEXT_INDEX else s.astype(text_categories(list(s.cat.categories)))
+                    for s in pieces
+                ],
                 sort_categories=True,
             )
         else:
