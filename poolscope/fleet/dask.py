@@ -96,7 +96,7 @@ def plan(fleet: Fleet, name: str, upto: int | None, partition_records: int) -> l
                     parts.append(Part(source, pool_id, 0, None))
                     continue
                 after = 0
-                for offset in range(partition_records, count, partition_records):
+                for _ in range(partition_records, count, partition_records):
                     row = conn.execute(
                         "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ? "
                         "ORDER BY seq LIMIT 1 OFFSET ?",

@@ -35,7 +35,7 @@ TEXT_INDEX = pd.Index(["x"]).dtype
 
 def text_categories(values: object) -> pd.CategoricalDtype:
     """A categorical dtype of these categories, held as pandas holds strings."""
-    return pd.CategoricalDtype(pd.Index(values, dtype=TEXT_INDEX))  # type: ignore[arg-type]
+    return pd.CategoricalDtype(pd.Index(values, dtype=TEXT_INDEX))
 
 
 def same_categories_dtype(frame: pd.DataFrame) -> pd.DataFrame:
