@@ -1,0 +1,112 @@
+"""Fleet.export: a hive-partitioned Parquet dataset, read back by pyarrow and DuckDB."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import poolscope
+from poolscope.fleet.dataset import open_dataset, partition_dir
+from poolscope.generate import generate
+
+duckdb = pytest.importorskip("duckdb")
+
+FRAMES = ("records", "members", "messages", "wakes")
+KEYS = {
+    "records": ("seq",),
+    "members": ("joined_at", "run_id"),
+    "messages": ("first_seq",),
+    "wakes": ("first_seq",),
+}
+
+
+def _key(frame: str):
+    def key(row: dict) -> tuple:
+        return (row["source"], row["pool_id"], *(row[k] for k in KEYS[frame]))
+
+    return key
+
+
+def frame_rows(frame: pd.DataFrame, name: str) -> list[dict]:
+    rows = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False).to_pylist()
+    return sorted(rows, key=_key(name))
+
+
+def duckdb_rows(out, name: str) -> list[dict]:
+    relation = duckdb.sql(
+        f"SELECT * FROM read_parquet('{out}/{name}/*/*/*.parquet', hive_partitioning = true, "
+        "hive_types_autocast = false, union_by_name = true)"
+    )
+    return sorted(relation.arrow().read_all().to_pylist(), key=_key(name))
+
+
+@pytest.fixture
+def fleet_dir(oracle, tmp_path):
+    folder = tmp_path / "hosts"
+    (folder / "rack 1").mkdir(parents=True)
+    generate(folder / "rack 1" / "a.db", pools=2, records=250, seed=1)
+    generate(folder / "b.db", pools=1, records=300, seed=2)
+    shutil.copyfile(oracle / "pool.db", folder / "sdk.db")
+    return folder
+
+
+def test_dataset_reads_back_as_the_frames(fleet_dir, tmp_path):
+    out = tmp_path / "dataset"
+    with poolscope.fleet(fleet_dir, workers=2) as hosts:
+        done = hosts.export(out)
+        n_pools = len(hosts.pools)
+        assert done["partitions"] == n_pools and done["unchanged"] == 0 and len(done["written"]) == 4 * n_pools
+        for name in FRAMES:
+            expected = frame_rows(hosts.frame(name), name)
+            table = open_dataset(out, name).to_table()
+            assert sorted(table.to_pylist(), key=_key(name)) == expected, name
+            assert duckdb_rows(out, name) == expected, name
+        # one file per frame kind and partition, values URI-encoded
+        source = str(fleet_dir / "rack 1" / "a.db")
+        folder = partition_dir(out, "records", source, "pool.alpha")
+        assert (folder / "part-0.parquet").is_file() and "%20" in folder.parent.name
+
+
+def test_export_again_rewrites_only_what_changed(fleet_dir, tmp_path):
+    out = tmp_path / "dataset"
+    grown = fleet_dir / "b.db"
+    with poolscope.fleet(fleet_dir, workers=1) as hosts:
+        hosts.export(out)
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
+    generate(grown, pools=1, records=400, seed=2)  # appends to b.db's pool
+    with poolscope.fleet(fleet_dir, workers=2) as hosts:
+        again = hosts.export(out)
+        assert again["partitions"] == 1 and again["removed"] == 0
+        assert all(f"source={str(grown).replace('/', '%2F')}" in w for w in again["written"])
+        changed = {p for p, mtime in files.items() if p.stat().st_mtime_ns != mtime}
+        assert {str(p) for p in changed} == set(again["written"])
+        for name in FRAMES:
+            assert sorted(open_dataset(out, name).to_table().to_pylist(), key=_key(name)) == frame_rows(
+                hosts.frame(name), name
+            )
+        assert hosts.export(out)["partitions"] == 0
+    # a database no longer in the fleet: its partitions go, the others stay
+    (fleet_dir / "sdk.db").unlink()
+    with poolscope.fleet(fleet_dir, workers=1) as hosts:
+        last = hosts.export(out)
+        assert last["removed"] == 3 and last["partitions"] == 0
+        assert not any("sdk.db" in str(p) for p in out.rglob("*.parquet"))
+        assert duckdb_rows(out, "records") == frame_rows(hosts.records_df(), "records")
+    # another cursor: everything is written again
+    with poolscope.fleet(fleet_dir, workers=1) as hosts:
+        assert hosts.export(out, upto=50)["partitions"] == len(hosts.pools)
+        assert max(open_dataset(out, "records").to_table().column("seq").to_pylist()) == 50
+
+
+def test_export_target_must_be_a_folder(fleet_dir, tmp_path):
+    target = tmp_path / "file.parquet"
+    target.write_text("x")
+    with poolscope.fleet(fleet_dir, workers=1) as hosts:
+        with pytest.raises(poolscope.InvalidInputError):
+            hosts.export(target)
+        with pytest.raises(poolscope.InvalidInputError):
+            hosts.export(tmp_path / "out", format="csv")
+    assert target.read_text() == "x"
