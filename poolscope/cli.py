@@ -383,3 +383,146 @@ def lab(
 
 def main() -> None:  # pragma: no cover
     cli()
+
+
+# ------------------------------------------------------------------- fleets
+@cli.group("fleet")
+def fleet_group() -> None:
+    """Many databases (one per host or service) read as one.
+
+    SOURCES are database files, folders (searched recursively) and glob
+    patterns; files found that are not SDK databases are listed as skipped.
+    """
+
+
+_SOURCES = click.argument("sources", nargs=-1, required=True)
+_WORKERS = click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
+
+
+def _fleet(sources: tuple[str, ...], workers: int | None):
+    from .fleet import fleet
+
+    return fleet(list(sources), workers=workers)
+
+
+def _problems(hosts: Any) -> tuple[list[dict], list[dict]]:
+    errors = [{"source": e.source, "error": type(e.error).__name__, "problem": e.error.problem} for e in hosts.errors]
+    skipped = [{"source": s.source, "reason": s.reason} for s in hosts.skipped]
+    return errors, skipped
+
+
+def _echo_problems(errors: list[dict], skipped: list[dict]) -> None:
+    for error in errors:
+        click.echo(f"error: {error['source']}: {error['error']}: {error['problem']}")
+    for item in skipped:
+        click.echo(f"skipped: {item['source']}: {item['reason']}")
+
+
+@fleet_group.command("info")
+@_SOURCES
+@_WORKERS
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def fleet_info(sources: tuple[str, ...], workers: int | None, as_json: bool) -> None:
+    """Databases, and per pool: head, records, members, messages, wakes, failures, anomalies."""
+    with _fleet(sources, workers) as hosts:
+        pools = hosts.pools
+        errors, skipped = _problems(hosts)
+        columns = ["source", "pool_id", "head", "records", "members", "messages", "wakes", "failures", "anomalies"]
+        if as_json:
+            rows = pools[columns].astype({"source": object}).to_dict("records")
+            document = {"databases": hosts.databases, "pools": rows, "errors": errors, "skipped": skipped}
+            click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=int))
+            return
+        click.echo(
+            f"{len(hosts.databases)} database(s), {len(pools)} pool(s), {int(pools['records'].sum()):,} records"
+            f"{f', {len(errors)} unreadable' if errors else ''}{f', {len(skipped)} skipped' if skipped else ''}"
+        )
+        if len(pools):
+            click.echo(pools[columns].to_string(index=False))
+        _echo_problems(errors, skipped)
+
+
+@fleet_group.command("doctor")
+@_SOURCES
+@_WORKERS
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def fleet_doctor(ctx: click.Context, sources: tuple[str, ...], workers: int | None, as_json: bool) -> None:
+    """Check every database of the fleet (see ``poolscope doctor``).
+
+    Exit status 1 when any error is found (an anomaly of severity error, or a
+    database that cannot be read), else 0.
+    """
+    with _fleet(sources, workers) as hosts:
+        anomalies = hosts.check()
+        errors, skipped = _problems(hosts)
+    counts = {s: int((anomalies["severity"] == s).sum()) for s in ("error", "warning", "info")}
+    failed = bool(counts["error"] or errors)
+    if as_json:
+        rows = [
+            {
+                "source": str(r.source),
+                "pool_id": None if pd_isna(r.pool_id) else r.pool_id,
+                "seq": None if pd_isna(r.seq) else int(r.seq),
+                "severity": str(r.severity),
+                "code": r.code,
+                "message": r.message,
+            }
+            for r in anomalies.itertuples(index=False)
+        ]
+        document = {"databases": len(hosts.databases), "counts": counts, "anomalies": rows}
+        document.update({"errors": errors, "skipped": skipped})
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        for r in anomalies.itertuples(index=False):
+            where = "" if pd_isna(r.pool_id) else f" (pool {r.pool_id!r}{'' if pd_isna(r.seq) else f', seq {r.seq}'})"
+            click.echo(f"{r.source}: {r.severity}: {r.code}{where}: {r.message}")
+        _echo_problems(errors, skipped)
+        verdict = "damaged" if failed else "ok"
+        click.echo(
+            f"{len(hosts.databases)} database(s): {verdict} ({counts['error']} errors, {counts['warning']} warnings, "
+            f"{counts['info']} info; {len(errors)} unreadable, {len(skipped)} skipped)"
+        )
+    ctx.exit(1 if failed else 0)
+
+
+def pd_isna(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+@fleet_group.command("export")
+@_SOURCES
+@click.argument("out", nargs=1, type=click.Path(file_okay=False))
+@_WORKERS
+@click.option("--upto", type=int, default=None, help="Frames as they were at this cursor (per pool).")
+def fleet_export(sources: tuple[str, ...], out: str, workers: int | None, upto: int | None) -> None:
+    """Write the fleet's frames as a hive-partitioned Parquet dataset in folder OUT.
+
+    OUT/<frame>/source=<path>/pool_id=<pool>/part-0.parquet; exporting again
+    rewrites only the pools that changed.
+    """
+    with _fleet(sources, workers) as hosts:
+        done = hosts.export(out, upto=upto)
+        errors, skipped = _problems(hosts)
+    click.echo(
+        f"{done['path']}: {done['partitions']} partition(s) written, {done['unchanged']} unchanged, "
+        f"{done['removed']} removed"
+    )
+    _echo_problems(errors, skipped)
+
+
+@fleet_group.command("report")
+@_SOURCES
+@_WORKERS
+@click.option(
+    "-o", "--out", "out", default="fleet.html", show_default=True, type=click.Path(dir_okay=False), help="HTML file."
+)
+def fleet_report(sources: tuple[str, ...], workers: int | None, out: str) -> None:
+    """Write one self-contained HTML page ranking the fleet's pools by failures
+    and anomalies, with per-source and per-agent breakdowns and plots."""
+    from .fleet.report import report
+
+    with _fleet(sources, workers) as hosts:
+        click.echo(str(report(hosts, out)))
