@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..plot import MESSAGE_COLORS, WAKE_COLORS, label_text
-from ..report import _CSS, _esc, _png
+from ..palette import MESSAGE_COLORS, MUTED, RULE, SEVERITY_COLORS, WAKE_COLORS
+from ..plot import label_text
+from ..render import CSS
+from ..render import esc as _esc
+from ..report import _PAGE_CSS, _png
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -47,12 +50,12 @@ FAILED = [
     ("wakes", "timed_out"),
 ]
 
-_EXTRA_CSS = """
-.cards { display: flex; gap: 14px; flex-wrap: wrap; margin: 12px 0; }
-.card { background: #fff; border: 1px solid #e0e0e0; padding: 8px 14px; min-width: 110px; }
-.card b { display: block; font-size: 20px; }
-.card span { color: #616161; font-size: 12px; }
-.card.bad b { color: #c62828; }
+_EXTRA_CSS = f"""
+.cards {{ display: flex; gap: 14px; flex-wrap: wrap; margin: 12px 0; }}
+.card {{ background: #fff; border: 1px solid {RULE}; padding: 8px 14px; min-width: 110px; }}
+.card b {{ display: block; font-size: 20px; }}
+.card span {{ color: {MUTED}; font-size: 12px; }}
+.card.bad b {{ color: {SEVERITY_COLORS["error"][1]}; }}
 """
 
 
@@ -209,7 +212,7 @@ def _table(frame: pd.DataFrame, numbers: list[str], percent: tuple[str, ...] = (
             else:
                 cells.append(f"<td>{_esc('' if value is None or value is pd.NA else value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<div class='scroll'><table class='summary'><tr>{head}</tr>{''.join(body)}</table></div>"
+    return f"<div class='ps-scroll'><table class='ps-summary'><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 def _rate(failures: pd.Series, total: pd.Series) -> pd.Series:
@@ -244,7 +247,7 @@ def render(fleet: Fleet, *, title: str | None = None) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{_esc(name)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>",
+        f"<title>{_esc(name)}</title><style>{_PAGE_CSS}{CSS}{_EXTRA_CSS}</style></head><body>",
         f"<header><h1>{_esc(name)}</h1><p>{len(fleet.databases):,} databases · {len(pools):,} pools · "
         f"written {time.strftime('%Y-%m-%d %H:%M:%S')} by poolscope {_esc(__version__)}</p></header><main>",
         "<nav><a href='#pools'>worst pools</a><a href='#sources'>per source</a><a href='#agents'>per agent</a>"
@@ -350,7 +353,7 @@ def render(fleet: Fleet, *, title: str | None = None) -> str:
         codes = [c for c in pivot.columns if c != "source"]
         parts.append(_table(pivot, codes, (), tuple(codes)))
     else:
-        parts.append("<p class='ok'>No anomaly in any database.</p>")
+        parts.append("<p class='ps-ok'>No anomaly in any database.</p>")
     parts.append("<h2 id='unread'>Databases that could not be read, and files skipped</h2>")
     if errors:
         frame = pd.DataFrame(
@@ -358,7 +361,7 @@ def render(fleet: Fleet, *, title: str | None = None) -> str:
         )
         parts.append(_table(frame, []))
     else:
-        parts.append("<p class='ok'>Every database was read.</p>")
+        parts.append("<p class='ps-ok'>Every database was read.</p>")
     if fleet.skipped:
         skipped = pd.DataFrame([{"file": s.source, "reason": s.reason} for s in fleet.skipped])
         parts.append(f"<details><summary>{len(skipped):,} files skipped</summary>{_table(skipped, [])}</details>")
