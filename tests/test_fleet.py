@@ -274,3 +274,19 @@ def test_large_pool_in_a_worker_process(tmp_path):
     with poolscope.fleet(sources, workers=2) as hosts:
         assert rows(hosts.records_df()) == per_database(sources, "records_df")
         assert hosts.pools["records"].tolist()[0] >= 21_000
+
+
+def test_workers_that_cannot_start_fall_back_to_this_process(generated, monkeypatch):
+    """Where no worker process can be started (a sandbox), the fleet reads everything here."""
+    from poolscope.fleet import work
+
+    def refuse(self, *args):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(work.Workers, "_submit", refuse)
+    sources = [str(p) for p in generated]
+    with poolscope.fleet(sources, workers=2) as hosts:
+        with pytest.warns(RuntimeWarning, match="reading in this process"):
+            frame = hosts.records_df()
+        assert rows(frame) == per_database(sources, "records_df")
+        assert hosts.workers == 1 and hosts.errors == []

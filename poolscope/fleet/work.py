@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
@@ -256,18 +257,36 @@ class Workers:
             return
         pending = groups(paths, self.workers)
         pending.reverse()  # pop() from the end: largest first
-        running: dict[Future, int] = {}
+        running: dict[Future, list[str]] = {}
         try:
             while pending or running:
                 while pending and len(running) < self.workers * IN_FLIGHT:
-                    group = pending.pop()
-                    running[self._submit(run_group, func, group, args)] = len(group)
+                    future = self._submit(run_group, func, pending[-1], args)
+                    running[future] = pending.pop()
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    n = running.pop(future)
-                    yield from future.result()
+                    group = running.pop(future)
+                    results = future.result()
+                    yield from results
                     if bar is not None:
-                        bar.update(n)
+                        bar.update(len(group))
+        except (OSError, BrokenProcessPool) as error:
+            # worker processes cannot be started here (or one died): read the rest in this process
+            import warnings
+
+            warnings.warn(
+                f"poolscope.fleet: worker processes failed ({error!r}); reading in this process instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.close()
+            self.workers = 1
+            left = [p for group in running.values() for p in group] + [p for group in reversed(pending) for p in group]
+            running.clear()
+            for path in left:
+                yield from run_group(func, [path], args)
+                if bar is not None:
+                    bar.update(1)
         finally:
             for future in running:
                 future.cancel()
