@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from ..errors import PoolscopeError
-from ..source import connect_readonly, translate
+from ..source import connect_readonly
+from ..sqlite_errors import sqlite_errors, translate
 from .stack import FIXED, empty_frame, frame_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,13 +132,11 @@ def read_partition(
         if name == "records_df":
             last = part.last if upto is None else (upto if part.last is None else min(part.last, upto))
             index = PoolIndex(db.path, part.pool_id)
-            try:
+            with sqlite_errors(db.path, part.pool_id):
                 tables = [
                     frames._records_table(*chunk)
                     for chunk in _column_chunks(index, db.conn, part.after, None if last is None else last + 1)
                 ]
-            except sqlite3.Error as error:
-                raise translate(error, db.path, part.pool_id) from None
             frame = (
                 frames._records_frame(tables, [0] * len(tables), [part.pool_id])
                 if tables

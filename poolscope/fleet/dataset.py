@@ -47,7 +47,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InvalidInputError
-from ..source import connect_readonly, translate
+from ..source import connect_readonly
+from ..sqlite_errors import sqlite_errors
 from .stack import FRAMES, empty_frame
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -160,9 +161,8 @@ def export_database(
         return {"entry": previous, "written": [], "unchanged": len(previous["pools"])}
     conn = connect_readonly(path, timeout=timeout)
     try:
-        now = fingerprints(conn, upto)
-    except sqlite3.Error as error:
-        raise translate(error, path) from None
+        with sqlite_errors(path):
+            now = fingerprints(conn, upto)
     finally:
         conn.close()
     known = {} if previous is None else previous.get("pools", {})
