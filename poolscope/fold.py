@@ -30,7 +30,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from . import wire
 from .errors import CorruptRecordError, UnknownRecordKindError
@@ -242,8 +242,11 @@ class PoolFold:
         """
         prevs: list[int] = []
         add = prevs.append
-        messages, wakes = self.messages, self.wakes
-        message_dedupe, wake_dedupe = self.message_dedupe, self.wake_dedupe
+        # keyed by the entries' str fields (typed Optional: only these kinds always set them)
+        messages: dict[Any, int] = self.messages
+        wakes: dict[Any, int] = self.wakes
+        message_dedupe: dict[Any, int] = self.message_dedupe
+        wake_dedupe: dict[Any, int] = self.wake_dedupe
         apply = self.apply
         applied = 0
         for pos, seq, entry in zip(range(start, start + len(seqs)), seqs, entries):
@@ -273,22 +276,23 @@ class PoolFold:
         self.cursor = seq
         self.count += 1
         kind = entry.kind
+        key = cast(str, entry.key)  # str for every kind that has a key (extract checks it)
         if kind == RUN_MESSAGE:
-            self.message_dedupe[entry.idem] = pos
-            prev = self.messages.get(entry.key, -1)
-            self.messages[entry.key] = pos
+            self.message_dedupe[cast(str, entry.idem)] = pos
+            prev = self.messages.get(key, -1)
+            self.messages[key] = pos
             return prev
         if kind == WAKE:
-            self.wake_dedupe[entry.idem] = pos
-            prev = self.wakes.get(entry.key, -1)
-            self.wakes[entry.key] = pos
+            self.wake_dedupe[cast(str, entry.idem)] = pos
+            prev = self.wakes.get(key, -1)
+            self.wakes[key] = pos
             return prev
         if kind == MEMBER_JOINED:
-            prev = self.members.get(entry.key, -1)
-            self.members[entry.key] = pos
+            prev = self.members.get(key, -1)
+            self.members[key] = pos
             return prev
         if kind == MEMBER_LEFT:
-            return self.members.pop(entry.key, -1)
+            return self.members.pop(key, -1)
         if kind == POOL_OPENED:
             if self.config is None:
                 self.config = entry.extra

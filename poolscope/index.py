@@ -122,7 +122,22 @@ class PoolIndex:
     Attributes (Python lists, one item per record in seq order): ``seqs``,
     ``entries`` (:class:`Entry`, kind ``DAMAGED`` for records that cannot be
     understood), ``next_seq``.  ``problems`` maps seq to the error for damaged
-    records.  ``fold`` is the fold state at the head.
+    records.  ``fold`` is the fold state at the head.  Consumers read these
+    and use the methods below; nothing outside this class sets them.
+
+    * building: :meth:`load` (from a connection, see :mod:`poolscope.load`),
+      :meth:`append_rows` (rows as SQLite returns them), :meth:`decode` and
+      :meth:`extend` (decoding apart from folding, as a forked helper does);
+    * columns: :meth:`arrays`, :meth:`status_codes` (codes of
+      :data:`STATUS_CODES`), :meth:`entry_columns`, :meth:`rank`,
+      :meth:`key_codes`;
+    * selections: :meth:`position`, :meth:`live_positions`, :meth:`count_live`,
+      :meth:`kind_mask`, :meth:`status_mask`;
+    * counts: :meth:`status_counts` (records by status),
+      :meth:`current_status_counts` (messages and wakes by current status);
+    * checks: :meth:`check_cursor`, :meth:`check_replay` (where the SDK
+      refuses), :meth:`first_problem`, :meth:`config_at`, :meth:`conflict_at`,
+      :meth:`created_at`.
     """
 
     def __init__(self, path: Path, pool_id: str) -> None:
