@@ -29,7 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -165,42 +164,9 @@ class Comparison:
         return f"<Comparison {self.label_a} vs {self.label_b}: {where}>"
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        if self.first_divergence is None:
-            verdict = f"The two logs agree event for event ({self.common_prefix:,} events of (kind, agent, status))."
-        else:
-            ca, cb = self.first_divergence
-            verdict = (
-                f"The logs agree for {self.common_prefix:,} events, then diverge at cursor "
-                f"<b>{'end' if ca is None else ca}</b> in a and <b>{'end' if cb is None else cb}</b> in b."
-            )
-        rows = []
-        for row in self.summary.itertuples(index=False):
-            delta = row.delta
-            style = ""
-            if isinstance(delta, int | float) and not pd.isna(delta) and delta != 0:
-                style = " style='color:#b22222'" if delta > 0 and row.section == "rates" else " style='color:#1f5fa8'"
-            rows.append(
-                f"<tr><td>{esc(str(row.section))}</td><td>{esc(str(row.metric))}</td><td>{_fmt(row.a)}</td>"
-                f"<td>{_fmt(row.b)}</td><td{style}>{_fmt(delta, signed=True)}</td></tr>"
-            )
-        return (
-            f"<div class='poolscope-compare'><b>a</b> = {esc(self.label_a)} (cursor {self.cursor_a}) · "
-            f"<b>b</b> = {esc(self.label_b)} (cursor {self.cursor_b})<p>{verdict}</p>"
-            "<table><tr><th>section</th><th>measure</th><th>a</th><th>b</th><th>b − a</th></tr>"
-            + "".join(rows)
-            + "</table></div>"
-        )
+        from . import render
 
-
-def _fmt(value: Any, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "—"
-    if isinstance(value, float) and not float(value).is_integer():
-        return f"{value:+.3f}" if signed else f"{value:.3f}"
-    if isinstance(value, int | float | np.integer | np.floating):
-        return f"{int(value):+,}" if signed else f"{int(value):,}"
-    return html.escape(str(value))
+        return render.comparison_html(self)
 
 
 def _decode(codes: np.ndarray, agents: list) -> dict[str, np.ndarray]:

@@ -176,10 +176,10 @@ def flow_matrix(history: PoolHistory, upto: int | None = None, by: str = "run") 
 def _reached_groups(history: PoolHistory, upto: int | None, namespace: str) -> Any:
     """The frames' grouping of a namespace's records up to ``upto`` (``reached[code]``:
     the cursor at which each status was first reached, -1 never), or None when empty."""
-    from .frames import _Groups
+    from .frames import Groups
 
     statuses = wire.MESSAGE_STATUSES if namespace == "messages" else wire.WAKE_STATUSES
-    groups = _Groups(history, upto, namespace, len(statuses))
+    groups = Groups(history, upto, namespace, len(statuses))
     return groups if len(groups.last) else None
 
 

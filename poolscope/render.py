@@ -57,6 +57,11 @@ __all__ = [
     "anomalies_html",
     "summary_html",
     "database_html",
+    "cursor_chips",
+    "explanation_html",
+    "history_html",
+    "whatif_html",
+    "comparison_html",
 ]
 
 #: Characters of an id shown before it is shortened (the rest is in its tooltip).
@@ -103,6 +108,8 @@ CSS = f"""
   max-height: 24em; overflow: auto; background: #fafafa; padding: 4px; margin: 0; }}
 .ps-diff table {{ font-size: 11px; }}
 .ps-diff details {{ margin: 2px 0; }}
+.ps-cursors {{ color: {palette.MUTED}; font-size: 10.5px; }}
+.ps-why ul {{ margin: 2px 0 4px 0; padding-left: 18px; }}
 td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 {_severity_css()}
 """
@@ -426,3 +433,160 @@ def summary_html(
 def database_html(db: Database) -> str:
     """A database: its path (escaped) and the summary of its pools."""
     return f"<div class='poolscope-database'><b>{esc(db.path)}</b>{summary_html(db.summary())}</div>"
+
+
+# ------------------------------------------------------- why and compare
+#: Rows of a key's history shown (the rest are counted).
+HISTORY_ROWS = 30
+
+
+def cursor_chips(cursors: Iterable[int]) -> str:
+    """The cursors a statement rests on, small and muted (``@12, @15``)."""
+    cursors = list(cursors)
+    if not cursors:
+        return ""
+    return f"<span class='ps-cursors'>[{', '.join(f'@{int(c):,}' for c in cursors)}]</span>"
+
+
+def explanation_html(explanation: Any) -> str:
+    """A :class:`~poolscope.why.Explanation`: its sentences, each with the cursors backing it."""
+    items = "".join(f"<li>{esc(s.text)} {cursor_chips(s.cursors)}</li>" for s in explanation.sentences)
+    return (
+        f"<div class='ps-panel ps-why'><b>why: {esc(explanation.key_type.replace('_', ' '))} "
+        f"{ident(explanation.key)}</b> <span class='ps-more'>(records up to cursor {explanation.at:,})</span>"
+        f"<ul>{items}</ul></div>"
+    )
+
+
+def _who(row: Mapping[str, Any]) -> str:
+    import pandas as pd
+
+    def text(value: Any) -> str | None:
+        return None if value is None or pd.isna(value) else str(value)
+
+    if row.get("kind") == "run_message":
+        recipients = list(row.get("recipients") or [])
+        shown = ", ".join(ident(r) for r in recipients[:4]) + (
+            f" +{len(recipients) - 4}" if len(recipients) > 4 else ""
+        )
+        return f"{ident(text(row.get('sender')))} → {esc(text(row.get('target')))}" + (
+            f" (to {shown})" if recipients else ""
+        )
+    if row.get("kind") == "wake":
+        return f"waiting: {ident(text(row.get('run_id')))}"
+    run = text(row.get("run_id"))
+    return f"{ident(run)} ({ident(text(row.get('agent_id')))})" if run else ""
+
+
+def history_html(frame: pd.DataFrame, limit: int = HISTORY_ROWS) -> str:
+    """A :class:`~poolscope.why.History`: one row per record, the status change in colour."""
+    import pandas as pd
+
+    rows = []
+    for row in frame.head(limit).to_dict("records"):
+        before = None if pd.isna(row["status_before"]) else str(row["status_before"])
+        after = None if pd.isna(row["status_after"]) else str(row["status_after"])
+        namespace = "wake" if row["kind"] == "wake" else "message"
+        change = (
+            f"{status(before, namespace)} → {status(after, namespace)}"
+            if before is not None and before != after
+            else status(after, namespace)
+        )
+        rows.append(
+            [
+                f"<span class='num'>{int(row['cursor']):,}</span>",
+                esc(row["kind"]),
+                esc(row["role"]),
+                ident(row["id"]),
+                change,
+                _who(row),
+                esc(", ".join(row["changed"])),
+            ]
+        )
+    key_type = str(getattr(frame, "key_type", "") or "").replace("_", " ")
+    head = (
+        f"<div class='ps-panel ps-history'><b>history of {esc(key_type)} {ident(getattr(frame, 'key', ''))}</b>: "
+        f"{len(frame):,} record{'s' if len(frame) != 1 else ''}"
+    )
+    table_html = table(
+        ["cursor", "kind", "role", "id", "status", "who", "changed"],
+        rows,
+        more=len(frame) - len(rows),
+        what="more records",
+    )
+    return head + table_html + "</div>"
+
+
+def whatif_html(whatif: Any, limit: int = 20) -> str:
+    """A :class:`~poolscope.whatif.WhatIf`: what was removed, what was kept, and its orphans."""
+    orphans = whatif.orphans
+    if len(orphans):
+        rows = [
+            [
+                f"<span class='num'>{int(r['cursor']):,}</span>",
+                esc(r["kind"]),
+                ident(r["id"]),
+                esc(r["reason"]),
+                ident(r["removed"]),
+            ]
+            for r in orphans.head(limit).to_dict("records")
+        ]
+        note = (
+            f"<p class='ps-warn'><b>{len(orphans):,} kept record(s) refer to what was removed</b> (<code>.orphans</code>):</p>"
+            + table(["cursor", "kind", "id", "reason", "removed"], rows, more=len(orphans) - len(rows))
+        )
+    else:
+        note = "<p class='ps-ok'>No kept record refers to what was removed.</p>"
+    return (
+        f"<div class='ps-panel ps-whatif'><b>What if {ident(whatif.pool_id)} had been without "
+        f"{esc(whatif.removal_text())}</b>: {len(whatif.removed):,} records removed, {len(whatif.index):,} kept "
+        f"(cursors keep their values; head {whatif.head:,}).{note}</div>"
+    )
+
+
+def _number(value: Any, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if isinstance(value, float) and not float(value).is_integer():
+        return f"{value:+.3f}" if signed else f"{value:.3f}"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return esc(value)
+    return f"{number:+,}" if signed else f"{number:,}"
+
+
+def comparison_html(comparison: Any) -> str:
+    """A :class:`~poolscope.compare.Comparison`: the verdict on the two logs and the measures side by side."""
+    if comparison.first_divergence is None:
+        verdict = f"The two logs agree event for event ({comparison.common_prefix:,} events of (kind, agent, status))."
+    else:
+        ca, cb = comparison.first_divergence
+        verdict = (
+            f"The logs agree for {comparison.common_prefix:,} events, then diverge at cursor "
+            f"<b>{'end' if ca is None else f'{ca:,}'}</b> in a and <b>{'end' if cb is None else f'{cb:,}'}</b> in b."
+        )
+    rows = []
+    for row in comparison.summary.to_dict("records"):
+        delta = row["delta"]
+        style = ""
+        if isinstance(delta, int | float) and delta == delta and delta != 0:
+            worse = delta > 0 and (
+                row["section"] in ("rates", "agents: failure rate") or row["section"].startswith("latency")
+            )
+            style = f" style='color:{palette.MESSAGE_COLORS['failed'] if worse else palette.MATCHES}'"
+        rows.append(
+            [
+                esc(row["section"]),
+                esc(row["metric"]),
+                f"<span class='num'>{_number(row['a'])}</span>",
+                f"<span class='num'>{_number(row['b'])}</span>",
+                f"<span class='num'{style}>{_number(delta, True)}</span>",
+            ]
+        )
+    return (
+        f"<div class='ps-panel ps-compare'><b>a</b> = {esc(comparison.label_a)} (cursor {comparison.cursor_a:,}) · "
+        f"<b>b</b> = {esc(comparison.label_b)} (cursor {comparison.cursor_b:,})<p>{verdict}</p>"
+        + table(["section", "measure", "a", "b", "b − a"], rows)
+        + "</div>"
+    )

@@ -40,6 +40,8 @@ __all__ = ["report", "render"]
 
 #: Resolution of the embedded plots.
 DPI = 90
+#: Failures explained per pool (the most recent).
+FAILURES_EXPLAINED = 10
 #: Anomalies listed per pool (the rest are counted).
 MAX_ANOMALIES = 500
 
@@ -134,6 +136,38 @@ def _snapshot_html(pool: PoolHistory) -> str:
         )
 
 
+def _flows_height(pool: PoolHistory) -> float:
+    """Height of the flow matrix: a row per sending agent."""
+    try:
+        agents = pool.members_df()["agent_id"].nunique()
+    except PoolscopeError:
+        agents = 4
+    return max(3.2, 1.8 + 0.36 * min(agents + 1, 25))
+
+
+def _failures_html(pool: PoolHistory) -> str:
+    """The most recent failed, timed-out and expired messages and wakes, each explained."""
+    from .why import recent_failures
+
+    try:
+        failures = recent_failures(pool, FAILURES_EXPLAINED)
+    except PoolscopeError as error:
+        return f"<p class='problem'>The failures could not be listed: {_esc(error)}</p>"
+    if not len(failures):
+        return "<p class='note'>No message failed, timed out or expired, and no wake timed out or failed.</p>"
+    parts = [
+        f"<p class='note'>The {len(failures)} most recent messages that failed, timed out or expired and wakes "
+        "that timed out or failed, latest first, each told from the records alone; the cursors in brackets are "
+        "the records each sentence rests on (<code>pool.explain(key)</code>).</p>"
+    ]
+    for row in failures.itertuples(index=False):
+        try:
+            parts.append(_html.explanation_html(pool.explain(row.id, key_type=row.kind)))
+        except PoolscopeError as error:
+            parts.append(f"<p class='problem'>{_esc(row.id)}: {_esc(error)}</p>")
+    return "".join(parts)
+
+
 def _pool_section(db: Database, pool: PoolHistory, anomalies: list | None, check_note: str) -> str:
     from . import plot
 
@@ -143,6 +177,7 @@ def _pool_section(db: Database, pool: PoolHistory, anomalies: list | None, check
         ("Messages", "messages", plot.messages, _height(min(lanes + 2, 60))),
         ("Wakes", "wakes", plot.wakes, _height(min(lanes, 60))),
         ("Activity", "activity", plot.activity, 3.4),
+        ("Who messages whom", "flows", plot.flows, _flows_height(pool)),
     ]
     body = [
         f"<section id='{_anchor(db, pool.pool_id)}'><h2>Pool {_html.ident(pool.pool_id, 120)}</h2>"
@@ -152,6 +187,7 @@ def _pool_section(db: Database, pool: PoolHistory, anomalies: list | None, check
     for title, name, draw, height in plots:
         body.append(f"<h3>{title}</h3>{_plot_html(pool, name, draw, height)}")
     body.append(f"<h3>Snapshot at the head</h3>{_snapshot_html(pool)}")
+    body.append(f"<h3>Failures explained</h3>{_failures_html(pool)}")
     body.append("<h3>Anomalies</h3>")
     if anomalies is None:
         body.append(f"<p class='note'>{_esc(check_note)}</p>")

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -292,7 +291,8 @@ class WhatIf(PoolHistory):
         """Remove more (from this what-if)."""
         return WhatIf(self, runs, agents, records)
 
-    def _removal_text(self) -> str:
+    def removal_text(self) -> str:
+        """What was removed, in words."""
         parts = []
         if self.agents:
             parts.append(f"agents {', '.join(self.agents)}")
@@ -311,30 +311,14 @@ class WhatIf(PoolHistory):
 
     def __repr__(self) -> str:
         return (
-            f"<WhatIf {self.pool_id!r} without {self._removal_text()}: {len(self.index)} of "
+            f"<WhatIf {self.pool_id!r} without {self.removal_text()}: {len(self.index)} of "
             f"{len(self.base.index)} records kept, head {self.head}, {len(self.orphans)} orphans>"
         )
 
     def _repr_html_(self) -> str:
-        orphans = self.orphans
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-            for row in orphans.head(20).itertuples(index=False)
-        )
-        note = (
-            f"<p><b>{len(orphans)} kept record(s) refer to what was removed</b> "
-            f"(<code>.orphans</code>):</p><table><tr>"
-            + "".join(f"<th>{c}</th>" for c in orphans.columns)
-            + f"</tr>{rows}</table>"
-            + (f"<p>… and {len(orphans) - 20} more</p>" if len(orphans) > 20 else "")
-            if len(orphans)
-            else "<p>No kept record refers to what was removed.</p>"
-        )
-        return (
-            f"<div class='poolscope-whatif'><b>What if {html.escape(self.pool_id)} had been without "
-            f"{html.escape(self._removal_text())}</b>: {len(self.removed)} records removed, "
-            f"{len(self.index)} kept (cursors keep their values; head {self.head}).{note}</div>"
-        )
+        from . import render
+
+        return render.whatif_html(self)
 
 
 def without(history: PoolHistory, runs: Any = (), agents: Any = (), records: Any = ()) -> WhatIf:

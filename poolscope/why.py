@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,16 @@ from .relations import RECIPIENT, ROLES, SENDER, TARGET, WAITING, Relations, rel
 if TYPE_CHECKING:  # pragma: no cover
     from .history import PoolHistory
 
-__all__ = ["history_of", "explain", "History", "Explanation", "Sentence", "KEY_TYPES", "HISTORY_COLUMNS"]
+__all__ = [
+    "history_of",
+    "explain",
+    "recent_failures",
+    "History",
+    "Explanation",
+    "Sentence",
+    "KEY_TYPES",
+    "HISTORY_COLUMNS",
+]
 
 #: What a key can be, in the order a key is looked up.
 KEY_TYPES: tuple[str, ...] = ("message", "wake", "run", "idempotency_key")
@@ -174,29 +182,6 @@ def _find(rel: Relations, what: str, key: str, n: int) -> tuple[list[int], list[
     return found.tolist(), ["idempotency_key"] * len(found)
 
 
-# ------------------------------------------------------------------- html
-def _status_html(status: Any) -> str:
-    if status is None:
-        return "—"
-    from .plot import MESSAGE_COLORS, WAKE_COLORS
-
-    color = MESSAGE_COLORS.get(status) or WAKE_COLORS.get(status) or "#555"
-    return f"<span style='color:{color};font-weight:600'>{html.escape(str(status))}</span>"
-
-
-def _table(headers: list[str], rows: list[list[str]], more: int = 0) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    tail = f"<p>… and {more} more</p>" if more else ""
-    return f"<table><tr>{head}</tr>{body}</table>{tail}"
-
-
-def _chips(cursors: tuple[int, ...]) -> str:
-    if not cursors:
-        return ""
-    return "<small style='color:#666'>[" + ", ".join(f"@{c}" for c in cursors) + "]</small>"
-
-
 # ----------------------------------------------------------------- history
 class History(pd.DataFrame):
     """The records that touched one key (see :func:`history_of`): a DataFrame
@@ -210,48 +195,9 @@ class History(pd.DataFrame):
         return History
 
     def _repr_html_(self) -> str:
-        key = getattr(self, "key", None)
-        key_type = getattr(self, "key_type", None)
-        head = (
-            f"<div class='poolscope-history'><b>history of {html.escape(str(key_type or '')).replace('_', ' ')} "
-            f"{html.escape(str(key))}</b> in {html.escape(str(getattr(self, 'pool_id', '')))}: "
-            f"{len(self)} record{'s' if len(self) != 1 else ''}"
-        )
-        rows = []
-        for row in self.head(200).itertuples(index=False):
-            before = None if pd.isna(row.status_before) else row.status_before
-            after = None if pd.isna(row.status_after) else row.status_after
-            change = (
-                f"{_status_html(before)} → {_status_html(after)}"
-                if before is not None and before != after
-                else _status_html(after)
-            )
-            rows.append(
-                [
-                    str(row.cursor),
-                    html.escape(str(row.kind)),
-                    html.escape(str(row.role)),
-                    html.escape(str(row.id)),
-                    change,
-                    html.escape(_people(row)),
-                    html.escape(", ".join(row.changed)),
-                ]
-            )
-        more = len(self) - len(rows)
-        table = _table(["cursor", "kind", "role", "id", "status", "who", "changed"], rows, more=more)
-        return head + table + "</div>"
+        from . import render
 
-
-def _people(row: Any) -> str:
-    if row.kind == "run_message":
-        recipients = row.recipients or []
-        shown = ", ".join(recipients[:4]) + (f" +{len(recipients) - 4}" if len(recipients) > 4 else "")
-        return f"{row.sender} → {row.target}" + (f" (to {shown})" if recipients else "")
-    if row.kind == "wake":
-        return f"waiting: {row.run_id}"
-    if not pd.isna(row.run_id):
-        return f"{row.run_id} ({row.agent_id})"
-    return ""
+        return render.history_html(self)
 
 
 def _target(entry: Any) -> str | None:
@@ -437,12 +383,9 @@ class Explanation:
         return f"<Explanation of {self.key_type} {self.key!r} at {self.at}: {self.text[:120]!r}>"
 
     def _repr_html_(self) -> str:
-        items = "".join(f"<li>{html.escape(s.text)} {_chips(s.cursors)}</li>" for s in self.sentences)
-        return (
-            f"<div class='poolscope-explanation'><b>Why: {html.escape(self.key_type.replace('_', ' '))} "
-            f"{html.escape(self.key)}</b> (pool {html.escape(self.pool_id)}, records up to cursor {self.at})"
-            f"<ul>{items}</ul></div>"
-        )
+        from . import render
+
+        return render.explanation_html(self)
 
 
 def _ref(ref: Any) -> str:
@@ -1026,3 +969,35 @@ def explain(history: PoolHistory, key: str, at: int | None = None, *, key_type: 
     if what == "idempotency_key":
         facts = {**facts, "idempotency_key": key}
     return Explanation(history.pool_id, key, what, ctx.cursor(n - 1) if n else 0, prefix + sentences, facts)
+
+
+#: Message and wake statuses that :func:`recent_failures` lists.
+MESSAGE_FAILURES: tuple[str, ...] = ("failed", "timed_out", "expired")
+WAKE_FAILURES: tuple[str, ...] = ("timed_out", "failed")
+
+
+def recent_failures(history: PoolHistory, limit: int = 10, upto: int | None = None) -> pd.DataFrame:
+    """The most recent messages and wakes whose status at ``upto`` is a
+    failure (messages: failed, timed out, expired; wakes: timed out,
+    failed), latest first: columns ``cursor`` (of that status's record),
+    ``kind`` (message or wake), ``id``, ``status``.
+
+    >>> recent_failures(pool, 5)   # doctest: +SKIP
+    """
+    index = history.index
+    cursor = index.head if upto is None else int(upto)
+    if upto is not None:
+        _upto_position(history, upto)
+    codes = index.status_codes()
+    seqs = index.arrays()["seq"]
+    parts = []
+    for kind, namespace, statuses, names in (
+        ("message", "messages", MESSAGE_FAILURES, wire.MESSAGE_STATUSES),
+        ("wake", "wakes", WAKE_FAILURES, wire.WAKE_STATUSES),
+    ):
+        live = index.live_positions(namespace, cursor, ordered=False) if len(index) else np.zeros(0, dtype=np.int64)
+        failing = live[np.isin(codes[live], [names.index(s) for s in statuses])]
+        latest = failing[np.argsort(-seqs[failing], kind="stable")[:limit]]
+        parts += [(int(seqs[p]), kind, index.entries[p][1], index.entries[p][2]) for p in latest.tolist()]
+    parts.sort(key=lambda row: -row[0])
+    return pd.DataFrame(parts[:limit], columns=["cursor", "kind", "id", "status"])

@@ -21,6 +21,7 @@ from matplotlib import colors as mcolors
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
+from . import palette
 from .index import gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,14 +103,22 @@ def flows(pool: PoolHistory, by: str = "agent", *, upto: int | None = None, ax: 
             ys,
             s=20 + 280 * share[ys, xs],
             facecolors="none",
-            edgecolors="#d62728",
+            edgecolors=palette.MESSAGE_COLORS["failed"],
             linewidths=1.4,
             gid="flows.failure",
             zorder=3,
         )
         if n_rows * n_cols <= 150:
             for y, x in zip(ys.tolist(), xs.tolist()):
-                ax.text(x, y + 0.32, f"{share[y, x]:.0%}", ha="center", va="center", fontsize=6.5, color="#b22222")
+                ax.text(
+                    x,
+                    y + 0.32,
+                    f"{share[y, x]:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color=palette.MESSAGE_COLORS["failed"],
+                )
     ax.set_xticks(np.arange(n_cols))
     ax.set_xticklabels([label_text(c) for c in volume.columns], rotation=45, ha="right", fontsize=7.5)
     ax.set_yticks(np.arange(n_rows))
@@ -149,7 +158,8 @@ def latency(
     """
     from .errors import InvalidInputError
     from .flows import latency_df
-    from .plot import MESSAGE_COLORS, WAKE_COLORS, _new_axes, label_text
+    from .palette import MESSAGE_COLORS, WAKE_COLORS
+    from .plot import _new_axes, label_text
 
     if by not in ("agent", "run", "status"):
         raise InvalidInputError(f"by must be 'agent', 'run' or 'status', not {by!r}")
@@ -270,7 +280,7 @@ def compare(
     if comparison.first_divergence is not None:
         for where, style in zip(comparison.first_divergence, ("-", "--")):
             if where is not None:
-                ax.axvline(where, color="#222", linestyle=style, linewidth=1.0, gid="compare.divergence")
+                ax.axvline(where, color=palette.CURSOR, linestyle=style, linewidth=1.0, gid="compare.divergence")
         ca, cb = comparison.first_divergence
         ax.set_title(
             f"first divergence: cursor {'end' if ca is None else ca} in a, {'end' if cb is None else cb} in b",

@@ -101,13 +101,13 @@ def test_report_of_a_read_only_database_is_one_self_contained_page(readonly_samp
     page = assert_self_contained(text)
 
     db = poolscope.open(readonly_sample)
-    # every pool is named: in the summary table and with its own section of four plots
+    # every pool is named: in the summary table and with its own section of five plots
     assert [h for h in page.h2 if h.startswith("Pool ")] == [f"Pool {p}" for p in db.pool_ids]
-    assert len(page.all("img")) == 4 * len(db.pool_ids)
+    assert len(page.all("img")) == 5 * len(db.pool_ids)
     alts = [img["alt"] for img in page.all("img")]
     for pool_id in db.pool_ids:
         assert [a for a in alts if a.endswith(pool_id)] == [
-            f"{kind} of {pool_id}" for kind in ("membership", "messages", "wakes", "activity")
+            f"{kind} of {pool_id}" for kind in ("membership", "messages", "wakes", "activity", "flows")
         ]
     summary = db.summary()
     body = "".join(page.text)
@@ -173,7 +173,7 @@ def test_report_lists_the_anomalies_the_check_finds(sample_copy, tmp_path):
     rows = [attrs for tag, attrs in page.tags if tag == "td" and "bad" in attrs.get("class", "")]
     assert rows
     assert "No anomaly found in this pool." in body[body.index("Pool pool.bravo") :]
-    assert len(page.all("img")) == 12
+    assert len(page.all("img")) == 15  # five plots a pool
     assert "The SDK could not replay this pool to its head" in alpha  # lenient snapshot, said so
 
 
@@ -181,7 +181,7 @@ def test_report_of_some_pools_only(sample_copy, tmp_path):
     out = report(sample_copy, tmp_path / "one.html", pools=["pool.bravo"])
     page = assert_self_contained(out.read_text(encoding="utf-8"))
     assert [h for h in page.h2 if h.startswith("Pool ")] == ["Pool pool.bravo"]
-    assert len(page.all("img")) == 4
+    assert len(page.all("img")) == 5
     body = "".join(page.text)
     assert "pool.alpha" in body and "pool.charlie" in body  # the summary still lists every pool
     with pytest.raises(PoolNotFoundError):

@@ -107,8 +107,11 @@ def explore(
     from ..history import Database, PoolHistory
     from ..history import open as open_db
 
+    histories = None
     if isinstance(db_or_path, PoolHistory):
         db, pool_id = db_or_path.db, db_or_path.pool_id if pool_id is None else pool_id
+        if db._pools.get(db_or_path.pool_id) is not db_or_path:  # a what-if: shown instead of its pool
+            histories = {db_or_path.pool_id: db_or_path}
     else:
         db = db_or_path if isinstance(db_or_path, Database) else open_db(db_or_path)
-    return Explorer(db, pool_id, live=live, interval=interval, check=check)
+    return Explorer(db, pool_id, live=live, interval=interval, check=check, histories=histories)

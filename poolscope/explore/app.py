@@ -38,6 +38,7 @@ from .panels import (
     WakesPanel,
 )
 from .timeline import TimelinePanel
+from .why import WhyPanel
 
 if TYPE_CHECKING:  # pragma: no cover
     import asyncio
@@ -65,6 +66,7 @@ def default_panels() -> list[Panel]:
         TopicsPanel(),
         MessagesPanel(),
         WakesPanel(),
+        WhyPanel(),
         DiffPanel(),
         RecordPanel(),
         JsonPanel(),
@@ -110,9 +112,12 @@ class Explorer:
         interval: float = 1.0,
         check: bool | None = None,
         panels: Sequence[Panel] | None = None,
+        histories: dict[str, PoolHistory] | None = None,
     ) -> None:
         self.db = db
         self.pool: PoolHistory | None = None
+        self.selected: str | None = None
+        self._histories = dict(histories or {})  # pools shown instead of the database's (a what-if)
         self.diff: Diff | None = None
         self.shown: dict[str, Any] = {}
         self.last_render_ms: float | None = None
@@ -227,6 +232,8 @@ class Explorer:
         elif isinstance(panel, AnomaliesPanel):
             panel.button.on_click(self._on_event)
             self._actions[panel.button] = self.run_check
+        elif isinstance(panel, WhyPanel):
+            panel.key_box.observe(self._on_event, "value")
         if _layout:
             self._layout()
             if self.pool is not None:
@@ -343,6 +350,7 @@ class Explorer:
             previous=previous,
             filters=self.filters,
             anomalies=self.anomalies,
+            selected=self.selected,
         )
         if self.check_error:
             view.extra["check_error"] = self.check_error
@@ -365,6 +373,11 @@ class Explorer:
                 json.clear()
             return
         if self._busy:
+            return
+        why = self.panels.get("why")
+        if isinstance(why, WhyPanel) and owner is why.key_box:
+            if self.pool is not None:
+                self._guard(self.select, (new or "").strip() or None)
             return
         if owner is self.pool_picker:
             if new is not None:
@@ -473,8 +486,9 @@ class Explorer:
         >>> ex.select_pool("pool.bravo")   # doctest: +SKIP
         """
         with self._lock:
-            history = self.db.pool(pool_id)  # raises PoolNotFoundError for an unknown pool
+            history = self._histories.get(pool_id) or self.db.pool(pool_id)  # PoolNotFoundError if unknown
             self.pool = history
+            self.selected = None
             found = self._filters.get(pool_id)
             if found is None:
                 found = self._filters[pool_id] = RecordFilter(history)
@@ -502,6 +516,24 @@ class Explorer:
                 self._find_anomalies()
             self._say(f"pool <b>{render.ident(pool_id)}</b>: {len(index):,} records")
             self._update({"pool", "cursor", "filters", "anomalies"}, head)
+
+    def select(self, key: str | None) -> None:
+        """Show the history and the explanation of a message, wake or run id
+        (``None``: none) in the why panel, up to the cursor; they follow the
+        cursor as it moves.
+
+        >>> ex.select("msg.alpha.17")   # doctest: +SKIP
+        """
+        with self._lock:
+            self.selected = key
+            why = self.panels.get("why")
+            if isinstance(why, WhyPanel) and why.key_box.value != (key or ""):
+                self._busy += 1
+                try:
+                    why.key_box.value = key or ""
+                finally:
+                    self._busy -= 1
+            self._update({"selection"})
 
     def set_cursor(self, k: int) -> int:
         """Move the cursor to ``k`` (a seq between the pool's first and its

@@ -50,8 +50,9 @@ __all__ = [
 ]
 
 #: What can change between two updates: the pool shown, the cursor, the
-#: filters, the anomalies found, the records loaded (live mode).
-CHANGES = frozenset({"pool", "cursor", "filters", "anomalies", "records"})
+#: filters, the anomalies found, the records loaded (live mode), the message,
+#: wake or run selected (the why panel).
+CHANGES = frozenset({"pool", "cursor", "filters", "anomalies", "records", "selection"})
 
 #: The JSON panel re-renders by itself on a cursor move only for snapshots
 #: with at most this many messages and wakes (above it: a button).
@@ -79,6 +80,7 @@ class View:
     anomalies: list[Any] | None = None
     checking: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    selected: str | None = None
 
     @property
     def record_seq(self) -> int:
