@@ -37,6 +37,17 @@ __all__ = [
     "INK",
     "MUTED",
     "RULE",
+    "WARN",
+    "MARK",
+    "GRID",
+    "STRIPE",
+    "PAPER",
+    "HEADER",
+    "HEADER_TEXT",
+    "HEADING",
+    "TABLE_HEAD",
+    "GROUP_RULE",
+    "NOTE",
     "status_color",
     "describe",
     "agent_colors",
@@ -121,6 +132,21 @@ MATCHES = "#1f77b4"
 ANOMALY = "#ff7f0e"
 #: Good news ("no anomaly", the live dot).
 OK = "#2e7d32"
+#: Text that warns (a damaged record skipped, a filter that matches nothing).
+WARN = "#b35900"
+#: Marks drawn in ink but quieter than it (open intervals, the zero line, flow legends).
+MARK = "#444444"
+#: Grid lines, every other lane's stripe.
+GRID = "#e6e6e6"
+STRIPE = "#f6f6f6"
+#: The pages' chrome: background, header band and its text, headings, table heads.
+PAPER = "#fafafa"
+HEADER = "#263238"
+HEADER_TEXT = "#cfd8dc"
+HEADING = "#37474f"
+TABLE_HEAD = "#eceff1"
+GROUP_RULE = "#b0bec5"
+NOTE = "#616161"
 
 
 def status_color(status: str | None, namespace: str | None = None) -> str:

@@ -174,7 +174,7 @@ def _style_x(ax: Axes, x_end: int, *, label: bool = True) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
     if label:
         ax.set_xlabel(XLABEL)
-    ax.grid(axis="x", color="#e6e6e6", linewidth=0.6, zorder=0)
+    ax.grid(axis="x", color=palette.GRID, linewidth=0.6, zorder=0)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -193,7 +193,7 @@ def _cursor_line(ax: Axes, cursor: int | None) -> None:
         ha="left",
         va="top",
         fontsize=7.5,
-        color="#222222",
+        color=palette.INK,
         zorder=7,
         gid="cursor.label",
         bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
@@ -243,7 +243,7 @@ def _lane_axis(ax: Axes, lanes: Sequence[str], ghosts: set[str] | None = None) -
                 label.set_fontstyle("italic")
     for y in range(len(lanes)):
         if y % 2:
-            ax.axhspan(y - 0.5, y + 0.5, color="#f6f6f6", zorder=0, linewidth=0)
+            ax.axhspan(y - 0.5, y + 0.5, color=palette.STRIPE, zorder=0, linewidth=0)
 
 
 def _take(table: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -352,7 +352,7 @@ def members(
         title = f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — members per agent ({len(lanes):,} runs, {len(run_ids):,} intervals)"
         ax.set_ylabel("members")
         handles = [Patch(color=colours.get(a, _GHOST), label=label_text(a)) for a in agents_drawn]
-        handles.append(Line2D([], [], color="#222222", linewidth=0.9, label="all members"))
+        handles.append(Line2D([], [], color=palette.INK, linewidth=0.9, label="all members"))
     else:
         lane_of = {run: i for i, run in enumerate(lanes)}
         y = np.fromiter((lane_of[r] for r in run_ids.tolist()), dtype=float, count=len(run_ids))
@@ -379,7 +379,7 @@ def members(
                 y[still],
                 marker=">",
                 s=14,
-                color="#444444",
+                color=palette.MARK,
                 zorder=3,
                 gid="members.open",
                 linewidths=0,
@@ -452,7 +452,7 @@ def _members_stacked(
             gid="members.area",
         )
         bottom = bottom + count
-    ax.plot(events, bottom, drawstyle="steps-post", color="#222222", linewidth=0.7, gid="members.total")
+    ax.plot(events, bottom, drawstyle="steps-post", color=palette.INK, linewidth=0.7, gid="members.total")
     ax.set_ylim(0, max(int(bottom.max()) if len(bottom) else 1, 1) * 1.08)
 
 
@@ -679,7 +679,9 @@ def messages(
             )
         )
     if segments:
-        handles.append(Line2D([], [], color="#777777", linewidth=0.9, marker="v", markersize=4, label="→ recipient"))
+        handles.append(
+            Line2D([], [], color=palette.MUTED, linewidth=0.9, marker="v", markersize=4, label="→ recipient")
+        )
     _lane_axis(ax, lanes, {r for r in lanes if r not in member_set})
     ax.set_ylabel("run")
     ax.set_title(
@@ -703,7 +705,7 @@ def _message_strips(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: 
     for row, status in enumerate(statuses):
         picked = first[status_arr == status]
         counts = np.bincount(np.clip((picked - 1) // window, 0, bins - 1), minlength=bins).astype(float)
-        cmap = mcolors.LinearSegmentedColormap.from_list(status, ["#ffffff", MESSAGE_COLORS[status]])
+        cmap = mcolors.LinearSegmentedColormap.from_list(status, ["white", MESSAGE_COLORS[status]])
         ax.imshow(
             counts[None, :],
             aspect="auto",
@@ -1055,7 +1057,7 @@ def activity(
     if bins <= 150:  # a thin gap between windows
         ax.vlines(edges[1:-1], 0, 1, transform=ax.get_xaxis_transform(), colors="white", linewidth=0.7, zorder=3)
     if len(series) == 2:
-        ax.axhline(0, color="#444444", linewidth=0.8, zorder=3)
+        ax.axhline(0, color=palette.MARK, linewidth=0.8, zorder=3)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _thousands(abs(v))))
         ax.set_ylabel(f"{series[1]}s  |  {series[0]}s\n(per {window:,} cursors)", fontsize=9)
     else:

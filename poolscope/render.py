@@ -96,16 +96,16 @@ CSS = f"""
 .ps-panel th, .ps-panel td, table.ps-table th, table.ps-table td {{ padding: 1px 6px;
   border-bottom: 1px solid {palette.RULE}; text-align: left; white-space: nowrap; max-width: 22em;
   overflow: hidden; text-overflow: ellipsis; }}
-.ps-panel th, table.ps-table th {{ background: #f4f4f4; }}
+.ps-panel th, table.ps-table th {{ background: {palette.TABLE_HEAD}; }}
 .ps-panel h4 {{ margin: 4px 0 2px 0; font-size: 13px; }}
 .ps-more {{ color: {palette.MUTED}; font-style: italic; }}
 .ps-counts b {{ font-size: 14px; }}
-.ps-warn {{ color: #b35900; }}
+.ps-warn {{ color: {palette.WARN}; }}
 .ps-err {{ color: {palette.SEVERITY_COLORS["error"][1]}; }}
 .ps-ok {{ color: {palette.OK}; font-weight: 600; }}
 .ps-id {{ text-decoration: underline dotted {palette.MUTED}; }}
 .ps-json, .ps-record pre {{ font-size: 11px; white-space: pre-wrap; word-break: break-all;
-  max-height: 24em; overflow: auto; background: #fafafa; padding: 4px; margin: 0; }}
+  max-height: 24em; overflow: auto; background: {palette.PAPER}; padding: 4px; margin: 0; }}
 .ps-diff table {{ font-size: 11px; }}
 .ps-diff details {{ margin: 2px 0; }}
 .ps-cursors {{ color: {palette.MUTED}; font-size: 10.5px; }}

@@ -47,27 +47,27 @@ MAX_ANOMALIES = 500
 
 _PAGE_CSS = f"""
 body {{ font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
-       color: {palette.INK}; background: #fafafa; }}
-header {{ background: #263238; color: #fff; padding: 18px 32px; }}
+       color: {palette.INK}; background: {palette.PAPER}; }}
+header {{ background: {palette.HEADER}; color: #fff; padding: 18px 32px; }}
 header h1 {{ margin: 0 0 4px 0; font-size: 22px; overflow-wrap: anywhere; }}
-header p {{ margin: 0; color: #cfd8dc; font-size: 13px; overflow-wrap: anywhere; }}
+header p {{ margin: 0; color: {palette.HEADER_TEXT}; font-size: 13px; overflow-wrap: anywhere; }}
 main {{ padding: 12px 32px 48px 32px; max-width: 1500px; }}
 nav {{ font-size: 14px; margin: 10px 0 18px 0; }}
 nav a {{ margin-right: 14px; }}
-h2 {{ border-bottom: 2px solid #cfd8dc; padding-bottom: 4px; margin-top: 36px; overflow-wrap: anywhere; }}
-h3 {{ margin: 22px 0 8px 0; color: #37474f; }}
+h2 {{ border-bottom: 2px solid {palette.HEADER_TEXT}; padding-bottom: 4px; margin-top: 36px; overflow-wrap: anywhere; }}
+h3 {{ margin: 22px 0 8px 0; color: {palette.HEADING}; }}
 table {{ border-collapse: collapse; font-size: 12.5px; margin: 6px 0 10px 0; background: #fff; }}
 th, td {{ border: 1px solid {palette.RULE}; padding: 3px 6px; text-align: left; vertical-align: top; }}
-th {{ background: #eceff1; }}
+th {{ background: {palette.TABLE_HEAD}; }}
 .ps-summary {{ font-size: 11px; }}
 .ps-summary th, .ps-summary td {{ padding: 2px 3px; }}
 .ps-summary td.bad {{ color: {palette.SEVERITY_COLORS["error"][1]}; font-weight: 600; }}
-.ps-summary th.group {{ text-align: center; border-bottom: 2px solid #b0bec5; }}
+.ps-summary th.group {{ text-align: center; border-bottom: 2px solid {palette.GROUP_RULE}; }}
 .ps-summary td.pool {{ max-width: 14em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
 .ps-scroll {{ overflow-x: auto; }}
 figure {{ margin: 6px 0 14px 0; }}
 figure img {{ max-width: 100%; height: auto; border: 1px solid {palette.RULE}; background: #fff; }}
-.note {{ color: #616161; font-size: 13px; }}
+.note {{ color: {palette.NOTE}; font-size: 13px; }}
 .problem {{ color: {palette.SEVERITY_COLORS["error"][1]}; }}
 .poolscope-snapshot {{ background: #fff; border: 1px solid {palette.RULE}; padding: 8px 12px; font-size: 13px; }}
 details summary {{ cursor: pointer; margin: 4px 0; }}

@@ -55,6 +55,7 @@ class StoredList(Sequence):
         #: ``"message"`` or ``"wake"``.
         self.namespace: str = namespace.removesuffix("s")
         self._items: list[dict] | None = None
+        self._status_counts: dict[str, int] | None = None
 
     @property
     def _positions(self) -> np.ndarray:
@@ -91,8 +92,10 @@ class StoredList(Sequence):
         >>> pool.snapshot(300).messages.status_counts()
         {'delivered': 66, 'responded': 10, 'failed': 29, 'timed_out': 5, 'expired': 5, 'cancelled': 4}
         """
-        counted = self._history.index.status_counts(self.namespace, self._by_position)
-        return {name: n for name, n in counted.items() if n}
+        if self._status_counts is None:
+            counted = self._history.index.status_counts(self.namespace, self._by_position)
+            self._status_counts = {name: n for name, n in counted.items() if n}
+        return dict(self._status_counts)
 
     def latest(self, n: int) -> list[dict[str, Any]]:
         """The ``n`` items whose records came last, latest first, as plain rows

@@ -473,3 +473,38 @@ def test_in_a_kernel_it_displays_as_a_widget_and_follows_on_the_event_loop(sampl
     assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
     texts = ["".join(o.get("text", "") for o in cell.outputs).strip() for cell in nb.cells[1:]]
     assert texts == ["Task True", "1 1 True", "False"]
+
+
+# ------------------------------------------------------------- extension
+def test_a_panel_is_one_small_piece_added_to_the_explorer(sample):
+    """A new panel: a class with an update(view, changed); the explorer draws it
+    at once and again on each change it follows, and lays it out in its area."""
+    from poolscope import render
+    from poolscope.explore import HTMLPanel
+
+    seen = []
+
+    class Heads(HTMLPanel):
+        name, title, follows = "heads", "heads of every pool", frozenset({"pool", "cursor"})
+
+        def update(self, view, changed):
+            seen.append((view.pool.pool_id, view.cursor, frozenset(changed)))
+            self.widget.value = f"<div data-cursor='{view.cursor}'>{render.summary_html(view.db.summary())}</div>"
+
+    panel = sample.add_panel(Heads())
+    try:
+        assert sample.panels["heads"] is panel and panel.widget in sample.widget.children
+        assert seen[-1][:2] == (sample.pool.pool_id, sample.cursor)  # drawn at once
+        k = sample.pool.head // 2
+        sample.set_cursor(k)
+        assert seen[-1][:2] == (sample.pool.pool_id, k) and "cursor" in seen[-1][2]
+        assert f"data-cursor='{k}'" in panel.widget.value and "ps-summary" in panel.widget.value
+        draws = len(seen)
+        sample.status_filter.value = "failed"  # a change it does not follow
+        sample.status_filter.value = ""
+        assert len(seen) == draws
+        with pytest.raises(ValueError):
+            sample.add_panel(Heads())  # one panel per name
+    finally:
+        assert sample.remove_panel("heads") is panel
+    assert "heads" not in sample.panels and panel.widget not in sample.widget.children

@@ -241,6 +241,15 @@ class Explorer:
                     self._guard(self._update_panels, [panel], set(panel.follows) | {"pool"})
         return panel
 
+    def remove_panel(self, name: str) -> Panel:
+        """Take a panel out of the explorer (see :meth:`add_panel`); returns it."""
+        panel = self.panels.pop(name)
+        for widget in vars(panel).values():  # its buttons no longer act
+            if isinstance(widget, W.Button):
+                self._actions.pop(widget, None)
+        self._layout()
+        return panel
+
     def _layout(self) -> None:
         def row(children: list, **kw: Any) -> W.Box:
             return W.Box(children, layout=W.Layout(display="flex", flex_flow="row wrap", align_items="center", **kw))
