@@ -290,3 +290,36 @@ def test_workers_that_cannot_start_fall_back_to_this_process(generated, monkeypa
             frame = hosts.records_df()
         assert rows(frame) == per_database(sources, "records_df")
         assert hosts.workers == 1 and hosts.errors == []
+
+
+def test_many_files_are_checked_by_the_workers_alike(generated, tmp_path, monkeypatch):
+    import sys
+
+    fleet_module = sys.modules["poolscope.fleet"]  # (poolscope.fleet is the function)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copyfile(generated[i], folder / f"host-{i}.db")
+    (folder / "notes.txt").write_text("x")
+    (folder / "empty.db").write_bytes(b"")
+    broken = folder / "broken.db"
+    shutil.copyfile(generated[0], broken)
+    with open(broken, "r+b") as handle:
+        handle.seek(0)
+        handle.write(b"SQLite format 3\x00" + b"\xff" * 84)  # a header SQLite refuses
+    sources = [folder, tmp_path / "missing.db"]
+
+    def sorted_found(hosts):
+        return (
+            hosts.databases,
+            sorted((s.source, s.reason) for s in hosts.skipped),
+            sorted((e.source, type(e.error).__name__) for e in hosts.errors),
+        )
+
+    with poolscope.fleet(sources, workers=2) as serial:
+        expected = sorted_found(serial)
+    monkeypatch.setattr(fleet_module, "PARALLEL_DISCOVERY", 1)
+    with poolscope.fleet(sources, workers=2) as parallel:
+        assert sorted_found(parallel) == expected
+    assert len(expected[0]) == 3 and len(expected[1]) == 2
+    assert (str(broken), "NotADatabaseError") in expected[2]

@@ -29,7 +29,7 @@ from ..errors import PoolNotFoundError
 from ..index import gc_paused
 from ..source import DEFAULT_TIMEOUT
 from . import work
-from .discover import Skipped, SourceError, discover
+from .discover import Skipped, SourceError, check_one, discover
 from .stack import empty_frame, frame_name, source_column, stack
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,6 +41,9 @@ __all__ = ["Fleet", "fleet", "SourceError", "Skipped"]
 PROGRESS_DATABASES = 50
 #: ... or this many bytes of databases.
 PROGRESS_BYTES = 256 << 20
+
+#: From this many files, they are checked by the worker processes.
+PARALLEL_DISCOVERY = 500
 
 #: ``Fleet.pools`` columns after ``source`` and ``pool_id``.
 POOL_COLUMNS = [
@@ -83,6 +86,16 @@ def fleet(
     return Fleet(sources, workers=workers, progress=progress, timeout=timeout)
 
 
+def _checked(path: str, timeout: float) -> tuple[bool, Any]:
+    from ..errors import DatabaseError
+
+    try:
+        check_one(path, timeout)
+    except DatabaseError as error:
+        return False, error
+    return True, None
+
+
 class Fleet:
     """Many pool databases read as one; see :func:`fleet`.
 
@@ -101,12 +114,19 @@ class Fleet:
     ) -> None:
         self.timeout = timeout
         self.progress = progress
-        found = discover(sources, timeout=timeout)
+        self._workers = work.Workers(workers)
+
+        def check_many(paths: list[str]) -> Any:
+            # many files: checked by the workers (opening an SQLite file costs about a millisecond)
+            if len(paths) < PARALLEL_DISCOVERY:
+                return ((p, *_checked(p, timeout)) for p in paths)
+            return self._workers.map(check_one, paths, (timeout,))
+
+        found = discover(sources, timeout=timeout, check_many=check_many)
         self.databases: list[str] = found.databases
         self.skipped: list[Skipped] = found.skipped
         self._found_errors: list[SourceError] = found.errors
         self._read_errors: dict[str, SourceError] = {}
-        self._workers = work.Workers(workers)
         self._survey: dict[str, Any] | None = None
         self._opened: dict[str, Database] = {}
 

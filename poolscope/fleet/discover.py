@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError, PoolscopeError, SchemaError
 from ..source import DEFAULT_TIMEOUT, connect_readonly
@@ -75,47 +76,45 @@ def _check(path: str, timeout: float) -> None:
     conn.close()
 
 
-def discover(sources: str | os.PathLike | list | tuple, *, timeout: float = DEFAULT_TIMEOUT) -> Found:
-    """Sort the files the ``sources`` name into databases, skipped files and errors."""
+def check_one(path: str, timeout: float) -> None:
+    """Raise the typed error that makes ``path`` unusable as an SDK database
+    (a worker task: see :func:`discover`'s ``check_many``)."""
+    _check(path, timeout)
+
+
+def discover(
+    sources: str | os.PathLike | list | tuple,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    check_many: Callable[[list[str]], Iterable[tuple[str, bool, Any]]] | None = None,
+) -> Found:
+    """Sort the files the ``sources`` name into databases, skipped files and errors.
+
+    ``check_many(paths)`` checks many files at once (the fleet's workers), yielding
+    ``(path, ok, error)`` in any order; by default they are checked here, one by one."""
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
-    found = Found()
+    candidates: list[tuple[str, bool]] = []  # (path, named explicitly)
     seen: set[str] = set()
+    found = Found()
 
-    def consider(path: str, named: bool) -> None:
+    def add(path: str, named: bool) -> None:
         try:
             key = os.path.realpath(path)
         except (OSError, ValueError):
             key = path
-        if key in seen:
-            return
-        seen.add(key)
-        try:
-            _check(path, timeout)
-        except SchemaError as error:
-            if named:
-                found.errors.append(SourceError(path, error))
-            else:
-                found.skipped.append(Skipped(path, error.problem))
-        except NotADatabaseError as error:
-            # a file that is not SQLite at all is skipped; an SQLite file that cannot be read is an error
-            if named or _looks_like_sqlite(path):
-                found.errors.append(SourceError(path, error))
-            else:
-                found.skipped.append(Skipped(path, error.problem))
-        except DatabaseError as error:
-            found.errors.append(SourceError(path, error))
-        else:
-            found.databases.append(path)
+        if key not in seen:
+            seen.add(key)
+            candidates.append((path, named))
 
     for source in sources:
         text = os.fspath(source)
         if os.path.isdir(text):
             for path in _walk(text):
                 if not _is_side_file(path):
-                    consider(path, named=False)
+                    add(path, False)
         elif os.path.lexists(text) or not (_GLOB_CHARS & set(text)):
-            consider(text, named=True)  # a missing file is a DatabaseNotFoundError
+            add(text, True)  # a missing file is a DatabaseNotFoundError
         else:
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
@@ -124,9 +123,31 @@ def discover(sources: str | os.PathLike | list | tuple, *, timeout: float = DEFA
                 if os.path.isdir(match):
                     for path in _walk(match):
                         if not _is_side_file(path):
-                            consider(path, named=False)
+                            add(path, False)
                 elif not _is_side_file(match):
-                    consider(match, named=False)
+                    add(match, False)
+
+    if check_many is None:
+        outcome: dict[str, Any] = {}
+        for path, _ in candidates:
+            try:
+                _check(path, timeout)
+                outcome[path] = None
+            except DatabaseError as error:
+                outcome[path] = error
+    else:
+        outcome = {path: (None if ok else error) for path, ok, error in check_many([p for p, _ in candidates])}
+    for path, named in candidates:
+        problem = outcome.get(path)
+        if problem is None:
+            found.databases.append(path)
+        elif isinstance(problem, SchemaError) and not named:
+            found.skipped.append(Skipped(path, problem.problem))
+        elif isinstance(problem, NotADatabaseError) and not named and not _looks_like_sqlite(path):
+            # a file that is not SQLite at all is skipped; an SQLite file that cannot be read is an error
+            found.skipped.append(Skipped(path, problem.problem))
+        else:
+            found.errors.append(SourceError(path, problem))
     return found
 
 
