@@ -56,6 +56,7 @@ from .panels import JSON_AUTO_ITEMS, JSON_CHARS, HTMLPanel, Panel, View
 from .timeline import FIGURES_KEPT, STRIP_BINS, TIMELINE_REDRAW_SECONDS
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..fleet import Fleet
     from ..history import Database, PoolHistory
 
 __all__ = [
@@ -83,18 +84,23 @@ WAKE_FAILURES: tuple[str, ...] = palette.FAILURE_STATUSES["wake"]
 
 
 def explore(
-    db_or_path: Database | PoolHistory | str | os.PathLike,
+    db_or_path: Database | PoolHistory | Fleet | str | os.PathLike,
     pool_id: str | None = None,
     live: bool = False,
     *,
     interval: float = 1.0,
     check: bool | None = None,
+    source: str | os.PathLike | None = None,
 ) -> Explorer:
     """An interactive explorer of a pool database (see :class:`Explorer`).
 
     ``db_or_path`` is a :class:`~poolscope.Database`, a path (opened
-    read-only) or a :class:`~poolscope.PoolHistory` (its database, that pool
-    first); ``pool_id`` the pool shown first (default: the first);
+    read-only), a :class:`~poolscope.PoolHistory` (its database, that pool
+    first) or a :class:`~poolscope.Fleet` (a
+    :class:`~poolscope.explore.fleet.FleetExplorer`: pick a source, then a
+    pool; ``source`` is the database shown first, by default the one with
+    the pool with the most failures, and that pool); ``pool_id`` the pool
+    shown first (default: the first);
     ``live=True`` follows a database still being written, polling every
     ``interval`` seconds; ``check`` lists the anomalies ``db.check()``
     finds (``None``: at once for databases up to :data:`CHECK_EAGER_RECORDS`
@@ -104,9 +110,17 @@ def explore(
     >>> ex = poolscope.explore("sample_data/demo.db", "pool.bravo")   # doctest: +SKIP
     >>> ex                                                             # doctest: +SKIP
     """
+    from ..fleet import Fleet
     from ..history import Database, PoolHistory
     from ..history import open as open_db
 
+    if isinstance(db_or_path, Fleet):
+        # a fleet: pick a source, then a pool
+        from .fleet import FleetExplorer
+
+        return FleetExplorer(  # type: ignore[return-value]
+            db_or_path, source, pool_id, live=live, interval=interval, check=check
+        )
     histories = None
     if isinstance(db_or_path, PoolHistory):
         db, pool_id = db_or_path.db, db_or_path.pool_id if pool_id is None else pool_id

@@ -1,0 +1,67 @@
+"""poolscope.explore(fleet): pick a source, then a pool."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import poolscope
+from poolscope.explore.fleet import FleetExplorer
+from poolscope.generate import generate
+
+pytest.importorskip("ipywidgets")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("explore-fleet")
+    generate(folder / "a.db", pools=2, records=150, seed=21)
+    generate(folder / "b.db", pools=3, records=200, seed=22)
+    shutil.copyfile(folder / "a.db", folder / "c.db")
+    return folder
+
+
+@pytest.fixture
+def hosts(folder):
+    # per test: the databases a test opens are closed after it (tests/conftest.py)
+    with poolscope.fleet(folder, workers=1) as fleet:
+        yield fleet
+
+
+def test_starts_at_the_worst_pool_and_lists_every_source(hosts):
+    ex = poolscope.explore(hosts)
+    assert isinstance(ex, FleetExplorer)
+    worst = hosts.pools.sort_values(["failures", "errors"], ascending=False, kind="stable").iloc[0]
+    assert (ex.source, ex.pool.pool_id) == (worst.source, worst.pool_id)
+    assert [value for _, value in ex.source_picker.options] == hosts.databases
+    for label, value in ex.source_picker.options:
+        failures = int(hosts.pools.loc[hosts.pools["source"] == value, "failures"].sum())
+        assert label.startswith(value) and f"{failures:,} failures" in label
+    assert ex.body.children == (ex.explorer.widget,)
+
+
+def test_picking_a_source_then_a_pool(hosts):
+    ex = poolscope.explore(hosts)
+    other = next(s for s in hosts.databases if s != ex.source)
+    ex.source_picker.value = other  # as a click would
+    assert ex.source == other and ex.explorer.db.path == hosts.database(other).path
+    assert list(ex.explorer.pool_picker.options) == poolscope.open(other).pool_ids
+    pool_id = poolscope.open(other).pool_ids[-1]
+    ex.explorer.pool_picker.value = pool_id
+    assert ex.pool.pool_id == pool_id
+    k = ex.explorer.set_cursor(ex.pool.head // 2)
+    assert ex.pool.snapshot(k).to_json() == poolscope.open(other).pool(pool_id).snapshot(k).to_json()
+    # back to the first source: its explorer was kept
+    first = ex.select_source(hosts.databases[0])
+    assert ex.select_source(hosts.databases[0]) is first
+
+
+def test_explicit_source_and_pool(hosts):
+    source = hosts.databases[1]
+    pool_id = poolscope.open(source).pool_ids[1]
+    ex = poolscope.explore(hosts, pool_id, source=source)
+    assert (ex.source, ex.pool.pool_id) == (source, pool_id)
+    with pytest.raises(poolscope.PoolNotFoundError):
+        ex.select_source("elsewhere.db")
+    assert "FleetExplorer" in repr(ex)
