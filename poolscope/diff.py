@@ -199,8 +199,8 @@ def _live(history: PoolHistory, namespace: str, cursor: int) -> dict[str, int]:
     """key -> position of the record current at ``cursor`` (members: a small set)."""
     if cursor <= 0:
         return {}
-    entries = history.index.entries
-    return {entries[p].key: p for p in history.index.live_positions(namespace, cursor, ordered=False).tolist()}
+    live = history.index.live_positions(namespace, cursor, ordered=False)
+    return dict(zip(history.index.field("key", live), live.tolist()))
 
 
 def _compare(history: PoolHistory, namespace: str, a: int, b: int) -> tuple[Changes, Changes, Changes]:

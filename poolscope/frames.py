@@ -49,7 +49,7 @@ import pyarrow as pa
 
 from . import wire
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry
-from .index import MESSAGE_CODE, WAKE_CODE, gc_paused
+from .index import MESSAGE_CODE, WAKE_CODE, gc_paused, transpose
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -311,9 +311,72 @@ def _records_frame(tables: list[pa.Table], pool_codes: list[int], pool_ids: list
 def _index_records_table(history: PoolHistory, upto: int | None) -> pa.Table:
     """:func:`_records_table` of a loaded pool, from its index."""
     index = history.index
+    entries = index.entries
+    if not isinstance(entries, list):  # restored from the cache: Arrow to Arrow
+        n = index.position(upto) if upto is not None else len(index)
+        problems = {seq: error.problem for seq, error in index.problems.items()}
+        base = min(n, entries.base_rows)
+        tables = [_cached_records_table(entries.base_table().slice(0, base), problems, entries.base_rows)]
+        if n > base:
+            columns: list[list] = [[] for _ in Entry._fields]
+            transpose(entries.tail[: n - base], columns)
+            tables.append(_records_table(index.seqs[base:n], columns, problems))
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     seqs, columns = index.entry_columns(upto)
     problems = {seq: error.problem for seq, error in index.problems.items()}
     return _records_table(seqs, columns, problems)
+
+
+def _cached_records_table(table: pa.Table, problems: dict[int, str], full_rows: int) -> pa.Table:
+    """:func:`_records_table` from the columns of an index cache entry
+    (:mod:`poolscope.cache`): the same table, made with Arrow compute instead
+    of from Python lists."""
+    import pyarrow.compute as pc
+
+    seq = table.column("seq").to_numpy()
+    n = len(seq)
+    kinds = table.column("kind").to_numpy()
+    is_message = kinds == RUN_MESSAGE
+    is_wake = kinds == WAKE
+    status = table.column("status_code").to_numpy()
+    key = table.column("key")
+    problem: list = [None] * n
+    for at, text in problems.items():
+        pos = int(np.searchsorted(seq, at))
+        if pos < n and seq[pos] == at:
+            problem[pos] = text
+    ttype = table.column("target_type").combine_chunks()
+    ttype_codes = np.asarray([_TARGET_CODE.get(v, -1) for v in ttype.dictionary.to_pylist()] + [-1], dtype=np.int8)
+    delivered = table.column("delivered_to").combine_chunks()
+    recipients = delivered.values
+    flat = recipients.dictionary.take(recipients.indices) if len(recipients) else pa.array([], type=pa.string())
+    no_message = pa.array(~is_message)
+
+    def found(name: str) -> pa.Array:  # a slice's dictionary keeps only the values in it
+        column = table.column(name).combine_chunks()
+        return column.dictionary_decode().dictionary_encode() if sliced else column
+
+    sliced = table.num_rows < full_rows
+    return pa.table(
+        {
+            "seq": seq,
+            "kind": np.where(kinds == DAMAGED, len(wire.KINDS), kinds).astype(np.int8),
+            "run_id": found("run_id"),
+            "agent_id": found("agent_id"),
+            "message_id": pc.if_else(pa.array(is_message), key, pa.scalar(None, pa.string())),
+            "message_status": np.where(is_message, status, -1).astype(np.int8),
+            "sender": found("sender"),
+            "target_type": ttype_codes[ttype.indices.fill_null(len(ttype.dictionary)).to_numpy(zero_copy_only=False)],
+            "target_id": found("target_id"),
+            "delivered_to": pa.ListArray.from_arrays(delivered.offsets, flat, mask=no_message),
+            "reply_to": table.column("reply_to"),
+            "condition_id": pc.if_else(pa.array(is_wake), key, pa.scalar(None, pa.string())),
+            "wake_status": np.where(is_wake, status, -1).astype(np.int8),
+            "idempotency_key": table.column("idem"),
+            "journal_cursor": table.column("journal_cursor"),
+            "problem": _text_array(problem),
+        }
+    )
 
 
 def _scanned_records_tables(db: Database, pool_id: str, upto: int | None) -> list[pa.Table]:
@@ -325,8 +388,17 @@ def _scanned_records_tables(db: Database, pool_id: str, upto: int | None) -> lis
     return scan(PoolIndex(db.path, pool_id), db.conn, _records_table, upto=upto, progress=db.progress)
 
 
+def _history_records_tables(history: PoolHistory, upto: int | None) -> list[pa.Table]:
+    """A pool's records tables: from its index when it is in memory or in the
+    index cache, else straight from the file (no index is built for a frame)."""
+    if history.loaded or history._try_cache():
+        return [_index_records_table(history, upto)]
+    return _scanned_records_tables(history.db, history.pool_id, upto)
+
+
 def _pool_records(history: PoolHistory, upto: int | None) -> pd.DataFrame:
-    return _records_frame([_index_records_table(history, upto)], [0], [history.pool_id])
+    tables = _history_records_tables(history, upto) or [_records_table([], [], {})]
+    return _records_frame(tables, [0] * len(tables), [history.pool_id])
 
 
 @gc_paused()
@@ -359,10 +431,10 @@ def records_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Da
     tables: list[pa.Table] = []
     codes: list[int] = []
     for code, pool_id in enumerate(source.pool_ids):
-        loaded = source._pools.get(pool_id)
+        opened = source._pools.get(pool_id)
         parts = (
-            [_index_records_table(loaded, upto)]
-            if loaded is not None
+            _history_records_tables(opened, upto)
+            if opened is not None
             else _scanned_records_tables(source, pool_id, upto)
         )
         tables.extend(parts)
@@ -398,12 +470,11 @@ def membership_intervals(history: PoolHistory, upto: int | None = None) -> tuple
     n = index.position(upto) if upto is not None else len(index)
     changes = arrays["member_changes"]
     changes = changes[: int(np.searchsorted(changes, n, side="left"))]
-    entries, seqs = index.entries, index.seqs
+    seqs = index.seqs
     open_rows: dict[str, int] = {}
     rows: list[dict] = []
     updates: list[tuple[int, int]] = []
-    for pos in changes.tolist():
-        entry = entries[pos]
+    for pos, entry in zip(changes.tolist(), index.entries_at(changes)):
         seq = seqs[pos]
         if entry.kind == MEMBER_JOINED:
             at = open_rows.get(entry.key)
@@ -543,9 +614,12 @@ class Groups:
     def columns(self, *fields: str) -> list[list]:
         """Fields of the latest entry of each key: one list per field named
         (a field at a time: cheaper than transposing whole entries)."""
-        entries = self._index.entries
-        latest = [entries[p] for p in self.last.tolist()]
-        return [list(map(itemgetter(Entry._fields.index(f)), latest)) for f in fields]
+        index = self._index
+        if isinstance(index.entries, list):
+            entries = index.entries
+            latest = [entries[p] for p in self.last.tolist()]
+            return [list(map(itemgetter(Entry._fields.index(f)), latest)) for f in fields]
+        return [index.field(f, self.last) for f in fields]
 
 
 _Groups = Groups  # the name it had

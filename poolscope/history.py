@@ -135,17 +135,30 @@ def read_records(
                 yield Record(pool_id, seq, kind, None, problem=error)
 
 
-def open(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> Database:
-    """Open an SDK pool database read-only.  Nothing on disk is changed or created.
+def open(
+    path: str | os.PathLike,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool | None = None,
+    cache: bool | str | os.PathLike = True,
+) -> Database:
+    """Open an SDK pool database read-only.  Nothing is changed or created in
+    the file or its folder.
 
     ``timeout`` bounds the wait for another process's lock; ``progress``
     shows a ``tqdm`` bar while a large pool loads (``None``: only when large).
+    ``cache``: the persistent index cache (:mod:`poolscope.cache`) that makes
+    a second open of a pool instant -- True (the default folder,
+    ``$POOLSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/poolscope``, else
+    ``~/.cache/poolscope``), a folder, or False to neither read nor write one.
 
     >>> db = open("sample_data/demo.db")
     >>> db
     <poolscope.Database 'sample_data/demo.db': 3 pools>
+    >>> open("sample_data/demo.db", cache=False).cache is None
+    True
     """
-    return Database(path, timeout=timeout, progress=progress)
+    return Database(path, timeout=timeout, progress=progress, cache=cache)
 
 
 class _Frames:
@@ -181,10 +194,20 @@ class Database(_Frames):
 
     Its frames (``records_df`` …) stack every pool with a ``pool_id`` column."""
 
-    def __init__(self, path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        progress: bool | None = None,
+        cache: bool | str | os.PathLike = True,
+    ):
+        from .cache import resolve
+
         self.path = Path(path)
         self.timeout = timeout
         self.progress = progress
+        self.cache = resolve(cache)
         self._conn = connect_readonly(self.path, timeout=timeout)
         self._identity = FileIdentity.of(self.path)
         self._wal_seen = Path(str(self.path) + "-wal").exists()
@@ -243,6 +266,19 @@ class Database(_Frames):
         self._pool_ids = self._read_pool_ids()
         return {pool_id: history.refresh(reconnect=False) for pool_id, history in self._pools.items()}
 
+    def cache_entries(self) -> list:
+        """This database's entries in the index cache (:class:`poolscope.cache.EntryInfo`)."""
+        from .cache import real_path
+
+        if self.cache is None:
+            return []
+        mine = real_path(self.path)
+        return [e for e in self.cache.entries() if e.db == mine]
+
+    def clear_cache(self) -> int:
+        """Remove this database's entries from the index cache; return how many."""
+        return 0 if self.cache is None else self.cache.clear(self.path)
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
@@ -260,7 +296,10 @@ class Database(_Frames):
         return list(self._pool_ids)
 
     def pool(self, pool_id: str) -> PoolHistory:
-        """The history of one pool (loaded on first use).
+        """The history of one pool, its index built on first use: restored from
+        the index cache when that holds a valid entry (then only the records
+        appended since are decoded), else by folding the log.  Other pools are
+        not read.
 
         Raises :class:`PoolNotFoundError` for a pool with no record.
         """
@@ -321,8 +360,55 @@ class PoolHistory(_Frames):
     def __init__(self, db: Database, pool_id: str) -> None:
         self.db = db
         self.pool_id = pool_id
-        self.index = PoolIndex(db.path, pool_id)
-        self.index.load(db.conn, progress=db.progress)
+        self._index: PoolIndex | None = None
+        # built (or restored from the index cache) now, so that an unreadable
+        # or locked pool fails here, where it is asked for
+        self._index = self._build_index()
+
+    @property
+    def index(self) -> PoolIndex:
+        """The pool's columnar index (:class:`poolscope.index.PoolIndex`): restored
+        from the index cache when it holds a valid entry (then only records
+        appended since are folded), else built by folding the log (and saved)."""
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the index is in memory (built or restored) yet."""
+        return self._index is not None
+
+    def _cached_index(self) -> PoolIndex | None:
+        """The index restored from the cache, with the records appended since
+        folded on top (and the extended entry saved); None without a valid entry."""
+        cache = self.db.cache
+        if cache is None:
+            return None
+        index = PoolIndex(self.db.path, self.pool_id)
+        try:
+            if not cache.restore(index, self.db.conn):
+                return None
+        except PoolscopeError:
+            return None
+        if index.load(self.db.conn, progress=self.db.progress):
+            cache.save(index, self.db.conn)
+        return index
+
+    def _build_index(self) -> PoolIndex:
+        index = self._cached_index()
+        if index is None:
+            index = PoolIndex(self.db.path, self.pool_id)
+            index.load(self.db.conn, progress=self.db.progress)
+            if self.db.cache is not None:
+                self.db.cache.save(index, self.db.conn)
+        return index
+
+    def _try_cache(self) -> bool:
+        """Restore the index from the cache if it has a valid entry (nothing is decoded otherwise)."""
+        if self._index is None:
+            self._index = self._cached_index()
+        return self._index is not None
 
     @property
     def path(self) -> Path:
@@ -337,10 +423,14 @@ class PoolHistory(_Frames):
         return len(self.index)
 
     def refresh(self, *, reconnect: bool = True) -> int:
-        """Load records appended since the last load; return how many."""
+        """Load records appended since the last load (only those are decoded and
+        folded); return how many.  A pool whose index is not built yet reads
+        everything when first used, so this returns 0 for it."""
         if reconnect:
             self.db._reconnect_if_needed()
-        return self.index.load(self.db.conn, progress=False)
+        if self._index is None:
+            return 0
+        return self._index.load(self.db.conn, progress=False)
 
     def follow(
         self,
@@ -483,4 +573,6 @@ class PoolHistory(_Frames):
         return without(self, runs=runs, agents=agents, records=records)
 
     def __repr__(self) -> str:
-        return f"<PoolHistory {self.pool_id!r}: {len(self.index)} records, head {self.head}>"
+        if self._index is None:
+            return f"<PoolHistory {self.pool_id!r}: not loaded yet>"
+        return f"<PoolHistory {self.pool_id!r}: {len(self._index)} records, head {self._index.head}>"

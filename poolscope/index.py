@@ -144,15 +144,140 @@ class PoolIndex:
         self.path = path
         self.pool_id = pool_id
         self.seqs: list[int] = []
-        self.entries: list[Entry] = []
-        self.next_seq: list[int] = []
+        # a list of Entry, or (restored from the index cache) a CachedEntries over Arrow columns
+        self.entries: Any = []
+        self._next_list: list[int] | None = []
+        self._next_base: np.ndarray | None = None  # restored: the cached ``next`` column (read-only)
         self.problems: dict[int, RecordError] = {}
         self.duplicates: list[int] = []
-        self.fold = PoolFold()
+        self._state = PoolFold()
+        self._fold_pending = False  # restored: the fold's key dicts are rebuilt on first use
         self._arrays: dict[str, np.ndarray] | None = None
         self._ranks: dict[str, np.ndarray] = {}
         self._shared: dict[str, str] = {}
         self._shared_tuples: dict[tuple, tuple] = {}
+
+    # ------------------------------------------------------------- state
+    @property
+    def fold(self) -> PoolFold:
+        """The fold state at the head (an index restored from the cache rebuilds
+        its key dicts from the columns on first use)."""
+        if self._fold_pending:
+            self._rebuild_fold()
+        return self._state
+
+    @property
+    def next_seq(self) -> list[int]:
+        """Per record, the seq of the record that replaces it (``NEVER`` while current)."""
+        if self._next_list is None:
+            base = self._next_base
+            self._next_list = [] if base is None else base.tolist()
+        return self._next_list
+
+    def field(self, name: str, positions: Any = None) -> list:
+        """The values of one :class:`Entry` field for the records at ``positions``
+        (every record when None), as a list: the way frames, ranks and
+        snapshots read a column without building whole entries.
+
+        >>> index.field("key", index.arrays()["messages"][:3])   # doctest: +SKIP
+        ['msg.1', 'msg.2', 'msg.1']
+        """
+        entries = self.entries
+        if not isinstance(entries, list):
+            return entries.field(name, positions)
+        from operator import itemgetter
+
+        get = itemgetter(Entry._fields.index(name))
+        if positions is None:
+            return list(map(get, entries))
+        if isinstance(positions, np.ndarray):
+            positions = positions.tolist()
+        return [get(entries[p]) for p in positions]
+
+    def entries_at(self, positions: Any) -> list[Any]:
+        """The :class:`Entry` of each record at ``positions``."""
+        entries = self.entries
+        if not isinstance(entries, list):
+            return entries.take(positions)
+        if isinstance(positions, np.ndarray):
+            positions = positions.tolist()
+        return [entries[p] for p in positions]
+
+    def export_state(self) -> tuple[Any, dict]:
+        """What the index cache saves: one ``pyarrow.Table`` (a row per record:
+        the :class:`Entry` fields, ``next``, status code, key rank and key code)
+        and a small dict of the fold's scalars, damaged records and duplicates
+        (plain values).  :meth:`restore_state` is its inverse."""
+        from .cache import entries_table
+
+        for namespace in ("messages", "wakes", "members"):
+            self.rank(namespace)
+        table = entries_table(self)
+        state = self._state
+        meta = {
+            "config": state.config,
+            "config_seq": state.config_seq,
+            "conflict_seq": state.conflict_seq,
+            "created_seq": state.created_seq,
+            "cursor": state.cursor,
+            "count": state.count,
+            "problems": {seq: (type(e).__name__, e.problem) for seq, e in self.problems.items()},
+            "duplicates": list(self.duplicates),
+        }
+        return table, meta
+
+    def restore_state(self, table: Any, meta: dict) -> None:
+        """Take over a state :meth:`export_state` saved (columns memory-mapped,
+        nothing decoded: entries are made from the columns when read)."""
+        from . import errors
+        from .cache import CachedEntries
+
+        entries = CachedEntries(table)
+        self.entries = entries
+        self.seqs = entries.column_numpy("seq").tolist()
+        self._next_base = entries.column_numpy("next")
+        self._next_list = None
+        state = PoolFold()
+        for name in ("config", "config_seq", "conflict_seq", "created_seq", "cursor", "count"):
+            setattr(state, name, meta[name])
+        self._state = state
+        self._fold_pending = True
+        self.problems = {}
+        for seq, (name, problem) in meta["problems"].items():
+            error = getattr(errors, name, CorruptRecordError)(problem, path=self.path, pool_id=self.pool_id, seq=seq)
+            self.problems[int(seq)] = error
+        self.duplicates = list(meta["duplicates"])
+        kind = entries.kind_array()
+        arrays = {
+            "seq": entries.column_numpy("seq"),
+            "kind": kind,
+            "next": self._next_base,
+            "members": np.flatnonzero(kind == MEMBER_JOINED),
+            "member_changes": np.flatnonzero((kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
+            "messages": np.flatnonzero(kind == RUN_MESSAGE),
+            "wakes": np.flatnonzero(kind == WAKE),
+            "status": entries.status_codes(),
+        }
+        self._arrays = arrays
+        rank, code = entries.column_numpy("rank"), entries.column_numpy("code")
+        self._ranks = {namespace: rank[arrays[namespace]] for namespace in ("messages", "wakes", "members")}
+        for namespace in ("messages", "wakes"):
+            self._ranks[f"codes:{namespace}"] = code[arrays[namespace]]
+
+    def _rebuild_fold(self) -> None:
+        """The fold's key -> position dicts of a restored index, from its columns:
+        the current record of each key is the one nothing replaced."""
+        self._fold_pending = False
+        state = self._state
+        base = len(self.entries) if self._next_list is None else len(self._next_list)
+        nexts = np.asarray(self.next_seq[:base], dtype=np.int64)
+        kind = self.entries.kind_array()[:base]
+        for namespace, code in (("members", MEMBER_JOINED), ("messages", RUN_MESSAGE), ("wakes", WAKE)):
+            live = np.flatnonzero((kind == code) & (nexts == NEVER))
+            setattr(state, namespace, dict(zip(self.field("key", live), live.tolist())))
+        for namespace, code in (("message_dedupe", RUN_MESSAGE), ("wake_dedupe", WAKE)):
+            positions = np.flatnonzero(kind == code)
+            setattr(state, namespace, dict(zip(self.field("idem", positions), positions.tolist())))
 
     # ----------------------------------------------------------- building
     def load(self, conn: sqlite3.Connection, progress: bool | None = None) -> int:
@@ -376,6 +501,9 @@ class PoolIndex:
         """
         n = len(self.seqs) if upto is None else self.position(upto)
         entries = self.entries
+        if not isinstance(entries, list):  # restored from the cache: a column at a time
+            chosen = None if n == len(entries) else np.arange(n)
+            return self.seqs[:n], [entries.field(name, chosen) for name in Entry._fields]
         columns: list[list] = [[] for _ in Entry._fields]
         for start in range(0, n, TRANSPOSE_BATCH):
             transpose(entries[start : min(start + TRANSPOSE_BATCH, n)], columns)
@@ -386,11 +514,16 @@ class PoolIndex:
         positions of the records that can be live (``members``, ``messages``,
         ``wakes``)."""
         if self._arrays is None:
-            kind = np.fromiter((e.kind for e in self.entries), dtype=np.int8, count=len(self.entries))
+            entries = self.entries
+            if isinstance(entries, list):
+                kind = np.fromiter((e.kind for e in entries), dtype=np.int8, count=len(entries))
+            else:
+                kind = entries.kind_array()
+            nexts = self._next_list if self._next_list is not None else self._next_base
             self._arrays = {
                 "seq": np.asarray(self.seqs, dtype=np.int64),
                 "kind": kind,
-                "next": np.asarray(self.next_seq, dtype=np.int64),
+                "next": np.asarray(nexts, dtype=np.int64),
                 "members": np.flatnonzero(kind == MEMBER_JOINED),
                 "member_changes": np.flatnonzero((kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
                 "messages": np.flatnonzero(kind == RUN_MESSAGE),
@@ -407,6 +540,9 @@ class PoolIndex:
             from itertools import repeat
             from operator import itemgetter
 
+            if not isinstance(self.entries, list):
+                arrays["status"] = self.entries.status_codes()
+                return arrays["status"]
             n = len(self.entries)
             statuses = list(map(itemgetter(2), self.entries))
             kind = arrays["kind"]
@@ -481,17 +617,16 @@ class PoolIndex:
         """
         if namespace not in self._ranks:
             positions = self.arrays()[namespace]
-            entries = self.entries
             if namespace in ("messages", "wakes"):
                 # one key per chain code (codes 0..n-1 in order of first appearance): sort only those
                 codes = self.key_codes(namespace)
                 first = np.unique(codes, return_index=True)[1]
-                keys = [entries[p].key for p in positions[first].tolist()]
+                keys = self.field("key", positions[first])
                 rank_of_code = np.empty(len(keys), dtype=np.int64)
                 rank_of_code[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
                 self._ranks[namespace] = rank_of_code[codes]
             else:
-                keys = [entries[p].key for p in positions]
+                keys = self.field("key", positions)
                 order = {key: i for i, key in enumerate(sorted(set(keys)))}
                 self._ranks[namespace] = np.fromiter((order[k] for k in keys), dtype=np.int64, count=len(keys))
         return self._ranks[namespace]
@@ -513,8 +648,7 @@ class PoolIndex:
             else:
                 import pandas as pd
 
-                entries = self.entries
-                keys = np.array([entries[p].key for p in positions.tolist()], dtype=object)
+                keys = np.array(self.field("key", positions), dtype=object)
                 self._ranks[cache_key] = pd.factorize(keys)[0].astype(np.int64) if len(keys) else np.zeros(0, np.int64)
         return self._ranks[cache_key]
 
@@ -619,18 +753,18 @@ class PoolIndex:
 
     def config_at(self, cursor: int) -> tuple[dict | None, int | None]:
         """The config (and the seq of its ``pool_opened``) in force at ``cursor``."""
-        fold = self.fold
+        fold = self._state
         if fold.config_seq is None or fold.config_seq > cursor:
             return None, None
         return fold.config, fold.config_seq
 
     def conflict_at(self, cursor: int) -> int | None:
         """Seq of the first conflicting ``pool_opened`` at or before ``cursor``."""
-        seq = self.fold.conflict_seq
+        seq = self._state.conflict_seq
         return seq if seq is not None and seq <= cursor else None
 
     def created_at(self, cursor: int) -> bool:
-        seq = self.fold.created_seq
+        seq = self._state.created_seq
         return seq is not None and seq <= cursor
 
 

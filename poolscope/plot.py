@@ -477,8 +477,7 @@ def _with_details(pool: PoolHistory, table: dict[str, np.ndarray]) -> dict[str, 
     """Add ``sender``, ``target_type`` and ``recipients`` (from each message's latest record)."""
     if "sender" in table:
         return table
-    entries = pool.index.entries
-    latest = [entries[p] for p in table["position"].tolist()]
+    latest = pool.index.entries_at(table["position"])
     recipients = np.empty(len(latest), dtype=object)
     recipients[:] = [e.delivered_to for e in latest]
     return table | {

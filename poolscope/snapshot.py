@@ -71,14 +71,12 @@ class StoredList(Sequence):
     @property
     def ids(self) -> list[str]:
         """Message ids (condition ids) in the SDK's order."""
-        entries = self._history.index.entries
-        return [entries[p].key for p in self._positions]
+        return self._history.index.field("key", self._positions)
 
     @property
     def statuses(self) -> list[str]:
         """The current status of each item, without fetching payloads."""
-        entries = self._history.index.entries
-        return [entries[p].status for p in self._positions]
+        return self._history.index.field("status", self._positions)
 
     @property
     def seqs(self) -> list[int]:
@@ -155,12 +153,11 @@ class Snapshot:
         message_positions: np.ndarray,
         wake_positions: np.ndarray,
     ) -> None:
-        entries = history.index.entries
         self.pool_id: str = history.pool_id
         self.cursor: int = cursor
         self.created: bool = created
         self.config: dict = config
-        self.members: list[dict] = [entries[p].extra for p in member_positions]
+        self.members: list[dict] = history.index.field("extra", member_positions)
         topics: set[str] = set()
         for member in self.members:
             topics.update(member.get("topics", ()))

@@ -240,7 +240,8 @@ def test_large_loads_show_a_progress_bar_unless_asked_not_to(small_db, monkeypat
     pool_id = poolscope.open(small_db).pool_ids[0]
 
     def run(progress):
-        db = poolscope.open(small_db, progress=progress)
+        # no index cache: a pool restored from it decodes nothing and shows no bar
+        db = poolscope.open(small_db, progress=progress, cache=False)
         return db.pool(pool_id) if how == "pool load" else db.records_df()
 
     run(None)

@@ -1,0 +1,926 @@
+"""The persistent index cache: reopen a pool without decoding its log again.
+
+The first time a pool is opened, what the fold computed (its columnar index:
+one row per record with the flattened fields, the ``next`` column, status
+codes, key ranks and key codes) is saved as an Arrow IPC file beside a small
+JSON manifest.  A later open of the same file -- from any process or kernel --
+maps that file instead of scanning and decoding the log, and folds only the
+records appended since.
+
+Where: ``$POOLSCOPE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/poolscope``,
+else ``~/.cache/poolscope``; never beside the database.  Nothing is written
+into, or next to, the user's file.  ``poolscope.open(path, cache=False)``
+neither reads nor writes the cache.
+
+What it promises: an entry is keyed by the database's real path and the pool,
+and used only after checking it against the file -- the SQLite header's
+fixed fields, the number of records up to the covered head, and a hash of the
+kind and ``payload_json`` of the first, the last and 62 evenly spaced covered
+records.  A file that was replaced, rewritten, truncated or vacuumed fails the
+check and the index is rebuilt (and saved again).  An entry that is truncated,
+corrupt (the data file carries a checksum), from another index format or
+another Python is ignored and rewritten.  Entries are written to a temporary
+file and renamed, so two kernels can open the same pool at once.  The cache is
+capped (``POOLSCOPE_CACHE_SIZE``, default 4 GB); the least recently used
+entries are removed first.
+
+Example::
+
+    >>> import poolscope
+    >>> db = poolscope.open("sample_data/demo.db")            # doctest: +SKIP
+    >>> db.pool("pool.demo.0")                                # first open: folds and saves  # doctest: +SKIP
+    >>> poolscope.cache.entries()                             # doctest: +SKIP
+    >>> poolscope.cache.clear("sample_data/demo.db")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import marshal
+import mmap
+import os
+import re
+import sqlite3
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import PoolscopeError
+from .fold import RUN_MESSAGE, WAKE, Entry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from .index import PoolIndex
+
+#: Version of the index format the cache stores; entries of another version are ignored and rewritten.
+FORMAT = 1
+ENV_DIR = "POOLSCOPE_CACHE_DIR"
+ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
+#: Default size cap of the cache folder (bytes); least recently used entries go first.
+DEFAULT_MAX_BYTES = 4 * 1024**3
+#: Covered records whose payload hash an entry stores (first, last, and evenly spaced between).
+SAMPLES = 64
+#: Random covered records whose hash is checked against the file on every
+#: use of an entry, and when the file's size, mtime, inode or header changed.
+SPOT_CHECKS = 256
+SPOT_CHECKS_CHANGED = 2048
+#: Indexes of at least this many records are saved by a forked helper process,
+#: so that the open returns while the entry is written.  0: always in this process.
+BACKGROUND_THRESHOLD = 50_000
+#: Folding fewer new records than this on top of a cached index does not rewrite the entry... unless
+#: the entry would otherwise fall behind: every extension is saved (see :func:`restore`).
+_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+
+_FIELDS = Entry._fields
+_STRING_FIELDS = ("key", "idem", "reply_to", "journal_cursor")
+_DICT_FIELDS = ("status", "run_id", "agent_id", "sender", "target_type", "target_id")
+
+
+# ------------------------------------------------------------ where it lives
+def default_dir() -> Path:
+    """The cache folder: ``$POOLSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/poolscope``,
+    else ``~/.cache/poolscope`` (nothing is created by asking).
+
+    >>> default_dir()                                         # doctest: +SKIP
+    PosixPath('/home/me/.cache/poolscope')
+    """
+    explicit = os.environ.get(ENV_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "poolscope"
+
+
+def max_bytes() -> int:
+    """The size cap: ``$POOLSCOPE_CACHE_SIZE`` (bytes, or with a unit: ``500MB``,
+    ``8GB``; ``0`` disables saving), else :data:`DEFAULT_MAX_BYTES`.
+
+    >>> os.environ[ENV_SIZE] = "2GB"; max_bytes(); del os.environ[ENV_SIZE]   # doctest: +SKIP
+    2000000000
+    """
+    text = os.environ.get(ENV_SIZE, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    match = re.fullmatch(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*", text)
+    if not match:
+        _warn_once(f"ignoring {ENV_SIZE}={text!r} (expected bytes, or a size like 500MB or 8GB)")
+        return DEFAULT_MAX_BYTES
+    units = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+    units["tib"] = 2**40
+    return int(float(match.group(1)) * units[(match.group(2) or "b").lower()])
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+class CacheWarning(UserWarning):
+    """The index cache cannot be used (its folder cannot be created or written); poolscope works without it."""
+
+
+def resolve(cache: Any) -> IndexCache | None:
+    """The cache ``poolscope.open(..., cache=...)`` asks for: True (the default
+    folder), False/None (none), or a folder."""
+    if cache is False or cache is None:
+        return None
+    if cache is True:
+        return IndexCache(default_dir())
+    if isinstance(cache, IndexCache):
+        return cache
+    return IndexCache(Path(os.fspath(cache)).expanduser())
+
+
+def real_path(path: str | os.PathLike) -> str:
+    """The database's real path (symlinks resolved): what an entry is keyed by."""
+    return os.path.realpath(os.fspath(path))
+
+
+def entry_key(path: str | os.PathLike, pool_id: str) -> str:
+    """The name of the entry of ``pool_id`` in the database at ``path``."""
+    digest = hashlib.sha256(real_path(path).encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(pool_id.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:32]
+
+
+# ----------------------------------------------------- columns of the index
+def entries_table(index: PoolIndex) -> pa.Table:
+    """The index as one Arrow table (see :meth:`PoolIndex.export_state`)."""
+    import pyarrow as pa
+
+    from .index import TRANSPOSE_BATCH as BATCH, transpose as _transpose
+
+    entries = index.entries
+    n = len(entries)
+    if isinstance(entries, CachedEntries) and entries.base_rows:
+        base = entries.base_table()
+        tail = entries.tail
+        columns: list[list] = [[] for _ in _FIELDS]
+        for start in range(0, len(tail), BATCH):
+            _transpose(tail[start : start + BATCH], columns)
+        parts = [base.select(list(_FIELDS))]
+        if tail:
+            parts.append(_fields_table(columns, len(tail)).cast(parts[0].schema))
+        fields = pa.concat_tables(parts).unify_dictionaries().combine_chunks()
+    else:
+        columns = [[] for _ in _FIELDS]
+        for start in range(0, n, BATCH):
+            _transpose(entries[start : start + BATCH], columns)
+        fields = _fields_table(columns, n)
+    arrays = index.arrays()
+    rank = np.full(n, -1, dtype=np.int64)
+    code = np.full(n, -1, dtype=np.int64)
+    for namespace in ("messages", "wakes", "members"):
+        rank[arrays[namespace]] = index.rank(namespace)
+    for namespace in ("messages", "wakes"):
+        code[arrays[namespace]] = index.key_codes(namespace)
+    extra = {
+        "seq": np.asarray(index.seqs, dtype=np.int64),
+        "next": np.asarray(arrays["next"], dtype=np.int64),
+        "status_code": np.asarray(index.status_codes(), dtype=np.int8),
+        "rank": rank,
+        "code": code,
+    }
+    for name, values in extra.items():
+        fields = fields.append_column(name, pa.array(values))
+    return fields
+
+
+def _fields_table(columns: list[list], n: int) -> pa.Table:
+    import pyarrow as pa
+
+    by_name = dict(zip(_FIELDS, columns)) if n else {name: [] for name in _FIELDS}
+    data: dict[str, Any] = {"kind": pa.array(np.asarray(by_name["kind"], dtype=np.int8))}
+    for name in _FIELDS[1:]:
+        values = by_name[name]
+        if name in _STRING_FIELDS:
+            data[name] = pa.array(values, type=pa.string())
+        elif name in _DICT_FIELDS:
+            data[name] = pa.array(values, type=pa.string()).dictionary_encode()
+        elif name == "delivered_to":  # recipients repeat: a list of dictionary codes
+            lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+            offsets = np.zeros(len(values) + 1, dtype=np.int32)
+            np.cumsum(lengths, out=offsets[1:])
+            flat = pa.array(list(chain.from_iterable(values)), type=pa.string()).dictionary_encode()
+            data[name] = pa.ListArray.from_arrays(pa.array(offsets), flat)
+        else:  # extra: a member or config dict, or a message's or wake's details
+            dumps = marshal.dumps
+            data[name] = pa.array([None if v is None else dumps(v) for v in values], type=pa.binary())
+    return pa.table(data)
+
+
+class CachedEntries(Sequence):
+    """The entries of an index restored from the cache: the cached records
+    (columns of a memory-mapped Arrow table) followed by entries folded since
+    (a list).  An item is an :class:`Entry` made from its row when read;
+    :meth:`field` and :meth:`take` read many at once.  Iterating makes every
+    entry once and keeps them."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self.base_rows = table.num_rows
+        self.tail: list[Entry] = []
+        self._columns = {name: table.column(name) for name in table.column_names}
+        self._lists: dict[str, list] = {}
+        self._all: list[Entry] | None = None
+
+    def base_table(self) -> pa.Table:
+        return self._table
+
+    def column_numpy(self, name: str) -> np.ndarray:
+        """A numeric column of the cached records (zero copy when possible)."""
+        column = self._columns[name]
+        chunks = column.chunks
+        if len(chunks) == 1:
+            return chunks[0].to_numpy(zero_copy_only=False)
+        return column.to_numpy()
+
+    # -------------------------------------------------------- sequence
+    def __len__(self) -> int:
+        return self.base_rows + len(self.tail)
+
+    def __getitem__(self, i: Any) -> Any:
+        if self._all is not None:
+            return self._all[i]
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            return self.take(range(start, stop, step))
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if i >= self.base_rows:
+            return self.tail[i - self.base_rows]
+        if i < 0:
+            raise IndexError("entry index out of range")
+        return self.take([i])[0]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.materialize())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, CachedEntries)):
+            return len(self) == len(other) and self.materialize() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def extend(self, entries: list[Entry]) -> None:
+        self.tail.extend(entries)
+        if self._all is not None:
+            self._all.extend(entries)
+
+    def append(self, entry: Entry) -> None:
+        self.extend([entry])
+
+    def materialize(self) -> list[Entry]:
+        """Every entry as a list (made once)."""
+        if self._all is None:
+            columns = [self.field(name) for name in _FIELDS]
+            new = tuple.__new__
+            self._all = [new(Entry, t) for t in zip(*columns)] if columns[0] else []
+        return self._all
+
+    # ---------------------------------------------------------- columns
+    def _convert(self, name: str, column: Any) -> list:
+        """A column (or the rows taken from it) as a list of the Entry's values."""
+        import pyarrow as pa
+
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        if name == "kind":
+            return column.to_numpy(zero_copy_only=False).tolist()
+        if name == "delivered_to":
+            offsets = column.offsets.to_numpy().tolist()
+            flat = _decoded(column.values)
+            return [tuple(flat[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+        if pa.types.is_dictionary(column.type):
+            return _decoded(column)
+        values = column.to_pylist()
+        if name == "extra":
+            loads = marshal.loads
+            return [None if v is None else loads(v) for v in values]
+        return values
+
+    def field(self, name: str, positions: Any = None) -> list:
+        """Values of one :class:`Entry` field at ``positions`` (all when None)."""
+        tail = self.tail
+        base = self.base_rows
+        if positions is None:
+            if name not in self._lists:
+                self._lists[name] = self._convert(name, self._columns[name])
+            values = self._lists[name]
+            if not tail:
+                return list(values)
+            index = _FIELDS.index(name)
+            return values + [e[index] for e in tail]
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if name in self._lists and not tail:
+            values = self._lists[name]
+            return [values[p] for p in positions.tolist()]
+        if not len(positions):
+            return []
+        if not tail or positions.max() < base:
+            return self._convert(name, self._columns[name].take(positions))
+        index = _FIELDS.index(name)
+        in_base = positions < base
+        out: list = [None] * len(positions)
+        where = np.flatnonzero(in_base)
+        for i, value in zip(where.tolist(), self._convert(name, self._columns[name].take(positions[where]))):
+            out[i] = value
+        for i in np.flatnonzero(~in_base).tolist():
+            out[i] = tail[int(positions[i]) - base][index]
+        return out
+
+    def take(self, positions: Any) -> list[Entry]:
+        """The entries at ``positions``."""
+        if self._all is not None:
+            return [self._all[p] for p in np.asarray(positions, dtype=np.int64).tolist()]
+        columns = [self.field(name, positions) for name in _FIELDS]
+        new = tuple.__new__
+        return [new(Entry, t) for t in zip(*columns)]
+
+    def kind_array(self) -> np.ndarray:
+        base = self.column_numpy("kind").astype(np.int8, copy=False)
+        if not self.tail:
+            return base
+        tail = np.fromiter((e.kind for e in self.tail), dtype=np.int8, count=len(self.tail))
+        return np.concatenate([base, tail])
+
+    def status_codes(self) -> np.ndarray:
+        from .index import MESSAGE_CODE as _MESSAGE_CODE, WAKE_CODE as _WAKE_CODE
+
+        base = self.column_numpy("status_code").astype(np.int8, copy=False)
+        if not self.tail:
+            return base
+        codes = [
+            _MESSAGE_CODE.get(str(e.status), -1)
+            if e.kind == RUN_MESSAGE
+            else _WAKE_CODE.get(str(e.status), -1)
+            if e.kind == WAKE
+            else -1
+            for e in self.tail
+        ]
+        return np.concatenate([base, np.asarray(codes, dtype=np.int8)])
+
+
+def _decoded(array: Any) -> list:
+    """A dictionary-encoded Arrow array's values as a list (one str object per distinct value)."""
+    values = array.dictionary.to_pylist()
+    indices = array.indices
+    if indices.null_count:
+        indices = indices.fill_null(len(values))
+        values.append(None)
+    if not values:
+        return [None] * len(array)
+    return np.asarray(values, dtype=object)[indices.to_numpy(zero_copy_only=False)].tolist()
+
+
+# ------------------------------------------------------------------- checks
+#: Header bytes that identify a database and do not change as it grows:
+#: page size, file format versions, reserved space, payload fractions,
+#: text encoding, application id.
+_HEADER_SPANS = ((16, 24), (56, 60), (68, 72))
+
+
+def header_fields(path: str | os.PathLike) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except OSError:
+        return None
+    if len(header) < 100:
+        return None
+    return b"".join(header[a:b] for a, b in _HEADER_SPANS).hex()
+
+
+def _sample_seqs(seqs: Sequence[int]) -> list[int]:
+    n = len(seqs)
+    if n == 0:
+        return []
+    picks = {0, n - 1} | {int(i) for i in np.linspace(0, n - 1, min(n, SAMPLES))}
+    return sorted({int(seqs[i]) for i in picks})
+
+
+def record_hash(kind: bytes | None, typ: str, payload: bytes | None) -> int:
+    """A 64-bit hash (as a signed int) of a stored record: CRC-32 of its kind,
+    type and ``payload_json`` bytes, and the payload's length."""
+    payload = b"" if payload is None else payload
+    crc = zlib.crc32(payload, zlib.crc32((b"" if kind is None else kind) + b"\0" + typ.encode()))
+    value = (crc << 32) | (len(payload) & 0xFFFFFFFF)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_ROW_SQL = (
+    "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
+    "FROM agent_pool_records WHERE pool_id = ? AND "
+)
+
+
+def record_hashes(conn: sqlite3.Connection, pool_id: str, seqs: list[int]) -> dict[int, int]:
+    """:func:`record_hash` of the records at ``seqs`` (several rows with one seq: their xor)."""
+    found: dict[int, int] = {}
+    for start in range(0, len(seqs), 500):
+        chunk = seqs[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for seq, kind, typ, payload in conn.execute(_ROW_SQL + f"seq IN ({marks})", (pool_id, *chunk)):
+            found[seq] = found.get(seq, 0) ^ record_hash(kind, typ, payload)
+    return found
+
+
+def all_record_hashes(conn: sqlite3.Connection, pool_id: str, seqs: list[int]) -> np.ndarray:
+    """:func:`record_hash` of every record at ``seqs`` (a pool's index order), read in one scan."""
+    found: dict[int, int] = {}
+    head = seqs[-1] if seqs else 0
+    for seq, kind, typ, payload in conn.execute(_ROW_SQL + "seq <= ?", (pool_id, head)):
+        if type(seq) is int:
+            found[seq] = found.get(seq, 0) ^ record_hash(kind, typ, payload)
+    return np.fromiter(map(found.__getitem__, seqs), dtype=np.int64, count=len(seqs))
+
+
+def count_upto(conn: sqlite3.Connection, pool_id: str, head: int) -> tuple[int, int | None]:
+    row = conn.execute(
+        "SELECT count(*), max(seq) FROM agent_pool_records WHERE pool_id = ? AND seq <= ?", (pool_id, head)
+    ).fetchone()
+    return int(row[0]), row[1]
+
+
+def _file_state(path: str | os.PathLike) -> list:
+    """The file's size, mtime, inode and whole header: when any of these changed,
+    the records are checked more thoroughly."""
+    try:
+        info = os.stat(path)
+        with open(path, "rb") as handle:
+            header = handle.read(100).hex()
+    except OSError:
+        return []
+    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, header]
+
+
+def fingerprint(index: PoolIndex, conn: sqlite3.Connection) -> dict:
+    """What an entry checks the file against before it is used (see the module's docstring)."""
+    head = index.head
+    count, _ = count_upto(conn, index.pool_id, head)
+    samples = record_hashes(conn, index.pool_id, _sample_seqs(index.seqs))
+    return {
+        "head": head,
+        "records": len(index),
+        "count": count,
+        "samples": [[seq, digest] for seq, digest in sorted(samples.items())],
+        "header": header_fields(index.path),
+        "file": _file_state(index.path),
+    }
+
+
+def still_matches(print_: dict, path: str | os.PathLike, conn: sqlite3.Connection, pool_id: str) -> bool:
+    """True when the records a fingerprint covers are still in the file, unchanged:
+    the header's fixed fields, the count up to the covered head, and the samples."""
+    if print_.get("header") != header_fields(path):
+        return False
+    head = print_["head"]
+    if (print_["count"], head if print_["count"] else None) != count_upto(conn, pool_id, head):
+        return False
+    samples = {int(seq): digest for seq, digest in print_["samples"]}
+    return record_hashes(conn, pool_id, sorted(samples)) == samples
+
+
+def spot_check(print_: dict, path: str | os.PathLike, conn: sqlite3.Connection, pool_id: str, table: Any) -> bool:
+    """Compare the stored hash of random covered records with the file's:
+    :data:`SPOT_CHECKS` of them, :data:`SPOT_CHECKS_CHANGED` when the file's
+    size, mtime, inode or header changed since the entry was saved."""
+    hashes = table.column("hash")
+    n = len(hashes)
+    if not n:
+        return True
+    changed = _file_state(path) != print_.get("file")
+    k = min(n, SPOT_CHECKS_CHANGED if changed else SPOT_CHECKS)
+    positions = np.unique(np.random.default_rng().integers(0, n, size=k))
+    seqs = table.column("seq").take(positions).to_pylist()
+    stored = hashes.take(positions).to_pylist()
+    found = record_hashes(conn, pool_id, seqs)
+    return all(found.get(seq) == value for seq, value in zip(seqs, stored))
+
+
+# ------------------------------------------------------------------ files
+_CHUNK = 1 << 23
+
+
+def _checksum(handle: Any) -> list[int]:
+    """A cheap checksum of an open file's bytes (read in chunks, so that the
+    pages are not mapped into this process): the wrapping sums and xors of its
+    64-bit words, the tail's bytes, and the size."""
+    handle.seek(0)
+    buffer = bytearray(_CHUNK)
+    total = xor = weighted = 0
+    size = 0
+    rest = b""
+    mask = (1 << 64) - 1
+    while True:
+        got = handle.readinto(buffer)
+        if not got:
+            break
+        size += got
+        words = got // 8
+        if words:
+            array = np.frombuffer(buffer, dtype=np.uint64, count=words)
+            total = (total + int(np.add.reduce(array, dtype=np.uint64))) & mask
+            xor ^= int(np.bitwise_xor.reduce(array))
+            weighted = (weighted * 31 + int(np.add.reduce(array[::7], dtype=np.uint64))) & mask
+        rest = bytes(buffer[words * 8 : got])
+        if got < _CHUNK:
+            break
+    return [total, xor, weighted, int.from_bytes(rest, "little"), size]
+
+
+@dataclass
+class EntryInfo:
+    """One cache entry, as :func:`entries` lists it."""
+
+    key: str
+    db: str
+    pool_id: str
+    records: int
+    head: int
+    bytes: int
+    last_used: float
+    format: int
+    manifest: Path
+
+    @property
+    def db_exists(self) -> bool:
+        return os.path.exists(self.db)
+
+
+class IndexCache:
+    """One cache folder.  ``poolscope.open`` uses the default one
+    (:func:`default_dir`); tests and tools may point one anywhere.
+
+    >>> cache = IndexCache(default_dir())                     # doctest: +SKIP
+    >>> [e.db for e in cache.entries()]                       # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"<poolscope IndexCache {str(self.root)!r}>"
+
+    # ------------------------------------------------------------- reading
+    def _manifest_path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def _read_manifest(self, path: Path) -> dict | None:
+        try:
+            text = path.read_bytes()
+            outer = json.loads(text)
+            body = outer["body"]
+            if hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() != outer["sha256"]:
+                return None
+            return body
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def restore(self, index: PoolIndex, conn: sqlite3.Connection) -> bool:
+        """Restore ``index`` (fresh, empty) from its entry if the entry is valid
+        for the file as it is now; True if it was.  Never raises for a bad entry."""
+        import pyarrow as pa
+
+        key = entry_key(index.path, index.pool_id)
+        manifest_path = self._manifest_path(key)
+        body = self._read_manifest(manifest_path)
+        if body is None:
+            return False
+        try:
+            if (
+                body["format"] != FORMAT
+                or body["marshal"] != marshal.version
+                or body["python"] != list(sys.version_info[:2])
+                or body["pool_id"] != index.pool_id
+                or body["db"] != real_path(index.path)
+            ):
+                return False
+            if not still_matches(body["print"], index.path, conn, index.pool_id):
+                return False
+            data = self.root / body["data"]
+            if data.parent != self.root:
+                return False
+            with open(data, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size != body["checksum"][-1] or size == 0 or _checksum(handle) != body["checksum"]:
+                    return False
+                mapped = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+            table = pa.ipc.open_file(pa.py_buffer(mapped)).read_all()
+            meta = marshal.loads(base64.b64decode(body["state"]))
+            if table.num_rows != body["print"]["records"]:
+                return False
+            if not spot_check(body["print"], index.path, conn, index.pool_id, table):
+                return False
+            index.restore_state(table, meta)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError, pa.ArrowException, sqlite3.Error):
+            index.__init__(index.path, index.pool_id)  # type: ignore[misc]
+            return False
+        try:
+            os.utime(manifest_path)  # last used, for the LRU eviction
+        except OSError:
+            pass
+        return True
+
+    # ------------------------------------------------------------- writing
+    def save(self, index: PoolIndex, conn: sqlite3.Connection, *, background: bool | None = None) -> bool:
+        """Save ``index``'s entry (atomically: a temporary file, then a rename).
+        A large index is written by a forked helper process meanwhile
+        (``background=None``: from :data:`BACKGROUND_THRESHOLD` records).
+        Returns False when the cache folder cannot be written (one warning)."""
+        if not index.seqs or max_bytes() <= 0:
+            return False
+        if not self._writable():
+            return False
+        try:
+            print_ = fingerprint(index, conn)
+        except sqlite3.Error:
+            return False
+        if background is None:
+            background = 0 < BACKGROUND_THRESHOLD <= len(index)
+        if background and _start_background(self, index, print_):
+            return True
+        return self._write(index, print_)
+
+    def _writable(self) -> bool:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(f"cannot write to {self.root}")
+        except OSError as error:
+            _warn_once(f"poolscope's index cache is off: cannot create or write {self.root} ({error})")
+            return False
+        return True
+
+    def _write(self, index: PoolIndex, print_: dict) -> bool:
+        import pyarrow as pa
+
+        key = entry_key(index.path, index.pool_id)
+        token = os.urandom(6).hex()
+        data_name = f"{key}.{token}.arrow"
+        tmp = self.root / f".{data_name}.{os.getpid()}.tmp"
+        try:
+            try:
+                table, meta = index.export_state()
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                return False  # values the columns cannot hold exactly (a hostile file): no entry
+            hashes = self._hashes(index, print_)
+            if hashes is None:
+                return False
+            table = table.append_column("hash", pa.array(hashes))
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            with open(tmp, "rb") as handle:
+                checksum = _checksum(handle)
+            os.replace(tmp, self.root / data_name)
+            body = {
+                "format": FORMAT,
+                "poolscope": _version(),
+                "python": list(sys.version_info[:2]),
+                "marshal": marshal.version,
+                "db": real_path(index.path),
+                "pool_id": index.pool_id,
+                "data": data_name,
+                "checksum": checksum,
+                "print": print_,
+                "state": base64.b64encode(marshal.dumps(meta)).decode(),
+                "saved": time.time(),
+            }
+            text = json.dumps(
+                {"body": body, "sha256": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()}
+            )
+            manifest_tmp = self.root / f".{key}.{token}.json.tmp"
+            manifest_tmp.write_text(text)
+            os.replace(manifest_tmp, self._manifest_path(key))
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            _warn_once(f"poolscope's index cache is off: cannot write {self.root} ({error})")
+            return False
+        self._drop_stale(key)
+        self.evict()
+        return True
+
+    def _hashes(self, index: PoolIndex, print_: dict) -> np.ndarray | None:
+        """Every covered record's hash, read through a connection of our own,
+        or None if the file no longer agrees with the index (it changed since
+        the load: the samples taken then differ)."""
+        from .source import connect_readonly
+
+        try:
+            conn = connect_readonly(index.path)
+            try:
+                if count_upto(conn, index.pool_id, index.head)[0] != print_["count"]:
+                    return None
+                hashes = all_record_hashes(conn, index.pool_id, index.seqs)
+            finally:
+                conn.close()
+        except (KeyError, sqlite3.Error, PoolscopeError):
+            return None
+        at = {seq: i for i, seq in enumerate(index.seqs)}
+        if any(seq not in at or int(hashes[at[seq]]) != digest for seq, digest in print_["samples"]):
+            return None
+        return hashes
+
+    def _drop_stale(self, key: str) -> None:
+        """Remove the data files of ``key`` its manifest no longer names."""
+        body = self._read_manifest(self._manifest_path(key))
+        current = body.get("data") if body else None
+        for path in self.root.glob(f"{key}.*.arrow"):
+            if path.name != current:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+
+    # ----------------------------------------------------------- managing
+    def entries(self) -> list[EntryInfo]:
+        """Every entry in the folder, most recently used first (unreadable
+        manifests are listed with format -1)."""
+        out = []
+        try:
+            manifests = [p for p in self.root.glob("*.json") if _KEY_RE.match(p.stem)]
+        except OSError:
+            return []
+        for path in manifests:
+            body = self._read_manifest(path) or {}
+            data = self.root / str(body.get("data", "-"))
+            size = 0
+            for part in (path, data):
+                try:
+                    size += part.stat().st_size
+                except OSError:
+                    pass
+            try:
+                used = path.stat().st_mtime
+            except OSError:
+                continue
+            print_ = body.get("print", {}) if isinstance(body.get("print"), dict) else {}
+            out.append(
+                EntryInfo(
+                    key=path.stem,
+                    db=str(body.get("db", "?")),
+                    pool_id=str(body.get("pool_id", "?")),
+                    records=int(print_.get("records", 0)),
+                    head=int(print_.get("head", 0)),
+                    bytes=size,
+                    last_used=used,
+                    format=int(body.get("format", -1)) if body else -1,
+                    manifest=path,
+                )
+            )
+        out.sort(key=lambda e: e.last_used, reverse=True)
+        return out
+
+    def size(self) -> int:
+        """Bytes used by the folder's entries and leftovers."""
+        total = 0
+        try:
+            for path in self.root.iterdir():
+                try:
+                    total += path.stat().st_size
+                except OSError:
+                    pass
+        except OSError:
+            return 0
+        return total
+
+    def _remove(self, key: str) -> int:
+        freed = 0
+        for path in chain([self._manifest_path(key)], self.root.glob(f"{key}.*.arrow")):
+            try:
+                freed += path.stat().st_size
+                path.unlink()
+            except OSError:
+                pass
+        return freed
+
+    def clear(self, db: str | os.PathLike | None = None) -> int:
+        """Remove every entry (or those of the database ``db``, by its real
+        path, whether or not it still exists); return how many were removed.
+        Leftover temporary files of finished writers go too."""
+        removed = 0
+        target = real_path(db) if db is not None else None
+        for entry in self.entries():
+            if target is None or entry.db == target:
+                self._remove(entry.key)
+                removed += 1
+        if target is None:
+            self._drop_leftovers(max_age=0)
+        return removed
+
+    def _drop_leftovers(self, max_age: float = 3600) -> None:
+        """Temporary files older than ``max_age`` seconds (a writer that died),
+        and data files no manifest names."""
+        now = time.time()
+        try:
+            paths = list(self.root.iterdir())
+        except OSError:
+            return
+        named = {self.root / str((self._read_manifest(p) or {}).get("data")) for p in paths if p.suffix == ".json"}
+        for path in paths:
+            try:
+                old = now - path.stat().st_mtime >= max_age
+                if (path.name.endswith(".tmp") and old) or (path.suffix == ".arrow" and path not in named and old):
+                    path.unlink()
+            except OSError:
+                pass
+
+    def evict(self, limit: int | None = None) -> int:
+        """Remove least recently used entries until the folder is under
+        ``limit`` bytes (default :func:`max_bytes`); return how many went."""
+        limit = max_bytes() if limit is None else limit
+        self._drop_leftovers()
+        total = self.size()
+        removed = 0
+        for entry in reversed(self.entries()):
+            if total <= limit:
+                break
+            total -= self._remove(entry.key)
+            removed += 1
+        return removed
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------ background saving
+_helpers: list[Any] = []
+
+
+def _start_background(cache: IndexCache, index: PoolIndex, print_: dict) -> bool:
+    """Write the entry from a forked child (the index is its copy-on-write
+    memory).  Not a daemon: the interpreter waits for it at exit, so a short
+    script's entry is still written."""
+    import multiprocessing
+
+    if (
+        sys.platform != "linux"
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or multiprocessing.current_process().daemon  # a Dask or Pool worker may have no children
+    ):
+        return False
+
+    try:
+        process = multiprocessing.get_context("fork").Process(
+            target=_write_in_child, args=(cache, index, print_), name="poolscope-cache-save", daemon=False
+        )
+        process.start()
+    except (OSError, ValueError, AssertionError):
+        return False
+    _helpers[:] = [p for p in _helpers if p.is_alive()]
+    _helpers.append(process)
+    return True
+
+
+def _write_in_child(cache: IndexCache, index: PoolIndex, print_: dict) -> None:
+    import gc
+
+    gc.disable()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cache._write(index, print_)
+    except BaseException:  # the parent goes on without an entry
+        pass
+
+
+def wait(timeout: float | None = None) -> None:
+    """Wait until entries being saved in the background are written.
+
+    >>> poolscope.cache.wait()                               # doctest: +SKIP
+    """
+    for process in list(_helpers):
+        process.join(timeout)
+    _helpers[:] = [p for p in _helpers if p.is_alive()]
+
+
+# ------------------------------------------------ the default cache, for users
+def entries(root: str | os.PathLike | None = None) -> list[EntryInfo]:
+    """The entries of the default cache folder (or ``root``)."""
+    return IndexCache(default_dir() if root is None else root).entries()
+
+
+def clear(db: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> int:
+    """Remove the default cache's entries (those of ``db`` only, when given)."""
+    return IndexCache(default_dir() if root is None else root).clear(db)
