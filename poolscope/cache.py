@@ -508,8 +508,8 @@ def spot_check(print_: dict, path: str | os.PathLike, conn: sqlite3.Connection, 
     if not n:
         return True
     changed = _file_state(path) != print_.get("file")
-    k = min(n, SPOT_CHECKS_CHANGED if changed else SPOT_CHECKS)
-    positions = np.unique(np.random.default_rng().integers(0, n, size=k))
+    k = SPOT_CHECKS_CHANGED if changed else SPOT_CHECKS
+    positions = np.arange(n) if n <= k else np.unique(np.random.default_rng().integers(0, n, size=k))
     seqs = table.column("seq").take(positions).to_pylist()
     stored = hashes.take(positions).to_pylist()
     found = record_hashes(conn, pool_id, seqs)
@@ -597,41 +597,27 @@ class IndexCache:
 
     def restore(self, index: PoolIndex, conn: sqlite3.Connection) -> bool:
         """Restore ``index`` (fresh, empty) from its entry if the entry is valid
-        for the file as it is now; True if it was.  Never raises for a bad entry."""
+        for the file as it is now; True if it was.  Never raises for a bad
+        entry; why one was not used is in :attr:`last_miss`."""
         import pyarrow as pa
 
         key = entry_key(index.path, index.pool_id)
         manifest_path = self._manifest_path(key)
-        body = self._read_manifest(manifest_path)
-        if body is None:
-            return False
         try:
-            if (
-                body["format"] != FORMAT
-                or body["marshal"] != marshal.version
-                or body["python"] != list(sys.version_info[:2])
-                or body["pool_id"] != index.pool_id
-                or body["db"] != real_path(index.path)
-            ):
-                return False
-            if not still_matches(body["print"], index.path, conn, index.pool_id):
-                return False
-            data = self.root / body["data"]
-            if data.parent != self.root:
-                return False
-            with open(data, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size != body["checksum"][-1] or size == 0 or _checksum(handle) != body["checksum"]:
-                    return False
-                mapped = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
-            table = pa.ipc.open_file(pa.py_buffer(mapped)).read_all()
-            meta = marshal.loads(base64.b64decode(body["state"]))
-            if table.num_rows != body["print"]["records"]:
-                return False
-            if not spot_check(body["print"], index.path, conn, index.pool_id, table):
-                return False
-            index.restore_state(table, meta)
-        except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError, pa.ArrowException, sqlite3.Error):
+            miss = self._restore(index, conn, manifest_path)
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            EOFError,
+            IndexError,
+            pa.ArrowException,
+            sqlite3.Error,
+        ) as error:
+            miss = f"unreadable entry ({type(error).__name__}: {error})"
+        self.last_miss = miss
+        if miss is not None:
             index.__init__(index.path, index.pool_id)  # type: ignore[misc]
             return False
         try:
@@ -639,6 +625,39 @@ class IndexCache:
         except OSError:
             pass
         return True
+
+    last_miss: str | None = None
+
+    def _restore(self, index: PoolIndex, conn: sqlite3.Connection, manifest_path: Path) -> str | None:
+        import pyarrow as pa
+
+        body = self._read_manifest(manifest_path)
+        if body is None:
+            return "no entry" if not manifest_path.exists() else "unreadable manifest"
+        if body["format"] != FORMAT:
+            return f"index format {body['format']}, not {FORMAT}"
+        if body["marshal"] != marshal.version or body["python"] != list(sys.version_info[:2]):
+            return "written by another Python"
+        if body["pool_id"] != index.pool_id or body["db"] != real_path(index.path):
+            return "entry of another pool"
+        if not still_matches(body["print"], index.path, conn, index.pool_id):
+            return "the file's records differ from the entry's (header, count or sampled records)"
+        data = self.root / body["data"]
+        if data.parent != self.root:
+            return "bad data file name"
+        with open(data, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size != body["checksum"][-1] or size == 0 or _checksum(handle) != body["checksum"]:
+                return "data file truncated or corrupt (checksum)"
+            mapped = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+        table = pa.ipc.open_file(pa.py_buffer(mapped)).read_all()
+        meta = marshal.loads(base64.b64decode(body["state"]))
+        if table.num_rows != body["print"]["records"]:
+            return "data file of another size"
+        if not spot_check(body["print"], index.path, conn, index.pool_id, table):
+            return "the file's records differ from the entry's (spot check)"
+        index.restore_state(table, meta)
+        return None
 
     # ------------------------------------------------------------- writing
     def save(self, index: PoolIndex, conn: sqlite3.Connection, *, background: bool | None = None) -> bool:

@@ -381,6 +381,68 @@ def lab(
     ctx.exit(labs.launch(command, folder))
 
 
+@cli.group()
+def cache() -> None:
+    """The index cache that makes a second open of a pool instant.
+
+    It lives in $POOLSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/poolscope, else
+    ~/.cache/poolscope (never beside a database); its size is capped by
+    $POOLSCOPE_CACHE_SIZE (default 4GB, least recently used entries go first).
+    """
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"  # pragma: no cover
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_info(as_json: bool) -> None:
+    """Entries: which database and pool each belongs to, records, size, last use."""
+    import time
+
+    from .cache import default_dir, entries, max_bytes
+
+    folder = default_dir()
+    found = entries(folder)
+    total = sum(e.bytes for e in found)
+    if as_json:
+        rows = [
+            {
+                "db": e.db,
+                "pool_id": e.pool_id,
+                "records": e.records,
+                "head": e.head,
+                "bytes": e.bytes,
+                "last_used": e.last_used,
+                "db_exists": e.db_exists,
+                "format": e.format,
+            }
+            for e in found
+        ]
+        click.echo(json.dumps({"folder": str(folder), "bytes": total, "max_bytes": max_bytes(), "entries": rows}))
+        return
+    click.echo(f"{folder}: {len(found)} entries, {_size(total)} (cap {_size(max_bytes())})")
+    for e in found:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+        gone = "" if e.db_exists else "  (database gone)"
+        click.echo(f"  {e.db}  {e.pool_id}  {e.records:,} records  {_size(e.bytes)}  used {used}{gone}")
+
+
+@cache.command("clear")
+@click.argument("db", required=False, type=click.Path(dir_okay=False))
+def cache_clear(db: str | None) -> None:
+    """Remove every entry, or only those of database DB (it need not exist any more)."""
+    from .cache import clear, default_dir
+
+    removed = clear(db)
+    click.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {default_dir()}")
+
+
 def main() -> None:  # pragma: no cover
     cli()
 

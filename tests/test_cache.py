@@ -1,0 +1,533 @@
+"""The persistent index cache (poolscope.cache): same answers with and without
+it, never a stale or wrong history, nothing written where it must not be."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import raw_snapshot_lines
+
+import poolscope
+from poolscope import cache as cache_module
+from poolscope.cache import CachedEntries, IndexCache
+from poolscope.cli import cli
+from poolscope.generate import generate
+from poolscope.index import PoolIndex
+
+
+# ------------------------------------------------------------------ helpers
+def snapshot_text(history, cursor: int) -> str:
+    """The snapshot's JSON, or the name and text of the error the SDK would give."""
+    try:
+        return history.snapshot(cursor).to_json()
+    except poolscope.PoolscopeError as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def cached(history) -> bool:
+    return isinstance(history.index.entries, CachedEntries)
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under ``folder``: size, mtime and bytes."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            info = path.stat()
+            out[str(path.relative_to(folder))] = (info.st_size, info.st_mtime_ns, path.read_bytes())
+    return out
+
+
+def rows(path: Path) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT pool_id, seq, kind, payload_json FROM agent_pool_records ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+
+
+def write_rows(path: Path, records: list[tuple]) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)", records
+        )
+    conn.close()
+
+
+@pytest.fixture
+def store(tmp_path) -> IndexCache:
+    return IndexCache(tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cachegen") / "gen.db"
+    generate(path, pools=2, records=600, seed=5)
+    return path
+
+
+@pytest.fixture
+def gen_copy(generated, tmp_path) -> Path:
+    target = tmp_path / "db" / "gen.db"
+    target.parent.mkdir()
+    shutil.copy(generated, target)
+    return target
+
+
+def open_both(path: Path, store: IndexCache):
+    """(opened without a cache, opened through ``store``)."""
+    return poolscope.open(path, cache=False), poolscope.open(path, cache=store.root)
+
+
+def assert_same_everywhere(plain, via_cache, cursors=None) -> None:
+    for pool_id in plain.pool_ids:
+        a, b = plain.pool(pool_id), via_cache.pool(pool_id)
+        assert a.head == b.head and a.index.seqs == b.index.seqs
+        chosen = range(0, a.head + 1) if cursors is None else cursors(a.head)
+        for cursor in chosen:
+            assert snapshot_text(a, cursor) == snapshot_text(b, cursor), (pool_id, cursor)
+
+
+# --------------------------------------------------------- same answers
+def test_every_snapshot_of_every_oracle_history_is_the_same_from_the_cache(oracle, store):
+    path = oracle / "pool.db"
+    first = poolscope.open(path, cache=store.root)
+    for pool_id in first.pool_ids:
+        assert not cached(first.pool(pool_id))  # built, and saved
+    assert len(store.entries()) == len(first.pool_ids)
+    plain, again = open_both(path, store)
+    expected = {(p, c): text for p, c, text in raw_snapshot_lines(oracle)}
+    for pool_id in plain.pool_ids:
+        history = again.pool(pool_id)
+        assert cached(history)
+        for cursor in range(0, history.head + 1):
+            text = snapshot_text(history, cursor)
+            assert text == snapshot_text(plain.pool(pool_id), cursor), (pool_id, cursor)
+            if (pool_id, cursor) in expected:
+                assert text == expected[(pool_id, cursor)]
+        # the SDK's own snapshots after every record, straight from the cache
+        assert any(p == pool_id for p, _ in expected)
+
+
+def test_frames_diff_activity_and_check_are_the_same_from_the_cache(gen_copy, store):
+    for pool_id in poolscope.open(gen_copy).pool_ids:
+        poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    plain, again = open_both(gen_copy, store)
+    for pool_id in plain.pool_ids:
+        a, b = plain.pool(pool_id), again.pool(pool_id)
+        assert cached(b)
+        for name in ("records_df", "members_df", "messages_df", "wakes_df"):
+            for upto in (None, a.head // 3):
+                pd.testing.assert_frame_equal(getattr(a, name)(upto), getattr(b, name)(upto))
+        pd.testing.assert_frame_equal(a.activity(), b.activity())
+        for x, y in ((1, a.head), (a.head, a.head // 2)):
+            assert a.diff(x, y).to_dict() == b.diff(x, y).to_dict()
+        snap_a, snap_b = a.snapshot(), b.snapshot()
+        assert snap_a.messages.ids == snap_b.messages.ids and snap_a.wakes.statuses == snap_b.wakes.statuses
+        assert list(a.index.entries) == list(b.index.entries)
+        assert a.index.fold.messages == b.index.fold.messages
+        assert a.index.fold.message_dedupe == b.index.fold.message_dedupe
+        assert a.index.fold.members == b.index.fold.members
+    assert [x.code for x in plain.check()] == [x.code for x in again.check()]
+    pd.testing.assert_frame_equal(plain.records_df(), again.records_df())
+
+
+def test_random_cursors_of_generated_histories(tmp_path, store):
+    rng = random.Random(3)
+    for seed in (1, 2):
+        path = tmp_path / f"g{seed}.db"
+        generate(path, pools=2, records=500, seed=seed)
+        for pool_id in poolscope.open(path, cache=store.root).pool_ids:
+            poolscope.open(path, cache=store.root).pool(pool_id)
+        plain, again = open_both(path, store)
+        assert_same_everywhere(plain, again, lambda head: rng.sample(range(head + 1), 60) + [head])
+
+
+# ----------------------------------------------------------- a grown file
+def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(gen_copy, store, monkeypatch):
+    everything = rows(gen_copy)
+    pool_id = everything[0][0]
+    mine = [r for r in everything if r[0] == pool_id]
+    kept, appended = mine[:-150], mine[-150:]
+    conn = sqlite3.connect(gen_copy)
+    with conn:
+        conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, kept[-1][1]))
+    conn.close()
+    first = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert first.head == kept[-1][1] and not cached(first)
+    write_rows(gen_copy, appended)  # another process appends
+
+    decoded = []
+    original = PoolIndex._decode
+
+    def counting(self, rows_, last, *args, **kwargs):
+        rows_ = list(rows_)
+        decoded.extend(r[0] for r in rows_ if r[0] > last)
+        return original(self, rows_, last, *args, **kwargs)
+
+    monkeypatch.setattr(PoolIndex, "_decode", counting)
+    grown = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert cached(grown)
+    assert decoded == [r[1] for r in appended]  # only the new records were decoded
+    assert len(grown.index.entries.tail) == len(appended)
+    monkeypatch.setattr(PoolIndex, "_decode", original)
+    plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
+    for cursor in list(range(0, grown.head + 1, 7)) + [first.head, first.head + 1, grown.head]:
+        assert snapshot_text(grown, cursor) == snapshot_text(plain, cursor)
+    pd.testing.assert_frame_equal(grown.records_df(), plain.records_df())
+    pd.testing.assert_frame_equal(grown.messages_df(), plain.messages_df())
+    # the extended index was saved: the next open decodes nothing
+    decoded.clear()
+    monkeypatch.setattr(PoolIndex, "_decode", counting)
+    third = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert decoded == [] and cached(third) and third.index.entries.base_rows == len(mine)
+    assert snapshot_text(third, third.head) == snapshot_text(plain, plain.head)
+
+
+def test_refresh_and_follow_fold_only_what_was_appended(gen_copy, store, monkeypatch):
+    everything = rows(gen_copy)
+    pool_id = everything[0][0]
+    mine = [r for r in everything if r[0] == pool_id]
+    conn = sqlite3.connect(gen_copy)
+    with conn:
+        conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, mine[-40][1]))
+    conn.close()
+    for use_cache in (store.root, store.root, False):  # built, restored from the cache, no cache
+        history = poolscope.open(gen_copy, cache=use_cache).pool(pool_id)
+        head = history.head
+        decoded = []
+        original = PoolIndex._decode
+
+        def counting(self, rows_, last, *args, **kwargs):
+            rows_ = list(rows_)
+            decoded.extend(r[0] for r in rows_ if r[0] > last)
+            return original(self, rows_, last, *args, **kwargs)
+
+        monkeypatch.setattr(PoolIndex, "_decode", counting)
+        write_rows(gen_copy, [r for r in mine if head < r[1] <= head + 10])
+        assert history.refresh() == 10
+        assert decoded == list(range(head + 1, head + 11))
+        followed = [r.cursor for r in history.follow(idle_timeout=0.05, poll=0.01)]
+        assert followed == []
+        monkeypatch.setattr(PoolIndex, "_decode", original)
+        plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
+        assert snapshot_text(history, history.head) == snapshot_text(plain, plain.head)
+        conn = sqlite3.connect(gen_copy)
+        with conn:
+            conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, head))
+        conn.close()
+
+
+# ------------------------------------------------- a different file, same path
+def _same_length_edit(text: str) -> str:
+    """Change one character of a string value, keeping the JSON valid and its length."""
+    at = text.index('"content_ref":"') + len('"content_ref":"')
+    return text[:at] + ("X" if text[at] != "X" else "Y") + text[at + 1 :]
+
+
+@pytest.mark.parametrize("how", ["rewritten in place", "replaced", "truncated", "vacuumed", "restored from a backup"])
+def test_a_changed_file_is_never_served_from_a_stale_entry(gen_copy, tmp_path, store, how):
+    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
+    backup = tmp_path / "backup.db"
+    shutil.copy(gen_copy, backup)
+    before = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert len(store.entries()) == 1
+    info = os.stat(gen_copy)
+    if how == "rewritten in place":
+        conn = sqlite3.connect(gen_copy)
+        seq, text = conn.execute(
+            "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'run_message' "
+            "ORDER BY seq LIMIT 1 OFFSET 100",
+            (pool_id,),
+        ).fetchone()
+        with conn:
+            conn.execute(
+                "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
+                (_same_length_edit(text), pool_id, seq),
+            )
+        conn.close()
+    elif how == "replaced":
+        other = tmp_path / "other.db"
+        generate(other, pools=2, records=600, seed=6)
+        shutil.copy(other, gen_copy)
+    elif how == "truncated":
+        conn = sqlite3.connect(gen_copy)
+        with conn:
+            conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, before.head - 30))
+        conn.close()
+    elif how == "vacuumed":
+        conn = sqlite3.connect(gen_copy)
+        with conn:
+            conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, before.head - 5))
+        conn.execute("VACUUM")
+        conn.close()
+    else:  # a newer state first (opened and cached), then the older backup copied back
+        write_rows(gen_copy, [])
+        shutil.copy(backup, tmp_path / "newer.db")
+        conn = sqlite3.connect(gen_copy)
+        with conn:
+            conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, before.head - 50))
+        conn.close()
+        poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+        shutil.copy(backup, gen_copy)
+    if os.stat(gen_copy).st_size == info.st_size:
+        os.utime(gen_copy, ns=(info.st_atime_ns, info.st_mtime_ns))  # same size and same mtime too
+    plain, again = open_both(gen_copy, store)
+    assert_same_everywhere(plain, again, lambda head: range(0, head + 1))
+    if how == "rewritten in place":
+        assert plain.pool(pool_id).head == before.head
+    # the entry was rebuilt for the new content: used as is next time
+    third = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert cached(third), third.db.cache.last_miss
+    assert third.head == plain.pool(pool_id).head and third.index.entries.tail == []
+
+
+# ------------------------------------------------------------ a bad entry
+def _data_file(store: IndexCache) -> Path:
+    (data,) = store.root.glob("*.arrow")
+    return data
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated data",
+        "flipped bytes",
+        "empty data",
+        "data deleted",
+        "garbage manifest",
+        "older format",
+        "wrong python",
+    ],
+)
+def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, store, damage):
+    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    (entry,) = store.entries()
+    data = _data_file(store)
+    blob = data.read_bytes()
+    if damage == "truncated data":
+        data.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flipped bytes":
+        middle = len(blob) // 2
+        data.write_bytes(blob[:middle] + bytes(b ^ 0x5A for b in blob[middle : middle + 64]) + blob[middle + 64 :])
+    elif damage == "empty data":
+        data.write_bytes(b"")
+    elif damage == "data deleted":
+        data.unlink()
+    elif damage == "garbage manifest":
+        entry.manifest.write_bytes(b"\x00{not json")
+    else:
+        outer = json.loads(entry.manifest.read_text())
+        if damage == "older format":
+            outer["body"]["format"] = cache_module.FORMAT - 1
+        else:
+            outer["body"]["python"] = [2, 7]
+        import hashlib
+
+        body = json.dumps(outer["body"], sort_keys=True).encode()
+        outer["sha256"] = hashlib.sha256(body).hexdigest()
+        entry.manifest.write_text(json.dumps(outer))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain, again = open_both(gen_copy, store)
+        history = again.pool(pool_id)
+    assert not cached(history)  # rebuilt from the log ...
+    assert_same_everywhere(plain, again, lambda head: range(0, head + 1, 3))
+    (rewritten,) = [e for e in store.entries() if e.pool_id == pool_id]  # ... and saved again
+    assert rewritten.format == cache_module.FORMAT
+    assert cached(poolscope.open(gen_copy, cache=store.root).pool(pool_id))
+    assert len(list(store.root.glob("*.arrow"))) == len(store.entries())
+
+
+# --------------------------------------------------------- two at once
+def test_two_processes_opening_the_same_pool_at_once_both_work(gen_copy, store):
+    plain = poolscope.open(gen_copy, cache=False)
+    pool_id = plain.pool_ids[0]
+    expected = plain.pool(pool_id).snapshot().to_json()
+    code = (
+        "import sys, poolscope, poolscope.cache as c\n"
+        "c.BACKGROUND_THRESHOLD = 0\n"
+        "for _ in range(3):\n"
+        "    db = poolscope.open(sys.argv[1], cache=sys.argv[2])\n"
+        "    print(db.pool(sys.argv[3]).snapshot().to_json())\n"
+    )
+    args = [sys.executable, "-c", code, str(gen_copy), str(store.root), pool_id]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.splitlines() == [expected] * 3
+        assert "Traceback" not in err
+    assert not list(store.root.glob("*.tmp")) and not list(store.root.glob(".*"))
+    assert len(list(store.root.glob("*.arrow"))) == 1
+    again = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert cached(again) and again.snapshot().to_json() == expected
+
+
+def test_a_large_index_is_saved_by_a_helper_process(gen_copy, store, monkeypatch):
+    monkeypatch.setattr(cache_module, "BACKGROUND_THRESHOLD", 1)
+    plain = poolscope.open(gen_copy, cache=False)
+    pool_id = plain.pool_ids[0]
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    cache_module.wait()
+    again = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert cached(again)
+    assert snapshot_text(again, again.head) == snapshot_text(plain.pool(pool_id), again.head)
+
+
+# ------------------------------------------------- where it lives, or not
+def test_the_database_and_its_folder_never_change(gen_copy, store):
+    folder = gen_copy.parent
+    before = listing(folder)
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    try:
+        for _ in range(2):
+            db = poolscope.open(gen_copy, cache=store.root)
+            for history in db.pools():
+                history.snapshot()
+            db.close()
+    finally:
+        folder.chmod(mode)
+    assert listing(folder) == before
+    assert store.entries() and not str(store.root).startswith(str(folder))
+
+
+def test_cache_dir_env_var_then_xdg_then_home(tmp_path, gen_copy, monkeypatch):
+    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(tmp_path / "explicit"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    poolscope.open(gen_copy).pool(pool_id)
+    assert len(IndexCache(tmp_path / "explicit").entries()) == 1
+    assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
+    monkeypatch.delenv("POOLSCOPE_CACHE_DIR")
+    poolscope.open(gen_copy).pool(pool_id)
+    assert len(IndexCache(tmp_path / "xdg" / "poolscope").entries()) == 1
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    poolscope.open(gen_copy).pool(pool_id)
+    assert len(IndexCache(tmp_path / "home" / ".cache" / "poolscope").entries()) == 1
+    assert cache_module.default_dir() == tmp_path / "home" / ".cache" / "poolscope"
+
+
+def test_cache_false_reads_and_writes_nothing_anywhere(tmp_path, gen_copy, monkeypatch):
+    for name in ("POOLSCOPE_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    before = listing(gen_copy.parent)
+    db = poolscope.open(gen_copy, cache=False)
+    for history in db.pools():
+        history.snapshot()
+        history.records_df()
+        assert not cached(history)
+    assert db.cache is None and db.cache_entries() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]
+    assert listing(gen_copy.parent) == before
+    # an existing entry is not read either
+    poolscope.open(gen_copy).pool(db.pool_ids[0])
+    assert len(cache_module.entries()) == 1
+    assert not cached(poolscope.open(gen_copy, cache=False).pool(db.pool_ids[0]))
+
+
+def test_a_cache_folder_that_cannot_be_written_means_no_cache_and_one_warning(tmp_path, gen_copy):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    pool_ids = poolscope.open(gen_copy, cache=False).pool_ids
+    cache_module._warned.clear()
+    with pytest.warns(cache_module.CacheWarning) as caught:
+        db = poolscope.open(gen_copy, cache=blocker / "cache")
+        for pool_id in pool_ids:
+            assert not cached(db.pool(pool_id))
+            db.pool(pool_id).snapshot()
+        poolscope.open(gen_copy, cache=blocker / "cache").pool(pool_ids[0])
+    assert len(caught) == 1 and "cache" in str(caught[0].message)
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_a_read_only_cache_folder(tmp_path, gen_copy):  # pragma: no cover - not run as root
+    root = tmp_path / "ro"
+    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
+    poolscope.open(gen_copy, cache=root).pool(pool_id)  # an entry exists ...
+    before = listing(root)
+    root.chmod(0o555)
+    try:
+        cache_module._warned.clear()
+        history = poolscope.open(gen_copy, cache=root).pool(pool_id)  # ... and is still read
+        assert cached(history)
+        other = tmp_path / "other.db"
+        shutil.copy(gen_copy, other)
+        with pytest.warns(cache_module.CacheWarning):
+            assert not cached(poolscope.open(other, cache=root).pool(pool_id))
+    finally:
+        root.chmod(0o755)
+    assert {k: v[0] for k, v in listing(root).items()} == {k: v[0] for k, v in before.items()}
+
+
+def test_a_read_only_cache_location_works_without_a_cache(tmp_path, gen_copy, monkeypatch):
+    # /proc is read-only for everyone, root included
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", "/proc/poolscope-cache")
+    cache_module._warned.clear()
+    with pytest.warns(cache_module.CacheWarning):
+        db = poolscope.open(gen_copy)
+        history = db.pool(db.pool_ids[0])
+    assert not cached(history) and history.snapshot().cursor == history.head
+
+
+# ------------------------------------------------------------- managing
+def test_least_recently_used_entries_go_first_under_the_size_cap(tmp_path, store, monkeypatch):
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"lru{i}.db"
+        generate(path, pools=1, records=300, seed=20 + i)
+        paths.append(path)
+    poolscope.open(paths[0], cache=store.root).pool(poolscope.open(paths[0], cache=False).pool_ids[0])
+    one = store.size()
+    monkeypatch.setenv("POOLSCOPE_CACHE_SIZE", str(int(one * 2.5)))
+    for path in paths[1:]:
+        poolscope.open(path, cache=store.root).pool(poolscope.open(path, cache=False).pool_ids[0])
+    kept = {e.db for e in store.entries()}
+    assert kept == {str(paths[1].resolve()), str(paths[2].resolve())}
+    assert store.size() <= int(one * 2.5)
+    monkeypatch.setenv("POOLSCOPE_CACHE_SIZE", "0")
+    assert store.evict() == 2 and store.entries() == []
+
+
+def test_cache_info_and_clear_on_the_command_line(tmp_path, monkeypatch, generated):
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(tmp_path / "c"))
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    shutil.copy(generated, a)
+    shutil.copy(generated, b)
+    for path in (a, b):
+        db = poolscope.open(path)
+        for history in db.pools():
+            history.snapshot()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["cache", "info"])
+    assert result.exit_code == 0, result.output
+    assert str(a.resolve()) in result.output and str(b.resolve()) in result.output
+    assert str(tmp_path / "c") in result.output
+    result = runner.invoke(cli, ["cache", "info", "--json"])
+    info = json.loads(result.output)
+    assert len(info["entries"]) == 4 and info["folder"] == str(tmp_path / "c")
+    assert all(e["bytes"] > 0 and e["records"] > 0 for e in info["entries"])
+    result = runner.invoke(cli, ["cache", "clear", str(a)])
+    assert result.exit_code == 0 and "2" in result.output
+    assert {e.db for e in cache_module.entries()} == {str(b.resolve())}
+    a.unlink()  # an entry of a deleted database can still be cleared by its path
+    result = runner.invoke(cli, ["cache", "clear"])
+    assert result.exit_code == 0 and cache_module.entries() == []
+    assert poolscope.open(b).cache_entries() == []
