@@ -164,7 +164,8 @@ def entries_table(index: PoolIndex) -> pa.Table:
     """The index as one Arrow table (see :meth:`PoolIndex.export_state`)."""
     import pyarrow as pa
 
-    from .index import TRANSPOSE_BATCH as BATCH, transpose as _transpose
+    from .index import TRANSPOSE_BATCH as BATCH
+    from .index import transpose as _transpose
 
     entries = index.entries
     n = len(entries)
@@ -363,7 +364,8 @@ class CachedEntries(Sequence):
         return np.concatenate([base, tail])
 
     def status_codes(self) -> np.ndarray:
-        from .index import MESSAGE_CODE as _MESSAGE_CODE, WAKE_CODE as _WAKE_CODE
+        from .index import MESSAGE_CODE as _MESSAGE_CODE
+        from .index import WAKE_CODE as _WAKE_CODE
 
         base = self.column_numpy("status_code").astype(np.int8, copy=False)
         if not self.tail:
