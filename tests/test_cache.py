@@ -170,19 +170,19 @@ def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(ge
     write_rows(gen_copy, appended)  # another process appends
 
     decoded = []
-    original = PoolIndex._decode
+    original = PoolIndex.decode
 
     def counting(self, rows_, last, *args, **kwargs):
         rows_ = list(rows_)
         decoded.extend(r[0] for r in rows_ if r[0] > last)
         return original(self, rows_, last, *args, **kwargs)
 
-    monkeypatch.setattr(PoolIndex, "_decode", counting)
+    monkeypatch.setattr(PoolIndex, "decode", counting)
     grown = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
     assert cached(grown)
     assert decoded == [r[1] for r in appended]  # only the new records were decoded
     assert len(grown.index.entries.tail) == len(appended)
-    monkeypatch.setattr(PoolIndex, "_decode", original)
+    monkeypatch.setattr(PoolIndex, "decode", original)
     plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
     for cursor in list(range(0, grown.head + 1, 7)) + [first.head, first.head + 1, grown.head]:
         assert snapshot_text(grown, cursor) == snapshot_text(plain, cursor)
@@ -190,7 +190,7 @@ def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(ge
     pd.testing.assert_frame_equal(grown.messages_df(), plain.messages_df())
     # the extended index was saved: the next open decodes nothing
     decoded.clear()
-    monkeypatch.setattr(PoolIndex, "_decode", counting)
+    monkeypatch.setattr(PoolIndex, "decode", counting)
     third = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
     assert decoded == [] and cached(third) and third.index.entries.base_rows == len(mine)
     assert snapshot_text(third, third.head) == snapshot_text(plain, plain.head)
@@ -208,20 +208,20 @@ def test_refresh_and_follow_fold_only_what_was_appended(gen_copy, store, monkeyp
         history = poolscope.open(gen_copy, cache=use_cache).pool(pool_id)
         head = history.head
         decoded = []
-        original = PoolIndex._decode
+        original = PoolIndex.decode
 
         def counting(self, rows_, last, *args, **kwargs):
             rows_ = list(rows_)
             decoded.extend(r[0] for r in rows_ if r[0] > last)
             return original(self, rows_, last, *args, **kwargs)
 
-        monkeypatch.setattr(PoolIndex, "_decode", counting)
+        monkeypatch.setattr(PoolIndex, "decode", counting)
         write_rows(gen_copy, [r for r in mine if head < r[1] <= head + 10])
         assert history.refresh() == 10
         assert decoded == list(range(head + 1, head + 11))
         followed = [r.cursor for r in history.follow(idle_timeout=0.05, poll=0.01)]
         assert followed == []
-        monkeypatch.setattr(PoolIndex, "_decode", original)
+        monkeypatch.setattr(PoolIndex, "decode", original)
         plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
         assert snapshot_text(history, history.head) == snapshot_text(plain, plain.head)
         conn = sqlite3.connect(gen_copy)
