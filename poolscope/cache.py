@@ -77,11 +77,15 @@ SPOT_CHECKS = 256
 SPOT_CHECKS_CHANGED = 2048
 #: Indexes of at least this many records are saved by a forked helper process,
 #: so that the open returns while the entry is written.  0: always in this process.
-BACKGROUND_THRESHOLD = 50_000
+BACKGROUND_THRESHOLD = 5_000
 #: Folding fewer new records than this on top of a cached index does not rewrite the entry... unless
 #: the entry would otherwise fall behind: every extension is saved (see :func:`restore`).
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 
+#: After this many entries read one at a time (or a slice this long), a
+#: restored index makes all its entries at once: code that loops over entries
+#: then runs at list speed.
+MATERIALIZE_AFTER = 2000
 _FIELDS = Entry._fields
 _STRING_FIELDS = ("key", "idem", "reply_to", "journal_cursor")
 _DICT_FIELDS = ("status", "run_id", "agent_id", "sender", "target_type", "target_id")
@@ -240,6 +244,7 @@ class CachedEntries(Sequence):
         self._columns = {name: table.column(name) for name in table.column_names}
         self._lists: dict[str, list] = {}
         self._all: list[Entry] | None = None
+        self._point_reads = 0
 
     def base_table(self) -> pa.Table:
         return self._table
@@ -261,6 +266,8 @@ class CachedEntries(Sequence):
             return self._all[i]
         if isinstance(i, slice):
             start, stop, step = i.indices(len(self))
+            if len(range(start, stop, step)) > MATERIALIZE_AFTER:
+                return self.materialize()[i]
             return self.take(range(start, stop, step))
         i = int(i)
         if i < 0:
@@ -269,6 +276,9 @@ class CachedEntries(Sequence):
             return self.tail[i - self.base_rows]
         if i < 0:
             raise IndexError("entry index out of range")
+        self._point_reads += 1
+        if self._point_reads > MATERIALIZE_AFTER:  # a loop over many entries: make them all once
+            return self.materialize()[i]
         return self.take([i])[0]
 
     def __iter__(self) -> Iterator[Entry]:
