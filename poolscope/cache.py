@@ -249,6 +249,10 @@ class CachedEntries(Sequence):
     def base_table(self) -> pa.Table:
         return self._table
 
+    def column(self, name: str) -> pa.ChunkedArray:
+        """A column of the cached records, as Arrow."""
+        return self._columns[name]
+
     def column_numpy(self, name: str) -> np.ndarray:
         """A numeric column of the cached records (zero copy when possible)."""
         column = self._columns[name]

@@ -36,6 +36,9 @@ from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry,
 NEVER = np.iinfo(np.int64).max
 #: Entries transposed at a time by :meth:`PoolIndex.entry_columns` (while they are in the CPU's cache).
 TRANSPOSE_BATCH = 4096
+#: Records folded on top of an index restored from the cache while its fold's
+#: key dicts are only looked up key by key (beyond, they are rebuilt whole).
+SEED_LIMIT = 200_000
 
 #: Interned status and target strings (the index shares one str per value).
 _MESSAGE_STATUS = {s: s for s in wire.MESSAGE_STATUSES}
@@ -152,6 +155,7 @@ class PoolIndex:
         self.duplicates: list[int] = []
         self._state = PoolFold()
         self._fold_pending = False  # restored: the fold's key dicts are rebuilt on first use
+        self._seeded: dict[str, set] | None = None  # restored, then extended: keys looked up so far
         self._arrays: dict[str, np.ndarray] | None = None
         self._ranks: dict[str, np.ndarray] = {}
         self._shared: dict[str, str] = {}
@@ -226,6 +230,7 @@ class PoolIndex:
         }
         return table, meta
 
+    @gc_paused()
     def restore_state(self, table: Any, meta: dict) -> None:
         """Take over a state :meth:`export_state` saved (columns memory-mapped,
         nothing decoded: entries are made from the columns when read)."""
@@ -264,20 +269,55 @@ class PoolIndex:
         for namespace in ("messages", "wakes"):
             self._ranks[f"codes:{namespace}"] = code[arrays[namespace]]
 
+    @gc_paused()
     def _rebuild_fold(self) -> None:
-        """The fold's key -> position dicts of a restored index, from its columns:
-        the current record of each key is the one nothing replaced."""
+        """The fold's key -> position dicts of a restored index, from its columns
+        (the records folded on top included): the current record of each key is
+        the one nothing replaced, a dedupe key points at its latest record."""
         self._fold_pending = False
+        self._seeded = None
         state = self._state
-        base = len(self.entries) if self._next_list is None else len(self._next_list)
-        nexts = np.asarray(self.next_seq[:base], dtype=np.int64)
-        kind = self.entries.kind_array()[:base]
+        arrays = self.arrays()
+        kind, nexts = arrays["kind"], arrays["next"]
         for namespace, code in (("members", MEMBER_JOINED), ("messages", RUN_MESSAGE), ("wakes", WAKE)):
             live = np.flatnonzero((kind == code) & (nexts == NEVER))
             setattr(state, namespace, dict(zip(self.field("key", live), live.tolist())))
         for namespace, code in (("message_dedupe", RUN_MESSAGE), ("wake_dedupe", WAKE)):
             positions = np.flatnonzero(kind == code)
             setattr(state, namespace, dict(zip(self.field("idem", positions), positions.tolist())))
+
+    def _seed(self, entries: list[Entry]) -> None:
+        """Before folding ``entries`` on top of a restored index whose key dicts
+        are not rebuilt yet: put into the dicts the current position of each
+        key these entries touch for the first time (looked up in the cached
+        columns), so that the fold costs what is appended, not the whole pool.
+        The dedupe dicts are only written by the fold; they, and the rest of
+        the dicts, are rebuilt from the columns when :attr:`fold` is read."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self._seeded is None:
+            self._seeded = {"members": set(), "messages": set(), "wakes": set()}
+        cached = self.entries
+        state = self._state
+        base = cached.base_rows
+        for namespace, code, kinds in (
+            ("members", MEMBER_JOINED, (MEMBER_JOINED, MEMBER_LEFT)),
+            ("messages", RUN_MESSAGE, (RUN_MESSAGE,)),
+            ("wakes", WAKE, (WAKE,)),
+        ):
+            known = self._seeded[namespace]
+            wanted = {e[1] for e in entries if e[0] in kinds and e[1] not in known}
+            if not wanted:
+                continue
+            known.update(wanted)
+            # keys not touched since the restore: their current record is the cached one nothing replaced
+            kind = cached.column_numpy("kind")
+            live = np.flatnonzero((kind == code) & (self._next_base[:base] == NEVER))
+            keys = cached.column("key").take(live)
+            hit = pc.is_in(keys, value_set=pa.array(list(wanted), type=pa.string())).to_numpy(zero_copy_only=False)
+            found = live[hit]
+            getattr(state, namespace).update(zip(self.field("key", found), found.tolist()))
 
     # ----------------------------------------------------------- building
     def load(self, conn: sqlite3.Connection, progress: bool | None = None) -> int:
@@ -309,7 +349,12 @@ class PoolIndex:
         if not seqs:
             return
         start = len(self.seqs)
-        prevs = self.fold.apply_many(start, seqs, entries)
+        if self._fold_pending and len(entries) + len(self.entries) - self.entries.base_rows <= SEED_LIMIT:
+            self._seed(entries)  # restored from the cache: look up only the keys these records touch
+            state = self._state
+        else:
+            state = self.fold
+        prevs = state.apply_many(start, seqs, entries)
         next_seq = self.next_seq
         next_seq.extend([NEVER] * len(entries))
         for seq, prev in zip(seqs, prevs):

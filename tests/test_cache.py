@@ -188,6 +188,9 @@ def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(ge
         assert snapshot_text(grown, cursor) == snapshot_text(plain, cursor)
     pd.testing.assert_frame_equal(grown.records_df(), plain.records_df())
     pd.testing.assert_frame_equal(grown.messages_df(), plain.messages_df())
+    for name in ("members", "messages", "wakes", "message_dedupe", "wake_dedupe", "config", "cursor", "count"):
+        assert getattr(grown.index.fold, name) == getattr(plain.index.fold, name), name
+    assert grown.index.next_seq == plain.index.next_seq
     # the extended index was saved: the next open decodes nothing
     decoded.clear()
     monkeypatch.setattr(PoolIndex, "decode", counting)
@@ -531,3 +534,29 @@ def test_cache_info_and_clear_on_the_command_line(tmp_path, monkeypatch, generat
     result = runner.invoke(cli, ["cache", "clear"])
     assert result.exit_code == 0 and cache_module.entries() == []
     assert poolscope.open(b).cache_entries() == []
+
+
+def test_records_folded_in_several_steps_on_a_restored_index_equal_a_full_load(gen_copy, store):
+    everything = rows(gen_copy)
+    pool_id = everything[0][0]
+    mine = [r for r in everything if r[0] == pool_id]
+    cut = len(mine) // 2
+    conn = sqlite3.connect(gen_copy)
+    with conn:
+        conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, mine[cut][1]))
+    conn.close()
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    history = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert cached(history)
+    for chunk in (mine[cut + 1 : cut + 2], mine[cut + 2 : cut + 60], mine[cut + 60 :]):
+        write_rows(gen_copy, chunk)
+        assert history.refresh() == len(chunk)
+        plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
+        assert history.index.next_seq == plain.index.next_seq
+        assert snapshot_text(history, history.head) == snapshot_text(plain, plain.head)
+    for name in ("members", "messages", "wakes", "message_dedupe", "wake_dedupe", "count", "cursor"):
+        assert getattr(history.index.fold, name) == getattr(plain.index.fold, name), name
+    write_rows(gen_copy, [])
+    assert [snapshot_text(history, k) for k in range(0, history.head + 1, 5)] == [
+        snapshot_text(plain, k) for k in range(0, plain.head + 1, 5)
+    ]
