@@ -301,6 +301,7 @@ class PoolIndex:
         cached = self.entries
         state = self._state
         base = cached.base_rows
+        nexts = self._next_base if self._next_base is not None else np.zeros(0, dtype=np.int64)
         for namespace, code, kinds in (
             ("members", MEMBER_JOINED, (MEMBER_JOINED, MEMBER_LEFT)),
             ("messages", RUN_MESSAGE, (RUN_MESSAGE,)),
@@ -313,7 +314,7 @@ class PoolIndex:
             known.update(wanted)
             # keys not touched since the restore: their current record is the cached one nothing replaced
             kind = cached.column_numpy("kind")
-            live = np.flatnonzero((kind == code) & (self._next_base[:base] == NEVER))
+            live = np.flatnonzero((kind == code) & (nexts[:base] == NEVER))
             keys = cached.column("key").take(live)
             hit = pc.is_in(keys, value_set=pa.array(list(wanted), type=pa.string())).to_numpy(zero_copy_only=False)
             found = live[hit]
