@@ -691,6 +691,10 @@ class IndexCache:
             return False
         if background is None:
             background = 0 < BACKGROUND_THRESHOLD <= len(index)
+        if background:
+            # columns the parent reads for every snapshot: made before the fork, so that the child
+            # shares them and the parent does not touch (copy) every entry's page while the child runs
+            index.arrays()
         if background and _start_background(self, index, print_):
             return True
         return self._write(index, print_)
