@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import raw_snapshot_lines
+from helpers import raw_snapshot_lines
 
 import poolscope
 from poolscope import cache as cache_module
