@@ -68,7 +68,7 @@ FORMAT = 1
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
 #: Default size cap of the cache folder (bytes); least recently used entries go first.
-DEFAULT_MAX_BYTES = 4 * 1024**3
+DEFAULT_MAX_BYTES = 4_000_000_000
 #: Covered records whose payload hash an entry stores (first, last, and evenly spaced between).
 SAMPLES = 64
 #: Random covered records whose hash is checked against the file on every

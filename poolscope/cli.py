@@ -426,7 +426,9 @@ def cache_info(as_json: bool) -> None:
         ]
         click.echo(json.dumps({"folder": str(folder), "bytes": total, "max_bytes": max_bytes(), "entries": rows}))
         return
-    click.echo(f"{folder}: {len(found)} entries, {_size(total)} (cap {_size(max_bytes())})")
+    click.echo(
+        f"{folder}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_size(total)} (cap {_size(max_bytes())})"
+    )
     for e in found:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         gone = "" if e.db_exists else "  (database gone)"
