@@ -72,12 +72,6 @@ sys.path.insert(0, str(HERE))
 
 from make_pool import DEFAULT_MEMBERS_CAP, DEFAULT_RECORDS, DEFAULT_SEED, OUT, ensure_pool, meta_path
 
-# poolscope's index cache (poolscope.cache) is off for every benchmark unless it
-# asks for it: the cold loads the scripts measure must not become cache hits on a
-# second run, and nothing goes to ~/.cache.  bench_cache.py passes its own folder.
-os.environ.setdefault("POOLSCOPE_CACHE_DIR", str(OUT / "poolscope-cache"))
-os.environ.setdefault("POOLSCOPE_CACHE_SIZE", "0")
-
 __all__ = [
     "OUT",
     "PoolFacts",
@@ -413,6 +407,11 @@ class Run:
     """
 
     def __init__(self, args: argparse.Namespace, *modules: str) -> None:
+        # poolscope's index cache (poolscope.cache) is off for the run and its children unless
+        # a script asks for it: the cold loads measured must not become cache hits on a second
+        # run, and nothing goes to ~/.cache.  bench_cache.py passes its own folder.
+        os.environ.setdefault("POOLSCOPE_CACHE_DIR", str(OUT / "poolscope-cache"))
+        os.environ.setdefault("POOLSCOPE_CACHE_SIZE", "0")
         self.args = args
         self.modules = modules
         self.info = machine(*modules)

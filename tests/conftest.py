@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,22 @@ import pytest
 from helpers import ARTIFACTS, ORACLES, SAMPLE_DB, history_id, tree_state
 
 import poolscope
+
+#: What the index cache reads from the environment (the session's folder is set in the root conftest).
+_CACHE_ENV = ("POOLSCOPE_CACHE_DIR", "POOLSCOPE_CACHE_SIZE", "XDG_CACHE_HOME", "HOME")
+os.environ.pop("POOLSCOPE_CACHE_SIZE", None)
+
+
+@pytest.fixture(autouse=True)
+def _cache_environment() -> Iterator[None]:
+    """No test leaves the cache's environment changed for the next (the bench harness's Run sets it)."""
+    saved = {name: os.environ.get(name) for name in _CACHE_ENV}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def pytest_report_header(config):
