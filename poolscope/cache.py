@@ -80,6 +80,8 @@ SPOT_CHECKS_CHANGED = 2048
 BACKGROUND_THRESHOLD = 5_000
 #: Folding fewer new records than this on top of a cached index does not rewrite the entry... unless
 #: the entry would otherwise fall behind: every extension is saved (see :func:`restore`).
+#: Seconds after which a data file no manifest names is another writer's leftover, not its work in progress.
+STALE_AFTER = 60
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 
 #: After this many entries read one at a time (or a slice this long), a
@@ -748,12 +750,14 @@ class IndexCache:
             )
             manifest_tmp = self.root / f".{key}.{token}.json.tmp"
             manifest_tmp.write_text(text)
+            before = self._read_manifest(self._manifest_path(key))
+            previous = before.get("data") if before else None
             os.replace(manifest_tmp, self._manifest_path(key))
         except OSError as error:
             tmp.unlink(missing_ok=True)
             _warn_once(f"poolscope's index cache is off: cannot write {self.root} ({error})")
             return False
-        self._drop_stale(key)
+        self._drop_stale(key, previous, data_name)
         self.evict()
         return True
 
@@ -778,16 +782,21 @@ class IndexCache:
             return None
         return hashes
 
-    def _drop_stale(self, key: str) -> None:
-        """Remove the data files of ``key`` its manifest no longer names."""
+    def _drop_stale(self, key: str, previous: str | None, mine: str) -> None:
+        """Remove the data file the manifest named before ours (if it is not the
+        current one), and others of ``key`` no manifest names that are old
+        enough not to be another writer's, about to be named."""
         body = self._read_manifest(self._manifest_path(key))
         current = body.get("data") if body else None
+        now = time.time()
         for path in self.root.glob(f"{key}.*.arrow"):
-            if path.name != current:
-                try:
+            if path.name in (current, mine):
+                continue
+            try:
+                if path.name == previous or now - path.stat().st_mtime > STALE_AFTER:
                     path.unlink()
-                except OSError:
-                    pass
+            except OSError:
+                pass
 
     # ----------------------------------------------------------- managing
     def entries(self) -> list[EntryInfo]:
