@@ -352,7 +352,8 @@ def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, sto
     (rewritten,) = [e for e in store.entries() if e.pool_id == pool_id]  # ... and saved again
     assert rewritten.format == cache_module.FORMAT
     assert cached(poolscope.open(gen_copy, cache=store.root).pool(pool_id))
-    assert len(list(store.root.glob("*.arrow"))) == len(store.entries())
+    if damage != "garbage manifest":  # else the old data file is unnamed: removed once a minute old
+        assert len(list(store.root.glob("*.arrow"))) == len(store.entries())
 
 
 # --------------------------------------------------------- two at once
