@@ -374,6 +374,10 @@ class PoolHistory(_Frames):
             self._index = self._build_index()
         return self._index
 
+    @index.setter
+    def index(self, index: PoolIndex) -> None:  # a view made from another history's index (what-if)
+        self._index = index
+
     @property
     def loaded(self) -> bool:
         """Whether the index is in memory (built or restored) yet."""
