@@ -357,6 +357,8 @@ class Database(_Frames):
 class PoolHistory(_Frames):
     """The append-only log of one pool and everything derived from it."""
 
+    _index: PoolIndex | None = None
+
     def __init__(self, db: Database, pool_id: str) -> None:
         self.db = db
         self.pool_id = pool_id
