@@ -225,7 +225,7 @@ class PoolIndex:
             "created_seq": state.created_seq,
             "cursor": state.cursor,
             "count": state.count,
-            "problems": {seq: (type(e).__name__, e.problem) for seq, e in self.problems.items()},
+            "problems": {seq: (type(e).__name__, e.problem, e.code) for seq, e in self.problems.items()},
             "duplicates": list(self.duplicates),
         }
         return table, meta
@@ -248,8 +248,11 @@ class PoolIndex:
         self._state = state
         self._fold_pending = True
         self.problems = {}
-        for seq, (name, problem) in meta["problems"].items():
-            error = getattr(errors, name, CorruptRecordError)(problem, path=self.path, pool_id=self.pool_id, seq=seq)
+        for seq, (name, problem, code) in meta["problems"].items():
+            kind = getattr(errors, name, None)
+            if not (isinstance(kind, type) and issubclass(kind, RecordError)):
+                kind = CorruptRecordError
+            error = kind(problem, path=self.path, pool_id=self.pool_id, seq=seq, code=code)
             self.problems[int(seq)] = error
         self.duplicates = list(meta["duplicates"])
         kind = entries.kind_array()

@@ -561,3 +561,28 @@ def test_records_folded_in_several_steps_on_a_restored_index_equal_a_full_load(g
     assert [snapshot_text(history, k) for k in range(0, history.head + 1, 5)] == [
         snapshot_text(plain, k) for k in range(0, plain.head + 1, 5)
     ]
+
+
+def test_damaged_records_keep_their_problem_and_code_in_the_cache(gen_copy, store):
+    conn = sqlite3.connect(gen_copy)
+    pool_id, seq = conn.execute(
+        "SELECT pool_id, seq FROM agent_pool_records ORDER BY rowid LIMIT 1 OFFSET 50"
+    ).fetchone()
+    with conn:
+        conn.execute(
+            "UPDATE agent_pool_records SET payload_json = '{not json' WHERE pool_id = ? AND seq = ?", (pool_id, seq)
+        )
+        conn.execute(
+            'UPDATE agent_pool_records SET payload_json = \'{"type":"wake"}\' WHERE pool_id = ? AND seq = ?',
+            (pool_id, seq + 3),
+        )
+    conn.close()
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    plain, again = open_both(gen_copy, store)
+    a, b = plain.pool(pool_id), again.pool(pool_id)
+    assert cached(b) and len(a.index.problems) == 2
+    for at, error in a.index.problems.items():
+        restored = b.index.problems[at]
+        assert (type(restored), restored.code, str(restored)) == (type(error), error.code, str(error))
+    assert [x.to_dict() for x in plain.check()] == [x.to_dict() for x in again.check()]
+    assert snapshot_text(a, seq) == snapshot_text(b, seq)
