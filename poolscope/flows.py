@@ -14,8 +14,18 @@ Both are computed with numpy from the pool's columnar index and
 
 Example::
 
-    >>> pool.flows_df(by="agent").query("status == 'failed'")     # doctest: +SKIP
-    >>> pool.latency_df().groupby(["from_status", "to_status"]).cursors.median()   # doctest: +SKIP
+    >>> pool.flows_df(by="agent").query("status == 'failed'").head(3)
+                      sender recipient  status  messages
+    11  agent.alpha.reviewer      <NA>  failed        25
+    12                  <NA>      <NA>  failed        23
+    16   agent.alpha.planner      <NA>  failed        14
+    >>> pool.latency_df().groupby(["from_status", "to_status"], observed=True).cursors.median().head(4)
+    from_status  to_status
+    accepted     delivered      1.0
+    delivered    responded    113.0
+                 timed_out    148.0
+                 cancelled     91.5
+    Name: cursors, dtype: float64
 """
 
 from __future__ import annotations
@@ -103,7 +113,13 @@ def flows_df(history: PoolHistory, upto: int | None = None, by: str = "run") -> 
     agent (the agent of the run's latest join at the message's latest
     record).  Rows: largest counts first.  Columns: :data:`FLOW_COLUMNS`.
 
-    >>> pool.flows_df(by="agent").head()   # doctest: +SKIP
+    >>> pool.flows_df(by="agent").head()
+                     sender             recipient     status  messages
+    0  agent.alpha.reviewer  agent.alpha.reviewer  delivered       133
+    1   agent.alpha.planner  agent.alpha.reviewer  delivered       119
+    2    agent.alpha.worker  agent.alpha.reviewer  delivered        95
+    3  agent.alpha.reviewer   agent.alpha.planner  delivered        90
+    4   agent.alpha.planner   agent.alpha.planner  delivered        89
     """
     _check_by(by)
     cursor = _cursor(history, upto)
@@ -155,7 +171,9 @@ def flow_matrix(history: PoolHistory, upto: int | None = None, by: str = "run") 
     no message went).  Senders and recipients by volume, largest first; a
     message delivered to nobody is in the column ``"(nobody)"``.
 
-    >>> volume, failure = flow_matrix(pool, by="agent")   # doctest: +SKIP
+    >>> volume, failure = flow_matrix(pool, by="agent")
+    >>> volume.shape == failure.shape
+    True
     """
     flows = flows_df(history, upto, by=by)
     flows = flows.assign(
@@ -196,7 +214,13 @@ def latency_df(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
     **cursors are the only clock the SDK records** (no wall-clock time).
     Columns: :data:`LATENCY_COLUMNS`.
 
-    >>> pool.latency_df().query("kind == 'message'").groupby("to_status").cursors.describe()   # doctest: +SKIP
+    >>> pool.latency_df().query("kind == 'message'").groupby("to_status", observed=True).cursors.median()
+    to_status
+    delivered      1.0
+    responded    113.0
+    timed_out    148.0
+    cancelled     91.5
+    Name: cursors, dtype: float64
     """
     _cursor(history, upto)
     index = history.index

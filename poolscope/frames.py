@@ -548,8 +548,9 @@ class Groups:
     latest record; :meth:`terminal_at` the first terminal status reached,
     :meth:`columns` fields of the latest record.
 
-    >>> groups = Groups(pool, None, "wakes")                  # doctest: +SKIP
-    >>> groups.columns("key")[0][:2], groups.terminal_at()[:2]  # doctest: +SKIP
+    >>> groups = Groups(pool, None, "wakes")
+    >>> groups.columns("key")[0][:2], groups.terminal_at()[:2]
+    (['wake.alpha.1', 'wake.alpha.2'], array([ 7, 62]))
     """
 
     def __init__(self, history: PoolHistory, upto: int | None, namespace: str, n_statuses: int | None = None) -> None:

@@ -8,10 +8,12 @@ so they answer in milliseconds on a million-record pool.
 
 Example::
 
-    >>> pool = poolscope.open("sample_data/demo.db").pool("pool.alpha")   # doctest: +SKIP
-    >>> pool.history_of("msg.alpha.17")                                     # doctest: +SKIP
-    >>> print(pool.explain("msg.alpha.17"))                                 # doctest: +SKIP
-    msg.alpha.17 was accepted at 120 from run.alpha.3 (agent.worker) to topic topic.review, ...
+    >>> pool = poolscope.open("sample_data/demo.db").pool("pool.alpha")
+    >>> pool.history_of("msg.alpha.17")[["cursor", "status_before", "status_after"]]
+       cursor status_before status_after
+    0      46           NaN       failed
+    >>> print(pool.explain("msg.alpha.17"))
+    msg.alpha.17 was first recorded as failed at 46 from run.alpha.ghost-17 to run run.alpha.planner-2. It was delivered to nobody (no recipient in its receipt at 46). Its sender run.alpha.ghost-17 was not a member at 46: it never joined this pool.
 """
 
 from __future__ import annotations
@@ -319,7 +321,12 @@ def history_of(history: PoolHistory, key: str, upto: int | None = None, *, key_t
     :class:`~poolscope.errors.UnknownKeyError`, whose ``suggestions`` are
     known keys that look like it.
 
-    >>> pool.history_of("msg.audit.7")[["cursor", "status_before", "status_after"]]   # doctest: +SKIP
+    >>> pool.history_of("msg.alpha.2")[["cursor", "role", "status_before", "status_after"]]
+       cursor     role status_before status_after
+    0      14  message           NaN     accepted
+    1      15  message      accepted    delivered
+    2      18  message     delivered    responded
+    3      27    reply           NaN       failed
     """
     n = _upto_position(history, upto)
     rel = relations(history.index)
@@ -937,8 +944,8 @@ def explain(history: PoolHistory, key: str, at: int | None = None, *, key_type: 
     Nothing is inferred beyond the records: no cause is given that the log
     does not show.  The same content is in ``facts``.
 
-    >>> print(pool.explain("msg.audit.5"))   # doctest: +SKIP
-    msg.audit.5 was first recorded as failed at 15 from run.audit.alpha (agent.audit.planner) to run run.audit.ghost-1. ...
+    >>> print(pool.explain("msg.alpha.1"))
+    msg.alpha.1 was first recorded as failed at 6 from run.alpha.planner-2 (agent.alpha.planner) to agent agent.alpha.worker. It was delivered to nobody (no recipient in its receipt at 6). At 6 agent agent.alpha.worker had 0 member runs. 1 message replied to it: msg.alpha.5 at 22.
     """
     n = _upto_position(history, at)
     ctx = _Context(history, n)
