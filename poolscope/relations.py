@@ -23,9 +23,10 @@ index (and again only when the index grew), each group on first use:
 
 Example::
 
-    >>> rel = relations(pool.index)                # doctest: +SKIP
-    >>> rel.run_mentions("run.audit.alpha")        # doctest: +SKIP
-    (array([ 2,  6,  7, ...]), array([0, 1, 1, ...]))
+    >>> rel = relations(pool.index)
+    >>> positions, roles = rel.run_mentions("run.alpha.planner-2")
+    >>> positions[:5], roles[:5]
+    (array([ 3,  5,  8,  9, 10]), array([0, 1, 4, 4, 4], dtype=int8))
 """
 
 from __future__ import annotations
