@@ -21,10 +21,23 @@ optionally cut at a cursor with a ``(pool, cursor)`` pair -- and returns a
 
 Example::
 
-    >>> a = poolscope.open("monday.db").pool("pool.alpha")       # doctest: +SKIP
-    >>> b = poolscope.open("tuesday.db").pool("pool.alpha")      # doctest: +SKIP
-    >>> c = poolscope.compare(a, b)                              # doctest: +SKIP
-    >>> c.first_divergence, c.summary.query("section == 'rates'")   # doctest: +SKIP
+    >>> from poolscope.generate import generate
+    >>> _ = generate("monday.db", pools=1, records=300, seed=1)
+    >>> _ = generate("tuesday.db", pools=1, records=300, seed=2)
+    >>> a = poolscope.open("monday.db").pool("pool.alpha")
+    >>> b = poolscope.open("tuesday.db").pool("pool.alpha")
+    >>> c = poolscope.compare(a, b)
+    >>> c.first_divergence
+    (4, 4)
+    >>> c.summary.query("section == 'rates'")
+       section              metric         a         b     delta
+    19   rates     messages failed  0.205128  0.198113 -0.007015
+    20   rates  messages timed_out  0.051282  0.056604  0.005322
+    21   rates    messages expired  0.068376  0.047170 -0.021206
+    22   rates  messages cancelled  0.017094  0.047170  0.030076
+    23   rates     wakes timed_out  0.107143  0.135135  0.027992
+    24   rates        wakes failed  0.000000  0.000000  0.000000
+    25   rates     wakes cancelled  0.285714  0.108108 -0.177606
 """
 
 from __future__ import annotations
@@ -286,9 +299,9 @@ def compare(a: Any, b: Any) -> Comparison:
     status)`` events of the two logs differ (agents by name; a record's agent
     is the agent of its run: the member, the sender, or the waiting run).
 
-    >>> c = compare(pool, (pool, 100))      # doctest: +SKIP
-    >>> c.first_divergence                  # doctest: +SKIP
-    (None, 101)
+    >>> c = compare(pool, (pool, 100))
+    >>> c.first_divergence
+    (101, None)
     """
     side_a, side_b = _Side(a, "a"), _Side(b, "b")
     kind_a, agent_a, status_a, names_a = side_a.events()
@@ -338,7 +351,13 @@ def events(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
     """The pool's log as ``(kind, agent, status)`` events -- what :func:`compare`
     aligns: columns ``cursor``, ``kind``, ``agent``, ``status``.
 
-    >>> events(pool).head()   # doctest: +SKIP
+    >>> events(pool).head()
+       cursor           kind                 agent      status
+    0       1    pool_opened                   NaN         NaN
+    1       2   pool_created                   NaN         NaN
+    2       3  member_joined  agent.alpha.reviewer         NaN
+    3       4  member_joined   agent.alpha.planner         NaN
+    4       5           wake  agent.alpha.reviewer  registered
     """
     side = _Side((history, upto) if upto is not None else history, "history")
     kind, agent, status, names = side.events()

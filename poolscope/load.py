@@ -379,7 +379,13 @@ def scan(
     bookkeeping are used.
 
     >>> import pyarrow as pa
-    >>> tables = scan(PoolIndex(path, "pool.demo.0"), conn, lambda seqs, columns, problems: pa.table({"seq": seqs}))  # doctest: +SKIP
+    >>> from poolscope.source import connect_readonly
+    >>> path = "sample_data/demo.db"
+    >>> conn = connect_readonly(path)
+    >>> tables = scan(PoolIndex(path, "pool.alpha"), conn, lambda seqs, columns, problems: pa.table({"seq": seqs}))
+    >>> sum(t.num_rows for t in tables), tables[0]["seq"][0].as_py()
+    (1201, 1)
+    >>> conn.close()
     """
     import pickle
 

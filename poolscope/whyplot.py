@@ -59,7 +59,10 @@ def flows(pool: PoolHistory, by: str = "agent", *, upto: int | None = None, ax: 
     ``(nobody)``.  At most :data:`MAX_FLOW_LABELS` rows and columns (the
     rest summed into ``(others)``).
 
-    >>> ax = plot.flows(pool, by="agent")   # doctest: +SKIP
+    >>> from poolscope import plot
+    >>> ax = plot.flows(pool, by="agent")
+    >>> ax.get_title()
+    'pool.alpha: messages sender → recipient\\ncolour: messages · red ring: share failed, timed out or expired'
     """
     from .flows import FAILURE_STATUSES, flows_df
     from .plot import _new_axes, label_text
@@ -154,7 +157,10 @@ def latency(
     the SDK records (symmetric log scale).  At most ``limit`` rows (the
     busiest).
 
-    >>> ax = plot.latency(pool, by="agent")   # doctest: +SKIP
+    >>> from poolscope import plot
+    >>> ax = plot.latency(pool, by="agent")
+    >>> ax.get_title()
+    'pool.alpha: message latency by agent'
     """
     from .errors import InvalidInputError
     from .flows import latency_df
@@ -236,7 +242,10 @@ def compare(
     divergence marked.  ``a`` is a :class:`~poolscope.compare.Comparison`, or
     two pools (or ``(pool, cursor)`` pairs) to compare.
 
-    >>> ax = plot.compare(poolscope.compare(a, b))   # doctest: +SKIP
+    >>> from poolscope import plot
+    >>> ax = plot.compare(poolscope.compare(pool, pool.without(runs="run.alpha.planner-2")))
+    >>> ax.get_title()
+    'first divergence: cursor 4 in a, 5 in b'
     """
     from .activity import activity, default_window
     from .compare import Comparison
