@@ -4,9 +4,13 @@
 cell to show it::
 
     >>> import poolscope
-    >>> poolscope.explore("sample_data/demo.db")                      # doctest: +SKIP
-    >>> ex = poolscope.explore("pools.db", "pool.alpha", live=True)   # follow a growing file  # doctest: +SKIP
-    >>> ex.set_cursor(120); ex.next_failure()                          # doctest: +SKIP
+    >>> poolscope.explore("sample_data/demo.db")
+    <poolscope.Explorer 'sample_data/demo.db' pool='pool.alpha' cursor=1201>
+    >>> ex = poolscope.explore("sample_data/demo.db", "pool.alpha", live=True)   # follows a growing file
+    >>> ex.set_cursor(120); ex.next_failure()
+    120
+    121
+    >>> ex.stop()
 
 What it shows, for the selected pool and the cursor on the slider:
 
@@ -107,8 +111,9 @@ def explore(
     records, else when its button is pressed; ``False``: only on the button).
 
     >>> import poolscope
-    >>> ex = poolscope.explore("sample_data/demo.db", "pool.bravo")   # doctest: +SKIP
-    >>> ex                                                             # doctest: +SKIP
+    >>> ex = poolscope.explore("sample_data/demo.db", "pool.bravo")
+    >>> ex
+    <poolscope.Explorer 'sample_data/demo.db' pool='pool.bravo' cursor=1200>
     """
     from ..fleet import Fleet
     from ..history import Database, PoolHistory

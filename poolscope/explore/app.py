@@ -97,10 +97,12 @@ class Explorer:
     ``last_render_ms`` and ``timeline_draws`` (figure draws; a cursor move
     only moves the marker).
 
-    >>> ex = poolscope.explore("sample_data/demo.db")      # doctest: +SKIP
-    >>> ex.set_cursor(300); ex.shown["counts"]              # doctest: +SKIP
-    {'members': 9, 'topics': 4, 'messages': 107, 'wakes': 30}
-    >>> ex.jump("next", kind="wake", status="failed")       # doctest: +SKIP
+    >>> ex = poolscope.explore("sample_data/demo.db")
+    >>> ex.set_cursor(300); ex.shown["counts"]
+    300
+    {'members': 12, 'topics': 3, 'messages': 119, 'wakes': 32}
+    >>> ex.jump("next", kind="wake", status="timed_out")
+    341
     """
 
     def __init__(
@@ -492,7 +494,10 @@ class Explorer:
     def select_pool(self, pool_id: str) -> None:
         """Show another pool: the slider's range becomes its seqs, the cursor its head.
 
-        >>> ex.select_pool("pool.bravo")   # doctest: +SKIP
+        >>> ex = poolscope.explore(db, "pool.alpha")
+        >>> ex.select_pool("pool.bravo")
+        >>> ex.pool.pool_id, ex.cursor == ex.pool.head
+        ('pool.bravo', True)
         """
         with self._lock:
             history = self._histories.get(pool_id) or self.db.pool(pool_id)  # PoolNotFoundError if unknown
@@ -548,7 +553,8 @@ class Explorer:
         """Move the cursor to ``k`` (a seq between the pool's first and its
         head) and update every panel; return the cursor.
 
-        >>> ex.set_cursor(120)   # doctest: +SKIP
+        >>> ex = poolscope.explore(db, "pool.alpha")
+        >>> ex.set_cursor(120)
         120
         """
         if isinstance(k, bool) or not hasattr(k, "__index__"):
@@ -604,8 +610,13 @@ class Explorer:
         addressed or delivered to it; an agent matches its member records,
         messages addressed to it, and the records of its runs.
 
-        >>> ex.jump("next", kind="wake", status="timed_out")   # doctest: +SKIP
-        >>> ex.jump("previous", kind="member_left", status=None)  # doctest: +SKIP
+        >>> ex = poolscope.explore(db, "pool.alpha")
+        >>> ex.set_cursor(100)
+        100
+        >>> ex.jump("next", kind="wake", status="timed_out")
+        112
+        >>> ex.jump("previous", kind="run_message", status="failed")
+        104
         """
         forward = self._direction(direction)
         chosen = self.filters
@@ -625,7 +636,10 @@ class Explorer:
         message, or a ``timed_out`` or ``failed`` wake, of the run and agent
         in the filters if any.  Returns the new cursor or ``None``.
 
-        >>> ex.set_cursor(1); ex.next_failure()   # doctest: +SKIP
+        >>> ex = poolscope.explore(db, "pool.alpha")
+        >>> ex.set_cursor(1); ex.next_failure()
+        1
+        6
         """
         forward = self._direction(direction)
         with self._lock:
