@@ -11,10 +11,25 @@ pyarrow, DuckDB, Polars and Spark read as is.
 Example::
 
     >>> import poolscope
-    >>> hosts = poolscope.fleet("collected/")                           # doctest: +SKIP
-    >>> hosts.pools.sort_values("failures", ascending=False).head()     # doctest: +SKIP
-    >>> hosts.messages_df().query("status == 'failed'")                 # doctest: +SKIP
-    >>> hosts.pool("collected/host-07.db", "pool.alpha").snapshot(120)  # doctest: +SKIP
+    >>> from pathlib import Path
+    >>> from poolscope.generate import generate
+    >>> Path("collected").mkdir()
+    >>> for k in (1, 2, 3):  # three hosts' databases, collected in one folder
+    ...     _ = generate(f"collected/host-0{k}.db", pools=2, records=200, seed=k)
+    >>> hosts = poolscope.fleet("collected/", workers=1)
+    >>> hosts.pools.sort_values("failures", ascending=False)[["source", "pool_id", "head", "failures"]].head(3)
+                     source     pool_id  head  failures
+    3  collected/host-02.db  pool.bravo   201        67
+    5  collected/host-03.db  pool.bravo   200        55
+    1  collected/host-01.db  pool.bravo   200        41
+    >>> hosts.messages_df().query("status == 'failed'").groupby("source", observed=True).size()
+    source
+    collected/host-01.db    43
+    collected/host-02.db    67
+    collected/host-03.db    58
+    dtype: int64
+    >>> hosts.pool("collected/host-02.db", "pool.alpha").snapshot(120)
+    <Snapshot 'pool.alpha' @ 120: 4 members, 3 topics, 41 messages, 18 wakes>
 """
 
 from __future__ import annotations
@@ -79,9 +94,9 @@ def fleet(
     this process); ``progress`` shows a ``tqdm`` bar over databases (``None``:
     for large fleets).  Nothing on disk is changed or created.
 
-    >>> hosts = fleet(["host-a.db", "host-b.db"])   # doctest: +SKIP
-    >>> hosts.databases                              # doctest: +SKIP
-    ['host-a.db', 'host-b.db']
+    >>> hosts = fleet(["sample_data/", "sample_data/demo.db"], workers=1)
+    >>> hosts.databases   # named twice, taken once
+    ['sample_data/demo.db']
     """
     return Fleet(sources, workers=workers, progress=progress, timeout=timeout)
 
@@ -221,7 +236,11 @@ class Fleet:
         messages and wakes by status at the head (``messages_<status>``,
         ``wakes_<status>``).  Computed once (:meth:`refresh` forgets it).
 
-        >>> hosts.pools.nlargest(5, "failures")   # doctest: +SKIP
+        >>> hosts = poolscope.fleet("sample_data/", workers=1)
+        >>> hosts.pools.nlargest(2, "failures")[["pool_id", "head", "failures"]]
+                pool_id  head  failures
+        1    pool.bravo  1200       186
+        2  pool.charlie  1201       173
         """
         from .. import wire
 
@@ -245,7 +264,9 @@ class Fleet:
         ``severity`` (error, warning, info), ``code`` and ``message``.  A
         database that could not be read at all is in :attr:`errors` instead.
 
-        >>> hosts.check().query("severity == 'error'")   # doctest: +SKIP
+        >>> hosts = poolscope.fleet("sample_data/", workers=1)
+        >>> len(hosts.check().query("severity == 'error'"))
+        0
         """
         survey = self._surveyed()
         sources, pools, seqs, severities, codes, messages = [], [], [], [], [], []
@@ -323,7 +344,16 @@ class Fleet:
         Each pool is decoded straight from its file (no index is built), the
         databases spread over the worker processes.
 
-        >>> hosts.records_df().groupby(["source", "kind"], observed=True).size()   # doctest: +SKIP
+        >>> hosts = poolscope.fleet("sample_data/", workers=1)
+        >>> hosts.records_df().groupby(["source", "kind"], observed=True).size()
+        source               kind
+        sample_data/demo.db  pool_opened         3
+                             pool_created        3
+                             member_joined     125
+                             member_left        72
+                             run_message      2598
+                             wake              801
+        dtype: int64
         """
         from ..frames import _records_frame
 
@@ -358,7 +388,17 @@ class Fleet:
     def messages_df(self, upto: int | None = None) -> pd.DataFrame:
         """One row per message id of every pool (``COLUMNS["messages_df"]``), with ``source`` first.
 
-        >>> hosts.messages_df().groupby("source", observed=True)["status"].value_counts()   # doctest: +SKIP
+        >>> hosts = poolscope.fleet("sample_data/", workers=1)
+        >>> hosts.messages_df().groupby("source", observed=True)["status"].value_counts()
+        source               status
+        sample_data/demo.db  delivered    713
+                             failed       275
+                             responded    191
+                             expired       63
+                             timed_out     61
+                             cancelled     26
+                             accepted       0
+        Name: count, dtype: int64
         """
         return self._frame("messages", upto)
 
@@ -397,8 +437,10 @@ class Fleet:
     def pool(self, source: str | os.PathLike, pool_id: str) -> PoolHistory:
         """The history of one pool of one database (as ``poolscope.open(source).pool(pool_id)``).
 
-        >>> worst = hosts.pools.nlargest(1, "failures").iloc[0]              # doctest: +SKIP
-        >>> hosts.pool(worst.source, worst.pool_id).snapshot()              # doctest: +SKIP
+        >>> hosts = poolscope.fleet("sample_data/", workers=1)
+        >>> worst = hosts.pools.nlargest(1, "failures").iloc[0]
+        >>> hosts.pool(worst.source, worst.pool_id).snapshot()
+        <Snapshot 'pool.bravo' @ 1200: 18 members, 4 topics, 437 messages, 132 wakes>
         """
         return self.database(source).pool(pool_id)
 

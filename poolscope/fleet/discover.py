@@ -11,8 +11,9 @@ sources name it, and nothing is ever written or created.
 
 Example::
 
-    >>> found = discover(["hosts/"])                  # doctest: +SKIP
-    >>> found.databases[:2], found.skipped[:1]        # doctest: +SKIP
+    >>> found = discover(["sample_data/"])
+    >>> found.databases, found.skipped
+    (['sample_data/demo.db'], [Skipped(source='sample_data/README.md', reason='is not an SQLite database (wrong file header)')])
 """
 
 from __future__ import annotations
