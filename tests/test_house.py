@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import home_changes, home_listing
+from helpers import ROOT, home_changes, home_listing
+
+import poolscope
 
 #: Every tool the suite runs, and where it would write under $HOME without these.
 TOOL_FOLDERS = [
@@ -71,3 +76,24 @@ def test_the_home_guard_sees_what_a_test_could_change(tmp_path):
     ]
     (home / ".cache/matplotlib/fontlist.json").unlink()
     assert ".cache/matplotlib/fontlist.json: removed" in home_changes(before, home_listing(home))
+
+
+def _docstring_examples() -> list[tuple[str, doctest.Example]]:
+    finder = doctest.DocTestFinder()
+    found = []
+    names = [poolscope.__name__] + [m.name for m in pkgutil.walk_packages(poolscope.__path__, "poolscope.")]
+    for name in names:
+        module = importlib.import_module(name)
+        for test in finder.find(module, name):
+            if test.filename and Path(test.filename).resolve().is_relative_to(ROOT / "poolscope"):
+                found += [(f"{test.name}:{(test.lineno or 0) + ex.lineno + 1}", ex) for ex in test.examples]
+    return found
+
+
+def test_docstring_examples_all_run_none_is_skipped():
+    """Every ``>>>`` example in poolscope's docstrings runs on sample_data/ (pytest collects them
+    with --doctest-modules); one that cannot run is written without prompts, saying why."""
+    examples = _docstring_examples()
+    skipped = [where for where, ex in examples if ex.options.get(doctest.SKIP)]
+    assert not skipped, f"skipped docstring examples: {skipped}"
+    assert len({where.split(":")[0] for where, _ in examples}) >= 40  # docstrings with examples
