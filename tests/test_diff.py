@@ -27,6 +27,7 @@ def _state(snap):
     return members, messages, wakes
 
 
+@pytest.mark.slow
 def test_diffs_between_random_cursor_pairs_match_the_sdk(oracle):
     snaps = _sdk(oracle)
     db = poolscope.open(oracle / "pool.db")

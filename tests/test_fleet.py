@@ -79,7 +79,7 @@ def assert_fleet_frames(hosts: poolscope.Fleet, sources: list[str], upto: int | 
                 assert set(frame[column].dropna()) <= set(categories)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_oracle_copies_stack_like_single_databases(oracle_fleet, workers):
     with poolscope.fleet(oracle_fleet, workers=workers) as hosts:
         assert hosts.databases == oracle_fleet
@@ -89,7 +89,7 @@ def test_oracle_copies_stack_like_single_databases(oracle_fleet, workers):
         assert_fleet_frames(hosts, oracle_fleet, upto=head // 2)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_generated_databases_stack_like_single_databases(generated, workers):
     sources = [str(p) for p in generated]
     with poolscope.fleet(sources, workers=workers) as hosts:

@@ -159,6 +159,7 @@ def test_members_aggregates_beyond_max_lanes_into_members_per_agent(db, artifact
 
 
 # --------------------------------------------------------------- messages
+@pytest.mark.slow
 def test_messages_draw_a_mark_per_message_and_a_flow_per_recipient(db, artifacts):
     for pool in db.pools():
         frame = pool.messages_df()

@@ -48,6 +48,7 @@ def test_the_palette_is_the_plots_and_the_explorers(db):
     assert shown and all(colour == palette.MESSAGE_COLORS[name] for colour, name in shown)
 
 
+@pytest.mark.slow
 def test_explorer_report_and_repr_share_the_fragments(db):
     pool = db.pool("pool.bravo")
     snap = pool.snapshot()

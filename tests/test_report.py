@@ -177,6 +177,7 @@ def test_report_lists_the_anomalies_the_check_finds(sample_copy, tmp_path):
     assert "The SDK could not replay this pool to its head" in alpha  # lenient snapshot, said so
 
 
+@pytest.mark.slow
 def test_report_of_some_pools_only(sample_copy, tmp_path):
     out = report(sample_copy, tmp_path / "one.html", pools=["pool.bravo"])
     page = assert_self_contained(out.read_text(encoding="utf-8"))
@@ -209,6 +210,7 @@ def test_cli_report_writes_the_page_and_exits_0(readonly_sample, outdir):
     assert "report" in runner.invoke(cli, ["--help"]).output
 
 
+@pytest.mark.slow
 def test_cli_report_default_output_name(sample_copy, tmp_path):
     runner = CliRunner()
     cwd = os.getcwd()
