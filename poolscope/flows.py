@@ -14,11 +14,13 @@ Both are computed with numpy from the pool's columnar index and
 
 Example::
 
-    >>> pool.flows_df(by="agent").query("status == 'failed'").head(3)
-                      sender recipient  status  messages
-    11  agent.alpha.reviewer      <NA>  failed        25
-    12                  <NA>      <NA>  failed        23
-    16   agent.alpha.planner      <NA>  failed        14
+    >>> failed = pool.flows_df(by="agent").query("status == 'failed'")
+    >>> failed.groupby("sender", observed=True).messages.sum()   # failed messages, by the sender's agent
+    sender
+    agent.alpha.planner     14
+    agent.alpha.reviewer    25
+    agent.alpha.worker       6
+    Name: messages, dtype: int64
     >>> pool.latency_df().groupby(["from_status", "to_status"], observed=True).cursors.median().head(4)
     from_status  to_status
     accepted     delivered      1.0
