@@ -118,8 +118,15 @@ def home_is_never_touched():
     assert not changed, f"the tests wrote to the user's home ({home}): {changed}"
 
 
-#: Docstring examples that take seconds (the report's pages, a dashboard): marked slow, as tests are.
-SLOW_DOCTESTS = {"poolscope.report", "poolscope.report.report", "poolscope.report.render", "poolscope.plot.dashboard"}
+#: Docstring examples that take seconds (the reports' pages, a dashboard, Dask): marked slow, as tests are.
+SLOW_DOCTESTS = {
+    "poolscope.report",
+    "poolscope.report.report",
+    "poolscope.report.render",
+    "poolscope.plot.dashboard",
+    "poolscope.fleet.report",
+    "poolscope.fleet.dask",
+}
 
 
 def pytest_collection_modifyitems(items):

@@ -13,12 +13,21 @@ folder on every machine).  Nothing is written anywhere.
 
 Needs the optional extra: ``pip install 'poolscope[dask]'``.
 
-Example::
+Example (not run here: it starts a cluster of worker processes; without a
+client, Dask computes in threads of this process, as the example below)::
 
-    >>> from distributed import Client, LocalCluster
-    >>> client = Client(LocalCluster(n_workers=2, processes=True))     # doctest: +SKIP
-    >>> records = poolscope.fleet("hosts/").to_dask("records")          # doctest: +SKIP
-    >>> records.groupby("source").kind.value_counts().compute()         # doctest: +SKIP
+    from distributed import Client, LocalCluster
+    client = Client(LocalCluster(n_workers=2, processes=True))
+
+and then::
+
+    >>> records = poolscope.fleet("sample_data/").to_dask("records")
+    >>> records.groupby("pool_id", observed=True).kind.count().compute()
+    pool_id
+    pool.alpha      1201
+    pool.bravo      1200
+    pool.charlie    1201
+    Name: kind, dtype: int64
 """
 
 from __future__ import annotations
@@ -163,7 +172,10 @@ def to_dask(
     frames; ``partition_records`` (default :data:`PARTITION_RECORDS`) bounds
     the records of one partition of the records frame.
 
-    >>> fleet.to_dask("messages").query("status == 'failed'").compute()   # doctest: +SKIP
+    >>> hosts = poolscope.fleet("sample_data/")
+    >>> failed = hosts.to_dask("messages").query("status == 'failed'").compute()
+    >>> len(failed) == len(hosts.messages_df().query("status == 'failed'"))
+    True
     """
     dd = _require_dask()
     name = frame_name(frame)

@@ -15,10 +15,14 @@ partition columns, with plain types every reader knows (categoricals as
 strings, cursors as nullable int64, lists as lists of strings) and one schema
 per frame.  Read them with::
 
+    >>> _ = poolscope.fleet("sample_data/", workers=1).export("out/")
     >>> import pyarrow.dataset as ds
-    >>> ds.dataset("out/records", partitioning=PARTITIONING).to_table()          # doctest: +SKIP
-    >>> duckdb.sql("SELECT * FROM read_parquet('out/records/*/*/*.parquet', "
-    ...            "hive_partitioning = true, hive_types_autocast = false)")     # doctest: +SKIP
+    >>> ds.dataset("out/records", partitioning=partitioning()).to_table().num_rows
+    3602
+    >>> import duckdb
+    >>> duckdb.sql("SELECT pool_id, count(*) FROM read_parquet('out/records/*/*/*.parquet', "
+    ...            "hive_partitioning = true, hive_types_autocast = false) GROUP BY pool_id ORDER BY pool_id").fetchall()
+    [('pool.alpha', 1201), ('pool.bravo', 1200), ('pool.charlie', 1201)]
 
 (Declare the partition columns as strings -- ``PARTITIONING`` here,
 ``hive_types_autocast = false`` in DuckDB -- or a pool id such as ``123``
@@ -65,7 +69,10 @@ PARTITIONING_SCHEMA = pa.schema([("source", pa.string()), ("pool_id", pa.string(
 def partitioning() -> Any:
     """The ``pyarrow.dataset`` partitioning of an exported dataset (hive, both columns strings).
 
-    >>> ds.dataset("out/messages", partitioning=partitioning())   # doctest: +SKIP
+    >>> import pyarrow.dataset as ds
+    >>> _ = poolscope.fleet("sample_data/", workers=1).export("out/")
+    >>> ds.dataset("out/messages", partitioning=partitioning()).schema.field("pool_id")
+    pyarrow.Field<pool_id: string>
     """
     import pyarrow.dataset as ds
 
@@ -75,7 +82,13 @@ def partitioning() -> Any:
 def open_dataset(out: str | os.PathLike, frame: str = "records") -> Any:
     """One frame of an exported dataset as a ``pyarrow.dataset.Dataset``.
 
-    >>> open_dataset("out", "wakes").to_table().to_pandas()   # doctest: +SKIP
+    >>> _ = poolscope.fleet("sample_data/", workers=1).export("out/")
+    >>> open_dataset("out", "wakes").to_table().to_pandas().groupby("pool_id").size()
+    pool_id
+    pool.alpha      128
+    pool.bravo      132
+    pool.charlie    154
+    dtype: int64
     """
     import pyarrow.dataset as ds
 
@@ -208,8 +221,13 @@ def export(fleet: Fleet, out: str | os.PathLike, *, format: str = "parquet", upt
     (partitions of pools no longer in the fleet) and ``errors`` (sources that
     could not be read, whose partitions were kept).  The databases are only read.
 
-    >>> fleet.export("out/")["partitions"]   # doctest: +SKIP
-    12
+    >>> hosts = poolscope.fleet("sample_data/", workers=1)
+    >>> done = hosts.export("out/")
+    >>> done["partitions"], len(done["written"])   # three pools, a file for each of four frames
+    (3, 12)
+    >>> done = hosts.export("out/")   # again: nothing changed, nothing rewritten
+    >>> done["partitions"], len(done["written"]), done["unchanged"]
+    (0, 0, 3)
     """
     from .discover import SourceError
 

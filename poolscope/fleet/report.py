@@ -11,7 +11,7 @@ a fleet page looks like a database's page.  No request leaves it.
 Example::
 
     >>> from poolscope.fleet.report import report
-    >>> report(poolscope.fleet("hosts/"), "fleet.html")   # doctest: +SKIP
+    >>> report(poolscope.fleet("sample_data/", workers=1), "fleet.html")
     PosixPath('fleet.html')
 """
 
