@@ -989,7 +989,11 @@ def recent_failures(history: PoolHistory, limit: int = 10, upto: int | None = No
     failed), latest first: columns ``cursor`` (of that status's record),
     ``kind`` (message or wake), ``id``, ``status``.
 
-    >>> recent_failures(pool, 5)   # doctest: +SKIP
+    >>> recent_failures(pool, 3)
+       cursor     kind              id     status
+    0    1194     wake  wake.alpha.127  timed_out
+    1    1179  message   msg.alpha.307  timed_out
+    2    1176     wake  wake.alpha.114  timed_out
     """
     index = history.index
     cursor = index.head if upto is None else int(upto)

@@ -536,7 +536,10 @@ class Explorer:
         (``None``: none) in the why panel, up to the cursor; they follow the
         cursor as it moves.
 
-        >>> ex.select("msg.alpha.17")   # doctest: +SKIP
+        >>> ex = poolscope.explore(db, "pool.alpha")
+        >>> ex.select("msg.alpha.17")
+        >>> ex.selected
+        'msg.alpha.17'
         """
         with self._lock:
             self.selected = key

@@ -6,10 +6,11 @@ a source picker (each database labelled with its pools and failures, from
 explorer of the selected database, whose own picker chooses the pool.  A
 database is opened (read-only, once) when it is first picked.
 
-    >>> hosts = poolscope.fleet("hosts/")          # doctest: +SKIP
-    >>> poolscope.explore(hosts)                    # doctest: +SKIP
-    >>> ex = poolscope.explore(hosts, "pool.alpha", source="hosts/host-3.db")   # doctest: +SKIP
-    >>> ex.explorer.next_failure()                                              # doctest: +SKIP
+    >>> hosts = poolscope.fleet("sample_data/", workers=1)
+    >>> ex = poolscope.explore(hosts, "pool.alpha", source="sample_data/demo.db")
+    >>> ex.explorer.set_cursor(1); ex.explorer.next_failure()
+    1
+    6
 """
 
 from __future__ import annotations
