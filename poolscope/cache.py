@@ -27,10 +27,12 @@ entries are removed first.
 Example::
 
     >>> import poolscope
-    >>> db = poolscope.open("sample_data/demo.db")            # doctest: +SKIP
-    >>> db.pool("pool.demo.0")                                # first open: folds and saves  # doctest: +SKIP
-    >>> poolscope.cache.entries()                             # doctest: +SKIP
-    >>> poolscope.cache.clear("sample_data/demo.db")          # doctest: +SKIP
+    >>> db = poolscope.open("sample_data/demo.db")
+    >>> _ = db.pool("pool.bravo")                             # first open: folds and saves
+    >>> poolscope.cache.wait()
+    >>> any(e.pool_id == "pool.bravo" for e in poolscope.cache.entries())
+    True
+    >>> _ = poolscope.cache.clear("sample_data/demo.db")
 """
 
 from __future__ import annotations
@@ -98,8 +100,8 @@ def default_dir() -> Path:
     """The cache folder: ``$POOLSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/poolscope``,
     else ``~/.cache/poolscope`` (nothing is created by asking).
 
-    >>> default_dir()                                         # doctest: +SKIP
-    PosixPath('/home/me/.cache/poolscope')
+    >>> default_dir() == Path(os.environ["POOLSCOPE_CACHE_DIR"])   # set here; else XDG_CACHE_HOME or ~/.cache
+    True
     """
     explicit = os.environ.get(ENV_DIR)
     if explicit:
@@ -113,7 +115,7 @@ def max_bytes() -> int:
     """The size cap: ``$POOLSCOPE_CACHE_SIZE`` (bytes, or with a unit: ``500MB``,
     ``8GB``; ``0`` disables saving), else :data:`DEFAULT_MAX_BYTES`.
 
-    >>> os.environ[ENV_SIZE] = "2GB"; max_bytes(); del os.environ[ENV_SIZE]   # doctest: +SKIP
+    >>> os.environ[ENV_SIZE] = "2GB"; max_bytes(); del os.environ[ENV_SIZE]
     2000000000
     """
     text = os.environ.get(ENV_SIZE, "").strip()
@@ -588,8 +590,9 @@ class IndexCache:
     """One cache folder.  ``poolscope.open`` uses the default one
     (:func:`default_dir`); tests and tools may point one anywhere.
 
-    >>> cache = IndexCache(default_dir())                     # doctest: +SKIP
-    >>> [e.db for e in cache.entries()]                       # doctest: +SKIP
+    >>> cache = IndexCache(default_dir())
+    >>> isinstance(cache.entries(), list)
+    True
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -956,7 +959,7 @@ def _write_in_child(cache: IndexCache, index: PoolIndex, print_: dict) -> None:
 def wait(timeout: float | None = None) -> None:
     """Wait until entries being saved in the background are written.
 
-    >>> poolscope.cache.wait()                               # doctest: +SKIP
+    >>> poolscope.cache.wait()
     """
     for process in list(_helpers):
         process.join(timeout)

@@ -183,8 +183,9 @@ class PoolIndex:
         (every record when None), as a list: the way frames, ranks and
         snapshots read a column without building whole entries.
 
-        >>> index.field("key", index.arrays()["messages"][:3])   # doctest: +SKIP
-        ['msg.1', 'msg.2', 'msg.1']
+        >>> index = pool.index
+        >>> index.field("key", index.arrays()["messages"][:3])
+        ['msg.alpha.1', 'msg.alpha.2', 'msg.alpha.2']
         """
         entries = self.entries
         if not isinstance(entries, list):
