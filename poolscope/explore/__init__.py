@@ -24,7 +24,10 @@ What it shows, for the selected pool and the cursor on the slider:
   cursor marked (a CSS overlay on the figure, so moving it re-sends nothing
   but its position), the failures per window, the records matching the filters
   and the anomalies found by ``db.check()``;
-* the anomalies of the pool.
+* the anomalies of the pool;
+* the why panel: pick or type a message, wake or run id (or call
+  :meth:`Explorer.select`) to see every record that touched it up to the
+  cursor and what the records say about it (``history_of``, ``explain``).
 
 Controls: the pool picker, the cursor slider with a Play control, one-record
 steps, jumps to the previous/next record matching the filters (kind, status,
