@@ -99,7 +99,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
     "messages_df": {
         "pool_id": ("category", "pool"),
         "message_id": ("string", "message id"),
-        "status": ("category", "latest receipt status at `upto`"),
+        "status": ("category", "current status at `upto`: the receipt status of its latest record"),
         "sender": ("category", "sending run"),
         "target_type": ("category", "run, agent, topic or pool"),
         "target_id": ("category", "addressed id"),
@@ -119,7 +119,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "pool_id": ("category", "pool"),
         "condition_id": ("string", "wake condition id"),
         "run_id": ("category", "the run waiting"),
-        "status": ("category", "latest registration status at `upto`"),
+        "status": ("category", "current status at `upto`: the registration status of its latest record"),
         "families": ("list<string>", "event families waited for (missing: any)"),
         "kinds": ("list<string>", "event kinds waited for (missing: any)"),
         "runs": ("list<string>", "runs watched, after scoping to members (missing: any)"),

@@ -513,7 +513,12 @@ class PoolHistory(_Frames):
         """Like :meth:`records`, lazily."""
         return read_records(self.db.conn, self.path, self.pool_id, after, upto, kinds=kinds, limit=limit)
 
-    def _payloads(self, seqs: list[int]) -> dict[int, Any]:
+    def payloads(self, seqs: list[int]) -> dict[int, Any]:
+        """The decoded payloads of the records with these seqs (seq -> payload), read from the file.
+
+        >>> pool.payloads([1])[1]["type"]  # doctest: +SKIP
+        'pool_opened'
+        """
         return fetch_payloads(self.db.conn, self.path, self.pool_id, seqs)
 
     # ------------------------------------------------------------ snapshots

@@ -36,7 +36,7 @@ class PoolLog(Protocol):
     def path(self) -> Path: ...
     @property
     def index(self) -> PoolIndex: ...
-    def _payloads(self, seqs: list[int]) -> dict[int, Any]: ...
+    def payloads(self, seqs: list[int]) -> dict[int, Any]: ...
 
 
 class StoredList(Sequence):
@@ -116,7 +116,7 @@ class StoredList(Sequence):
     def _load(self) -> list[dict]:
         if self._items is None:
             seqs = self.seqs
-            payloads = self._history._payloads(seqs)
+            payloads = self._history.payloads(seqs)
             self._items = [payloads[s]["stored"] for s in seqs]
         return self._items
 

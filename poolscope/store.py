@@ -95,12 +95,12 @@ class _PoolLog:
         self._store = store
         self.index = PoolIndex(store.path, pool_id)
 
-    def _payloads(self, seqs: list[int]) -> dict[int, Any]:
+    def payloads(self, seqs: list[int]) -> dict[int, Any]:
         return fetch_payloads(self._store.conn, self.path, self.pool_id, seqs)
 
     def payload_at(self, position: int) -> Any:
         seq = self.index.seqs[position]
-        return self._payloads([seq])[seq]
+        return self.payloads([seq])[seq]
 
 
 class PoolStore:

@@ -557,7 +557,7 @@ def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str,
     undelivered = not final[9]
     message_refs: list = []
     if undelivered:
-        payload = ctx.history._payloads([cursors[0]])[cursors[0]]
+        payload = ctx.history.payloads([cursors[0]])[cursors[0]]
         message_refs = list(payload["stored"]["message"].get("policy_refs") or [])
         config, config_seq = ctx.index.config_at(cursors[0])
         required = list(((config or {}).get("message_policy") or {}).get("required_policy_refs") or [])
