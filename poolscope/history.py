@@ -516,7 +516,7 @@ class PoolHistory(_Frames):
     def payloads(self, seqs: list[int]) -> dict[int, Any]:
         """The decoded payloads of the records with these seqs (seq -> payload), read from the file.
 
-        >>> pool.payloads([1])[1]["type"]  # doctest: +SKIP
+        >>> pool.payloads([1])[1]["type"]
         'pool_opened'
         """
         return fetch_payloads(self.db.conn, self.path, self.pool_id, seqs)
