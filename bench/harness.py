@@ -13,7 +13,7 @@ A benchmark script keeps only what it measures and how it words its report::
 
         pool = poolscope.open(data.db, progress=False).pool(data.pool)
         wall, cpu, frame = timed(pool.records_df)
-        lines = ["## Mine", "", *run.header(data), ""]
+        lines = ["## Mine", "", *run.header(), ""]
         lines += table(["call", "wall", "CPU"], [["`records_df()`", fmt_s(wall), fmt_s(cpu)]])
         run.write("\\n".join(lines), {"records_df_s": wall})  # bench/out/mine.md and mine.json
         return 0

@@ -158,3 +158,10 @@ def test_run_writes_report_and_json(tmp_path: Path, small_db: Path, capsys) -> N
     assert (tmp_path / "r.md").read_text() == "# report\n"
     raw = orjson.loads((tmp_path / "r.json").read_bytes())
     assert raw["x"] == 1 and raw["machine"]["poolscope"] == "L" and raw["pool_facts"]["count"] == facts.count
+
+
+def test_harness_docstring_examples() -> None:
+    import doctest
+
+    result = doctest.testmod(harness)
+    assert result.attempted >= 3 and result.failed == 0
