@@ -48,6 +48,7 @@ from .errors import (
     RecordError,
 )
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
+from .index import MAX_SEQ
 from .source import EVENT_SEQ_TABLE, RECORDS_TABLE
 from .sqlite_errors import sqlite_errors
 
@@ -65,10 +66,11 @@ CODES: dict[str, tuple[str, str]] = {
     "blob_payload": ("error", "payload_json is stored as a BLOB, not TEXT"),
     "null_payload": ("error", "payload_json is NULL"),
     "bad_shape": ("error", "the payload is JSON but not the SDK's shape for its kind"),
+    "payload_too_large": ("error", "a payload larger than the max_payload limit (not read)"),
     "unknown_kind": ("error", "a record type this SDK version does not know (written by a newer SDK?)"),
     "unknown_status": ("error", "a message or wake status this SDK version does not know"),
     "duplicate_seq": ("error", "two rows of one pool share a seq"),
-    "bad_seq": ("error", "a seq that is not an integer"),
+    "bad_seq": ("error", "a seq that is not an integer, or one no record can have (0 or less, 2^63-1)"),
     "bad_pool_id": ("error", "a pool_id that is NULL or not text"),
     "pool_not_opened": ("error", "a pool with records but no pool_opened"),
     "record_before_open": ("error", "records before the pool's pool_opened"),
@@ -173,6 +175,20 @@ def _file_checks(db: Database) -> Iterable[Anomaly]:
             "WHERE typeof(pool_id) != 'text' OR typeof(seq) != 'integer' LIMIT ?",
             (MAX_PER_CODE + 1,),
         ).fetchall()
+        # integer seqs no record can have: 0 and below (the SDK counts from 1), and 2^63-1 (the index's mark)
+        unplaced = conn.execute(
+            f"SELECT CAST(pool_id AS BLOB), seq FROM {RECORDS_TABLE} "
+            "WHERE typeof(seq) = 'integer' AND (seq <= 0 OR seq > ?) ORDER BY pool_id, seq LIMIT ?",
+            (MAX_SEQ, MAX_PER_CODE + 1),
+        ).fetchall()
+    for pool_raw, seq in unplaced[:MAX_PER_CODE]:
+        yield _anomaly(
+            "bad_seq",
+            _text(pool_raw),
+            seq,
+            f"seq {seq} is outside 1..{MAX_SEQ}: no record can be placed there, poolscope leaves it out "
+            "(the other records' state is computed without it)",
+        )
     if EVENT_SEQ_TABLE not in tables:
         yield _anomaly(
             "no_event_seq_table",

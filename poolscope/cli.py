@@ -20,18 +20,25 @@ from typing import Any
 import click
 
 from . import wire
-from .errors import PoolscopeError
+from .errors import CursorError, PoolscopeError
 from .lab import APPS as LAB_APPS
+from .terminal import escape, escaped_warnings
 
 
 class _Group(click.Group):
-    """Turns a :class:`PoolscopeError` into a one-line message and exit status 2."""
+    """Turns a :class:`PoolscopeError` into a one-line message and exit status 2.
+
+    Every text a command prints that comes from a database (ids, paths,
+    messages, warnings) shows control and bidi characters escaped
+    (:func:`poolscope.terminal.escape`); JSON output stays exact JSON.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with escaped_warnings():
+                return super().invoke(ctx)
         except PoolscopeError as error:
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"Error: {escape(error)}", err=True)
             ctx.exit(2)
 
 
@@ -67,9 +74,9 @@ def info(db: str, as_json: bool) -> None:
     def counts(values: dict[str, int]) -> str:
         return ", ".join(f"{k}={v}" for k, v in values.items() if v) or "none"
 
-    click.echo(f"{db}: {len(pools)} pool(s)")
+    click.echo(f"{escape(db)}: {len(pools)} pool(s)")
     for pool in pools:
-        click.echo(f"\n{pool['pool_id']}  head={pool['head']}  records={pool['records']}")
+        click.echo(f"\n{escape(pool['pool_id'])}  head={pool['head']}  records={pool['records']}")
         click.echo(f"  records by kind:               {counts(pool['kinds'])}")
         click.echo(f"  message records by status:     {counts(pool['message_records_by_status'])}")
         click.echo(f"  wake records by status:        {counts(pool['wake_records_by_status'])}")
@@ -101,18 +108,21 @@ def _pool_info(history: Any) -> dict[str, Any]:
 @cli.command()
 @click.argument("db", type=click.Path(dir_okay=True))
 @click.option("--pool", "pool_id", required=True, help="Pool id.")
-@click.option("--after", type=int, default=None, help="Only records with seq > AFTER.")
-@click.option("--upto", type=int, default=None, help="Only records with seq <= UPTO.")
+@click.option("--after", type=int, default=None, help="Only records with seq > AFTER (a cursor, 0..head).")
+@click.option("--upto", type=int, default=None, help="Only records with seq <= UPTO (a cursor, 0..head).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(wire.KINDS), help="Only these kinds (repeatable).")
 def records(db: str, pool_id: str, after: int | None, upto: int | None, kinds: tuple[str, ...]) -> None:
     """Records as JSON lines, in the SDK's AgentPoolStoreRecord shape."""
     history = _open(db).pool(pool_id)
+    after, upto = (
+        None if c is None else history.index.check_cursor(c, n) for c, n in ((after, "after"), (upto, "upto"))
+    )
     damaged = 0
     out = sys.stdout
     for record in history.iter_records(after, upto, kinds=list(kinds) or None):
         if record.problem is not None:
             damaged += 1
-            click.echo(f"Warning: {record.problem}", err=True)
+            click.echo(f"Warning: {escape(record.problem)}", err=True)
             continue
         out.write(record.to_json())
         out.write("\n")
@@ -149,7 +159,7 @@ def generate(out: str, pools: int, records: int, seed: int, prefix: str, members
     from .generate import generate as run
 
     summary = run(out, pools=pools, records=records, seed=seed, prefix=prefix, members_cap=members_cap)
-    click.echo(f"wrote {summary['records']} records in {len(summary['pools'])} pools to {summary['path']}")
+    click.echo(f"wrote {summary['records']} records in {len(summary['pools'])} pools to {escape(summary['path'])}")
 
 
 @cli.command()
@@ -157,13 +167,27 @@ def generate(out: str, pools: int, records: int, seed: int, prefix: str, members
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "json"]), default="parquet", show_default=True)
 @click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
-@click.option("--upto", type=int, default=None, help="Frames as they were at this cursor.")
-def export(db: str, out: str, fmt: str, pools: tuple[str, ...], upto: int | None) -> None:
-    """Write the records, members, messages and wakes frames (and a summary) to folder OUT."""
+@click.option("--upto", type=int, default=None, help="Frames as they were at this cursor (0..the largest head).")
+@click.option("--force", is_flag=True, help="Overwrite files already in OUT.")
+def export(db: str, out: str, fmt: str, pools: tuple[str, ...], upto: int | None, force: bool) -> None:
+    """Write the records, members, messages and wakes frames (and a summary) to folder OUT.
+
+    OUT and its missing parents are created; files already there are kept
+    unless --force is given, and a symlink is never written through.  In CSV,
+    a text cell starting with =, +, -, @, tab or carriage return is written
+    with a leading ' so that no spreadsheet runs it as a formula (OWASP's
+    advice on CSV injection); Parquet and JSON keep every value exactly.
+    """
     from .export import export as run
 
-    for path in run(_open(db), out, format=fmt, pools=list(pools) or None, upto=upto):
-        click.echo(str(path))
+    database = _open(db)
+    if upto is not None:
+        chosen = [database.pool(p) for p in pools] if pools else list(database.pools())
+        highest = max((h.head for h in chosen), default=0)
+        if isinstance(upto, bool) or not 0 <= upto <= highest:
+            raise CursorError(f"cursor upto={upto} is outside 0..{highest} (the largest head)", path=db)
+    for path in run(database, out, format=fmt, pools=list(pools) or None, upto=upto, force=force):
+        click.echo(escape(path))
 
 
 @cli.command()
@@ -194,9 +218,9 @@ def history(db: str, key: str, pool_id: str, upto: int | None, key_type: str | N
         out = {"pool_id": pool_id, "key": key, "key_type": frame.key_type, "records": rows, "explanation": sentences}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{frame.key_type.replace('_', ' ')} {key} in {pool_id}: {len(frame)} record(s)")
+    click.echo(f"{frame.key_type.replace('_', ' ')} {escape(key)} in {escape(pool_id)}: {len(frame)} record(s)")
     for sentence in explanation.sentences:
-        click.echo("  " + sentence.text)
+        click.echo("  " + escape(sentence.text))
     click.echo("")
     shown = frame.assign(
         status=[
@@ -205,7 +229,12 @@ def history(db: str, key: str, pool_id: str, upto: int | None, key_type: str | N
         ],
         changed=[", ".join(c) for c in frame["changed"]],
     )[["cursor", "kind", "role", "id", "status", "sender", "target", "run_id", "changed"]].astype(object)
-    click.echo(shown.where(shown.notna(), "").to_string(index=False))
+    click.echo(_escaped(shown.where(shown.notna(), "")).to_string(index=False))
+
+
+def _escaped(frame: Any) -> Any:
+    """A frame whose text cells show control and bidi characters escaped (for ``to_string``)."""
+    return frame.astype(object).map(lambda v: escape(v) if isinstance(v, str) else v)
 
 
 def _side(spec: str) -> Any:
@@ -255,7 +284,7 @@ def compare(a: str, b: str, as_json: bool, context: int) -> None:
         }
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    click.echo(f"a = {comparison.label_a}\nb = {comparison.label_b}")
+    click.echo(f"a = {escape(comparison.label_a)}\nb = {escape(comparison.label_b)}")
     if comparison.first_divergence is None:
         click.echo(f"no divergence: the logs agree event for event ({comparison.common_prefix} events)")
     else:
@@ -265,9 +294,11 @@ def compare(a: str, b: str, as_json: bool, context: int) -> None:
             f"cursor {'end' if ca is None else ca} in a, {'end' if cb is None else cb} in b"
         )
         aligned = comparison.alignment(context=context, window=context * 2 + 1).head(context * 2 + 1)
-        click.echo(aligned.to_string(index=False, na_rep=""))
+        click.echo(_escaped(aligned).to_string(index=False, na_rep=""))
     click.echo("")
-    click.echo(summary.to_string(index=False, na_rep="", float_format=lambda v: f"{v:,.3f}".rstrip("0").rstrip(".")))
+    click.echo(
+        _escaped(summary).to_string(index=False, na_rep="", float_format=lambda v: f"{v:,.3f}".rstrip("0").rstrip("."))
+    )
 
 
 @cli.command()
@@ -294,9 +325,11 @@ def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
         )
     else:
         for anomaly in anomalies:
-            click.echo(str(anomaly))
+            click.echo(escape(anomaly))
         verdict = "damaged" if counts["error"] else "ok"
-        click.echo(f"{db}: {verdict} ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)")
+        click.echo(
+            f"{escape(db)}: {verdict} ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)"
+        )
     ctx.exit(1 if counts["error"] else 0)
 
 
@@ -312,7 +345,8 @@ def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
     help="The HTML file to write.",
 )
 @click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
-def report_command(db: str, out: str, pools: tuple[str, ...]) -> None:
+@click.option("--force", is_flag=True, help="Overwrite OUT even if it is not an earlier report.")
+def report_command(db: str, out: str, pools: tuple[str, ...], force: bool) -> None:
     """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool.
 
     The page needs nothing but a browser (plots are embedded PNGs); DB is only read.
@@ -323,8 +357,8 @@ def report_command(db: str, out: str, pools: tuple[str, ...]) -> None:
     """
     from .report import report
 
-    written = report(db, out, list(pools) or None)
-    click.echo(str(written))
+    written = report(db, out, list(pools) or None, force=force)
+    click.echo(escape(written))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -377,7 +411,7 @@ def lab(
     if dry_run:
         click.echo(shlex.join(command))
         return
-    click.echo(f"Starting {name} on {folder} (Ctrl-C to stop)", err=True)
+    click.echo(f"Starting {name} on {escape(folder)} (Ctrl-C to stop)", err=True)
     ctx.exit(labs.launch(command, folder))
 
 

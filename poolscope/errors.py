@@ -118,6 +118,14 @@ class DatabaseAccessError(DatabaseError):
     code = "access"
 
 
+class QueryTimeoutError(DatabaseError):
+    """A statement ran for longer than the ``timeout`` given to
+    :func:`poolscope.open` without handing back its next rows (a view over an
+    endless query, a file far too large for the machine): it was interrupted."""
+
+    code = "timeout"
+
+
 class PoolNotFoundError(PoolscopeError, KeyError):
     """The database has no record for that pool id."""
 
@@ -137,6 +145,13 @@ class CorruptRecordError(RecordError):
     """The payload is not valid JSON, not UTF-8 text, or has the wrong shape."""
 
     code = "bad_shape"
+
+
+class PayloadTooLargeError(CorruptRecordError):
+    """A stored value is larger than the ``max_payload`` limit given to
+    :func:`poolscope.open`: it was not read."""
+
+    code = "payload_too_large"
 
 
 class UnknownRecordKindError(RecordError):
@@ -175,6 +190,13 @@ class NotAMemberError(PoolscopeError):
     """``leave_member`` for a run that is not a member of the pool."""
 
     code = "not_a_member"
+
+
+class OutputError(PoolscopeError):
+    """A file or folder cannot be written where asked (a symlink there, an
+    existing file without ``force``, no such device, no space left)."""
+
+    code = "output"
 
 
 class InvalidInputError(PoolscopeError, ValueError):

@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from . import output
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,11 +33,35 @@ FORMATS = ("parquet", "csv", "json")
 FRAMES = ("records", "members", "messages", "wakes")
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP's
+#: "CSV injection" list): such a text cell is written with a leading ``'``.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with ``'``
+    (OWASP's recommendation for CSV injection); anything else unchanged.
+
+    >>> neutralise("=HYPERLINK('http://x')"), neutralise("-1+2"), neutralise("run.a")
+    ("'=HYPERLINK('http://x')", "'-1+2", 'run.a')
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """List columns as JSON text (``["a","b"]``) so that CSV keeps them readable and parseable.
+    """The frame as CSV should hold it: list columns as JSON text
+    (``["a","b"]``) so that they stay readable and parseable, and every text
+    cell that starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab,
+    carriage return) prefixed with ``'`` so that no spreadsheet runs it
+    (:func:`neutralise`).  Numbers are left as numbers; Parquet and JSON
+    exports are not changed this way.
 
     >>> csv_ready(pd.DataFrame({"x": [["a", "b"]]}))["x"][0]
     '["a", "b"]'
+    >>> csv_ready(pd.DataFrame({"run_id": ["=1+1", "run.b"]}))["run_id"].tolist()
+    ["'=1+1", 'run.b']
     """
     out = frame.copy()
     for column in out.columns:
@@ -47,9 +72,15 @@ def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
                 if v is None or v is pd.NA
                 else json.dumps(list(v), ensure_ascii=False)
                 if not isinstance(v, str)
-                else v
+                else neutralise(v)
                 for v in out[column]
             ]
+        elif isinstance(dtype, pd.CategoricalDtype):
+            categories = dtype.categories
+            if categories.dtype == object or pd.api.types.is_string_dtype(categories.dtype):
+                out[column] = out[column].cat.rename_categories([neutralise(c) for c in categories])
+        elif pd.api.types.is_string_dtype(dtype):
+            out[column] = out[column].map(neutralise, na_action="ignore")
     return out
 
 
@@ -94,31 +125,40 @@ def export(
     format: str = "parquet",
     pools: list[str] | None = None,
     upto: int | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write ``records``, ``members``, ``messages``, ``wakes`` and ``summary`` to the folder ``out``.
 
     Returns the paths written.  ``format`` is ``parquet``, ``csv`` or ``json``
-    (JSON lines).  The database is only read.
+    (JSON lines).  The database is only read.  The folder and its missing
+    parents are created; an existing file is overwritten only with ``force``,
+    and a symlink is never written through (see :mod:`poolscope.output`).
+    CSV cells that a spreadsheet would run as formulas are neutralised
+    (:func:`csv_ready`); Parquet and JSON keep every value exactly.
     """
     if format not in FORMATS:
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise InvalidInputError("export target exists and is not a folder", path=folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    folder = output.target(out)
+    names = [f"{name}.{'jsonl' if format == 'json' else format}" for name in (*FRAMES, "summary")]
+    if os.path.islink(folder) or (os.path.lexists(folder) and not folder.is_dir()):
+        output.make_folder(folder)  # raises: a link, or not a folder
+    for name in names:  # refuse before any work is done
+        output.check_file(folder / name, force=force)
     tables = {name: frame_for(db, name, pools, upto) for name in FRAMES}
     summary = db.summary()
     if pools:
         summary = summary[summary["pool_id"].isin(pools)].reset_index(drop=True)
     tables["summary"] = summary
-    for name, frame in tables.items():
-        path = folder / f"{name}.{'jsonl' if format == 'json' else format}"
-        if format == "parquet":
-            to_parquet(frame, path)
-        elif format == "csv":
-            csv_ready(frame).to_csv(path, index=False)
-        else:
-            frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    written = []
+    for frame, file_name in zip(tables.values(), names):
+        path = folder / file_name
+        with output.writing(path, force=force) as tmp:
+            if format == "parquet":
+                to_parquet(frame, tmp)
+            elif format == "csv":
+                # RFC 4180 line ends: a cell holding a carriage return is quoted (with \n alone it is not)
+                csv_ready(frame).to_csv(tmp, index=False, lineterminator="\r\n")
+            else:
+                frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
         written.append(path)
     return written

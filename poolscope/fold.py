@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, cast
 
 from . import wire
-from .errors import CorruptRecordError, UnknownRecordKindError
+from .errors import CorruptRecordError, InvalidInputError, UnknownRecordKindError
 
 POOL_OPENED, POOL_CREATED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE = range(6)
 DAMAGED = -1
@@ -66,6 +66,65 @@ class Entry(NamedTuple):
 
 
 _TARGET_ID_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
+_U64 = 2**64 - 1
+_RESUME = frozenset(wire.RESUME_POLICIES)
+#: serde_json's nesting limit: the SDK cannot read a deeper value.
+MAX_DEPTH = 128
+
+
+def _text(value: Any, field: str, *, optional: bool = False) -> Any:
+    """``value`` if it is a string (or None when ``optional``), else :class:`CorruptRecordError`."""
+    if value.__class__ is str or (optional and value is None):
+        return value
+    raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not a string (the SDK cannot read this record)")
+
+
+def _count(value: Any, field: str, *, optional: bool = True) -> Any:
+    """``value`` if it is an integer in serde's u64 range (or None when ``optional``)."""
+    if (optional and value is None) or (value.__class__ is int and 0 <= value <= _U64):
+        return value
+    if value.__class__ is int or value.__class__ is float:
+        raise CorruptRecordError(f"{field} is {value!r}, outside 0..2^64-1 (the SDK's u64)")
+    raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not an integer (the SDK cannot read this record)")
+
+
+def _texts(value: Any, field: str) -> tuple:
+    if not isinstance(value, list):
+        raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not a list of strings")
+    for item in value:
+        _text(item, f"{field} item")
+    return tuple(value)
+
+
+def _json_type(value: Any) -> str:
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply arrays and objects nest in ``value`` (stops counting past ``limit``).
+
+    >>> depth({"a": [1, [2]]})
+    3
+    """
+    level, frontier = 0, [value]
+    while frontier and level <= limit:
+        level += 1
+        nested: list = []
+        for item in frontier:
+            if item.__class__ is dict:
+                nested.extend(v for v in item.values() if v.__class__ is dict or v.__class__ is list)
+            elif item.__class__ is list:
+                nested.extend(v for v in item if v.__class__ is dict or v.__class__ is list)
+        frontier = nested
+    return level if value.__class__ is dict or value.__class__ is list else 0
 
 
 def extract(kind: str, payload: Any) -> Entry:
@@ -80,8 +139,16 @@ def extract(kind: str, payload: Any) -> Entry:
     if ptype != kind:
         if ptype in KIND_CODE and kind in KIND_CODE:
             raise CorruptRecordError(f"kind column says {kind!r} but the payload type is {ptype!r}")
+        if ptype in KIND_CODE:  # a payload the SDK knows, filed under a kind that is none (a number, a typo)
+            raise CorruptRecordError(
+                f"kind column says {kind!r}, which is no record kind; the payload type is {ptype!r}"
+            )
         raise UnknownRecordKindError(
             f"unknown record type {ptype if ptype is not None else kind!r} (written by a newer SDK?)"
+        )
+    if depth(payload) > MAX_DEPTH:
+        raise CorruptRecordError(
+            f"the payload nests deeper than {MAX_DEPTH} levels (serde_json's limit: the SDK cannot read it)"
         )
     try:
         if kind == "run_message":
@@ -96,25 +163,35 @@ def extract(kind: str, payload: Any) -> Entry:
             message_id = message["message_id"]
             if not isinstance(message_id, str) or receipt["message_id"] != message_id:
                 raise CorruptRecordError("receipt.message_id differs from message.message_id")
+            if ttype not in _TARGET_ID_FIELD:
+                raise CorruptRecordError(
+                    f"message.to.target.type is {ttype!r}, not one of {', '.join(_TARGET_ID_FIELD)}"
+                )
             contract = message.get("response_contract")
             return Entry(
                 RUN_MESSAGE,
                 message_id,
                 status,
-                message["idempotency_key"],
+                _text(message["idempotency_key"], "message.idempotency_key"),
                 None,
                 None,
-                message["from"],
+                _text(message["from"], "message.from"),
                 ttype,
-                target.get(_TARGET_ID_FIELD.get(ttype, ""), None),
-                tuple(receipt.get("delivered_to", ())),
-                message.get("reply_to"),
-                receipt.get("journal_cursor"),
+                _text(
+                    target.get(_TARGET_ID_FIELD[ttype]), f"message.to.target.{_TARGET_ID_FIELD[ttype]}", optional=True
+                ),
+                _texts(receipt.get("delivered_to", []), "receipt.delivered_to"),
+                _text(message.get("reply_to"), "message.reply_to", optional=True),
+                _text(receipt.get("journal_cursor"), "receipt.journal_cursor", optional=True),
                 (
-                    message.get("expires_at_millis"),
-                    None if contract is None else contract["expected_responses"],
-                    None if contract is None else contract.get("timeout_millis"),
-                    message["content_ref"],
+                    _count(message.get("expires_at_millis"), "message.expires_at_millis"),
+                    None
+                    if contract is None
+                    else _count(contract["expected_responses"], "response_contract.expected_responses", optional=False),
+                    None
+                    if contract is None
+                    else _count(contract.get("timeout_millis"), "response_contract.timeout_millis"),
+                    _text(message["content_ref"], "message.content_ref"),
                 ),
             )
         if kind == "wake":
@@ -128,25 +205,30 @@ def extract(kind: str, payload: Any) -> Entry:
             if not isinstance(condition_id, str) or registration["condition_id"] != condition_id:
                 raise CorruptRecordError("registration.condition_id differs from condition.condition_id")
             criteria = stored["compiled_filter"]["criteria"]
+            resume = condition["resume_with"]
+            if resume not in _RESUME:
+                raise CorruptRecordError(
+                    f"condition.resume_with is {resume!r}, not one of {', '.join(sorted(_RESUME))}"
+                )
             return Entry(
                 WAKE,
                 condition_id,
                 status,
-                condition["idempotency_key"],
-                condition["run_id"],
+                _text(condition["idempotency_key"], "condition.idempotency_key"),
+                _text(condition["run_id"], "condition.run_id"),
                 None,
                 None,
                 None,
                 None,
                 (),
                 None,
-                registration.get("journal_cursor"),
+                _text(registration.get("journal_cursor"), "registration.journal_cursor", optional=True),
                 (
-                    condition.get("timeout_millis"),
-                    condition["resume_with"],
-                    _included(criteria.get("families")),
-                    _included(criteria.get("kinds")),
-                    _included(criteria.get("run_ids")),
+                    _count(condition.get("timeout_millis"), "condition.timeout_millis"),
+                    resume,
+                    _included(criteria.get("families"), "families"),
+                    _included(criteria.get("kinds"), "kinds"),
+                    _included(criteria.get("run_ids"), "run_ids"),
                 ),
             )
         if kind == "member_joined" or kind == "member_left":
@@ -154,6 +236,10 @@ def extract(kind: str, payload: Any) -> Entry:
             run_id = member["run_id"]
             if not isinstance(run_id, str):
                 raise CorruptRecordError("member.run_id is not a string")
+            try:
+                wire.canonical_member(member)  # the SDK's AgentPoolMember: strings, lists of strings, policy refs
+            except InvalidInputError as error:
+                raise CorruptRecordError(f"{error.problem} (the SDK cannot read this record)") from None
             return Entry(
                 MEMBER_JOINED if kind == "member_joined" else MEMBER_LEFT,
                 run_id,
@@ -167,6 +253,11 @@ def extract(kind: str, payload: Any) -> Entry:
             config = payload["config"]
             if not isinstance(config, dict):
                 raise CorruptRecordError("config is not an object")
+            try:
+                # as the SDK reads it: omitted policies take their defaults (config {} is the default config)
+                config = wire.canonical_config(config)
+            except InvalidInputError as error:
+                raise CorruptRecordError(f"{error.problem} (the SDK cannot read this record)") from None
             return Entry(POOL_OPENED, extra=config)
         if kind == "pool_created":
             return Entry(POOL_CREATED)
@@ -175,10 +266,10 @@ def extract(kind: str, payload: Any) -> Entry:
     raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
 
 
-def _included(selector: Any) -> tuple | None:
-    """``{"include": [..]}`` -> tuple of values; ``"any"`` -> None."""
+def _included(selector: Any, name: str = "selector") -> tuple | None:
+    """``{"include": [..]}`` -> tuple of strings; ``"any"`` (or absent) -> None."""
     if isinstance(selector, dict):
-        return tuple(selector.get("include", ()))
+        return _texts(selector.get("include", []), f"compiled_filter.criteria.{name}.include")
     return None
 
 

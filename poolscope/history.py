@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -22,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import wire
 from .errors import (
+    CorruptRecordError,
+    CursorError,
     DatabaseChangedError,
     PoolNotFoundError,
     PoolscopeError,
     RecordError,
 )
 from .fold import extract
-from .index import PoolIndex, decode_row
+from .index import MAX_SEQ, TOO_LARGE, PoolIndex, decode_row
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
 
@@ -38,8 +41,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .diff import Diff
     from .whatif import WhatIf
     from .why import Explanation
-from .source import DEFAULT_TIMEOUT, FileIdentity, connect_readonly
-from .sqlite_errors import sqlite_errors
+from .source import (
+    DEFAULT_MAX_PAYLOAD,
+    DEFAULT_TIMEOUT,
+    FileIdentity,
+    Source,
+    connect_readonly,
+    keepalive,
+    resolve,
+)
+from .sqlite_errors import sqlite_errors, translate
 
 #: Characters of a payload shown by ``repr(record)`` (the rest is counted).
 REPR_PAYLOAD_CHARS = 160
@@ -86,8 +97,14 @@ class Record:
         return {"pool_id": self.pool_id, "cursor": {"sequence": self.cursor}, "payload": self.payload}
 
     def to_json(self) -> str:
-        """The record as ``serde_json`` writes it."""
-        return wire.dumps(self.to_dict())
+        """The record as ``serde_json`` writes it (:class:`CorruptRecordError`
+        for a value nested too deeply to be written)."""
+        try:
+            return wire.dumps(self.to_dict())
+        except TypeError:
+            raise CorruptRecordError(
+                "a value in this record nests too deeply to be written as JSON", pool_id=self.pool_id, seq=self.cursor
+            ) from None
 
 
 def read_records(
@@ -109,30 +126,84 @@ def read_records(
         "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
         "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
     )
-    params: list[Any] = [pool_id, after or 0]
+    after, upto = _bound(after, "after", path, pool_id), _bound(upto, "upto", path, pool_id)
+    upto = MAX_SEQ if upto is None else min(upto, MAX_SEQ)  # seqs the index cannot place are left out
+    tail = ""
+    extra: list[Any] = []
     if upto is not None:
-        sql += " AND seq <= ?"
-        params.append(upto)
+        tail += " AND seq <= ?"
+        extra.append(upto)
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-        params.extend(kinds)
-    sql += " ORDER BY seq"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    with sqlite_errors(path, pool_id):
-        rows = conn.execute(sql, params)
-        for seq, kind_raw, typ, payload_raw in rows:
-            try:
-                kind, payload = decode_row(kind_raw, typ, payload_raw)
-                extract(kind, payload)  # wrong shape, unknown kind or status: the SDK cannot read it either
-                yield Record(pool_id, seq, kind, payload)
-            except RecordError as error:
-                error.path, error.pool_id, error.seq = str(path), pool_id, seq
-                error.args = (error._format(),)
-                kind = kind_raw.decode("utf-8", "replace") if isinstance(kind_raw, bytes) else str(kind_raw)
-                yield Record(pool_id, seq, kind, None, problem=error)
+        tail += f" AND kind IN ({','.join('?' * len(kinds))})"
+        extra.extend(kinds)
+    tail += " ORDER BY seq"
+    last = after or 0
+    left = None if limit is None else int(limit)
+    while left is None or left > 0:
+        try:
+            rows = conn.execute(
+                sql + tail + ("" if left is None else " LIMIT ?"),
+                [pool_id, last, *extra] + ([] if left is None else [left]),
+            )
+            for seq, kind_raw, typ, payload_raw in rows:
+                keepalive(conn)  # the bound is on SQLite's time to the next row, not on the reader's
+                yield _record(path, pool_id, seq, kind_raw, typ, payload_raw)
+                if type(seq) is int:
+                    last = seq
+                if left is not None:
+                    left -= 1
+            return
+        except sqlite3.DataError as error:
+            # a value larger than max_payload: that record alone is damaged, the rest are read
+            # (SQLite reads a row ahead: the row refused may be the one after the next)
+            found = None
+            if getattr(error, "sqlite_errorname", "") == "SQLITE_TOOBIG":
+                try:
+                    found = conn.execute(sql + tail + " LIMIT 1", [pool_id, last, *extra]).fetchone()
+                except sqlite3.DataError:
+                    try:
+                        row = conn.execute(
+                            "SELECT seq, CAST(kind AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+                            + tail
+                            + " LIMIT 1",
+                            [pool_id, last, *extra],
+                        ).fetchone()
+                        found = None if row is None else (row[0], row[1], TOO_LARGE, None)
+                    except sqlite3.Error:
+                        found = None
+                except sqlite3.Error:
+                    found = None
+            if found is None or type(found[0]) is not int:
+                raise translate(error, path, pool_id) from None
+            yield _record(path, pool_id, *found)
+            last = found[0]
+            if left is not None:
+                left -= 1
+        except sqlite3.Error as error:
+            raise translate(error, path, pool_id) from None
+
+
+def _bound(value: Any, name: str, path: Path, pool_id: str) -> int | None:
+    """A cursor bound as an SQLite integer (beyond 64 bits: clamped, it selects the same records)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise CursorError(f"{name} must be an integer, not {type(value).__name__}", path=path, pool_id=pool_id)
+    return max(min(operator.index(value), 2**63 - 1), -(2**63))
+
+
+def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload_raw: Any) -> Record:
+    """One row as a :class:`Record` (with ``problem`` set when it cannot be decoded)."""
+    try:
+        kind, payload = decode_row(kind_raw, typ, payload_raw)
+        extract(kind, payload)  # wrong shape, unknown kind or status: the SDK cannot read it either
+        return Record(pool_id, seq, kind, payload)
+    except RecordError as error:
+        error.path, error.pool_id, error.seq = str(path), pool_id, seq
+        error.args = (error._format(),)
+        kind = kind_raw.decode("utf-8", "replace") if isinstance(kind_raw, bytes) else str(kind_raw)
+        return Record(pool_id, seq, kind, None, problem=error)
 
 
 def open(
@@ -140,17 +211,26 @@ def open(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool | None = None,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
     cache: bool | str | os.PathLike = True,
 ) -> Database:
     """Open an SDK pool database read-only.  Nothing is changed or created in
     the file or its folder.
 
-    ``timeout`` bounds the wait for another process's lock; ``progress``
-    shows a ``tqdm`` bar while a large pool loads (``None``: only when large).
+    ``timeout`` (seconds) bounds the wait for another process's lock and the
+    time any one query may run before handing back rows
+    (:class:`~poolscope.errors.QueryTimeoutError`); ``max_payload`` (bytes)
+    the size of a single stored value read (a larger one is a damaged record,
+    :class:`~poolscope.errors.PayloadTooLargeError`); ``progress`` shows a
+    ``tqdm`` bar while a large pool loads (``None``: only when large).
     ``cache``: the persistent index cache (:mod:`poolscope.cache`) that makes
     a second open of a pool instant -- True (the default folder,
     ``$POOLSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/poolscope``, else
     ``~/.cache/poolscope``), a folder, or False to neither read nor write one.
+
+    A symlink is followed to the real file; a WAL database whose ``-wal`` no
+    live process holds is read through a private copy in a temporary folder
+    (see :mod:`poolscope.source`).
 
     >>> db = open("sample_data/demo.db")
     >>> db
@@ -158,7 +238,7 @@ def open(
     >>> open("sample_data/demo.db", cache=False).cache is None
     True
     """
-    return Database(path, timeout=timeout, progress=progress, cache=cache)
+    return Database(path, timeout=timeout, progress=progress, max_payload=max_payload, cache=cache)
 
 
 class _Frames:
@@ -200,17 +280,19 @@ class Database(_Frames):
         *,
         timeout: float = DEFAULT_TIMEOUT,
         progress: bool | None = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
         cache: bool | str | os.PathLike = True,
     ):
-        from .cache import resolve
+        from .cache import resolve as resolve_cache
 
         self.path = Path(path)
         self.timeout = timeout
         self.progress = progress
-        self.cache = resolve(cache)
-        self._conn = connect_readonly(self.path, timeout=timeout)
-        self._identity = FileIdentity.of(self.path)
-        self._wal_seen = Path(str(self.path) + "-wal").exists()
+        self.max_payload = max_payload
+        self.cache = resolve_cache(cache)
+        self._conn = connect_readonly(self.path, timeout=timeout, max_payload=max_payload)
+        self._identity = self.source.identity
+        self._wal_seen = self.source.wal.exists()
         self._signature = self._file_signature()
         self._pools: dict[str, PoolHistory] = {}
         self._pool_ids = self._read_pool_ids()
@@ -227,34 +309,48 @@ class Database(_Frames):
         return sorted(set(ids))
 
     @property
+    def source(self) -> Source:
+        """What the connection reads: the real file behind the path, its
+        identity, and how it is read (``immutable``, ``ro`` or a ``private`` copy)."""
+        return self._conn.source  # type: ignore[attr-defined]
+
+    @property
     def conn(self) -> sqlite3.Connection:
         """The read-only ``sqlite3`` connection (``PRAGMA query_only`` is on)."""
         return self._conn
 
     def _reconnect_if_needed(self) -> None:
-        if not self.path.exists():
+        source = self.source
+        if not source.real.exists() or not os.path.exists(self.path):
             raise DatabaseChangedError("the file was deleted or moved while open", path=self.path)
-        if FileIdentity.of(self.path) != self._identity:
+        if FileIdentity.of(source.real) != self._identity or resolve(self.path) != source.real:
             raise DatabaseChangedError(
                 "the file was replaced by another file while open; open it again to read the new one",
                 path=self.path,
             )
-        wal = Path(str(self.path) + "-wal").exists()
+        wal = source.wal.exists()
         signature = self._file_signature()
-        if wal != self._wal_seen or (not wal and signature != self._signature):
+        if wal != self._wal_seen or (source.mode != "ro" and signature != self._signature):
             # a writer started, stopped, or changed the file while we held an
-            # immutable view: reopen so that its records are seen
+            # immutable view or a private copy: reopen so that its records are seen
             self._conn.close()
-            self._conn = connect_readonly(self.path, timeout=self.timeout)
+            self._conn = connect_readonly(
+                self.path, timeout=self.timeout, max_payload=self.max_payload, expect=self._identity
+            )
             self._wal_seen = wal
         self._signature = signature
 
-    def _file_signature(self) -> tuple[int, int]:
-        try:
-            info = os.stat(self.path)
-        except OSError:
-            return (-1, -1)
-        return (info.st_size, info.st_mtime_ns)
+    def _file_signature(self) -> tuple[int, ...]:
+        source = self.source
+        out: list[int] = []
+        for path in (source.real, source.wal):
+            try:
+                info = os.stat(path)
+            except OSError:
+                out += [-1, -1]
+            else:
+                out += [info.st_size, info.st_mtime_ns]
+        return tuple(out)
 
     def refresh(self) -> dict[str, int]:
         """Read records appended since the last load; return new-record counts per pool.
@@ -306,7 +402,12 @@ class Database(_Frames):
         history = self._pools.get(pool_id)
         if history is None:
             if pool_id not in self._pool_ids:
-                known = ", ".join(self._pool_ids[:10]) or "none"
+                from .terminal import shorten
+
+                # ids as stored may hold newlines or escape sequences: shown escaped, cut, on one line
+                known = ", ".join(repr(shorten(p, 60)) for p in self._pool_ids[:10]) or "none"
+                if len(self._pool_ids) > 10:
+                    known += f", … ({len(self._pool_ids) - 10} more)"
                 raise PoolNotFoundError(f"no records for this pool (pools: {known})", path=self.path, pool_id=pool_id)
             history = PoolHistory(self, pool_id)
             self._pools[pool_id] = history

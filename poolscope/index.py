@@ -30,10 +30,35 @@ from typing import Any
 import numpy as np
 
 from . import wire
-from .errors import ConfigConflictError, CorruptRecordError, CursorError, PoolNotOpenedError, RecordError
+from .errors import (
+    ConfigConflictError,
+    CorruptRecordError,
+    CursorError,
+    PayloadTooLargeError,
+    PoolNotOpenedError,
+    RecordError,
+    UnknownRecordKindError,
+)
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry, PoolFold, extract
 
 NEVER = np.iinfo(np.int64).max
+#: The largest seq a record can have: NEVER is the index's "still current" mark,
+#: so a row at seq NEVER (or at 0 or below) cannot be placed; doctor reports it (bad_seq).
+MAX_SEQ = int(NEVER) - 1
+#: serde's u64: the range of every count and time in the SDK's records.
+U64 = 2**64 - 1
+_RESUME = frozenset(wire.RESUME_POLICIES)
+
+
+def str_tuple(value: tuple) -> tuple:
+    """``value`` if all its items are strings (a list the SDK types as
+    ``Vec<String>``), else :class:`TypeError`."""
+    for item in value:
+        if item.__class__ is not str:
+            raise TypeError("not a list of strings")
+    return value
+
+
 #: Entries transposed at a time by :meth:`PoolIndex.entry_columns` (while they are in the CPU's cache).
 TRANSPOSE_BATCH = 4096
 #: Records folded on top of an index restored from the cache while its fold's
@@ -85,15 +110,36 @@ def transpose(batch: list, columns: list[list]) -> None:
             column.extend(values)
 
 
+#: The ``typeof`` given to a row whose payload (or kind) SQLite refused to
+#: read because it is larger than the connection's ``max_payload``.
+TOO_LARGE = "too large"
+
+
+def too_big(error: sqlite3.Error) -> bool:
+    """Whether SQLite refused a value larger than the connection's ``max_payload``."""
+    return getattr(error, "sqlite_errorname", "") == "SQLITE_TOOBIG" or "too big" in str(error)
+
+
 def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
     """Decode one stored row's kind and payload, raising :class:`RecordError` subclasses."""
+    if typ == TOO_LARGE:
+        raise PayloadTooLargeError(
+            "a value of this row is larger than the max_payload limit and was not read "
+            "(poolscope.open(path, max_payload=...) sets the limit)"
+        )
     if isinstance(kind_raw, bytes):
         try:
             kind = kind_raw.decode("utf-8")
         except UnicodeDecodeError:
             raise CorruptRecordError("kind is not valid UTF-8 text", code="invalid_utf8") from None
-    else:
-        kind = str(kind_raw)
+    elif isinstance(kind_raw, str):
+        kind = kind_raw
+    elif kind_raw is None:
+        raise UnknownRecordKindError("kind is NULL: no record type")
+    else:  # the SDK writes the kind as TEXT; a number there is no kind at all
+        raise CorruptRecordError(
+            f"kind is stored as {type(kind_raw).__name__} {kind_raw!r}, not as text naming the record type"
+        )
     if typ != "text":
         if typ == "null":
             raise CorruptRecordError("payload_json is NULL", code="null_payload")
@@ -393,6 +439,7 @@ class PoolIndex:
         batch: list[Entry] = []
         add_seq, add = batch_seqs.append, batch.append
         loads = wire.orjson.loads
+        u64, resumes, text, integer = U64, _RESUME, str, int
         new = tuple.__new__
         share = self._shared.setdefault
         tuples = self._shared_tuples
@@ -401,11 +448,15 @@ class PoolIndex:
         if keep:
 
             def shared_tuple(value: tuple) -> tuple:
-                # recipient lists and wake filters repeat: one tuple per distinct value
-                return tuples.setdefault(value, value)
+                # recipient lists and wake filters repeat: one tuple per distinct value (its items
+                # checked once, when it is first seen: lists of strings)
+                found = tuples.get(value)
+                if found is None:
+                    found = tuples[value] = str_tuple(value)
+                return found
 
         else:
-            shared_tuple = tuple  # tuple(t) is t: no copy, no hashing
+            shared_tuple = str_tuple
         with gc_paused():
             for seq, kind_raw, typ, payload_raw in rows:
                 if type(seq) is not int or seq <= last:
@@ -426,37 +477,49 @@ class PoolIndex:
                             status = receipt["status"]
                             key = message["message_id"]
                             contract = message.get("response_contract")
+                            idem = message["idempotency_key"]
+                            sender = message["from"]
+                            reply = message.get("reply_to")
+                            journal = receipt.get("journal_cursor")
+                            expires = message.get("expires_at_millis")
+                            expected = None if contract is None else contract["expected_responses"]
+                            timeout = None if contract is None else contract.get("timeout_millis")
+                            content = message["content_ref"]
+                            # the SDK's types, checked on the values read anyway (else: extract() says what is wrong)
                             if (
                                 payload["type"] == "run_message"
                                 and status in _MESSAGE_STATUS
                                 and receipt["message_id"] == key
-                                and type(key) is str
+                                and key.__class__ is text
                                 and ttype in _TARGET_FIELD
+                                and idem.__class__ is text
+                                and sender.__class__ is text
+                                and content.__class__ is text
+                                and (reply is None or reply.__class__ is text)
+                                and (journal is None or journal.__class__ is text)
+                                and (expires is None or (expires.__class__ is integer and 0 <= expires <= u64))
+                                and (contract is None or (expected.__class__ is integer and 0 <= expected <= u64))
+                                and (timeout is None or (timeout.__class__ is integer and 0 <= timeout <= u64))
                             ):
                                 tid = target.get(_TARGET_FIELD[ttype])
+                                if tid is not None and tid.__class__ is not text:
+                                    raise TypeError
                                 entry = new(
                                     entry_type,
                                     (
                                         RUN_MESSAGE,
                                         key,
                                         _MESSAGE_STATUS[status],
-                                        message["idempotency_key"],
+                                        idem,
                                         None,
                                         None,
-                                        share(message["from"], message["from"]),
+                                        share(sender, sender),
                                         _TARGET_TYPE[ttype],
                                         None if tid is None else share(tid, tid),
                                         shared_tuple(tuple(receipt.get("delivered_to", ()))),
-                                        message.get("reply_to"),
-                                        receipt.get("journal_cursor"),
-                                        (
-                                            message.get("expires_at_millis"),
-                                            None if contract is None else contract["expected_responses"],
-                                            None if contract is None else contract.get("timeout_millis"),
-                                            message["content_ref"],
-                                        )
-                                        if keep
-                                        else None,
+                                        reply,
+                                        journal,
+                                        (expires, expected, timeout, content) if keep else None,
                                     ),
                                 )
                         elif kind == "wake":
@@ -469,20 +532,29 @@ class PoolIndex:
                             families = criteria.get("families")
                             kinds = criteria.get("kinds")
                             runs = criteria.get("run_ids")
+                            idem = condition["idempotency_key"]
+                            run_id = condition["run_id"]
+                            journal = registration.get("journal_cursor")
+                            timeout = condition.get("timeout_millis")
+                            resume = condition["resume_with"]
                             if (
                                 payload["type"] == "wake"
                                 and status in _WAKE_STATUS
                                 and registration["condition_id"] == key
-                                and type(key) is str
+                                and key.__class__ is text
+                                and idem.__class__ is text
+                                and run_id.__class__ is text
+                                and resume in resumes
+                                and (journal is None or journal.__class__ is text)
+                                and (timeout is None or (timeout.__class__ is integer and 0 <= timeout <= u64))
                             ):
-                                run_id = condition["run_id"]
                                 entry = new(
                                     entry_type,
                                     (
                                         WAKE,
                                         key,
                                         _WAKE_STATUS[status],
-                                        condition["idempotency_key"],
+                                        idem,
                                         share(run_id, run_id),
                                         None,
                                         None,
@@ -490,10 +562,10 @@ class PoolIndex:
                                         None,
                                         (),
                                         None,
-                                        registration.get("journal_cursor"),
+                                        journal,
                                         (
-                                            condition.get("timeout_millis"),
-                                            condition["resume_with"],
+                                            timeout,
+                                            resume,
                                             shared_tuple(tuple(families["include"]))
                                             if families.__class__ is dict
                                             else None,

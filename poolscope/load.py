@@ -32,7 +32,8 @@ from typing import Any
 from . import wire
 from .errors import CorruptRecordError
 from .fold import Entry
-from .index import PoolIndex, gc_paused, transpose
+from .index import MAX_SEQ, TOO_LARGE, PoolIndex, gc_paused, too_big, transpose
+from .source import keepalive
 from .sqlite_errors import is_text_decode_error, sqlite_errors
 
 #: Rows fetched per ``fetchmany`` call during a scan.
@@ -148,7 +149,16 @@ class _OtherHalf:
             receiver, sender = ctx.Pipe(duplex=False)
             process = ctx.Process(
                 target=child or _decode_in_child,
-                args=(str(index.path), index.pool_id, row[0], sender, upper, *extra, out.fileno()),
+                # the parent's Source, not its path: the child reads the very file the parent opened
+                args=(
+                    getattr(conn, "source", None) or str(index.path),
+                    index.pool_id,
+                    row[0],
+                    sender,
+                    upper,
+                    *extra,
+                    out.fileno(),
+                ),
                 daemon=True,
             )
             process.start()
@@ -221,7 +231,18 @@ class _OtherHalf:
             self.process.kill()
 
 
-def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: int | None, out: int) -> None:
+def _child_connection(where: Any) -> tuple[sqlite3.Connection, Path]:
+    """A forked child's connection to what its parent reads: the same file
+    (:class:`DatabaseChangedError` if the path now names another one, and the
+    parent decodes the child's part itself) or the parent's private copy."""
+    from .source import Source, connect_readonly, reconnect
+
+    if isinstance(where, Source):
+        return reconnect(where), where.path
+    return connect_readonly(where), Path(where)
+
+
+def _decode_in_child(path: Any, pool_id: str, split: int, sender: Any, upper: int | None, out: int) -> None:
     """Forked child of a load: decode the records with ``split <= seq < upper``
     and hand them over in chunks of :data:`LOAD_CHUNK`, each marshalled into
     the file ``out`` with a small notice (offset, length) through the pipe --
@@ -229,11 +250,9 @@ def _decode_in_child(path: str, pool_id: str, split: int, sender: Any, upper: in
     import marshal
 
     try:
-        from .source import connect_readonly
-
         gc.disable()
-        conn = connect_readonly(path)
-        index = PoolIndex(Path(path), pool_id)
+        conn, where = _child_connection(path)
+        index = PoolIndex(where, pool_id)
         seqs: list[int] = []
         tuples: list[tuple] = []
         last = [split - 1]
@@ -313,7 +332,7 @@ def _column_chunks(
 
 
 def _columns_in_child(
-    path: str, pool_id: str, split: int, sender: Any, upper: int | None, collect: Callable[..., Any], out: int
+    path: Any, pool_id: str, split: int, sender: Any, upper: int | None, collect: Callable[..., Any], out: int
 ) -> None:
     """Forked child of :func:`scan`: decode the records with ``split <= seq <
     upper``, write the ``collect(...)`` tables as one Arrow IPC stream to the
@@ -324,11 +343,10 @@ def _columns_in_child(
     try:
         import pyarrow as pa
 
-        from .source import connect_readonly
-
         gc.disable()
-        index = PoolIndex(Path(path), pool_id)
-        tables = [collect(*c) for c in _column_chunks(index, connect_readonly(path), split - 1, upper)]
+        conn, where = _child_connection(path)
+        index = PoolIndex(where, pool_id)
+        tables = [collect(*c) for c in _column_chunks(index, conn, split - 1, upper)]
         if tables:
             with (
                 os.fdopen(os.dup(out), "wb") as raw,
@@ -434,9 +452,10 @@ def _progress_bar(pool_id: str, total: int | None, progress: bool | None) -> Any
         return None
     from tqdm.auto import tqdm
 
-    from .render import shorten
+    from .terminal import shorten
 
-    return tqdm(total=total, desc=f"loading {shorten(pool_id, 60)}", unit="rec", leave=False)
+    # the id escaped (no control or bidi character reaches the terminal) and cut: a bar is one short line
+    return tqdm(total=total, desc=f"loading {shorten(pool_id, 40)}", unit="rec", leave=False)
 
 
 def load(index: PoolIndex, conn: sqlite3.Connection, progress: bool | None = None) -> int:
@@ -479,30 +498,83 @@ def _batches(
     """Row batches ``(seq, kind, typeof, payload)`` of a pool after ``last()`` (and
     below ``upper``), in seq order.  Rows come as SQLite stores them; after a
     text value that is not UTF-8 the next batch is read as bytes."""
-    bound, extra = ("", ()) if upper is None else (" AND seq < ?", (upper,))
+    # a seq of 2^63-1 (the index's "still current" mark) cannot be placed: left out, reported by doctor
+    bound, extra = " AND seq < ?", (MAX_SEQ + 1 if upper is None else min(upper, MAX_SEQ + 1),)
     while True:
         try:
-            cur = conn.execute(FAST_SCAN_SQL + bound + ORDER, (pool_id, last(), *extra))
-            while rows := cur.fetchmany(BATCH):
-                yield rows
-            return
-        except sqlite3.OperationalError as error:
-            if not is_text_decode_error(error):
-                raise
-            rows = conn.execute(SCAN_SQL + bound + ORDER + " LIMIT ?", (pool_id, last(), *extra, BATCH)).fetchall()
-            if not rows:
+            try:
+                cur = conn.execute(FAST_SCAN_SQL + bound + ORDER, (pool_id, last(), *extra))
+                while rows := cur.fetchmany(BATCH):
+                    yield rows
+                    keepalive(conn)  # the time bound is per batch, not per load
                 return
-            yield rows
+            except sqlite3.OperationalError as error:
+                if not is_text_decode_error(error):
+                    raise
+                rows = conn.execute(SCAN_SQL + bound + ORDER + " LIMIT ?", (pool_id, last(), *extra, BATCH)).fetchall()
+                if not rows:
+                    return
+                yield rows
+        except sqlite3.DataError as error:
+            # a value larger than max_payload (SQLITE_LIMIT_LENGTH): that row alone is damaged
+            row = _next_row_alone(conn, pool_id, last(), bound, extra) if too_big(error) else None
+            if row is None:
+                raise
+            yield [row]
+
+
+def _next_row_alone(conn: sqlite3.Connection, pool_id: str, after: int, bound: str, extra: tuple) -> tuple | None:
+    """The row after ``after``, read alone (SQLite reads a row ahead, so the
+    row it refused as too large may be the one after): as it is stored, or
+    ``(seq, kind, TOO_LARGE, None)`` if it is the one too large (None if it
+    cannot be placed)."""
+    try:
+        row = conn.execute(SCAN_SQL + bound + ORDER + " LIMIT 1", (pool_id, after, *extra)).fetchone()
+        if row is not None and type(row[0]) is int:
+            return tuple(row)
+    except sqlite3.DataError as error:
+        if not too_big(error):
+            raise
+    found = conn.execute(
+        "SELECT seq FROM agent_pool_records WHERE pool_id = ? AND seq > ?" + bound + ORDER + " LIMIT 1",
+        (pool_id, after, *extra),
+    ).fetchone()
+    if found is None or type(found[0]) is not int:
+        return None
+    try:
+        kind = conn.execute(
+            "SELECT CAST(kind AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq = ? LIMIT 1",
+            (pool_id, found[0]),
+        ).fetchone()[0]
+    except sqlite3.Error:
+        kind = None
+    return (found[0], kind, TOO_LARGE, None)
 
 
 def _count(conn: sqlite3.Connection, index: PoolIndex, after: int, upto: int | None = None) -> int:
     """How many records of ``index``'s pool have ``after < seq <= upto``."""
-    sql = "SELECT count(*) FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
-    args: tuple = (index.pool_id, after)
+    sql = "SELECT count(*) FROM agent_pool_records WHERE pool_id = ? AND seq > ? AND seq <= ?"
+    args: tuple = (index.pool_id, after, MAX_SEQ)
     if upto is not None:
         sql, args = sql + " AND seq <= ?", (*args, upto)
     with sqlite_errors(index.path, index.pool_id):
         return conn.execute(sql, args).fetchone()[0]
+
+
+def _payloads_in_span(conn: sqlite3.Connection, pool_id: str, ordered: list[int]) -> dict[int, Any]:
+    """The payloads of ``ordered`` (sorted seqs) read in one range scan."""
+    out: dict[int, Any] = {}
+    wanted = set(ordered)
+    rows = conn.execute(
+        # as bytes: a damaged neighbour (invalid UTF-8) must not fail the fetch
+        "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?",
+        (pool_id, ordered[0], ordered[-1]),
+    )
+    for seq, text in rows:
+        keepalive(conn)
+        if seq in wanted:
+            out[seq] = wire.loads(text)
+    return out
 
 
 @gc_paused()  # decoding thousands of payloads makes no cycles
@@ -516,17 +588,14 @@ def fetch_payloads(
     ordered = sorted(seqs)
     span = ordered[-1] - ordered[0] + 1
     with sqlite_errors(path, pool_id):
-        if span <= 4 * len(ordered):
-            wanted = set(ordered)
-            rows = conn.execute(
-                # as bytes: a damaged neighbour (invalid UTF-8) must not fail the fetch
-                "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?",
-                (pool_id, ordered[0], ordered[-1]),
-            )
-            for seq, text in rows:
-                if seq in wanted:
-                    out[seq] = wire.loads(text)
-        else:
+        try:
+            if span <= 4 * len(ordered):
+                out = _payloads_in_span(conn, pool_id, ordered)
+        except sqlite3.DataError as error:
+            if not too_big(error):  # a damaged neighbour larger than max_payload: ask for the seqs themselves
+                raise
+            out = {}
+        if not out:
             for start in range(0, len(ordered), 500):
                 chunk = ordered[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -534,6 +603,7 @@ def fetch_payloads(
                     f"SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq IN ({marks})",
                     (pool_id, *chunk),
                 ):
+                    keepalive(conn)
                     out[seq] = wire.loads(text)
     missing = [s for s in ordered if s not in out]
     if missing:

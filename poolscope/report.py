@@ -223,6 +223,7 @@ def render(db: Database, pools: Iterable[str] | None = None, *, title: str | Non
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        GENERATOR,
         f"<title>{_esc(name)}</title><style>{_PAGE_CSS}{_html.CSS}</style></head><body>",
         f"<header><h1>{_esc(name)}</h1><p>{_esc(db.path)} · {len(db.pool_ids):,} pool(s) · "
         f"written {time.strftime('%Y-%m-%d %H:%M:%S')} by poolscope {_esc(__version__)}</p></header><main>",
@@ -248,15 +249,24 @@ def render(db: Database, pools: Iterable[str] | None = None, *, title: str | Non
     return "\n".join(parts)
 
 
+#: The line every report's head carries: a report may overwrite a file that has it (its own earlier output).
+GENERATOR = "<meta name='generator' content='poolscope report'>"
+
+
 def report(
     db_or_path: Database | str | os.PathLike,
     out_path: str | os.PathLike,
     pools: Iterable[str] | None = None,
+    *,
+    force: bool = False,
 ) -> Path:
     """Write the HTML report of a database (or of its ``pools``) to ``out_path``.
 
     ``db_or_path`` is an open :class:`~poolscope.Database` or the path of a
-    database, which is opened read-only.  Returns the path written.
+    database, which is opened read-only.  Returns the path written.  Missing
+    parent folders are created; an existing file is overwritten only if it is
+    an earlier report or with ``force``, and never through a symlink (see
+    :mod:`poolscope.output`).
 
     >>> report("sample_data/demo.db", "alpha.html", pools=["pool.alpha"])
     PosixPath('alpha.html')
@@ -265,7 +275,11 @@ def report(
     from .history import open as open_db
 
     db = db_or_path if isinstance(db_or_path, Database) else open_db(db_or_path, progress=False)
+    from . import output
+
+    out = output.target(out_path)
+    output.check_file(out, force=force, own=GENERATOR.encode())  # before the work
     text = render(db, pools)
-    out = Path(out_path)
-    out.write_text(text, encoding="utf-8")
-    return out
+    with output.writing(out, force=force, own=GENERATOR.encode()) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(out_path)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 import numpy as np
 
 from . import wire
+from .errors import CorruptRecordError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -216,8 +217,25 @@ class Snapshot:
         return out
 
     def to_json(self) -> str:
-        """The exact text ``serde_json::to_string(&snapshot)`` writes."""
-        return wire.dumps(self.to_dict())
+        """The exact text ``serde_json::to_string(&snapshot)`` writes.
+
+        A stored value nested too deeply to be written (more than 255 levels)
+        raises :class:`~poolscope.errors.CorruptRecordError` naming its record."""
+        try:
+            return wire.dumps(self.to_dict())
+        except TypeError:
+            for items in (self.messages, self.wakes):
+                for seq, item in zip(items.seqs, items):
+                    try:
+                        wire.dumps(item)
+                    except TypeError:
+                        raise CorruptRecordError(
+                            "a value in this record nests too deeply to be written as JSON",
+                            path=self._history.path,
+                            pool_id=self.pool_id,
+                            seq=int(seq),
+                        ) from None
+            raise
 
     def __repr__(self) -> str:
         c = self.counts()

@@ -1,14 +1,31 @@
 """Opening an SDK database for reading without ever changing it.
 
 SQLite's ordinary read-only open of a WAL-mode file still creates ``-wal`` and
-``-shm`` files beside it.  :func:`connect_readonly` avoids that:
+``-shm`` files beside it, and rewrites an ``-shm`` it finds.
+:func:`connect_readonly` avoids that:
 
-* a WAL-mode file with no ``-wal`` beside it has no live writer, so it is
-  opened ``immutable=1`` (no locks, no side files);
-* a WAL-mode file whose ``-wal`` exists (a writer is live, or crashed) is opened
-  ``mode=ro`` so that committed but un-checkpointed records are visible; the
-  side files already exist, so nothing new is created;
+* the path is resolved first (a symlink is followed to the real file, whose
+  folder is where SQLite looks for ``-wal`` and ``-shm``), and anything that is
+  not a regular file (a FIFO, a device, a socket) is refused before SQLite
+  opens it;
+* a WAL-mode file with no (or an empty) ``-wal`` beside it has no writer: it
+  is opened ``immutable=1`` (no locks, no side files);
+* a WAL-mode file with a ``-wal`` that no live process holds (a copy, or a
+  crashed writer's leftover; with or without its ``-shm``) is read through a
+  *private copy* (the file and its ``-wal``, copied into a temporary folder
+  that is removed when the connection closes), so that committed but
+  un-checkpointed records are visible while nothing beside the file is
+  created or rewritten;
+* a WAL-mode file that a live process holds (a writer, or another reader) is
+  opened ``mode=ro`` and read through SQLite's shared memory like any reader
+  (read-only if its ``-shm`` is not writable);
 * a rollback-journal file is opened ``mode=ro`` with a bounded busy wait.
+
+Every connection is bounded: a statement that runs for longer than
+``timeout`` seconds without handing back its next batch of rows is
+interrupted (:class:`~poolscope.errors.QueryTimeoutError`), and a single value
+larger than ``max_payload`` bytes is refused by SQLite before it is
+materialised (:class:`~poolscope.errors.PayloadTooLargeError`).
 
 Example::
 
@@ -21,23 +38,44 @@ Example::
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
-from dataclasses import dataclass
+import stat
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import (
+    DatabaseChangedError,
     DatabaseNotFoundError,
     NotADatabaseError,
+    PoolscopeError,
     SchemaError,
 )
-from .sqlite_errors import sqlite_errors, translate
+from .sqlite_errors import translate
 
 RECORDS_TABLE = "agent_pool_records"
 EVENT_SEQ_TABLE = "agent_pool_event_seq"
 RECORD_COLUMNS = ("pool_id", "seq", "kind", "payload_json")
 SQLITE_MAGIC = b"SQLite format 3\x00"
-#: Seconds a reader waits for another process's lock before giving up.
+#: Seconds a reader waits for another process's lock, and at most for one
+#: statement to hand back its next rows, before giving up.
 DEFAULT_TIMEOUT = 5.0
+#: Largest single value (a payload) read, in bytes.  A larger one is refused
+#: by SQLite before it is materialised (``SQLITE_LIMIT_LENGTH``).
+DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
+#: SQLite virtual-machine instructions between two checks of the deadline.
+PROGRESS_STEPS = 10_000
+
+_FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
 
 
 @dataclass(frozen=True)
@@ -48,31 +86,118 @@ class FileIdentity:
     inode: int
 
     @classmethod
-    def of(cls, path: Path) -> FileIdentity:
+    def of(cls, path: str | os.PathLike) -> FileIdentity:
         info = os.stat(path)
         return cls(info.st_dev, info.st_ino)
 
 
-def check_file(path: Path) -> bytes:
-    """Check that ``path`` is an existing SQLite file; return its 100-byte header."""
-    if not path.exists():
-        raise DatabaseNotFoundError("no such file (poolscope does not create databases when reading)", path=path)
-    if path.is_dir():
-        raise NotADatabaseError("is a folder, not an SQLite database file", path=path)
+@dataclass(frozen=True)
+class Source:
+    """Where a read-only connection reads from, and how.
+
+    ``path`` is the path as given (used in messages), ``real`` the resolved
+    file, ``identity`` the file's (device, inode) when it was opened, ``mode``
+    one of ``"immutable"``, ``"ro"`` or ``"private"`` (a private copy in the
+    folder ``copy``, whose file is ``copy / real.name``).
+    """
+
+    path: Path
+    real: Path
+    identity: FileIdentity
+    mode: str
+    timeout: float = DEFAULT_TIMEOUT
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    copy: Path | None = None
+
+    @property
+    def wal(self) -> Path:
+        return side_file(self.real, "-wal")
+
+    @property
+    def shm(self) -> Path:
+        return side_file(self.real, "-shm")
+
+
+class ReadConnection(sqlite3.Connection):
+    """A read-only ``sqlite3`` connection that knows its :class:`Source` and
+    removes its private copy (if any) when closed."""
+
+    source: Source
+    _deadline: list[float]
+    _cleanup: weakref.finalize | None = None
+
+    def keepalive(self) -> None:
+        """Give the running statement another ``timeout`` seconds (called
+        between batches of a long scan: the bound is on one batch, not on a
+        whole load)."""
+        self._deadline[0] = time.monotonic() + self.source.timeout
+
+    def close(self) -> None:
+        super().close()
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+def side_file(real: Path, suffix: str) -> Path:
+    return real.with_name(real.name + suffix)
+
+
+def keepalive(conn: sqlite3.Connection) -> None:
+    """:meth:`ReadConnection.keepalive` for any connection (a no-op for others)."""
+    if conn.__class__ is ReadConnection:
+        conn.keepalive()
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """The real file behind ``path`` (every symlink followed)."""
+    return Path(os.path.realpath(path))
+
+
+def check_file(path: Path, real: Path | None = None) -> tuple[bytes, FileIdentity]:
+    """Check that ``path`` (whose resolved file is ``real``) is an existing
+    regular SQLite file; return its 100-byte header and its identity.
+
+    A FIFO, a device or a socket is refused without being opened for a read
+    that could block."""
+    real = resolve(path) if real is None else real
     try:
-        with open(path, "rb") as handle:
-            header = handle.read(100)
+        info = os.stat(real)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise DatabaseNotFoundError("is a symlink to a file that does not exist", path=path) from None
+        raise DatabaseNotFoundError(
+            "no such file (poolscope does not create databases when reading)", path=path
+        ) from None
+    except OSError as error:
+        raise NotADatabaseError(f"cannot be read ({error.strerror})", path=path) from None
+    kind = stat.S_IFMT(info.st_mode)
+    if kind != stat.S_IFREG:
+        what = _FILE_TYPES.get(kind, "not a regular file")
+        if kind == stat.S_IFDIR:
+            raise NotADatabaseError("is a folder, not an SQLite database file", path=path)
+        raise NotADatabaseError(f"is {what}, not a regular file: poolscope reads only regular files", path=path)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except PermissionError:
         raise NotADatabaseError("cannot be read (permission denied)", path=path) from None
     except OSError as error:
         raise NotADatabaseError(f"cannot be read ({error.strerror})", path=path) from None
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):  # swapped for something else since the stat
+            raise NotADatabaseError("is not a regular file: poolscope reads only regular files", path=path)
+        header = os.pread(fd, 100, 0)
+    except OSError as error:
+        raise NotADatabaseError(f"cannot be read ({error.strerror})", path=path) from None
+    finally:
+        os.close(fd)
     if not header:
         raise NotADatabaseError("is an empty file, not an SQLite database", path=path)
     if not header.startswith(SQLITE_MAGIC):
         raise NotADatabaseError("is not an SQLite database (wrong file header)", path=path)
     if len(header) < 100:
         raise NotADatabaseError("is truncated (shorter than an SQLite header)", path=path)
-    return header
+    return header, FileIdentity(opened.st_dev, opened.st_ino)
 
 
 def is_wal(header: bytes) -> bool:
@@ -80,33 +205,185 @@ def is_wal(header: bytes) -> bool:
     return header[18] == 2 and header[19] == 2
 
 
-def connect_readonly(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Connection:
-    """Open ``path`` read-only, creating no file, and check the SDK's schema.
+def held_by_a_process(path: Path) -> bool | None:
+    """Whether some process holds a lock on ``path`` (a live SQLite connection
+    holds one on its ``-shm`` as long as it is open), read from Linux's
+    ``/proc/locks`` without opening the file (closing a descriptor would drop
+    this process's own locks on it).  None where that cannot be known."""
+    try:
+        info = os.stat(path)
+        with open("/proc/locks", "rb") as handle:
+            table = handle.read()
+    except OSError:
+        return None
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino} ".encode()
+    return wanted in table
+
+
+def choose_mode(real: Path, header: bytes) -> str:
+    """``"immutable"``, ``"ro"`` or ``"private"`` for the file ``real`` (see the module's docstring).
+
+    A live connection (a writer, or any reader in WAL mode) holds a lock on the
+    file and on its ``-shm`` for as long as it is open: then SQLite's own
+    protocol is followed (``mode=ro``; an exclusive writer makes that wait the
+    bounded time and fail).  With no live process, the ``-wal`` is a leftover
+    of a crash or a copy, and SQLite would rebuild (or create) the ``-shm`` to
+    read it: a private copy is read instead."""
+    if not is_wal(header):
+        return "ro"
+    wal, shm = side_file(real, "-wal"), side_file(real, "-shm")
+    try:
+        wal_size = os.stat(wal).st_size
+    except FileNotFoundError:
+        return "immutable"
+    except OSError:
+        wal_size = 32
+    held = [held_by_a_process(real)] + ([held_by_a_process(shm)] if os.path.exists(shm) else [])
+    if any(held) or (None in held and os.path.exists(shm)):
+        return "ro"
+    return "immutable" if wal_size < 32 else "private"  # an empty -wal (a clean close) has nothing to read
+
+
+def connect_readonly(
+    path: str | os.PathLike,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    expect: FileIdentity | None = None,
+) -> sqlite3.Connection:
+    """Open ``path`` read-only, creating or changing no file beside it, and check the SDK's schema.
+
+    Returns a :class:`ReadConnection` (its ``source`` says what was opened
+    and how).  ``timeout`` bounds both the wait for another process's lock
+    and each statement's time to its next rows; ``max_payload`` the size of
+    any single value read.  ``expect``: the identity the file must still have
+    (a helper process reopening the parent's file), else
+    :class:`DatabaseChangedError`.
 
     Raises :class:`~poolscope.errors.DatabaseError` subclasses for a missing
-    path, a folder, a file that is not SQLite, a truncated file, or missing
-    tables and columns.
+    path, a folder or other non-regular file, a file that is not SQLite, a
+    truncated file, or missing tables and columns.
     """
     path = Path(path)
-    header = check_file(path)
-    uri = path.resolve().as_uri()
-    wal_live = Path(str(path) + "-wal").exists()
-    if is_wal(header) and not wal_live:
-        uri += "?immutable=1"
-    else:
-        uri += "?mode=ro"
-    with sqlite_errors(path):
-        conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
-        conn.execute("PRAGMA query_only = 1")
+    real = resolve(path)
+    header, identity = check_file(path, real)
+    if expect is not None and identity != expect:
+        raise DatabaseChangedError(
+            "the file was replaced by another file while open; open it again to read the new one", path=path
+        )
+    mode = choose_mode(real, header)
+    source = Source(path, real, identity, mode, float(timeout), int(max_payload))
+    if mode == "private":
+        source = _private_copy(source)
+    conn = _connect(source)
+    try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    check_schema(conn, path)
+        if FileIdentity.of(real) != identity:  # replaced between the check and SQLite's open
+            raise DatabaseChangedError(
+                "the file was replaced by another file while it was being opened; open it again", path=path
+            )
+    except sqlite3.Error as error:
+        conn.close()
+        raise translate(error, path) from None
+    except (OSError, PoolscopeError) as error:
+        conn.close()
+        if isinstance(error, PoolscopeError):
+            raise
+        raise DatabaseChangedError("the file was deleted or moved while it was being opened", path=path) from None
+    try:
+        check_schema(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def reconnect(source: Source) -> sqlite3.Connection:
+    """A new connection to the very file ``source`` describes (a forked helper
+    reading what its parent opened): the private copy if the parent reads one,
+    else the original file, which must still be the same file
+    (:class:`DatabaseChangedError` otherwise)."""
+    if source.mode == "private" and source.copy is not None:
+        conn = _connect(replace(source, mode="copy"))
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as error:
+            conn.close()
+            raise translate(error, source.path) from None
+        return conn
+    return connect_readonly(source.path, source.timeout, max_payload=source.max_payload, expect=source.identity)
+
+
+def _private_copy(source: Source) -> Source:
+    """Copy the file and its ``-wal`` into a new temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="poolscope-"))
+    try:
+        for suffix in ("", "-wal"):
+            shutil.copyfile(side_file(source.real, suffix), folder / (source.real.name + suffix))
+        if FileIdentity.of(source.real) != source.identity:
+            raise DatabaseChangedError(
+                "the file was replaced while it was being copied; open it again", path=source.path
+            )
+    except OSError as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise NotADatabaseError(
+            f"cannot read a private copy of this WAL database ({error.strerror or error})", path=source.path
+        ) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return replace(source, copy=folder)
+
+
+def _remove_copy(folder: str, owner: int) -> None:
+    if os.getpid() == owner:  # not from a forked helper
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _connect(source: Source) -> ReadConnection:
+    if source.copy is not None:
+        # our own copy: read-write so that SQLite may rebuild its -shm there (query_only keeps it read-only)
+        uri = (source.copy / source.real.name).as_uri() + ("?mode=rw" if source.mode == "private" else "?mode=ro")
+    else:
+        uri = source.real.as_uri() + ("?immutable=1" if source.mode == "immutable" else "?mode=ro")
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=source.timeout, check_same_thread=False, factory=ReadConnection)
+    except sqlite3.Error as error:
+        if source.copy is not None and source.mode == "private":
+            shutil.rmtree(source.copy, ignore_errors=True)
+        raise translate(error, source.path) from None
+    assert isinstance(conn, ReadConnection)
+    conn.source = source
+    if source.copy is not None and source.mode == "private":
+        conn._cleanup = weakref.finalize(conn, _remove_copy, str(source.copy), os.getpid())
+    deadline = conn._deadline = [time.monotonic() + source.timeout]
+    timeout = source.timeout
+    monotonic = time.monotonic
+
+    def arm(_statement: object) -> None:
+        deadline[0] = monotonic() + timeout
+
+    def expired() -> bool:
+        return monotonic() > deadline[0]
+
+    try:
+        conn.set_trace_callback(arm)  # called when a statement starts running
+        conn.set_progress_handler(expired, PROGRESS_STEPS)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(int(source.max_payload), 1))
+        conn.execute("PRAGMA query_only = 1")
+    except sqlite3.Error as error:
+        conn.close()
+        raise translate(error, source.path) from None
     return conn
 
 
 def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Raise :class:`SchemaError` unless ``agent_pool_records`` has the SDK's columns."""
-    with sqlite_errors(path):
-        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({RECORDS_TABLE})")]
+    try:
+        # table_xinfo, not table_info: it lists generated (computed) columns too, which read like any other
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_xinfo({RECORDS_TABLE})")]
+    except sqlite3.Error as error:
+        raise translate(error, path) from None
     if not columns:
         raise SchemaError(
             f"has no {RECORDS_TABLE} table: not a database written by the SDK's SqliteAgentPoolStore", path=path

@@ -28,14 +28,15 @@ from pathlib import Path
 from .errors import (
     DatabaseAccessError,
     DatabaseChangedError,
-    DatabaseError,
     DatabaseLockedError,
     NotADatabaseError,
+    PayloadTooLargeError,
     PoolscopeError,
+    QueryTimeoutError,
 )
 
 #: SQLite's primary result code -> (error class, code, what it means).
-BY_RESULT_CODE: dict[str, tuple[type[DatabaseError], str, str]] = {
+BY_RESULT_CODE: dict[str, tuple[type[PoolscopeError], str, str]] = {
     "SQLITE_BUSY": (
         DatabaseLockedError,
         "locked",
@@ -55,9 +56,22 @@ BY_RESULT_CODE: dict[str, tuple[type[DatabaseError], str, str]] = {
     "SQLITE_NOLFS": (DatabaseAccessError, "access", "the file is too large for this system"),
     "SQLITE_ERROR": (NotADatabaseError, "sqlite_error", "SQLite error"),
     "SQLITE_SCHEMA": (DatabaseChangedError, "changed", "the schema changed while it was read"),
+    # the bounds every read connection has (poolscope.source): time per query, size per value
+    "SQLITE_INTERRUPT": (
+        QueryTimeoutError,
+        "timeout",
+        "a query ran longer than the timeout without handing back rows and was stopped "
+        "(a view over an endless query? open(path, timeout=...) sets the bound)",
+    ),
+    "SQLITE_TOOBIG": (
+        PayloadTooLargeError,
+        "payload_too_large",
+        "a stored value is larger than the max_payload limit and was not read "
+        "(open(path, max_payload=...) sets the limit)",
+    ),
 }
 #: Anything else (an error without a result code, such as a closed connection).
-OTHER: tuple[type[DatabaseError], str, str] = (NotADatabaseError, "sqlite_error", "SQLite error")
+OTHER: tuple[type[PoolscopeError], str, str] = (NotADatabaseError, "sqlite_error", "SQLite error")
 
 
 def result_code(error: sqlite3.Error) -> str | None:

@@ -417,6 +417,141 @@ def text_seq(built: Built) -> None:
     )
 
 
+# Values of the wrong type or range (issue 10, item 4): the SDK's serde would not read them,
+# so each is one damaged record (bad_shape) and never reaches the fold.
+def nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def set_field(
+    kind: str, status: str | None, path: tuple, value: Any, raw: str | None = None
+) -> Callable[[Built], None]:
+    """Set ``payload[path...] = value`` in a record of ``kind`` (``raw``: JSON text put in its place)."""
+
+    def damage(built: Built) -> None:
+        _, _, payload = target(built, kind, status)
+        holder = payload
+        for step in path[:-1]:
+            holder = holder[step]
+        holder[path[-1]] = "@@RAW@@" if raw is not None else value
+        # json, not orjson: orjson refuses to write more than 255 levels
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        set_payload(built, text.replace('"@@RAW@@"', raw) if raw is not None else text)
+
+    damage.__name__ = f"{kind}_{'_'.join(map(str, path))}"
+    return damage
+
+
+MESSAGE = ("stored", "message")
+BAD_VALUES = [
+    ("idempotency key that is a list", "run_message", "delivered", (*MESSAGE, "idempotency_key"), ["a", "b"], None),
+    (
+        "wake idempotency key that is an object",
+        "wake",
+        "triggered",
+        ("stored", "condition", "idempotency_key"),
+        {"k": 1},
+        None,
+    ),
+    ("agent_id that is a number", "member_left", None, ("member", "agent_id"), 42, None),
+    ("agent_id that is a list", "member_left", None, ("member", "agent_id"), ["agent"], None),
+    ("topics that are objects", "member_left", None, ("member", "topics"), [{"topic": "t"}], None),
+    ("sender that is a number", "run_message", "delivered", (*MESSAGE, "from"), 7, None),
+    ("wake run_id that is an object", "wake", "triggered", ("stored", "condition", "run_id"), {"r": 1}, None),
+    ("reply_to that is a number", "run_message", "delivered", (*MESSAGE, "reply_to"), 3, None),
+    ("delivered_to holding numbers", "run_message", "delivered", ("stored", "receipt", "delivered_to"), [1, 2], None),
+    ("journal_cursor that is an object", "wake", "triggered", ("stored", "registration", "journal_cursor"), {}, None),
+    (
+        "a value nested 129 levels deep (serde's limit is 128)",
+        "member_left",
+        None,
+        ("member", "policy_refs"),
+        [nested(129)],
+        None,
+    ),
+    ("expires_at_millis = 2^200", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), None, str(2**200)),
+    ("expires_at_millis negative", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), -5, None),
+    ("expires_at_millis = 2^64", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), None, str(2**64)),
+    ('timeout_millis = "soon"', "wake", "triggered", ("stored", "condition", "timeout_millis"), "soon", None),
+    (
+        "resume_with that is not a policy",
+        "wake",
+        "triggered",
+        ("stored", "condition", "resume_with"),
+        "everything",
+        None,
+    ),
+    ("content_ref that is null", "run_message", "delivered", (*MESSAGE, "content_ref"), None, "null"),
+]
+
+
+def target_id_list(built: Built) -> None:
+    """The id of a message's target (run_id, agent_id, topic_id or pool_id, by its type) is a list."""
+    _, _, payload = target(built, "run_message", "delivered")
+    address = payload["stored"]["message"]["to"]["target"]
+    field_name = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}[address["type"]]
+    address[field_name] = ["r"]
+    set_payload(built, wire.dumps(payload))
+
+
+def bad_second_config(built: Built) -> None:
+    pool_id = sorted(built.original)[1]
+    payload = {"type": "pool_opened", "config": {"message_policy": 5}}
+    append(built, pool_id, "pool_opened", payload)
+    built.seq = max(built.original[pool_id]) + 1
+    built.original[pool_id][built.seq] = wire.dumps(payload)
+
+
+def integer_kind(built: Built) -> None:
+    """kind = 5: stored as the text '5' by the SDK's TEXT column."""
+    target(built, "member_left")
+    execute(
+        built.path,
+        ("UPDATE agent_pool_records SET kind = 5 WHERE pool_id = ? AND seq = ?", (built.pool_id, built.seq)),
+    )
+
+
+def integer_kind_without_affinity(built: Built) -> None:
+    """kind = 5 stored as an INTEGER (a table without column types)."""
+    rebuild_without_constraints(built)
+    integer_kind(built)
+
+
+def unplaceable_seq(seq: int) -> Callable[[Built], None]:
+    def damage(built: Built) -> None:
+        pool_id = sorted(built.original)[1]
+        execute(
+            built.path,
+            (
+                "INSERT INTO agent_pool_records VALUES (?, ?, 'pool_created', '{\"type\":\"pool_created\"}')",
+                (pool_id, seq),
+            ),
+        )
+        built.pool_id, built.anomaly_seq = pool_id, seq
+
+    damage.__name__ = f"seq_{seq}"
+    return damage
+
+
+def generated_payload_column(built: Built) -> None:
+    """payload_json as a generated column over the stored text (a view-like schema some tools write)."""
+    execute(
+        built.path,
+        (
+            "CREATE TABLE generated (pool_id TEXT, seq INTEGER, kind TEXT, raw TEXT, "
+            "payload_json TEXT GENERATED ALWAYS AS (raw) VIRTUAL, PRIMARY KEY (pool_id, seq))",
+        ),
+        (
+            "INSERT INTO generated (pool_id, seq, kind, raw) SELECT pool_id, seq, kind, payload_json FROM agent_pool_records",
+        ),
+        ("DROP TABLE agent_pool_records",),
+        ("ALTER TABLE generated RENAME TO agent_pool_records",),
+    )
+
+
 def rollback_journal(built: Built) -> None:
     execute(built.path, ("PRAGMA journal_mode = DELETE",))
 
@@ -646,6 +781,53 @@ CASES: list[Case] = [
         lambda built: None,
         hold=locker("BEGIN IMMEDIATE", "UPDATE agent_pool_event_seq SET seq = seq + 1"),
     ),
+    *[
+        Case(
+            name,
+            "generated",
+            set_field(kind, status, path, value, raw),
+            codes=frozenset({"bad_shape"}),
+            at="bad_shape",
+            strict=poolscope.CorruptRecordError,
+        )
+        for name, kind, status, path, value, raw in BAD_VALUES
+    ],
+    Case(
+        "target id that is a list",
+        "generated",
+        target_id_list,
+        codes=frozenset({"bad_shape"}),
+        at="bad_shape",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "second pool_opened whose config has the wrong type",
+        "generated",
+        bad_second_config,
+        codes=frozenset({"bad_shape"}),
+        at="bad_shape",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "an integer in the kind column",
+        "generated",
+        integer_kind,
+        codes=frozenset({"bad_shape"}),
+        at="bad_shape",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "an INTEGER kind in a table without column types",
+        "generated",
+        integer_kind_without_affinity,
+        codes=frozenset({"bad_shape"}),
+        at="bad_shape",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case("seq 0", "generated", unplaceable_seq(0), codes=frozenset({"bad_seq"}), at="bad_seq"),
+    Case("a negative seq", "generated", unplaceable_seq(-3), codes=frozenset({"bad_seq"}), at="bad_seq"),
+    Case("seq 2^63-1", "generated", unplaceable_seq(2**63 - 1), codes=frozenset({"bad_seq"}), at="bad_seq"),
+    Case("payload_json as a generated column", "generated", generated_payload_column),
     Case("replaced while open", "generated", lambda built: None, after_open=replaced),
     Case("deleted while open", "oracle", lambda built: None, after_open=deleted),
 ]
@@ -995,6 +1177,8 @@ def _params(cases: list[Case]) -> list:
 
 
 GENERATED = [c for c in CASES if c.base != "oracle"]
+#: a hang fails the test (the whole run stops with every thread's stack) instead of stalling CI
+pytestmark = pytest.mark.timeout(600, method="thread")
 ORACLE_BASED = [c for c in CASES if c.base == "oracle"]
 
 

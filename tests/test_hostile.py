@@ -1,0 +1,713 @@
+"""Hostile files: a catalogue of files as they arrive from machines nobody here
+controls, and the promise poolscope keeps on each.
+
+This is a sibling of ``tests/test_damage.py`` (damaged *content*); the rows
+here are hostile *files and layouts*: symlinks, WAL files copied without
+their ``-shm``, FIFOs and devices, views that never end or return huge
+values.  Each row states what must be read and that nothing beside the file
+changes: the listing of every folder involved and every byte in it are
+compared before and after, the CLI runs in a subprocess with a time limit,
+and every test has a time limit of its own (pytest-timeout), so that a hang
+fails instead of stalling the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from helpers import tree_state
+
+import poolscope
+from poolscope import wire
+
+#: Seconds after which a call has hung.
+HANG = 60
+pytestmark = pytest.mark.timeout(2 * HANG, method="thread")
+
+ORACLE_DB = Path(__file__).parent / "sdk_histories" / "conformance" / "pool.db"
+WAL_ONLY = "pool.only.in.the.wal"
+
+
+# ------------------------------------------------------------------ builders
+def wal_database(folder: Path, name: str = "pool.db", *, shm: bool = False) -> Path:
+    """A copy of the oracle's database in WAL mode whose ``-wal`` holds one more
+    pool (``WAL_ONLY``) not yet checkpointed, copied as a backup tool would
+    while the writer was running (with or without its ``-shm``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    work = folder.parent / f".{folder.name}-writer"
+    work.mkdir(exist_ok=True)
+    live = work / name
+    shutil.copy(ORACLE_DB, live)
+    conn = sqlite3.connect(live, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        for seq, kind, payload in (
+            (1, "pool_opened", {"type": "pool_opened", "config": wire.canonical_config({})}),
+            (2, "pool_created", {"type": "pool_created"}),
+        ):
+            conn.execute(
+                "INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (WAL_ONLY, seq, kind, wire.dumps(payload))
+            )
+        for suffix in ("", "-wal") + (("-shm",) if shm else ()):
+            shutil.copyfile(str(live) + suffix, folder / (name + suffix))
+    finally:
+        conn.close()
+    shutil.rmtree(work)
+    return folder / name
+
+
+def oracle_pools() -> list[str]:
+    conn = sqlite3.connect(f"file:{ORACLE_DB}?immutable=1", uri=True)
+    try:
+        return sorted(row[0] for row in conn.execute("SELECT DISTINCT pool_id FROM agent_pool_records"))
+    finally:
+        conn.close()
+
+
+@dataclass
+class Layout:
+    """What a builder made: the path to open, the folders to watch, what must be read."""
+
+    path: Path
+    folders: list[Path]
+    pools: list[str] | None = None
+    #: the exception ``poolscope.open`` raises (None: it opens)
+    opens: type | None = None
+    #: words the error message must contain
+    says: tuple[str, ...] = ()
+    #: keyword arguments for ``poolscope.open``
+    options: dict = field(default_factory=dict)
+
+
+def wal_without_shm(tmp: Path) -> Layout:
+    path = wal_database(tmp / "data")
+    return Layout(path, [tmp / "data"], oracle_pools() + [WAL_ONLY])
+
+
+def wal_with_copied_shm(tmp: Path) -> Layout:
+    path = wal_database(tmp / "data", shm=True)
+    return Layout(path, [tmp / "data"], oracle_pools() + [WAL_ONLY])
+
+
+def wal_with_read_only_shm(tmp: Path) -> Layout:
+    path = wal_database(tmp / "data", shm=True)
+    os.chmod(str(path) + "-shm", 0o444)
+    return Layout(path, [tmp / "data"], oracle_pools() + [WAL_ONLY])
+
+
+def wal_in_read_only_folder(tmp: Path) -> Layout:
+    path = wal_database(tmp / "data")
+    os.chmod(path.parent, 0o555)
+    return Layout(path, [tmp / "data"], oracle_pools() + [WAL_ONLY])
+
+
+def empty_wal(tmp: Path) -> Layout:
+    """A WAL file whose writer closed cleanly but left an empty ``-wal``."""
+    path = tmp / "data" / "pool.db"
+    path.parent.mkdir(parents=True)
+    shutil.copy(ORACLE_DB, path)
+    Path(str(path) + "-wal").write_bytes(b"")
+    return Layout(path, [path.parent], oracle_pools())
+
+
+def symlink_to_wal_elsewhere(tmp: Path) -> Layout:
+    """The link's folder has no -wal; the target's has one: its records must be read."""
+    target = wal_database(tmp / "target")
+    (tmp / "links").mkdir(parents=True)
+    link = tmp / "links" / "pool.db"
+    link.symlink_to(target)
+    return Layout(link, [tmp / "target", tmp / "links"], oracle_pools() + [WAL_ONLY])
+
+
+def symlink_beside_a_stray_wal(tmp: Path) -> Layout:
+    """The reverse: a -wal beside the link (of another file), none beside the
+    target: the target is read as it is, and nothing is created beside it."""
+    (tmp / "target").mkdir(parents=True)
+    target = tmp / "target" / "real.db"
+    shutil.copy(ORACLE_DB, target)
+    stray = wal_database(tmp / "links")
+    stray.unlink()
+    link = tmp / "links" / "pool.db"
+    link.symlink_to(target)
+    return Layout(link, [tmp / "target", tmp / "links"], oracle_pools())
+
+
+def relative_symlink_chain(tmp: Path) -> Layout:
+    """Two relative links in a row, the last one into a folder with the -wal."""
+    wal_database(tmp / "store")
+    (tmp / "a").mkdir(parents=True)
+    (tmp / "a" / "first.db").symlink_to(Path("..") / "store" / "pool.db")
+    (tmp / "b").mkdir(parents=True)
+    (tmp / "b" / "second.db").symlink_to(Path("..") / "a" / "first.db")
+    return Layout(tmp / "b" / "second.db", [tmp / "store", tmp / "a", tmp / "b"], oracle_pools() + [WAL_ONLY])
+
+
+def fifo(tmp: Path) -> Layout:
+    path = tmp / "data" / "pool.db"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    return Layout(path, [path.parent], opens=poolscope.NotADatabaseError, says=("FIFO", "not a regular file"))
+
+
+def symlink_to_fifo(tmp: Path) -> Layout:
+    fifo(tmp)
+    link = tmp / "data" / "link.db"
+    link.symlink_to("pool.db")
+    return Layout(link, [link.parent], opens=poolscope.NotADatabaseError, says=("FIFO",))
+
+
+def character_device(tmp: Path) -> Layout:
+    link = tmp / "data" / "null.db"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/dev/zero")
+    return Layout(link, [link.parent], opens=poolscope.NotADatabaseError, says=("character device",))
+
+
+def dangling_symlink(tmp: Path) -> Layout:
+    link = tmp / "data" / "pool.db"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(tmp / "data" / "gone.db")
+    return Layout(link, [link.parent], opens=poolscope.DatabaseNotFoundError, says=("symlink",))
+
+
+def endless_view(tmp: Path) -> Layout:
+    """agent_pool_records is a view over a recursive CTE that never ends."""
+    path = tmp / "data" / "pool.db"
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE VIEW agent_pool_records AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+        "SELECT 'pool.a' AS pool_id, n AS seq, 'pool_created' AS kind, '{\"type\":\"pool_created\"}' AS payload_json "
+        "FROM r WHERE n < 0"
+    )
+    conn.commit()
+    conn.close()
+    return Layout(path, [path.parent], opens=poolscope.QueryTimeoutError, says=("timeout",), options={"timeout": 0.5})
+
+
+def endless_view_of_one_pool(tmp: Path) -> Layout:
+    """A variant: the listing of pools answers, only one pool's rows never end."""
+    path = tmp / "data" / "pool.db"
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE pools (pool_id TEXT)")
+    conn.execute("INSERT INTO pools VALUES ('pool.a')")
+    conn.execute(
+        "CREATE VIEW agent_pool_records AS SELECT pool_id, 1 AS seq, 'pool_created' AS kind, "
+        '\'{"type":"pool_created"}\' AS payload_json FROM pools WHERE NOT EXISTS '
+        "(WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT 1 FROM r WHERE n < 0)"
+    )
+    conn.commit()
+    conn.close()
+    return Layout(path, [path.parent], opens=poolscope.QueryTimeoutError, says=("timeout",), options={"timeout": 0.5})
+
+
+def huge_view_value(tmp: Path) -> Layout:
+    """A view whose payload is a 900 MB zeroblob: refused before it is materialised."""
+    path = tmp / "data" / "pool.db"
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE VIEW agent_pool_records AS SELECT 'pool.a' AS pool_id, 1 AS seq, 'pool_opened' AS kind, "
+        "zeroblob(900000000) AS payload_json"
+    )
+    conn.commit()
+    conn.close()
+    return Layout(path, [path.parent], opens=poolscope.PayloadTooLargeError, says=("max_payload",))
+
+
+LAYOUTS: list[Callable[[Path], Layout]] = [
+    wal_without_shm,
+    wal_with_copied_shm,
+    wal_with_read_only_shm,
+    wal_in_read_only_folder,
+    empty_wal,
+    symlink_to_wal_elsewhere,
+    symlink_beside_a_stray_wal,
+    relative_symlink_chain,
+    fifo,
+    symlink_to_fifo,
+    character_device,
+    dangling_symlink,
+    endless_view,
+    endless_view_of_one_pool,
+    huge_view_value,
+]
+
+
+def state(folders: list[Path]) -> dict[str, tuple[list[str], dict[str, bytes]]]:
+    """The listing of each folder (links and FIFOs included) and the bytes of its regular files."""
+    out = {}
+    for folder in folders:
+        names = sorted(p.name for p in folder.iterdir())
+        files = {
+            name: data
+            for name, data in tree_state(folder).items()
+            if not (folder / name).is_symlink() and (folder / name).is_file()
+        }
+        out[str(folder)] = (names, files)
+    return out
+
+
+CLI = [sys.executable, "-c", "from poolscope.cli import cli; cli()"]
+
+
+def run_cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TMPDIR=str(tmp))
+    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=HANG, env=env)
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """A temporary folder of its own for poolscope's private copies (must be empty afterwards)."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("build", LAYOUTS, ids=[b.__name__ for b in LAYOUTS])
+def test_hostile_layout(build, tmp_path, private_tmp):
+    layout = build(tmp_path / "case")
+    before = state(layout.folders)
+    try:
+        if layout.opens is not None:
+            with pytest.raises(layout.opens) as raised:
+                poolscope.open(layout.path, **layout.options)
+            text = str(raised.value)
+            assert str(layout.path) in text and "\n" not in text
+            for word in layout.says:
+                assert word in text, text
+        else:
+            with poolscope.open(layout.path, **layout.options) as db:
+                assert db.pool_ids == sorted(layout.pools)
+                for history in db.pools():
+                    assert history.snapshot().to_json()
+                    assert len(history.records()) == len(history)
+                assert not [a for a in db.check() if a.severity == "error"]
+                only = db.pool(WAL_ONLY).records() if WAL_ONLY in layout.pools else []
+                assert [r.kind for r in only] == (["pool_opened", "pool_created"] if only else [])
+                assert db.refresh() == dict.fromkeys(db._pools, 0)
+        # the CLI, in a process of its own with a time limit
+        if not layout.options:
+            result = run_cli(["info", str(layout.path), "--json"], private_tmp)
+            if layout.opens is None:
+                assert result.returncode == 0, result.stderr
+                assert [p["pool_id"] for p in json.loads(result.stdout)["pools"]] == sorted(layout.pools)
+            else:
+                assert result.returncode == 2 and "Traceback" not in result.stderr
+                assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert state(layout.folders) == before, "poolscope changed a folder it read"
+        assert list(private_tmp.iterdir()) == [], "a private copy was left behind"
+    finally:
+        for folder in layout.folders:
+            os.chmod(folder, 0o755)
+
+
+def test_a_live_writer_is_followed_through_its_shared_memory(tmp_path, private_tmp):
+    """With a live writer (its -shm locked), poolscope reads like any SQLite
+    reader: no private copy, records committed after open() are seen on
+    refresh(), and neither the file nor its -wal is written."""
+    path = tmp_path / "data" / "pool.db"
+    path.parent.mkdir(parents=True)
+    shutil.copy(ORACLE_DB, path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode = WAL")
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute(
+            "INSERT INTO agent_pool_records VALUES (?, 1, 'pool_created', '{\"type\":\"pool_created\"}')", (WAL_ONLY,)
+        )
+        db = poolscope.open(path)
+        assert db.source.mode == "ro" and WAL_ONLY in db.pool_ids
+        main = path.read_bytes()
+        writer.execute(
+            "INSERT INTO agent_pool_records VALUES (?, 2, 'pool_created', '{\"type\":\"pool_created\"}')", (WAL_ONLY,)
+        )
+        wal = Path(str(path) + "-wal").read_bytes()
+        history = db.pool(WAL_ONLY)
+        assert history.head == 2
+        db.close()
+        assert path.read_bytes() == main and Path(str(path) + "-wal").read_bytes() == wal
+        assert list(private_tmp.iterdir()) == []
+    finally:
+        writer.close()
+
+
+def test_a_copied_wal_is_read_through_a_private_copy_that_follows_changes(tmp_path, private_tmp):
+    path = wal_database(tmp_path / "data")
+    db = poolscope.open(path)
+    assert db.source.mode == "private" and db.source.copy is not None and db.source.copy.parent == private_tmp
+    assert db.pool(WAL_ONLY).head == 2
+    # someone appends to the copied files (a later backup): refresh() reads a fresh copy
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute(
+        "INSERT INTO agent_pool_records VALUES (?, 3, 'pool_created', '{\"type\":\"pool_created\"}')", (WAL_ONLY,)
+    )
+    conn.close()  # checkpoints and removes the -wal: the file changed, the copy must follow
+    assert db.refresh()[WAL_ONLY] == 1
+    db.close()
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_stored_payload_over_the_limit_is_one_damaged_record(tmp_path):
+    """A table row larger than ``max_payload`` is a damaged record naming pool
+    and seq; the other records and pools are read."""
+    path = tmp_path / "pool.db"
+    shutil.copy(ORACLE_DB, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pool_id, seq, payload = conn.execute(
+        "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = 'member_left' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    big = json.loads(payload)
+    big["member"]["agent_id"] = "x" * 300_000
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (wire.dumps(big), pool_id, seq)
+    )
+    conn.close()
+    before = tree_state(tmp_path)
+    with poolscope.open(path, max_payload=100_000) as db:
+        history = db.pool(pool_id)
+        problem = history.index.problems[seq]
+        assert isinstance(problem, poolscope.PayloadTooLargeError)
+        assert problem.pool_id == pool_id and problem.seq == seq and f"seq {seq}" in str(problem)
+        assert [r.cursor for r in history.records() if r.problem is None] == [s for s in history.index.seqs if s != seq]
+        with pytest.raises(poolscope.PayloadTooLargeError):
+            history.snapshot()
+        assert history.snapshot(seq - 1).to_json()
+        found = [(a.code, a.pool_id, a.seq) for a in db.check() if a.severity == "error"]
+        assert found == [("payload_too_large", pool_id, seq)]
+        for other in db.pool_ids:
+            if other != pool_id:
+                assert db.pool(other).snapshot().to_json()
+    with poolscope.open(path) as db:  # under the default limit it is an ordinary record
+        assert not db.pool(pool_id).index.problems
+    assert tree_state(tmp_path) == before
+
+
+# ------------------------------------------------- what the CLI prints and writes
+#: Pool and run ids as an attacker would write them: an OSC 8 hyperlink, colours,
+#: a forged line, a bidi override, a C1 control introducer, spreadsheet formulas.
+EVIL_POOL = "pool.\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\x1b[31m"
+FORGED_LINE = "pool.b\nError: forged line"
+BIDI = "pool.\u202eexe.txt"
+C1 = "pool.\x9b31m"
+FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
+#: what a terminal may receive: no C0 control but newline, no DEL, no C1, no bidi control
+RAW = __import__("re").compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture(scope="module")
+def evil_db(tmp_path_factory) -> Path:
+    """Four pools with hostile ids; members whose run and agent ids are formulas."""
+    from poolscope import PoolStore
+
+    path = tmp_path_factory.mktemp("evil") / "evil.db"
+    store = PoolStore(path)
+    for pool_id in (EVIL_POOL, FORGED_LINE, BIDI, C1):
+        store.open_pool(pool_id, {})
+        store.record_pool_created(pool_id)
+        for i, formula in enumerate(FORMULAS):
+            store.join_member(pool_id, {"run_id": formula, "agent_id": f"{formula}.agent{i}"})
+    store.close()
+    return path
+
+
+def test_cli_text_never_prints_control_or_bidi_characters(evil_db, tmp_path):
+    from poolscope.terminal import escape
+
+    info = run_cli(["info", str(evil_db)], tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert not RAW.search(info.stdout + info.stderr)
+    for pool_id in (EVIL_POOL, FORGED_LINE, BIDI, C1):
+        assert f"\n{escape(pool_id)}  head=8  records=8\n" in info.stdout
+    assert "pool.\\x1b]8;;http://evil.example\\x07click\\x1b]8;;\\x07\\x1b[31m  head=8" in info.stdout
+    assert "pool.b\\nError: forged line  head=8" in info.stdout and "pool.\\u202eexe.txt" in info.stdout
+    assert "pool.\\x9b31m" in info.stdout
+    # a pool that does not exist: one line, the known pools escaped
+    missing = run_cli(["snapshot", str(evil_db), "--pool", "pool.nope"], tmp_path)
+    assert missing.returncode == 2 and not RAW.search(missing.stderr)
+    assert len(missing.stderr.splitlines()) == 1 and "pool.b\\\\nError: forged line" in missing.stderr
+    # doctor's text
+    doctor = run_cli(["doctor", str(evil_db)], tmp_path)
+    assert doctor.returncode == 0 and not RAW.search(doctor.stdout + doctor.stderr)
+    # JSON stays exact: the SDK's record lines, byte for byte, and parseable --json
+    records = run_cli(["records", str(evil_db), "--pool", FORGED_LINE], tmp_path)
+    with poolscope.open(evil_db) as db:
+        expected = "".join(r.to_json() + "\n" for r in db.pool(FORGED_LINE).records())
+        snapshot = db.pool(EVIL_POOL).snapshot().to_json() + "\n"
+    assert records.stdout == expected and '"pool_id":"pool.b\\nError: forged line"' in records.stdout
+    assert run_cli(["snapshot", str(evil_db), "--pool", EVIL_POOL], tmp_path).stdout == snapshot
+    shown = json.loads(run_cli(["info", str(evil_db), "--json"], tmp_path).stdout)
+    assert sorted(p["pool_id"] for p in shown["pools"]) == sorted([EVIL_POOL, FORGED_LINE, BIDI, C1])
+
+
+def test_a_hostile_path_is_escaped_in_every_message(tmp_path):
+    folder = tmp_path / "x\x1b[2Jy\nz"
+    folder.mkdir()
+    result = run_cli(["info", str(folder / "missing.db")], tmp_path)
+    assert result.returncode == 2 and not RAW.search(result.stderr) and len(result.stderr.splitlines()) == 1
+    assert "x\\x1b[2Jy\\nz" in result.stderr
+
+
+def test_progress_bar_description_is_short_and_escaped(monkeypatch):
+    from poolscope import load
+
+    seen = {}
+
+    class Bar:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+    monkeypatch.setattr("tqdm.auto.tqdm", Bar)
+    load._progress_bar("pool." + "\x1b[31m" + "x" * 10_000, 10, True)
+    assert seen["desc"] == "loading pool.\\x1b[31m" + "x" * 26 + "…"
+    assert len(seen["desc"]) <= 48 and not RAW.search(seen["desc"])
+
+
+def test_report_warnings_are_escaped(evil_db, tmp_path):
+    result = run_cli(["report", str(evil_db), "-o", str(tmp_path / "r.html"), "--pool", BIDI], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not RAW.search(result.stdout + result.stderr)
+
+
+def test_csv_export_neutralises_formulas_and_keeps_parquet_and_json_exact(evil_db, tmp_path):
+    import pandas as pd
+
+    from poolscope.export import export
+
+    with poolscope.open(evil_db) as db:
+        csv = export(db, tmp_path / "csv", format="csv", pools=[BIDI])
+        parquet = export(db, tmp_path / "parquet", format="parquet", pools=[BIDI])
+        jsonl = export(db, tmp_path / "json", format="json", pools=[BIDI])
+        members = db.pool(BIDI).members_df()
+    assert [p.name for p in csv] == ["records.csv", "members.csv", "messages.csv", "wakes.csv", "summary.csv"]
+    read = pd.read_csv(tmp_path / "csv" / "members.csv", keep_default_na=False)
+    # every cell that started like a formula starts with ' now, and nothing else changed
+    assert sorted(read["run_id"]) == sorted("'" + f for f in FORMULAS)
+    assert sorted(read["agent_id"]) == sorted(f"'{f}.agent{i}" for i, f in enumerate(FORMULAS))
+    assert set(read["pool_id"]) == {BIDI}
+    with open(tmp_path / "csv" / "members.csv", encoding="utf-8", newline="") as handle:
+        rows = list(__import__("csv").reader(handle))
+    assert len(rows) == 1 + len(FORMULAS)  # a carriage return inside a cell does not split its row
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    assert pd.read_parquet(parquet[1])["run_id"].tolist() == members["run_id"].tolist()
+    assert [json.loads(line)["run_id"] for line in jsonl[1].read_text().splitlines()] == members["run_id"].tolist()
+
+
+def test_export_help_says_how_csv_is_neutralised():
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["export", "--help"]).output.split())
+    assert "OWASP" in text and "leading '" in text
+
+
+OUTPUT_CASES = [
+    # (name, args after the DB, what must hold afterwards)
+    "report into a missing folder",
+    "export through a ../ path",
+    "report onto a symlink",
+    "export into a symlinked folder",
+    "export onto a symlinked file",
+    "report over someone else's file",
+    "report over its own report",
+    "export over earlier files",
+    "export into /proc",
+    "report under /dev/null",
+    "export onto a full device",
+    "records after beyond 64 bits",
+    "records upto negative",
+    "export upto beyond the heads",
+]
+
+
+@pytest.mark.parametrize("case", OUTPUT_CASES)
+def test_output_paths(case, tmp_path):
+    db = str(ORACLE_DB)
+    work = tmp_path / "work"
+    work.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not yours")
+    pools = oracle_pools()
+
+    def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+        assert result.returncode == 2, (result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        for word in words:
+            assert word in result.stderr, result.stderr
+
+    if case == "report into a missing folder":
+        result = run_cli(["report", db, "-o", str(work / "a" / "b" / "r.html"), "--pool", pools[0]], tmp_path)
+        assert result.returncode == 0, result.stderr and (work / "a" / "b" / "r.html").is_file()
+    elif case == "export through a ../ path":
+        result = run_cli(["export", db, str(work / "a" / ".." / "b" / ".." / "out"), "--format", "json"], tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert sorted(p.name for p in work.iterdir()) == ["out"]
+    elif case == "report onto a symlink":
+        (work / "r.html").symlink_to(victim)
+        one_line_error(run_cli(["report", db, "-o", str(work / "r.html")], tmp_path), "symlink")
+    elif case == "export into a symlinked folder":
+        (work / "out").symlink_to(tmp_path, target_is_directory=True)
+        one_line_error(run_cli(["export", db, str(work / "out")], tmp_path), "symlink")
+    elif case == "export onto a symlinked file":
+        (work / "out").mkdir()
+        (work / "out" / "summary.csv").symlink_to(victim)
+        one_line_error(run_cli(["export", db, str(work / "out"), "--format", "csv"], tmp_path), "symlink")
+        one_line_error(run_cli(["export", db, str(work / "out"), "--format", "csv", "--force"], tmp_path), "symlink")
+        assert sorted(p.name for p in (work / "out").iterdir()) == ["summary.csv"]
+    elif case == "report over someone else's file":
+        (work / "r.html").write_text("<html>mine</html>")
+        one_line_error(run_cli(["report", db, "-o", str(work / "r.html")], tmp_path), "--force")
+        assert (work / "r.html").read_text() == "<html>mine</html>"
+        result = run_cli(["report", db, "-o", str(work / "r.html"), "--force", "--pool", pools[0]], tmp_path)
+        assert result.returncode == 0 and "poolscope report" in (work / "r.html").read_text()
+    elif case == "report over its own report":
+        for _ in range(2):
+            result = run_cli(["report", db, "-o", str(work / "r.html"), "--pool", pools[0]], tmp_path)
+            assert result.returncode == 0, result.stderr
+    elif case == "export over earlier files":
+        assert run_cli(["export", db, str(work / "out")], tmp_path).returncode == 0
+        before = tree_state(work / "out")
+        one_line_error(run_cli(["export", db, str(work / "out")], tmp_path), "--force")
+        assert tree_state(work / "out") == before
+        assert run_cli(["export", db, str(work / "out"), "--force"], tmp_path).returncode == 0
+    elif case == "export into /proc":
+        one_line_error(run_cli(["export", db, "/proc/poolscope-x"], tmp_path), "/proc/poolscope-x")
+    elif case == "report under /dev/null":
+        one_line_error(run_cli(["report", db, "-o", "/dev/null/x.html"], tmp_path), "/dev/null")
+    elif case == "export onto a full device":
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full")
+        (work / "out").mkdir()
+        (work / "out" / "records.parquet").symlink_to("/dev/full")
+        one_line_error(run_cli(["export", db, str(work / "out"), "--force"], tmp_path), "symlink")
+    elif case == "records after beyond 64 bits":
+        one_line_error(run_cli(["records", db, "--pool", pools[0], "--after", "1" + "0" * 23], tmp_path), "after")
+    elif case == "records upto negative":
+        one_line_error(run_cli(["records", db, "--pool", pools[0], "--upto", "-1"], tmp_path), "upto")
+    elif case == "export upto beyond the heads":
+        one_line_error(run_cli(["export", db, str(work / "out"), "--upto", "99999999999999999999"], tmp_path), "upto")
+        assert not (work / "out").exists()
+    assert victim.read_text() == "not yours"
+    assert list((tmp_path / "tmp").iterdir() if (tmp_path / "tmp").exists() else []) == []
+
+
+def test_writing_to_a_full_device_is_one_error(tmp_path, monkeypatch):
+    """A full device (ENOSPC while writing): one OutputError, no half-written file left."""
+    import errno
+
+    from poolscope import output
+
+    target = tmp_path / "out" / "r.html"
+    with pytest.raises(poolscope.OutputError) as raised, output.writing(target) as tmp:
+        tmp.write_text("partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert "no space left" in str(raised.value) and str(target) in str(raised.value)
+    assert sorted(p.name for p in target.parent.iterdir()) == []
+
+
+def test_a_value_too_deep_to_write_is_a_typed_error_naming_its_record(tmp_path):
+    """A run_message whose correlation nests 300 levels (orjson and serde cannot
+    write it): its record and any snapshot holding it raise CorruptRecordError
+    naming pool and seq; the other pools and the snapshot before it answer."""
+    path = tmp_path / "pool.db"
+    shutil.copy(ORACLE_DB, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pool_id, seq, text = conn.execute(
+        "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = 'run_message' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    payload = json.loads(text)
+    deep: object = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    payload["stored"]["message"]["correlation"] = {"entries": [deep]}
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
+        (json.dumps(payload, separators=(",", ":")), pool_id, seq),
+    )
+    conn.close()
+    with poolscope.open(path) as db:
+        history = db.pool(pool_id)
+        record = history.records(after=seq - 1, upto=seq)[0]
+        with pytest.raises(poolscope.CorruptRecordError) as raised:
+            record.to_json()
+        assert raised.value.pool_id == pool_id and raised.value.seq == seq
+        with pytest.raises(poolscope.CorruptRecordError) as raised:
+            history.snapshot(seq).to_json()
+        assert raised.value.pool_id == pool_id and raised.value.seq == seq and str(path) in str(raised.value)
+        assert history.snapshot(seq - 1).to_json()
+        for other in db.pool_ids:
+            if other != pool_id:
+                assert db.pool(other).snapshot().to_json()
+
+
+def test_unplaceable_seqs_never_change_the_other_records_state(tmp_path):
+    """Rows at seq 2^63-1, 0 and -1 are left out: the snapshot at every cursor
+    is the one of the file without them, and doctor reports each (bad_seq)."""
+    path = tmp_path / "pool.db"
+    shutil.copy(ORACLE_DB, path)
+    with poolscope.open(ORACLE_DB) as clean:
+        pool_id = clean.pool_ids[0]
+        head = clean.pool(pool_id).head
+        expected = {k: clean.pool(pool_id).snapshot(k).to_json() for k in (1, head // 2, head)}
+        records = [r.to_json() for r in clean.pool(pool_id).records()]
+    conn = sqlite3.connect(path, isolation_level=None)
+    for seq in (2**63 - 1, 0, -1):
+        conn.execute(
+            "INSERT INTO agent_pool_records VALUES (?, ?, 'pool_created', '{\"type\":\"pool_created\"}')",
+            (pool_id, seq),
+        )
+    conn.close()
+    with poolscope.open(path) as db:
+        history = db.pool(pool_id)
+        assert history.head == head
+        assert {k: history.snapshot(k).to_json() for k in expected} == expected
+        assert [r.to_json() for r in history.records()] == records
+        assert len(db.records_df()) == sum(len(h) for h in db.pools())
+        found = sorted((a.seq, a.pool_id) for a in db.check() if a.code == "bad_seq")
+        assert found == [(-1, pool_id), (0, pool_id), (2**63 - 1, pool_id)]
+        assert all(a.severity == "error" for a in db.check() if a.code == "bad_seq")
+
+
+def test_a_file_replaced_before_a_forked_load_is_not_mixed_in(tmp_path, monkeypatch):
+    """open(a); a is atomically replaced by another file; db.pool(p) (loaded by a
+    parent and a forked helper) reads only the file open() opened."""
+    from poolscope import load
+
+    monkeypatch.setattr(load, "PARALLEL_THRESHOLD", 1)
+    path = tmp_path / "pool.db"
+    shutil.copy(ORACLE_DB, path)
+    with poolscope.open(ORACLE_DB) as clean:
+        pool_id = max(clean.pool_ids, key=lambda p: len(clean.pool(p)))
+        expected = [r.to_json() for r in clean.pool(pool_id).records()]
+        snapshot = clean.pool(pool_id).snapshot().to_json()
+    other = tmp_path / "other.db"
+    shutil.copy(ORACLE_DB, other)
+    conn = sqlite3.connect(other, isolation_level=None)
+    conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq % 3 = 0", (pool_id,))
+    conn.execute("UPDATE agent_pool_records SET payload_json = '{}' WHERE pool_id = ? AND seq % 3 = 1", (pool_id,))
+    conn.close()
+    db = poolscope.open(path)
+    os.replace(other, path)  # rsync, a backup restored
+    history = db.pool(pool_id)
+    assert not history.index.problems
+    assert history.snapshot().to_json() == snapshot
+    assert len(history) == len(expected)
+    db.close()
