@@ -45,8 +45,6 @@ NEVER = np.iinfo(np.int64).max
 #: The largest seq a record can have: NEVER is the index's "still current" mark,
 #: so a row at seq NEVER (or at 0 or below) cannot be placed; doctor reports it (bad_seq).
 MAX_SEQ = int(NEVER) - 1
-#: serde's u64: the range of every count and time in the SDK's records.
-U64 = 2**64 - 1
 _RESUME = frozenset(wire.RESUME_POLICIES)
 
 
@@ -439,7 +437,7 @@ class PoolIndex:
         batch: list[Entry] = []
         add_seq, add = batch_seqs.append, batch.append
         loads = wire.orjson.loads
-        u64, resumes, text, integer = U64, _RESUME, str, int
+        resumes, text, integer = _RESUME, str, int
         new = tuple.__new__
         share = self._shared.setdefault
         tuples = self._shared_tuples
@@ -485,7 +483,8 @@ class PoolIndex:
                             expected = None if contract is None else contract["expected_responses"]
                             timeout = None if contract is None else contract.get("timeout_millis")
                             content = message["content_ref"]
-                            # the SDK's types, checked on the values read anyway (else: extract() says what is wrong)
+                            # the SDK's types, checked on the values read anyway (else: extract() says what is
+                            # wrong); counts need no upper bound: orjson reads an integer past u64 as a float
                             if (
                                 payload["type"] == "run_message"
                                 and status in _MESSAGE_STATUS
@@ -497,9 +496,9 @@ class PoolIndex:
                                 and content.__class__ is text
                                 and (reply is None or reply.__class__ is text)
                                 and (journal is None or journal.__class__ is text)
-                                and (expires is None or (expires.__class__ is integer and 0 <= expires <= u64))
-                                and (contract is None or (expected.__class__ is integer and 0 <= expected <= u64))
-                                and (timeout is None or (timeout.__class__ is integer and 0 <= timeout <= u64))
+                                and (expires is None or (expires.__class__ is integer and expires >= 0))
+                                and (contract is None or (expected.__class__ is integer and expected >= 0))
+                                and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
                             ):
                                 tid = target.get(_TARGET_FIELD[ttype])
                                 if tid is not None and tid.__class__ is not text:
@@ -546,7 +545,7 @@ class PoolIndex:
                                 and run_id.__class__ is text
                                 and resume in resumes
                                 and (journal is None or journal.__class__ is text)
-                                and (timeout is None or (timeout.__class__ is integer and 0 <= timeout <= u64))
+                                and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
                             ):
                                 entry = new(
                                     entry_type,
