@@ -31,7 +31,7 @@ from .errors import (
     RecordError,
 )
 from .fold import extract
-from .index import MAX_SEQ, TOO_LARGE, PoolIndex, decode_row
+from .index import MAX_SEQ, TOO_LARGE, PoolIndex, decode_row, too_big
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
 
@@ -50,7 +50,7 @@ from .source import (
     keepalive,
     resolve,
 )
-from .sqlite_errors import sqlite_errors, translate
+from .sqlite_errors import sqlite_errors
 
 #: Characters of a payload shown by ``repr(record)`` (the rest is counted).
 REPR_PAYLOAD_CHARS = 160
@@ -141,47 +141,44 @@ def read_records(
     last = after or 0
     left = None if limit is None else int(limit)
     while left is None or left > 0:
-        try:
-            rows = conn.execute(
-                sql + tail + ("" if left is None else " LIMIT ?"),
-                [pool_id, last, *extra] + ([] if left is None else [left]),
-            )
-            for seq, kind_raw, typ, payload_raw in rows:
-                keepalive(conn)  # the bound is on SQLite's time to the next row, not on the reader's
-                yield _record(path, pool_id, seq, kind_raw, typ, payload_raw)
-                if type(seq) is int:
-                    last = seq
-                if left is not None:
-                    left -= 1
-            return
-        except sqlite3.DataError as error:
-            # a value larger than max_payload: that record alone is damaged, the rest are read
-            # (SQLite reads a row ahead: the row refused may be the one after the next)
-            found = None
-            if getattr(error, "sqlite_errorname", "") == "SQLITE_TOOBIG":
-                try:
-                    found = conn.execute(sql + tail + " LIMIT 1", [pool_id, last, *extra]).fetchone()
-                except sqlite3.DataError:
-                    try:
-                        row = conn.execute(
-                            "SELECT seq, CAST(kind AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
-                            + tail
-                            + " LIMIT 1",
-                            [pool_id, last, *extra],
-                        ).fetchone()
-                        found = None if row is None else (row[0], row[1], TOO_LARGE, None)
-                    except sqlite3.Error:
-                        found = None
-                except sqlite3.Error:
-                    found = None
-            if found is None or type(found[0]) is not int:
-                raise translate(error, path, pool_id) from None
-            yield _record(path, pool_id, *found)
-            last = found[0]
-            if left is not None:
-                left -= 1
-        except sqlite3.Error as error:
-            raise translate(error, path, pool_id) from None
+        refused: tuple | None = None
+        with sqlite_errors(path, pool_id):
+            try:
+                rows = conn.execute(
+                    sql + tail + ("" if left is None else " LIMIT ?"),
+                    [pool_id, last, *extra] + ([] if left is None else [left]),
+                )
+                for seq, kind_raw, typ, payload_raw in rows:
+                    keepalive(conn)  # the bound is on SQLite's time to the next row, not on the reader's
+                    yield _record(path, pool_id, seq, kind_raw, typ, payload_raw)
+                    if type(seq) is int:
+                        last = seq
+                    if left is not None:
+                        left -= 1
+                return
+            except sqlite3.DataError as error:
+                # a value larger than max_payload: that record alone is damaged, the rest are read
+                refused = _next_row_alone(conn, sql + tail, [pool_id, last, *extra]) if too_big(error) else None
+                if refused is None or type(refused[0]) is not int:
+                    raise
+        yield _record(path, pool_id, *refused)
+        last = refused[0]
+        if left is not None:
+            left -= 1
+
+
+def _next_row_alone(conn: sqlite3.Connection, sql: str, params: list) -> tuple | None:
+    """The next row of ``sql`` read alone (SQLite reads a row ahead: the row it
+    refused may be the one after): as stored, or ``(seq, kind, TOO_LARGE, None)``
+    if it is the one too large."""
+    try:
+        return conn.execute(sql + " LIMIT 1", params).fetchone()
+    except sqlite3.DataError as error:
+        if not too_big(error):
+            raise
+    where = sql[sql.index(" FROM ") :]
+    row = conn.execute("SELECT seq, CAST(kind AS BLOB)" + where + " LIMIT 1", params).fetchone()
+    return None if row is None else (row[0], row[1], TOO_LARGE, None)
 
 
 def _bound(value: Any, name: str, path: Path, pool_id: str) -> int | None:

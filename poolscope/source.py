@@ -54,7 +54,7 @@ from .errors import (
     PoolscopeError,
     SchemaError,
 )
-from .sqlite_errors import translate
+from .sqlite_errors import sqlite_errors, translate
 
 RECORDS_TABLE = "agent_pool_records"
 EVENT_SEQ_TABLE = "agent_pool_event_seq"
@@ -277,20 +277,16 @@ def connect_readonly(
         source = _private_copy(source)
     conn = _connect(source)
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        if FileIdentity.of(real) != identity:  # replaced between the check and SQLite's open
+        with sqlite_errors(path):
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        try:
+            replaced = FileIdentity.of(real) != identity  # between the check and SQLite's open
+        except OSError:
+            raise DatabaseChangedError("the file was deleted or moved while it was being opened", path=path) from None
+        if replaced:
             raise DatabaseChangedError(
                 "the file was replaced by another file while it was being opened; open it again", path=path
             )
-    except sqlite3.Error as error:
-        conn.close()
-        raise translate(error, path) from None
-    except (OSError, PoolscopeError) as error:
-        conn.close()
-        if isinstance(error, PoolscopeError):
-            raise
-        raise DatabaseChangedError("the file was deleted or moved while it was being opened", path=path) from None
-    try:
         check_schema(conn, path)
     except BaseException:
         conn.close()
@@ -306,10 +302,11 @@ def reconnect(source: Source) -> sqlite3.Connection:
     if source.mode == "private" and source.copy is not None:
         conn = _connect(replace(source, mode="copy"))
         try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.Error as error:
+            with sqlite_errors(source.path):
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
             conn.close()
-            raise translate(error, source.path) from None
+            raise
         return conn
     return connect_readonly(source.path, source.timeout, max_payload=source.max_payload, expect=source.identity)
 
@@ -347,11 +344,14 @@ def _connect(source: Source) -> ReadConnection:
     else:
         uri = source.real.as_uri() + ("?immutable=1" if source.mode == "immutable" else "?mode=ro")
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=source.timeout, check_same_thread=False, factory=ReadConnection)
-    except sqlite3.Error as error:
+        with sqlite_errors(source.path):
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=source.timeout, check_same_thread=False, factory=ReadConnection
+            )
+    except PoolscopeError:
         if source.copy is not None and source.mode == "private":
             shutil.rmtree(source.copy, ignore_errors=True)
-        raise translate(error, source.path) from None
+        raise
     assert isinstance(conn, ReadConnection)
     conn.source = source
     if source.copy is not None and source.mode == "private":
@@ -367,23 +367,22 @@ def _connect(source: Source) -> ReadConnection:
         return monotonic() > deadline[0]
 
     try:
-        conn.set_trace_callback(arm)  # called when a statement starts running
-        conn.set_progress_handler(expired, PROGRESS_STEPS)
-        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(int(source.max_payload), 1))
-        conn.execute("PRAGMA query_only = 1")
-    except sqlite3.Error as error:
+        with sqlite_errors(source.path):
+            conn.set_trace_callback(arm)  # called when a statement starts running
+            conn.set_progress_handler(expired, PROGRESS_STEPS)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(int(source.max_payload), 1))
+            conn.execute("PRAGMA query_only = 1")
+    except BaseException:
         conn.close()
-        raise translate(error, source.path) from None
+        raise
     return conn
 
 
 def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Raise :class:`SchemaError` unless ``agent_pool_records`` has the SDK's columns."""
-    try:
+    with sqlite_errors(path):
         # table_xinfo, not table_info: it lists generated (computed) columns too, which read like any other
         columns = [row[1] for row in conn.execute(f"PRAGMA table_xinfo({RECORDS_TABLE})")]
-    except sqlite3.Error as error:
-        raise translate(error, path) from None
     if not columns:
         raise SchemaError(
             f"has no {RECORDS_TABLE} table: not a database written by the SDK's SqliteAgentPoolStore", path=path

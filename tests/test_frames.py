@@ -214,8 +214,10 @@ def test_a_failed_helper_is_replaced_by_the_parent(small_db, monkeypatch):
     pd.testing.assert_frame_equal(poolscope.open(small_db).records_df(), expected)
 
 
-def test_records_df_keeps_ids_of_an_unexpected_json_type_as_json_text(sample_copy):
-    """The SDK only writes strings there; a hand-edited file with a number still reads."""
+def test_records_df_keeps_a_record_with_an_id_of_an_unexpected_json_type_as_damaged(sample_copy):
+    """The SDK only writes strings there, and its serde refuses anything else: a
+    hand-edited file with an object as agent_id reads, that record as a damaged
+    one naming the field (issue 10), the same from the file and from the index."""
     conn = sqlite3.connect(sample_copy)
     pool_id, seq, payload = conn.execute(
         "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = 'member_joined' LIMIT 1"
@@ -230,7 +232,8 @@ def test_records_df_keeps_ids_of_an_unexpected_json_type_as_json_text(sample_cop
     conn.close()
     scanned = poolscope.open(sample_copy).records_df()
     row = scanned[(scanned["pool_id"] == pool_id) & (scanned["seq"] == seq)]
-    assert row["agent_id"].astype(str).tolist() == ['{"n":5}']
+    assert row["kind"].astype(str).tolist() == ["damaged"]
+    assert "member.agent_id" in row["problem"].iloc[0] and "not a string" in row["problem"].iloc[0]
     pd.testing.assert_frame_equal(scanned, _loaded(sample_copy).records_df())
 
 
