@@ -286,7 +286,8 @@ class Database(_Frames):
         self.timeout = timeout
         self.progress = progress
         self.max_payload = max_payload
-        self.cache = resolve_cache(cache)
+        # an index built under another size limit judges other records damaged: not shared through the cache
+        self.cache = resolve_cache(cache if max_payload == DEFAULT_MAX_PAYLOAD else False)
         self._conn = connect_readonly(self.path, timeout=timeout, max_payload=max_payload)
         self._identity = self.source.identity
         self._wal_seen = self.source.wal.exists()
