@@ -77,6 +77,11 @@ SAMPLES = 64
 #: use of an entry, and when the file's size, mtime, inode or header changed.
 SPOT_CHECKS = 256
 SPOT_CHECKS_CHANGED = 2048
+#: Entries of at most this many records are checked whole on every use (a few
+#: tens of milliseconds), so an edit in place is always caught there; larger
+#: ones are spot-checked (a record edited in place with the file's size, mtime
+#: and header restored is caught only if it is sampled).
+FULL_CHECK_UPTO = 20_000
 #: Indexes of at least this many records are saved by a forked helper process,
 #: so that the open returns while the entry is written.  0: always in this process.
 BACKGROUND_THRESHOLD = 5_000
@@ -522,14 +527,15 @@ def still_matches(print_: dict, path: str | os.PathLike, conn: sqlite3.Connectio
 def spot_check(print_: dict, path: str | os.PathLike, conn: sqlite3.Connection, pool_id: str, table: Any) -> bool:
     """Compare the stored hash of random covered records with the file's:
     :data:`SPOT_CHECKS` of them, :data:`SPOT_CHECKS_CHANGED` when the file's
-    size, mtime, inode or header changed since the entry was saved."""
+    size, mtime, inode or header changed since the entry was saved, and every
+    one of them for an entry of at most :data:`FULL_CHECK_UPTO` records."""
     hashes = table.column("hash")
     n = len(hashes)
     if not n:
         return True
     changed = _file_state(path) != print_.get("file")
     k = SPOT_CHECKS_CHANGED if changed else SPOT_CHECKS
-    positions = np.arange(n) if n <= k else np.unique(np.random.default_rng().integers(0, n, size=k))
+    positions = np.arange(n) if n <= max(k, FULL_CHECK_UPTO) else np.unique(np.random.default_rng().integers(0, n, size=k))
     seqs = table.column("seq").take(positions).to_pylist()
     stored = hashes.take(positions).to_pylist()
     found = record_hashes(conn, pool_id, seqs)
