@@ -535,7 +535,9 @@ def spot_check(print_: dict, path: str | os.PathLike, conn: sqlite3.Connection, 
         return True
     changed = _file_state(path) != print_.get("file")
     k = SPOT_CHECKS_CHANGED if changed else SPOT_CHECKS
-    positions = np.arange(n) if n <= max(k, FULL_CHECK_UPTO) else np.unique(np.random.default_rng().integers(0, n, size=k))
+    positions = (
+        np.arange(n) if n <= max(k, FULL_CHECK_UPTO) else np.unique(np.random.default_rng().integers(0, n, size=k))
+    )
     seqs = table.column("seq").take(positions).to_pylist()
     stored = hashes.take(positions).to_pylist()
     found = record_hashes(conn, pool_id, seqs)
