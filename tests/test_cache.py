@@ -461,24 +461,7 @@ def test_a_cache_folder_that_cannot_be_written_means_no_cache_and_one_warning(tm
     assert blocker.read_text() == "not a folder"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
-def test_a_read_only_cache_folder(tmp_path, gen_copy):  # pragma: no cover - not run as root
-    root = tmp_path / "ro"
-    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
-    poolscope.open(gen_copy, cache=root).pool(pool_id)  # an entry exists ...
-    before = listing(root)
-    root.chmod(0o555)
-    try:
-        cache_module._warned.clear()
-        history = poolscope.open(gen_copy, cache=root).pool(pool_id)  # ... and is still read
-        assert cached(history)
-        other = tmp_path / "other.db"
-        shutil.copy(gen_copy, other)
-        with pytest.warns(cache_module.CacheWarning):
-            assert not cached(poolscope.open(other, cache=root).pool(pool_id))
-    finally:
-        root.chmod(0o755)
-    assert {k: v[0] for k, v in listing(root).items()} == {k: v[0] for k, v in before.items()}
+# A read-only cache folder (an entry used, none written): tests/test_readonly.py reads it as nobody.
 
 
 def test_a_read_only_cache_location_works_without_a_cache(tmp_path, gen_copy, monkeypatch):

@@ -540,3 +540,54 @@ def test_report_export_and_notebooks_as_nobody_on_a_read_only_tree(readonly_fold
         shutil.rmtree(scratch, ignore_errors=True)
     after = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*") if p.is_file()}
     assert after == before
+
+
+CACHE_READER = r"""
+import json, sys, warnings
+import poolscope
+from poolscope.cache import CacheWarning, CachedEntries
+db_path, other_path, cache_dir, pool_id = sys.argv[1:5]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with poolscope.open(db_path, cache=cache_dir) as db:
+        history = db.pool(pool_id)
+        hit = isinstance(history.index.entries, CachedEntries)
+        snapshot = history.snapshot().to_json()
+    with poolscope.open(other_path, cache=cache_dir) as db:
+        miss = isinstance(db.pool(pool_id).index.entries, CachedEntries)
+print(json.dumps({"uid": __import__("os").geteuid(), "hit": hit, "miss_cached": miss, "snapshot": snapshot,
+                  "warnings": [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]}))
+"""
+
+
+def test_a_read_only_cache_folder_read_by_nobody(readonly_folder):
+    """An entry in a cache folder the reader cannot write is still used; a pool it has
+    no entry for is read without a cache (one warning); nothing in the folder changes."""
+    from poolscope.generate import generate
+
+    db_path, other = readonly_folder / "gen.db", readonly_folder / "other.db"
+    generate(db_path, pools=1, records=600, seed=5)
+    shutil.copy(db_path, other)
+    cache = readonly_folder / "cache"
+    with poolscope.open(db_path, cache=cache) as db:
+        pool_id = db.pool_ids[0]
+        expected = db.pool(pool_id).snapshot().to_json()  # saves the entry
+    assert any(cache.iterdir())
+    for path in cache.iterdir():
+        path.chmod(0o444)
+    cache.chmod(0o555)
+    for path in (db_path, other):
+        path.chmod(0o444)
+    readonly_folder.chmod(0o555)
+    before = {p.name: (p.stat().st_size, p.read_bytes()) for p in cache.iterdir()}
+    result = as_nobody([sys.executable, "-c", CACHE_READER, str(db_path), str(other), str(cache), pool_id])
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert got["uid"] == READER_UID
+    assert got["hit"] and not got["miss_cached"]
+    assert got["snapshot"] == expected
+    assert len(got["warnings"]) == 1 and str(cache) in got["warnings"][0]
+    assert {p.name: (p.stat().st_size, p.read_bytes()) for p in cache.iterdir()} == before
+    cache.chmod(0o755)
+    for path in cache.iterdir():
+        path.chmod(0o644)
