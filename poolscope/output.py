@@ -15,8 +15,15 @@
 
 Example::
 
-    >>> with writing("out/summary.csv") as tmp:           # doctest: +SKIP
-    ...     frame.to_csv(tmp, index=False)
+    >>> with writing("out/summary.csv") as tmp:
+    ...     db.summary().to_csv(tmp, index=False)
+    >>> sorted(p.name for p in Path("out").iterdir())     # renamed into place, no temporary left
+    ['summary.csv']
+    >>> with writing("out/summary.csv") as tmp:
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.OutputError: ...
 """
 
 from __future__ import annotations
