@@ -19,6 +19,8 @@ Example::
     ...     db.summary().to_csv(tmp, index=False)
     >>> sorted(p.name for p in Path("out").iterdir())     # renamed into place, no temporary left
     ['summary.csv']
+    >>> oct(Path("out/summary.csv").stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # as the umask says
+    True
     >>> with writing("out/summary.csv") as tmp:
     ...     pass
     Traceback (most recent call last):
@@ -85,6 +87,12 @@ def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> 
     raise OutputError("exists; pass --force (force=True) to overwrite it", path=path)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def writing(path: str | os.PathLike, *, force: bool = False, own: bytes | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write to; on success it
@@ -94,6 +102,7 @@ def writing(path: str | os.PathLike, *, force: bool = False, own: bytes | None =
     check_file(out, force=force, own=own)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # the mode any other new file gets, not mkstemp's private 0600
         os.close(fd)
     except OSError as error:
         raise _fail(error, out, "write in this folder") from None

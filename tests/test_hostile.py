@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import tree_state
+from helpers import SAMPLE_DB, tree_state
 
 import poolscope
 from poolscope import wire
@@ -711,3 +711,24 @@ def test_a_file_replaced_before_a_forked_load_is_not_mixed_in(tmp_path, monkeypa
     assert history.snapshot().to_json() == snapshot
     assert len(history) == len(expected)
     db.close()
+
+
+def test_written_files_get_the_mode_the_umask_gives(tmp_path):
+    """report and export write through a private temporary file, yet what they leave is an
+    ordinary file: readable by others when the umask says so (not mkstemp's 0600)."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    old = os.umask(0o022)
+    try:
+        runner = CliRunner()
+        report = tmp_path / "r.html"
+        assert runner.invoke(cli, ["report", str(SAMPLE_DB), "-o", str(report)]).exit_code == 0
+        out = tmp_path / "export"
+        assert runner.invoke(cli, ["export", str(SAMPLE_DB), str(out), "--format", "csv"]).exit_code == 0
+        written = [report, *sorted(p for p in out.rglob("*") if p.is_file())]
+        assert len(written) > 1
+        assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o644)}
+    finally:
+        os.umask(old)
