@@ -42,6 +42,20 @@ class Change:
         return {"id": self.id, "before": self.before, "after": self.after, "seq": self.seq}
 
 
+#: The lists of changed members, messages and wakes that ``counts()`` counts.
+_ITEM_CHANGES = (
+    "joined",
+    "left",
+    "updated",
+    "messages_added",
+    "messages_changed",
+    "messages_removed",
+    "wakes_added",
+    "wakes_changed",
+    "wakes_removed",
+)
+
+
 @dataclass
 class Diff:
     """The change from cursor ``a`` to cursor ``b`` of one pool."""
@@ -64,39 +78,12 @@ class Diff:
 
     def __bool__(self) -> bool:
         return any(
-            getattr(self, name)
-            for name in (
-                "joined",
-                "left",
-                "updated",
-                "messages_added",
-                "messages_changed",
-                "messages_removed",
-                "wakes_added",
-                "wakes_changed",
-                "wakes_removed",
-                "topics_added",
-                "topics_removed",
-                "created_changed",
-            )
+            getattr(self, name) for name in (*_ITEM_CHANGES, "topics_added", "topics_removed", "created_changed")
         )
 
     def counts(self) -> dict[str, int]:
         """How many items of each kind of change."""
-        return {
-            name: len(getattr(self, name))
-            for name in (
-                "joined",
-                "left",
-                "updated",
-                "messages_added",
-                "messages_changed",
-                "messages_removed",
-                "wakes_added",
-                "wakes_changed",
-                "wakes_removed",
-            )
-        }
+        return {name: len(getattr(self, name)) for name in _ITEM_CHANGES}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
