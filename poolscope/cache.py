@@ -500,7 +500,10 @@ def _file_state(path: str | os.PathLike) -> list:
 def fingerprint(index: PoolIndex, conn: sqlite3.Connection) -> dict:
     """What an entry checks the file against before it is used (see the module's docstring)."""
     head = index.head
-    count, _ = count_upto(conn, index.pool_id, head)
+    if index.counted is not None and index.counted[0] == head:
+        count = index.counted[1]  # checked at the restore, plus the rows read since
+    else:
+        count, _ = count_upto(conn, index.pool_id, head)
     samples = record_hashes(conn, index.pool_id, _sample_seqs(index.seqs))
     return {
         "head": head,
@@ -686,6 +689,7 @@ class IndexCache:
         if not spot_check(body["print"], index.path, conn, index.pool_id, table):
             return "the file's records differ from the entry's (spot check)"
         index.restore_state(table, meta)
+        index.counted = (body["print"]["head"], body["print"]["count"])
         return None
 
     # ------------------------------------------------------------- writing

@@ -266,6 +266,29 @@ class _Frames:
         return wakes_df(self, upto)  # type: ignore[arg-type]
 
 
+_DISTINCT_POOL_IDS = "SELECT DISTINCT CAST(pool_id AS BLOB) FROM agent_pool_records"
+_SKIP_SCAN_POOL_IDS = (
+    "WITH RECURSIVE ids(id) AS (SELECT min(pool_id) FROM agent_pool_records UNION ALL "
+    "SELECT (SELECT min(pool_id) FROM agent_pool_records WHERE pool_id > ids.id) FROM ids WHERE ids.id IS NOT NULL) "
+    "SELECT CAST(id AS BLOB) FROM ids WHERE id IS NOT NULL"
+)
+
+
+def _indexed_by_pool(conn: sqlite3.Connection) -> bool:
+    """Whether ``agent_pool_records`` has a full index whose first column is
+    ``pool_id`` in byte order (the SDK's primary key is one): then the pools
+    can be listed with one index lookup each."""
+    try:
+        indexes = conn.execute("PRAGMA index_list(agent_pool_records)").fetchall()
+        for _, name, _, _, partial in indexes:
+            columns = conn.execute("SELECT name, coll FROM pragma_index_xinfo(?)", (name,)).fetchall()
+            if not partial and columns and columns[0] == ("pool_id", "BINARY"):
+                return True
+    except sqlite3.Error:
+        pass
+    return False
+
+
 class Database(_Frames):
     """A read-only view of one SQLite file written by ``SqliteAgentPoolStore``.
 
@@ -298,7 +321,10 @@ class Database(_Frames):
     # ------------------------------------------------------------ plumbing
     def _read_pool_ids(self) -> list[str]:
         with sqlite_errors(self.path):
-            rows = self._conn.execute("SELECT DISTINCT CAST(pool_id AS BLOB) FROM agent_pool_records").fetchall()
+            # the SDK's primary key orders rows by pool: hop from pool to pool through it (one
+            # lookup per pool) instead of reading every row; any other table is read whole
+            sql = _SKIP_SCAN_POOL_IDS if _indexed_by_pool(self._conn) else _DISTINCT_POOL_IDS
+            rows = self._conn.execute(sql).fetchall()
         ids = []
         for (raw,) in rows:
             if raw is None:

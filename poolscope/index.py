@@ -100,6 +100,18 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _grown_next(nexts: Any, start: int, seqs: list[int], prevs: list[int]) -> np.ndarray:
+    """The ``next`` column (``start`` records) grown by records at ``seqs``: each
+    is current, and replaces the record at its ``prevs`` position (-1: none)."""
+    grown = np.empty(start + len(seqs), dtype=np.int64)
+    grown[:start] = nexts
+    grown[start:] = NEVER
+    replaced = np.asarray(prevs, dtype=np.int64)
+    hit = replaced >= 0
+    grown[replaced[hit]] = np.asarray(seqs, dtype=np.int64)[hit]
+    return grown
+
+
 def transpose(batch: list, columns: list[list]) -> None:
     """Append a batch of entries to one list per :class:`Entry` field (a batch
     at a time: the entries are still in the CPU's cache)."""
@@ -200,7 +212,12 @@ class PoolIndex:
         self._state = PoolFold()
         self._fold_pending = False  # restored: the fold's key dicts are rebuilt on first use
         self._seeded: dict[str, set] | None = None  # restored, then extended: keys looked up so far
+        self._seed_live: dict[str, tuple] = {}  # restored, then extended: per namespace, its live keys
+        #: ``(head, rows)``: how many rows of the pool had ``seq <= head`` when the cache
+        #: checked the file (restored), kept up to date by :meth:`load`; None when not known
+        self.counted: tuple[int, int] | None = None
         self._arrays: dict[str, np.ndarray] | None = None
+        self._behind: list[tuple[list[int], list[int]]] = []  # folded since the arrays were made: (seqs, prevs)
         self._ranks: dict[str, np.ndarray] = {}
         self._shared: dict[str, str] = {}
         self._shared_tuples: dict[tuple, tuple] = {}
@@ -312,6 +329,7 @@ class PoolIndex:
             "status": entries.status_codes(),
         }
         self._arrays = arrays
+        self._behind = []
         rank, code = entries.column_numpy("rank"), entries.column_numpy("code")
         self._ranks = {namespace: rank[arrays[namespace]] for namespace in ("messages", "wakes", "members")}
         for namespace in ("messages", "wakes"):
@@ -324,6 +342,7 @@ class PoolIndex:
         the one nothing replaced, a dedupe key points at its latest record."""
         self._fold_pending = False
         self._seeded = None
+        self._seed_live = {}
         state = self._state
         arrays = self.arrays()
         kind, nexts = arrays["kind"], arrays["next"]
@@ -346,10 +365,9 @@ class PoolIndex:
 
         if self._seeded is None:
             self._seeded = {"members": set(), "messages": set(), "wakes": set()}
+            self._seed_live = {}
         cached = self.entries
         state = self._state
-        base = cached.base_rows
-        nexts = self._next_base if self._next_base is not None else np.zeros(0, dtype=np.int64)
         for namespace, code, kinds in (
             ("members", MEMBER_JOINED, (MEMBER_JOINED, MEMBER_LEFT)),
             ("messages", RUN_MESSAGE, (RUN_MESSAGE,)),
@@ -360,10 +378,15 @@ class PoolIndex:
             if not wanted:
                 continue
             known.update(wanted)
-            # keys not touched since the restore: their current record is the cached one nothing replaced
-            kind = cached.column_numpy("kind")
-            live = np.flatnonzero((kind == code) & (nexts[:base] == NEVER))
-            keys = cached.column("key").take(live)
+            # keys not touched since the restore: their current record is the cached one nothing
+            # replaced (found once per restore; a key touched since is in ``known``)
+            if namespace not in self._seed_live:
+                base = cached.base_rows
+                nexts = self._next_base if self._next_base is not None else np.zeros(0, dtype=np.int64)
+                kind = cached.column_numpy("kind")
+                live = np.flatnonzero((kind == code) & (nexts[:base] == NEVER))
+                self._seed_live[namespace] = (live, cached.column("key").take(live))
+            live, keys = self._seed_live[namespace]
             hit = pc.is_in(keys, value_set=pa.array(list(wanted), type=pa.string())).to_numpy(zero_copy_only=False)
             found = live[hit]
             getattr(state, namespace).update(zip(self.field("key", found), found.tolist()))
@@ -374,7 +397,12 @@ class PoolIndex:
         were added (see :func:`poolscope.load.load`)."""
         from .load import load
 
-        return load(self, conn, progress)
+        duplicates = len(self.duplicates)
+        added = load(self, conn, progress)
+        if self.counted is not None and added:
+            # every row after the old head was read: the count grows by what was read
+            self.counted = (self.head, self.counted[1] + added + len(self.duplicates) - duplicates)
+        return added
 
     def append_rows(self, rows: Iterable[tuple]) -> int:
         """Decode, flatten and fold ``(seq, kind, typeof, payload)`` rows that
@@ -404,19 +432,55 @@ class PoolIndex:
         else:
             state = self.fold
         prevs = state.apply_many(start, seqs, entries)
-        next_seq = self.next_seq
-        next_seq.extend([NEVER] * len(entries))
-        for seq, prev in zip(seqs, prevs):
-            if prev >= 0:
-                next_seq[prev] = seq
+        if self._next_list is None:
+            # restored from the cache: the ``next`` column stays numpy (no million-item list)
+            self._next_base = _grown_next(self._next_base, start, seqs, prevs)
+        else:
+            next_seq = self._next_list
+            next_seq.extend([NEVER] * len(entries))
+            for seq, prev in zip(seqs, prevs):
+                if prev >= 0:
+                    next_seq[prev] = seq
         self.seqs.extend(seqs)
         self.entries.extend(entries)
-        self._forget_derived()
+        self._extend_derived(start, seqs, entries, prevs)
 
-    def _forget_derived(self) -> None:
-        """Drop the columns derived from the records (rebuilt on next use)."""
-        self._arrays = None
+    def _extend_derived(self, start: int, seqs: list[int], entries: list[Entry], prevs: list[int]) -> None:
+        """Note records just folded: the numpy columns take them in when next
+        read (:meth:`_catch_up`: what they add, not the whole pool again -- a
+        live pool grows by small batches); the key ranks are rebuilt on next use."""
         self._ranks = {}
+        if self._arrays is not None:
+            self._behind.append((seqs, prevs))
+
+    def _catch_up(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``arrays`` extended by the records folded since they were made."""
+        covered, n = len(arrays["seq"]), len(self.seqs)
+        seqs = [seq for part, _ in self._behind for seq in part]
+        prevs = [prev for _, part in self._behind for prev in part]
+        self._behind = []
+        positions = np.arange(covered, n)
+        kind = np.asarray(self.field("kind", positions), dtype=np.int8)
+        restored_next = self._next_base if self._next_list is None else None
+        grown = {
+            "seq": np.concatenate([arrays["seq"], np.asarray(seqs, dtype=np.int64)]),
+            "kind": np.concatenate([arrays["kind"], kind]),
+            "next": restored_next if restored_next is not None else _grown_next(arrays["next"], covered, seqs, prevs),
+        }
+        for namespace, mask in (
+            ("members", kind == MEMBER_JOINED),
+            ("member_changes", (kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
+            ("messages", kind == RUN_MESSAGE),
+            ("wakes", kind == WAKE),
+        ):
+            grown[namespace] = np.concatenate([arrays[namespace], covered + np.flatnonzero(mask)])
+        if "status" in arrays:
+            statuses = self.field("status", positions)
+            as_message = np.fromiter((MESSAGE_CODE.get(s, -1) for s in statuses), dtype=np.int8, count=len(kind))
+            as_wake = np.fromiter((WAKE_CODE.get(s, -1) for s in statuses), dtype=np.int8, count=len(kind))
+            status = np.where(kind == RUN_MESSAGE, as_message, np.where(kind == WAKE, as_wake, np.int8(-1)))
+            grown["status"] = np.concatenate([arrays["status"], status.astype(np.int8)])
+        return grown
 
     def decode(
         self, rows: Iterable[tuple], last: int, *, entry_type: type = Entry, keep: bool = True
@@ -634,6 +698,8 @@ class PoolIndex:
         """Numpy columns: ``seq``, ``kind``, ``next`` and, per namespace, the
         positions of the records that can be live (``members``, ``messages``,
         ``wakes``)."""
+        if self._behind:
+            self._arrays = self._catch_up(self._arrays)  # type: ignore[arg-type]
         if self._arrays is None:
             entries = self.entries
             if isinstance(entries, list):

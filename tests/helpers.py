@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "sample_data"
@@ -164,3 +165,16 @@ def home_changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]
         for name in set(before) | set(after)
         if before.get(name) != after.get(name)
     )
+
+
+def assert_same_arrays(grown: Any, full: Any) -> None:
+    """Every numpy column, the status codes and the ranks of two indexes are equal."""
+    import numpy as np
+
+    mine, theirs = grown.arrays(), full.arrays()
+    assert sorted(mine) == sorted(theirs)
+    for name in theirs:
+        np.testing.assert_array_equal(mine[name], theirs[name], err_msg=name)
+    np.testing.assert_array_equal(grown.status_codes(), full.status_codes())
+    for namespace in ("members", "messages", "wakes"):
+        np.testing.assert_array_equal(grown.rank(namespace), full.rank(namespace), err_msg=namespace)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import raw_snapshot_lines
+from helpers import assert_same_arrays, raw_snapshot_lines
 
 import poolscope
 from poolscope import cache as cache_module
@@ -191,6 +191,7 @@ def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(ge
     for name in ("members", "messages", "wakes", "message_dedupe", "wake_dedupe", "config", "cursor", "count"):
         assert getattr(grown.index.fold, name) == getattr(plain.index.fold, name), name
     assert grown.index.next_seq == plain.index.next_seq
+    assert_same_arrays(grown.index, plain.index)
     # the extended index was saved: the next open decodes nothing
     decoded.clear()
     monkeypatch.setattr(PoolIndex, "decode", counting)

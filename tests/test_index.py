@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from helpers import assert_same_arrays
+
 import poolscope
 from poolscope import load as load_module
 from poolscope.fold import PoolFold
@@ -120,6 +122,35 @@ def test_incremental_loads_equal_a_full_load(small_db):
         ).fetchall()
         grown.append_rows(rows)
     assert grown.seqs == full.seqs and grown.entries == full.entries and grown.next_seq == full.next_seq
+
+
+def test_columns_read_while_a_log_grows_catch_up_with_only_the_new_records(small_db):
+    """The numpy columns made before records were appended take in only the
+    new ones (follow() on a large pool must not redo the whole pool), and
+    equal the columns of an index loaded at once, whatever was read between."""
+    db = poolscope.open(small_db)
+    conn = sqlite3.connect(f"file:{small_db}?immutable=1", uri=True)
+    for pool_id in db.pool_ids:
+        full = db.pool(pool_id).index
+        grown = PoolIndex(small_db, pool_id)
+        for step, upto in enumerate(range(37, full.head + 37, 37)):
+            rows = conn.execute(
+                load_module.SCAN_SQL + " AND seq <= ?" + load_module.ORDER, (pool_id, grown.head, upto)
+            ).fetchall()
+            made = grown._arrays is not None
+            grown.append_rows(rows)
+            if made:  # kept, to be caught up with the batch: not dropped and rebuilt from every record
+                assert grown._arrays is not None and grown._behind
+            if step % 3 == 0:
+                grown.arrays()  # columns made now: the next batches are caught up, not rebuilt
+            if step % 5 == 1:
+                grown.status_codes()
+            if step % 7 == 2:
+                grown.live_positions("messages", grown.head)  # ranks, dropped by the next batch
+        assert grown.next_seq == full.next_seq
+        assert_same_arrays(grown, full)
+    conn.close()
+    db.close()
 
 
 def test_the_inlined_hot_path_flattens_exactly_like_extract(small_db, oracle):

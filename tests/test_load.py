@@ -85,3 +85,34 @@ def test_the_fork_check_follows_the_current_process(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 0)
     assert load_module._can_fork() is False
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "pool_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload_json TEXT NOT NULL, "
+        "PRIMARY KEY (pool_id, seq)",  # the SDK's: pools listed through its index
+        "pool_id, seq, kind, payload_json",  # no index: read whole
+        "pool_id TEXT COLLATE NOCASE, seq INTEGER, kind TEXT, payload_json TEXT, PRIMARY KEY (pool_id, seq)",
+        "seq INTEGER, pool_id TEXT, kind TEXT, payload_json TEXT, PRIMARY KEY (seq, pool_id)",
+    ],
+    ids=["sdk", "no-index", "nocase-index", "seq-first-index"],
+)
+def test_pool_ids_are_every_distinct_id_whatever_the_table_looks_like(tmp_path, schema):
+    """Pool ids of any storage class, case and byte content, listed the same
+    whether the table has the SDK's primary key (one index hop per pool) or not."""
+    import sqlite3
+
+    path = tmp_path / "pools.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"CREATE TABLE agent_pool_records ({schema})")
+    ids = ["b", "a", "A", 5, b"a", "a\x00z", "é", "pool.alpha", b"\xff"]
+    for seq, pool_id in enumerate(ids * 3):
+        conn.execute(
+            "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, 'pool_created', ?)",
+            (pool_id, seq, '{"type":"pool_created"}'),
+        )
+    conn.commit()
+    conn.close()
+    with poolscope.open(path, cache=False) as db:
+        assert db.pool_ids == sorted({"b", "a", "A", "5", "a\x00z", "é", "pool.alpha", "\ufffd"})
