@@ -416,10 +416,12 @@ class Database(_Frames):
         return list(self._pool_ids)
 
     def pool(self, pool_id: str) -> PoolHistory:
-        """The history of one pool, its index built on first use: restored from
-        the index cache when that holds a valid entry (then only the records
-        appended since are decoded), else by folding the log.  Other pools are
-        not read.
+        """The history of one pool.  Cheap: nothing is decoded until it is
+        used.  Its index is built on first use (a snapshot, ``head``, most
+        frames): restored from the index cache when that holds a valid entry
+        (then only the records appended since are decoded), else by folding
+        the log.  Its ``records_df()`` before that reads the rows straight
+        from the file (or the cache), without folding.  Other pools are not read.
 
         Raises :class:`PoolNotFoundError` for a pool with no record.
         """
@@ -488,9 +490,11 @@ class PoolHistory(_Frames):
         self.db = db
         self.pool_id = pool_id
         self._index: PoolIndex | None = None
-        # built (or restored from the index cache) now, so that an unreadable
-        # or locked pool fails here, where it is asked for
-        self._index = self._build_index()
+        # the index is built (or restored from the index cache) when first used; the pool's
+        # head is read now, through the primary key, so that an unreadable or locked pool
+        # fails here, where it is asked for
+        with sqlite_errors(db.path, pool_id):
+            db.conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()
 
     @property
     def index(self) -> PoolIndex:
@@ -504,6 +508,17 @@ class PoolHistory(_Frames):
     @index.setter
     def index(self, index: PoolIndex) -> None:  # a view made from another history's index (what-if)
         self._index = index
+
+    def load(self) -> PoolHistory:
+        """Build the index now (or restore it from the index cache) instead of
+        on first use, and return the pool: ``pool = db.pool(pid).load()``
+        pays the load up front, e.g. before scrubbing a slider.
+
+        >>> db.pool("pool.bravo").load().loaded
+        True
+        """
+        self.index  # noqa: B018 - building it is the point
+        return self
 
     @property
     def loaded(self) -> bool:

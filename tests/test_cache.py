@@ -123,7 +123,7 @@ def test_every_snapshot_of_every_oracle_history_is_the_same_from_the_cache(oracl
 
 def test_frames_diff_activity_and_check_are_the_same_from_the_cache(gen_copy, store):
     for pool_id in poolscope.open(gen_copy).pool_ids:
-        poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+        poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
     plain, again = open_both(gen_copy, store)
     for pool_id in plain.pool_ids:
         a, b = plain.pool(pool_id), again.pool(pool_id)
@@ -150,7 +150,7 @@ def test_random_cursors_of_generated_histories(tmp_path, store):
         path = tmp_path / f"g{seed}.db"
         generate(path, pools=2, records=500, seed=seed)
         for pool_id in poolscope.open(path, cache=store.root).pool_ids:
-            poolscope.open(path, cache=store.root).pool(pool_id)
+            poolscope.open(path, cache=store.root).pool(pool_id).load()
         plain, again = open_both(path, store)
         assert_same_everywhere(plain, again, lambda head: rng.sample(range(head + 1), 60) + [head])
 
@@ -247,7 +247,7 @@ def test_a_changed_file_is_never_served_from_a_stale_entry(gen_copy, tmp_path, s
     backup = tmp_path / "backup.db"
     shutil.copy(gen_copy, backup)
     before = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
-    assert len(store.entries()) == 1
+    assert before.head and len(store.entries()) == 1  # used: its index built and saved
     info = os.stat(gen_copy)
     if how == "rewritten in place":
         conn = sqlite3.connect(gen_copy)
@@ -284,7 +284,7 @@ def test_a_changed_file_is_never_served_from_a_stale_entry(gen_copy, tmp_path, s
         with conn:
             conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, before.head - 50))
         conn.close()
-        poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+        poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
         shutil.copy(backup, gen_copy)
     if os.stat(gen_copy).st_size == info.st_size:
         os.utime(gen_copy, ns=(info.st_atime_ns, info.st_mtime_ns))  # same size and same mtime too
@@ -318,7 +318,7 @@ def _data_file(store: IndexCache) -> Path:
 )
 def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, store, damage):
     pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
-    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
     (entry,) = store.entries()
     data = _data_file(store)
     blob = data.read_bytes()
@@ -386,7 +386,7 @@ def test_a_large_index_is_saved_by_a_helper_process(gen_copy, store, monkeypatch
     monkeypatch.setattr(cache_module, "BACKGROUND_THRESHOLD", 1)
     plain = poolscope.open(gen_copy, cache=False)
     pool_id = plain.pool_ids[0]
-    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
     cache_module.wait()
     again = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
     assert cached(again)
@@ -416,14 +416,14 @@ def test_cache_dir_env_var_then_xdg_then_home(tmp_path, gen_copy, monkeypatch):
     monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(tmp_path / "explicit"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    poolscope.open(gen_copy).pool(pool_id)
+    poolscope.open(gen_copy).pool(pool_id).load()
     assert len(IndexCache(tmp_path / "explicit").entries()) == 1
     assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
     monkeypatch.delenv("POOLSCOPE_CACHE_DIR")
-    poolscope.open(gen_copy).pool(pool_id)
+    poolscope.open(gen_copy).pool(pool_id).load()
     assert len(IndexCache(tmp_path / "xdg" / "poolscope").entries()) == 1
     monkeypatch.delenv("XDG_CACHE_HOME")
-    poolscope.open(gen_copy).pool(pool_id)
+    poolscope.open(gen_copy).pool(pool_id).load()
     assert len(IndexCache(tmp_path / "home" / ".cache" / "poolscope").entries()) == 1
     assert cache_module.default_dir() == tmp_path / "home" / ".cache" / "poolscope"
 
@@ -442,7 +442,7 @@ def test_cache_false_reads_and_writes_nothing_anywhere(tmp_path, gen_copy, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]
     assert listing(gen_copy.parent) == before
     # an existing entry is not read either
-    poolscope.open(gen_copy).pool(db.pool_ids[0])
+    poolscope.open(gen_copy).pool(db.pool_ids[0]).load()
     assert len(cache_module.entries()) == 1
     assert not cached(poolscope.open(gen_copy, cache=False).pool(db.pool_ids[0]))
 
@@ -472,6 +472,7 @@ def test_a_read_only_cache_location_works_without_a_cache(tmp_path, gen_copy, mo
     with pytest.warns(cache_module.CacheWarning):
         db = poolscope.open(gen_copy)
         history = db.pool(db.pool_ids[0])
+        history.load()  # built, and the cache found unwritable
     assert not cached(history) and history.snapshot().cursor == history.head
 
 
@@ -482,11 +483,11 @@ def test_least_recently_used_entries_go_first_under_the_size_cap(tmp_path, store
         path = tmp_path / f"lru{i}.db"
         generate(path, pools=1, records=300, seed=20 + i)
         paths.append(path)
-    poolscope.open(paths[0], cache=store.root).pool(poolscope.open(paths[0], cache=False).pool_ids[0])
+    poolscope.open(paths[0], cache=store.root).pool(poolscope.open(paths[0], cache=False).pool_ids[0]).load()
     one = store.size()
     monkeypatch.setenv("POOLSCOPE_CACHE_SIZE", str(int(one * 2.5)))
     for path in paths[1:]:
-        poolscope.open(path, cache=store.root).pool(poolscope.open(path, cache=False).pool_ids[0])
+        poolscope.open(path, cache=store.root).pool(poolscope.open(path, cache=False).pool_ids[0]).load()
     kept = {e.db for e in store.entries()}
     assert kept == {str(paths[1].resolve()), str(paths[2].resolve())}
     assert store.size() <= int(one * 2.5)
@@ -530,7 +531,7 @@ def test_records_folded_in_several_steps_on_a_restored_index_equal_a_full_load(g
     with conn:
         conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > ?", (pool_id, mine[cut][1]))
     conn.close()
-    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
     history = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
     assert cached(history)
     for chunk in (mine[cut + 1 : cut + 2], mine[cut + 2 : cut + 60], mine[cut + 60 :]):
@@ -561,7 +562,7 @@ def test_damaged_records_keep_their_problem_and_code_in_the_cache(gen_copy, stor
             (pool_id, seq + 3),
         )
     conn.close()
-    poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
     plain, again = open_both(gen_copy, store)
     a, b = plain.pool(pool_id), again.pool(pool_id)
     assert cached(b) and len(a.index.problems) == 2

@@ -935,7 +935,10 @@ def exercise(case: Case, built: Built, judge: Judge, db: Any, light: bool = Fals
         history, error = judge("pool()", lambda: db.pool(pool_id), pool_id=pool_id)
         if history is None:
             continue
-        head = history.head
+        # pool() reads nothing but the head: a pool that cannot be loaded fails on first use
+        head, error = judge("head", lambda: history.head, pool_id=pool_id)
+        if head is None:
+            continue
         assert isinstance(head, int)
         records, _ = judge("records()", history.records, pool_id=pool_id)
         if records is not None:

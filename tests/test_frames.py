@@ -180,7 +180,7 @@ def test_a_run_that_leaves_and_rejoins_has_two_rows(tmp_path):
 def _loaded(path):
     db = poolscope.open(path)
     for pool_id in db.pool_ids:
-        db.pool(pool_id)
+        db.pool(pool_id).load()  # loaded: its frames come from the index
     return db
 
 
@@ -245,7 +245,7 @@ def test_large_loads_show_a_progress_bar_unless_asked_not_to(small_db, monkeypat
     def run(progress):
         # no index cache: a pool restored from it decodes nothing and shows no bar
         db = poolscope.open(small_db, progress=progress, cache=False)
-        return db.pool(pool_id) if how == "pool load" else db.records_df()
+        return db.pool(pool_id).index if how == "pool load" else db.records_df()
 
     run(None)
     shown = capsys.readouterr().err
