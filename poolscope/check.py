@@ -19,9 +19,11 @@ through is not reported: a ``delivered`` message that later becomes
 a wake cancelled twice, a message recorded straight as ``failed`` or
 ``expired``, a ``failed`` wake without ``journal_cursor``.
 
-The check works from the pool indexes (one pass over their entries); payloads
-are read again only for wakes, to recompute their filter fingerprints, so it
-stays fast on millions of records.
+The check works from the pool indexes (one pass over their entries), and reads
+the message and wake payloads once more, whole: for what serde_json refuses
+that a load does not look for (a repeated key, nesting past serde's limit:
+:func:`poolscope.wire.payload_problem`) and to recompute wake filter
+fingerprints.
 
 Example::
 
@@ -33,6 +35,7 @@ Example::
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,8 +51,8 @@ from .errors import (
     RecordError,
 )
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
-from .index import MAX_SEQ
-from .source import EVENT_SEQ_TABLE, RECORDS_TABLE
+from .index import MAX_SEQ, too_big
+from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, keepalive
 from .sqlite_errors import sqlite_errors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,6 +70,8 @@ CODES: dict[str, tuple[str, str]] = {
     "null_payload": ("error", "payload_json is NULL"),
     "bad_shape": ("error", "the payload is JSON but not the SDK's shape for its kind"),
     "payload_too_large": ("error", "a payload larger than the max_payload limit (not read)"),
+    "duplicate_key": ("error", "a key repeated in one JSON object of the payload (serde rejects a repeated field)"),
+    "too_deep": ("error", f"a payload nesting more than {wire.MAX_DEPTH} levels (serde_json's recursion limit)"),
     "unknown_kind": ("error", "a record type this SDK version does not know (written by a newer SDK?)"),
     "unknown_status": ("error", "a message or wake status this SDK version does not know"),
     "duplicate_seq": ("error", "two rows of one pool share a seq"),
@@ -330,28 +335,77 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
                 )
         elif kind == DAMAGED:
             damaged = f" (the damaged record at seq {seq} may be the one that recorded it)"
-    yield from _wake_filter_checks(history, wake_seqs)
+    yield from _payload_checks(history, wake_seqs)
 
 
-def _wake_filter_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
-    """Recompute each wake's filter fingerprint and id from its criteria."""
-    if not wake_seqs:
-        return
-    db, pool_id = history.db, history.pool_id
+#: The records whose payloads the load reads only in part (see ``index._BULK``):
+#: their payloads are read again here, whole.
+_PAYLOAD_SQL = (
+    f"SELECT seq, CAST(payload_json AS BLOB) FROM {RECORDS_TABLE} "
+    "WHERE pool_id = ? AND seq > ? AND seq <= ? AND kind IN ('run_message', 'wake') "
+    "AND typeof(payload_json) = 'text' ORDER BY seq"
+)
+
+
+def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
+    """``(seq, payload)`` of every message and wake of the pool, read whole, in
+    seq order; a payload larger than ``max_payload`` (already a damaged record)
+    is passed over."""
+    conn, pool_id = history.db.conn, history.pool_id
+    last = 0
+    while True:
+        try:
+            for seq, raw in conn.execute(_PAYLOAD_SQL, (pool_id, last, MAX_SEQ)):
+                keepalive(conn)
+                last = seq
+                yield seq, raw
+            return
+        except sqlite3.DataError as error:
+            if not too_big(error):
+                raise
+        # SQLite reads a row ahead: read the next row alone to learn which one it refused
+        try:
+            row = conn.execute(_PAYLOAD_SQL + " LIMIT 1", (pool_id, last, MAX_SEQ)).fetchone()
+        except sqlite3.DataError as error:
+            if not too_big(error):
+                raise
+            row = conn.execute(
+                _PAYLOAD_SQL.replace("CAST(payload_json AS BLOB)", "NULL") + " LIMIT 1", (pool_id, last, MAX_SEQ)
+            ).fetchone()
+        if row is None:
+            return
+        last = row[0]
+        if row[1] is not None:
+            yield row
+
+
+def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
+    """Read every message and wake payload whole: what serde_json refuses and
+    the load does not look for (:func:`wire.payload_problem`: a repeated key,
+    nesting past its limit), and each wake's filter fingerprint and id
+    recomputed from its criteria."""
+    pool_id = history.pool_id
+    problems = history.index.problems
     wanted = set(wake_seqs)
+    seen: set[int] = set()
     known: dict[bytes, tuple[str, str] | str] = {}
     with sqlite_errors(history.path, pool_id):
-        rows = db.conn.execute(
-            f"SELECT seq, CAST(payload_json AS BLOB) FROM {RECORDS_TABLE} "
-            "WHERE pool_id = ? AND seq BETWEEN ? AND ? AND kind = 'wake' ORDER BY seq",
-            (pool_id, wake_seqs[0], wake_seqs[-1]),
-        )
-        for seq, raw in rows:
+        for seq, raw in _payload_rows(history):
+            if seq in seen or seq in problems:
+                continue  # a duplicated seq is checked once; a damaged record is reported already
+            seen.add(seq)
+            try:
+                payload = wire.loads(raw)
+            except ValueError:
+                continue  # the index has it as damaged (a row that changed since is the file's business)
+            found = wire.payload_problem(raw, payload)
+            if found is not None:
+                yield _anomaly(found[0], pool_id, seq, found[1])
+                continue
             if seq not in wanted:
                 continue
-            wanted.discard(seq)  # a duplicated seq is checked once
             try:
-                compiled = wire.loads(raw)["stored"]["compiled_filter"]
+                compiled = payload["stored"]["compiled_filter"]
                 criteria = compiled["criteria"]
                 stored = (compiled["filter_fingerprint"], compiled["filter_id"])
             except (ValueError, KeyError, TypeError) as error:

@@ -561,7 +561,19 @@ def _count(conn: sqlite3.Connection, index: PoolIndex, after: int, upto: int | N
         return conn.execute(sql, args).fetchone()[0]
 
 
-def _payloads_in_span(conn: sqlite3.Connection, pool_id: str, ordered: list[int]) -> dict[int, Any]:
+def checked_payload(path: Path, pool_id: str, seq: int, text: bytes) -> Any:
+    """``text`` decoded, or :class:`CorruptRecordError` naming the record when
+    serde_json cannot read it (:func:`wire.payload_problem`: a repeated key,
+    nesting past its limit -- which the load does not look for in messages and
+    wakes, but every payload read whole is checked for)."""
+    payload = wire.loads(text)
+    found = wire.payload_problem(text, payload)
+    if found is not None:
+        raise CorruptRecordError(found[1], path=path, pool_id=pool_id, seq=seq, code=found[0])
+    return payload
+
+
+def _payloads_in_span(conn: sqlite3.Connection, path: Path, pool_id: str, ordered: list[int]) -> dict[int, Any]:
     """The payloads of ``ordered`` (sorted seqs) read in one range scan."""
     out: dict[int, Any] = {}
     wanted = set(ordered)
@@ -573,7 +585,7 @@ def _payloads_in_span(conn: sqlite3.Connection, pool_id: str, ordered: list[int]
     for seq, text in rows:
         keepalive(conn)
         if seq in wanted:
-            out[seq] = wire.loads(text)
+            out[seq] = checked_payload(path, pool_id, seq, text)
     return out
 
 
@@ -590,7 +602,7 @@ def fetch_payloads(
     with sqlite_errors(path, pool_id):
         try:
             if span <= 4 * len(ordered):
-                out = _payloads_in_span(conn, pool_id, ordered)
+                out = _payloads_in_span(conn, path, pool_id, ordered)
         except sqlite3.DataError as error:
             if not too_big(error):  # a damaged neighbour larger than max_payload: ask for the seqs themselves
                 raise
@@ -604,7 +616,7 @@ def fetch_payloads(
                     (pool_id, *chunk),
                 ):
                     keepalive(conn)
-                    out[seq] = wire.loads(text)
+                    out[seq] = checked_payload(path, pool_id, seq, text)
     missing = [s for s in ordered if s not in out]
     if missing:
         from .errors import DatabaseChangedError

@@ -80,6 +80,88 @@ def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
+#: serde_json's recursion limit: its ``remaining_depth`` starts at 128 and every
+#: array or object takes one before its contents are read, failing when it
+#: reaches 0 -- so a payload nests at most 127 arrays and objects (its own
+#: object included); the SDK cannot read one more.
+MAX_DEPTH = 127
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def depth(value: Any) -> int:
+    """How many arrays and objects nest in ``value`` (0 for a scalar), without recursion.
+
+    >>> depth({"a": [1, {"b": []}]}), depth("x")
+    (4, 0)
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if item.__class__ is dict:
+            children = item.values()
+        elif item.__class__ is list:
+            children = item
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+        stack.extend((child, level + 1) for child in children if child.__class__ in (dict, list))
+    return deepest
+
+
+def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
+    """Why serde_json cannot read the JSON text ``raw`` that orjson read as
+    ``value``, as ``(code, message)`` -- or None.  orjson is more lenient in two
+    ways: it keeps the last of repeated keys (serde rejects a repeated field:
+    ``duplicate_key``), and it reads up to 1024 levels of nesting (serde
+    :data:`MAX_DEPTH`: ``too_deep``).
+
+    Cheap for the SDK's own payloads: the nesting is only measured when the text
+    has more brackets than the limit, and keys are only compared when the text
+    is not exactly what serde would write back.
+
+    >>> payload_problem('{"type":"pool_created"}', {"type": "pool_created"}) is None
+    True
+    >>> payload_problem('{"type":"a","type":"a"}', {"type": "a"})
+    ('duplicate_key', "the key 'type' appears twice in one object (serde_json rejects a repeated field)")
+    >>> payload_problem("[" * 128 + "]" * 128, loads("[" * 128 + "]" * 128))[0]
+    'too_deep'
+    """
+    data = raw.encode("utf-8", "surrogatepass") if raw.__class__ is str else bytes(raw)
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+        nesting = depth(value)
+        if nesting > MAX_DEPTH:
+            return (
+                "too_deep",
+                f"the payload nests {nesting} levels of arrays and objects; serde_json reads at most {MAX_DEPTH}",
+            )
+    if orjson.dumps(value) != data:  # not serde's own bytes: look for a repeated key
+        import json
+
+        try:
+            json.loads(data, object_pairs_hook=_no_duplicates)
+        except _DuplicateKey as error:
+            return (
+                "duplicate_key",
+                f"the key {error.args[0]!r} appears twice in one object (serde_json rejects a repeated field)",
+            )
+        except (ValueError, RecursionError):
+            pass  # orjson read it; a difference of dialect is not this check's business
+    return None
+
+
 # --------------------------------------------------------------------------
 # Declarative schema of the SDK's pool types (declaration order, serde rules)
 # --------------------------------------------------------------------------
