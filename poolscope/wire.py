@@ -109,6 +109,7 @@ def depth(value: Any) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
+        children: Any
         if item.__class__ is dict:
             children = item.values()
         elif item.__class__ is list:
@@ -139,7 +140,7 @@ def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
     >>> payload_problem("[" * 128 + "]" * 128, loads("[" * 128 + "]" * 128))[0]
     'too_deep'
     """
-    data = raw.encode("utf-8", "surrogatepass") if raw.__class__ is str else bytes(raw)
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if data.count(b"{") + data.count(b"[") > MAX_DEPTH:
         nesting = depth(value)
         if nesting > MAX_DEPTH:
