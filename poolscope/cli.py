@@ -48,15 +48,70 @@ def cli() -> None:
     """Explore agent-pool histories written by the Rust agent SDK."""
 
 
+#: Where :func:`reading_options` keeps a command's --timeout and --max-payload for :func:`_open`.
+_LIMITS = "poolscope.limits"
+
+
+def _seconds(value: float) -> float:
+    if not value > 0:
+        raise click.BadParameter(f"must be a positive number of seconds, not {value}")
+    return value
+
+
+def reading_options(command: Any, *, max_payload: bool = True) -> Any:
+    """The options of every command that reads a database: ``--timeout`` and
+    ``--max-payload``, handed to :func:`poolscope.open` by :func:`_open`
+    (a fleet command takes ``--timeout`` only: :func:`poolscope.fleet` has no
+    payload limit of its own)."""
+    from .source import DEFAULT_MAX_PAYLOAD, DEFAULT_TIMEOUT
+
+    def keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        ctx.meta.setdefault(_LIMITS, {})[str(param.name)] = value
+        return value
+
+    timeout = click.option(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        expose_value=False,
+        callback=lambda ctx, param, value: keep(ctx, param, _seconds(value)),
+        help="Seconds to wait for another process's lock, and at most for any one query "
+        "(a view that never ends, a huge scan): then exit with an error.",
+    )
+    limit = click.option(
+        "--max-payload",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PAYLOAD,
+        show_default=True,
+        expose_value=False,
+        callback=keep,
+        help="Largest stored value read, in bytes; a larger payload is a damaged record (named by pool and seq).",
+    )
+    return timeout(limit(command)) if max_payload else timeout(command)
+
+
+def fleet_reading_options(command: Any) -> Any:
+    """``--timeout`` for a fleet command (see :func:`reading_options`)."""
+    return reading_options(command, max_payload=False)
+
+
+def _limits() -> dict[str, Any]:
+    """The --timeout and --max-payload of the running command (none outside one)."""
+    ctx = click.get_current_context(silent=True)
+    return {} if ctx is None else dict(ctx.meta.get(_LIMITS, {}))
+
+
 def _open(path: str, quiet: bool = True):
     from .history import open as open_db
 
-    return open_db(path, progress=None if not quiet else False)
+    return open_db(path, progress=None if not quiet else False, **_limits())
 
 
 @cli.command()
 @click.argument("db", type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@reading_options
 def info(db: str, as_json: bool) -> None:
     """Pools, heads, records by kind and status, and messages and wakes by current status.
 
@@ -111,6 +166,7 @@ def _pool_info(history: Any) -> dict[str, Any]:
 @click.option("--after", type=int, default=None, help="Only records with seq > AFTER (a cursor, 0..head).")
 @click.option("--upto", type=int, default=None, help="Only records with seq <= UPTO (a cursor, 0..head).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(wire.KINDS), help="Only these kinds (repeatable).")
+@reading_options
 def records(db: str, pool_id: str, after: int | None, upto: int | None, kinds: tuple[str, ...]) -> None:
     """Records as JSON lines, in the SDK's AgentPoolStoreRecord shape."""
     history = _open(db).pool(pool_id)
@@ -136,6 +192,7 @@ def records(db: str, pool_id: str, after: int | None, upto: int | None, kinds: t
 @click.option("--cursor", type=int, default=None, help="Replay to this cursor (default: the head).")
 @click.option("--pretty", is_flag=True, help="Indent the JSON (not byte-identical to the SDK's).")
 @click.option("--lenient", is_flag=True, help="Skip damaged records instead of failing like the SDK.")
+@reading_options
 def snapshot(db: str, pool_id: str, cursor: int | None, pretty: bool, lenient: bool) -> None:
     """The pool's snapshot at a cursor, as the SDK's JSON."""
     snap = _open(db).pool(pool_id).snapshot(cursor, strict=not lenient)
@@ -169,6 +226,7 @@ def generate(out: str, pools: int, records: int, seed: int, prefix: str, members
 @click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
 @click.option("--upto", type=int, default=None, help="Frames as they were at this cursor (0..the largest head).")
 @click.option("--force", is_flag=True, help="Overwrite files already in OUT.")
+@reading_options
 def export(db: str, out: str, fmt: str, pools: tuple[str, ...], upto: int | None, force: bool) -> None:
     """Write the records, members, messages and wakes frames (and a summary) to folder OUT.
 
@@ -203,6 +261,7 @@ def export(db: str, out: str, fmt: str, pools: tuple[str, ...], upto: int | None
     help="What KEY is (default: looked up as a message id, condition id, run id, idempotency key).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the rows and the explanation).")
+@reading_options
 def history(db: str, key: str, pool_id: str, upto: int | None, key_type: str | None, as_json: bool) -> None:
     """Every record that touched KEY (a message, wake, run or idempotency key), and why.
 
@@ -263,6 +322,7 @@ def _side(spec: str) -> Any:
 @click.argument("b")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--context", default=5, show_default=True, help="Aligned events shown before the first divergence.")
+@reading_options
 def compare(a: str, b: str, as_json: bool, context: int) -> None:
     """Compare two pools, A and B, each DB[::POOL][@CURSOR]: measures side by side, first divergence.
 
@@ -304,6 +364,7 @@ def compare(a: str, b: str, as_json: bool, context: int) -> None:
 @cli.command()
 @click.argument("db", type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@reading_options
 @click.pass_context
 def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
     """Check a database for damage and for histories the SDK would not write.
@@ -346,6 +407,7 @@ def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
 )
 @click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
 @click.option("--force", is_flag=True, help="Overwrite OUT even if it is not an earlier report.")
+@reading_options
 def report_command(db: str, out: str, pools: tuple[str, ...], force: bool) -> None:
     """Write a self-contained HTML report: summary, timelines, snapshots and anomalies of every pool.
 
@@ -357,7 +419,7 @@ def report_command(db: str, out: str, pools: tuple[str, ...], force: bool) -> No
     """
     from .report import report
 
-    written = report(db, out, list(pools) or None, force=force)
+    written = report(_open(db), out, list(pools) or None, force=force)
     click.echo(escape(written))
 
 
@@ -500,7 +562,7 @@ _WORKERS = click.option("--workers", type=int, default=None, help="Worker proces
 def _fleet(sources: tuple[str, ...], workers: int | None):
     from .fleet import fleet
 
-    return fleet(list(sources), workers=workers)
+    return fleet(list(sources), workers=workers, **_limits())
 
 
 def _problems(hosts: Any) -> tuple[list[dict], list[dict]]:
@@ -520,6 +582,7 @@ def _echo_problems(errors: list[dict], skipped: list[dict]) -> None:
 @_SOURCES
 @_WORKERS
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@fleet_reading_options
 def fleet_info(sources: tuple[str, ...], workers: int | None, as_json: bool) -> None:
     """Databases, and per pool: head, records, members, messages, wakes, failures, anomalies."""
     with _fleet(sources, workers) as hosts:
@@ -544,6 +607,7 @@ def fleet_info(sources: tuple[str, ...], workers: int | None, as_json: bool) -> 
 @_SOURCES
 @_WORKERS
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@fleet_reading_options
 @click.pass_context
 def fleet_doctor(ctx: click.Context, sources: tuple[str, ...], workers: int | None, as_json: bool) -> None:
     """Check every database of the fleet (see ``poolscope doctor``).
@@ -595,6 +659,7 @@ def pd_isna(value: Any) -> bool:
 @click.argument("out", nargs=1, type=click.Path(file_okay=False))
 @_WORKERS
 @click.option("--upto", type=int, default=None, help="Frames as they were at this cursor (per pool).")
+@fleet_reading_options
 def fleet_export(sources: tuple[str, ...], out: str, workers: int | None, upto: int | None) -> None:
     """Write the fleet's frames as a hive-partitioned Parquet dataset in folder OUT.
 
@@ -617,6 +682,7 @@ def fleet_export(sources: tuple[str, ...], out: str, workers: int | None, upto: 
 @click.option(
     "-o", "--out", "out", default="fleet.html", show_default=True, type=click.Path(dir_okay=False), help="HTML file."
 )
+@fleet_reading_options
 def fleet_report(sources: tuple[str, ...], workers: int | None, out: str) -> None:
     """Write one self-contained HTML page ranking the fleet's pools by failures
     and anomalies, with per-source and per-agent breakdowns and plots."""

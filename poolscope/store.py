@@ -109,13 +109,22 @@ class PoolStore:
     ``timeout`` is how long a call waits for another writer's lock (seconds).
     Values are the SDK's JSON shapes as plain dicts; they are validated and put
     in serde order (see :mod:`poolscope.wire`), so a dict with keys in any order,
-    or with empty lists spelled out, writes the bytes the SDK writes.
+    or with empty lists spelled out, writes the bytes the SDK writes.  A
+    missing folder on the way to ``path`` is created (as ``export`` and
+    ``report`` create theirs); a file in its place is an
+    :class:`~poolscope.errors.OutputError`.
     """
 
     def __init__(self, path: str | os.PathLike, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise InvalidInputError("is a folder, not a database file", path=self.path)
+        if not self.path.parent.is_dir():
+            # missing folders are created, as every writer creates them (export, report: poolscope.output);
+            # a file or a dangling link on the way is an OutputError naming it
+            from .output import make_folder
+
+            make_folder(self.path.parent)
         with sqlite_errors(self.path):
             conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)

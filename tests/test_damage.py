@@ -48,6 +48,8 @@ RECORD_CODES = {
     "bad_shape",
     "unknown_kind",
     "unknown_status",
+    "duplicate_key",
+    "too_deep",
 }
 
 
@@ -488,6 +490,52 @@ BAD_VALUES = [
 ]
 
 
+def raw_edit(kind: str, edit: Callable[[str], str]) -> Callable[[Built], None]:
+    """Rewrite the stored JSON text of a record of ``kind`` with ``edit`` (for what a dict cannot hold)."""
+
+    def damage(built: Built) -> None:
+        target(built, kind)
+        before = built.original[built.pool_id][built.seq]
+        after = edit(before)
+        assert after != before
+        set_payload(built, after)
+
+    return damage
+
+
+def deep_extra(levels: int) -> Callable[[str], str]:
+    """Add a field serde ignores to a member_left's member, nesting the payload ``levels`` deep in all."""
+    # the payload's object and its member are two levels; the field's arrays the rest
+    return lambda text: text.replace(
+        '"member":{', '"member":{"note":' + "[" * (levels - 2) + "]" * (levels - 2) + ",", 1
+    )
+
+
+# Repeated keys and nesting past serde_json's limit (issue 10, items 10 and 4): serde cannot read
+# the record.  Records other than messages and wakes are checked as they load (messages and wakes:
+# tests/test_hostile.py's test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole).
+SERDE_REFUSES = [
+    (
+        "the key type twice, equal values (member_left)",
+        raw_edit(
+            "member_left", lambda t: t.replace('{"type":"member_left"', '{"type":"member_left","type":"member_left"', 1)
+        ),
+        "duplicate_key",
+    ),
+    (
+        "run_id twice inside member, different values",
+        raw_edit("member_left", lambda t: t.replace('"member":{', '"member":{"run_id":"run.someone.else",', 1)),
+        "duplicate_key",
+    ),
+    (
+        "nesting 128 levels (one past serde's limit) in a field serde ignores",
+        raw_edit("member_left", deep_extra(128)),
+        "too_deep",
+    ),
+    ("nesting 1100 levels (past orjson's own limit too)", raw_edit("member_left", deep_extra(1100)), "too_deep"),
+]
+
+
 def target_id_list(built: Built) -> None:
     """The id of a message's target (run_id, agent_id, topic_id or pool_id, by its type) is a list."""
     _, _, payload = target(built, "run_message", "delivered")
@@ -792,6 +840,16 @@ CASES: list[Case] = [
         )
         for name, kind, status, path, value, raw in BAD_VALUES
     ],
+    *[
+        Case(name, "generated", damage, codes=frozenset({code}), at=code, strict=poolscope.CorruptRecordError)
+        for name, damage, code in SERDE_REFUSES
+    ],
+    # exactly at serde's limit: read, and clean
+    Case(
+        "nesting 127 levels (serde's limit) in a field serde ignores",
+        "generated",
+        raw_edit("member_left", deep_extra(127)),
+    ),
     Case(
         "target id that is a list",
         "generated",

@@ -624,9 +624,10 @@ def test_writing_to_a_full_device_is_one_error(tmp_path, monkeypatch):
 
 
 def test_a_value_too_deep_to_write_is_a_typed_error_naming_its_record(tmp_path):
-    """A run_message whose correlation nests 300 levels (orjson and serde cannot
-    write it): its record and any snapshot holding it raise CorruptRecordError
-    naming pool and seq; the other pools and the snapshot before it answer."""
+    """A run_message whose correlation nests 300 levels (serde reads 127): a damaged
+    record -- its Record has the problem (to_json raises CorruptRecordError naming pool
+    and seq), a snapshot holding it raises the same, doctor reports it (too_deep); the
+    other pools and the snapshot before it answer."""
     path = tmp_path / "pool.db"
     shutil.copy(ORACLE_DB, path)
     conn = sqlite3.connect(path, isolation_level=None)
@@ -646,6 +647,7 @@ def test_a_value_too_deep_to_write_is_a_typed_error_naming_its_record(tmp_path):
     with poolscope.open(path) as db:
         history = db.pool(pool_id)
         record = history.records(after=seq - 1, upto=seq)[0]
+        assert record.payload is None and record.problem.code == "too_deep"
         with pytest.raises(poolscope.CorruptRecordError) as raised:
             record.to_json()
         assert raised.value.pool_id == pool_id and raised.value.seq == seq
@@ -653,9 +655,302 @@ def test_a_value_too_deep_to_write_is_a_typed_error_naming_its_record(tmp_path):
             history.snapshot(seq).to_json()
         assert raised.value.pool_id == pool_id and raised.value.seq == seq and str(path) in str(raised.value)
         assert history.snapshot(seq - 1).to_json()
+        assert [(a.code, a.pool_id, a.seq, a.severity) for a in db.check()] == [("too_deep", pool_id, seq, "error")]
         for other in db.pool_ids:
             if other != pool_id:
                 assert db.pool(other).snapshot().to_json()
+
+
+def nested_lists(levels: int) -> object:
+    value: object = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def _set(path_in_payload: tuple, value: object) -> Callable[[dict], None]:
+    def edit(payload: dict) -> None:
+        holder = payload
+        for step in path_in_payload[:-1]:
+            holder = holder[step]
+        holder[path_in_payload[-1]] = value
+
+    return edit
+
+
+MSG = ("stored", "message")
+#: (name, kind, how the stored text is changed, the code doctor reports or None: clean).  Levels
+#: count from the payload's own object: stored 2, message 3, to/correlation 4, target 5, ...
+SERDE_TABLE = [
+    (
+        "type twice at the top, equal values",
+        "run_message",
+        ("raw", '{"type":"run_message"', '{"type":"run_message","type":"run_message"'),
+        "duplicate_key",
+    ),
+    (
+        "message_id twice inside stored.message",
+        "run_message",
+        ("raw", '"message":{', '"message":{"message_id":"msg.other",'),
+        "duplicate_key",
+    ),
+    (
+        "status twice inside the receipt, equal values",
+        "run_message",
+        ("raw", '"receipt":{', '"receipt":{"status":"delivered",'),
+        "delivered_dup",
+    ),
+    (
+        "run_id twice inside a wake's condition",
+        "wake",
+        ("raw", '"condition":{', '"condition":{"run_id":"run.other",'),
+        "duplicate_key",
+    ),
+    (
+        "correlation entries 128 levels deep",
+        "run_message",
+        ("set", (*MSG, "correlation"), {"entries": [nested_lists(123)]}),
+        "too_deep",
+    ),
+    (
+        "correlation entries 127 levels deep (serde's limit)",
+        "run_message",
+        ("set", (*MSG, "correlation"), {"entries": [nested_lists(122)]}),
+        None,
+    ),
+    (
+        "to.target 128 levels deep",
+        "run_message",
+        ("set", (*MSG, "to", "target", "note"), nested_lists(123)),
+        "too_deep",
+    ),
+    (
+        "destination_ref 128 levels deep",
+        "run_message",
+        ("set", (*MSG, "to", "destination_ref", "note"), nested_lists(123)),
+        "too_deep",
+    ),
+    (
+        "related_refs 128 levels deep",
+        "run_message",
+        ("set", (*MSG, "to", "related_refs"), [nested_lists(123)]),
+        "too_deep",
+    ),
+    (
+        "related_refs 127 levels deep (serde's limit)",
+        "run_message",
+        ("set", (*MSG, "to", "related_refs"), [nested_lists(122)]),
+        None,
+    ),
+    (
+        "a wake's compiled filter 128 levels deep",
+        "wake",
+        ("set", ("stored", "compiled_filter", "note"), nested_lists(125)),
+        "too_deep",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,kind,change,code", SERDE_TABLE, ids=[row[0] for row in SERDE_TABLE])
+def test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole(tmp_path, name, kind, change, code):
+    """Messages and wakes (nearly all of a log) are not looked at whole while a pool loads
+    (it would cost a third of the load): a repeated key or nesting past serde's limit in
+    one is reported by doctor (an error naming pool and seq) and is a typed error naming
+    pool and seq wherever its payload is read whole -- its Record, a snapshot holding it
+    (strict or not); the snapshot before it, the other pools and the folder are untouched."""
+    if code == "delivered_dup":  # the receipt's status repeated with the value it already has
+        code = "duplicate_key"
+        status = "delivered"
+    else:
+        status = None
+    work = tmp_path / "work"
+    work.mkdir()
+    path = work / "pool.db"
+    shutil.copy(ORACLE_DB, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    rows = conn.execute(
+        "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = ? ORDER BY seq DESC", (kind,)
+    ).fetchall()
+    if status is not None:
+        rows = [r for r in rows if json.loads(r[2])["stored"]["receipt"]["status"] == status]
+    pool_id, seq, text = rows[0]
+    if change[0] == "raw":
+        assert change[1] in text
+        changed = text.replace(change[1], change[2], 1)
+    else:
+        payload = json.loads(text)
+        _set(change[1], change[2])(payload)
+        changed = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (changed, pool_id, seq)
+    )
+    conn.close()
+    before = (sorted(p.name for p in work.iterdir()), tree_state(work))
+    with poolscope.open(path, cache=False) as db:
+        history = db.pool(pool_id)
+        found = [(a.code, a.pool_id, a.seq, a.severity) for a in db.check()]
+        record = history.records(after=seq - 1, upto=seq)[0]
+        if code is None:
+            assert found == []
+            assert record.problem is None and record.to_json() == wire.dumps(record.to_dict())
+            assert json.loads(record.to_json())["payload"] == json.loads(changed)
+            assert history.snapshot(seq).to_json()
+        else:
+            assert found == [(code, pool_id, seq, "error")]
+            assert record.payload is None and record.problem.code == code
+            with pytest.raises(poolscope.CorruptRecordError) as raised:
+                record.to_dict()
+            assert (raised.value.pool_id, raised.value.seq) == (pool_id, seq)
+            for strict in (True, False):
+                with pytest.raises(poolscope.CorruptRecordError) as raised:
+                    history.snapshot(seq, strict=strict).to_json()
+                assert (raised.value.pool_id, raised.value.seq, raised.value.code) == (pool_id, seq, code)
+                assert str(path) in str(raised.value) and f"seq {seq}" in str(raised.value)
+            assert history.snapshot(seq - 1).to_json()
+        for other in db.pool_ids:
+            if other != pool_id:
+                assert db.pool(other).snapshot().to_json()
+    if code is not None:
+        doctor = run_cli(["doctor", str(path), "--json"], tmp_path)
+        assert doctor.returncode == 1, doctor.stderr
+        reported = json.loads(doctor.stdout)["anomalies"]
+        assert [(a["code"], a["pool_id"], a["seq"]) for a in reported] == [(code, pool_id, seq)]
+    assert (sorted(p.name for p in work.iterdir()), tree_state(work)) == before
+
+
+def endless_view(path: Path) -> Path:
+    """A database whose agent_pool_records is a view over an endless recursive CTE."""
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE agent_pool_event_seq (pool_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+        CREATE VIEW agent_pool_records(pool_id, seq, kind, payload_json) AS
+        WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)
+        SELECT 'pool.p', n, 'pool_created', '{"type":"pool_created"}' FROM r WHERE n < 0;
+        """
+    )
+    conn.close()
+    return path
+
+
+READING_COMMANDS = [
+    ["info", "{db}"],
+    ["info", "{db}", "--json"],
+    ["records", "{db}", "--pool", "pool.p"],
+    ["snapshot", "{db}", "--pool", "pool.p"],
+    ["doctor", "{db}"],
+    ["export", "{db}", "{out}"],
+    ["report", "{db}", "-o", "{out}/r.html"],
+    ["history", "{db}", "msg.x", "--pool", "pool.p"],
+    ["compare", "{db}::pool.p", "{db}::pool.p"],
+]
+
+
+@pytest.mark.parametrize(
+    "args", READING_COMMANDS, ids=[" ".join(a[:2]) if a[1].startswith("-") else a[0] for a in READING_COMMANDS]
+)
+def test_every_reading_command_stops_an_endless_query_at_its_timeout(tmp_path, args):
+    """--timeout bounds every query: a view that never ends is one line, exit status 2,
+    well before the default 5 s; nothing is written."""
+    import time
+
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    db = endless_view(tmp_path / "endless.db")
+    out = tmp_path / "out"
+    argv = [a.format(db=db, out=out) for a in args] + ["--timeout", "0.3"]
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, argv)
+    elapsed = time.monotonic() - start
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert len(result.stderr.strip().splitlines()) == 1 and "timeout" in result.stderr, result.stderr
+    assert elapsed < 3.0, elapsed
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["info", "doctor"])
+def test_fleet_commands_take_the_timeout(tmp_path, command):
+    """``poolscope fleet info/doctor --timeout``: the endless database is named unreadable (a
+    timeout), within the bound."""
+    import time
+
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    db = endless_view(tmp_path / "endless.db")
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, ["fleet", command, str(db), "--timeout", "0.3", "--workers", "1"])
+    assert time.monotonic() - start < HANG
+    assert result.exit_code in (0, 1), (result.output, result.exception)
+    assert "QueryTimeoutError" in result.output, result.output
+
+
+def test_max_payload_on_the_command_line(tmp_path):
+    """--max-payload: a payload larger than it is a damaged record named by pool and seq
+    (records: exit 1 and the rest printed; snapshot at it: exit 2; doctor: payload_too_large)."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    path = tmp_path / "pool.db"
+    shutil.copy(ORACLE_DB, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pool_id, seq, text = conn.execute(
+        "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = 'run_message' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    payload = json.loads(text)
+    payload["stored"]["message"]["content_ref"] = "c" * 50_000
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
+        (wire.dumps(payload), pool_id, seq),
+    )
+    heads = dict(conn.execute("SELECT pool_id, count(*) FROM agent_pool_records GROUP BY pool_id").fetchall())
+    conn.close()
+    runner = CliRunner()
+    limit = ["--max-payload", "20000"]
+    records = runner.invoke(cli, ["records", str(path), "--pool", pool_id, *limit])
+    assert records.exit_code == 1 and f"seq {seq}" in records.stderr and str(path) in records.stderr
+    assert len(records.stdout.splitlines()) == heads[pool_id] - 1
+    assert runner.invoke(cli, ["records", str(path), "--pool", pool_id]).exit_code == 0  # the default limit reads it
+    snapshot = runner.invoke(cli, ["snapshot", str(path), "--pool", pool_id, "--cursor", str(seq), *limit])
+    assert snapshot.exit_code == 2 and f"seq {seq}" in snapshot.stderr and "max_payload" in snapshot.stderr
+    doctor = runner.invoke(cli, ["doctor", str(path), "--json", *limit])
+    assert doctor.exit_code == 1
+    assert [(a["code"], a["pool_id"], a["seq"]) for a in json.loads(doctor.stdout)["anomalies"]] == [
+        ("payload_too_large", pool_id, seq)
+    ]
+    bad = runner.invoke(cli, ["info", str(path), "--max-payload", "0"])
+    assert bad.exit_code == 2 and "--max-payload" in bad.stderr
+
+
+def test_a_store_in_a_missing_folder_creates_it(tmp_path):
+    """PoolStore(path) and ``poolscope generate`` create missing folders on the way, as
+    export and report do; a file in the way is one OutputError naming it (CLI: one line, exit 2)."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    store = poolscope.PoolStore(tmp_path / "a" / "b" / "pool.db")
+    store.open_pool("pool.x", {})
+    store.close()
+    with poolscope.open(tmp_path / "a" / "b" / "pool.db") as db:
+        assert db.pool_ids == ["pool.x"]
+    result = CliRunner().invoke(
+        cli, ["generate", str(tmp_path / "c" / "d" / "g.db"), "--records", "30", "--pools", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    with poolscope.open(tmp_path / "c" / "d" / "g.db") as db:
+        assert len(db.pool_ids) == 1
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(poolscope.OutputError) as raised:
+        poolscope.PoolStore(tmp_path / "file" / "pool.db")
+    assert str(tmp_path / "file") in str(raised.value)
+    result = CliRunner().invoke(cli, ["generate", str(tmp_path / "file" / "g.db"), "--records", "30"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_unplaceable_seqs_never_change_the_other_records_state(tmp_path):
