@@ -83,6 +83,7 @@ CODES: dict[str, tuple[str, str]] = {
     "wake_filter_mismatch": ("error", "a wake's compiled filter fingerprint or id does not match its criteria"),
     "unreadable": ("error", "SQLite could not read part of the file"),
     "seq_gap": ("warning", "seqs missing between two records"),
+    "out_of_range": ("warning", "a u64 value past 2^63-1: exact in records and snapshots, missing in the frames"),
     "member_left_not_member": ("warning", "member_left for a run that is not a member"),
     "message_never_sent": ("warning", "a status change for a message never recorded"),
     "delivered_without_accepted": ("warning", "a message delivered without being accepted first"),
@@ -280,6 +281,8 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     damaged = ""  # a damaged record may be the lost one that explains a warning
     for seq, entry in zip(seqs, entries):
         kind = entry.kind
+        if kind in (RUN_MESSAGE, WAKE) and entry.extra is not None:
+            yield from _out_of_range(pool_id, seq, kind, entry.extra)
         if kind == RUN_MESSAGE:
             if entry.key not in messages and entry.status not in _MESSAGE_FIRST:
                 if entry.status == "delivered":
@@ -336,6 +339,27 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
         elif kind == DAMAGED:
             damaged = f" (the damaged record at seq {seq} may be the one that recorded it)"
     yield from _payload_checks(history, wake_seqs)
+
+
+#: The numbers of a message's and a wake's ``extra`` (see ``PoolIndex.decode``), by position.
+_NUMBERS = {
+    RUN_MESSAGE: ((0, "expires_at_millis"), (1, "expected_responses"), (2, "response_contract.timeout_millis")),
+    WAKE: ((0, "timeout_millis"),),
+}
+_INT64_MAX = 2**63 - 1
+
+
+def _out_of_range(pool_id: str, seq: int, kind: int, extra: tuple) -> Iterable[Anomaly]:
+    for position, name in _NUMBERS[kind]:
+        value = extra[position]
+        if value is not None and value > _INT64_MAX:
+            yield _anomaly(
+                "out_of_range",
+                pool_id,
+                seq,
+                f"{name} = {value} is beyond 2^63-1: records and snapshots keep it exactly, "
+                "the frames' Int64 columns show it as missing",
+            )
 
 
 #: The records whose payloads the load reads only in part (see ``index._BULK``):

@@ -157,9 +157,22 @@ def _lists(values: Sequence) -> pd.api.extensions.ExtensionArray:
     return pd.arrays.ArrowExtensionArray(_list_array(values))
 
 
+#: The largest value an ``Int64`` column holds; the SDK's ``u64`` counts and times go up to 2^64-1.
+INT64_MAX = 2**63 - 1
+
+
 def _cursors(values: Sequence) -> pd.api.extensions.ExtensionArray:
-    """Non-negative integers or None as a nullable ``Int64`` column."""
-    data = np.fromiter((-1 if v is None else v for v in values), dtype=np.int64, count=len(values))
+    """Non-negative integers or None as a nullable ``Int64`` column; a value
+    beyond it (a ``u64`` past 2^63-1, which ``doctor`` reports as
+    ``out_of_range``) is missing there, not an overflow.
+
+    >>> _cursors([3, None, 2**64 - 1]).tolist()
+    [3, <NA>, <NA>]
+    """
+    try:
+        data = np.fromiter((-1 if v is None else v for v in values), dtype=np.int64, count=len(values))
+    except OverflowError:
+        data = np.fromiter((-1 if v is None or v > INT64_MAX else v for v in values), dtype=np.int64, count=len(values))
     return _masked(data)
 
 

@@ -50,6 +50,8 @@ _RESUME = frozenset(wire.RESUME_POLICIES)
 #: looked at whole while a pool loads (see :func:`wire.payload_problem`: it
 #: would cost a third of the load); every other kind's are, at no measurable cost.
 _BULK = frozenset({"run_message", "wake"})
+#: A payload text this short cannot nest past serde's limit (128 levels take 256 brackets).
+_SHALLOW = 2 * wire.MAX_DEPTH
 
 
 def str_tuple(value: tuple) -> tuple:
@@ -513,7 +515,7 @@ class PoolIndex:
         batch_seqs: list[int] = []
         batch: list[Entry] = []
         add_seq, add = batch_seqs.append, batch.append
-        loads = wire.orjson.loads
+        loads, dumpb = wire.orjson.loads, wire.orjson.dumps
         resumes, text, integer = _RESUME, str, int
         new = tuple.__new__
         share = self._shared.setdefault
@@ -653,7 +655,18 @@ class PoolIndex:
                                     ),
                                 )
                         if entry is None:
-                            if kind not in _BULK and wire.payload_problem(payload_raw, payload) is not None:
+                            # what serde refuses and orjson reads (wire.payload_problem), for the kinds
+                            # that are few: a text that is not serde's own bytes, or long enough to nest
+                            # too deep, is looked at closely
+                            if (
+                                kind not in _BULK
+                                and (
+                                    len(payload_raw) > _SHALLOW
+                                    or dumpb(payload)
+                                    != (payload_raw if payload_raw.__class__ is bytes else payload_raw.encode())
+                                )
+                                and wire.payload_problem(payload_raw, payload) is not None
+                            ):
                                 raise ValueError  # the careful path says what serde refuses
                             entry = extract(kind, payload)
                     except Exception:

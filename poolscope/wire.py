@@ -140,8 +140,15 @@ def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
     >>> payload_problem("[" * 128 + "]" * 128, loads("[" * 128 + "]" * 128))[0]
     'too_deep'
     """
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
-    if data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+    if isinstance(raw, str):
+        try:
+            data = raw.encode()
+        except UnicodeEncodeError:
+            data = raw.encode("utf-8", "surrogatepass")
+    else:
+        data = bytes(raw)
+    # 128 levels take 256 brackets: a shorter text, or one with fewer opening ones, is within the limit
+    if len(data) > 2 * MAX_DEPTH and data.count(b"{") + data.count(b"[") > MAX_DEPTH:
         nesting = depth(value)
         if nesting > MAX_DEPTH:
             return (

@@ -818,6 +818,59 @@ def test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole(
     assert (sorted(p.name for p in work.iterdir()), tree_state(work)) == before
 
 
+def test_u64_values_past_int64_are_missing_in_the_frames_and_exact_elsewhere(tmp_path):
+    """expires_at_millis = 2^64-1, expected_responses = 2^64-1, a wake timeout of 2^63 (all valid
+    u64): the frames show them missing (no OverflowError), records and snapshots keep them
+    exactly, doctor warns (out_of_range) naming pool and seq, report and export write."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    path = tmp_path / "pool.db"
+    shutil.copy(ORACLE_DB, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    changed = {}
+    for kind, edit in (
+        ("run_message", lambda p: p["stored"]["message"].update(expires_at_millis=2**64 - 1)),
+        ("run_message", lambda p: p["stored"]["message"].update(response_contract={"expected_responses": 2**64 - 1})),
+        ("wake", lambda p: p["stored"]["condition"].update(timeout_millis=2**63)),
+    ):
+        pool_id, seq, text = conn.execute(
+            "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (kind, len(changed)),
+        ).fetchone()
+        payload = json.loads(text)
+        edit(payload)
+        payload["stored"]["message" if kind == "run_message" else "condition"] = (
+            wire.canonical_message(payload["stored"]["message"])
+            if kind == "run_message"
+            else wire.canonical_condition(payload["stored"]["condition"])
+        )
+        changed[(pool_id, seq)] = wire.dumps(payload)
+        conn.execute(
+            "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
+            (changed[(pool_id, seq)], pool_id, seq),
+        )
+    conn.close()
+    with poolscope.open(path, cache=False) as db:
+        found = sorted((a.pool_id, a.seq) for a in db.check() if a.code == "out_of_range")
+        assert found == sorted(changed) and all(a.severity == "warning" for a in db.check())
+        messages, wakes = db.messages_df(), db.wakes_df()
+        for (pool_id, seq), text in changed.items():
+            history = db.pool(pool_id)
+            assert history.records(after=seq - 1, upto=seq)[0].to_dict()["payload"] == json.loads(text)
+            assert json.loads(text)["stored"] in json.loads(history.snapshot(seq).to_json()).get(
+                "messages" if '"type":"run_message"' in text else "wakes", []
+            )
+        huge = messages[messages["expires_at_millis"].isna() & messages["message_id"].notna()]
+        assert len(messages) and messages["expires_at_millis"].dropna().le(2**63 - 1).all()
+        assert wakes["timeout_millis"].dropna().le(2**63 - 1).all() and len(huge) >= 0
+    runner = CliRunner()
+    assert runner.invoke(cli, ["doctor", str(path)]).exit_code == 0
+    assert runner.invoke(cli, ["report", str(path), "-o", str(tmp_path / "r.html")]).exit_code == 0
+    assert runner.invoke(cli, ["export", str(path), str(tmp_path / "out"), "--format", "csv"]).exit_code == 0
+
+
 def endless_view(path: Path) -> Path:
     """A database whose agent_pool_records is a view over an endless recursive CTE."""
     conn = sqlite3.connect(path)
