@@ -95,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     lookup_rows = []
     worst = 0.0
+    first_of: dict[str, float] = {}
     for what, keys in samples.items():
+        # the first lookup of a key type on the loaded pool builds what that type needs, once
+        # (reported apart, beside the load); a key outside the sample pays it
+        spare = next(k for k in {"message": messages, "wake": wakes, "run": runs, "idempotency key": idems}[what][::-1])
+        first_of[what], _ = clock(lambda: pool.history_of(spare))
         for name, call in (("history_of", pool.history_of), ("explain", pool.explain)):
             times, sizes = [], []
             for key in keys:
@@ -118,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         log(f"lookups {what} done")
     raw.update(first_history_s=first_history, first_run_history_s=first_run, first_explain_s=first_explain)
+    raw["first_of_type_s"] = first_of
 
     # ----------------------------------------------------------- 2. frames
     frame_rows = []
@@ -175,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         [
             [
                 f"`history_of` and `explain` <= {T_LOOKUP_MS:.0f} ms once loaded",
-                f"worst of {sum(len(k) for k in samples.values()) * 2:,} calls: {worst:.1f} ms; first call on a "
-                f"freshly loaded pool (builds the relation columns) {fmt_s(max(first_history, first_run, first_explain))}",
+                f"worst of {sum(len(k) for k in samples.values()) * 2:,} calls: {worst:.1f} ms; the first call "
+                f"of a key type on a freshly loaded pool builds its relation columns once (at most "
+                f"{fmt_s(max(first_history, first_run, first_explain, *first_of.values()))}, "
+                f"{max(first_history, first_run, first_explain, *first_of.values()) / floor:.2f}x the floor)",
                 verdict(worst <= T_LOOKUP_MS),
             ],
             [
@@ -202,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"First calls on the loaded pool, each building what it needs once: `history_of(message)` "
         f"{fmt_s(first_history)}, `history_of(run)` {fmt_s(first_run)} (run mentions), `explain(message)` "
-        f"{fmt_s(first_explain)}.",
+        f"{fmt_s(first_explain)}; then the first of each remaining type: "
+        + ", ".join(f"{what} {fmt_s(seconds)}" for what, seconds in first_of.items())
+        + ".",
         "",
         "### 2. Frames",
         "",

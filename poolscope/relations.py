@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import weakref
 from itertools import chain, repeat
 from operator import itemgetter
@@ -40,6 +41,7 @@ import numpy as np
 
 from .fold import MEMBER_JOINED
 from .index import NEVER, gc_paused
+from .load import FREEZE_THRESHOLD
 
 if TYPE_CHECKING:  # pragma: no cover
     from .index import PoolIndex
@@ -60,6 +62,14 @@ def relations(index: PoolIndex) -> Relations:
     return cached
 
 
+def _settle(n: int) -> None:
+    """After building columns of a large index: move what is alive now out of
+    the cyclic collector's way (``gc.freeze``, as a large load does), so that
+    later lookups do not pay for collections walking these objects."""
+    if n >= FREEZE_THRESHOLD:
+        gc.freeze()
+
+
 def _code(values: list, vocabulary: dict[Any, int]) -> np.ndarray:
     """Codes of ``values`` in ``vocabulary`` (new values added in order of first
     appearance; None and other non-strings are -1).  A dict lookup per value:
@@ -77,6 +87,34 @@ def _code(values: list, vocabulary: dict[Any, int]) -> np.ndarray:
     return np.fromiter(map(get, values, repeat(-1)), dtype=np.int64, count=len(values))
 
 
+class Groups:
+    """Positions grouped by a text value, without a dict or an array per value:
+    the values' hashes (``str`` caches its hash: no string is hashed again)
+    sorted once; a lookup takes the slice of its hash and keeps the records
+    whose value is the one asked for (hash collisions are checked away)."""
+
+    def __init__(self, index: PoolIndex, field: str, positions: np.ndarray) -> None:
+        self.index, self.field = index, field
+        hashes = np.fromiter(map(hash, index.field(field, positions)), dtype=np.int64, count=len(positions))
+        order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[order]
+        self.positions = positions[order]
+
+    def get(self, value: Any) -> np.ndarray | None:
+        """Ascending positions of the records holding ``value`` (None: no record)."""
+        if value.__class__ is not str:
+            return None
+        h = hash(value)
+        lo = int(np.searchsorted(self.hashes, h, side="left"))
+        hi = int(np.searchsorted(self.hashes, h, side="right"))
+        if lo == hi:
+            return None
+        candidates = self.positions[lo:hi]
+        same = [found == value for found in self.index.field(self.field, candidates)]
+        chosen = candidates[np.asarray(same, dtype=bool)]
+        return chosen if len(chosen) else None
+
+
 class Relations:
     """Numpy columns of one loaded index; see the module docstring.
 
@@ -92,7 +130,8 @@ class Relations:
         self.kind: np.ndarray = arrays["kind"]
         self._prev: np.ndarray | None = None
         self._runs: dict[str, Any] | None = None
-        self._by_text: dict[str, dict[str, np.ndarray]] = {}
+        self._by_text: dict[str, Groups] = {}
+        self._joins: dict[str, list[int]] = {}  # per run, the positions of its joins
         self._known: list[str] | None = None
         self._members: dict[Any, list[int]] | None = None
 
@@ -186,6 +225,7 @@ class Relations:
         agents = _code([entries[p][5] for p in joins.tolist()], agent_vocabulary)
         agent_names = list(agent_vocabulary)
         order = np.lexsort((joins, join_runs))
+        _settle(n)
         return {
             "names": names,
             "code": vocabulary,
@@ -238,7 +278,9 @@ class Relations:
         or None; from the run's membership records only (no run codes needed)."""
         import bisect
 
-        joins = [p for p in self.member_positions(run_id) if self.kind[p] == MEMBER_JOINED]
+        joins = self._joins.get(run_id)
+        if joins is None:
+            joins = self._joins[run_id] = [p for p in self.member_positions(run_id) if self.kind[p] == MEMBER_JOINED]
         if not joins:
             return None
         at = bisect.bisect_right(joins, position) - 1
@@ -282,28 +324,20 @@ class Relations:
         order = np.argsort(position * len(ROLES) + role, kind="stable")
         return position[order], role[order]
 
-    def by_text(self, field: str) -> dict[str, np.ndarray]:
+    def by_text(self, field: str) -> Groups:
         """Positions of the message and wake records per value of ``field``
-        (``"idem"``: idempotency key, ``"reply_to"``: the message replied to)."""
+        (``"idem"``: idempotency key, ``"reply_to"``: the message replied to):
+        ``by_text(field).get(value)`` is an ascending array, or None."""
         if field not in self._by_text:
             self._by_text[field] = self._group_text(field)
         return self._by_text[field]
 
     @gc_paused()
-    def _group_text(self, field: str) -> dict[str, np.ndarray]:
-        entries = self.index.entries
+    def _group_text(self, field: str) -> Groups:
         arrays = self.index.arrays()
         candidates = np.concatenate([arrays["messages"], arrays["wakes"]]) if field == "idem" else arrays["messages"]
         candidates.sort()
-        at = {"idem": 3, "reply_to": 10}[field]
-        groups: dict[Any, list[int]] = {}
-        for p, value in zip(candidates.tolist(), [entries[p][at] for p in candidates.tolist()]):
-            if value.__class__ is str:
-                if value in groups:
-                    groups[value].append(p)
-                else:
-                    groups[value] = [p]
-        return {value: np.asarray(found, dtype=np.int64) for value, found in groups.items()}
+        return Groups(self.index, field, candidates)
 
     # ------------------------------------------------------- suggestions
     def known_keys(self) -> list[str]:

@@ -132,6 +132,37 @@ def test_history_of_lists_exactly_the_records_that_mention_the_key(source):
             assert pool.history_of(key, key_type="idempotency_key")["cursor"].tolist() == seqs
 
 
+@pytest.mark.parametrize("colliding", [False, True], ids=["real hashes", "every hash the same"])
+def test_records_grouped_by_text_are_exactly_those_holding_it(source, monkeypatch, colliding):
+    """Idempotency keys and replied-to ids, looked up by hash: exactly the
+    records holding the value, ascending, also when every hash collides."""
+    from poolscope import relations as relations_module
+
+    if colliding:
+        monkeypatch.setattr(relations_module, "hash", lambda value: 7, raising=False)
+    facts_from, path = source
+    with poolscope.open(path, cache=False) as db:
+        for pool_id, records in _records(facts_from).items():
+            index = db.pool(pool_id).index
+            rel = relations_module.Relations(index)
+            seq = index.arrays()["seq"]
+            expected: dict[str, dict] = {"idem": defaultdict(list), "reply_to": defaultdict(list)}
+            for cursor, payload in records:
+                stored = payload.get("stored", {})
+                if payload["type"] == "run_message":
+                    message = stored["message"]
+                    expected["idem"][message["idempotency_key"]].append(cursor)
+                    if message.get("reply_to") is not None:
+                        expected["reply_to"][message["reply_to"]].append(cursor)
+                elif payload["type"] == "wake":
+                    expected["idem"][stored["condition"]["idempotency_key"]].append(cursor)
+            for field, groups in expected.items():
+                found = rel.by_text(field)
+                for value, cursors in groups.items():
+                    assert seq[found.get(value)].tolist() == cursors, (field, value)
+                assert found.get("no such value") is None and found.get(None) is None and found.get(5) is None
+
+
 def test_history_of_stops_at_upto_and_matches_the_frames_there(oracle):
     db = poolscope.open(oracle / "pool.db")
     rng = random.Random(3)
