@@ -78,7 +78,7 @@ def child_open(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     db = poolscope.open(args.db)
     t1 = time.perf_counter()
-    history = db.pool(args.pool)
+    history = db.pool(args.pool).load()
     t2 = time.perf_counter()
     snap = history.snapshot(args.cursor)
     sizes = (len(snap.members), len(snap.messages), len(snap.wakes))
@@ -701,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     t0 = time.perf_counter()
     database = poolscope.open(db, progress=False)
-    history = database.pool(pool)
+    history = database.pool(pool).load()
     res["load_s"] = time.perf_counter() - t0
 
     log("target 1: snapshot(k) at random k")

@@ -140,7 +140,7 @@ def child_load(args) -> dict:
     progress = None if args.progress == "default" else False
     gc.collect()
     c0, t0 = time.process_time(), time.perf_counter()
-    pool = poolscope.open(args.db, progress=progress).pool(args.pool)
+    pool = poolscope.open(args.db, progress=progress).pool(args.pool).load()
     return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "rows": len(pool)}
 
 
@@ -179,7 +179,7 @@ def child_warm(args) -> dict:
 
     out: dict = {}
     t0 = time.perf_counter()
-    pool = poolscope.open(args.db, progress=False).pool(args.pool)
+    pool = poolscope.open(args.db, progress=False).pool(args.pool).load()
     out["load_s"] = time.perf_counter() - t0
     head = pool.head
     calls = {

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = floor_seconds(data.db, data.pool)  # scan + decode every payload: the machine's pace right now
     t = time.perf_counter()
     db = poolscope.open(data.db, progress=False)
-    pool = db.pool(data.pool)
+    pool = db.pool(data.pool).load()
     load = time.perf_counter() - t
     log(f"{data.db}: pool {pool.pool_id!r}, {len(pool):,} records, head {pool.head:,}; loaded in {load:.1f} s")
     cursor = pool.head // 2
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     run.finish()
     lines = ["## Plots", "", *run.header(), ""]
     lines.append(
-        f"Pool loaded (`poolscope.open(path).pool(pid)`) in {fmt_s(load)} ({load / floor:.2f}x the floor: scan + "
+        f"Pool loaded (`poolscope.open(path).pool(pid).load()`) in {fmt_s(load)} ({load / floor:.2f}x the floor: scan + "
         f"orjson-decode every payload, {fmt_s(floor)} in this run); figures at cursor head/2 = {cursor:,}, "
         f"{max(1, args.repeat)} draws each (call to the end of `savefig`, PNG, 100 dpi)."
     )

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     db = poolscope.open(data.db, progress=False)
     pool_id = data.pool
-    db.pool(pool_id)  # the load, timed apart from the widgets
+    db.pool(pool_id).load()  # the load, timed apart from the widgets
     loaded = time.perf_counter()
     explorer = explore(db, pool_id)
     built = time.perf_counter()
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     lines = ["## Explorer slider", "", *run.header(), ""]
     lines.append(
         f"Floor (scan + orjson-decode every payload) {result['floor_s']} s in this run; "
-        f"`poolscope.open(path).pool(pid)` {result['load_s']} s, then `explore(db, pid)` built in "
+        f"`poolscope.open(path).pool(pid).load()` {result['load_s']} s, then `explore(db, pid)` built in "
         f"{result['explorer_build_s']} s. Timed: `explorer.set_cursor(k)` at {args.moves} random k (seed {args.moves_seed}), "
         f"then {args.steps} one-record steps (`explorer.step(1)`) from head/2."
     )

@@ -5,7 +5,7 @@
 
 Targets, each beside the floor measured in the same run (scan + ``orjson``
 decode of every payload, :func:`harness.floor_seconds`) and a cold load
-(``poolscope.open(path).pool(pid)`` in a fresh interpreter):
+(``poolscope.open(path).pool(pid).load()`` in a fresh interpreter):
 
 1. ``history_of(key)`` and ``explain(key)`` <= 50 ms once the pool is
    loaded, for message ids, wake condition ids, run ids and idempotency keys
@@ -41,7 +41,7 @@ def child_load(args) -> dict:
 
     gc.collect()
     t0 = time.perf_counter()
-    pool = poolscope.open(args.db, progress=False).pool(args.pool)
+    pool = poolscope.open(args.db, progress=False).pool(args.pool).load()
     return {"seconds": time.perf_counter() - t0, "records": len(pool)}
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     cold = [run_child(__file__, "load", ["--db", data.db, "--pool", data.pool])["seconds"] for _ in range(2)]
     cold_s = min(cold)
     log(f"cold loads {cold}")
-    load_s, pool = clock(lambda: poolscope.open(data.db, progress=False).pool(data.pool))
+    load_s, pool = clock(lambda: poolscope.open(data.db, progress=False).pool(data.pool).load())
     raw.update(floor_s=floor, cold_load_s=cold, load_in_process_s=load_s)
 
     # ---------------------------------------------------------- 1. lookups
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"what-if without {one_run}: {whatif_s:.2f} s (removed {len(alt.removed):,}), orphans {orphans_s:.2f} s")
 
     # ---------------------------------------------------------- 3. compare
-    other_s, other = clock(lambda: poolscope.open(data.db, progress=False).pool(data.pool))
+    other_s, other = clock(lambda: poolscope.open(data.db, progress=False).pool(data.pool).load())
     compare_rows = []
     worst_compare = 0.0
     for label, b in (("same file, second handle (no divergence)", other), ("a what-if without one run", alt)):
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["## Why, what if and compare (issue 13)", "", *run.header(), ""]
     lines += [
         f"Floor (scan + decode every payload) in this run: **{fmt_s(floor)}**; cold load "
-        f"(`open(path).pool(pid)` in a fresh interpreter, best of 2): **{fmt_s(cold_s)}** "
+        f"(`open(path).pool(pid).load()` in a fresh interpreter, best of 2): **{fmt_s(cold_s)}** "
         f"({cold_s / floor:.2f}x the floor); the same load in this process {fmt_s(load_s)}.",
         "",
         "### Verdicts",
