@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", default="{}")
     p.add_argument("--out", type=Path, default=OUT / "fleet.md")
     args = p.parse_args(argv)
+    # poolscope's index cache is off here and in every child, as in harness.Run: measured loads
+    # must not become cache hits on the next round, and nothing goes to ~/.cache
+    os.environ.setdefault("POOLSCOPE_CACHE_DIR", str(OUT / "poolscope-cache"))
+    os.environ.setdefault("POOLSCOPE_CACHE_SIZE", "0")
     if args.child:
         print(json.dumps(child(args.child, args.fleet, json.loads(args.extra))))
         return 0
