@@ -228,8 +228,8 @@ class PoolIndex:
         self._fold_pending = False  # restored: the fold's key dicts are rebuilt on first use
         self._seeded: dict[str, set] | None = None  # restored, then extended: keys looked up so far
         self._seed_live: dict[str, tuple] = {}  # restored, then extended: per namespace, its live keys
-        #: ``(head, rows)``: how many rows of the pool had ``seq <= head`` when the cache
-        #: checked the file (restored), kept up to date by :meth:`load`; None when not known
+        #: ``(head, rows)``: how many rows of the pool have ``seq <= head``, as the cache
+        #: checked them (restored) or as :meth:`load` read them; None when not known
         self.counted: tuple[int, int] | None = None
         self._arrays: dict[str, np.ndarray] | None = None
         self._behind: list[tuple[list[int], list[int]]] = []  # folded since the arrays were made: (seqs, prevs)
@@ -412,11 +412,14 @@ class PoolIndex:
         were added (see :func:`poolscope.load.load`)."""
         from .load import load
 
-        duplicates = len(self.duplicates)
+        duplicates, fresh = len(self.duplicates), not self.seqs
         added = load(self, conn, progress)
-        if self.counted is not None and added:
-            # every row after the old head was read: the count grows by what was read
-            self.counted = (self.head, self.counted[1] + added + len(self.duplicates) - duplicates)
+        if added and (fresh or self.counted is not None):
+            # every row after the old head was read: the count grows by what was read (a row the
+            # load cannot place -- a seq that is not a positive integer -- is not counted, so the
+            # index cache, comparing with the file's own count, keeps no entry for such a pool)
+            before = 0 if fresh or self.counted is None else self.counted[1]
+            self.counted = (self.head, before + added + len(self.duplicates) - duplicates)
         return added
 
     def append_rows(self, rows: Iterable[tuple]) -> int:

@@ -571,3 +571,28 @@ def test_damaged_records_keep_their_problem_and_code_in_the_cache(gen_copy, stor
         assert (type(restored), restored.code, str(restored)) == (type(error), error.code, str(error))
     assert [x.to_dict() for x in plain.check()] == [x.to_dict() for x in again.check()]
     assert snapshot_text(a, seq) == snapshot_text(b, seq)
+
+
+def test_a_load_counts_the_rows_it_read_the_way_the_file_counts_them(gen_copy, tmp_path, store):
+    """The count an entry is checked against comes from the load (no second
+    count of the whole pool); a row the load cannot place makes the counts
+    differ, and then no entry is kept (the pool is still read as always)."""
+    with poolscope.open(gen_copy, cache=False) as db:
+        for pool_id in db.pool_ids:
+            index = db.pool(pool_id).index
+            assert index.counted == (index.head, cache_module.count_upto(db.conn, pool_id, index.head)[0])
+    odd = tmp_path / "odd.db"
+    shutil.copy(gen_copy, odd)
+    conn = sqlite3.connect(odd)
+    pool_id = conn.execute("SELECT min(pool_id) FROM agent_pool_records").fetchone()[0]
+    with conn:
+        conn.execute(
+            "INSERT INTO agent_pool_records VALUES (?, 0, 'pool_created', '{\"type\":\"pool_created\"}')", (pool_id,)
+        )
+    conn.close()
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()  # the same pool without that row ...
+    history = poolscope.open(odd, cache=store.root).pool(pool_id).load()
+    cache_module.wait()
+    assert [e.db for e in store.entries()] == [str(gen_copy.resolve())]  # ... gets an entry; this one not
+    plain = poolscope.open(odd, cache=False).pool(pool_id)
+    assert snapshot_text(history, history.head) == snapshot_text(plain, plain.head)
