@@ -573,9 +573,9 @@ def _problems(hosts: Any) -> tuple[list[dict], list[dict]]:
 
 def _echo_problems(errors: list[dict], skipped: list[dict]) -> None:
     for error in errors:
-        click.echo(f"error: {error['source']}: {error['error']}: {error['problem']}")
+        click.echo(escape(f"error: {error['source']}: {error['error']}: {error['problem']}"))
     for item in skipped:
-        click.echo(f"skipped: {item['source']}: {item['reason']}")
+        click.echo(escape(f"skipped: {item['source']}: {item['reason']}"))
 
 
 @fleet_group.command("info")
@@ -599,7 +599,7 @@ def fleet_info(sources: tuple[str, ...], workers: int | None, as_json: bool) -> 
             f"{f', {len(errors)} unreadable' if errors else ''}{f', {len(skipped)} skipped' if skipped else ''}"
         )
         if len(pools):
-            click.echo(pools[columns].to_string(index=False))
+            click.echo(_escaped(pools[columns]).to_string(index=False))
         _echo_problems(errors, skipped)
 
 
@@ -638,7 +638,7 @@ def fleet_doctor(ctx: click.Context, sources: tuple[str, ...], workers: int | No
     else:
         for r in anomalies.itertuples(index=False):
             where = "" if pd_isna(r.pool_id) else f" (pool {r.pool_id!r}{'' if pd_isna(r.seq) else f', seq {r.seq}'})"
-            click.echo(f"{r.source}: {r.severity}: {r.code}{where}: {r.message}")
+            click.echo(escape(f"{r.source}: {r.severity}: {r.code}{where}: {r.message}"))
         _echo_problems(errors, skipped)
         verdict = "damaged" if failed else "ok"
         click.echo(

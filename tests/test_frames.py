@@ -214,6 +214,8 @@ def test_a_failed_helper_is_replaced_by_the_parent(small_db, monkeypatch):
     pd.testing.assert_frame_equal(poolscope.open(small_db).records_df(), expected)
 
 
+# a hostile input (issue 10): a hang (or the 88 s drawing of long ids coming back) fails instead of stalling
+@pytest.mark.timeout(30, method="thread")
 def test_records_df_keeps_a_record_with_an_id_of_an_unexpected_json_type_as_damaged(sample_copy):
     """The SDK only writes strings there, and its serde refuses anything else: a
     hand-edited file with an object as agent_id reads, that record as a damaged

@@ -455,6 +455,33 @@ def test_cli_text_never_prints_control_or_bidi_characters(evil_db, tmp_path):
     assert sorted(p["pool_id"] for p in shown["pools"]) == sorted([EVIL_POOL, FORGED_LINE, BIDI, C1])
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["history", "{db}", FORMULAS[0], "--pool", EVIL_POOL],
+        ["history", "{db}", "\x1b[31mno.such.key", "--pool", EVIL_POOL],
+        ["compare", "{db}::" + EVIL_POOL, "{db}::" + FORGED_LINE],
+        ["fleet", "info", "{db}", "--workers", "1"],
+        ["fleet", "doctor", "{db}", "--workers", "1"],
+        ["records", "{db}", "--pool", EVIL_POOL, "--after", "99"],
+        ["snapshot", "{db}", "--pool", BIDI, "--cursor", "99"],
+    ],
+    ids=["history", "history of a hostile key", "compare", "fleet info", "fleet doctor", "records", "snapshot"],
+)
+def test_other_commands_print_hostile_ids_escaped(evil_db, tmp_path, args):
+    """The commands the issue does not name print hostile ids escaped too (text and errors),
+    an error on one line."""
+    from poolscope.terminal import escape
+
+    result = run_cli([a.replace("{db}", str(evil_db)) for a in args], tmp_path)
+    assert result.returncode in (0, 2), result.stderr
+    assert not RAW.search(result.stdout + result.stderr), (result.stdout + result.stderr)[:2000]
+    if result.returncode == 2:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if args[0] == "fleet" and args[1] == "info":
+        assert escape(EVIL_POOL) in result.stdout and escape(FORGED_LINE) in result.stdout
+
+
 def test_a_hostile_path_is_escaped_in_every_message(tmp_path):
     folder = tmp_path / "x\x1b[2Jy\nz"
     folder.mkdir()
@@ -508,6 +535,46 @@ def test_csv_export_neutralises_formulas_and_keeps_parquet_and_json_exact(evil_d
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
     assert pd.read_parquet(parquet[1])["run_id"].tolist() == members["run_id"].tolist()
     assert [json.loads(line)["run_id"] for line in jsonl[1].read_text().splitlines()] == members["run_id"].tolist()
+
+
+def test_csv_export_neutralises_formulas_in_every_file_and_column(tmp_path):
+    """Not only members: a pool id, a sender, a target, a content ref, an idempotency key and
+    a wake's run id that start like formulas are neutralised in every CSV file (summary,
+    records, messages, wakes), categorical columns included; nothing else changes."""
+    import csv
+
+    from poolscope import PoolStore
+    from poolscope.export import FORMULA_STARTS, export
+
+    path = tmp_path / "formulas.db"
+    pool_id = '=HYPERLINK("http://evil.example")'
+    store = PoolStore(path)
+    store.open_pool(pool_id, {})
+    store.join_member(pool_id, {"run_id": "-run", "agent_id": "@agent"})
+    message = {
+        "message_id": "+msg",
+        "from": "@SUM(A1)",
+        "to": {"target": {"type": "run", "run_id": "-run"}, "destination_ref": {"kind": "agent", "id": "-run"}},
+        "content_ref": "=content",
+        "idempotency_key": "\tidem",
+    }
+    store.record_message(pool_id, message, {"message_id": "+msg", "status": "accepted"})
+    condition = {"condition_id": "=wake", "run_id": "-run", "idempotency_key": "\rwake"}
+    compiled = wire.compile_filter({})
+    registration = {"condition_id": "=wake", "run_id": "-run", "status": "registered"}
+    store.record_wake(pool_id, condition, compiled, registration)
+    store.close()
+    with poolscope.open(path, cache=False) as db:
+        written = export(db, tmp_path / "csv", format="csv")
+    texts = set()
+    for file in written:
+        with open(file, encoding="utf-8", newline="") as handle:
+            for row in list(csv.reader(handle))[1:]:
+                for cell in row:
+                    assert not cell.startswith(FORMULA_STARTS), (file.name, row)
+                    texts.add(cell)
+    expected = {"'" + pool_id, "'-run", "'@agent", "'+msg", "'@SUM(A1)", "'=content", "'\tidem", "'=wake", "'\rwake"}
+    assert expected <= texts, expected - texts
 
 
 def test_export_help_says_how_csv_is_neutralised():

@@ -494,6 +494,8 @@ def long_ids(tmp_path_factory):
     return path, pool_id, runs
 
 
+# a hostile input (issue 10): a hang (or the 88 s drawing of long ids coming back) fails instead of stalling
+@pytest.mark.timeout(30, method="thread")
 def test_long_ids_are_shortened_on_the_plots(long_ids):
     path, pool_id, runs = long_ids
     with poolscope.open(path) as db:

@@ -78,6 +78,8 @@ def test_database_repr_html_escapes_its_path(tmp_path):
     assert html.escape(str(path)) in text
 
 
+# a hostile input (issue 10): a hang (or the 88 s drawing of long ids coming back) fails instead of stalling
+@pytest.mark.timeout(30, method="thread")
 def test_long_ids_are_shortened_with_the_full_id_in_a_tooltip():
     long = "run." + "x" * 4096 + "<&>"
     shown = render.ident(long)
@@ -120,6 +122,8 @@ def visible_text(fragment: str) -> str:
     return html.unescape(re.sub(r"<[^>]*>", " ", fragment))
 
 
+# a hostile input (issue 10): a hang (or the 88 s drawing of long ids coming back) fails instead of stalling
+@pytest.mark.timeout(30, method="thread")
 def test_long_ids_in_the_report_and_the_explorer(long_db, tmp_path):
     path, pool_id, runs = long_db
     from poolscope.report import report
@@ -144,6 +148,8 @@ def test_long_ids_in_the_report_and_the_explorer(long_db, tmp_path):
     ex.db.close()
 
 
+# a hostile input (issue 10): a hang (or the 88 s drawing of long ids coming back) fails instead of stalling
+@pytest.mark.timeout(30, method="thread")
 def test_the_progress_bar_names_a_long_pool_shortly(long_db):
     import io
 
