@@ -67,6 +67,8 @@ class Entry(NamedTuple):
 
 _TARGET_ID_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
 _U64 = 2**64 - 1
+#: ``MessageResponseContract.expected_responses`` is a ``u32`` in the SDK.
+_U32 = 2**32 - 1
 _RESUME = frozenset(wire.RESUME_POLICIES)
 
 
@@ -77,12 +79,13 @@ def _text(value: Any, field: str, *, optional: bool = False) -> Any:
     raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not a string (the SDK cannot read this record)")
 
 
-def _count(value: Any, field: str, *, optional: bool = True) -> Any:
-    """``value`` if it is an integer in serde's u64 range (or None when ``optional``)."""
-    if (optional and value is None) or (value.__class__ is int and 0 <= value <= _U64):
+def _count(value: Any, field: str, *, optional: bool = True, bits: int = 64) -> Any:
+    """``value`` if it is an integer in serde's u64 (``bits=32``: u32) range (or None when ``optional``)."""
+    top = _U64 if bits == 64 else _U32
+    if (optional and value is None) or (value.__class__ is int and 0 <= value <= top):
         return value
     if value.__class__ is int or value.__class__ is float:
-        raise CorruptRecordError(f"{field} is {value!r}, outside 0..2^64-1 (the SDK's u64)")
+        raise CorruptRecordError(f"{field} is {value!r}, outside 0..2^{bits}-1 (the SDK's u{bits})")
     raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not an integer (the SDK cannot read this record)")
 
 
@@ -162,7 +165,9 @@ def extract(kind: str, payload: Any) -> Entry:
                     _count(message.get("expires_at_millis"), "message.expires_at_millis"),
                     None
                     if contract is None
-                    else _count(contract["expected_responses"], "response_contract.expected_responses", optional=False),
+                    else _count(
+                        contract["expected_responses"], "response_contract.expected_responses", optional=False, bits=32
+                    ),
                     None
                     if contract is None
                     else _count(contract.get("timeout_millis"), "response_contract.timeout_millis"),
@@ -225,9 +230,20 @@ def extract(kind: str, payload: Any) -> Entry:
             config = payload["config"]
             if not isinstance(config, dict):
                 raise CorruptRecordError("config is not an object")
+            # serde has no default for the policies nor for their flags (AgentPoolStoreConfig,
+            # AgentPoolMessagePolicy, AgentPoolWakePolicy): config {} is a record the SDK cannot read
+            for name, flag in (
+                ("message_policy", "include_sender_in_pool_broadcast"),
+                ("wake_policy", "envelope_only"),
+            ):
+                policy = config.get(name)
+                if policy.__class__ is not dict:
+                    shown = "missing" if policy is None else f"JSON {_json_type(policy)}, not an object"
+                    raise CorruptRecordError(f"config.{name} is {shown} (the SDK cannot read this record)")
+                if flag not in policy:
+                    raise CorruptRecordError(f"config.{name}.{flag} is missing (the SDK cannot read this record)")
             try:
-                # as the SDK reads it: omitted policies take their defaults (config {} is the default config)
-                config = wire.canonical_config(config)
+                config = wire.canonical_config(config)  # in serde's order, types checked
             except InvalidInputError as error:
                 raise CorruptRecordError(f"{error.problem} (the SDK cannot read this record)") from None
             return Entry(POOL_OPENED, extra=config)

@@ -50,6 +50,8 @@ _RESUME = frozenset(wire.RESUME_POLICIES)
 #: looked at whole while a pool loads (see :func:`wire.payload_problem`: it
 #: would cost a third of the load); every other kind's are, at no measurable cost.
 _BULK = frozenset({"run_message", "wake"})
+#: ``expected_responses`` is a ``u32`` in the SDK (its other counts and times are ``u64``).
+_U32 = 2**32 - 1
 #: A payload text this short cannot nest past serde's limit (128 levels take 256 brackets).
 _SHALLOW = 2 * wire.MAX_DEPTH
 
@@ -579,7 +581,7 @@ class PoolIndex:
                                 and (reply is None or reply.__class__ is text)
                                 and (journal is None or journal.__class__ is text)
                                 and (expires is None or (expires.__class__ is integer and expires >= 0))
-                                and (contract is None or (expected.__class__ is integer and expected >= 0))
+                                and (contract is None or (expected.__class__ is integer and 0 <= expected <= _U32))
                                 and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
                             ):
                                 tid = target.get(_TARGET_FIELD[ttype])

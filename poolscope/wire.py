@@ -237,9 +237,9 @@ def _check(typ: Any, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise InvalidInputError(f"{where}: expected true or false, got {value!r}")
         return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInputError(f"{where}: expected a non-negative integer, got {value!r}")
+    if typ is int:  # the SDK's u64
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**64 - 1:
+            raise InvalidInputError(f"{where}: expected an integer in 0..2^64-1, got {value!r}")
         return value
     if typ is str:
         if not isinstance(value, str):
@@ -273,6 +273,13 @@ def _json_value(value: Any, where: str) -> Any:
         orjson.dumps(value)
     except TypeError as error:
         raise InvalidInputError(f"{where}: not a JSON value ({error})") from None
+    return value
+
+
+def _u32(value: Any, where: str) -> int:
+    """An integer in 0..2^32-1 (a ``u32`` of the SDK)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**32 - 1:
+        raise InvalidInputError(f"{where}: expected an integer in 0..2^32-1, got {value!r}")
     return value
 
 
@@ -315,7 +322,7 @@ CONFIG = _Struct(
     defaults={"message_policy": lambda: {}, "wake_policy": lambda: {}},
 )
 RESPONSE_CONTRACT = _Struct(
-    "MessageResponseContract", [("expected_responses", int, REQUIRED), ("timeout_millis", int, SKIP_NONE)]
+    "MessageResponseContract", [("expected_responses", _u32, REQUIRED), ("timeout_millis", int, SKIP_NONE)]
 )
 CORRELATION = _Struct("EventCorrelation", [("entries", _list_of(_json_value), SKIP_EMPTY)])
 RUN_ADDRESS = _Struct(

@@ -469,6 +469,14 @@ BAD_VALUES = [
     ("expires_at_millis = 2^200", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), None, str(2**200)),
     ("expires_at_millis negative", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), -5, None),
     ("expires_at_millis = 2^64", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), None, str(2**64)),
+    (
+        "expected_responses = 2^32 (the SDK's u32)",
+        "run_message",
+        "delivered",
+        (*MESSAGE, "response_contract"),
+        {"expected_responses": 2**32},
+        None,
+    ),
     ('timeout_millis = "soon"', "wake", "triggered", ("stored", "condition", "timeout_millis"), "soon", None),
     (
         "resume_with that is not a policy",
@@ -532,6 +540,16 @@ SERDE_REFUSES = [
         "too_deep",
     ),
 ]
+
+
+def first_config(text: str | None) -> Callable[[Built], None]:
+    """The second pool's pool_opened (seq 1) with ``"config":`` ``text`` (None: no config at all)."""
+
+    def damage(built: Built) -> None:
+        built.pool_id, built.seq = sorted(built.original)[1], 1
+        set_payload(built, '{"type":"pool_opened"' + ("" if text is None else ',"config":' + text) + "}")
+
+    return damage
 
 
 def target_id_list(built: Built) -> None:
@@ -858,6 +876,32 @@ CASES: list[Case] = [
         codes=frozenset({"out_of_range"}),
         at="out_of_range",
     ),
+    # configs serde cannot read: it has no default for the policies nor their flags (issue 10, item 4)
+    *[
+        Case(
+            f"pool_opened with config {shown}",
+            "generated",
+            first_config(text),
+            codes=frozenset({"bad_shape", "pool_not_opened"}),
+            at="bad_shape",
+            strict=poolscope.CorruptRecordError,
+        )
+        for shown, text in (
+            ("{}", "{}"),
+            ("null", "null"),
+            ("[]", "[]"),
+            ("missing", None),
+            ("without wake_policy", '{"message_policy":{"include_sender_in_pool_broadcast":false}}'),
+            (
+                "without include_sender_in_pool_broadcast",
+                '{"message_policy":{},"wake_policy":{"envelope_only":true}}',
+            ),
+            (
+                'envelope_only "yes"',
+                '{"message_policy":{"include_sender_in_pool_broadcast":false},"wake_policy":{"envelope_only":"yes"}}',
+            ),
+        )
+    ],
     # exactly at serde's limit: read, and clean
     Case(
         "nesting 127 levels (serde's limit) in a field serde ignores",

@@ -886,7 +886,7 @@ def test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole(
 
 
 def test_u64_values_past_int64_are_missing_in_the_frames_and_exact_elsewhere(tmp_path):
-    """expires_at_millis = 2^64-1, expected_responses = 2^64-1, a wake timeout of 2^63 (all valid
+    """expires_at_millis = 2^64-1, a response timeout of 2^64-1, a wake timeout of 2^63 (all valid
     u64): the frames show them missing (no OverflowError), records and snapshots keep them
     exactly, doctor warns (out_of_range) naming pool and seq, report and export write."""
     from click.testing import CliRunner
@@ -899,7 +899,12 @@ def test_u64_values_past_int64_are_missing_in_the_frames_and_exact_elsewhere(tmp
     changed = {}
     for kind, edit in (
         ("run_message", lambda p: p["stored"]["message"].update(expires_at_millis=2**64 - 1)),
-        ("run_message", lambda p: p["stored"]["message"].update(response_contract={"expected_responses": 2**64 - 1})),
+        (
+            "run_message",
+            lambda p: p["stored"]["message"].update(
+                response_contract={"expected_responses": 2**32 - 1, "timeout_millis": 2**64 - 1}
+            ),
+        ),
         ("wake", lambda p: p["stored"]["condition"].update(timeout_millis=2**63)),
     ):
         pool_id, seq, text = conn.execute(
