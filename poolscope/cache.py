@@ -69,6 +69,11 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT = 1
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
+ENV_MIN_RECORDS = "POOLSCOPE_CACHE_MIN_RECORDS"
+#: Pools with fewer records are not saved (their load takes well under 0.1 s: an entry
+#: would cost more than it saves, and a fleet of thousands of small files would fill the
+#: folder with entries nobody needs); ``$POOLSCOPE_CACHE_MIN_RECORDS`` overrides it.
+DEFAULT_MIN_RECORDS = 10_000
 #: Default size cap of the cache folder (bytes); least recently used entries go first.
 DEFAULT_MAX_BYTES = 4_000_000_000
 #: Covered records whose payload hash an entry stores (first, last, and evenly spaced between).
@@ -133,6 +138,23 @@ def max_bytes() -> int:
     units = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
     units["tib"] = 2**40
     return int(float(match.group(1)) * units[(match.group(2) or "b").lower()])
+
+
+def min_records() -> int:
+    """The smallest pool that is saved: ``$POOLSCOPE_CACHE_MIN_RECORDS``, else
+    :data:`DEFAULT_MIN_RECORDS`.
+
+    >>> os.environ[ENV_MIN_RECORDS] = "0"; min_records(); del os.environ[ENV_MIN_RECORDS]
+    0
+    """
+    text = os.environ.get(ENV_MIN_RECORDS, "").strip()
+    if not text:
+        return DEFAULT_MIN_RECORDS
+    try:
+        return max(0, int(text))
+    except ValueError:
+        _warn_once(f"ignoring {ENV_MIN_RECORDS}={text!r} (expected a number of records)")
+        return DEFAULT_MIN_RECORDS
 
 
 _warned: set[str] = set()
@@ -698,7 +720,7 @@ class IndexCache:
         A large index is written by a forked helper process meanwhile
         (``background=None``: from :data:`BACKGROUND_THRESHOLD` records).
         Returns False when the cache folder cannot be written (one warning)."""
-        if not index.seqs or max_bytes() <= 0:
+        if not index.seqs or len(index) < min_records() or max_bytes() <= 0:
             return False
         if not self._writable():
             return False
@@ -910,6 +932,10 @@ class IndexCache:
         """Remove least recently used entries until the folder is under
         ``limit`` bytes (default :func:`max_bytes`); return how many went."""
         limit = max_bytes() if limit is None else limit
+        total = self.size()
+        if total <= limit and self.root in _tidied:
+            return 0  # under the cap: no manifest is read (a save stays cheap with many entries)
+        _tidied.add(self.root)
         self._drop_leftovers()
         total = self.size()
         removed = 0
@@ -919,6 +945,10 @@ class IndexCache:
             total -= self._remove(entry.key)
             removed += 1
         return removed
+
+
+#: Cache folders whose leftovers this process removed once already (see :meth:`IndexCache.evict`).
+_tidied: set[Path] = set()
 
 
 def _version() -> str:

@@ -13,8 +13,11 @@ from helpers import ARTIFACTS, ORACLES, SAMPLE_DB, history_id, tree_state
 import poolscope
 
 #: What the index cache reads from the environment (the session's folder is set in the root conftest).
-_CACHE_ENV = ("POOLSCOPE_CACHE_DIR", "POOLSCOPE_CACHE_SIZE", "XDG_CACHE_HOME", "HOME")
+_CACHE_ENV = ("POOLSCOPE_CACHE_DIR", "POOLSCOPE_CACHE_SIZE", "POOLSCOPE_CACHE_MIN_RECORDS", "XDG_CACHE_HOME", "HOME")
 os.environ.pop("POOLSCOPE_CACHE_SIZE", None)
+# the tests' histories are small: every pool is saved in the cache, as a large one would be
+# (test_cache checks the default threshold itself)
+os.environ["POOLSCOPE_CACHE_MIN_RECORDS"] = "0"
 
 
 @pytest.fixture(autouse=True)

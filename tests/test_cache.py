@@ -596,3 +596,23 @@ def test_a_load_counts_the_rows_it_read_the_way_the_file_counts_them(gen_copy, t
     assert [e.db for e in store.entries()] == [str(gen_copy.resolve())]  # ... gets an entry; this one not
     plain = poolscope.open(odd, cache=False).pool(pool_id)
     assert snapshot_text(history, history.head) == snapshot_text(plain, plain.head)
+
+
+def test_pools_below_the_size_threshold_are_not_saved(gen_copy, store, monkeypatch):
+    """Small pools load faster than an entry pays back: by default a pool under
+    10,000 records gets none (a fleet of small files leaves the folder empty);
+    $POOLSCOPE_CACHE_MIN_RECORDS moves the threshold."""
+    with poolscope.open(gen_copy, cache=False) as db:
+        sizes = {pool_id: len(db.pool(pool_id)) for pool_id in db.pool_ids}
+    monkeypatch.delenv("POOLSCOPE_CACHE_MIN_RECORDS")
+    assert cache_module.min_records() == cache_module.DEFAULT_MIN_RECORDS > max(sizes.values())
+    for pool_id in sizes:
+        poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
+    cache_module.wait()
+    assert store.entries() == []
+    threshold = min(sizes.values())
+    monkeypatch.setenv("POOLSCOPE_CACHE_MIN_RECORDS", str(threshold))
+    for pool_id in sizes:
+        poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
+    cache_module.wait()
+    assert sorted(e.pool_id for e in store.entries()) == sorted(sizes)  # at the threshold: saved
