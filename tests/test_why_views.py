@@ -43,8 +43,23 @@ def test_selecting_a_message_shows_its_history_and_explanation_at_the_cursor(db)
     panel.key_box.value = run
     assert ex.selected == run and panel.shown["key_type"] == "run"
     assert panel.shown["cursors"] == pool.history_of(run)["cursor"].tolist()
-    # the box offers the snapshot's latest messages and wakes and its members
-    assert failed.message_id in panel.key_box.options or len(panel.key_box.options) > 0
+    # the box offers the message, wake or run of the record at the cursor first, then the
+    # snapshot's latest messages and wakes and its members
+    for record in pool.records(after=40, upto=80):
+        ex.set_cursor(record.cursor)
+        payload = record.payload
+        key = {
+            "run_message": lambda: payload["stored"]["message"]["message_id"],
+            "wake": lambda: payload["stored"]["registration"]["condition_id"],
+            "member_joined": lambda: payload["member"]["run_id"],
+            "member_left": lambda: payload["member"]["run_id"],
+        }.get(record.kind)
+        assert key is not None, record.kind  # only keyed kinds after the first records
+        offered = panel.key_box.options
+        assert offered[0] == key(), record.cursor
+        snap = pool.snapshot(record.cursor)
+        assert set(snap.member_ids[:15]) <= set(offered)
+        assert {m["id"] for m in snap.messages.latest(15)} <= set(offered)
     ex.select_pool("pool.alpha")
     assert ex.selected is None and panel.shown == {}
 

@@ -8,12 +8,27 @@ import ipywidgets as W
 
 from .. import render
 from ..errors import PoolscopeError, UnknownKeyError
+from ..fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
 from .panels import HTMLPanel, View
 
 __all__ = ["WhyPanel"]
 
 #: Ids offered in the key box: the latest messages and wakes of the snapshot and its members.
 OFFERED = 15
+
+
+def record_key(view: View) -> str | None:
+    """The message id, wake condition id or run id of the record at the cursor (None: another kind)."""
+    seq = view.record_seq
+    index = view.pool.index
+    position = index.position(seq) - 1
+    if seq <= 0 or position < 0 or index.seqs[position] != seq:
+        return None
+    entry = index.entries_at([position])[0]
+    return entry.key if entry.kind in _KEYED and isinstance(entry.key, str) else None
+
+
+_KEYED = frozenset({MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE})
 
 
 class WhyPanel(HTMLPanel):
@@ -45,12 +60,15 @@ class WhyPanel(HTMLPanel):
         self.shown = {}
 
     def offer(self, view: View) -> None:
-        """The ids the key box offers at this cursor."""
+        """The ids the key box offers at this cursor: first the message, wake or
+        run of the record at the cursor (the one just stepped to), then the
+        snapshot's latest messages and wakes and its members."""
         snap = view.snapshot
         if snap is None:
             self.key_box.options = ()
             return
-        ids = [r["id"] for r in snap.messages.latest(OFFERED)] + [r["id"] for r in snap.wakes.latest(OFFERED)]
+        ids = [key for key in (record_key(view),) if key is not None]
+        ids += [r["id"] for r in snap.messages.latest(OFFERED)] + [r["id"] for r in snap.wakes.latest(OFFERED)]
         ids += snap.member_ids[:OFFERED]
         self.key_box.options = tuple(dict.fromkeys(str(i) for i in ids))
 
