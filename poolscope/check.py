@@ -22,8 +22,9 @@ a wake cancelled twice, a message recorded straight as ``failed`` or
 The check works from the pool indexes (one pass over their entries), and reads
 the message and wake payloads once more, whole: for what serde_json refuses
 that a load does not look for (a repeated key, nesting past serde's limit:
-:func:`poolscope.wire.payload_problem`) and to recompute wake filter
-fingerprints.
+:func:`poolscope.wire.payload_problem`; a field serde requires in a part the
+load does not read: :func:`poolscope.fold.check_unread`) and to recompute wake
+filter fingerprints.
 
 Example::
 
@@ -50,7 +51,7 @@ from .errors import (
     PoolscopeError,
     RecordError,
 )
-from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
+from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, check_unread, configs_equal
 from .index import MAX_SEQ, too_big
 from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, keepalive
 from .sqlite_errors import sqlite_errors
@@ -426,6 +427,12 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
             if found is not None:
                 yield _anomaly(found[0], pool_id, seq, found[1])
                 continue
+            if payload.__class__ is dict:
+                try:
+                    check_unread(payload.get("type"), payload)
+                except RecordError as error:
+                    yield _anomaly("bad_shape", pool_id, seq, error.problem)
+                    continue
             if seq not in wanted:
                 continue
             try:

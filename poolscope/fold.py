@@ -155,9 +155,8 @@ def extract(kind: str, payload: Any) -> Entry:
                 None,
                 _text(message["from"], "message.from"),
                 ttype,
-                _text(
-                    target.get(_TARGET_ID_FIELD[ttype]), f"message.to.target.{_TARGET_ID_FIELD[ttype]}", optional=True
-                ),
+                # every RunAddressTarget variant has its id, and serde has no default for it
+                _text(target.get(_TARGET_ID_FIELD[ttype]), f"message.to.target.{_TARGET_ID_FIELD[ttype]}"),
                 _texts(receipt.get("delivered_to", []), "receipt.delivered_to"),
                 _text(message.get("reply_to"), "message.reply_to", optional=True),
                 _text(receipt.get("journal_cursor"), "receipt.journal_cursor", optional=True),
@@ -252,6 +251,32 @@ def extract(kind: str, payload: Any) -> Entry:
     except (KeyError, TypeError, AttributeError) as error:
         raise CorruptRecordError(f"{kind} payload has the wrong shape (missing or bad field {error})") from None
     raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
+
+
+#: Fields the SDK's serde requires (no default) in the parts of a message or a wake that a
+#: load does not read (see ``PoolIndex.decode``): checked where the payload is read whole.
+_REQUIRED_UNREAD = {
+    "run_message": ((("stored", "message"), "correlation"), (("stored", "message", "to"), "destination_ref")),
+    "wake": ((("stored", "condition"), "filter"),),
+}
+
+
+def check_unread(kind: Any, payload: Any) -> None:
+    """:class:`CorruptRecordError` if a message or wake lacks a field serde requires
+    in a part the load does not read (``correlation``, ``to.destination_ref``, a
+    wake condition's ``filter``); for a payload :func:`extract` accepted.
+
+    >>> check_unread("wake", {"type": "wake", "stored": {"condition": {"condition_id": "w"}}})
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.CorruptRecordError: stored.condition.filter is missing (the SDK cannot read this record)
+    """
+    for path, name in _REQUIRED_UNREAD.get(kind, ()):
+        holder = payload
+        for step in path:
+            holder = holder.get(step) if holder.__class__ is dict else None
+        if holder.__class__ is dict and name not in holder:
+            raise CorruptRecordError(f"{'.'.join(path)}.{name} is missing (the SDK cannot read this record)")
 
 
 def _check_member(member: dict) -> None:

@@ -585,7 +585,7 @@ class PoolIndex:
                                 and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
                             ):
                                 tid = target.get(_TARGET_FIELD[ttype])
-                                if tid is not None and tid.__class__ is not text:
+                                if tid.__class__ is not text:  # every target has its id (serde: no default)
                                     raise TypeError
                                 entry = new(
                                     entry_type,

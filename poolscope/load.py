@@ -31,7 +31,7 @@ from typing import Any
 
 from . import wire
 from .errors import CorruptRecordError
-from .fold import Entry
+from .fold import Entry, check_unread
 from .index import MAX_SEQ, TOO_LARGE, PoolIndex, gc_paused, too_big, transpose
 from .source import keepalive
 from .sqlite_errors import is_text_decode_error, sqlite_errors
@@ -570,6 +570,11 @@ def checked_payload(path: Path, pool_id: str, seq: int, text: bytes) -> Any:
     found = wire.payload_problem(text, payload)
     if found is not None:
         raise CorruptRecordError(found[1], path=path, pool_id=pool_id, seq=seq, code=found[0])
+    try:
+        if payload.__class__ is dict:
+            check_unread(payload.get("type"), payload)
+    except CorruptRecordError as error:
+        raise CorruptRecordError(error.problem, path=path, pool_id=pool_id, seq=seq, code="bad_shape") from None
     return payload
 
 

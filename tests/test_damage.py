@@ -561,6 +561,15 @@ def target_id_list(built: Built) -> None:
     set_payload(built, wire.dumps(payload))
 
 
+def target_id_missing(built: Built) -> None:
+    """A message's target without its id (serde has no default for it)."""
+    _, _, payload = target(built, "run_message", "delivered")
+    address = payload["stored"]["message"]["to"]["target"]
+    for name in ("run_id", "agent_id", "topic_id", "pool_id"):
+        address.pop(name, None)
+    set_payload(built, wire.dumps(payload))
+
+
 def bad_second_config(built: Built) -> None:
     pool_id = sorted(built.original)[1]
     payload = {"type": "pool_opened", "config": {"message_policy": 5}}
@@ -912,6 +921,14 @@ CASES: list[Case] = [
         "target id that is a list",
         "generated",
         target_id_list,
+        codes=frozenset({"bad_shape"}),
+        at="bad_shape",
+        strict=poolscope.CorruptRecordError,
+    ),
+    Case(
+        "target without its id",
+        "generated",
+        target_id_missing,
         codes=frozenset({"bad_shape"}),
         at="bad_shape",
         strict=poolscope.CorruptRecordError,

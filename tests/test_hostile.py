@@ -809,6 +809,10 @@ SERDE_TABLE = [
         ("set", (*MSG, "to", "related_refs"), [nested_lists(122)]),
         None,
     ),
+    # fields serde requires in the parts a load does not read
+    ("a message without correlation", "run_message", ("pop", (*MSG, "correlation")), "bad_shape"),
+    ("a message without to.destination_ref", "run_message", ("pop", (*MSG, "to", "destination_ref")), "bad_shape"),
+    ("a wake condition without filter", "wake", ("pop", ("stored", "condition", "filter")), "bad_shape"),
     (
         "a wake's compiled filter 128 levels deep",
         "wake",
@@ -821,8 +825,8 @@ SERDE_TABLE = [
 @pytest.mark.parametrize("name,kind,change,code", SERDE_TABLE, ids=[row[0] for row in SERDE_TABLE])
 def test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole(tmp_path, name, kind, change, code):
     """Messages and wakes (nearly all of a log) are not looked at whole while a pool loads
-    (it would cost a third of the load): a repeated key or nesting past serde's limit in
-    one is reported by doctor (an error naming pool and seq) and is a typed error naming
+    (it would cost a third of the load): a repeated key, nesting past serde's limit or a
+    required field missing in a part the load does not read is reported by doctor (an error naming pool and seq) and is a typed error naming
     pool and seq wherever its payload is read whole -- its Record, a snapshot holding it
     (strict or not); the snapshot before it, the other pools and the folder are untouched."""
     if code == "delivered_dup":  # the receipt's status repeated with the value it already has
@@ -844,6 +848,13 @@ def test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole(
     if change[0] == "raw":
         assert change[1] in text
         changed = text.replace(change[1], change[2], 1)
+    elif change[0] == "pop":
+        payload = json.loads(text)
+        holder = payload
+        for step in change[1][:-1]:
+            holder = holder[step]
+        del holder[change[1][-1]]
+        changed = wire.dumps(payload)
     else:
         payload = json.loads(text)
         _set(change[1], change[2])(payload)
