@@ -95,7 +95,11 @@ class Groups:
 
     def __init__(self, index: PoolIndex, field: str, positions: np.ndarray) -> None:
         self.index, self.field = index, field
-        hashes = np.fromiter(map(hash, index.field(field, positions)), dtype=np.int64, count=len(positions))
+        values = index.field(field, positions)
+        try:
+            hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(positions))
+        except TypeError:  # a value that is not text (only text is ever looked up): hashed as 0
+            hashes = np.fromiter((hash(v) if v.__class__ is str else 0 for v in values), np.int64, len(positions))
         order = np.argsort(hashes, kind="stable")
         self.hashes = hashes[order]
         self.positions = positions[order]

@@ -503,3 +503,20 @@ def test_explain_names_the_policy_refs_a_failed_message_lacked(oracle, small_db)
                 assert "delivered to nobody" in explanation.text
                 checked += 1
     assert checked > 20
+
+
+def test_grouping_by_text_passes_over_values_that_are_not_text():
+    """A value of another JSON type (a list cannot even be hashed) names nothing; text still does."""
+    import numpy as np
+
+    from poolscope.relations import Groups
+
+    class Columns:
+        values = ["a", ["x"], "b", "a", None, {"k": 1}]
+
+        def field(self, name, positions):
+            return [self.values[p] for p in np.asarray(positions).tolist()]
+
+    groups = Groups(Columns(), "idem", np.arange(6))  # type: ignore[arg-type]
+    assert groups.get("a").tolist() == [0, 3] and groups.get("b").tolist() == [2]
+    assert groups.get("x") is None and groups.get(None) is None and groups.get(["x"]) is None
