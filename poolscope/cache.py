@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import PoolscopeError
-from .fold import RUN_MESSAGE, WAKE, Entry
+from .fold import Entry
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -409,21 +409,13 @@ class CachedEntries(Sequence):
         return np.concatenate([base, tail])
 
     def status_codes(self) -> np.ndarray:
-        from .index import MESSAGE_CODE as _MESSAGE_CODE
-        from .index import WAKE_CODE as _WAKE_CODE
+        from .index import status_codes_of
 
         base = self.column_numpy("status_code").astype(np.int8, copy=False)
         if not self.tail:
             return base
-        codes = [
-            _MESSAGE_CODE.get(str(e.status), -1)
-            if e.kind == RUN_MESSAGE
-            else _WAKE_CODE.get(str(e.status), -1)
-            if e.kind == WAKE
-            else -1
-            for e in self.tail
-        ]
-        return np.concatenate([base, np.asarray(codes, dtype=np.int8)])
+        kind = np.fromiter((e.kind for e in self.tail), dtype=np.int8, count=len(self.tail))
+        return np.concatenate([base, status_codes_of(kind, [e.status for e in self.tail]).astype(np.int8)])
 
 
 def _decoded(array: Any) -> list:

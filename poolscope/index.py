@@ -108,6 +108,27 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _positions_by_namespace(kind: np.ndarray, offset: int = 0) -> dict[str, np.ndarray]:
+    """Positions (plus ``offset``) of the records that can be live in each
+    namespace, and of every membership change, from the records' kind codes."""
+    return {
+        "members": offset + np.flatnonzero(kind == MEMBER_JOINED),
+        "member_changes": offset + np.flatnonzero((kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
+        "messages": offset + np.flatnonzero(kind == RUN_MESSAGE),
+        "wakes": offset + np.flatnonzero(kind == WAKE),
+    }
+
+
+def status_codes_of(kind: np.ndarray, statuses: list) -> np.ndarray:
+    """Per record, the code of its status among its kind's statuses (-1: none)."""
+    from itertools import repeat
+
+    n = len(kind)
+    as_message = np.fromiter(map(MESSAGE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
+    as_wake = np.fromiter(map(WAKE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
+    return np.where(kind == RUN_MESSAGE, as_message, np.where(kind == WAKE, as_wake, np.int8(-1)))
+
+
 def _grown_next(nexts: Any, start: int, seqs: list[int], prevs: list[int]) -> np.ndarray:
     """The ``next`` column (``start`` records) grown by records at ``seqs``: each
     is current, and replaces the record at its ``prevs`` position (-1: none)."""
@@ -339,10 +360,7 @@ class PoolIndex:
             "seq": entries.column_numpy("seq"),
             "kind": kind,
             "next": self._next_base,
-            "members": np.flatnonzero(kind == MEMBER_JOINED),
-            "member_changes": np.flatnonzero((kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
-            "messages": np.flatnonzero(kind == RUN_MESSAGE),
-            "wakes": np.flatnonzero(kind == WAKE),
+            **_positions_by_namespace(kind),
             "status": entries.status_codes(),
         }
         self._arrays = arrays
@@ -463,12 +481,8 @@ class PoolIndex:
                     next_seq[prev] = seq
         self.seqs.extend(seqs)
         self.entries.extend(entries)
-        self._extend_derived(start, seqs, entries, prevs)
-
-    def _extend_derived(self, start: int, seqs: list[int], entries: list[Entry], prevs: list[int]) -> None:
-        """Note records just folded: the numpy columns take them in when next
-        read (:meth:`_catch_up`: what they add, not the whole pool again -- a
-        live pool grows by small batches); the key ranks are rebuilt on next use."""
+        # the numpy columns take these records in when next read (:meth:`_catch_up`: what they
+        # add, not the whole pool again -- a live pool grows by small batches); ranks are rebuilt
         self._ranks = {}
         if self._arrays is not None:
             self._behind.append((seqs, prevs))
@@ -487,19 +501,11 @@ class PoolIndex:
             "kind": np.concatenate([arrays["kind"], kind]),
             "next": restored_next if restored_next is not None else _grown_next(arrays["next"], covered, seqs, prevs),
         }
-        for namespace, mask in (
-            ("members", kind == MEMBER_JOINED),
-            ("member_changes", (kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
-            ("messages", kind == RUN_MESSAGE),
-            ("wakes", kind == WAKE),
-        ):
-            grown[namespace] = np.concatenate([arrays[namespace], covered + np.flatnonzero(mask)])
+        for namespace, added in _positions_by_namespace(kind, covered).items():
+            grown[namespace] = np.concatenate([arrays[namespace], added])
         if "status" in arrays:
-            statuses = self.field("status", positions)
-            as_message = np.fromiter((MESSAGE_CODE.get(s, -1) for s in statuses), dtype=np.int8, count=len(kind))
-            as_wake = np.fromiter((WAKE_CODE.get(s, -1) for s in statuses), dtype=np.int8, count=len(kind))
-            status = np.where(kind == RUN_MESSAGE, as_message, np.where(kind == WAKE, as_wake, np.int8(-1)))
-            grown["status"] = np.concatenate([arrays["status"], status.astype(np.int8)])
+            added = status_codes_of(kind, self.field("status", positions))
+            grown["status"] = np.concatenate([arrays["status"], added.astype(np.int8)])
         return grown
 
     def decode(
@@ -744,10 +750,7 @@ class PoolIndex:
                 "seq": np.asarray(self.seqs, dtype=np.int64),
                 "kind": kind,
                 "next": np.asarray(nexts, dtype=np.int64),
-                "members": np.flatnonzero(kind == MEMBER_JOINED),
-                "member_changes": np.flatnonzero((kind == MEMBER_JOINED) | (kind == MEMBER_LEFT)),
-                "messages": np.flatnonzero(kind == RUN_MESSAGE),
-                "wakes": np.flatnonzero(kind == WAKE),
+                **_positions_by_namespace(kind),
             }
         return self._arrays
 
@@ -757,18 +760,12 @@ class PoolIndex:
         on first use (diffs and frames need it, a snapshot does not)."""
         arrays = self.arrays()
         if "status" not in arrays:
-            from itertools import repeat
             from operator import itemgetter
 
             if not isinstance(self.entries, list):
                 arrays["status"] = self.entries.status_codes()
                 return arrays["status"]
-            n = len(self.entries)
-            statuses = list(map(itemgetter(2), self.entries))
-            kind = arrays["kind"]
-            as_message = np.fromiter(map(MESSAGE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
-            as_wake = np.fromiter(map(WAKE_CODE.get, statuses, repeat(-1)), dtype=np.int8, count=n)
-            arrays["status"] = np.where(kind == RUN_MESSAGE, as_message, np.where(kind == WAKE, as_wake, np.int8(-1)))
+            arrays["status"] = status_codes_of(arrays["kind"], list(map(itemgetter(2), self.entries)))
         return arrays["status"]
 
     def kind_mask(self, kind: str) -> np.ndarray:
