@@ -11,6 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +35,24 @@ def snapshot_text(history, cursor: int) -> str:
         return history.snapshot(cursor).to_json()
     except poolscope.PoolscopeError as error:
         return f"{type(error).__name__}: {error}"
+
+
+@contextmanager
+def decodes() -> Iterator[list[int]]:
+    """Meanwhile, the seqs ``PoolIndex.decode`` is asked to decode (those after the head it is given)."""
+    decoded: list[int] = []
+    original = PoolIndex.decode
+
+    def counting(self, rows_, last, *args, **kwargs):
+        rows_ = list(rows_)
+        decoded.extend(r[0] for r in rows_ if r[0] > last)
+        return original(self, rows_, last, *args, **kwargs)
+
+    PoolIndex.decode = counting  # type: ignore[method-assign]
+    try:
+        yield decoded
+    finally:
+        PoolIndex.decode = original  # type: ignore[method-assign]
 
 
 def cached(history) -> bool:
@@ -156,7 +176,7 @@ def test_random_cursors_of_generated_histories(tmp_path, store):
 
 
 # ----------------------------------------------------------- a grown file
-def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(gen_copy, store, monkeypatch):
+def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(gen_copy, store):
     everything = rows(gen_copy)
     pool_id = everything[0][0]
     mine = [r for r in everything if r[0] == pool_id]
@@ -169,20 +189,11 @@ def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(ge
     assert first.head == kept[-1][1] and not cached(first)
     write_rows(gen_copy, appended)  # another process appends
 
-    decoded = []
-    original = PoolIndex.decode
-
-    def counting(self, rows_, last, *args, **kwargs):
-        rows_ = list(rows_)
-        decoded.extend(r[0] for r in rows_ if r[0] > last)
-        return original(self, rows_, last, *args, **kwargs)
-
-    monkeypatch.setattr(PoolIndex, "decode", counting)
-    grown = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
-    assert cached(grown)
+    with decodes() as decoded:
+        grown = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+        assert cached(grown)
     assert decoded == [r[1] for r in appended]  # only the new records were decoded
     assert len(grown.index.entries.tail) == len(appended)
-    monkeypatch.setattr(PoolIndex, "decode", original)
     plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
     for cursor in list(range(0, grown.head + 1, 7)) + [first.head, first.head + 1, grown.head]:
         assert snapshot_text(grown, cursor) == snapshot_text(plain, cursor)
@@ -193,14 +204,14 @@ def test_a_grown_file_folds_only_the_new_records_and_saves_the_extended_index(ge
     assert grown.index.next_seq == plain.index.next_seq
     assert_same_arrays(grown.index, plain.index)
     # the extended index was saved: the next open decodes nothing
-    decoded.clear()
-    monkeypatch.setattr(PoolIndex, "decode", counting)
-    third = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
-    assert decoded == [] and cached(third) and third.index.entries.base_rows == len(mine)
+    with decodes() as decoded:
+        third = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+        assert cached(third)
+    assert decoded == [] and third.index.entries.base_rows == len(mine)
     assert snapshot_text(third, third.head) == snapshot_text(plain, plain.head)
 
 
-def test_refresh_and_follow_fold_only_what_was_appended(gen_copy, store, monkeypatch):
+def test_refresh_and_follow_fold_only_what_was_appended(gen_copy, store):
     everything = rows(gen_copy)
     pool_id = everything[0][0]
     mine = [r for r in everything if r[0] == pool_id]
@@ -211,21 +222,12 @@ def test_refresh_and_follow_fold_only_what_was_appended(gen_copy, store, monkeyp
     for use_cache in (store.root, store.root, False):  # built, restored from the cache, no cache
         history = poolscope.open(gen_copy, cache=use_cache).pool(pool_id)
         head = history.head
-        decoded = []
-        original = PoolIndex.decode
-
-        def counting(self, rows_, last, *args, **kwargs):
-            rows_ = list(rows_)
-            decoded.extend(r[0] for r in rows_ if r[0] > last)
-            return original(self, rows_, last, *args, **kwargs)
-
-        monkeypatch.setattr(PoolIndex, "decode", counting)
-        write_rows(gen_copy, [r for r in mine if head < r[1] <= head + 10])
-        assert history.refresh() == 10
-        assert decoded == list(range(head + 1, head + 11))
-        followed = [r.cursor for r in history.follow(idle_timeout=0.05, poll=0.01)]
-        assert followed == []
-        monkeypatch.setattr(PoolIndex, "decode", original)
+        with decodes() as decoded:
+            write_rows(gen_copy, [r for r in mine if head < r[1] <= head + 10])
+            assert history.refresh() == 10
+            assert decoded == list(range(head + 1, head + 11))
+            followed = [r.cursor for r in history.follow(idle_timeout=0.05, poll=0.01)]
+            assert followed == []
         plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
         assert snapshot_text(history, history.head) == snapshot_text(plain, plain.head)
         conn = sqlite3.connect(gen_copy)
