@@ -48,8 +48,14 @@ ISOLATED = {
     "XDG_STATE_HOME": "xdg/state",
 }
 
+#: Settings the tests and doctests run with (restored afterwards like the folders above).
+SETTINGS = {
+    "POOLSCOPE_CACHE_MIN_RECORDS": "0",  # the sample's small pools are cached too (the default is 10,000 records)
+}
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="poolscope-test-env-"))
-_SAVED_ENV = {name: os.environ.get(name) for name in ISOLATED}
+_SAVED_ENV = {name: os.environ.get(name) for name in (*ISOLATED, *SETTINGS)}
+os.environ.update(SETTINGS)
 for _name, _sub in ISOLATED.items():
     (_SESSION_DIR / _sub).mkdir(parents=True, exist_ok=True)
     os.environ[_name] = str(_SESSION_DIR / _sub)

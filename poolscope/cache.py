@@ -5,7 +5,9 @@ one row per record with the flattened fields, the ``next`` column, status
 codes, key ranks and key codes) is saved as an Arrow IPC file beside a small
 JSON manifest.  A later open of the same file -- from any process or kernel --
 maps that file instead of scanning and decoding the log, and folds only the
-records appended since.
+records appended since.  Pools of fewer than 10,000 records
+(``$POOLSCOPE_CACHE_MIN_RECORDS``) are not saved: they fold in less time
+than an entry takes to check and map.
 
 Where: ``$POOLSCOPE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/poolscope``,
 else ``~/.cache/poolscope``; never beside the database.  Nothing is written
@@ -28,7 +30,7 @@ Example::
 
     >>> import poolscope
     >>> db = poolscope.open("sample_data/demo.db")
-    >>> _ = db.pool("pool.bravo")                             # first open: folds and saves
+    >>> _ = db.pool("pool.bravo").load()     # first use: folds and saves (the doctests save pools of any size)
     >>> poolscope.cache.wait()
     >>> any(e.pool_id == "pool.bravo" for e in poolscope.cache.entries())
     True
@@ -66,7 +68,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .index import PoolIndex
 
 #: Version of the index format the cache stores; entries of another version are ignored and rewritten.
-FORMAT = 1
+#: 2: loads keep out of the fold every message and wake serde refuses (repeated keys, nesting,
+#: fields the index does not keep), which indexes of format 1 let in.
+FORMAT = 2
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
 ENV_MIN_RECORDS = "POOLSCOPE_CACHE_MIN_RECORDS"
@@ -144,8 +148,12 @@ def min_records() -> int:
     """The smallest pool that is saved: ``$POOLSCOPE_CACHE_MIN_RECORDS``, else
     :data:`DEFAULT_MIN_RECORDS`.
 
-    >>> os.environ[ENV_MIN_RECORDS] = "0"; min_records(); del os.environ[ENV_MIN_RECORDS]
+    >>> saved = os.environ.pop(ENV_MIN_RECORDS, None)
+    >>> min_records()
+    10000
+    >>> os.environ[ENV_MIN_RECORDS] = "0"; min_records()
     0
+    >>> if saved is not None: os.environ[ENV_MIN_RECORDS] = saved
     """
     text = os.environ.get(ENV_MIN_RECORDS, "").strip()
     if not text:

@@ -19,11 +19,10 @@ through is not reported: a ``delivered`` message that later becomes
 a wake cancelled twice, a message recorded straight as ``failed`` or
 ``expired``, a ``failed`` wake without ``journal_cursor``.
 
-The check works from the pool indexes (one pass over their entries), and reads
-the message and wake payloads once more, whole: for what serde_json refuses
-that a load does not look for (a repeated key, nesting past serde's limit:
-:func:`poolscope.wire.payload_problem`; a field serde requires in a part the
-load does not read: :func:`poolscope.fold.check_unread`) and to recompute wake
+The check works from the pool indexes (one pass over their entries: a load has
+already kept out of the fold, as damaged, every record serde_json would refuse,
+:func:`poolscope.wire.payload_problem` and :func:`poolscope.fold.check_unread`
+included), and reads the wake payloads once more, whole, to recompute their
 filter fingerprints.
 
 Example::
@@ -51,7 +50,7 @@ from .errors import (
     PoolscopeError,
     RecordError,
 )
-from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, check_unread, configs_equal
+from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
 from .index import MAX_SEQ, too_big
 from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, keepalive
 from .sqlite_errors import sqlite_errors
@@ -363,17 +362,17 @@ def _out_of_range(pool_id: str, seq: int, kind: int, extra: tuple) -> Iterable[A
             )
 
 
-#: The records whose payloads the load reads only in part (see ``index._BULK``):
-#: their payloads are read again here, whole.
+#: The wakes, whose payloads are read again here, whole (the index keeps
+#: their criteria in part, not their fingerprints).
 _PAYLOAD_SQL = (
     f"SELECT seq, CAST(payload_json AS BLOB) FROM {RECORDS_TABLE} "
-    "WHERE pool_id = ? AND seq > ? AND seq <= ? AND kind IN ('run_message', 'wake') "
+    "WHERE pool_id = ? AND seq > ? AND seq <= ? AND kind = 'wake' "
     "AND typeof(payload_json) = 'text' ORDER BY seq"
 )
 
 
 def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
-    """``(seq, payload)`` of every message and wake of the pool, read whole, in
+    """``(seq, payload)`` of every wake of the pool, read whole, in
     seq order; a payload larger than ``max_payload`` (already a damaged record)
     is passed over."""
     conn, pool_id = history.db.conn, history.pool_id
@@ -405,10 +404,8 @@ def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
 
 
 def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
-    """Read every message and wake payload whole: what serde_json refuses and
-    the load does not look for (:func:`wire.payload_problem`: a repeated key,
-    nesting past its limit), and each wake's filter fingerprint and id
-    recomputed from its criteria."""
+    """Read every wake payload whole: its filter fingerprint and id recomputed
+    from its criteria."""
     pool_id = history.pool_id
     problems = history.index.problems
     wanted = set(wake_seqs)
@@ -423,16 +420,6 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                 payload = wire.loads(raw)
             except ValueError:
                 continue  # the index has it as damaged (a row that changed since is the file's business)
-            found = wire.payload_problem(raw, payload)
-            if found is not None:
-                yield _anomaly(found[0], pool_id, seq, found[1])
-                continue
-            if payload.__class__ is dict:
-                try:
-                    check_unread(payload.get("type"), payload)
-                except RecordError as error:
-                    yield _anomaly("bad_shape", pool_id, seq, error.problem)
-                    continue
             if seq not in wanted:
                 continue
             try:

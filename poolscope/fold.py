@@ -130,6 +130,7 @@ def extract(kind: str, payload: Any) -> Entry:
         )
     try:
         if kind == "run_message":
+            check_unread(kind, payload)
             stored = payload["stored"]
             message = stored["message"]
             receipt = stored["receipt"]
@@ -174,6 +175,7 @@ def extract(kind: str, payload: Any) -> Entry:
                 ),
             )
         if kind == "wake":
+            check_unread(kind, payload)
             stored = payload["stored"]
             condition = stored["condition"]
             registration = stored["registration"]
@@ -253,8 +255,8 @@ def extract(kind: str, payload: Any) -> Entry:
     raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
 
 
-#: Fields the SDK's serde requires (no default) in the parts of a message or a wake that a
-#: load does not read (see ``PoolIndex.decode``): checked where the payload is read whole.
+#: Fields the SDK's serde requires (no default) in the parts of a message or a wake that the
+#: index does not keep: looked for by every load (``PoolIndex.decode``) and by :func:`extract`.
 _REQUIRED_UNREAD = {
     "run_message": ((("stored", "message"), "correlation"), (("stored", "message", "to"), "destination_ref")),
     "wake": ((("stored", "condition"), "filter"),),
@@ -263,8 +265,8 @@ _REQUIRED_UNREAD = {
 
 def check_unread(kind: Any, payload: Any) -> None:
     """:class:`CorruptRecordError` if a message or wake lacks a field serde requires
-    in a part the load does not read (``correlation``, ``to.destination_ref``, a
-    wake condition's ``filter``); for a payload :func:`extract` accepted.
+    in a part the index does not keep (``correlation``, ``to.destination_ref``, a
+    wake condition's ``filter``).
 
     >>> check_unread("wake", {"type": "wake", "stored": {"condition": {"condition_id": "w"}}})
     Traceback (most recent call last):

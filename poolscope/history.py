@@ -30,7 +30,7 @@ from .errors import (
     PoolscopeError,
     RecordError,
 )
-from .fold import check_unread, extract
+from .fold import extract
 from .index import MAX_SEQ, TOO_LARGE, PoolIndex, decode_row, too_big
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
@@ -194,8 +194,7 @@ def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload
     """One row as a :class:`Record` (with ``problem`` set when it cannot be decoded)."""
     try:
         kind, payload = decode_row(kind_raw, typ, payload_raw)
-        extract(kind, payload)  # wrong shape, unknown kind or status: the SDK cannot read it either
-        check_unread(kind, payload)  # ... nor without the fields a load does not read
+        extract(kind, payload)  # wrong shape, missing field, unknown kind or status: the SDK cannot read it either
         return Record(pool_id, seq, kind, payload)
     except RecordError as error:
         error.path, error.pool_id, error.seq = str(path), pool_id, seq

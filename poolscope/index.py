@@ -46,14 +46,13 @@ NEVER = np.iinfo(np.int64).max
 #: so a row at seq NEVER (or at 0 or below) cannot be placed; doctor reports it (bad_seq).
 MAX_SEQ = int(NEVER) - 1
 _RESUME = frozenset(wire.RESUME_POLICIES)
-#: The kinds that make up nearly all of a large log.  Their payloads are not
-#: looked at whole while a pool loads (see :func:`wire.payload_problem`: it
-#: would cost a third of the load); every other kind's are, at no measurable cost.
-_BULK = frozenset({"run_message", "wake"})
 #: ``expected_responses`` is a ``u32`` in the SDK (its other counts and times are ``u64``).
 _U32 = 2**32 - 1
-#: A payload text this short cannot nest past serde's limit (128 levels take 256 brackets).
+#: A payload text this short cannot nest past serde's limit (128 levels take 256 brackets);
+#: a longer one can only with more than MAX_DEPTH opening brackets.
 _SHALLOW = 2 * wire.MAX_DEPTH
+_MAX_DEPTH = wire.MAX_DEPTH
+_BRACKETS = b"{["
 
 
 def str_tuple(value: tuple) -> tuple:
@@ -528,6 +527,7 @@ class PoolIndex:
         add_seq, add = batch_seqs.append, batch.append
         loads, dumpb = wire.orjson.loads, wire.orjson.dumps
         resumes, text, integer = _RESUME, str, int
+        brackets = _BRACKETS
         new = tuple.__new__
         share = self._shared.setdefault
         tuples = self._shared_tuples
@@ -573,6 +573,7 @@ class PoolIndex:
                             expected = None if contract is None else contract["expected_responses"]
                             timeout = None if contract is None else contract.get("timeout_millis")
                             content = message["content_ref"]
+                            to = message["to"]
                             # the SDK's types, checked on the values read anyway (else: extract() says what is
                             # wrong); counts need no upper bound: orjson reads an integer past u64 as a float
                             if (
@@ -589,6 +590,8 @@ class PoolIndex:
                                 and (expires is None or (expires.__class__ is integer and expires >= 0))
                                 and (contract is None or (expected.__class__ is integer and 0 <= expected <= _U32))
                                 and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
+                                and "correlation" in message  # fold.check_unread: required, not read
+                                and "destination_ref" in to
                             ):
                                 tid = target.get(_TARGET_FIELD[ttype])
                                 if tid.__class__ is not text:  # every target has its id (serde: no default)
@@ -636,6 +639,7 @@ class PoolIndex:
                                 and resume in resumes
                                 and (journal is None or journal.__class__ is text)
                                 and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
+                                and "filter" in condition  # fold.check_unread: required, not read
                             ):
                                 entry = new(
                                     entry_type,
@@ -666,20 +670,17 @@ class PoolIndex:
                                     ),
                                 )
                         if entry is None:
-                            # what serde refuses and orjson reads (wire.payload_problem), for the kinds
-                            # that are few: a text that is not serde's own bytes, or long enough to nest
-                            # too deep, is looked at closely
-                            if (
-                                kind not in _BULK
-                                and (
-                                    len(payload_raw) > _SHALLOW
-                                    or dumpb(payload)
-                                    != (payload_raw if payload_raw.__class__ is bytes else payload_raw.encode())
-                                )
-                                and wire.payload_problem(payload_raw, payload) is not None
-                            ):
-                                raise ValueError  # the careful path says what serde refuses
                             entry = extract(kind, payload)
+                        # what serde refuses and orjson reads (wire.payload_problem), looked at closely
+                        # only for a text that is not serde's own bytes (a key may repeat) or that has
+                        # enough brackets to nest too deep
+                        stored_bytes = payload_raw if payload_raw.__class__ is bytes else payload_raw.encode()
+                        if (
+                            dumpb(payload) != stored_bytes
+                            or len(stored_bytes) > _SHALLOW
+                            and len(stored_bytes) - len(stored_bytes.translate(None, brackets)) > _MAX_DEPTH
+                        ) and wire.payload_problem(payload_raw, payload) is not None:
+                            raise ValueError  # the careful path says what serde refuses
                     except Exception:
                         entry = None
                 if entry is None:

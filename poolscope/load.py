@@ -564,8 +564,9 @@ def _count(conn: sqlite3.Connection, index: PoolIndex, after: int, upto: int | N
 def checked_payload(path: Path, pool_id: str, seq: int, text: bytes) -> Any:
     """``text`` decoded, or :class:`CorruptRecordError` naming the record when
     serde_json cannot read it (:func:`wire.payload_problem`: a repeated key,
-    nesting past its limit -- which the load does not look for in messages and
-    wakes, but every payload read whole is checked for)."""
+    nesting past its limit; :func:`fold.check_unread`).  A load has checked
+    the same when it indexed the record; a payload read again is checked again
+    (the row may have changed since)."""
     payload = wire.loads(text)
     found = wire.payload_problem(text, payload)
     if found is not None:

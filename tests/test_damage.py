@@ -490,11 +490,11 @@ BAD_VALUES = [
 ]
 
 
-def raw_edit(kind: str, edit: Callable[[str], str]) -> Callable[[Built], None]:
-    """Rewrite the stored JSON text of a record of ``kind`` with ``edit`` (for what a dict cannot hold)."""
+def raw_edit(kind: str, edit: Callable[[str], str], status: str | None = None) -> Callable[[Built], None]:
+    """Rewrite the stored JSON text of a record of ``kind`` (and status) with ``edit`` (for what a dict cannot hold)."""
 
     def damage(built: Built) -> None:
-        target(built, kind)
+        target(built, kind, status)
         before = built.original[built.pool_id][built.seq]
         after = edit(before)
         assert after != before
@@ -511,9 +511,24 @@ def deep_extra(levels: int) -> Callable[[str], str]:
     )
 
 
-# Repeated keys and nesting past serde_json's limit (issue 10, items 10 and 4): serde cannot read
-# the record.  Records other than messages and wakes are checked as they load (messages and wakes:
-# tests/test_hostile.py's test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole).
+def drop_field(kind: str, status: str | None, path: tuple) -> Callable[[Built], None]:
+    """Remove ``payload[path...]`` from a record of ``kind`` (and status)."""
+
+    def damage(built: Built) -> None:
+        _, _, payload = target(built, kind, status)
+        holder = payload
+        for step in path[:-1]:
+            holder = holder[step]
+        del holder[path[-1]]
+        set_payload(built, wire.dumps(payload))
+
+    damage.__name__ = f"{kind}_without_{'_'.join(path)}"
+    return damage
+
+
+# Repeated keys, nesting past serde_json's limit and required fields missing where the index
+# keeps nothing (issue 10, item 4): serde cannot read the record, so every load keeps it out of
+# the fold -- messages and wakes (nearly all of a log) included.
 SERDE_REFUSES = [
     (
         "the key type twice, equal values (member_left)",
@@ -539,6 +554,39 @@ SERDE_REFUSES = [
         set_field("member_left", None, ("member", "policy_refs"), [nested(129)]),
         "too_deep",
     ),
+    (
+        "message_id twice inside a message, different values",
+        raw_edit(
+            "run_message", lambda t: t.replace('"message":{', '"message":{"message_id":"msg.other",', 1), "delivered"
+        ),
+        "duplicate_key",
+    ),
+    (
+        "run_id twice inside a wake's condition",
+        raw_edit("wake", lambda t: t.replace('"condition":{', '"condition":{"run_id":"run.other",', 1)),
+        "duplicate_key",
+    ),
+    (
+        "a message's correlation entries nesting 128 levels (the payload's object is level 1)",
+        set_field("run_message", "delivered", ("stored", "message", "correlation"), {"entries": [nested(123)]}),
+        "too_deep",
+    ),
+    (
+        "a wake's compiled filter nesting 128 levels in a field serde ignores",
+        set_field("wake", None, ("stored", "compiled_filter", "note"), nested(125)),
+        "too_deep",
+    ),
+    (
+        "a message without to.destination_ref",
+        drop_field("run_message", "delivered", ("stored", "message", "to", "destination_ref")),
+        "bad_shape",
+    ),
+    (
+        "a message without correlation",
+        drop_field("run_message", "delivered", ("stored", "message", "correlation")),
+        "bad_shape",
+    ),
+    ("a wake condition without filter", drop_field("wake", None, ("stored", "condition", "filter")), "bad_shape"),
 ]
 
 
