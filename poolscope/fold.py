@@ -255,30 +255,150 @@ def extract(kind: str, payload: Any) -> Entry:
     raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
 
 
-#: Fields the SDK's serde requires (no default) in the parts of a message or a wake that the
-#: index does not keep: looked for by every load (``PoolIndex.decode``) and by :func:`extract`.
-_REQUIRED_UNREAD = {
-    "run_message": ((("stored", "message"), "correlation"), (("stored", "message", "to"), "destination_ref")),
-    "wake": ((("stored", "condition"), "filter"),),
-}
-
-
 def check_unread(kind: Any, payload: Any) -> None:
-    """:class:`CorruptRecordError` if a message or wake lacks a field serde requires
-    in a part the index does not keep (``correlation``, ``to.destination_ref``, a
-    wake condition's ``filter``).
+    """:class:`CorruptRecordError` if a message or a wake has, in a part the
+    index does not keep, what serde cannot read: a required field missing
+    (``correlation``, ``to.destination_ref``, a wake condition's ``filter``, a
+    compiled filter's fields) or a value of the wrong type (policy refs,
+    ``correlation.entries``, ``to.related_refs``, ``registration.run_id``,
+    the compiled filter's fields; a filter must be an object, its sets are
+    not looked into).  Optional fields may be absent or null.
 
     >>> check_unread("wake", {"type": "wake", "stored": {"condition": {"condition_id": "w"}}})
     Traceback (most recent call last):
     ...
     poolscope.errors.CorruptRecordError: stored.condition.filter is missing (the SDK cannot read this record)
     """
-    for path, name in _REQUIRED_UNREAD.get(kind, ()):
-        holder = payload
-        for step in path:
-            holder = holder.get(step) if holder.__class__ is dict else None
-        if holder.__class__ is dict and name not in holder:
-            raise CorruptRecordError(f"{'.'.join(path)}.{name} is missing (the SDK cannot read this record)")
+    if not _unread_fine(kind, payload):  # the usual case in one expression; else say what is wrong
+        _explain_unread(kind, payload)
+
+
+def _policy_refs_fine(refs: Any) -> bool:
+    if refs.__class__ is not list:
+        return False
+    for ref in refs:
+        if ref.__class__ is not dict or ref.get("kind").__class__ is not str or ref.get("id").__class__ is not str:
+            return False
+        version = ref.get("version")
+        if version is not None and version.__class__ is not str:
+            return False
+    return True
+
+
+def _unread_fine(kind: Any, payload: Any) -> bool:
+    """Whether :func:`check_unread` has nothing to say (False: it looks closer)."""
+    try:
+        stored = payload["stored"]
+        if kind == "run_message":
+            message = stored["message"]
+            to = message["to"]
+            related = to.get("related_refs")
+            entries = message["correlation"].get("entries")
+            refs = message.get("policy_refs")
+            return (
+                "destination_ref" in to
+                and (related is None or related.__class__ is list)
+                and (entries is None or entries.__class__ is list)
+                and (refs is None or _policy_refs_fine(refs))
+            )
+        if kind == "wake":
+            condition = stored["condition"]
+            compiled = stored["compiled_filter"]
+            refs = condition.get("policy_refs")
+            fields = compiled["indexed_fields"]
+            if not (
+                condition["filter"].__class__ is dict
+                and stored["registration"]["run_id"].__class__ is str
+                and compiled["filter_id"].__class__ is str
+                and compiled["filter_fingerprint"].__class__ is str
+                and compiled["payload_access"].__class__ is str
+                and compiled["queue"].__class__ is dict
+                and compiled["criteria"].__class__ is dict
+                and fields.__class__ is list
+                and (refs is None or _policy_refs_fine(refs))
+            ):
+                return False
+            for field in fields:
+                if field.__class__ is not str:
+                    return False
+        return True
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+def _explain_unread(kind: Any, payload: Any) -> None:
+    """Raise what :func:`check_unread` finds wrong (nothing for a payload whose
+    shape :func:`extract` refuses first)."""
+    if payload.__class__ is not dict:
+        return  # extract() says what is wrong
+    stored = payload.get("stored")
+    if stored.__class__ is not dict:
+        return
+    if kind == "run_message":
+        message = stored.get("message")
+        if message.__class__ is not dict:
+            return
+        to = message.get("to")
+        if to.__class__ is dict:
+            if "destination_ref" not in to:
+                raise _missing("stored.message.to.destination_ref")
+            related = to.get("related_refs")
+            if related is not None and related.__class__ is not list:
+                raise _wrong("stored.message.to.related_refs", related, "a list")
+        if "correlation" not in message:
+            raise _missing("stored.message.correlation")
+        correlation = message["correlation"]
+        if correlation.__class__ is not dict:
+            raise _wrong("stored.message.correlation", correlation, "an object")
+        entries = correlation.get("entries")
+        if entries is not None and entries.__class__ is not list:
+            raise _wrong("stored.message.correlation.entries", entries, "a list")
+        refs = message.get("policy_refs")
+        if refs is not None:
+            _check_policy_refs(refs, "stored.message.policy_refs")
+    elif kind == "wake":
+        condition = stored.get("condition")
+        if condition.__class__ is dict:
+            if "filter" not in condition:
+                raise _missing("stored.condition.filter")
+            if condition["filter"].__class__ is not dict:
+                raise _wrong("stored.condition.filter", condition["filter"], "an object")
+            refs = condition.get("policy_refs")
+            if refs is not None:
+                _check_policy_refs(refs, "stored.condition.policy_refs")
+        registration = stored.get("registration")
+        if registration.__class__ is dict:
+            _text(registration.get("run_id"), "stored.registration.run_id")
+        compiled = stored.get("compiled_filter")
+        if compiled.__class__ is dict:
+            for name in _COMPILED_TEXTS:
+                if name not in compiled:
+                    raise _missing(f"stored.compiled_filter.{name}")
+                if compiled[name].__class__ is not str:
+                    _text(compiled[name], f"stored.compiled_filter.{name}")
+            for name in _COMPILED_OBJECTS:
+                if name not in compiled:
+                    raise _missing(f"stored.compiled_filter.{name}")
+                if compiled[name].__class__ is not dict:
+                    raise _wrong(f"stored.compiled_filter.{name}", compiled[name], "an object")
+            if "indexed_fields" not in compiled:
+                raise _missing("stored.compiled_filter.indexed_fields")
+            _texts(compiled["indexed_fields"], "stored.compiled_filter.indexed_fields")
+
+
+def _missing(field: str) -> CorruptRecordError:
+    return CorruptRecordError(f"{field} is missing (the SDK cannot read this record)")
+
+
+def _wrong(field: str, value: Any, expected: str) -> CorruptRecordError:
+    return CorruptRecordError(f"{field} is JSON {_json_type(value)}, not {expected} (the SDK cannot read this record)")
+
+
+#: A compiled filter's fields (all required): its strings and its objects.  The
+#: contents of the filters themselves are not checked here: doctor compiles
+#: each wake's criteria again (``wake_filter_mismatch``).
+_COMPILED_TEXTS = ("filter_id", "filter_fingerprint", "payload_access")
+_COMPILED_OBJECTS = ("queue", "criteria")
 
 
 def _check_member(member: dict) -> None:

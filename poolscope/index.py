@@ -39,7 +39,7 @@ from .errors import (
     RecordError,
     UnknownRecordKindError,
 )
-from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry, PoolFold, extract
+from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry, PoolFold, check_unread, extract
 
 NEVER = np.iinfo(np.int64).max
 #: The largest seq a record can have: NEVER is the index's "still current" mark,
@@ -573,7 +573,6 @@ class PoolIndex:
                             expected = None if contract is None else contract["expected_responses"]
                             timeout = None if contract is None else contract.get("timeout_millis")
                             content = message["content_ref"]
-                            to = message["to"]
                             # the SDK's types, checked on the values read anyway (else: extract() says what is
                             # wrong); counts need no upper bound: orjson reads an integer past u64 as a float
                             if (
@@ -590,9 +589,8 @@ class PoolIndex:
                                 and (expires is None or (expires.__class__ is integer and expires >= 0))
                                 and (contract is None or (expected.__class__ is integer and 0 <= expected <= _U32))
                                 and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
-                                and "correlation" in message  # fold.check_unread: required, not read
-                                and "destination_ref" in to
                             ):
+                                check_unread(kind, payload)  # what the entry does not keep
                                 tid = target.get(_TARGET_FIELD[ttype])
                                 if tid.__class__ is not text:  # every target has its id (serde: no default)
                                     raise TypeError
@@ -639,8 +637,8 @@ class PoolIndex:
                                 and resume in resumes
                                 and (journal is None or journal.__class__ is text)
                                 and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
-                                and "filter" in condition  # fold.check_unread: required, not read
                             ):
+                                check_unread(kind, payload)
                                 entry = new(
                                     entry_type,
                                     (

@@ -587,6 +587,47 @@ SERDE_REFUSES = [
         "bad_shape",
     ),
     ("a wake condition without filter", drop_field("wake", None, ("stored", "condition", "filter")), "bad_shape"),
+    # types serde refuses in the parts the index does not keep
+    (
+        "a message's policy ref whose kind is a number",
+        set_field("run_message", "delivered", (*MESSAGE, "policy_refs"), [{"kind": 7, "id": "p"}]),
+        "bad_shape",
+    ),
+    (
+        "a message's correlation that is a list",
+        set_field("run_message", "delivered", (*MESSAGE, "correlation"), ["c"]),
+        "bad_shape",
+    ),
+    (
+        "a message's related_refs that is an object",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), {"kind": "run"}),
+        "bad_shape",
+    ),
+    (
+        "a wake registration's run_id that is a number",
+        set_field("wake", None, ("stored", "registration", "run_id"), 5),
+        "bad_shape",
+    ),
+    (
+        "a wake's condition filter that is a string",
+        set_field("wake", None, ("stored", "condition", "filter"), "any"),
+        "bad_shape",
+    ),
+    (
+        "a compiled filter without filter_id",
+        drop_field("wake", None, ("stored", "compiled_filter", "filter_id")),
+        "bad_shape",
+    ),
+    (
+        "a compiled filter's indexed_fields holding a number",
+        set_field("wake", None, ("stored", "compiled_filter", "indexed_fields"), ["run_id", 3]),
+        "bad_shape",
+    ),
+    (
+        "a wake condition's policy ref without id",
+        set_field("wake", None, ("stored", "condition", "policy_refs"), [{"kind": "permission"}]),
+        "bad_shape",
+    ),
 ]
 
 
