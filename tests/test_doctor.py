@@ -225,3 +225,90 @@ def test_many_anomalies_of_one_kind_are_capped(tmp_path, small_db, monkeypatch):
     (summary,) = [a for a in anomalies if a.code == "too_many" and "seq_gap" in a.message]
     assert summary.pool_id == pool_id and summary.severity == "warning"
     assert all(sum(a.code == code for a in anomalies) <= 3 for code in CODES if code != "too_many")
+
+
+# ------------------------------------------- wake filters, however the pool loaded
+#: How a wake's compiled filter is made to contradict itself, and how doctor's message begins.
+FILTER_EDITS = [
+    ("criteria changed", lambda c: c["criteria"].update(tags={"include": ["tampered"]}), "filter_fingerprint is "),
+    ("filter_id changed", lambda c: c.update(filter_id="filter." + "0" * 64), "filter_id is "),
+    ("criteria no EventFilter", lambda c: c["criteria"].update(run_ids=5), "its criteria are not a valid EventFilter"),
+]
+
+
+@pytest.mark.parametrize("how", ["one process", "forked helper", "from the cache", "refreshed"])
+def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small_db, monkeypatch, how):
+    """Three wakes late in a pool get a compiled filter that contradicts itself; doctor
+    names exactly those whether the pool loaded in one process, with a forked helper
+    decoding the late records, from the index cache, or by a refresh that folded the
+    appended records.  The first edited wake shares its fingerprint with a later, intact
+    one, which must stay clean."""
+    from poolscope import load as load_module
+
+    path = tmp_path / "pool.db"
+    shutil.copy(small_db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pool_id = conn.execute(
+        "SELECT pool_id FROM agent_pool_records GROUP BY pool_id ORDER BY count(*) DESC, pool_id LIMIT 1"
+    ).fetchone()[0]
+    wakes = conn.execute(
+        "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'wake' ORDER BY seq", (pool_id,)
+    ).fetchall()
+    head = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0]
+    fingerprints = [json.loads(text)["stored"]["compiled_filter"]["filter_fingerprint"] for _, text in wakes]
+    late = [i for i, (seq, _) in enumerate(wakes) if seq > head * 0.6]
+    shared = next(i for i in late if fingerprints[i] in fingerprints[i + 1 :])  # an intact wake follows with it
+    chosen = [shared] + [i for i in late if i != shared and fingerprints[i] not in fingerprints[shared:i]][-2:]
+    assert len(chosen) == 3
+    expected, changed = {}, {}
+    for i, (_, edit, prefix) in zip(chosen, FILTER_EDITS):
+        seq, text = wakes[i]
+        payload = json.loads(text)
+        edit(payload["stored"]["compiled_filter"])
+        expected[seq] = prefix
+        changed[seq] = wire.dumps(payload)
+    first = min(expected)
+    if how == "refreshed":  # the records from the first edited wake on are appended after the load
+        tail = conn.execute(
+            "SELECT pool_id, seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq >= ? ORDER BY seq",
+            (pool_id, first),
+        ).fetchall()
+        conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq >= ?", (pool_id, first))
+    else:
+        tail = []
+        for seq, text in changed.items():
+            conn.execute(
+                "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (text, pool_id, seq)
+            )
+    forks = []
+    if how == "forked helper":
+        monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
+        start = load_module._OtherHalf.start.__func__
+
+        def counted(cls, index, *args, **kwargs):
+            helper = start(cls, index, *args, **kwargs)
+            if index.pool_id == pool_id:
+                forks.append(helper is not None and helper.split <= first)
+            return helper
+
+        monkeypatch.setattr(load_module._OtherHalf, "start", classmethod(counted))
+    if how == "from the cache":
+        with poolscope.open(path) as warm:
+            warm.pool(pool_id).load()
+        poolscope.cache.wait()
+    with poolscope.open(path, cache=how == "from the cache") as db:
+        history = db.pool(pool_id).load()
+        if how == "refreshed":
+            for row in tail:
+                text = changed.get(row[1], row[3])
+                conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (*row[:3], text))
+            assert db.refresh() and history.head == head
+        found = [a for a in db.check() if a.pool_id == pool_id]
+        assert [(a.code, a.seq, a.severity) for a in found] == [("wake_filter_mismatch", s, "error") for s in expected]
+        for anomaly in found:
+            assert anomaly.message.startswith(expected[anomaly.seq]), anomaly.message
+        if how == "from the cache":
+            assert not isinstance(history.index.entries, list)  # restored, not decoded
+    if how == "forked helper":
+        assert forks == [True]  # the edited wakes were in the helper's part
+    conn.close()
