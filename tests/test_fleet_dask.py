@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import poolscope
+from poolscope.fleet.dask import collect
 from poolscope.generate import generate
 
 dd = pytest.importorskip("dask.dataframe")
@@ -56,6 +57,7 @@ def test_dask_frames_equal_in_process_frames(hosts, upto):
         lazy = hosts.to_dask(frame, upto=upto, partition_records=100)
         assert list(lazy.columns) == list(hosts.frame(frame, upto).columns)
         assert_same_frame(lazy.compute(scheduler="sync"), hosts.frame(frame, upto))
+        assert_same_frame(collect(lazy), hosts.frame(frame, upto))
 
 
 def test_partitions_are_pools_and_seq_ranges(hosts):
@@ -110,3 +112,7 @@ def test_local_cluster_computes_the_in_process_frames(tmp_path, cluster_client):
         assert_same_frame(split.compute(), hosts.records_df())
         counts = split.groupby("source", observed=True).size().compute()
         assert counts.to_dict() == hosts.records_df().groupby("source", observed=True).size().to_dict()
+        # collected here, partition by partition: the same frames, no concatenation on a worker
+        assert_same_frame(collect(split), hosts.records_df())
+        assert_same_frame(collect(split[["source", "seq", "kind"]]), hosts.records_df()[["source", "seq", "kind"]])
+        assert_same_frame(collect(hosts.to_dask("wakes")), hosts.wakes_df())

@@ -195,3 +195,28 @@ def to_dask(
         label=f"poolscope-{name.removesuffix('_df')}",
         enforce_metadata=False,
     )
+
+
+def collect(frame: Any) -> pd.DataFrame:
+    """Compute a Dask DataFrame (a fleet's, from :func:`to_dask`) into one pandas
+    frame, concatenated in this process rather than on a worker.
+
+    ``frame.compute()`` has one worker concatenate every partition and send the
+    result on: that worker holds the partitions, their concatenation and a
+    serialized copy at once (1.4 GB for a fleet of 1M records, against 0.4 GB
+    for the partitions alone: bench/RESULTS.md).  ``collect`` computes the
+    partitions as separate results (with a ``distributed`` client, each comes
+    to this process on its own) and concatenates them here the way Dask does
+    (categories united), so a worker never holds more than its partitions.
+    The frame equals ``frame.compute()``.
+
+    >>> hosts = poolscope.fleet("sample_data/")
+    >>> lazy = hosts.to_dask("wakes")
+    >>> collect(lazy).equals(lazy.compute())
+    True
+    """
+    import dask
+    from dask.dataframe.dispatch import concat
+
+    parts = dask.compute(*frame.to_delayed())
+    return concat(list(parts)) if parts else frame._meta.copy()
