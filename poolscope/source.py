@@ -271,10 +271,21 @@ def connect_readonly(
         raise DatabaseChangedError(
             "the file was replaced by another file while open; open it again to read the new one", path=path
         )
-    mode = choose_mode(real, header)
-    source = Source(path, real, identity, mode, float(timeout), int(max_payload))
-    if mode == "private":
-        source = _private_copy(source)
+    for attempt in range(_CHOOSE_ATTEMPTS):
+        mode = choose_mode(real, header)
+        source = Source(path, real, identity, mode, float(timeout), int(max_payload))
+        if mode != "private":
+            break
+        try:
+            source = _private_copy(source)
+            break
+        except _WalVanished:
+            # a writer came back and checkpointed the -wal away meanwhile: the file is live, choose again
+            if attempt == _CHOOSE_ATTEMPTS - 1:
+                raise NotADatabaseError(
+                    "cannot read a private copy of this WAL database (its -wal kept vanishing while copied)",
+                    path=path,
+                ) from None
     conn = _connect(source)
     try:
         with sqlite_errors(path):
@@ -311,16 +322,33 @@ def reconnect(source: Source) -> sqlite3.Connection:
     return connect_readonly(source.path, source.timeout, max_payload=source.max_payload, expect=source.identity)
 
 
+#: Times :func:`connect_readonly` chooses how to read a WAL file whose ``-wal`` vanished while copied.
+_CHOOSE_ATTEMPTS = 3
+
+
+class _WalVanished(Exception):
+    """The ``-wal`` was there when the mode was chosen and gone when copied."""
+
+
 def _private_copy(source: Source) -> Source:
-    """Copy the file and its ``-wal`` into a new temporary folder."""
+    """Copy the file and its ``-wal`` into a new temporary folder
+    (:class:`_WalVanished` if the ``-wal`` is gone by then)."""
     folder = Path(tempfile.mkdtemp(prefix="poolscope-"))
     try:
         for suffix in ("", "-wal"):
-            shutil.copyfile(side_file(source.real, suffix), folder / (source.real.name + suffix))
+            try:
+                shutil.copyfile(side_file(source.real, suffix), folder / (source.real.name + suffix))
+            except FileNotFoundError:
+                if suffix == "-wal":
+                    raise _WalVanished from None
+                raise
         if FileIdentity.of(source.real) != source.identity:
             raise DatabaseChangedError(
                 "the file was replaced while it was being copied; open it again", path=source.path
             )
+    except _WalVanished:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     except OSError as error:
         shutil.rmtree(folder, ignore_errors=True)
         raise NotADatabaseError(

@@ -1169,3 +1169,32 @@ def test_written_files_get_the_mode_the_umask_gives(tmp_path):
         assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o644)}
     finally:
         os.umask(old)
+
+
+def test_a_wal_checkpointed_away_while_being_copied_is_read_as_it_is_now(tmp_path, private_tmp, monkeypatch):
+    """The race a live writer makes: poolscope sees a ``-wal`` nobody holds and decides to
+    read a private copy, then the writer opens, checkpoints and removes the ``-wal`` before
+    it is copied.  The open chooses again (the file is whole now) instead of failing, and
+    leaves no copy behind."""
+    from poolscope import source as source_module
+
+    path = wal_database(tmp_path / "data")
+    choose = source_module.choose_mode
+    calls = []
+
+    def racing(real, header):
+        mode = choose(real, header)
+        calls.append(mode)
+        if len(calls) == 1:
+            assert mode == "private"
+            writer = sqlite3.connect(path, isolation_level=None)
+            writer.execute("SELECT count(*) FROM agent_pool_records").fetchone()
+            writer.close()  # the last connection to close checkpoints and removes the -wal
+            assert not Path(str(path) + "-wal").exists()
+        return mode
+
+    monkeypatch.setattr(source_module, "choose_mode", racing)
+    with poolscope.open(path) as db:
+        assert db.pool(WAL_ONLY).head == 2 and db.source.mode != "private"
+    assert calls[:2] == ["private", "immutable"]  # chosen again once the -wal was gone
+    assert list(private_tmp.iterdir()) == []
