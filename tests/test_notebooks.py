@@ -198,6 +198,7 @@ def test_04_fleet(executed):
     assert "host-3.db" in text_of(cell(nb, "worst-pool"))
     assert any("image/png" in o.get("data", {}) for o in cell(nb, "plot-worst").outputs)
     assert "host-0.db" in text_of(cell(nb, "dask-kinds"))
+    assert text_of(cell(nb, "dask-collect")).strip().endswith(", 5)")  # collected here: every row of the 5 hosts
     everything = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
     assert "damaged (" in everything and "NOTES.txt" in everything
 
