@@ -52,7 +52,6 @@ _U32 = 2**32 - 1
 #: a longer one can only with more than MAX_DEPTH opening brackets.
 _SHALLOW = 2 * wire.MAX_DEPTH
 _MAX_DEPTH = wire.MAX_DEPTH
-_BRACKETS = b"{["
 
 
 def str_tuple(value: tuple) -> tuple:
@@ -527,7 +526,7 @@ class PoolIndex:
         add_seq, add = batch_seqs.append, batch.append
         loads, dumpb = wire.orjson.loads, wire.orjson.dumps
         resumes, text, integer = _RESUME, str, int
-        brackets = _BRACKETS
+        brackets = wire.OPENING
         new = tuple.__new__
         share = self._shared.setdefault
         tuples = self._shared_tuples

@@ -85,6 +85,9 @@ def loads(text: str | bytes) -> Any:
 #: reaches 0 -- so a payload nests at most 127 arrays and objects (its own
 #: object included); the SDK cannot read one more.
 MAX_DEPTH = 127
+#: The bytes that open a level of nesting: a text with no more than MAX_DEPTH of
+#: them cannot nest too deep (counted in one pass: ``len(t) - len(t.translate(None, OPENING))``).
+OPENING = b"{["
 
 
 class _DuplicateKey(Exception):
@@ -148,7 +151,7 @@ def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
     else:
         data = bytes(raw)
     # 128 levels take 256 brackets: a shorter text, or one with fewer opening ones, is within the limit
-    if len(data) > 2 * MAX_DEPTH and data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+    if len(data) > 2 * MAX_DEPTH and len(data) - len(data.translate(None, OPENING)) > MAX_DEPTH:
         nesting = depth(value)
         if nesting > MAX_DEPTH:
             return (
