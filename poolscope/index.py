@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from . import wire
+from . import wire, wire_types
 from .errors import (
     ConfigConflictError,
     CorruptRecordError,
@@ -54,13 +54,27 @@ _SHALLOW = 2 * wire.MAX_DEPTH
 _MAX_DEPTH = wire.MAX_DEPTH
 
 
-def str_tuple(value: tuple) -> tuple:
-    """``value`` if all its items are strings (a list the SDK types as
-    ``Vec<String>``), else :class:`TypeError`."""
+def str_tuple(value: list) -> tuple:
+    """``value`` as a tuple if it is a list of strings (what the SDK types as
+    ``Vec<String>``), else :class:`TypeError`.
+
+    >>> str_tuple(["a", "b"])
+    ('a', 'b')
+    >>> str_tuple("ab")
+    Traceback (most recent call last):
+    ...
+    TypeError: not a list of strings
+    """
+    if value.__class__ is not list:
+        raise TypeError("not a list of strings")
     for item in value:
         if item.__class__ is not str:
             raise TypeError("not a list of strings")
-    return value
+    return tuple(value)
+
+
+#: What a record without recipients has (never changed).
+_NO_ITEMS: list = []
 
 
 #: Entries transposed at a time by :meth:`PoolIndex.entry_columns` (while they are in the CPU's cache).
@@ -85,6 +99,8 @@ WAKE_CODE = STATUS_CODES["wakes"]
 #: The kind code of the records of each namespace.
 NAMESPACE_KIND = {"messages": RUN_MESSAGE, "wakes": WAKE}
 _TARGET_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
+#: msgspec's target struct -> (target type, the attribute holding its id).
+_TARGET_OF = {struct: (struct.__struct_config__.tag, struct.__struct_fields__[0]) for struct in wire_types.TARGETS}
 
 
 @contextmanager
@@ -527,19 +543,24 @@ class PoolIndex:
         loads, dumpb = wire.orjson.loads, wire.orjson.dumps
         resumes, text, integer = _RESUME, str, int
         brackets = wire.OPENING
+        read_message, read_wake, encode = wire_types.MESSAGE.decode, wire_types.WAKE.decode, wire_types.encode
+        refused, target_of = wire_types.Refused, _TARGET_OF
         new = tuple.__new__
         share = self._shared.setdefault
         tuples = self._shared_tuples
 
-        shared_tuple: Callable[[tuple], tuple]
+        shared_tuple: Callable[[list], tuple]
         if keep:
 
-            def shared_tuple(value: tuple) -> tuple:
+            def shared_tuple(value: list) -> tuple:
                 # recipient lists and wake filters repeat: one tuple per distinct value (its items
                 # checked once, when it is first seen: lists of strings)
-                found = tuples.get(value)
+                if value.__class__ is not list:
+                    raise TypeError("not a list of strings")
+                items = tuple(value)
+                found = tuples.get(items)
                 if found is None:
-                    found = tuples[value] = str_tuple(value)
+                    found = tuples[items] = str_tuple(value)
                 return found
 
         else:
@@ -554,130 +575,215 @@ class PoolIndex:
                 kind = kind_raw.decode("utf-8", "surrogateescape") if kind_raw.__class__ is bytes else kind_raw
                 if typ == "text":
                     try:
-                        payload = loads(payload_raw)
-                        if kind == "run_message":
-                            stored = payload["stored"]
-                            message = stored["message"]
-                            receipt = stored["receipt"]
-                            target = message["to"]["target"]
-                            ttype = target["type"]
-                            status = receipt["status"]
-                            key = message["message_id"]
-                            contract = message.get("response_contract")
-                            idem = message["idempotency_key"]
-                            sender = message["from"]
-                            reply = message.get("reply_to")
-                            journal = receipt.get("journal_cursor")
-                            expires = message.get("expires_at_millis")
-                            expected = None if contract is None else contract["expected_responses"]
-                            timeout = None if contract is None else contract.get("timeout_millis")
-                            content = message["content_ref"]
-                            # the SDK's types, checked on the values read anyway (else: extract() says what is
-                            # wrong); counts need no upper bound: orjson reads an integer past u64 as a float
-                            if (
-                                payload["type"] == "run_message"
-                                and status in _MESSAGE_STATUS
-                                and receipt["message_id"] == key
-                                and key.__class__ is text
-                                and ttype in _TARGET_FIELD
-                                and idem.__class__ is text
-                                and sender.__class__ is text
-                                and content.__class__ is text
-                                and (reply is None or reply.__class__ is text)
-                                and (journal is None or journal.__class__ is text)
-                                and (expires is None or (expires.__class__ is integer and expires >= 0))
-                                and (contract is None or (expected.__class__ is integer and 0 <= expected <= _U32))
-                                and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
-                            ):
-                                check_unread(kind, payload)  # what the entry does not keep
-                                tid = target.get(_TARGET_FIELD[ttype])
-                                if tid.__class__ is not text:  # every target has its id (serde: no default)
-                                    raise TypeError
-                                entry = new(
-                                    entry_type,
-                                    (
-                                        RUN_MESSAGE,
-                                        key,
-                                        _MESSAGE_STATUS[status],
-                                        idem,
-                                        None,
-                                        None,
-                                        share(sender, sender),
-                                        _TARGET_TYPE[ttype],
-                                        None if tid is None else share(tid, tid),
-                                        shared_tuple(tuple(receipt.get("delivered_to", ()))),
-                                        reply,
-                                        journal,
-                                        (expires, expected, timeout, content) if keep else None,
-                                    ),
-                                )
-                        elif kind == "wake":
-                            stored = payload["stored"]
-                            condition = stored["condition"]
-                            registration = stored["registration"]
-                            status = registration["status"]
-                            key = condition["condition_id"]
-                            criteria = stored["compiled_filter"]["criteria"]
-                            families = criteria.get("families")
-                            kinds = criteria.get("kinds")
-                            runs = criteria.get("run_ids")
-                            idem = condition["idempotency_key"]
-                            run_id = condition["run_id"]
-                            journal = registration.get("journal_cursor")
-                            timeout = condition.get("timeout_millis")
-                            resume = condition["resume_with"]
-                            if (
-                                payload["type"] == "wake"
-                                and status in _WAKE_STATUS
-                                and registration["condition_id"] == key
-                                and key.__class__ is text
-                                and idem.__class__ is text
-                                and run_id.__class__ is text
-                                and resume in resumes
-                                and (journal is None or journal.__class__ is text)
-                                and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
-                            ):
-                                check_unread(kind, payload)
-                                entry = new(
-                                    entry_type,
-                                    (
-                                        WAKE,
-                                        key,
-                                        _WAKE_STATUS[status],
-                                        idem,
-                                        share(run_id, run_id),
-                                        None,
-                                        None,
-                                        None,
-                                        None,
-                                        (),
-                                        None,
-                                        journal,
-                                        (
-                                            timeout,
-                                            resume,
-                                            shared_tuple(tuple(families["include"]))
-                                            if families.__class__ is dict
-                                            else None,
-                                            shared_tuple(tuple(kinds["include"])) if kinds.__class__ is dict else None,
-                                            shared_tuple(tuple(runs["include"])) if runs.__class__ is dict else None,
-                                        )
-                                        if keep
-                                        else None,
-                                    ),
-                                )
-                        if entry is None:
-                            entry = extract(kind, payload)
-                        # what serde refuses and orjson reads (wire.payload_problem), looked at closely
-                        # only for a text that is not serde's own bytes (a key may repeat) or that has
-                        # enough brackets to nest too deep
                         stored_bytes = payload_raw if payload_raw.__class__ is bytes else payload_raw.encode()
-                        if (
-                            dumpb(payload) != stored_bytes
-                            or len(stored_bytes) > _SHALLOW
-                            and len(stored_bytes) - len(stored_bytes.translate(None, brackets)) > _MAX_DEPTH
-                        ) and wire.payload_problem(payload_raw, payload) is not None:
-                            raise ValueError  # the careful path says what serde refuses
+                        # first tier: msgspec's types of the two bulk kinds (wire_types), which check every
+                        # field serde checks while parsing; the record is taken only if writing it back
+                        # gives its stored bytes exactly (no repeated key, no unknown field)
+                        if kind == "run_message":
+                            try:
+                                message_record = read_message(stored_bytes)
+                            except refused:
+                                pass
+                            else:
+                                stored = message_record.stored
+                                message = stored.message
+                                receipt = stored.receipt
+                                key = message.message_id
+                                if receipt.message_id == key and encode(message_record) == stored_bytes:
+                                    target = message.to.target
+                                    ttype, id_field = target_of[target.__class__]
+                                    tid = getattr(target, id_field)
+                                    sender = message.from_
+                                    contract = message.response_contract
+                                    entry = new(
+                                        entry_type,
+                                        (
+                                            RUN_MESSAGE,
+                                            key,
+                                            _MESSAGE_STATUS[receipt.status],
+                                            message.idempotency_key,
+                                            None,
+                                            None,
+                                            share(sender, sender),
+                                            ttype,
+                                            share(tid, tid),
+                                            shared_tuple(receipt.delivered_to),
+                                            message.reply_to,
+                                            receipt.journal_cursor,
+                                            (
+                                                message.expires_at_millis,
+                                                None if contract is None else contract.expected_responses,
+                                                None if contract is None else contract.timeout_millis,
+                                                message.content_ref,
+                                            )
+                                            if keep
+                                            else None,
+                                        ),
+                                    )
+                        elif kind == "wake":
+                            try:
+                                wake_record = read_wake(stored_bytes)
+                            except refused:
+                                pass
+                            else:
+                                stored = wake_record.stored
+                                condition = stored.condition
+                                registration = stored.registration
+                                key = condition.condition_id
+                                if registration.condition_id == key and encode(wake_record) == stored_bytes:
+                                    run_id = condition.run_id
+                                    criteria = stored.compiled_filter.criteria
+                                    families, kinds, runs = criteria.families, criteria.kinds, criteria.run_ids
+                                    entry = new(
+                                        entry_type,
+                                        (
+                                            WAKE,
+                                            key,
+                                            _WAKE_STATUS[registration.status],
+                                            condition.idempotency_key,
+                                            share(run_id, run_id),
+                                            None,
+                                            None,
+                                            None,
+                                            None,
+                                            (),
+                                            None,
+                                            registration.journal_cursor,
+                                            (
+                                                condition.timeout_millis,
+                                                condition.resume_with,
+                                                None if families == "any" else shared_tuple(families.include),
+                                                None if kinds == "any" else shared_tuple(kinds.include),
+                                                None if runs == "any" else shared_tuple(runs.include),
+                                            )
+                                            if keep
+                                            else None,
+                                        ),
+                                    )
+                        if entry is None:  # second tier: orjson and the checks by hand
+                            payload = loads(payload_raw)
+                            if kind == "run_message":
+                                stored = payload["stored"]
+                                message = stored["message"]
+                                receipt = stored["receipt"]
+                                target = message["to"]["target"]
+                                ttype = target["type"]
+                                status = receipt["status"]
+                                key = message["message_id"]
+                                contract = message.get("response_contract")
+                                idem = message["idempotency_key"]
+                                sender = message["from"]
+                                reply = message.get("reply_to")
+                                journal = receipt.get("journal_cursor")
+                                expires = message.get("expires_at_millis")
+                                expected = None if contract is None else contract["expected_responses"]
+                                timeout = None if contract is None else contract.get("timeout_millis")
+                                content = message["content_ref"]
+                                # the SDK's types, checked on the values read anyway (else: extract() says what is
+                                # wrong); counts need no upper bound: orjson reads an integer past u64 as a float
+                                if (
+                                    payload["type"] == "run_message"
+                                    and status in _MESSAGE_STATUS
+                                    and receipt["message_id"] == key
+                                    and key.__class__ is text
+                                    and ttype in _TARGET_FIELD
+                                    and idem.__class__ is text
+                                    and sender.__class__ is text
+                                    and content.__class__ is text
+                                    and (reply is None or reply.__class__ is text)
+                                    and (journal is None or journal.__class__ is text)
+                                    and (expires is None or (expires.__class__ is integer and expires >= 0))
+                                    and (contract is None or (expected.__class__ is integer and 0 <= expected <= _U32))
+                                    and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
+                                ):
+                                    check_unread(kind, payload)  # what the entry does not keep
+                                    tid = target.get(_TARGET_FIELD[ttype])
+                                    if tid.__class__ is not text:  # every target has its id (serde: no default)
+                                        raise TypeError
+                                    entry = new(
+                                        entry_type,
+                                        (
+                                            RUN_MESSAGE,
+                                            key,
+                                            _MESSAGE_STATUS[status],
+                                            idem,
+                                            None,
+                                            None,
+                                            share(sender, sender),
+                                            _TARGET_TYPE[ttype],
+                                            None if tid is None else share(tid, tid),
+                                            shared_tuple(receipt.get("delivered_to", _NO_ITEMS)),
+                                            reply,
+                                            journal,
+                                            (expires, expected, timeout, content) if keep else None,
+                                        ),
+                                    )
+                            elif kind == "wake":
+                                stored = payload["stored"]
+                                condition = stored["condition"]
+                                registration = stored["registration"]
+                                status = registration["status"]
+                                key = condition["condition_id"]
+                                criteria = stored["compiled_filter"]["criteria"]
+                                families = criteria.get("families")
+                                kinds = criteria.get("kinds")
+                                runs = criteria.get("run_ids")
+                                idem = condition["idempotency_key"]
+                                run_id = condition["run_id"]
+                                journal = registration.get("journal_cursor")
+                                timeout = condition.get("timeout_millis")
+                                resume = condition["resume_with"]
+                                if (
+                                    payload["type"] == "wake"
+                                    and status in _WAKE_STATUS
+                                    and registration["condition_id"] == key
+                                    and key.__class__ is text
+                                    and idem.__class__ is text
+                                    and run_id.__class__ is text
+                                    and resume in resumes
+                                    and (journal is None or journal.__class__ is text)
+                                    and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
+                                ):
+                                    check_unread(kind, payload)
+                                    entry = new(
+                                        entry_type,
+                                        (
+                                            WAKE,
+                                            key,
+                                            _WAKE_STATUS[status],
+                                            idem,
+                                            share(run_id, run_id),
+                                            None,
+                                            None,
+                                            None,
+                                            None,
+                                            (),
+                                            None,
+                                            journal,
+                                            (
+                                                timeout,
+                                                resume,
+                                                shared_tuple(families["include"])
+                                                if families.__class__ is dict
+                                                else None,
+                                                shared_tuple(kinds["include"]) if kinds.__class__ is dict else None,
+                                                shared_tuple(runs["include"]) if runs.__class__ is dict else None,
+                                            )
+                                            if keep
+                                            else None,
+                                        ),
+                                    )
+                            if entry is None:
+                                entry = extract(kind, payload)
+                            # what serde refuses and orjson reads (wire.payload_problem), looked at closely
+                            # only for a text that is not serde's own bytes (a key may repeat) or that has
+                            # enough brackets to nest too deep
+                            if (
+                                dumpb(payload) != stored_bytes
+                                or len(stored_bytes) > _SHALLOW
+                                and len(stored_bytes) - len(stored_bytes.translate(None, brackets)) > _MAX_DEPTH
+                            ) and wire.payload_problem(payload_raw, payload) is not None:
+                                raise ValueError  # the careful path says what serde refuses
                     except Exception:
                         entry = None
                 if entry is None:

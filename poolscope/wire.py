@@ -257,7 +257,7 @@ def _list_of(typ: Any) -> Callable[[Any, str], list]:
             raise InvalidInputError(f"{where}: expected a list, got {type(value).__name__}")
         return [_check(typ, item, f"{where}[{i}]") for i, item in enumerate(value)]
 
-    check.item = typ  # type: ignore[attr-defined]  # for _Struct.reject_unknown
+    check.item = typ  # type: ignore[attr-defined]  # for _Struct.reject_unknown and poolscope.wire_types
     return check
 
 
@@ -267,6 +267,7 @@ def _one_of(options: tuple[str, ...]) -> Callable[[Any, str], str]:
             raise InvalidInputError(f"{where}: {value!r} is not one of {', '.join(options)}")
         return value
 
+    check.options = options  # type: ignore[attr-defined]  # for poolscope.wire_types
     return check
 
 

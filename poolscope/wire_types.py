@@ -1,0 +1,142 @@
+"""The two bulk record kinds as msgspec types, made from :mod:`poolscope.wire`'s schema.
+
+Nearly every record of a large log is a ``run_message`` or a ``wake``.  A load
+reads them first with these types (:data:`MESSAGE`, :data:`WAKE`): msgspec
+checks, while it parses, every type serde checks -- required fields, strings,
+``u64`` and ``u32`` counts, statuses, booleans, filter sets -- and makes no
+dict for an object.  Writing a decoded record back (:data:`encode`) gives
+exactly serde's bytes, so a record whose stored text equals that has no
+repeated key, no unknown field, nothing serde would write differently; and
+since every part is typed (an opaque ref of the SDK as a flat object of
+strings) it cannot nest past serde's limit.
+
+These types only ever *accept* less than the general path
+(:meth:`poolscope.index.PoolIndex.decode`'s second tier and
+:func:`poolscope.fold.extract`): anything they refuse, or whose bytes differ
+from theirs, is read there, which says what serde refuses.  They are never
+used to write.
+
+Example::
+
+    >>> record = MESSAGE.decode(
+    ...     b'{"type":"run_message","stored":{"message":{"message_id":"m","from":"r",'
+    ...     b'"to":{"target":{"type":"run","run_id":"s"},"destination_ref":{"kind":"run","id":"s"}},'
+    ...     b'"content_ref":"c","correlation":{},"idempotency_key":"i"},'
+    ...     b'"receipt":{"message_id":"m","status":"accepted"}}}')
+    >>> record.stored.message.to.target.run_id, record.stored.receipt.status
+    ('s', 'accepted')
+    >>> encode(record).endswith(b'"receipt":{"message_id":"m","status":"accepted"}}}')
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import keyword
+import operator
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from . import wire
+
+#: A ``u64``, read here only up to 2**63 - 1 (msgspec bounds no integer past an int64): a larger one
+#: takes the general path, which reads the full range.
+U64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+#: How an opaque value of the schema (``wire._json_value``) is typed here: the
+#: SDK's refs and correlation entries are flat objects of strings.  Any other
+#: value is read by the general path.
+FLAT = dict[str, str]
+#: Options of every struct: serde's omissions (``omit_defaults``), no unknown
+#: field, no dict per instance, not tracked by the garbage collector (no cycles).
+_OPTIONS: dict[str, Any] = {"kw_only": True, "omit_defaults": True, "forbid_unknown_fields": True, "gc": False}
+
+
+def _struct(name: str, fields: list[tuple], **options: Any) -> Any:
+    return msgspec.defstruct(name, fields, module=__name__, **_OPTIONS, **options)
+
+
+#: ``RunAddress.target``: the SDK's ``RunTarget`` enum, tagged by ``type``.
+TARGET_ID = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
+TARGETS = tuple(
+    _struct(f"{kind.title()}Target", [(field, str)], tag_field="type", tag=kind) for kind, field in TARGET_ID.items()
+)
+Target = functools.reduce(operator.or_, TARGETS)
+_INCLUDE = _struct("Include", [("include", list[str])])
+#: A filter set: ``"any"`` or ``{"include": [...]}``.
+FilterSet = Literal["any"] | _INCLUDE
+
+_made: dict[str, Any] = {}
+
+
+def attribute(name: str) -> str:
+    """The attribute a field of the schema has on these types (``from`` -> ``from_``)."""
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def _type_of(typ: Any, where: str) -> Any:
+    if isinstance(typ, wire._Struct):
+        return struct_of(typ)
+    if typ is str or typ is bool:
+        return typ
+    if typ is int:
+        return U64
+    if typ is wire._u32:
+        return U32
+    if typ is wire._filter_set:
+        return FilterSet
+    if typ is wire._json_value:
+        return Target if where == "RunAddress.target" else FLAT
+    options = getattr(typ, "options", None)
+    if options is not None:
+        return Literal[options]
+    item = getattr(typ, "item", None)
+    if item is not None:
+        return list[_type_of(item, where)]  # type: ignore[misc]
+    raise TypeError(f"no msgspec type for {where}")  # pragma: no cover - a schema this module does not know
+
+
+def struct_of(schema: Any) -> Any:
+    """The msgspec struct of one of :mod:`wire`'s structs (made once): its fields
+    in declaration order, required ones required (serde's defaults are for what
+    a user writes, not for what the SDK stored), ``Option`` fields None and
+    ``Vec`` fields empty by default and then omitted when written."""
+    if schema.name not in _made:
+        fields: list[tuple] = []
+        for name, typ, rule in schema.fields:
+            kind = _type_of(typ, f"{schema.name}.{name}")
+            spec: tuple
+            if rule == wire.SKIP_NONE:
+                spec = (kind | None, msgspec.field(default=None, name=name))
+            elif rule == wire.SKIP_EMPTY:
+                spec = (kind, msgspec.field(default_factory=list, name=name))
+            else:
+                spec = (kind, msgspec.field(name=name))
+            fields.append((attribute(name), *spec))
+        _made[schema.name] = _struct(schema.name, fields)
+    return _made[schema.name]
+
+
+_STORED_MESSAGE = _struct(
+    "StoredRunMessage", [("message", struct_of(wire.RUN_MESSAGE)), ("receipt", struct_of(wire.RECEIPT))]
+)
+_STORED_WAKE = _struct(
+    "StoredWake",
+    [
+        ("condition", struct_of(wire.WAKE_CONDITION)),
+        ("compiled_filter", struct_of(wire.COMPILED_FILTER)),
+        ("registration", struct_of(wire.REGISTRATION)),
+    ],
+)
+#: A ``run_message`` record: ``{"type":"run_message","stored":{"message":..,"receipt":..}}``.
+MessageRecord = _struct("RunMessageRecord", [("stored", _STORED_MESSAGE)], tag_field="type", tag="run_message")
+#: A ``wake`` record: ``{"type":"wake","stored":{"condition":..,"compiled_filter":..,"registration":..}}``.
+WakeRecord = _struct("WakeRecord", [("stored", _STORED_WAKE)], tag_field="type", tag="wake")
+
+MESSAGE = msgspec.json.Decoder(MessageRecord)
+WAKE = msgspec.json.Decoder(WakeRecord)
+#: serde's bytes of a decoded record.
+encode = msgspec.json.Encoder().encode
+#: What a decoder raises for a text these types do not read.
+Refused = msgspec.DecodeError
