@@ -46,11 +46,13 @@ SCAN_SQL = (
     "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
 )
 ORDER = " ORDER BY seq"
-#: The usual scan: values as SQLite stores them.  A row it cannot hand over
-#: (a kind or payload that is not valid UTF-8) makes the load switch to
-#: :data:`SCAN_SQL` (bytes, typeof) for the next rows.
+#: The usual scan: the kind as SQLite stores it, the payload's bytes (the
+#: decoders read UTF-8 bytes and compare them with what they write back: no
+#: text object made on the way).  A kind it cannot hand over (not valid UTF-8)
+#: makes the load switch to :data:`SCAN_SQL` (bytes, typeof) for the next rows.
 FAST_SCAN_SQL = (
-    "SELECT seq, kind, typeof(payload_json), payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+    "SELECT seq, kind, typeof(payload_json), CAST(payload_json AS BLOB) "
+    "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
 )
 #: After a load of at least this many records, the index's objects are moved
 #: out of the garbage collector's way (``gc.freeze``): they hold no cycles, and
