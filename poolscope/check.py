@@ -22,8 +22,9 @@ a wake cancelled twice, a message recorded straight as ``failed`` or
 The check works from the pool indexes (one pass over their entries: a load has
 already kept out of the fold, as damaged, every record serde_json would refuse,
 :func:`poolscope.wire.payload_problem` and :func:`poolscope.fold.check_unread`
-included), and reads the wake payloads once more, whole, to recompute their
-filter fingerprints.
+included), and reads each wake's compiled filter once more (the rest of its
+payload skipped, its criteria as text, each distinct text looked at once) to
+recompute their filter fingerprints.
 
 Example::
 
@@ -362,8 +363,8 @@ def _out_of_range(pool_id: str, seq: int, kind: int, extra: tuple) -> Iterable[A
             )
 
 
-#: The wakes, whose payloads are read again here, whole (the index keeps
-#: their criteria in part, not their fingerprints).
+#: The wakes, whose payloads are read again here (the index keeps their
+#: criteria in part, not their fingerprints).
 _PAYLOAD_SQL = (
     f"SELECT seq, CAST(payload_json AS BLOB) FROM {RECORDS_TABLE} "
     "WHERE pool_id = ? AND seq > ? AND seq <= ? AND kind = 'wake' "
@@ -404,43 +405,45 @@ def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
 
 
 def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
-    """Read every wake payload whole: its filter fingerprint and id recomputed
-    from its criteria."""
+    """Read every wake payload again: its filter fingerprint and id recomputed
+    from its criteria.  Only the compiled filter is read (msgspec,
+    :data:`poolscope.wire_types.WAKE_FILTER`: the criteria as text), and the
+    criteria of each distinct text are looked at once; a payload that reader
+    refuses is read whole."""
+    from . import wire_types
+
     pool_id = history.pool_id
     problems = history.index.problems
     wanted = set(wake_seqs)
     seen: set[int] = set()
-    known: dict[bytes, tuple[str, str] | str] = {}
+    known: dict[bytes, tuple[str, str] | str] = {}  # by the criteria's compact JSON
+    by_text: dict[bytes, tuple[str, str] | str] = {}  # by the criteria's stored text
+    read_filter, refused = wire_types.WAKE_FILTER.decode, wire_types.Refused
     with sqlite_errors(history.path, pool_id):
         for seq, raw in _payload_rows(history):
-            if seq in seen or seq in problems:
+            if seq in seen or seq in problems or seq not in wanted:
                 continue  # a duplicated seq is checked once; a damaged record is reported already
             seen.add(seq)
             try:
-                payload = wire.loads(raw)
-            except ValueError:
-                continue  # the index has it as damaged (a row that changed since is the file's business)
-            if seq not in wanted:
-                continue
-            try:
-                compiled = payload["stored"]["compiled_filter"]
-                criteria = compiled["criteria"]
-                stored = (compiled["filter_fingerprint"], compiled["filter_id"])
-            except (ValueError, KeyError, TypeError) as error:
-                yield _anomaly("wake_filter_mismatch", pool_id, seq, f"the compiled filter lacks {error}")
-                continue
-            key = wire.dumpb(criteria)
-            expected = known.get(key)
-            if expected is None and stored[0] == wire.filter_fingerprint(criteria):
-                # fast path: the stored criteria are in serde order and hash to the fingerprint
-                expected = known[key] = (stored[0], wire.filter_id(stored[0]))
-            if expected is None:
+                compiled = read_filter(raw).stored.compiled_filter
+                stored = (compiled.filter_fingerprint, compiled.filter_id)
+                text = bytes(compiled.criteria)
+                expected = by_text.get(text)
+                if expected is None:
+                    expected = by_text[text] = _expected_filter(wire.loads(text), stored, known)
+            except (refused, ValueError):  # not the usual shape, or not JSON: read it whole
                 try:
-                    compiled_again = wire.compile_filter(criteria)
-                    expected = (compiled_again["filter_fingerprint"], compiled_again["filter_id"])
-                except PoolscopeError as error:
-                    expected = f"its criteria are not a valid EventFilter ({error.problem})"
-                known[key] = expected
+                    payload = wire.loads(raw)
+                except ValueError:
+                    continue  # the index has it as damaged (a row that changed since is the file's business)
+                try:
+                    compiled_filter = payload["stored"]["compiled_filter"]
+                    criteria = compiled_filter["criteria"]
+                    stored = (compiled_filter["filter_fingerprint"], compiled_filter["filter_id"])
+                except (ValueError, KeyError, TypeError) as error:
+                    yield _anomaly("wake_filter_mismatch", pool_id, seq, f"the compiled filter lacks {error}")
+                    continue
+                expected = _expected_filter(criteria, stored, known)
             if isinstance(expected, str):
                 yield _anomaly("wake_filter_mismatch", pool_id, seq, expected)
             elif stored[0] != expected[0]:
@@ -457,6 +460,24 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                     seq,
                     f"filter_id is {stored[1]!r} but the fingerprint gives {expected[1]!r}",
                 )
+
+
+def _expected_filter(criteria: Any, stored: tuple, known: dict) -> tuple[str, str] | str:
+    """The fingerprint and id ``criteria`` should have (or why they cannot
+    have one), remembered in ``known`` by the criteria's compact JSON."""
+    key = wire.dumpb(criteria)
+    expected = known.get(key)
+    if expected is None and stored[0] == wire.filter_fingerprint(criteria):
+        # fast path: the stored criteria are in serde order and hash to the fingerprint
+        expected = known[key] = (stored[0], wire.filter_id(stored[0]))
+    if expected is None:
+        try:
+            compiled_again = wire.compile_filter(criteria)
+            expected = (compiled_again["filter_fingerprint"], compiled_again["filter_id"])
+        except PoolscopeError as error:
+            expected = f"its criteria are not a valid EventFilter ({error.problem})"
+        known[key] = expected
+    return expected
 
 
 # ------------------------------------------------------------------ summary

@@ -312,3 +312,31 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
     if how == "forked helper":
         assert forks == [True]  # the edited wakes were in the helper's part
     conn.close()
+
+
+def test_a_wake_read_again_in_an_unusual_shape_is_read_whole(small_db, monkeypatch):
+    """Doctor reads only a wake's compiled filter again (msgspec); a text that reader
+    refuses (here: rows as if the file changed after the load) is read whole, with
+    the same verdicts: a compiled filter without criteria is reported, a text that is
+    not JSON is left to the index (it was read as damaged, or changed since)."""
+    from poolscope import check as check_module
+
+    with poolscope.open(small_db) as db:
+        pool_id = db.pool_ids[0]
+        history = db.pool(pool_id).load()
+        wakes = [
+            (seq, text.encode())
+            for seq, text in db.conn.execute(
+                "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'wake' ORDER BY seq",
+                (pool_id,),
+            )
+        ]
+        (first, text), (second, _), (third, other) = wakes[:3]
+        payload = json.loads(text)
+        del payload["stored"]["compiled_filter"]["criteria"]
+        pretty = json.dumps(json.loads(other), indent=1).encode()  # refused by neither reader: whitespace
+        rows = [(first, wire.dumps(payload).encode()), (second, b"{not json"), (third, pretty)]
+        monkeypatch.setattr(check_module, "_payload_rows", lambda _history: iter(rows))
+        found = list(check_module._payload_checks(history, [first, second, third]))
+    assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", first)]
+    assert "lacks 'criteria'" in found[0].message
