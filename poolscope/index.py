@@ -527,10 +527,14 @@ class PoolIndex:
     ) -> tuple[list[int], list[Entry]]:
         """Decode and flatten ``(seq, kind, typeof, payload)`` rows with seq > ``last``.
 
-        This is the hot loop of every load: the two bulk kinds (run_message,
-        wake) are flattened inline (same result as :func:`extract`, which
-        handles every other case and every error), strings that repeat are
-        shared, and the cyclic garbage collector is paused meanwhile.
+        This is the hot loop of every load.  The two bulk kinds (run_message,
+        wake) are read in up to three tiers, each giving the same entry: first
+        with msgspec's types (:mod:`poolscope.wire_types`; taken only if they
+        write the record back byte for byte), then with orjson and the checks
+        by hand, then the careful way (:func:`decode_row` and :func:`extract`,
+        which handle every other kind and say what is wrong with a damaged
+        record).  Strings that repeat are shared, and the cyclic garbage
+        collector is paused meanwhile.
         ``keep=False`` is for entries converted at once and dropped, as in
         :func:`poolscope.load.scan`: equal recipient lists and filters are not shared (that
         saves memory only for entries that are kept), and messages and wakes
