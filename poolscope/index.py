@@ -73,6 +73,9 @@ def str_tuple(value: list) -> tuple:
     return tuple(value)
 
 
+#: Messages and wakes the first tier of :meth:`PoolIndex.decode` reads before it
+#: gives up on an index for which it has taken none.
+TYPED_TRIAL = 2048
 #: What a record without recipients has (never changed).
 _NO_ITEMS: list = []
 
@@ -273,6 +276,7 @@ class PoolIndex:
         self._ranks: dict[str, np.ndarray] = {}
         self._shared: dict[str, str] = {}
         self._shared_tuples: dict[tuple, tuple] = {}
+        self._typed = [0, 0]  # records the first tier of decode() took, and tried
 
     # ------------------------------------------------------------- state
     @property
@@ -548,6 +552,10 @@ class PoolIndex:
         resumes, text, integer = _RESUME, str, int
         brackets = wire.OPENING
         read_message, read_wake, encode = wire_types.MESSAGE.decode, wire_types.WAKE.decode, wire_types.encode
+        # the first tier is tried until it has refused TYPED_TRIAL records without taking one (a log
+        # it never reads -- say, of a newer SDK with fields these types do not know -- is not slowed)
+        typed = self._typed[0] > 0 or self._typed[1] < TYPED_TRIAL
+        taken = tried = 0
         refused, target_of = wire_types.Refused, _TARGET_OF
         new = tuple.__new__
         share = self._shared.setdefault
@@ -583,7 +591,8 @@ class PoolIndex:
                         # first tier: msgspec's types of the two bulk kinds (wire_types), which check every
                         # field serde checks while parsing; the record is taken only if writing it back
                         # gives its stored bytes exactly (no repeated key, no unknown field)
-                        if kind == "run_message":
+                        if kind == "run_message" and typed:
+                            tried += 1
                             try:
                                 message_record = read_message(stored_bytes)
                             except refused:
@@ -624,7 +633,9 @@ class PoolIndex:
                                             else None,
                                         ),
                                     )
-                        elif kind == "wake":
+                            taken += entry is not None
+                        elif kind == "wake" and typed:
+                            tried += 1
                             try:
                                 wake_record = read_wake(stored_bytes)
                             except refused:
@@ -664,6 +675,7 @@ class PoolIndex:
                                             else None,
                                         ),
                                     )
+                            taken += entry is not None
                         if entry is None:  # second tier: orjson and the checks by hand
                             payload = loads(payload_raw)
                             if kind == "run_message":
@@ -795,6 +807,8 @@ class PoolIndex:
                 add_seq(seq)
                 add(entry)
                 last = seq
+        self._typed[0] += taken
+        self._typed[1] += tried
         return batch_seqs, batch
 
     def _slow_entry(self, seq: int, kind_raw: Any, typ: str, payload_raw: Any) -> Entry:

@@ -256,3 +256,43 @@ def test_both_fast_tiers_agree_with_the_careful_path(sdk_payloads, kind, monkeyp
     careful_problems = {seq: (type(e).__name__, e.code, str(e)) for seq, e in careful_index.problems.items()}
     for first_tier in (True, False):
         assert _decode(rows, True, first_tier=first_tier, monkeypatch=monkeypatch) == (careful, careful_problems)
+
+
+def test_the_first_tier_gives_up_on_a_log_it_never_reads(sdk_payloads, monkeypatch):
+    """A log whose messages all carry a field these types do not know (a newer SDK, say)
+    is read by the general path; after TYPED_TRIAL refusals without a record taken, the
+    first tier is not tried again for that index, and the entries are the same."""
+    from poolscope import index as index_module
+
+    message = next(orjson.loads(raw) for kind, raw in sdk_payloads if kind == "run_message")
+    message["stored"]["message"]["newer_field"] = "x"
+    rows = [(seq, "run_message", "text", orjson.dumps(message)) for seq in range(1, 5001)]
+    reference = PoolIndex(Path("t.db"), "p")
+    with monkeypatch.context() as patched:
+        patched.setattr(wire_types, "MESSAGE", _Off)
+        expected = reference.decode(rows, 0)
+    tries = []
+    real = wire_types.MESSAGE
+
+    class Counting:
+        @staticmethod
+        def decode(text: Any) -> Any:
+            tries.append(1)
+            return real.decode(text)
+
+    monkeypatch.setattr(index_module, "TYPED_TRIAL", 2048)
+    monkeypatch.setattr(wire_types, "MESSAGE", Counting)
+    index = PoolIndex(Path("t.db"), "p")
+    got: tuple[list, list] = ([], [])
+    for start in range(0, len(rows), 1000):  # batches, as a load decodes them
+        seqs, entries = index.decode(rows[start : start + 1000], got[0][-1] if got[0] else 0)
+        got[0].extend(seqs)
+        got[1].extend(entries)
+    monkeypatch.setattr(wire_types, "MESSAGE", real)
+    assert got == expected and not index.problems
+    assert len(tries) == 3000  # tried in the batches that began below TYPED_TRIAL, then no more
+    # an ordinary log keeps the first tier on, however long
+    sdk = [(seq, kind, "text", raw) for seq, (kind, raw) in enumerate(sdk_payloads, start=1)]
+    ordinary = PoolIndex(Path("t.db"), "p")
+    ordinary.decode(sdk, 0)
+    assert ordinary._typed[0] == ordinary._typed[1] == len(sdk)
