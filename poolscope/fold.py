@@ -65,7 +65,7 @@ class Entry(NamedTuple):
     extra: Any = None
 
 
-_TARGET_ID_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
+_TARGET_ID_FIELD = wire.TARGET_ID_FIELD
 _U64 = 2**64 - 1
 #: ``MessageResponseContract.expected_responses`` is a ``u32`` in the SDK.
 _U32 = 2**32 - 1

@@ -101,7 +101,7 @@ MESSAGE_CODE = STATUS_CODES["messages"]
 WAKE_CODE = STATUS_CODES["wakes"]
 #: The kind code of the records of each namespace.
 NAMESPACE_KIND = {"messages": RUN_MESSAGE, "wakes": WAKE}
-_TARGET_FIELD = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
+_TARGET_FIELD = wire.TARGET_ID_FIELD
 #: msgspec's target struct -> (target type, the attribute holding its id).
 _TARGET_OF = {struct: (struct.__struct_config__.tag, struct.__struct_fields__[0]) for struct in wire_types.TARGETS}
 
@@ -551,7 +551,8 @@ class PoolIndex:
         loads, dumpb = wire.orjson.loads, wire.orjson.dumps
         resumes, text, integer = _RESUME, str, int
         brackets = wire.OPENING
-        read_message, read_wake, encode = wire_types.MESSAGE.decode, wire_types.WAKE.decode, wire_types.encode
+        readers = {"run_message": wire_types.MESSAGE.decode, "wake": wire_types.WAKE.decode}
+        encode = wire_types.encode
         # the first tier is tried until it has refused TYPED_TRIAL records without taking one (a log
         # it never reads -- say, of a newer SDK with fields these types do not know -- is not slowed)
         typed = self._typed[0] > 0 or self._typed[1] < TYPED_TRIAL
@@ -591,91 +592,85 @@ class PoolIndex:
                         # first tier: msgspec's types of the two bulk kinds (wire_types), which check every
                         # field serde checks while parsing; the record is taken only if writing it back
                         # gives its stored bytes exactly (no repeated key, no unknown field)
-                        if kind == "run_message" and typed:
+                        reader = readers.get(kind) if typed else None
+                        if reader is not None:
                             tried += 1
                             try:
-                                message_record = read_message(stored_bytes)
+                                record = reader(stored_bytes)
                             except refused:
-                                pass
-                            else:
-                                stored = message_record.stored
-                                message = stored.message
-                                receipt = stored.receipt
-                                key = message.message_id
-                                if receipt.message_id == key and encode(message_record) == stored_bytes:
-                                    target = message.to.target
-                                    ttype, id_field = target_of[target.__class__]
-                                    tid = getattr(target, id_field)
-                                    sender = message.from_
-                                    contract = message.response_contract
-                                    entry = new(
-                                        entry_type,
-                                        (
-                                            RUN_MESSAGE,
-                                            key,
-                                            _MESSAGE_STATUS[receipt.status],
-                                            message.idempotency_key,
-                                            None,
-                                            None,
-                                            share(sender, sender),
-                                            ttype,
-                                            share(tid, tid),
-                                            shared_tuple(receipt.delivered_to),
-                                            message.reply_to,
-                                            receipt.journal_cursor,
+                                record = None
+                            if record is not None and encode(record) == stored_bytes:
+                                stored = record.stored
+                                if kind == "run_message":
+                                    message = stored.message
+                                    receipt = stored.receipt
+                                    key = message.message_id
+                                    if receipt.message_id == key:
+                                        target = message.to.target
+                                        ttype, id_field = target_of[target.__class__]
+                                        tid = getattr(target, id_field)
+                                        sender = message.from_
+                                        contract = message.response_contract
+                                        entry = new(
+                                            entry_type,
                                             (
-                                                message.expires_at_millis,
-                                                None if contract is None else contract.expected_responses,
-                                                None if contract is None else contract.timeout_millis,
-                                                message.content_ref,
-                                            )
-                                            if keep
-                                            else None,
-                                        ),
-                                    )
-                            taken += entry is not None
-                        elif kind == "wake" and typed:
-                            tried += 1
-                            try:
-                                wake_record = read_wake(stored_bytes)
-                            except refused:
-                                pass
-                            else:
-                                stored = wake_record.stored
-                                condition = stored.condition
-                                registration = stored.registration
-                                key = condition.condition_id
-                                if registration.condition_id == key and encode(wake_record) == stored_bytes:
-                                    run_id = condition.run_id
-                                    criteria = stored.compiled_filter.criteria
-                                    families, kinds, runs = criteria.families, criteria.kinds, criteria.run_ids
-                                    entry = new(
-                                        entry_type,
-                                        (
-                                            WAKE,
-                                            key,
-                                            _WAKE_STATUS[registration.status],
-                                            condition.idempotency_key,
-                                            share(run_id, run_id),
-                                            None,
-                                            None,
-                                            None,
-                                            None,
-                                            (),
-                                            None,
-                                            registration.journal_cursor,
+                                                RUN_MESSAGE,
+                                                key,
+                                                _MESSAGE_STATUS[receipt.status],
+                                                message.idempotency_key,
+                                                None,
+                                                None,
+                                                share(sender, sender),
+                                                ttype,
+                                                share(tid, tid),
+                                                shared_tuple(receipt.delivered_to),
+                                                message.reply_to,
+                                                receipt.journal_cursor,
+                                                (
+                                                    message.expires_at_millis,
+                                                    None if contract is None else contract.expected_responses,
+                                                    None if contract is None else contract.timeout_millis,
+                                                    message.content_ref,
+                                                )
+                                                if keep
+                                                else None,
+                                            ),
+                                        )
+                                else:
+                                    condition = stored.condition
+                                    registration = stored.registration
+                                    key = condition.condition_id
+                                    if registration.condition_id == key:
+                                        run_id = condition.run_id
+                                        criteria = stored.compiled_filter.criteria
+                                        families, kinds, runs = criteria.families, criteria.kinds, criteria.run_ids
+                                        entry = new(
+                                            entry_type,
                                             (
-                                                condition.timeout_millis,
-                                                condition.resume_with,
-                                                None if families == "any" else shared_tuple(families.include),
-                                                None if kinds == "any" else shared_tuple(kinds.include),
-                                                None if runs == "any" else shared_tuple(runs.include),
-                                            )
-                                            if keep
-                                            else None,
-                                        ),
-                                    )
-                            taken += entry is not None
+                                                WAKE,
+                                                key,
+                                                _WAKE_STATUS[registration.status],
+                                                condition.idempotency_key,
+                                                share(run_id, run_id),
+                                                None,
+                                                None,
+                                                None,
+                                                None,
+                                                (),
+                                                None,
+                                                registration.journal_cursor,
+                                                (
+                                                    condition.timeout_millis,
+                                                    condition.resume_with,
+                                                    None if families == "any" else shared_tuple(families.include),
+                                                    None if kinds == "any" else shared_tuple(kinds.include),
+                                                    None if runs == "any" else shared_tuple(runs.include),
+                                                )
+                                                if keep
+                                                else None,
+                                            ),
+                                        )
+                                taken += entry is not None
                         if entry is None:  # second tier: orjson and the checks by hand
                             payload = loads(payload_raw)
                             if kind == "run_message":

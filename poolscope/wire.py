@@ -50,6 +50,8 @@ MESSAGE_TERMINAL: frozenset[str] = frozenset(MESSAGE_STATUSES) - {"accepted"}
 #: Wake statuses that end a registration.
 WAKE_TERMINAL: frozenset[str] = frozenset(WAKE_STATUSES) - {"registered"}
 TARGET_TYPES: tuple[str, ...] = ("run", "agent", "topic", "pool")
+#: The field of a ``RunTarget`` (tagged by ``type``) that holds its id, per target type.
+TARGET_ID_FIELD: dict[str, str] = {kind: f"{kind}_id" for kind in TARGET_TYPES}
 RESUME_POLICIES: tuple[str, ...] = ("matching_event_refs", "redacted_summary", "none")
 
 

@@ -58,9 +58,9 @@ def _struct(name: str, fields: list[tuple], **options: Any) -> Any:
 
 
 #: ``RunAddress.target``: the SDK's ``RunTarget`` enum, tagged by ``type``.
-TARGET_ID = {"run": "run_id", "agent": "agent_id", "topic": "topic_id", "pool": "pool_id"}
 TARGETS = tuple(
-    _struct(f"{kind.title()}Target", [(field, str)], tag_field="type", tag=kind) for kind, field in TARGET_ID.items()
+    _struct(f"{kind.title()}Target", [(field, str)], tag_field="type", tag=kind)
+    for kind, field in wire.TARGET_ID_FIELD.items()
 )
 Target = functools.reduce(operator.or_, TARGETS)
 _INCLUDE = _struct("Include", [("include", list[str])])
