@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import operator
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,11 @@ _TARGET_FIELD = wire.TARGET_ID_FIELD
 _TARGET_OF = {struct: (struct.__struct_config__.tag, struct.__struct_fields__[0]) for struct in wire_types.TARGETS}
 
 
+_gc_lock = threading.Lock()
+_gc_pausers = 0  # threads inside gc_paused() now
+_gc_resume = False  # whether the collector was on when the first of them came in
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector meanwhile (also a decorator:
@@ -113,16 +119,31 @@ def gc_paused() -> Iterator[None]:
     cycles -- a load, a frame, a plot: with a large index in memory, the
     collections such work triggers would otherwise cost more than the work.
 
+    Safe across threads (a Dask worker runs several tasks at once): the
+    collector is switched back on when the last pauser leaves, and only if it
+    was on when the first came in.
+
+    >>> import gc
     >>> with gc_paused():
     ...     rows = [(i, str(i)) for i in range(1000)]
+    ...     gc.isenabled()
+    False
+    >>> gc.isenabled()
+    True
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _gc_pausers, _gc_resume
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_resume:
+                gc.enable()
 
 
 def _positions_by_namespace(kind: np.ndarray, offset: int = 0) -> dict[str, np.ndarray]:

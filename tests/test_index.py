@@ -232,6 +232,50 @@ def test_gc_paused_restores_the_collector_and_decorates():
     assert gc.isenabled()
 
 
+def test_gc_paused_across_threads_resumes_when_the_last_pauser_leaves():
+    """A Dask worker runs partitions in threads: the first to leave must not switch the collector
+    back on under another still inside, and the last one out restores it."""
+    import gc
+    import threading
+
+    from poolscope.index import gc_paused
+
+    entered, release_first, first_left, release_second = (threading.Event() for _ in range(4))
+    seen: dict[str, bool] = {}
+
+    def first():
+        with gc_paused():
+            entered.set()
+            release_first.wait(10)
+        first_left.set()
+
+    def second():
+        entered.wait(10)
+        with gc_paused():
+            release_first.set()
+            first_left.wait(10)
+            seen["after the first left"] = gc.isenabled()
+            release_second.wait(10)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    first_left.wait(10)
+    release_second.set()
+    for thread in threads:
+        thread.join(10)
+    assert seen == {"after the first left": False}
+    assert gc.isenabled()
+
+    gc.disable()  # off before anyone paused: stays off after
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_status_counts_masks_and_kinds_agree_with_the_entries(small_db, oracle):
     """The index's one place for status codes, counts and masks, against counting the entries by hand."""
     from collections import Counter
