@@ -323,3 +323,30 @@ def test_many_files_are_checked_by_the_workers_alike(generated, tmp_path, monkey
         assert sorted_found(parallel) == expected
     assert len(expected[0]) == 3 and len(expected[1]) == 2
     assert (str(broken), "NotADatabaseError") in expected[2]
+
+
+def test_groups_are_largest_first_and_shrink_to_single_databases(tmp_path, monkeypatch):
+    """Guided scheduling: every database in exactly one group, largest first, groups shrinking
+    so that the last ones are single databases; a group never exceeds MAX_GROUP."""
+    from poolscope.fleet import work
+
+    sizes = [1000] * 30 + [5000, 20] + [1] * 7
+    paths = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"h{i:02}.db"
+        path.write_bytes(b"x" * size)
+        paths.append(str(path))
+    out = work.groups(paths, 2)
+    flat = [p for g in out for p in g]
+    assert sorted(flat) == sorted(paths)
+    assert flat[0].endswith("h30.db")  # the largest
+    weights = [sum(Path(p).stat().st_size for p in g) for g in out]
+    assert weights[0] >= max(weights[1:])
+    assert [len(g) for g in out[-3:-1]] == [1, 1]  # the tail is handed out one database at a time
+    left = sum(sizes)
+    for weight in weights[:-1]:  # each group about a third of what is left per worker, never much more
+        assert weight <= max(left / 6, max(sizes)) + 1000
+        left -= weight
+
+    monkeypatch.setattr(work, "MAX_GROUP", 4)
+    assert max(len(g) for g in work.groups(paths, 2)) == 4

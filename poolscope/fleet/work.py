@@ -198,26 +198,33 @@ def _main_not_imported() -> Iterator[None]:
 
 
 def groups(paths: list[str], workers: int) -> list[list[str]]:
-    """Split ``paths`` into groups of about equal bytes (largest first; a large
-    database alone, small ones together, at most :data:`MAX_GROUP`)."""
+    """Split ``paths`` into groups to hand out, largest databases first, each
+    group about a third of what is left per worker (guided scheduling: large
+    groups while there is much to do, down to single databases at the end, so
+    no worker waits long for another's last group); at most
+    :data:`MAX_GROUP` databases in a group (files that cannot be read count as
+    empty).
+    """
     sizes = {}
     for path in paths:
         try:
             sizes[path] = os.stat(path).st_size
         except OSError:
             sizes[path] = 0
-    total = sum(sizes.values())
-    target = max(total / max(1, workers * 4), 1)
+    left = sum(sizes.values())
     ordered = sorted(paths, key=lambda p: -sizes[p])
     out: list[list[str]] = []
     current: list[str] = []
     weight = 0
+    target = max(left / (workers * 3), 1)
     for path in ordered:
         current.append(path)
         weight += sizes[path]
         if weight >= target or len(current) >= MAX_GROUP:
             out.append(current)
+            left -= weight
             current, weight = [], 0
+            target = max(left / (workers * 3), 1)
     if current:
         out.append(current)
     return out
