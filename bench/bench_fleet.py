@@ -80,6 +80,13 @@ def worker_hwm_kb(hosts) -> list[int]:
     return out
 
 
+def _import_poolscope() -> None:
+    """What a partition imports, imported in a Dask worker before the clock starts."""
+    import poolscope.fleet.dask
+    import poolscope.frames
+    import poolscope.load  # noqa: F401
+
+
 def _hwm() -> int:
     with open("/proc/self/status") as handle:
         for line in handle:
@@ -135,16 +142,22 @@ def child(mode: str, fleet_dir: Path, extra: dict) -> dict:
         ):
             from poolscope.fleet.dask import collect
 
-            client.run(lambda: __import__("poolscope.fleet.dask"))  # imports before the clock
-            # first collect() (the partitions concatenated here), whose workers' peak is read before
-            # compute() runs (VmHWM only grows)
+            def fresh_workers() -> None:
+                # new worker processes (VmHWM only grows), poolscope imported before the clock
+                client.restart()
+                client.run(_import_poolscope)
+                client.run(gc.collect)
+
+            # collect(): the partitions concatenated here
+            fresh_workers()
             t0 = time.perf_counter()
             hosts = poolscope.fleet(paths, progress=False, workers=1)
             frame = collect(hosts.to_dask("records"))
             out = {"collect_seconds": time.perf_counter() - t0, "collect_rows": len(frame)}
             del frame
             out["collect_workers_hwm_kb"] = list(client.run(_hwm).values())
-            client.run(gc.collect)
+            # compute() as is: the result goes to the client through the scheduler
+            fresh_workers()
             t0 = time.perf_counter()
             hosts = poolscope.fleet(paths, progress=False, workers=1)
             lazy = hosts.to_dask("records")
@@ -153,6 +166,16 @@ def child(mode: str, fleet_dir: Path, extra: dict) -> dict:
             out.update({"seconds": seconds, "rows": len(frame), "partitions": lazy.npartitions})
             del frame
             out["workers_hwm_kb"] = list(client.run(_hwm).values())
+            # compute(direct=True) (what Client(..., direct_to_workers=True) does for every compute):
+            # the client fetches the result from the worker itself
+            fresh_workers()
+            t0 = time.perf_counter()
+            hosts = poolscope.fleet(paths, progress=False, workers=1)
+            frame = hosts.to_dask("records").compute(direct=True)
+            out["direct_seconds"] = time.perf_counter() - t0
+            out["direct_rows"] = len(frame)
+            del frame
+            out["direct_workers_hwm_kb"] = list(client.run(_hwm).values())
             # scheduler overhead: partitions that do no work
             n = int(extra.get("empty_partitions", 2000))
             empty = dd.from_map(lambda i: pd.DataFrame({"x": [i]}), list(range(n)), meta=pd.DataFrame({"x": [0]}))
@@ -233,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     dask_workers_gb = max(max(r["workers_hwm_kb"] or [0]) for r in runs["dask"]) / 1e6
     collect_gb = max(max(r["collect_workers_hwm_kb"] or [0]) for r in runs["dask"]) / 1e6
     collected = med("dask", "collect_seconds")
+    direct = med("dask", "direct_seconds")
+    direct_gb = max(max(r["direct_workers_hwm_kb"] or [0]) for r in runs["dask"]) / 1e6
     parent_gb = max(r["parent_hwm_kb"] for r in runs["records"]) / 1e6
     small_s = statistics.median(r["seconds"] for r in small)
     d0 = runs["dask"][0]
@@ -272,6 +297,14 @@ def main(argv: list[str] | None = None) -> int:
                 ok(dsk / fl <= T_DASK),
             ],
             [
+                '(reported) `to_dask("records").compute(direct=True)`: the client fetches the result from '
+                "the worker, not through the scheduler (as `Client(..., direct_to_workers=True)` does)",
+                f"{fmt_s(direct)}; Dask workers {direct_gb:.2f} GB",
+                fmt_s(fl),
+                f"{direct / fl:.2f}x",
+                "",
+            ],
+            [
                 '(reported) `collect(to_dask("records"))`: the partitions concatenated in the client',
                 f"{fmt_s(collected)}; Dask workers {collect_gb:.2f} GB",
                 fmt_s(fl),
@@ -281,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             [f"`fleet.check()` <= {T_CHECK}x", fmt_s(chk), fmt_s(fl), f"{chk / fl:.2f}x", ok(chk / fl <= T_CHECK)],
             [
                 f"peak memory per worker <= {T_MEMORY_GB} GB",
-                f"fleet workers {fleet_workers_gb:.2f} GB, Dask workers {dask_workers_gb:.2f} GB",
+                f"fleet workers {fleet_workers_gb:.2f} GB, Dask workers {dask_workers_gb:.2f} GB "
+                f"(`compute(direct=True)` {direct_gb:.2f} GB, `collect()` {collect_gb:.2f} GB)",
                 f"parent (holds the 1M-row frame) {parent_gb:.2f} GB",
                 "",
                 ok(max(fleet_workers_gb, dask_workers_gb) <= T_MEMORY_GB),
@@ -313,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "check_s": chk,
         "dask_s": dsk,
         "collect_s": collected,
+        "direct_s": direct,
     }
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
     print(report)
