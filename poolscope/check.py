@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -372,6 +373,11 @@ _PAYLOAD_SQL = (
 )
 
 
+#: Rows read between two calls of ``keepalive`` in the wake pass (the query's
+#: time bound is then on this many rows, a millisecond or two).
+KEEPALIVE_ROWS = 256
+
+
 def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
     """``(seq, payload)`` of every wake of the pool, read whole, in
     seq order; a payload larger than ``max_payload`` (already a damaged record)
@@ -380,8 +386,9 @@ def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
     last = 0
     while True:
         try:
-            for seq, raw in conn.execute(_PAYLOAD_SQL, (pool_id, last, MAX_SEQ)):
-                keepalive(conn)
+            for rows, (seq, raw) in enumerate(conn.execute(_PAYLOAD_SQL, (pool_id, last, MAX_SEQ)), 1):
+                if rows % KEEPALIVE_ROWS == 0:
+                    keepalive(conn)
                 last = seq
                 yield seq, raw
             return
@@ -407,30 +414,30 @@ def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
 def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
     """Read every wake payload again: its filter fingerprint and id recomputed
     from its criteria.  Only the compiled filter is read (msgspec,
-    :data:`poolscope.wire_types.WAKE_FILTER`: the criteria as text), and the
-    criteria of each distinct text are looked at once; a payload that reader
+    :data:`poolscope.wire_types.WAKE_FILTER`: the criteria as text), and each
+    distinct criteria text is parsed and hashed once; a payload that reader
     refuses is read whole."""
     from . import wire_types
 
     pool_id = history.pool_id
-    problems = history.index.problems
-    wanted = set(wake_seqs)
-    seen: set[int] = set()
-    known: dict[bytes, tuple[str, str] | str] = {}  # by the criteria's compact JSON
-    by_text: dict[bytes, tuple[str, str] | str] = {}  # by the criteria's stored text
+    # a damaged record is reported already; a duplicated seq is checked once (rows come in seq order)
+    wanted = set(wake_seqs).difference(history.index.problems)
+    previous = None
+    by_text: dict[bytes, tuple[bytes, str]] = {}  # criteria text -> (compact JSON, its hash)
+    known: dict[bytes, tuple[str, str] | str] = {}  # by the compact JSON: what the SDK compiles them to
     read_filter, refused = wire_types.WAKE_FILTER.decode, wire_types.Refused
     with sqlite_errors(history.path, pool_id):
         for seq, raw in _payload_rows(history):
-            if seq in seen or seq in problems or seq not in wanted:
-                continue  # a duplicated seq is checked once; a damaged record is reported already
-            seen.add(seq)
+            if seq == previous or seq not in wanted:
+                continue
+            previous = seq
             try:
                 compiled = read_filter(raw).stored.compiled_filter
                 stored = (compiled.filter_fingerprint, compiled.filter_id)
                 text = bytes(compiled.criteria)
-                expected = by_text.get(text)
-                if expected is None:
-                    expected = by_text[text] = _expected_filter(wire.loads(text), stored, known)
+                found = by_text.get(text)
+                if found is None:
+                    found = by_text[text] = _hashed(wire.loads(text))
             except (refused, ValueError):  # not the usual shape, or not JSON: read it whole
                 try:
                     payload = wire.loads(raw)
@@ -438,12 +445,12 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                     continue  # the index has it as damaged (a row that changed since is the file's business)
                 try:
                     compiled_filter = payload["stored"]["compiled_filter"]
-                    criteria = compiled_filter["criteria"]
                     stored = (compiled_filter["filter_fingerprint"], compiled_filter["filter_id"])
+                    found = _hashed(compiled_filter["criteria"])
                 except (ValueError, KeyError, TypeError) as error:
                     yield _anomaly("wake_filter_mismatch", pool_id, seq, f"the compiled filter lacks {error}")
                     continue
-                expected = _expected_filter(criteria, stored, known)
+            expected = _expected_filter(found, stored, known)
             if isinstance(expected, str):
                 yield _anomaly("wake_filter_mismatch", pool_id, seq, expected)
             elif stored[0] != expected[0]:
@@ -462,17 +469,36 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                 )
 
 
-def _expected_filter(criteria: Any, stored: tuple, known: dict) -> tuple[str, str] | str:
-    """The fingerprint and id ``criteria`` should have (or why they cannot
-    have one), remembered in ``known`` by the criteria's compact JSON."""
+def _hashed(criteria: Any) -> tuple[bytes, str]:
+    """Criteria's compact JSON (in their order) and its fingerprint (no parsed
+    criteria are kept: thousands of dicts would slow every collection)."""
     key = wire.dumpb(criteria)
+    return key, "sha256:" + hashlib.sha256(key).hexdigest()
+
+
+def _expected_filter(found: tuple[bytes, str], stored: tuple, known: dict) -> tuple[str, str] | str:
+    """The fingerprint and id a wake's criteria should have (or why they cannot
+    have one), for ``found`` (:func:`_hashed`) and the ``stored`` (fingerprint,
+    id).  Criteria whose compact JSON hashes to the stored fingerprint are taken
+    as written (whichever SDK release wrote them); any others must hash as the
+    SDK compiles them -- remembered in ``known`` by their compact JSON.  The
+    verdict depends on the wake alone, not on which wakes came before.
+
+    >>> criteria = wire.canonical_event_filter({"kinds": {"include": ["done"]}})
+    >>> found = _hashed(criteria)
+    >>> _expected_filter(found, (found[1], "x"), {}) == (found[1], wire.filter_id(found[1]))
+    True
+    >>> _expected_filter(_hashed({"kinds": "any"}), ("sha256:0", "x"), {}) == _expected_filter(
+    ...     _hashed(wire.canonical_event_filter({})), ("sha256:1", "x"), {})
+    True
+    """
+    key, as_written = found
+    if stored[0] == as_written:
+        return as_written, wire.filter_id(as_written)
     expected = known.get(key)
-    if expected is None and stored[0] == wire.filter_fingerprint(criteria):
-        # fast path: the stored criteria are in serde order and hash to the fingerprint
-        expected = known[key] = (stored[0], wire.filter_id(stored[0]))
     if expected is None:
         try:
-            compiled_again = wire.compile_filter(criteria)
+            compiled_again = wire.compile_filter(wire.loads(key))
             expected = (compiled_again["filter_fingerprint"], compiled_again["filter_id"])
         except PoolscopeError as error:
             expected = f"its criteria are not a valid EventFilter ({error.problem})"

@@ -340,3 +340,47 @@ def test_a_wake_read_again_in_an_unusual_shape_is_read_whole(small_db, monkeypat
         found = list(check_module._payload_checks(history, [first, second, third]))
     assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", first)]
     assert "lacks 'criteria'" in found[0].message
+
+
+def test_a_wake_filter_verdict_depends_on_the_wake_alone(small_db, monkeypatch):
+    """Three wakes share criteria written in an order serde does not use.  The one whose
+    fingerprint is the hash of the criteria as written is taken as written (whichever
+    SDK release wrote them), the one with the fingerprint the SDK compiles them to is
+    clean too, and the one with neither is reported against the compiled fingerprint
+    -- in every order of the three (a verdict once remembered by criteria must not
+    carry over to another wake)."""
+    import hashlib
+    import itertools
+
+    from poolscope import check as check_module
+
+    with poolscope.open(small_db) as db:
+        pool_id = db.pool_ids[0]
+        history = db.pool(pool_id).load()
+        (first, text), (second, _), (third, _) = db.conn.execute(
+            "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'wake' ORDER BY seq LIMIT 3",
+            (pool_id,),
+        ).fetchall()
+        payload = json.loads(text)
+        compiled = payload["stored"]["compiled_filter"]
+        criteria = dict(reversed(list(compiled["criteria"].items())))  # not serde's order
+        as_written = "sha256:" + hashlib.sha256(wire.dumpb(criteria)).hexdigest()
+        canonical = wire.compile_filter(criteria)
+        assert canonical["filter_fingerprint"] != as_written
+
+        def wake(fingerprint: str, filter_id: str) -> bytes:
+            compiled.update(criteria=criteria, filter_fingerprint=fingerprint, filter_id=filter_id)
+            return wire.dumps(payload).encode()
+
+        texts = [
+            wake(as_written, wire.filter_id(as_written)),
+            wake(canonical["filter_fingerprint"], canonical["filter_id"]),
+            wake("sha256:" + "0" * 64, "filter.x"),
+        ]
+        for order in itertools.permutations(range(3)):
+            rows = [(seq, texts[i]) for seq, i in zip((first, second, third), order)]
+            monkeypatch.setattr(check_module, "_payload_rows", lambda _history, rows=rows: iter(rows))
+            found = list(check_module._payload_checks(history, [first, second, third]))
+            bad = (first, second, third)[order.index(2)]
+            assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", bad)], order
+            assert found[0].message.endswith(f"hash to {canonical['filter_fingerprint']!r}")
