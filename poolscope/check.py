@@ -438,7 +438,7 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                 found = by_text.get(text)
                 if found is None:
                     found = by_text[text] = _hashed(wire.loads(text))
-            except (refused, ValueError):  # not the usual shape, or not JSON: read it whole
+            except (refused, ValueError, TypeError):  # not the usual shape, not JSON, too deep: read it whole
                 try:
                     payload = wire.loads(raw)
                 except ValueError:
@@ -446,9 +446,15 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                 try:
                     compiled_filter = payload["stored"]["compiled_filter"]
                     stored = (compiled_filter["filter_fingerprint"], compiled_filter["filter_id"])
-                    found = _hashed(compiled_filter["criteria"])
-                except (ValueError, KeyError, TypeError) as error:
+                    criteria = compiled_filter["criteria"]
+                except (KeyError, TypeError) as error:
                     yield _anomaly("wake_filter_mismatch", pool_id, seq, f"the compiled filter lacks {error}")
+                    continue
+                try:
+                    found = _hashed(criteria)
+                except TypeError as error:  # orjson writes at most 255 levels; serde reads 128
+                    message = f"its criteria are not a valid EventFilter ({error}: they nest too deep)"
+                    yield _anomaly("wake_filter_mismatch", pool_id, seq, message)
                     continue
             expected = _expected_filter(found, stored, known)
             if isinstance(expected, str):

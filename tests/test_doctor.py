@@ -384,3 +384,25 @@ def test_a_wake_filter_verdict_depends_on_the_wake_alone(small_db, monkeypatch):
             bad = (first, second, third)[order.index(2)]
             assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", bad)], order
             assert found[0].message.endswith(f"hash to {canonical['filter_fingerprint']!r}")
+
+
+def test_a_wake_whose_criteria_nest_too_deep_is_reported_not_raised(small_db, monkeypatch):
+    """A wake row changed after the load so that its criteria nest past what orjson writes
+    (255 levels; serde reads 128): reported as criteria that are no EventFilter, never a
+    TypeError from the encoder."""
+    from poolscope import check as check_module
+
+    with poolscope.open(small_db) as db:
+        pool_id = db.pool_ids[0]
+        history = db.pool(pool_id).load()
+        first, text = db.conn.execute(
+            "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'wake' ORDER BY seq LIMIT 1",
+            (pool_id,),
+        ).fetchone()
+        payload = json.loads(text)
+        payload["stored"]["compiled_filter"]["criteria"] = "@"
+        deep = wire.dumps(payload).replace('"@"', "[" * 300 + "]" * 300).encode()
+        monkeypatch.setattr(check_module, "_payload_rows", lambda _history: iter([(first, deep)]))
+        found = list(check_module._payload_checks(history, [first]))
+    assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", first)]
+    assert "not a valid EventFilter" in found[0].message and "nest too deep" in found[0].message
