@@ -146,7 +146,8 @@ def check(db: Database) -> list[Anomaly]:
     found: list[Anomaly] = list(_file_checks(db))
     for pool_id in db.pool_ids:
         try:
-            history = db.pool(pool_id)
+            # a pool loaded here checks its wakes' filters as it decodes them (read once, not twice)
+            history = db.pool(pool_id).load(verify_filters=True)
             found.extend(_capped(_pool_checks(history)))
         except (DatabaseLockedError, DatabaseChangedError):
             raise
@@ -412,16 +413,21 @@ def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
 
 
 def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
-    """Read every wake payload again: its filter fingerprint and id recomputed
-    from its criteria.  Only the compiled filter is read (msgspec,
+    """Read the wake payloads again (but those checked while they were
+    decoded): each filter's fingerprint and id recomputed from its criteria.
+    Only the compiled filter is read (msgspec,
     :data:`poolscope.wire_types.WAKE_FILTER`: the criteria as text), and each
     distinct criteria text is parsed and hashed once; a payload that reader
     refuses is read whole."""
     from . import wire_types
 
     pool_id = history.pool_id
-    # a damaged record is reported already; a duplicated seq is checked once (rows come in seq order)
-    wanted = set(wake_seqs).difference(history.index.problems)
+    index = history.index
+    # a damaged record is reported already, a wake checked while it was decoded is consistent
+    # (PoolIndex.verify_filters); a duplicated seq is checked once (rows come in seq order)
+    wanted = set(wake_seqs).difference(index.problems, index.verified_filters or ())
+    if not wanted:
+        return
     previous = None
     by_text: dict[bytes, tuple[bytes, str]] = {}  # criteria text -> (compact JSON, its hash)
     known: dict[bytes, tuple[str, str] | str] = {}  # by the compact JSON: what the SDK compiles them to

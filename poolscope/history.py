@@ -509,15 +509,22 @@ class PoolHistory(_Frames):
     def index(self, index: PoolIndex) -> None:  # a view made from another history's index (what-if)
         self._index = index
 
-    def load(self) -> PoolHistory:
+    def load(self, *, verify_filters: bool = False) -> PoolHistory:
         """Build the index now (or restore it from the index cache) instead of
         on first use, and return the pool: ``pool = db.pool(pid).load()``
         pays the load up front, e.g. before scrubbing a slider.
 
+        ``verify_filters``: also check each wake's compiled filter against its
+        criteria as the records are decoded
+        (:meth:`~poolscope.index.PoolIndex.verify_filters`), so that
+        :meth:`Database.check` need not read the wakes again -- what
+        ``doctor`` does.  No effect on a pool already loaded.
+
         >>> db.pool("pool.bravo").load().loaded
         True
         """
-        self.index  # noqa: B018 - building it is the point
+        if self._index is None:
+            self._index = self._build_index(verify_filters)
         return self
 
     @property
@@ -525,7 +532,7 @@ class PoolHistory(_Frames):
         """Whether the index is in memory (built or restored) yet."""
         return self._index is not None
 
-    def _cached_index(self) -> PoolIndex | None:
+    def _cached_index(self, verify_filters: bool = False) -> PoolIndex | None:
         """The index restored from the cache, with the records appended since
         folded on top (and the extended entry saved); None without a valid entry."""
         cache = self.db.cache
@@ -537,14 +544,18 @@ class PoolHistory(_Frames):
                 return None
         except PoolscopeError:
             return None
+        if verify_filters:  # the appended records' wakes (doctor reads the restored ones)
+            index.verify_filters()
         if index.load(self.db.conn, progress=self.db.progress):
             cache.save(index, self.db.conn)
         return index
 
-    def _build_index(self) -> PoolIndex:
-        index = self._cached_index()
+    def _build_index(self, verify_filters: bool = False) -> PoolIndex:
+        index = self._cached_index(verify_filters)
         if index is None:
             index = PoolIndex(self.db.path, self.pool_id)
+            if verify_filters:
+                index.verify_filters()
             index.load(self.db.conn, progress=self.db.progress)
             if self.db.cache is not None:
                 self.db.cache.save(index, self.db.conn)

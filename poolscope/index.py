@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import gc
+import hashlib
 import operator
 import sqlite3
 import threading
@@ -251,6 +252,26 @@ def _namespace(namespace: str) -> str:
     return plural
 
 
+def _filter_consistent(stored: Any, text: bytes, filters: dict[str, tuple[bytes, str]]) -> bool:
+    """Whether a wake read by the first tier of :meth:`PoolIndex.decode`
+    (``stored``: its msgspec struct, ``text``: its payload, serde's bytes) has
+    a compiled filter whose fingerprint is the SHA-256 of its criteria and
+    whose id that fingerprint gives.  Its criteria are the last field of the
+    compiled filter, just before ``"registration"`` (whose values are strings
+    only), so they are found in ``text`` without writing them again;
+    ``filters`` remembers each fingerprint's criteria and id."""
+    compiled = stored.compiled_filter
+    fingerprint = compiled.filter_fingerprint
+    end = text.rfind(b'},"registration":')
+    criteria = text[text.rfind(b'"criteria":', 0, end) + 11 : end]
+    known = filters.get(fingerprint)
+    if known is None:
+        if "sha256:" + hashlib.sha256(criteria).hexdigest() != fingerprint:
+            return False
+        known = filters[fingerprint] = (criteria, wire.filter_id(fingerprint))
+    return known[0] == criteria and known[1] == compiled.filter_id
+
+
 class PoolIndex:
     """Columnar index of one pool: built once, extended as the log grows.
 
@@ -298,6 +319,27 @@ class PoolIndex:
         self._shared: dict[str, str] = {}
         self._shared_tuples: dict[tuple, tuple] = {}
         self._typed = [0, 0]  # records the first tier of decode() took, and tried
+        #: Seqs of the wakes whose compiled filter was found consistent with its criteria
+        #: while they were decoded (fingerprint and id), for doctor: None unless turned on
+        #: (:meth:`verify_filters`) before the records are decoded.
+        self.verified_filters: list[int] | None = None
+        self._filters: dict[str, tuple[bytes, str]] = {}  # fingerprint -> (criteria text, filter id)
+
+    def verify_filters(self) -> PoolIndex:
+        """Check each wake's compiled filter as it is decoded from now on (its
+        criteria's SHA-256 is its fingerprint, which gives its id), and list the
+        seqs of those found consistent in :attr:`verified_filters`: what doctor
+        checks next, without reading the wakes again.  Only wakes read by the
+        first tier are checked here (their stored criteria text is serde's, byte
+        for byte); doctor reads the others again.
+
+        >>> index = PoolIndex(Path("demo.db"), "pool.alpha").verify_filters()
+        >>> index.load(db.conn) and len(index.verified_filters) == int(index.kind_mask("wake").sum())
+        True
+        """
+        if self.verified_filters is None:
+            self.verified_filters = []
+        return self
 
     # ------------------------------------------------------------- state
     @property
@@ -577,6 +619,7 @@ class PoolIndex:
         # the first tier is tried until it has refused TYPED_TRIAL records without taking one (a log
         # it never reads -- say, of a newer SDK with fields these types do not know -- is not slowed)
         typed = self._typed[0] > 0 or self._typed[1] < TYPED_TRIAL
+        verified, filters = self.verified_filters, self._filters
         taken = tried = 0
         refused, target_of = wire_types.Refused, _TARGET_OF
         new = tuple.__new__
@@ -691,6 +734,8 @@ class PoolIndex:
                                                 else None,
                                             ),
                                         )
+                                        if verified is not None and _filter_consistent(stored, stored_bytes, filters):
+                                            verified.append(seq)
                                 taken += entry is not None
                         if entry is None:  # second tier: orjson and the checks by hand
                             payload = loads(payload_raw)

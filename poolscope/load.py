@@ -193,7 +193,9 @@ class _OtherHalf:
                 status, *result = marshal.loads(blob) if blob is not None else ("error",)
                 if status == "chunk":
                     offset, length = result
-                    seqs, tuples, problems, duplicates = marshal.loads(os.pread(self.out.fileno(), length, offset))
+                    seqs, tuples, problems, duplicates, verified = marshal.loads(
+                        os.pread(self.out.fileno(), length, offset)
+                    )
             except (EOFError, ValueError, TypeError, OSError):
                 status = "error"
             if status != "chunk":
@@ -206,6 +208,8 @@ class _OtherHalf:
                 )
                 index.problems[seq] = error
             index.duplicates.extend(duplicates)
+            if index.verified_filters is not None:
+                index.verified_filters.extend(verified)
             index.extend(seqs, entries)
             if bar is not None:
                 bar.update(len(seqs))
@@ -244,17 +248,23 @@ def _child_connection(where: Any) -> tuple[sqlite3.Connection, Path]:
     return connect_readonly(where), Path(where)
 
 
-def _decode_in_child(path: Any, pool_id: str, split: int, sender: Any, upper: int | None, out: int) -> None:
+def _decode_in_child(
+    path: Any, pool_id: str, split: int, sender: Any, upper: int | None, verify: bool, out: int
+) -> None:
     """Forked child of a load: decode the records with ``split <= seq < upper``
     and hand them over in chunks of :data:`LOAD_CHUNK`, each marshalled into
     the file ``out`` with a small notice (offset, length) through the pipe --
-    so the parent folds the first chunks while this one decodes the next."""
+    so the parent folds the first chunks while this one decodes the next.
+    ``verify``: check the wakes' compiled filters too
+    (:meth:`PoolIndex.verify_filters`), and hand over which were consistent."""
     import marshal
 
     try:
         gc.disable()
         conn, where = _child_connection(path)
         index = PoolIndex(where, pool_id)
+        if verify:
+            index.verify_filters()
         seqs: list[int] = []
         tuples: list[tuple] = []
         last = [split - 1]
@@ -267,8 +277,11 @@ def _decode_in_child(path: Any, pool_id: str, split: int, sender: Any, upper: in
                 s: (type(e).__name__, e.problem, e.code) for s, e in index.problems.items() if s not in reported
             }
             reported.update(problems)
-            blob = marshal.dumps((seqs, tuples, problems, index.duplicates[:]))
+            verified = index.verified_filters
+            blob = marshal.dumps((seqs, tuples, problems, index.duplicates[:], verified[:] if verified else []))
             index.duplicates.clear()
+            if verified:
+                verified.clear()
             written = 0
             while written < len(blob):
                 written += os.pwrite(out, memoryview(blob)[written:], offset + written)
@@ -476,7 +489,9 @@ def load(index: PoolIndex, conn: sqlite3.Connection, progress: bool | None = Non
             if _can_fork():
                 if total is None:
                     total = _count(conn, index, after)
-                helper = _OtherHalf.start(index, conn, after, total, share=LOAD_PARENT_SHARE)
+                helper = _OtherHalf.start(
+                    index, conn, after, total, share=LOAD_PARENT_SHARE, extra=(index.verified_filters is not None,)
+                )
             upper = None if helper is None else helper.split
             for rows in _batches(conn, index.pool_id, lambda: index.head, upper):
                 index.append_rows(rows)

@@ -236,13 +236,17 @@ FILTER_EDITS = [
 ]
 
 
-@pytest.mark.parametrize("how", ["one process", "forked helper", "from the cache", "refreshed"])
+@pytest.mark.parametrize(
+    "how",
+    ["one process", "forked helper", "from the cache", "refreshed", "loaded by doctor", "loaded by doctor, forked"],
+)
 def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small_db, monkeypatch, how):
     """Three wakes late in a pool get a compiled filter that contradicts itself; doctor
     names exactly those whether the pool loaded in one process, with a forked helper
-    decoding the late records, from the index cache, or by a refresh that folded the
-    appended records.  The first edited wake shares its fingerprint with a later, intact
-    one, which must stay clean."""
+    decoding the late records, from the index cache, by a refresh that folded the
+    appended records, or by doctor itself -- which checks the filters while it decodes
+    the wakes (here and in the forked helper) and reads none of them again.  The first
+    edited wake shares its fingerprint with a later, intact one, which must stay clean."""
     from poolscope import load as load_module
 
     path = tmp_path / "pool.db"
@@ -281,7 +285,7 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
                 "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (text, pool_id, seq)
             )
     forks = []
-    if how == "forked helper":
+    if how in ("forked helper", "loaded by doctor, forked"):
         monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
         start = load_module._OtherHalf.start.__func__
 
@@ -296,8 +300,15 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
         with poolscope.open(path) as warm:
             warm.pool(pool_id).load()
         poolscope.cache.wait()
+    by_doctor = how.startswith("loaded by doctor")
+    reads = []
+    if by_doctor:
+        from poolscope import check as check_module
+
+        rows = check_module._payload_rows
+        monkeypatch.setattr(check_module, "_payload_rows", lambda h: reads.append(h.pool_id) or rows(h))
     with poolscope.open(path, cache=how == "from the cache") as db:
-        history = db.pool(pool_id).load()
+        history = db.pool(pool_id) if by_doctor else db.pool(pool_id).load()
         if how == "refreshed":
             for row in tail:
                 text = changed.get(row[1], row[3])
@@ -309,7 +320,13 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
             assert anomaly.message.startswith(expected[anomaly.seq]), anomaly.message
         if how == "from the cache":
             assert not isinstance(history.index.entries, list)  # restored, not decoded
-    if how == "forked helper":
+        verified = history.index.verified_filters
+        if by_doctor:  # every intact wake checked while decoded; only the three edited ones read again
+            assert sorted(verified) == sorted({s for s, _ in wakes} - set(expected))
+            assert reads.count(pool_id) == 1
+        else:
+            assert verified is None
+    if how in ("forked helper", "loaded by doctor, forked"):
         assert forks == [True]  # the edited wakes were in the helper's part
     conn.close()
 
@@ -406,3 +423,32 @@ def test_a_wake_whose_criteria_nest_too_deep_is_reported_not_raised(small_db, mo
         found = list(check_module._payload_checks(history, [first]))
     assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", first)]
     assert "not a valid EventFilter" in found[0].message and "nest too deep" in found[0].message
+
+
+@pytest.mark.parametrize("which", ["oracle", "generated"])
+def test_checking_filters_while_decoding_finds_what_reading_them_again_finds(oracle, small_db, monkeypatch, which):
+    """doctor checks the wakes' compiled filters as it loads a pool, and reads only the others
+    again: every anomaly is the same as when it reads every wake again, on the SDK's own
+    history and on a generated one (each pool large enough to fork the load's helper)."""
+    from poolscope import load as load_module
+    from poolscope.index import PoolIndex
+
+    path = oracle / "pool.db" if which == "oracle" else small_db
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 50)
+
+    def anomalies() -> tuple[list, list]:
+        with poolscope.open(path, cache=False) as db:
+            found = [a.to_dict() for a in db.check()]
+            verified = [db.pool(p).index.verified_filters for p in db.pool_ids]
+        return found, verified
+
+    checked, verified = anomalies()
+    wakes = 0
+    with poolscope.open(path, cache=False) as db:
+        for pool_id in db.pool_ids:
+            wakes += int(db.pool(pool_id).index.kind_mask("wake").sum())
+    assert sum(len(v) for v in verified) == wakes > 0  # every SDK wake checked while decoded
+    monkeypatch.setattr(PoolIndex, "verify_filters", lambda self: self)
+    again, unverified = anomalies()
+    assert all(v is None for v in unverified)
+    assert checked == again

@@ -73,7 +73,7 @@ def test_a_helper_that_dies_midway_leaves_the_parent_to_finish(small_db, monkeyp
     alone = _load(small_db, pool_id)
     real = load_module._decode_in_child
 
-    def dies_after_one_chunk(path, pool_id, split, sender, upper, out):
+    def dies_after_one_chunk(path, pool_id, split, sender, upper, verify, out):
         class Once:
             def send_bytes(self, blob):
                 sender.send_bytes(blob)
@@ -82,7 +82,7 @@ def test_a_helper_that_dies_midway_leaves_the_parent_to_finish(small_db, monkeyp
             def close(self):
                 sender.close()
 
-        real(path, pool_id, split, Once(), upper, out)
+        real(path, pool_id, split, Once(), upper, verify, out)
 
     monkeypatch.setattr(load_module, "_decode_in_child", dies_after_one_chunk)
     monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
