@@ -119,6 +119,8 @@ def extract(kind: str, payload: Any) -> Entry:
         raise CorruptRecordError(f"payload is JSON {type(payload).__name__}, not an object")
     ptype = payload.get("type")
     if ptype != kind:
+        if not isinstance(ptype, (str, type(None))):  # an array, an object, a number: no record type at all
+            raise CorruptRecordError(f"the payload's type is JSON {_json_type(ptype)}, not a string naming the kind")
         if ptype in KIND_CODE and kind in KIND_CODE:
             raise CorruptRecordError(f"kind column says {kind!r} but the payload type is {ptype!r}")
         if ptype in KIND_CODE:  # a payload the SDK knows, filed under a kind that is none (a number, a typo)

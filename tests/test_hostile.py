@@ -813,6 +813,10 @@ SERDE_TABLE = [
     ("a message without correlation", "run_message", ("pop", (*MSG, "correlation")), "bad_shape"),
     ("a message without to.destination_ref", "run_message", ("pop", (*MSG, "to", "destination_ref")), "bad_shape"),
     ("a wake condition without filter", "wake", ("pop", ("stored", "condition", "filter")), "bad_shape"),
+    # a type that is no string (an array, an object, a number): damaged, never a TypeError
+    ("a message whose type is an array", "run_message", ("set", ("type",), [["run_message"]]), "bad_shape"),
+    ("a member_left whose type is an object", "member_left", ("set", ("type",), {"a": [1]}), "bad_shape"),
+    ("a member_joined whose type is a number", "member_joined", ("set", ("type",), 7), "bad_shape"),
     (
         "a wake's compiled filter 128 levels deep",
         "wake",
