@@ -163,6 +163,8 @@ class Comparison:
         out: dict[str, Any] = {"op": ops}
         for suffix, idx, codes, seqs in (("a", ia, a, self._seqs[0]), ("b", ib, b, self._seqs[1])):
             have = idx >= 0
+            if not len(codes):  # a side with no events: every row is the other side's (masked below)
+                codes, seqs = np.zeros(1, dtype=codes.dtype), np.zeros(1, dtype=np.int64)
             decoded = _decode(codes[np.where(have, idx, 0)], self._agents)
             out[f"cursor_{suffix}"] = pd.array(np.where(have, seqs[np.where(have, idx, 0)], 0), dtype="Int64")
             out[f"cursor_{suffix}"][~have] = pd.NA

@@ -175,3 +175,16 @@ def test_cli_history_and_compare(oracle, tmp_path):
     assert result.exit_code == 0 and "no divergence" in result.output
     result = runner.invoke(cli, ["compare", str(path), str(path)])
     assert result.exit_code == 2 and "holds 3 pools" in result.output
+
+
+def test_a_side_with_no_events_aligns_with_the_other(oracle):
+    """A pool at cursor 0 (no event yet) compared either way: every aligned row is the other
+    side's (inserted or deleted), the empty side's columns missing -- not an IndexError."""
+    db = poolscope.open(oracle / "pool.db")
+    pool = db.pool("pool.audit.s1")
+    for a, b, op, empty, full in (((pool, 0), pool, "insert", "a", "b"), (pool, (pool, 0), "delete", "b", "a")):
+        rows = poolscope.compare(a, b).alignment()
+        assert len(rows) > 0 and set(rows["op"]) == {op}
+        assert rows[f"cursor_{empty}"].isna().all() and rows[f"kind_{empty}"].isna().all()
+        assert rows[f"cursor_{full}"].tolist() == list(range(1, len(rows) + 1))
+    db.close()
