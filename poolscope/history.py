@@ -203,6 +203,26 @@ def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload
         return Record(pool_id, seq, kind, None, problem=error)
 
 
+def _loaded_key(payload: Any, code: int) -> tuple[Any, Any]:
+    """A payload read again as ``(type, key)`` to compare with what the index
+    holds for its seq: its message or condition id for the two bulk kinds (a
+    seq stored twice, or a row rewritten, must not pass for another message),
+    the index's own key for the others."""
+    from .fold import RUN_MESSAGE, WAKE
+
+    if payload.__class__ is not dict:
+        return None, None
+    kind = payload.get("type")
+    try:
+        if code == RUN_MESSAGE:
+            return kind, payload["stored"]["message"]["message_id"]
+        if code == WAKE:
+            return kind, payload["stored"]["condition"]["condition_id"]
+        return kind, extract(str(kind), payload).key
+    except (KeyError, TypeError, RecordError):
+        return kind, None
+
+
 def open(
     path: str | os.PathLike,
     *,
@@ -667,10 +687,48 @@ class PoolHistory(_Frames):
     def payloads(self, seqs: list[int]) -> dict[int, Any]:
         """The decoded payloads of the records with these seqs (seq -> payload), read from the file.
 
+        Each must be a record of the pool as loaded (:class:`CursorError`
+        otherwise), and each is checked against it: a payload of another kind
+        than the record the index holds means the file changed since the load
+        (:class:`DatabaseChangedError`); a payload that no longer decodes is a
+        :class:`CorruptRecordError` naming its seq.
+
         >>> pool.payloads([1])[1]["type"]
         'pool_opened'
+        >>> pool.payloads([pool.head + 1])
+        Traceback (most recent call last):
+        ...
+        poolscope.errors.CursorError: file ...demo.db, pool 'pool.alpha', seq 1202: no record of the pool has this seq
         """
-        return fetch_payloads(self.db.conn, self.path, self.pool_id, seqs)
+        import numpy as np
+
+        from .fold import DAMAGED
+
+        index = self.index
+        arrays = index.arrays()
+        known, kinds = arrays["seq"], arrays["kind"]
+        wanted = list(seqs)
+        if not wanted:
+            return {}
+        asked = np.asarray([_bound(s, "seq", self.path, self.pool_id) for s in wanted], dtype=np.int64)
+        at = np.searchsorted(known, asked)
+        inside = at < len(known)
+        found = np.zeros(len(asked), dtype=bool)
+        found[inside] = known[at[inside]] == asked[inside]
+        if not found.all():
+            missing = wanted[int(np.flatnonzero(~found)[0])]
+            raise CursorError("no record of the pool has this seq", path=self.path, pool_id=self.pool_id, seq=missing)
+        out = fetch_payloads(self.db.conn, self.path, self.pool_id, wanted)
+        for seq, code, key in zip(asked.tolist(), kinds[at].tolist(), index.field("key", at)):
+            if code != DAMAGED and _loaded_key(out[seq], code) != (wire.KINDS[code], key):
+                raise DatabaseChangedError(
+                    f"the record read again is not the {wire.KINDS[code]} the pool was loaded with: "
+                    "the file changed since",
+                    path=self.path,
+                    pool_id=self.pool_id,
+                    seq=seq,
+                )
+        return out
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self, cursor: int | None = None, *, strict: bool = True) -> Snapshot:

@@ -226,8 +226,24 @@ def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
                 "payload_json is stored as a BLOB, not TEXT (the SDK cannot read it)", code="blob_payload"
             )
         raise CorruptRecordError(f"payload_json is stored as {typ.upper()}, not JSON text")
+    payload = loads_payload(payload_raw)
+    found = wire.payload_problem(payload_raw, payload)
+    if found is not None:
+        raise CorruptRecordError(found[1], code=found[0])
+    return kind, payload
+
+
+def loads_payload(text: str | bytes) -> Any:
+    """``payload_json`` decoded, or :class:`CorruptRecordError` saying why it
+    is no JSON the SDK wrote (``invalid_utf8``, ``too_deep``, ``bad_json``).
+
+    >>> loads_payload(b'{"type":')
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.CorruptRecordError: payload_json is not valid JSON (unexpected end of data: line 1 column 9 (char 8))
+    """
     try:
-        payload = wire.loads(payload_raw)
+        return wire.loads(text)
     except wire.orjson.JSONDecodeError as error:
         message = str(error)
         if "utf-8" in message.lower() or "surrogate" in message.lower():
@@ -238,10 +254,6 @@ def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
                 code="too_deep",
             ) from None
         raise CorruptRecordError(f"payload_json is not valid JSON ({message})", code="bad_json") from None
-    found = wire.payload_problem(payload_raw, payload)
-    if found is not None:
-        raise CorruptRecordError(found[1], code=found[0])
-    return kind, payload
 
 
 def _namespace(namespace: str) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 from . import wire
 from .errors import CorruptRecordError
 from .fold import Entry, check_unread
-from .index import MAX_SEQ, TOO_LARGE, PoolIndex, gc_paused, too_big, transpose
+from .index import MAX_SEQ, TOO_LARGE, PoolIndex, gc_paused, loads_payload, too_big, transpose
 from .source import keepalive
 from .sqlite_errors import is_text_decode_error, sqlite_errors
 
@@ -584,13 +584,16 @@ def checked_payload(path: Path, pool_id: str, seq: int, text: bytes) -> Any:
     nesting past its limit; :func:`fold.check_unread`).  A load has checked
     the same when it indexed the record; a payload read again is checked again
     (the row may have changed since)."""
-    payload = wire.loads(text)
+    try:
+        payload = loads_payload(text)
+    except CorruptRecordError as error:
+        raise CorruptRecordError(error.problem, path=path, pool_id=pool_id, seq=seq, code=error.code) from None
     found = wire.payload_problem(text, payload)
     if found is not None:
         raise CorruptRecordError(found[1], path=path, pool_id=pool_id, seq=seq, code=found[0])
     try:
-        if payload.__class__ is dict:
-            check_unread(payload.get("type"), payload)
+        if payload.__class__ is dict and payload.get("type").__class__ is str:
+            check_unread(payload["type"], payload)
     except CorruptRecordError as error:
         raise CorruptRecordError(error.problem, path=path, pool_id=pool_id, seq=seq, code="bad_shape") from None
     return payload
@@ -602,12 +605,13 @@ def _payloads_in_span(conn: sqlite3.Connection, path: Path, pool_id: str, ordere
     wanted = set(ordered)
     rows = conn.execute(
         # as bytes: a damaged neighbour (invalid UTF-8) must not fail the fetch
-        "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?",
+        "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?"
+        + ORDER,
         (pool_id, ordered[0], ordered[-1]),
     )
     for seq, text in rows:
         keepalive(conn)
-        if seq in wanted:
+        if seq in wanted and seq not in out:  # a seq stored twice: the row the load took, the first
             out[seq] = checked_payload(path, pool_id, seq, text)
     return out
 
@@ -635,11 +639,13 @@ def fetch_payloads(
                 chunk = ordered[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for seq, text in conn.execute(
-                    f"SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq IN ({marks})",
+                    "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records "
+                    f"WHERE pool_id = ? AND seq IN ({marks})" + ORDER,
                     (pool_id, *chunk),
                 ):
                     keepalive(conn)
-                    out[seq] = checked_payload(path, pool_id, seq, text)
+                    if seq not in out:  # a seq stored twice: the row the load took, the first
+                        out[seq] = checked_payload(path, pool_id, seq, text)
     missing = [s for s in ordered if s not in out]
     if missing:
         from .errors import DatabaseChangedError

@@ -1202,3 +1202,74 @@ def test_a_wal_checkpointed_away_while_being_copied_is_read_as_it_is_now(tmp_pat
         assert db.pool(WAL_ONLY).head == 2 and db.source.mode != "private"
     assert calls[:2] == ["private", "immutable"]  # chosen again once the -wal was gone
     assert list(private_tmp.iterdir()) == []
+
+
+def _without_primary_key(path: Path, extra_rows: list[tuple]) -> None:
+    """The records table rebuilt without its primary key (so a seq can repeat), rows in seq
+    order, then ``extra_rows`` appended after them."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        "ALTER TABLE agent_pool_records RENAME TO old;"
+        "CREATE TABLE agent_pool_records (pool_id TEXT, seq INTEGER, kind TEXT, payload_json TEXT);"
+        "INSERT INTO agent_pool_records SELECT * FROM old ORDER BY pool_id, seq; DROP TABLE old;"
+    )
+    conn.executemany("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", extra_rows)
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "kind,payload",
+    [("pool_created", '{"type":"pool_created"}'), ("run_message", '{"type":"run_message","stored":')],
+    ids=["another kind", "cut short"],
+)
+def test_a_seq_stored_twice_is_read_again_as_the_load_took_it(tmp_path, kind, payload):
+    """A second row at the head's seq (another kind, or JSON cut short): doctor reports the
+    duplicate, and every payload read again -- a snapshot's messages, its JSON -- is the row the
+    load took (the first), not the later one (found by fuzzing: a KeyError and an orjson error)."""
+    clean = tmp_path / "clean.db"
+    shutil.copy(SAMPLE_DB, clean)
+    path = tmp_path / "twice.db"
+    shutil.copy(SAMPLE_DB, path)
+    _without_primary_key(path, [("pool.alpha", 1201, kind, payload)])
+    before = tree_state(tmp_path)
+    with poolscope.open(path, cache=False) as db, poolscope.open(clean, cache=False) as reference:
+        assert [(a.code, a.seq) for a in db.check() if a.code == "duplicate_seq"] == [("duplicate_seq", 1201)]
+        history, expected = db.pool("pool.alpha"), reference.pool("pool.alpha")
+        assert history.snapshot().to_json() == expected.snapshot().to_json()
+        assert history.payloads([1200, 1201]) == expected.payloads([1200, 1201])
+    assert tree_state(tmp_path) == before
+
+
+def test_payloads_read_again_are_checked_against_the_load(tmp_path):
+    """``payloads()``: a seq the pool does not have is a CursorError; a payload that no longer
+    decodes is a CorruptRecordError naming its seq (was orjson's own error); a row rewritten
+    since the load as another record is a DatabaseChangedError."""
+    path = tmp_path / "pool.db"
+    shutil.copy(SAMPLE_DB, path)
+    with poolscope.open(path, cache=False) as db:
+        history = db.pool("pool.alpha").load()
+        kinds = dict(db.conn.execute("SELECT seq, kind FROM agent_pool_records WHERE pool_id = 'pool.alpha'"))
+        with pytest.raises(poolscope.CursorError) as raised:
+            history.payloads([1, history.head + 1])
+        assert raised.value.seq == history.head + 1
+        message = next(s for s in sorted(kinds) if kinds[s] == "run_message" and s > 10)
+        wake = next(s for s in sorted(kinds) if kinds[s] == "wake" and s > 10)
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute(
+            "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = 'pool.alpha' AND seq = ?",
+            ('{"type":"run_message","stored":', message),
+        )
+        other = next(s for s in sorted(kinds) if kinds[s] != kinds[wake] and s > wake)
+        text = writer.execute(
+            "SELECT payload_json FROM agent_pool_records WHERE pool_id = 'pool.alpha' AND seq = ?", (other,)
+        ).fetchone()[0]
+        writer.execute(
+            "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = 'pool.alpha' AND seq = ?", (text, wake)
+        )
+        writer.close()
+        with pytest.raises(poolscope.CorruptRecordError) as raised:
+            history.payloads([message])
+        assert (raised.value.seq, raised.value.code) == (message, "bad_json")
+        with pytest.raises(poolscope.DatabaseChangedError) as raised:
+            history.payloads([wake])
+        assert raised.value.seq == wake
