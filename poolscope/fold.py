@@ -253,8 +253,50 @@ def extract(kind: str, payload: Any) -> Entry:
         if kind == "pool_created":
             return Entry(POOL_CREATED)
     except (KeyError, TypeError, AttributeError) as error:
-        raise CorruptRecordError(f"{kind} payload has the wrong shape (missing or bad field {error})") from None
+        raise CorruptRecordError(
+            f"{kind} payload has the wrong shape ({_shape_problem(kind, payload, error)})"
+        ) from None
     raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
+
+
+#: The parts of each kind's payload, and the SDK type each must have (``stored.`` parts for the two bulk kinds).
+_PARTS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "run_message": (("stored.message", wire.RUN_MESSAGE), ("stored.receipt", wire.RECEIPT)),
+    "wake": (
+        ("stored.condition", wire.WAKE_CONDITION),
+        ("stored.compiled_filter", wire.COMPILED_FILTER),
+        ("stored.registration", wire.REGISTRATION),
+    ),
+    "member_joined": (("member", wire.MEMBER),),
+    "member_left": (("member", wire.MEMBER),),
+}
+
+
+def _shape_problem(kind: str, payload: dict, error: Exception) -> str:
+    """What is wrong with a payload :func:`extract` could not read, in the
+    payload's own terms (the first part that is not the SDK's type), never
+    Python's message.
+
+    >>> _shape_problem("run_message", {"type": "run_message", "stored": {"message": {}, "receipt": None}}, TypeError())
+    "stored.message: RunMessage needs field 'message_id'"
+    """
+    for where, struct in _PARTS.get(kind, ()):
+        holder: Any = payload
+        path: list[str] = []
+        for step in where.split("."):
+            if holder.__class__ is not dict:
+                return f"{'.'.join(path)} is JSON {_json_type(holder)}, not an object"
+            path.append(step)
+            if step not in holder:
+                return f"{'.'.join(path)} is missing"
+            holder = holder[step]
+        try:
+            struct(holder, where)
+        except InvalidInputError as found:
+            return found.problem
+    if isinstance(error, KeyError):
+        return f"field {error} is missing"
+    return "a field is null or not of the JSON type the SDK's type needs"
 
 
 def check_unread(kind: Any, payload: Any) -> None:

@@ -184,6 +184,22 @@ SKIP_EMPTY = "skip_empty"  # #[serde(default, skip_serializing_if = "Vec::is_emp
 SKIP_NONE = "skip_none"  # #[serde(skip_serializing_if = "Option::is_none")]
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages.
+
+    >>> json_type(None), json_type([1]), json_type({}), json_type(True), json_type(1.5)
+    ('null', 'array', 'object', 'boolean', 'number')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    for types, name in (((dict,), "object"), ((list, tuple), "array"), ((str,), "string"), ((int, float), "number")):
+        if isinstance(value, types):
+            return name
+    return type(value).__name__
+
+
 class _Struct:
     def __init__(self, name: str, fields: list[tuple[str, Any, str]], defaults: dict | None = None):
         self.name = name
@@ -192,7 +208,7 @@ class _Struct:
 
     def __call__(self, value: Any, where: str) -> dict:
         if not isinstance(value, dict):
-            raise InvalidInputError(f"{where}: {self.name} must be an object, not {type(value).__name__}")
+            raise InvalidInputError(f"{where}: {self.name} must be an object, not {json_type(value)}")
         out: dict[str, Any] = {}
         for key, typ, rule in self.fields:
             present = key in value and not (rule != REQUIRED and value[key] is None)
@@ -256,7 +272,7 @@ def _check(typ: Any, value: Any, where: str) -> Any:
 def _list_of(typ: Any) -> Callable[[Any, str], list]:
     def check(value: Any, where: str) -> list:
         if not isinstance(value, (list, tuple)):
-            raise InvalidInputError(f"{where}: expected a list, got {type(value).__name__}")
+            raise InvalidInputError(f"{where}: expected a list, got {json_type(value)}")
         return [_check(typ, item, f"{where}[{i}]") for i, item in enumerate(value)]
 
     check.item = typ  # type: ignore[attr-defined]  # for _Struct.reject_unknown and poolscope.wire_types

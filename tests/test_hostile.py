@@ -1273,3 +1273,23 @@ def test_payloads_read_again_are_checked_against_the_load(tmp_path):
         with pytest.raises(poolscope.DatabaseChangedError) as raised:
             history.payloads([wake])
         assert raised.value.seq == wake
+
+
+@pytest.mark.parametrize(
+    "kind,payload,says",
+    [
+        ("run_message", {"stored": {"message": None}}, "stored.message: RunMessage must be an object, not null"),
+        ("run_message", {"stored": [1]}, "stored is JSON array, not an object"),
+        ("run_message", {}, "stored is missing"),
+        ("wake", {"stored": {"condition": 5}}, "stored.condition: WakeCondition must be an object, not number"),
+    ],
+)
+def test_a_payload_of_the_wrong_shape_is_explained_in_its_own_terms(kind, payload, says):
+    """What is wrong is said with the payload's paths and JSON's types, never Python's message
+    ("'NoneType' object is not subscriptable", found by fuzzing)."""
+    from poolscope.fold import extract
+
+    with pytest.raises(poolscope.CorruptRecordError) as raised:
+        extract(kind, {"type": kind, **payload})
+    assert says in raised.value.problem
+    assert "NoneType" not in raised.value.problem and "subscriptable" not in raised.value.problem
