@@ -138,9 +138,19 @@ def _resolve(
         found = _find(rel, what, key, n)
         if found is not None:
             return what, *found
-    suggestions = rel.close_matches(key)
+    total = len(history.index)
+    later = None
+    if n < total:  # named only after the cursor: say when, rather than suggest the key itself
+        for what in KEY_TYPES if key_type is None else (key_type,):
+            found = _find(rel, what, key, total)
+            if found is not None:
+                first = int(rel.seq[found[0][0]])
+                later = first if later is None else min(later, first)
+    suggestions = [] if later is not None else rel.close_matches(key)
     hint = f"; did you mean {', '.join(map(repr, suggestions))}?" if suggestions else ""
-    at = "" if n == len(history.index) else f" at or before cursor {int(rel.seq[n - 1]) if n else 0}"
+    if later is not None:
+        hint = f"; its first record is at seq {later}"
+    at = "" if n == total else f" at or before cursor {int(rel.seq[n - 1]) if n else 0}"
     looked = "message, wake, run or idempotency key" if key_type is None else key_type.replace("_", " ")
     raise UnknownKeyError(
         f"no record names the {looked} {key!r}{at}{hint}",

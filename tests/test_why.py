@@ -191,8 +191,11 @@ def test_unknown_keys_are_typed_errors_with_suggestions(oracle):
         pool.explain("nothing-like-this-at-all")
     with pytest.raises(UnknownKeyError):  # a message id is not a run
         pool.history_of("msg.audit.1", key_type="run")
-    with pytest.raises(UnknownKeyError):  # not yet at cursor 3
+    with pytest.raises(UnknownKeyError) as caught:  # not yet at cursor 3: says when, suggests nothing
         pool.history_of("msg.audit.1", upto=3)
+    first = int(pool.history_of("msg.audit.1")["cursor"].iloc[0])
+    assert first > 3 and str(caught.value).endswith(f"at or before cursor 3; its first record is at seq {first}")
+    assert caught.value.suggestions == []
     with pytest.raises(InvalidInputError):
         pool.history_of(17)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
