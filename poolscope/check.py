@@ -36,7 +36,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -485,7 +484,7 @@ def _hashed(criteria: Any) -> tuple[bytes, str]:
     """Criteria's compact JSON (in their order) and its fingerprint (no parsed
     criteria are kept: thousands of dicts would slow every collection)."""
     key = wire.dumpb(criteria)
-    return key, "sha256:" + hashlib.sha256(key).hexdigest()
+    return key, wire.fingerprint_of(key)
 
 
 def _expected_filter(found: tuple[bytes, str], stored: tuple, known: dict) -> tuple[str, str] | str:

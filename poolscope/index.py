@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import gc
-import hashlib
 import operator
 import sqlite3
 import threading
@@ -278,7 +277,7 @@ def _filter_consistent(stored: Any, text: bytes, filters: dict[str, tuple[bytes,
     criteria = text[text.rfind(b'"criteria":', 0, end) + 11 : end]
     known = filters.get(fingerprint)
     if known is None:
-        if "sha256:" + hashlib.sha256(criteria).hexdigest() != fingerprint:
+        if wire.fingerprint_of(criteria) != fingerprint:
             return False
         known = filters[fingerprint] = (criteria, wire.filter_id(fingerprint))
     return known[0] == criteria and known[1] == compiled.filter_id

@@ -565,7 +565,16 @@ def filter_fingerprint(criteria: dict) -> str:
     >>> filter_fingerprint({"a": 1})
     'sha256:015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862'
     """
-    return "sha256:" + hashlib.sha256(dumpb(criteria)).hexdigest()
+    return fingerprint_of(dumpb(criteria))
+
+
+def fingerprint_of(compact: bytes) -> str:
+    """The fingerprint of criteria already written as compact JSON bytes.
+
+    >>> fingerprint_of(b'{"a":1}') == filter_fingerprint({"a": 1})
+    True
+    """
+    return "sha256:" + hashlib.sha256(compact).hexdigest()
 
 
 def filter_id(fingerprint: str) -> str:
