@@ -36,16 +36,22 @@ from typing import Any
 import sqlite_utils
 
 from . import wire
+from .arguments import path_argument, seconds_argument
 from .errors import (
     ConfigConflictError,
+    CorruptRecordError,
+    DatabaseAccessError,
     InvalidInputError,
+    NotADatabaseError,
     NotAMemberError,
+    OutputError,
 )
 from .fold import configs_equal
 from .history import Record, read_records
-from .index import PoolIndex
+from .index import MAX_SEQ, PoolIndex
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
+from .source import SQLITE_MAGIC, open_regular
 from .sqlite_errors import is_busy, sqlite_errors
 
 #: The SDK's DDL, verbatim (``SqliteAgentPoolStore::open``).
@@ -63,6 +69,108 @@ SCHEMA_SQL = """PRAGMA journal_mode = WAL;
                  );"""
 INSERT_SQL = """INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)
                  VALUES (?1, ?2, ?3, ?4)"""
+
+
+#: The SDK's next-seq query without its ``+ 1``: the top seq by SQLite's own order, in which
+#: TEXT and BLOB sort above every number, so one such row at any place makes it the top.
+NEXT_SEQ_SQL = "SELECT MAX(seq) FROM agent_pool_records WHERE pool_id = ?1"
+
+
+def _next_seq(top: Any, path: Path, pool_id: str) -> int:
+    """The seq the next record of a pool gets, from the pool's top seq.
+
+    The SDK adds one to ``MAX(seq)``; on a damaged log that would write a REAL
+    seq (``5.5 + 1``), a seq SQLite already holds (``'x' + 1`` is 1), or one no
+    record can have (2^63-1 is the index's "still current" mark), and every
+    later append of the pool would fail or leave a gap.  Those are refused
+    here, with the row named, before anything is written:
+
+    >>> _next_seq(None, Path("a.db"), "p"), _next_seq(7, Path("a.db"), "p")
+    (1, 8)
+    >>> _next_seq(5.5, Path("a.db"), "p")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.CorruptRecordError: file a.db, pool 'p': the pool's top seq is REAL 5.5, not an integer, so no next seq follows it (nothing was written); `poolscope doctor` lists the pool's bad seqs
+    """
+    if top is None:
+        return 1
+    if type(top) is not int:
+        kind = {float: "REAL", str: "TEXT", bytes: "BLOB"}.get(type(top), type(top).__name__)
+        shown = top if len(repr(top)) <= 40 else repr(top)[:40] + "…"
+        raise CorruptRecordError(
+            f"the pool's top seq is {kind} {shown!r}, not an integer, so no next seq follows it "
+            "(nothing was written); `poolscope doctor` lists the pool's bad seqs",
+            path=path,
+            pool_id=pool_id,
+            code="bad_seq",
+        )
+    if top >= MAX_SEQ:
+        raise CorruptRecordError(
+            f"the pool's top seq is {top}: no record can follow it (seqs end at {MAX_SEQ})",
+            path=path,
+            pool_id=pool_id,
+            seq=top,
+            code="bad_seq",
+        )
+    return max(top, 0) + 1
+
+
+def _check_pool_id(pool_id: Any, path: Path) -> None:
+    """A pool id is a non-empty string that SQLite can store as UTF-8 text."""
+    if not isinstance(pool_id, str) or not pool_id:
+        raise InvalidInputError(f"pool_id must be a non-empty string, not {_short(pool_id)}", path=path)
+    wire.check_text(pool_id, "pool_id")
+
+
+def _check_key(value: Any, name: str, path: Path) -> None:
+    """A key looked up in the fold (a run id, an idempotency key, a condition id) is a string."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string, not {_short(value)}", path=path)
+
+
+def _short(value: Any) -> str:
+    """``value`` as a message shows it: its repr, cut, and its JSON type when that is not a string."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:60] + "…"
+    return shown if isinstance(value, str) else f"{wire.json_type(value)} {shown}"
+
+
+def _check_store_file(path: Path) -> None:
+    """Refuse, before SQLite opens it, a path ``PoolStore`` must not write to:
+    a folder, a FIFO or device (opening it would block), a symlink to nothing
+    (SQLite would create a file behind it), a file that is not SQLite (it would
+    be overwritten) or one this process may not write."""
+    if not os.path.lexists(path):
+        return
+    if not os.path.exists(path):
+        raise OutputError(
+            f"is a symlink to {os.readlink(path)!r}, which does not exist: "
+            "PoolStore does not create a database behind a symlink",
+            path=path,
+        )
+    if path.is_dir():
+        raise InvalidInputError("is a folder, not a database file", path=path)
+    try:
+        with open_regular(path) as handle:
+            header = handle.read(len(SQLITE_MAGIC))
+    except PermissionError:
+        raise DatabaseAccessError("cannot be read (permission denied)", path=path, code="access") from None
+    except OSError as error:
+        raise NotADatabaseError(
+            f"{error.strerror}: PoolStore writes only to SQLite database files", path=path, code="not_a_database"
+        ) from None
+    if header and header != SQLITE_MAGIC:  # an empty file is a new database, as for SQLite
+        raise NotADatabaseError(
+            "is not an SQLite database (wrong file header): PoolStore would overwrite it, so it does not open it",
+            path=path,
+            code="not_a_database",
+        )
+    if not os.access(path, os.W_OK):
+        raise DatabaseAccessError(
+            "is read-only: PoolStore appends records (poolscope.open reads without writing)",
+            path=path,
+            code="read_only",
+        )
 
 
 def _create_schema(conn: sqlite3.Connection, timeout: float) -> None:
@@ -116,9 +224,9 @@ class PoolStore:
     """
 
     def __init__(self, path: str | os.PathLike, *, timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise InvalidInputError("is a folder, not a database file", path=self.path)
+        self.path = path_argument(path)
+        timeout = seconds_argument(timeout, "timeout")
+        _check_store_file(self.path)
         if not self.path.parent.is_dir():
             # missing folders are created, as every writer creates them (export, report: poolscope.output);
             # a file or a dangling link on the way is an OutputError naming it
@@ -182,8 +290,7 @@ class PoolStore:
     @contextmanager
     def _transaction(self, pool_id: str, immediate: bool = True) -> Iterator[_PoolLog]:
         """Lock (for writes), catch the fold up with other writers, yield the log."""
-        if not isinstance(pool_id, str) or not pool_id:
-            raise InvalidInputError(f"pool_id must be a non-empty string, not {pool_id!r}", path=self.path)
+        _check_pool_id(pool_id, self.path)
         conn = self.conn
         if self._batch:
             log = self._logs.get(pool_id)
@@ -241,9 +348,7 @@ class PoolStore:
     def _append(self, log: _PoolLog, kind: str, payload: dict) -> int:
         conn = self.conn
         with sqlite_errors(self.path, log.pool_id):
-            seq = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_pool_records WHERE pool_id = ?1", (log.pool_id,)
-            ).fetchone()[0]
+            seq = _next_seq(conn.execute(NEXT_SEQ_SQL, (log.pool_id,)).fetchone()[0], self.path, log.pool_id)
             text = wire.dumps(payload)
             conn.execute(INSERT_SQL, (log.pool_id, seq, kind, text))
         log.index.append_rows([(seq, kind, "text", text)])
@@ -295,6 +400,7 @@ class PoolStore:
 
         Raises :class:`NotAMemberError` when the run is not a member.
         """
+        _check_key(run_id, "run_id", self.path)
         with self._transaction(pool_id) as log:
             self._replay_checks(log)
             position = log.index.fold.members.get(run_id)
@@ -308,6 +414,7 @@ class PoolStore:
 
     def message_receipt(self, pool_id: str, idempotency_key: str) -> dict | None:
         """The latest receipt stored under an idempotency key, or ``None`` (dedupe)."""
+        _check_key(idempotency_key, "idempotency_key", self.path)
         with self._transaction(pool_id, immediate=False) as log:
             self._replay_checks(log)
             position = log.index.fold.message_dedupe.get(idempotency_key)
@@ -327,6 +434,7 @@ class PoolStore:
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> dict | None:
         """The latest wake registration stored under an idempotency key, or ``None``."""
+        _check_key(idempotency_key, "idempotency_key", self.path)
         with self._transaction(pool_id, immediate=False) as log:
             self._replay_checks(log)
             position = log.index.fold.wake_dedupe.get(idempotency_key)
@@ -334,6 +442,7 @@ class PoolStore:
 
     def wake(self, pool_id: str, condition_id: str) -> dict | None:
         """The stored wake (condition, compiled filter, registration) for a condition id, or ``None``."""
+        _check_key(condition_id, "condition_id", self.path)
         with self._transaction(pool_id, immediate=False) as log:
             self._replay_checks(log)
             position = log.index.fold.wakes.get(condition_id)
@@ -362,14 +471,27 @@ class PoolStore:
 
     def next_event_sequence(self, pool_id: str) -> int:
         """Allocate the next pool event sequence number (1, 2, …)."""
+        _check_pool_id(pool_id, self.path)
         conn = self.conn
         with sqlite_errors(self.path, pool_id):
             if not self._batch:
                 conn.execute("BEGIN IMMEDIATE")
             try:
+                # the SDK's INSERT OR IGNORE + UPDATE seq = seq + 1, with the stored value checked first:
+                # a REAL, TEXT or maximal one would turn into a REAL or repeat a number already handed out
                 conn.execute("INSERT OR IGNORE INTO agent_pool_event_seq (pool_id, seq) VALUES (?1, 0)", (pool_id,))
-                conn.execute("UPDATE agent_pool_event_seq SET seq = seq + 1 WHERE pool_id = ?1", (pool_id,))
-                seq = conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1", (pool_id,)).fetchone()[0]
+                rows = conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1", (pool_id,)).fetchall()
+                if len(rows) != 1 or type(rows[0][0]) is not int or not 0 <= rows[0][0] < MAX_SEQ:
+                    found = ", ".join(repr(row[0])[:40] for row in rows[:3]) or "no row"
+                    raise CorruptRecordError(
+                        f"agent_pool_event_seq holds {found} for this pool, not one integer below {MAX_SEQ}: "
+                        "no next event sequence follows it (nothing was written)",
+                        path=self.path,
+                        pool_id=pool_id,
+                        code="bad_event_seq",
+                    )
+                seq = rows[0][0] + 1
+                conn.execute("UPDATE agent_pool_event_seq SET seq = ?2 WHERE pool_id = ?1", (pool_id, seq))
             except BaseException:
                 if not self._batch:
                     conn.execute("ROLLBACK")

@@ -265,8 +265,30 @@ def _check(typ: Any, value: Any, where: str) -> Any:
     if typ is str:
         if not isinstance(value, str):
             raise InvalidInputError(f"{where}: expected a string, got {value!r}")
-        return value
+        return check_text(value, where)
     raise TypeError(typ)  # pragma: no cover - schema bug
+
+
+def check_text(value: str, where: str) -> str:
+    """``value`` when it can be stored as UTF-8 (SQLite's text, serde's strings);
+    a lone surrogate (``"\\udc80"``, from a mis-decoded file name) cannot.
+
+    >>> check_text("run.1", "run_id")
+    'run.1'
+    >>> check_text("run\\udc80", "run_id")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: run_id: 'run\\udc80' is not valid Unicode text (a lone surrogate at index 3), so it cannot be stored as UTF-8
+    """
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidInputError(
+                f"{where}: {value[:40]!r} is not valid Unicode text (a lone surrogate at index {error.start}), "
+                "so it cannot be stored as UTF-8"
+            ) from None
+    return value
 
 
 def _list_of(typ: Any) -> Callable[[Any, str], list]:

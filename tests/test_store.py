@@ -171,6 +171,97 @@ def test_next_event_sequence_counts_per_pool(store):
     assert store.next_event_sequence("q") == 1
 
 
+def _rows(path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT pool_id, seq, typeof(seq), kind FROM agent_pool_records ORDER BY pool_id, rowid"
+        ).fetchall()
+        rows += conn.execute("SELECT pool_id, seq, typeof(seq), 'event_seq' FROM agent_pool_event_seq").fetchall()
+    conn.close()
+    return rows
+
+
+@pytest.mark.parametrize("top", [5.5, "zzz", b"\x01", 2**63 - 1, 2**63 - 2])
+def test_a_damaged_top_seq_is_refused_before_anything_is_written(tmp_path, top):
+    """The SDK's next seq is MAX(seq) + 1: over a REAL, TEXT, BLOB or maximal seq
+    that writes a REAL seq, repeats one (UNIQUE fails on every later call) or
+    writes one no reader can place.  poolscope refuses, with the row's type."""
+    path = tmp_path / "damaged.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})
+        store.open_pool("q", {})
+        store.conn.execute(
+            "INSERT INTO agent_pool_records VALUES ('p', ?, 'pool_created', '{\"type\":\"pool_created\"}')", (top,)
+        )
+        before = _rows(path)
+        for _ in range(2):  # and again: nothing was left half-done
+            with pytest.raises(poolscope.CorruptRecordError, match="top seq is") as raised:
+                store.record_pool_created("p")
+            assert raised.value.code == "bad_seq" and raised.value.pool_id == "p"
+        assert _rows(path) == before
+        # other pools of the file are not affected
+        assert store.record_pool_created("q") == 2
+    shown = {float: "REAL 5.5", str: "TEXT 'zzz'", bytes: "BLOB"}.get(type(top), str(top))
+    assert shown in str(raised.value)
+
+
+def test_a_seq_below_the_top_that_is_not_an_integer_leaves_appends_contiguous(store):
+    store.open_pool("p", {})
+    store.conn.execute(
+        "INSERT INTO agent_pool_records VALUES ('p', 0.5, 'pool_created', '{\"type\":\"pool_created\"}')"
+    )
+    assert [store.record_pool_created("p") for _ in range(2)] == [2, 3]
+
+
+@pytest.mark.parametrize("stored", [1.5, "x", 2**63 - 2, 2**63 - 1, -1])
+def test_a_damaged_event_seq_is_refused_and_left_as_it_was(store, stored):
+    store.conn.execute("INSERT INTO agent_pool_event_seq VALUES ('p', ?)", (stored,))
+    for _ in range(2):
+        with pytest.raises(poolscope.CorruptRecordError, match="agent_pool_event_seq holds") as raised:
+            store.next_event_sequence("p")
+        assert raised.value.code == "bad_event_seq"
+    assert store.conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = 'p'").fetchall() == [(stored,)]
+    assert store.next_event_sequence("q") == 1  # the next pool's counter works
+
+
+@pytest.mark.parametrize("pool_id", [None, 1, b"p", "", ["p"], "p\udc80"])
+def test_next_event_sequence_takes_only_pool_ids_the_sdk_can_store(store, pool_id):
+    with pytest.raises(poolscope.InvalidInputError, match="pool_id"):
+        store.next_event_sequence(pool_id)
+    assert store.conn.execute("SELECT count(*) FROM agent_pool_event_seq").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("key", [["run.a"], {"a": 1}, None, 3])
+def test_lookups_take_string_keys(store, key):
+    store.open_pool("p", {})
+    store.join_member("p", MEMBER)
+    for lookup, name in (
+        (store.leave_member, "run_id"),
+        (store.message_receipt, "idempotency_key"),
+        (store.wake_registration, "idempotency_key"),
+        (store.wake, "condition_id"),
+    ):
+        with pytest.raises(poolscope.InvalidInputError, match=f"{name} must be a string"):
+            lookup("p", key)
+    assert len(store.snapshot("p").members) == 1
+
+
+def test_text_with_a_lone_surrogate_is_refused_not_half_written(store):
+    """A lone surrogate (a file name mis-decoded with surrogateescape) cannot be
+    stored as UTF-8: a typed error names the field, and nothing is written."""
+    with pytest.raises(poolscope.InvalidInputError, match=r"pool_id: .* lone surrogate at index 1"):
+        store.open_pool("p\udc80", {})
+    store.open_pool("p", {})
+    with pytest.raises(poolscope.InvalidInputError, match=r"member.agent_id: .* lone surrogate"):
+        store.join_member("p", {"run_id": "run.a", "agent_id": "agent\ud800"})
+    message = _message(1)
+    message["content_ref"] = "c\udcff"
+    with pytest.raises(poolscope.InvalidInputError, match=r"content_ref: .* lone surrogate"):
+        store.record_message("p", message, {"message_id": "msg.1", "status": "accepted"})
+    assert [r.kind for r in store.watch("p")] == ["pool_opened"]
+    assert store.conn.execute("SELECT count(DISTINCT pool_id) FROM agent_pool_records").fetchone()[0] == 1
+
+
 def test_watch_returns_records_after_a_cursor(store):
     store.open_pool("p", {})
     for _ in range(5):
