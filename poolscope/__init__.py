@@ -34,6 +34,7 @@ from .errors import (
     SchemaError,
     UnknownKeyError,
     UnknownRecordKindError,
+    WriteRefusedError,
 )
 from .explore import explore
 from .fleet import Fleet, fleet
@@ -79,6 +80,7 @@ __all__ = [
     "DatabaseChangedError",
     "DatabaseAccessError",
     "QueryTimeoutError",
+    "WriteRefusedError",
     "OutputError",
     "PoolNotFoundError",
     "RecordError",

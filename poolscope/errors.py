@@ -118,6 +118,14 @@ class DatabaseAccessError(DatabaseError):
     code = "access"
 
 
+class WriteRefusedError(DatabaseError):
+    """The file refused a write with a rule of its own that the SDK's schema
+    does not have (a CHECK, a UNIQUE index, a trigger that raises, a STRICT
+    column): nothing was written."""
+
+    code = "write_refused"
+
+
 class QueryTimeoutError(DatabaseError):
     """A statement ran for longer than the ``timeout`` given to
     :func:`poolscope.open` without handing back its next rows (a view over an
@@ -200,7 +208,10 @@ class OutputError(PoolscopeError):
 
 
 class InvalidInputError(PoolscopeError, ValueError):
-    """A value given to :class:`poolscope.PoolStore` does not have the SDK's shape."""
+    """A value given to poolscope does not have the shape it needs: a record
+    value for :class:`poolscope.PoolStore` that the SDK's types cannot carry,
+    or an argument of the wrong type or range (a path that is not one, a
+    negative timeout)."""
 
     code = "invalid_input"
 

@@ -372,6 +372,11 @@ def default_configs(names: list[str]) -> list[dict]:
     return [wire.canonical_config(c) for c in configs]
 
 
+#: The most ``generate`` writes: pools in a file, records in all (about 1 KB and 20 µs each).
+MAX_POOLS = 100_000
+MAX_RECORDS = 1_000_000_000
+
+
 def generate(
     path: str | os.PathLike,
     *,
@@ -395,8 +400,20 @@ def generate(
     >>> generate("two.db", pools=2, records=200, seed=1)["records"] >= 400
     True
     """
-    if pools < 1 or records < 1:
-        raise InvalidInputError("pools and records must be at least 1")
+    for name, value, most in (("pools", pools, MAX_POOLS), ("records", records, MAX_RECORDS), ("batch", batch, None)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or most is not None and value > most:
+            bounds = "at least 1" if most is None else f"between 1 and {most:,}"
+            raise InvalidInputError(f"{name} must be a whole number {bounds}, not {value!r}")
+    if pools * records > MAX_RECORDS:
+        raise InvalidInputError(
+            f"pools × records is {pools * records:,}: more than the {MAX_RECORDS:,} records generate writes in one file"
+        )
+    if members_cap is not None and (
+        isinstance(members_cap, bool) or not isinstance(members_cap, int) or members_cap < 1
+    ):
+        raise InvalidInputError(f"members_cap must be a whole number of at least 1, not {members_cap!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidInputError(f"seed must be a whole number, not {seed!r}")
     names = [f"{NAMES[i % len(NAMES)]}{'' if i < len(NAMES) else i // len(NAMES)}" for i in range(pools)]
     store = PoolStore(path)
     gen = Generator(store, seed=seed, members_cap=members_cap)

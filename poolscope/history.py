@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import wire
+from .arguments import byte_limit_argument, path_argument, seconds_argument
 from .errors import (
     CorruptRecordError,
     CursorError,
@@ -325,7 +326,9 @@ class Database(_Frames):
     ):
         from .cache import resolve as resolve_cache
 
-        self.path = Path(path)
+        self.path = path_argument(path)
+        timeout = seconds_argument(timeout, "timeout")
+        max_payload = byte_limit_argument(max_payload, "max_payload")
         self.timeout = timeout
         self.progress = progress
         self.max_payload = max_payload
@@ -445,6 +448,11 @@ class Database(_Frames):
 
         Raises :class:`PoolNotFoundError` for a pool with no record.
         """
+        if not isinstance(pool_id, str):
+            raise PoolNotFoundError(
+                f"no records for pool {repr(pool_id)[:60]}: a pool id is a string, not {type(pool_id).__name__}",
+                path=self.path,
+            )
         history = self._pools.get(pool_id)
         if history is None:
             if pool_id not in self._pool_ids:

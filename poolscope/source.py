@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sqlite3
@@ -46,6 +47,7 @@ import time
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import (
     DatabaseChangedError,
@@ -151,6 +153,40 @@ def keepalive(conn: sqlite3.Connection) -> None:
 def resolve(path: str | os.PathLike) -> Path:
     """The real file behind ``path`` (every symlink followed)."""
     return Path(os.path.realpath(path))
+
+
+def file_type(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words (``"a FIFO (named pipe)"``)."""
+    return _FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file, else raise ``OSError``.
+
+    Opened without blocking, so that a FIFO or a device put where a file was
+    expected (a database, a cache entry) is refused at once instead of hanging
+    the caller on its first read.
+
+    >>> with open_regular("sample_data/demo.db") as handle:
+    ...     handle.read(15)
+    b'SQLite format 3'
+    >>> open_regular("sample_data")
+    Traceback (most recent call last):
+    ...
+    IsADirectoryError: [Errno 21] is a folder, not a regular file: 'sample_data'
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+            cls = IsADirectoryError if code == errno.EISDIR else OSError
+            raise cls(code, f"is {file_type(mode)}, not a regular file", os.fspath(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def check_file(path: Path, real: Path | None = None) -> tuple[bytes, FileIdentity]:

@@ -33,6 +33,7 @@ from .errors import (
     PayloadTooLargeError,
     PoolscopeError,
     QueryTimeoutError,
+    WriteRefusedError,
 )
 
 #: SQLite's primary result code -> (error class, code, what it means).
@@ -56,6 +57,17 @@ BY_RESULT_CODE: dict[str, tuple[type[PoolscopeError], str, str]] = {
     "SQLITE_NOLFS": (DatabaseAccessError, "access", "the file is too large for this system"),
     "SQLITE_ERROR": (NotADatabaseError, "sqlite_error", "SQLite error"),
     "SQLITE_SCHEMA": (DatabaseChangedError, "changed", "the schema changed while it was read"),
+    # rules of the file's own (the SDK's schema has only its primary key, which poolscope never breaks)
+    "SQLITE_CONSTRAINT": (
+        WriteRefusedError,
+        "write_refused",
+        "the database refused the write with a rule of its own (a constraint or trigger); nothing was written",
+    ),
+    "SQLITE_MISMATCH": (
+        WriteRefusedError,
+        "write_refused",
+        "the database refused a value's type (a STRICT table or an INTEGER PRIMARY KEY); nothing was written",
+    ),
     # the bounds every read connection has (poolscope.source): time per query, size per value
     "SQLITE_INTERRUPT": (
         QueryTimeoutError,
@@ -106,6 +118,12 @@ def translate(
     name = result_code(error)
     cls, code, meaning = BY_RESULT_CODE.get(name, OTHER) if name is not None else OTHER
     if name == "SQLITE_CANTOPEN" and not Path(path).exists():
+        if os.path.islink(path):
+            return DatabaseChangedError(
+                f"the path is a symlink to {os.readlink(os.fspath(path))!r}, which does not exist",
+                path=path,
+                pool_id=pool_id,
+            )
         return DatabaseChangedError("the file was deleted or moved while open", path=path, pool_id=pool_id)
     return cls(f"{meaning}: {error}", path=path, pool_id=pool_id, seq=seq, code=code)
 

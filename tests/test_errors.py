@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from helpers import SAMPLE_DB
 
 import poolscope
 from poolscope import errors
@@ -15,6 +16,7 @@ from poolscope.check import CODES
 from poolscope.sqlite_errors import sqlite_errors, translate
 
 PACKAGE = Path(poolscope.__file__).parent
+SAMPLE = str(SAMPLE_DB)
 
 
 def _sqlite_error(cls: type[sqlite3.Error], message: str, name: str | None) -> sqlite3.Error:
@@ -188,3 +190,112 @@ def test_sqlite_errors_are_translated_in_one_place():
                 if getattr(func, "id", getattr(func, "attr", None)) == "translate":
                     offenders.append(f"{name}:{node.lineno}")
     assert not offenders
+
+
+# ----------------------------------------------------- arguments at the door
+BAD_PATHS = [5, None, 1.5, ["a.db"], "a\x00b", ""]
+
+
+@pytest.mark.parametrize("path", BAD_PATHS, ids=repr)
+def test_a_path_that_is_not_one_is_an_invalid_input_error(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for call in (poolscope.open, poolscope.PoolStore, lambda p: poolscope.fleet([p], workers=1)):
+        with pytest.raises(poolscope.InvalidInputError, match="path|source"):
+            call(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("timeout", ["1", -1, float("nan"), float("inf"), True, None])
+def test_a_timeout_is_a_number_of_seconds(timeout, tmp_path):
+    for call in (
+        lambda: poolscope.open(SAMPLE, timeout=timeout),
+        lambda: poolscope.PoolStore(tmp_path / "s.db", timeout=timeout),
+        lambda: poolscope.fleet(SAMPLE, timeout=timeout, workers=1),
+    ):
+        with pytest.raises(poolscope.InvalidInputError, match="timeout must be a number of seconds"):
+            call()
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_max_payload_is_a_positive_size_and_one_above_sqlites_limit_is_lowered(sample_db):
+    for bad in (0, -5, "9", 1.5, True):
+        with pytest.raises(poolscope.InvalidInputError, match="max_payload"):
+            poolscope.open(SAMPLE, max_payload=bad)
+    with poolscope.open(SAMPLE, max_payload=2**40) as db:  # SQLite's limits are C ints
+        assert db.max_payload == 2**31 - 1
+        assert db.pool("pool.alpha").snapshot().to_json() == sample_db.pool("pool.alpha").snapshot().to_json()
+
+
+@pytest.mark.parametrize("sources", [None, 5, {"a.db": 1}, ["sample_data/demo.db", 5]], ids=repr)
+def test_fleet_sources_of_another_kind_are_refused_whole(sources):
+    with pytest.raises(poolscope.InvalidInputError, match="source"):
+        poolscope.fleet(sources, workers=1)
+
+
+@pytest.mark.parametrize("workers", [0, -1, "2", 1.5])
+def test_fleet_workers_is_a_count(workers):
+    with pytest.raises(poolscope.InvalidInputError, match="workers"):
+        poolscope.fleet(SAMPLE, workers=workers)
+
+
+@pytest.mark.parametrize("upto", ["5", 5.0, True, -1, None, 2**70])
+def test_upto_is_a_cursor_everywhere_frames_are_made(upto, sample_db):
+    """``upto`` is None or an integer from 0: one beyond every head is the head
+    (pools differ in head), anything else is a CursorError, never an empty frame."""
+    pool = sample_db.pool("pool.alpha")
+    with poolscope.fleet(SAMPLE, workers=1) as hosts:
+        for name in ("records_df", "members_df", "messages_df", "wakes_df"):
+            for owner in (sample_db, pool, hosts):
+                if upto is None or upto == 2**70:
+                    expected = getattr(pool if owner is pool else sample_db, name)()
+                    assert len(getattr(owner, name)(upto=upto)) == len(expected)
+                else:
+                    with pytest.raises(poolscope.CursorError, match="upto"):
+                        getattr(owner, name)(upto=upto)
+
+
+def test_a_non_string_pool_id_is_no_pool(sample_db):
+    for pool_id in (["pool.alpha"], {"a": 1}, 5, None):
+        with pytest.raises(poolscope.PoolNotFoundError, match="a pool id is a string"):
+            sample_db.pool(pool_id)
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"pools": 2**63}, "pools must be"),
+        ({"pools": 0}, "pools must be"),
+        ({"records": 2**40}, "records must be"),
+        ({"pools": 100_000, "records": 100_000}, "pools × records"),
+        ({"members_cap": 0}, "members_cap"),
+        ({"seed": "x"}, "seed"),
+    ],
+)
+def test_generate_refuses_what_it_could_never_finish(options, says, tmp_path):
+    from poolscope.generate import generate
+
+    with pytest.raises(poolscope.InvalidInputError, match=says):
+        generate(tmp_path / "g.db", **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rule_of_the_files_own_refusing_a_write_is_a_write_refused_error(tmp_path):
+    """A trigger (or CHECK, or UNIQUE index) the SDK's schema does not have:
+    SQLite's constraint error becomes WriteRefusedError, not "not a database"."""
+    path = tmp_path / "pool.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})
+        store.conn.execute(
+            "CREATE TRIGGER no_more BEFORE INSERT ON agent_pool_records BEGIN SELECT RAISE(ABORT, 'frozen'); END"
+        )
+        with pytest.raises(poolscope.WriteRefusedError, match="frozen") as raised:
+            store.record_pool_created("p")
+        assert raised.value.code == "write_refused" and isinstance(raised.value, poolscope.DatabaseError)
+        assert len(store.watch("p")) == 1
+
+
+def test_a_dangling_symlink_is_named_as_one(tmp_path):
+    error = _sqlite_error(sqlite3.OperationalError, "unable to open database file", "SQLITE_CANTOPEN")
+    (tmp_path / "link.db").symlink_to(tmp_path / "gone.db")
+    typed = translate(error, tmp_path / "link.db")
+    assert type(typed) is errors.DatabaseChangedError and "symlink to" in str(typed) and "gone.db" in str(typed)

@@ -1,0 +1,130 @@
+"""Arguments checked where they come in: a typed error naming the argument,
+never a ``TypeError`` or ``OverflowError`` from deep inside ``sqlite3``.
+
+Every public entry point that takes a database path, a timeout or a size
+limit (:func:`poolscope.open`, :class:`poolscope.PoolStore`,
+:func:`poolscope.fleet`) checks them here.
+
+    >>> path_argument("pool.db")
+    PosixPath('pool.db')
+    >>> seconds_argument(2, "timeout")
+    2.0
+    >>> path_argument(5)
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: path must be a file path (str or os.PathLike), not int 5
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import CursorError, InvalidInputError
+from .index import MAX_SEQ
+
+#: The largest ``max_payload`` SQLite can take (its limits are C ints); a
+#: larger one means "no limit beyond SQLite's own", so it is lowered to this.
+MAX_BYTE_LIMIT = 2**31 - 1
+#: The longest wait SQLite's busy handler can take (a C int of milliseconds), about 24 days.
+MAX_SECONDS = (2**31 - 1) / 1000
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:60] + '…'}"
+
+
+def path_argument(value: Any, name: str = "path") -> Path:
+    """``value`` as a :class:`~pathlib.Path`: a ``str`` or ``os.PathLike`` (bytes
+    are decoded as ``os.fsdecode`` does) without a NUL character.
+
+    >>> path_argument("a\\x00b")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: path 'a\\x00b' holds a NUL character, which no file name can
+    """
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidInputError(f"{name} must be a file path (str or os.PathLike), not {_shown(value)}")
+    try:
+        text = os.fspath(value)
+    except TypeError as error:  # a PathLike whose __fspath__ returns something else
+        raise InvalidInputError(f"{name}: {error}") from None
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if "\x00" in text:
+        raise InvalidInputError(f"{name} {text[:60]!r} holds a NUL character, which no file name can")
+    if not text:
+        raise InvalidInputError(f"{name} is empty")
+    return Path(text)
+
+
+def seconds_argument(value: Any, name: str) -> float:
+    """A duration in seconds: a finite number, 0 or more (SQLite takes its busy
+    wait in whole milliseconds of a C int, so a longer one is lowered to that).
+
+    >>> seconds_argument("1", "timeout")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: timeout must be a number of seconds (0 or more), not str '1'
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{name} must be a number of seconds (0 or more), not {_shown(value)}")
+    return min(float(value), MAX_SECONDS)
+
+
+def byte_limit_argument(value: Any, name: str) -> int:
+    """A size limit in bytes: a positive integer; above SQLite's own limit, lowered to it.
+
+    >>> byte_limit_argument(2**40, "max_payload") == MAX_BYTE_LIMIT
+    True
+    >>> byte_limit_argument(0, "max_payload")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: max_payload must be a positive number of bytes, not int 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive number of bytes, not {_shown(value)}")
+    return min(value, MAX_BYTE_LIMIT)
+
+
+def count_argument(value: Any, name: str) -> int:
+    """A count of at least 1 (workers, rows per partition).
+
+    >>> count_argument(2, "workers")
+    2
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a whole number of at least 1, not {_shown(value)}")
+    return value
+
+
+def upto_argument(value: Any, name: str = "upto") -> int | None:
+    """A frame's ``upto``: None (the head) or a cursor, 0 or more.
+
+    Frames and fleets take any cursor from 0 on: beyond a pool's head it is
+    that pool's head (a database's or fleet's pools have different heads),
+    so a cursor past 64 bits is lowered to the largest seq.  Anything that is
+    not an integer (``"5"``, ``5.0``, ``True``) is a
+    :class:`~poolscope.errors.CursorError`, never an empty frame.
+
+    >>> upto_argument(None), upto_argument(7), upto_argument(2**70) == 2**63 - 2
+    (None, 7, True)
+    >>> upto_argument(-1)
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.CursorError: upto -1 is before the first record: a cursor is 0 or more
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise CursorError(f"{name} must be an integer cursor, not {_shown(value)}")
+    cursor = operator.index(value)
+    if cursor < 0:
+        raise CursorError(f"{name} {cursor} is before the first record: a cursor is 0 or more")
+    return min(cursor, MAX_SEQ)
