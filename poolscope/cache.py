@@ -61,6 +61,7 @@ import numpy as np
 
 from .errors import PoolscopeError
 from .fold import Entry
+from .source import open_regular
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -447,7 +448,7 @@ _HEADER_SPANS = ((16, 24), (56, 60), (68, 72))
 
 def header_fields(path: str | os.PathLike) -> str | None:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             header = handle.read(100)
     except OSError:
         return None
@@ -512,7 +513,7 @@ def _file_state(path: str | os.PathLike) -> list:
     the records are checked more thoroughly."""
     try:
         info = os.stat(path)
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             header = handle.read(100).hex()
     except OSError:
         return []
@@ -640,7 +641,8 @@ class IndexCache:
 
     def _read_manifest(self, path: Path) -> dict | None:
         try:
-            text = path.read_bytes()
+            with open_regular(path) as handle:
+                text = handle.read()
             outer = json.loads(text)
             body = outer["body"]
             if hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() != outer["sha256"]:
@@ -666,6 +668,7 @@ class IndexCache:
             TypeError,
             EOFError,
             IndexError,
+            OverflowError,  # a number in the manifest beyond what SQLite or numpy take
             pa.ArrowException,
             sqlite3.Error,
         ) as error:
@@ -699,7 +702,7 @@ class IndexCache:
         data = self.root / body["data"]
         if data.parent != self.root:
             return "bad data file name"
-        with open(data, "rb") as handle:
+        with open_regular(data) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size != body["checksum"][-1] or size == 0 or _checksum(handle) != body["checksum"]:
                 return "data file truncated or corrupt (checksum)"

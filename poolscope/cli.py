@@ -682,11 +682,15 @@ def fleet_export(sources: tuple[str, ...], out: str, workers: int | None, upto: 
 @click.option(
     "-o", "--out", "out", default="fleet.html", show_default=True, type=click.Path(dir_okay=False), help="HTML file."
 )
+@click.option("--force", is_flag=True, help="Overwrite OUT even if it is not an earlier fleet report.")
 @fleet_reading_options
-def fleet_report(sources: tuple[str, ...], workers: int | None, out: str) -> None:
+def fleet_report(sources: tuple[str, ...], workers: int | None, out: str, force: bool) -> None:
     """Write one self-contained HTML page ranking the fleet's pools by failures
-    and anomalies, with per-source and per-agent breakdowns and plots."""
+    and anomalies, with per-source and per-agent breakdowns and plots.
+
+    An existing OUT is replaced only if it is an earlier fleet report (or with
+    --force), and never through a symlink."""
     from .fleet.report import report
 
     with _fleet(sources, workers) as hosts:
-        click.echo(str(report(hosts, out)))
+        click.echo(escape(report(hosts, out, force=force)))

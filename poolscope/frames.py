@@ -48,6 +48,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import wire
+from .arguments import upto_argument
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry
 from .index import MESSAGE_CODE, WAKE_CODE, gc_paused, transpose
 
@@ -437,6 +438,7 @@ def records_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Da
     wake              801
     dtype: int64
     """
+    upto = upto_argument(upto)
     from .history import Database
 
     if not isinstance(source, Database):
@@ -544,6 +546,7 @@ def members_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Da
     0  run.alpha.reviewer-1  agent.alpha.reviewer          3
     1   run.alpha.planner-2   agent.alpha.planner          4
     """
+    upto = upto_argument(upto)
     return _combine(source, _pool_members, upto)
 
 
@@ -683,6 +686,7 @@ def messages_df(source: PoolHistory | Database, upto: int | None = None) -> pd.D
     6  msg.alpha.7  failed    run.alpha.ghost-7
     8  msg.alpha.9  failed  run.alpha.planner-2
     """
+    upto = upto_argument(upto)
     return _combine(source, _pool_messages, upto)
 
 
@@ -723,6 +727,7 @@ def wakes_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Data
     9   wake.alpha.10   run.alpha.planner-2            111          112
     14  wake.alpha.15  run.alpha.reviewer-5            171          172
     """
+    upto = upto_argument(upto)
     return _combine(source, _pool_wakes, upto)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 import poolscope
-from poolscope.fleet.dataset import open_dataset, partition_dir
+from poolscope.fleet.dataset import MANIFEST, open_dataset, partition_dir
 from poolscope.generate import generate
 
 duckdb = pytest.importorskip("duckdb")
@@ -102,11 +104,45 @@ def test_export_again_rewrites_only_what_changed(fleet_dir, tmp_path):
 
 
 def test_export_target_must_be_a_folder(fleet_dir, tmp_path):
+    """A file, a path under a file, or a symlink is refused as every writer
+    refuses it (poolscope.output): an OutputError, nothing written anywhere."""
     target = tmp_path / "file.parquet"
     target.write_text("x")
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "link").symlink_to(elsewhere)
     with poolscope.fleet(fleet_dir, workers=1) as hosts:
-        with pytest.raises(poolscope.InvalidInputError):
-            hosts.export(target)
+        for out in (target, target / "below", tmp_path / "link"):
+            with pytest.raises(poolscope.OutputError):
+                hosts.export(out)
         with pytest.raises(poolscope.InvalidInputError):
             hosts.export(tmp_path / "out", format="csv")
-    assert target.read_text() == "x"
+    assert target.read_text() == "x" and not elsewhere.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.parquet", "hosts", "link"]
+
+
+def test_export_writes_no_file_through_a_symlink_inside_the_dataset(fleet_dir, tmp_path):
+    """Partitions and the manifest are written beside their target and renamed
+    over it, never through a symlink: a link planted in the dataset makes its
+    source's export fail with an OutputError (the rest goes on), and a FIFO in
+    the manifest's place is not waited on."""
+    out = tmp_path / "out"
+    with poolscope.fleet(fleet_dir, workers=1) as hosts:
+        done = hosts.export(out)
+        victim = tmp_path / "victim"
+        victim.write_bytes(b"keep")
+        planted = Path(done["written"][0])
+        planted.unlink()
+        planted.symlink_to(victim)
+        manifest = out / MANIFEST
+        assert manifest.exists()
+        manifest.unlink()
+        os.mkfifo(manifest)  # the next export cannot read it: everything is written again
+        again = hosts.export(out)
+        refused = hosts.errors
+    assert victim.read_bytes() == b"keep" and planted.is_symlink()
+    # the source with the planted link is reported (an OutputError), the others written again in full
+    source = next(path for path in again["errors"])
+    assert [type(e.error).__name__ for e in refused if e.source == source] == ["OutputError"]
+    assert "symlink" in str(refused[0].error)
+    assert manifest.is_file() and 0 < len(again["written"]) < len(done["written"])
+    assert not any(str(planted.parent) in path for path in again["written"])

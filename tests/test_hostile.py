@@ -602,6 +602,13 @@ OUTPUT_CASES = [
     "records after beyond 64 bits",
     "records upto negative",
     "export upto beyond the heads",
+    "fleet report onto a symlink",
+    "fleet report over someone else's file",
+    "fleet report over its own report",
+    "fleet report under /dev/null",
+    "fleet report with a newline in its name",
+    "fleet export under a file",
+    "fleet export upto negative",
 ]
 
 
@@ -671,6 +678,32 @@ def test_output_paths(case, tmp_path):
         one_line_error(run_cli(["records", db, "--pool", pools[0], "--upto", "-1"], tmp_path), "upto")
     elif case == "export upto beyond the heads":
         one_line_error(run_cli(["export", db, str(work / "out"), "--upto", "99999999999999999999"], tmp_path), "upto")
+        assert not (work / "out").exists()
+    elif case == "fleet report onto a symlink":
+        (work / "f.html").symlink_to(victim)
+        one_line_error(run_cli(["fleet", "report", db, "-o", str(work / "f.html")], tmp_path), "symlink")
+        one_line_error(run_cli(["fleet", "report", db, "-o", str(work / "f.html"), "--force"], tmp_path), "symlink")
+    elif case == "fleet report over someone else's file":
+        (work / "f.html").write_text("<html>mine</html>")
+        one_line_error(run_cli(["fleet", "report", db, "-o", str(work / "f.html")], tmp_path), "--force")
+        assert (work / "f.html").read_text() == "<html>mine</html>"
+        assert run_cli(["fleet", "report", db, "-o", str(work / "f.html"), "--force"], tmp_path).returncode == 0
+        assert "poolscope fleet report" in (work / "f.html").read_text()
+    elif case == "fleet report over its own report":
+        for _ in range(2):
+            result = run_cli(["fleet", "report", db, "-o", str(work / "f.html")], tmp_path)
+            assert result.returncode == 0, result.stderr
+        assert sorted(p.name for p in work.iterdir()) == ["f.html"]  # no temporary file left
+    elif case == "fleet report under /dev/null":
+        one_line_error(run_cli(["fleet", "report", db, "-o", "/dev/null/f.html"], tmp_path), "/dev/null")
+    elif case == "fleet report with a newline in its name":
+        result = run_cli(["fleet", "report", db, "-o", str(work / "a\nb.html")], tmp_path)
+        assert result.returncode == 0 and result.stdout.count("\n") == 1, result.stdout
+        assert (work / "a\nb.html").is_file()
+    elif case == "fleet export under a file":
+        one_line_error(run_cli(["fleet", "export", db, str(victim / "out")], tmp_path), "folder")
+    elif case == "fleet export upto negative":
+        one_line_error(run_cli(["fleet", "export", db, str(work / "out"), "--upto", "-1"], tmp_path), "upto")
         assert not (work / "out").exists()
     assert victim.read_text() == "not yours"
     assert list((tmp_path / "tmp").iterdir() if (tmp_path / "tmp").exists() else []) == []
@@ -1293,3 +1326,101 @@ def test_a_payload_of_the_wrong_shape_is_explained_in_its_own_terms(kind, payloa
         extract(kind, {"type": kind, **payload})
     assert says in raised.value.problem
     assert "NoneType" not in raised.value.problem and "subscriptable" not in raised.value.problem
+
+
+# ------------------------------------------------ writing, finding, caching
+@pytest.mark.parametrize(
+    ("make", "error", "says"),
+    [
+        (lambda p: os.mkfifo(p), poolscope.NotADatabaseError, "FIFO"),
+        (lambda p: p.write_bytes(b"x"), poolscope.NotADatabaseError, "not an SQLite database"),
+        (lambda p: p.write_bytes(b"PK\x03\x04" + bytes(600)), poolscope.NotADatabaseError, "wrong file header"),
+        (lambda p: p.symlink_to(p.parent / "nowhere.db"), poolscope.OutputError, "symlink"),
+        (lambda p: p.symlink_to("/dev/zero"), poolscope.NotADatabaseError, "character device"),
+    ],
+    ids=["fifo", "one byte", "a zip file", "dangling symlink", "symlink to a device"],
+)
+def test_a_store_refuses_what_it_would_block_on_or_overwrite(tmp_path, make, error, says):
+    """PoolStore (and ``poolscope generate``, which writes through it) checks the
+    path before SQLite opens it: a FIFO would block the open, a file that is
+    not SQLite would be overwritten, a dangling link would get a new file
+    behind it.  Each is one typed error, and the folder is left as it was."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    path = tmp_path / "data" / "pool.db"
+    path.parent.mkdir()
+    make(path)
+    before = state([path.parent])
+    with pytest.raises(error, match=says):
+        poolscope.PoolStore(path)
+    result = CliRunner().invoke(cli, ["generate", str(path), "--records", "20", "--pools", "1"])
+    assert result.exit_code == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert state([path.parent]) == before
+
+
+def test_an_empty_file_is_a_new_store_as_sqlite_takes_it(tmp_path):
+    path = tmp_path / "pool.db"
+    path.write_bytes(b"")
+    with poolscope.PoolStore(path) as store:
+        assert store.open_pool("p", {}).cursor == 1
+
+
+def test_a_fifo_in_a_fleet_folder_is_skipped_without_waiting(tmp_path):
+    """A folder is searched file by file: a FIFO (or a link to a device) in it
+    is listed as skipped, with the reason; opening it for a look would block."""
+    folder = tmp_path / "hosts"
+    folder.mkdir()
+    shutil.copyfile(SAMPLE_DB, folder / "a.db")
+    os.mkfifo(folder / "pipe.db")
+    (folder / "zero.db").symlink_to("/dev/zero")
+    with poolscope.fleet(folder, workers=1) as hosts:
+        assert hosts.databases == [str(folder / "a.db")]
+        reasons = {Path(s.source).name: s.reason for s in hosts.skipped}
+    assert "FIFO" in reasons["pipe.db"] and "character device" in reasons["zero.db"]
+
+
+def test_a_recursive_pattern_does_not_follow_a_symlink_cycle(tmp_path):
+    """``**`` descends into folders, not into symlinks to folders (as a folder
+    source is searched): a link back up the tree is not gone round for ever,
+    and the databases under it are found once."""
+    root = tmp_path / "hosts"
+    (root / "a" / "b").mkdir(parents=True)
+    shutil.copyfile(SAMPLE_DB, root / "a" / "b" / "x.db")
+    shutil.copyfile(SAMPLE_DB, root / "top.db")
+    (root / "a" / "b" / "up").symlink_to("..")
+    (root / "a" / "loop").symlink_to(root)
+    (root / ".hidden").mkdir()
+    shutil.copyfile(SAMPLE_DB, root / ".hidden" / "h.db")
+    for pattern, expected in (
+        (f"{root}/**/*.db", ["a/b/x.db", "top.db"]),
+        (f"{root}/**", [".hidden/h.db", "a/b/x.db", "top.db"]),  # a folder matched is searched whole
+        (f"{root}/.*/**/*.db", [".hidden/h.db"]),
+    ):
+        with poolscope.fleet(pattern, workers=1) as hosts:
+            found = sorted(os.path.relpath(p, root) for p in hosts.databases)
+        assert found == expected, pattern
+
+
+def test_a_cache_entry_replaced_by_a_fifo_is_a_miss_not_a_hang(tmp_path):
+    """Every file of an entry is opened without blocking and must be a regular
+    file: a FIFO (or a folder) in its place is an unreadable entry, rebuilt."""
+    db_path = tmp_path / "pool.db"
+    shutil.copyfile(SAMPLE_DB, db_path)
+    cache = tmp_path / "cache"
+    with poolscope.open(db_path, cache=cache) as db:
+        expected = db.pool("pool.alpha").snapshot().to_json()
+    poolscope.cache.wait()
+    data = [p for p in cache.iterdir() if p.suffix != ".json"]
+    manifests = [p for p in cache.iterdir() if p.suffix == ".json"]
+    assert data and manifests
+    for victim in (data[0], manifests[0]):
+        victim.unlink()
+        os.mkfifo(victim)
+        with poolscope.open(db_path, cache=cache) as db:
+            assert db.pool("pool.alpha").snapshot().to_json() == expected
+            assert db.cache.last_miss is not None
+        poolscope.cache.wait()
+        if victim.exists() and not victim.is_file():
+            victim.unlink()

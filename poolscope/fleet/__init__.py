@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..arguments import count_argument, seconds_argument, upto_argument
 from ..errors import PoolNotFoundError
 from ..index import gc_paused
 from ..source import DEFAULT_TIMEOUT
@@ -127,9 +128,10 @@ class Fleet:
         progress: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        timeout = seconds_argument(timeout, "timeout")
         self.timeout = timeout
         self.progress = progress
-        self._workers = work.Workers(workers)
+        self._workers = work.Workers(None if workers is None else count_argument(workers, "workers"))
 
         def check_many(paths: list[str]) -> Any:
             # many files: checked by the workers (opening an SQLite file costs about a millisecond)
@@ -357,6 +359,7 @@ class Fleet:
         """
         from ..frames import _records_frame
 
+        upto = upto_argument(upto)
         results = self._run(work.records_tables, (self.timeout, upto), "reading records")
         all_ids = sorted({pool_id for pool_ids, _, _ in results.values() for pool_id in pool_ids})
         position = {pool_id: i for i, pool_id in enumerate(all_ids)}
@@ -375,6 +378,7 @@ class Fleet:
         return frame
 
     def _frame(self, name: str, upto: int | None) -> pd.DataFrame:
+        upto = upto_argument(upto)
         results = self._run(work.frame, (self.timeout, name, upto), f"reading {name}")
         sources = list(results)
         return stack(f"{name}_df", list(results.values()), list(range(len(sources))), sources)

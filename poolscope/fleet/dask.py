@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
+from ..arguments import count_argument, upto_argument
 from ..errors import PoolscopeError
 from ..index import gc_paused
 from ..source import connect_readonly
@@ -181,11 +182,8 @@ def to_dask(
     """
     dd = _require_dask()
     name = frame_name(frame)
-    size = int(partition_records or PARTITION_RECORDS)
-    if size < 1:
-        from ..errors import InvalidInputError
-
-        raise InvalidInputError("partition_records must be at least 1")
+    upto = upto_argument(upto)
+    size = count_argument(PARTITION_RECORDS if partition_records is None else partition_records, "partition_records")
     parts = plan(fleet, name, upto, size)
     if not parts:
         return dd.from_pandas(empty_frame(name), npartitions=1)

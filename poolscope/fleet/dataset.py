@@ -50,6 +50,7 @@ from urllib.parse import quote
 import pandas as pd
 import pyarrow as pa
 
+from ..arguments import upto_argument
 from ..errors import InvalidInputError
 from ..source import connect_readonly
 from ..sqlite_errors import sqlite_errors
@@ -150,15 +151,11 @@ def fingerprints(conn: sqlite3.Connection, upto: int | None) -> dict[str, list[i
 def _write(table: pa.Table, folder: Path) -> Path:
     import pyarrow.parquet as pq
 
-    folder.mkdir(parents=True, exist_ok=True)
+    from .. import output
+
     target = folder / FILE
-    temporary = folder / f".{FILE}.{os.getpid()}.tmp"
-    try:
+    with output.writing(target, force=True) as temporary:  # a temporary file, then a rename; no symlink followed
         pq.write_table(table, temporary)
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
     return target
 
 
@@ -203,14 +200,24 @@ def export_database(
 
 
 def _read_manifest(out: Path, upto: int | None) -> dict[str, Any]:
+    from ..source import open_regular
+
     try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        with open_regular(out / MANIFEST) as handle:  # a FIFO there is refused, not waited on
+            manifest = json.loads(handle.read().decode("utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION or manifest.get("upto") != upto:
         return {}
     sources = manifest.get("sources")
-    return sources if isinstance(sources, dict) else {}
+    if not isinstance(sources, dict):
+        return {}
+    # an entry of another shape (edited by hand?) is dropped: its partitions are written again
+    return {
+        source: entry
+        for source, entry in sources.items()
+        if isinstance(entry, dict) and isinstance(entry.get("pools"), dict)
+    }
 
 
 def export(fleet: Fleet, out: str | os.PathLike, *, format: str = "parquet", upto: int | None = None) -> dict[str, Any]:
@@ -231,12 +238,13 @@ def export(fleet: Fleet, out: str | os.PathLike, *, format: str = "parquet", upt
     """
     from .discover import SourceError
 
+    upto = upto_argument(upto)
     if format != "parquet":
         raise InvalidInputError(f"a fleet dataset is written as parquet, not {format!r}")
+    from .. import output
+
     folder = Path(out)
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise InvalidInputError("the export target exists and is not a folder", path=folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    output.make_folder(output.target(folder))  # an OutputError for a file or a symlink there or on the way
     old = _read_manifest(folder, upto)
     bar = fleet._bar("exporting")
     new: dict[str, Any] = {}
@@ -277,9 +285,8 @@ def export(fleet: Fleet, out: str | os.PathLike, *, format: str = "parquet", upt
                         parent.rmdir()
             removed += 1
     manifest = {"version": VERSION, "upto": upto, "sources": new}
-    temporary = folder / f".{MANIFEST}.tmp"
-    temporary.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(temporary, folder / MANIFEST)
+    with output.writing(folder / MANIFEST, force=True) as temporary:
+        temporary.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     return {
         "path": str(folder),
         "written": written,

@@ -22,10 +22,19 @@ import glob
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError, PoolscopeError, SchemaError
-from ..source import DEFAULT_TIMEOUT, connect_readonly
+from ..arguments import path_argument
+from ..errors import (
+    DatabaseError,
+    DatabaseNotFoundError,
+    InvalidInputError,
+    NotADatabaseError,
+    PoolscopeError,
+    SchemaError,
+)
+from ..source import DEFAULT_TIMEOUT, connect_readonly, open_regular
 
 #: Suffixes of SQLite's side files, which belong to a database beside them.
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -93,8 +102,15 @@ def discover(
 
     ``check_many(paths)`` checks many files at once (the fleet's workers), yielding
     ``(path, ok, error)`` in any order; by default they are checked here, one by one."""
-    if isinstance(sources, str | os.PathLike):
+    if isinstance(sources, str | os.PathLike | bytes):
         sources = [sources]
+    elif not isinstance(sources, list | tuple):
+        raise InvalidInputError(
+            "sources must be a path, a folder, a glob pattern or a list of them, "
+            f"not {type(sources).__name__} {repr(sources)[:60]}"
+        )
+    for source in sources:
+        path_argument(source, "a source")  # a typed error for anything that is not a path
     candidates: list[tuple[str, bool]] = []  # (path, named explicitly)
     seen: set[str] = set()
     found = Found()
@@ -109,7 +125,7 @@ def discover(
             candidates.append((path, named))
 
     for source in sources:
-        text = os.fspath(source)
+        text = os.fsdecode(os.fspath(source))
         if os.path.isdir(text):
             for path in _walk(text):
                 if not _is_side_file(path):
@@ -117,7 +133,7 @@ def discover(
         elif os.path.lexists(text) or not (_GLOB_CHARS & set(text)):
             add(text, True)  # a missing file is a DatabaseNotFoundError
         else:
-            matches = sorted(glob.glob(text, recursive=True))
+            matches = _glob(text)
             if not matches:
                 found.errors.append(SourceError(text, DatabaseNotFoundError("the pattern matches no file", path=text)))
             for match in matches:
@@ -152,10 +168,45 @@ def discover(
     return found
 
 
+def _glob(pattern: str) -> list[str]:
+    """The paths ``pattern`` matches, sorted: ``glob.glob(pattern, recursive=True)``
+    except that ``**`` does not descend into symlinked folders (a folder
+    source is searched the same way), so a link that points back up the tree
+    cannot make the search go round for ever.  Hidden names match only a
+    pattern that names them (``.*``), as with ``glob``.
+
+    >>> _glob("sample_data/**/*.db")
+    ['sample_data/demo.db']
+    """
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return sorted(glob.glob(pattern))
+    fixed = 0
+    while fixed < len(parts) - 1 and not (_GLOB_CHARS & set(parts[fixed])):
+        fixed += 1
+    root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else "")
+    rest = "/".join(part for part in parts[fixed:] if part)
+    base = Path(root or os.curdir)
+    hidden_asked = any(part.startswith(".") for part in parts[fixed:])
+    matches = []
+    try:
+        for match in base.glob(rest):
+            relative = match.relative_to(base)
+            if not hidden_asked and any(name.startswith(".") for name in relative.parts):
+                continue
+            if relative.parts:
+                matches.append(os.path.join(root, str(relative)) if root else str(relative))
+            else:  # the root itself (a trailing ``**`` matches zero folders)
+                matches.append(root or os.curdir)
+    except (OSError, ValueError):
+        return sorted(glob.glob(pattern))  # a pattern pathlib cannot take: glob's own reading
+    return sorted(matches)
+
+
 def _looks_like_sqlite(path: str) -> bool:
     """True when the file starts like an SQLite database (damaged, perhaps)."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return handle.read(16) == b"SQLite format 3\x00"
     except OSError:
         return False

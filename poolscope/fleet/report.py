@@ -247,6 +247,7 @@ def render(fleet: Fleet, *, title: str | None = None) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        GENERATOR,
         f"<title>{_esc(name)}</title><style>{_PAGE_CSS}{CSS}{_EXTRA_CSS}</style></head><body>",
         f"<header><h1>{_esc(name)}</h1><p>{len(fleet.databases):,} databases · {len(pools):,} pools · "
         f"written {time.strftime('%Y-%m-%d %H:%M:%S')} by poolscope {_esc(__version__)}</p></header><main>",
@@ -369,8 +370,23 @@ def render(fleet: Fleet, *, title: str | None = None) -> str:
     return "\n".join(parts)
 
 
-def report(fleet: Fleet, out_path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Write the fleet page to ``out_path``; return the path written."""
-    out = Path(out_path)
-    out.write_text(render(fleet, title=title), encoding="utf-8")
-    return out
+#: Marks a page as a fleet report, which a later report may overwrite without ``force``.
+GENERATOR = "<meta name='generator' content='poolscope fleet report'>"
+
+
+def report(fleet: Fleet, out_path: str | os.PathLike, *, title: str | None = None, force: bool = False) -> Path:
+    """Write the fleet page to ``out_path``; return the path written.
+
+    As :func:`poolscope.report.report` writes: missing parent folders are
+    created; an existing file is replaced only if it is an earlier fleet
+    report or with ``force``, atomically (a temporary file, then a rename),
+    and never through a symlink (see :mod:`poolscope.output`).
+    """
+    from .. import output
+
+    out = output.target(out_path)
+    output.check_file(out, force=force, own=GENERATOR.encode())  # before the work
+    text = render(fleet, title=title)
+    with output.writing(out, force=force, own=GENERATOR.encode()) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(out_path)
