@@ -615,7 +615,46 @@ class PoolHistory(_Frames):
             self.db._reconnect_if_needed()
         if self._index is None:
             return 0
+        self._check_ends()
         return self._index.load(self.db.conn, progress=False)
+
+    def _check_ends(self) -> None:
+        """Raise :class:`DatabaseChangedError` when the first or the last record
+        loaded is no longer in the file as it was (same kind, same message,
+        condition or run id): the log was truncated or rewritten in place, so
+        the records after the head would not continue what was loaded.  Two
+        rows read by their primary key, so that a refresh (and each poll of
+        :meth:`follow`) stays as cheap as what was appended."""
+        from .fold import DAMAGED
+
+        index = self._index
+        if index is None or not len(index):
+            return
+        ends = sorted({0, len(index) - 1})
+        entries = index.entries_at(ends)
+        seqs = [int(index.seqs[position]) for position in ends]
+        wanted = [(seq, entry) for seq, entry in zip(seqs, entries) if entry.kind != DAMAGED]
+        if not wanted:
+            return
+        try:
+            out = fetch_payloads(self.db.conn, self.path, self.pool_id, [seq for seq, _ in wanted])
+        except RecordError as error:  # a row that decoded when loaded and no longer does
+            raise DatabaseChangedError(
+                f"a record loaded earlier no longer reads as it did ({error.problem}): "
+                "the file was rewritten while open",
+                path=self.path,
+                pool_id=self.pool_id,
+                seq=error.seq,
+            ) from None
+        for seq, entry in wanted:
+            if _loaded_key(out[seq], entry.kind) != (wire.KINDS[entry.kind], entry.key):
+                raise DatabaseChangedError(
+                    f"the record at seq {seq} is not the {wire.KINDS[entry.kind]} the pool was loaded with: "
+                    "the file was rewritten while open (open it again to read it as it is now)",
+                    path=self.path,
+                    pool_id=self.pool_id,
+                    seq=seq,
+                )
 
     def follow(
         self,

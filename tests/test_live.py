@@ -323,3 +323,76 @@ def test_reading_does_not_stall_a_heavy_writer(tmp_path, artifacts):
     summary["reader_loops"] = reads
     record_timings(artifacts, "append_latency_while_reading", summary)
     assert max(latencies) < LATENCY_BOUND
+
+
+def _rewritable(tmp_path: Path) -> Path:
+    from poolscope.generate import generate
+
+    path = tmp_path / "live.db"
+    generate(path, pools=1, records=120, seed=4)
+    return path
+
+
+@pytest.mark.parametrize("change", ["head rewritten", "first rewritten", "truncated and regrown", "head deleted"])
+def test_refresh_notices_a_log_rewritten_below_its_head(tmp_path, change):
+    """An append-only log changed at or below the head (a row updated in place,
+    the log cut and written again) would make the records after the head
+    continue another history: refresh() and follow() raise
+    DatabaseChangedError, and what was loaded stays usable."""
+    path = _rewritable(tmp_path)
+    with poolscope.open(path, cache=False) as db:
+        pool_id = db.pool_ids[0]
+        pool = db.pool(pool_id)
+        head, members = pool.head, pool.members_df()
+        conn = sqlite3.connect(path)
+        other = conn.execute(
+            "SELECT payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'run_message' "
+            "ORDER BY seq LIMIT 1",
+            (pool_id,),
+        ).fetchone()[0]
+        if change == "head rewritten":
+            payload = json.loads(other)
+            payload["stored"]["message"]["message_id"] = "msg.elsewhere"
+            conn.execute(
+                "UPDATE agent_pool_records SET kind = 'run_message', payload_json = ? WHERE pool_id = ? AND seq = ?",
+                (json.dumps(payload, separators=(",", ":")), pool_id, head),
+            )
+        elif change == "first rewritten":
+            conn.execute(
+                "UPDATE agent_pool_records SET kind = 'pool_created', payload_json = '{\"type\":\"pool_created\"}' "
+                "WHERE pool_id = ? AND seq = 1",
+                (pool_id,),
+            )
+        elif change == "truncated and regrown":
+            conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq > 10", (pool_id,))
+            for seq in range(11, head + 6):
+                conn.execute(
+                    "INSERT INTO agent_pool_records VALUES (?, ?, 'pool_created', '{\"type\":\"pool_created\"}')",
+                    (pool_id, seq),
+                )
+        else:
+            conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (pool_id, head))
+        conn.commit()
+        conn.close()
+        with pytest.raises(poolscope.DatabaseChangedError, match="rewritten") as raised:
+            pool.refresh()
+        assert raised.value.seq in (1, head)
+        with pytest.raises(poolscope.DatabaseChangedError):
+            db.refresh()
+        with pytest.raises(poolscope.DatabaseChangedError):
+            next(pool.follow(idle_timeout=0.1))
+        # the index stays as it was loaded; what needs a payload read again says the file changed
+        assert pool.head == head and len(pool.records_df()) == head
+        assert len(pool.members_df()) == len(members)
+
+
+def test_refresh_after_appends_is_not_a_rewrite(tmp_path):
+    path = _rewritable(tmp_path)
+    with poolscope.open(path, cache=False) as db:
+        pool = db.pool(db.pool_ids[0])
+        head = pool.head
+        with poolscope.PoolStore(path) as store:
+            for _ in range(3):
+                store.record_pool_created(pool.pool_id)
+        assert pool.refresh() == 3 and pool.head == head + 3
+        assert pool.refresh() == 0
