@@ -135,12 +135,39 @@ def _short(value: Any) -> str:
     return shown if isinstance(value, str) else f"{wire.json_type(value)} {shown}"
 
 
+def _check_compiled(compiled: dict, path: Path, pool_id: str) -> None:
+    """The SDK writes only what ``CompiledEventFilter::new`` made from the
+    criteria (fingerprint, id, indexed fields, payload access, queue): any
+    other compiled filter is what ``doctor`` reports as
+    ``wake_filter_mismatch``, so it is refused before it is written.  Criteria
+    given with a bare list (``{"run_ids": ["run.a"]}``) are written as serde
+    writes them (``{"include": [...]}``), and the fingerprint must be that
+    text's."""
+    expected = wire.compile_filter(compiled["criteria"])
+    wrong = [name for name in expected if expected[name] != compiled[name]]
+    if wrong:
+        shown = "; ".join(f"{name} is {_short(compiled[name])}, compiled: {_short(expected[name])}" for name in wrong)
+        raise InvalidInputError(
+            f"compiled_filter is not what the SDK compiles from its criteria ({shown}); "
+            "poolscope.wire.compile_filter(criteria) makes the SDK's",
+            path=path,
+            pool_id=pool_id,
+        )
+
+
 def _check_store_file(path: Path) -> None:
     """Refuse, before SQLite opens it, a path ``PoolStore`` must not write to:
     a folder, a FIFO or device (opening it would block), a symlink to nothing
     (SQLite would create a file behind it), a file that is not SQLite (it would
     be overwritten) or one this process may not write."""
     if not os.path.lexists(path):
+        folder = path.parent if str(path.parent) else Path(os.curdir)
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise DatabaseAccessError(
+                f"cannot create a database here: the folder {str(folder)!r} is not writable",
+                path=path,
+                code="read_only",
+            )
         return
     if not os.path.exists(path):
         raise OutputError(
@@ -459,6 +486,7 @@ class PoolStore:
             raise InvalidInputError(
                 "registration.condition_id must equal condition.condition_id", path=self.path, pool_id=pool_id
             )
+        _check_compiled(stored["compiled_filter"], self.path, pool_id)
         with self._transaction(pool_id) as log:
             self._snapshot_checks(log)
             return self._append(log, "wake", {"type": "wake", "stored": stored})

@@ -304,3 +304,34 @@ def test_concurrent_appends_from_several_processes_are_contiguous(tmp_path):
     assert seqs == list(range(1, 4 * 150 + 2))
     snap = poolscope.open(path).pool("p").snapshot()
     assert len(snap.members) == 600
+
+
+def test_a_compiled_filter_the_sdk_could_not_have_made_is_refused(store):
+    """The SDK compiles a wake's filter from its criteria (fingerprint, id,
+    indexed fields, payload access, queue); anything else is what doctor
+    reports as wake_filter_mismatch, so PoolStore does not write it."""
+    store.open_pool("p", {})
+    criteria = {"run_ids": {"include": ["run.a"]}}
+    condition = {"condition_id": "w.1", "run_id": "run.b", "idempotency_key": "k.1", "filter": criteria}
+    registration = {"condition_id": "w.1", "run_id": "run.b", "status": "registered"}
+    good = wire.compile_filter(criteria)
+    bare = dict(good, criteria={"run_ids": ["run.a"]})  # serde writes {"include": [...]}: the same filter
+    assert store.record_wake("p", condition, bare, registration) == 2
+    stored = store.wake("p", "w.1")["compiled_filter"]
+    assert stored == good and stored["filter_fingerprint"] == wire.filter_fingerprint(stored["criteria"])
+    for change, field in (
+        ({"filter_fingerprint": "sha256:" + "0" * 64}, "filter_fingerprint"),
+        ({"filter_id": "filter.x"}, "filter_id"),
+        ({"indexed_fields": []}, "indexed_fields"),
+        ({"payload_access": "full"}, "payload_access"),
+        # the fingerprint of the bare-list text is not the fingerprint of what is written
+        (
+            {"criteria": {"run_ids": ["run.a"]}, "filter_fingerprint": wire.filter_fingerprint({"run_ids": ["run.a"]})},
+            "filter_fingerprint",
+        ),
+    ):
+        with pytest.raises(poolscope.InvalidInputError, match=f"{field} is .* compiled: "):
+            store.record_wake("p", condition, dict(good, **change), registration)
+    assert len(store.watch("p")) == 2
+    with poolscope.open(store.path, cache=False) as db:
+        assert [a.code for a in db.check() if a.severity == "error"] == []
