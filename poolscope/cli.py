@@ -523,12 +523,13 @@ def cache_info(as_json: bool) -> None:
         click.echo(json.dumps({"folder": str(folder), "bytes": total, "max_bytes": max_bytes(), "entries": rows}))
         return
     click.echo(
-        f"{folder}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_size(total)} (cap {_size(max_bytes())})"
+        f"{escape(folder)}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_size(total)} "
+        f"(cap {_size(max_bytes())})"
     )
     for e in found:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         gone = "" if e.db_exists else "  (database gone)"
-        click.echo(f"  {e.db}  {e.pool_id}  {e.records:,} records  {_size(e.bytes)}  used {used}{gone}")
+        click.echo(f"  {escape(e.db)}  {escape(e.pool_id)}  {e.records:,} records  {_size(e.bytes)}  used {used}{gone}")
 
 
 @cache.command("clear")
@@ -538,7 +539,7 @@ def cache_clear(db: str | None) -> None:
     from .cache import clear, default_dir
 
     removed = clear(db)
-    click.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {default_dir()}")
+    click.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {escape(default_dir())}")
 
 
 def main() -> None:  # pragma: no cover
@@ -670,7 +671,7 @@ def fleet_export(sources: tuple[str, ...], out: str, workers: int | None, upto: 
         done = hosts.export(out, upto=upto)
         errors, skipped = _problems(hosts)
     click.echo(
-        f"{done['path']}: {done['partitions']} partition(s) written, {done['unchanged']} unchanged, "
+        f"{escape(done['path'])}: {done['partitions']} partition(s) written, {done['unchanged']} unchanged, "
         f"{done['removed']} removed"
     )
     _echo_problems(errors, skipped)

@@ -482,6 +482,23 @@ def test_other_commands_print_hostile_ids_escaped(evil_db, tmp_path, args):
         assert escape(EVIL_POOL) in result.stdout and escape(FORGED_LINE) in result.stdout
 
 
+def test_cache_and_fleet_export_lines_print_hostile_ids_and_paths_escaped(evil_db, tmp_path, monkeypatch):
+    """``poolscope cache info`` lists pool ids as the files spelled them, and
+    ``fleet export`` and ``cache clear`` print folders the user named: escaped."""
+    cache = tmp_path / "cache\x1b[2J"
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(cache))
+    with poolscope.open(evil_db) as db:
+        for pool_id in db.pool_ids:
+            db.pool(pool_id).snapshot()
+    poolscope.cache.wait()
+    for args in (["cache", "info"], ["fleet", "export", str(evil_db), str(tmp_path / "out\nx")], ["cache", "clear"]):
+        result = run_cli(args, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert not RAW.search(result.stdout + result.stderr), result.stdout
+        if args[1] == "info":
+            assert "pool.b\\nError: forged line" in result.stdout and "cache\\x1b[2J" in result.stdout
+
+
 def test_a_hostile_path_is_escaped_in_every_message(tmp_path):
     folder = tmp_path / "x\x1b[2Jy\nz"
     folder.mkdir()
@@ -1424,3 +1441,27 @@ def test_a_cache_entry_replaced_by_a_fifo_is_a_miss_not_a_hang(tmp_path):
         poolscope.cache.wait()
         if victim.exists() and not victim.is_file():
             victim.unlink()
+
+
+def test_a_store_where_it_may_not_write_is_an_access_error_before_sqlite_opens(tmp_path, monkeypatch):
+    """Without write access (a read-only file, or a new file in a read-only
+    folder) SQLite would open, then fail, and leave ``-wal``/``-shm`` files or
+    say "unable to open": PoolStore says so first and creates nothing.  (The
+    tests run as root, where every access is granted, so access is denied
+    through ``os.access``, which PoolStore asks.)"""
+    real_access = os.access
+    denied: set[str] = set()
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: os.fspath(p) not in denied and real_access(p, mode, **kw))
+    existing = tmp_path / "ro.db"
+    poolscope.PoolStore(existing).close()
+    before = state([tmp_path])
+    denied.update({str(existing), str(tmp_path / "locked")})
+    with pytest.raises(poolscope.DatabaseAccessError, match="read-only") as raised:
+        poolscope.PoolStore(existing)
+    assert raised.value.code == "read_only"
+    (tmp_path / "locked").mkdir()
+    with pytest.raises(poolscope.DatabaseAccessError, match="not writable"):
+        poolscope.PoolStore(tmp_path / "locked" / "new.db")
+    assert list((tmp_path / "locked").iterdir()) == []
+    (tmp_path / "locked").rmdir()
+    assert state([tmp_path]) == before
