@@ -493,8 +493,7 @@ class PoolStore:
 
     def watch(self, pool_id: str, cursor: int | None = None) -> list[Record]:
         """Records after ``cursor`` (all when ``None``), in seq order."""
-        if not isinstance(pool_id, str):
-            raise InvalidInputError(f"pool_id must be a string, not {pool_id!r}", path=self.path)
+        _check_pool_id(pool_id, self.path)
         return list(read_records(self.conn, self.path, pool_id, cursor))
 
     def next_event_sequence(self, pool_id: str) -> int:

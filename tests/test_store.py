@@ -259,6 +259,8 @@ def test_text_with_a_lone_surrogate_is_refused_not_half_written(store):
     with pytest.raises(poolscope.InvalidInputError, match=r"content_ref: .* lone surrogate"):
         store.record_message("p", message, {"message_id": "msg.1", "status": "accepted"})
     assert [r.kind for r in store.watch("p")] == ["pool_opened"]
+    with pytest.raises(poolscope.InvalidInputError, match="lone surrogate"):
+        store.watch("p\udc80")
     assert store.conn.execute("SELECT count(DISTINCT pool_id) FROM agent_pool_records").fetchone()[0] == 1
 
 
