@@ -317,6 +317,10 @@ def check_unread(kind: Any, payload: Any) -> None:
         _explain_unread(kind, payload)
 
 
+#: What an absent ``Vec`` field reads as (serde's ``#[serde(default)]``); never changed.
+_NO_LIST: list = []
+
+
 def _policy_refs_fine(refs: Any) -> bool:
     if refs.__class__ is not list:
         return False
@@ -336,19 +340,17 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
         if kind == "run_message":
             message = stored["message"]
             to = message["to"]
-            related = to.get("related_refs")
-            entries = message["correlation"].get("entries")
-            refs = message.get("policy_refs")
+            # a Vec field may be absent (serde's default), never null
             return (
                 "destination_ref" in to
-                and (related is None or related.__class__ is list)
-                and (entries is None or entries.__class__ is list)
-                and (refs is None or _policy_refs_fine(refs))
+                and to.get("related_refs", _NO_LIST).__class__ is list
+                and message["correlation"].get("entries", _NO_LIST).__class__ is list
+                and _policy_refs_fine(message.get("policy_refs", _NO_LIST))
             )
         if kind == "wake":
             condition = stored["condition"]
             compiled = stored["compiled_filter"]
-            refs = condition.get("policy_refs")
+            refs = condition.get("policy_refs", _NO_LIST)
             fields = compiled["indexed_fields"]
             if not (
                 condition["filter"].__class__ is dict
@@ -359,7 +361,7 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
                 and compiled["queue"].__class__ is dict
                 and compiled["criteria"].__class__ is dict
                 and fields.__class__ is list
-                and (refs is None or _policy_refs_fine(refs))
+                and _policy_refs_fine(refs)
             ):
                 return False
             for field in fields:
@@ -386,20 +388,19 @@ def _explain_unread(kind: Any, payload: Any) -> None:
         if to.__class__ is dict:
             if "destination_ref" not in to:
                 raise _missing("stored.message.to.destination_ref")
-            related = to.get("related_refs")
-            if related is not None and related.__class__ is not list:
+            related = to.get("related_refs", _NO_LIST)
+            if related.__class__ is not list:
                 raise _wrong("stored.message.to.related_refs", related, "a list")
         if "correlation" not in message:
             raise _missing("stored.message.correlation")
         correlation = message["correlation"]
         if correlation.__class__ is not dict:
             raise _wrong("stored.message.correlation", correlation, "an object")
-        entries = correlation.get("entries")
-        if entries is not None and entries.__class__ is not list:
+        entries = correlation.get("entries", _NO_LIST)
+        if entries.__class__ is not list:
             raise _wrong("stored.message.correlation.entries", entries, "a list")
-        refs = message.get("policy_refs")
-        if refs is not None:
-            _check_policy_refs(refs, "stored.message.policy_refs")
+        if "policy_refs" in message:
+            _check_policy_refs(message["policy_refs"], "stored.message.policy_refs")
     elif kind == "wake":
         condition = stored.get("condition")
         if condition.__class__ is dict:
@@ -407,9 +408,8 @@ def _explain_unread(kind: Any, payload: Any) -> None:
                 raise _missing("stored.condition.filter")
             if condition["filter"].__class__ is not dict:
                 raise _wrong("stored.condition.filter", condition["filter"], "an object")
-            refs = condition.get("policy_refs")
-            if refs is not None:
-                _check_policy_refs(refs, "stored.condition.policy_refs")
+            if "policy_refs" in condition:
+                _check_policy_refs(condition["policy_refs"], "stored.condition.policy_refs")
         registration = stored.get("registration")
         if registration.__class__ is dict:
             _text(registration.get("run_id"), "stored.registration.run_id")
@@ -449,12 +449,11 @@ def _check_member(member: dict) -> None:
     """:class:`CorruptRecordError` unless ``member`` has the SDK's ``AgentPoolMember``
     types (checked by hand: members are loaded one by one through :func:`extract`)."""
     _text(member["agent_id"], "member.agent_id")
-    topics = member.get("topics")
-    if topics is not None:
-        _texts(topics, "member.topics")
-    refs = member.get("policy_refs")
-    if refs is not None:
-        _check_policy_refs(refs, "member.policy_refs")
+    # a Vec field may be absent (serde's default), never null
+    if "topics" in member:
+        _texts(member["topics"], "member.topics")
+    if "policy_refs" in member:
+        _check_policy_refs(member["policy_refs"], "member.policy_refs")
 
 
 def _check_policy_refs(refs: Any, field: str) -> None:

@@ -211,7 +211,9 @@ class _Struct:
             raise InvalidInputError(f"{where}: {self.name} must be an object, not {json_type(value)}")
         out: dict[str, Any] = {}
         for key, typ, rule in self.fields:
-            present = key in value and not (rule != REQUIRED and value[key] is None)
+            # null is an absent Option (serde reads it as None), but never an absent Vec: serde's
+            # #[serde(default)] fills a missing list, and refuses null ("expected a sequence")
+            present = key in value and not (rule == SKIP_NONE and value[key] is None)
             if not present:
                 if key in self.defaults:
                     item = self.defaults[key]() if callable(self.defaults[key]) else self.defaults[key]

@@ -461,6 +461,10 @@ BAD_VALUES = [
     ("agent_id that is a number", "member_left", None, ("member", "agent_id"), 42, None),
     ("agent_id that is a list", "member_left", None, ("member", "agent_id"), ["agent"], None),
     ("topics that are objects", "member_left", None, ("member", "topics"), [{"topic": "t"}], None),
+    # a Vec field may be absent (serde's default) but never null ("expected a sequence")
+    ("topics that are null", "member_joined", None, ("member", "topics"), None, None),
+    ("a member's policy_refs that are null", "member_joined", None, ("member", "policy_refs"), None, None),
+    ("delivered_to that is null", "run_message", "delivered", ("stored", "receipt", "delivered_to"), None, None),
     ("sender that is a number", "run_message", "delivered", (*MESSAGE, "from"), 7, None),
     ("wake run_id that is an object", "wake", "triggered", ("stored", "condition", "run_id"), {"r": 1}, None),
     ("reply_to that is a number", "run_message", "delivered", (*MESSAGE, "reply_to"), 3, None),
@@ -601,6 +605,31 @@ SERDE_REFUSES = [
     (
         "a message's related_refs that is an object",
         set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), {"kind": "run"}),
+        "bad_shape",
+    ),
+    (
+        "a message's related_refs that is null",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), None),
+        "bad_shape",
+    ),
+    (
+        "a message's correlation entries that are null",
+        set_field("run_message", "delivered", (*MESSAGE, "correlation", "entries"), None),
+        "bad_shape",
+    ),
+    (
+        "a message's policy_refs that are null",
+        set_field("run_message", "delivered", (*MESSAGE, "policy_refs"), None),
+        "bad_shape",
+    ),
+    (
+        "a wake condition's policy_refs that are null",
+        set_field("wake", None, ("stored", "condition", "policy_refs"), None),
+        "bad_shape",
+    ),
+    (
+        "a compiled filter's indexed_fields that are null",
+        set_field("wake", None, ("stored", "compiled_filter", "indexed_fields"), None),
         "bad_shape",
     ),
     (

@@ -129,6 +129,9 @@ def test_bad_values_are_typed_errors_and_write_nothing(store):
     store.open_pool("p", {})
     with pytest.raises(poolscope.InvalidInputError, match="needs field 'agent_id'"):
         store.join_member("p", {"run_id": "run.a"})
+    # a list field may be left out, not given as None: serde reads a missing Vec as empty, refuses null
+    with pytest.raises(poolscope.InvalidInputError, match=r"member.topics: expected a list, got null"):
+        store.join_member("p", {**MEMBER, "topics": None})
     with pytest.raises(poolscope.InvalidInputError, match="not one of"):
         store.record_message("p", _message(1), {"message_id": "msg.1", "status": "lost"})
     with pytest.raises(poolscope.InvalidInputError, match="must equal"):
