@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from . import wire
+from .arguments import count_argument, upto_argument
 from .fold import DAMAGED
-from .index import NAMESPACE_KIND, STATUS_NAMES, gc_paused
+from .index import MAX_SEQ, NAMESPACE_KIND, STATUS_NAMES, gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -68,6 +69,11 @@ def activity(
     3  pool.alpha             1          50  record    run_message     34
     4  pool.alpha             1          50  record           wake     10
     """
+    upto = upto_argument(upto)
+    bins = count_argument(bins, "bins")
+    if window is not None:
+        # a window wider than any log is one window: lowered so that the bucket arithmetic stays in int64
+        window = min(count_argument(window, "window"), MAX_SEQ)
     index = history.index
     n = index.position(upto) if upto is not None else len(index)
     arrays = index.arrays()

@@ -94,14 +94,16 @@ def byte_limit_argument(value: Any, name: str) -> int:
 
 
 def count_argument(value: Any, name: str) -> int:
-    """A count of at least 1 (workers, rows per partition).
+    """A count of at least 1 (workers, rows per partition, a window of cursors);
+    a numpy integer is taken as the int it holds.
 
-    >>> count_argument(2, "workers")
+    >>> import numpy as np
+    >>> count_argument(np.int64(2), "workers")
     2
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not hasattr(value, "__index__") or operator.index(value) < 1:
         raise InvalidInputError(f"{name} must be a whole number of at least 1, not {_shown(value)}")
-    return value
+    return operator.index(value)
 
 
 def upto_argument(value: Any, name: str = "upto") -> int | None:

@@ -259,8 +259,10 @@ def latency_df(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
                 "to_cursor": to_cursor,
             }
         )
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in LATENCY_COLUMNS})
+    if not parts:  # no message and no wake: no row, with the columns' dtypes all the same
+        none = np.zeros(0, dtype=np.int64)
+        parts.append(dict.fromkeys(("kind", "run", "agent", "from", "to", "from_cursor", "to_cursor"), none))
+        parts[0]["id"] = []
     from .frames import _strings
 
     def joined(name: str) -> np.ndarray:

@@ -35,6 +35,7 @@ from .errors import (
     ConfigConflictError,
     CorruptRecordError,
     CursorError,
+    InvalidInputError,
     PayloadTooLargeError,
     PoolNotOpenedError,
     RecordError,
@@ -245,6 +246,12 @@ def loads_payload(text: str | bytes) -> Any:
         return wire.loads(text)
     except wire.orjson.JSONDecodeError as error:
         message = str(error)
+        if "surrogate in string" in message.lower():  # valid UTF-8 bytes, but a \u escape of half a character
+            raise CorruptRecordError(
+                f"payload_json escapes a lone surrogate (\\uD800-\\uDFFF without its pair), "
+                f"which serde_json refuses ({message})",
+                code="bad_json",
+            ) from None
         if "utf-8" in message.lower() or "surrogate" in message.lower():
             raise CorruptRecordError("payload_json is not valid UTF-8 text", code="invalid_utf8") from None
         if "depth limit" in message.lower():  # orjson reads at most 1024 levels
@@ -259,7 +266,7 @@ def _namespace(namespace: str) -> str:
     """``"messages"`` or ``"wakes"`` (also accepted: ``"message"``, ``"wake"``)."""
     plural = namespace if namespace.endswith("s") else namespace + "s"
     if plural not in STATUS_NAMES:
-        raise ValueError(f"namespace must be 'messages' or 'wakes', not {namespace!r}")
+        raise InvalidInputError(f"namespace must be 'messages' or 'wakes', not {namespace!r}")
     return plural
 
 
@@ -976,7 +983,7 @@ class PoolIndex:
         elif kind in wire.KINDS:
             code = wire.KINDS.index(kind)
         else:
-            raise ValueError(f"unknown kind {kind!r} (kinds: {', '.join((*wire.KINDS, 'damaged'))})")
+            raise InvalidInputError(f"unknown kind {kind!r} (kinds: {', '.join((*wire.KINDS, 'damaged'))})")
         return self.arrays()["kind"] == code
 
     def status_mask(self, status: str, namespace: str | None = None) -> np.ndarray:
@@ -985,7 +992,7 @@ class PoolIndex:
         namespaces = STATUS_NAMES if namespace is None else (_namespace(namespace),)
         if not any(status in STATUS_CODES[ns] for ns in STATUS_NAMES):
             statuses = ", ".join(dict.fromkeys(wire.MESSAGE_STATUSES + wire.WAKE_STATUSES))
-            raise ValueError(f"unknown status {status!r} (statuses: {statuses})")
+            raise InvalidInputError(f"unknown status {status!r} (statuses: {statuses})")
         kind, codes = self.arrays()["kind"], self.status_codes()
         out = np.zeros(len(kind), dtype=bool)
         for ns in namespaces:

@@ -56,6 +56,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import palette, wire
 from .activity import default_window
+from .errors import InvalidInputError
 from .frames import Groups, membership_intervals
 from .index import gc_paused
 from .render import natural_key, shorten
@@ -215,12 +216,20 @@ def _legend(ax: Axes, handles: list, title: str | None = None) -> None:
     )
 
 
-def _as_set(values: str | Iterable[str] | None) -> set[str] | None:
+def _as_set(values: str | Iterable[str] | None, name: str = "runs") -> set[str] | None:
+    """A selection of ids: None (all), one id, or several (any iterable of strings)."""
     if values is None:
         return None
     if isinstance(values, str):
         return {values}
-    return set(values)
+    if not hasattr(values, "__iter__") or isinstance(values, bytes | dict):
+        raise InvalidInputError(f"{name} must be an id or a list of ids, not {type(values).__name__}")
+    chosen = set()
+    for value in values:
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{name} must hold ids (strings), not {type(value).__name__} {value!r:.40}")
+        chosen.add(value)
+    return chosen
 
 
 _agent_colors = palette.agent_colors
@@ -329,7 +338,7 @@ def members(
     x_end = _x_end(pool, upto)
     table, updates = _member_intervals(pool, upto)
     colours = _agent_colors(table["agent_id"].tolist())
-    run_set, agent_set = _as_set(runs), _as_set(agents)
+    run_set, agent_set = _as_set(runs), _as_set(agents, "agents")
     keep = np.ones(len(table["run_id"]), dtype=bool)
     if run_set is not None:
         keep &= np.isin(table["run_id"], list(run_set))
@@ -574,11 +583,19 @@ def messages(
     'pool.alpha — messages (38; 232 deliveries)'
     """
     if ghosts not in ("auto", "each", "merge"):
-        raise ValueError(f"ghosts must be 'auto', 'each' or 'merge', not {ghosts!r}")
+        raise InvalidInputError(f"ghosts must be 'auto', 'each' or 'merge', not {ghosts!r}")
     x_end = _x_end(pool, upto)
     member_runs, agent_of = _member_runs_in_order(pool, upto)
     table = _message_table(pool, upto)
-    table = _filter_messages(pool, table, _as_set(statuses), _as_set(runs), _as_set(agents), _as_set(kinds), agent_of)
+    table = _filter_messages(
+        pool,
+        table,
+        _as_set(statuses, "statuses"),
+        _as_set(runs),
+        _as_set(agents, "agents"),
+        _as_set(kinds, "kinds"),
+        agent_of,
+    )
     count = len(table["status"])
     touched: dict[str, None] = {}
     if count <= max_marks:  # beyond, the plot aggregates whatever the lanes
@@ -784,7 +801,7 @@ def wakes(
     x_end = _x_end(pool, upto)
     member_runs, _ = _member_runs_in_order(pool, upto)
     table = _wake_table(pool, upto)
-    status_set, run_set = _as_set(statuses), _as_set(runs)
+    status_set, run_set = _as_set(statuses, "statuses"), _as_set(runs)
     if status_set is not None:
         table = _take(table, np.isin(table["status"], list(status_set)))
     if run_set is not None:
@@ -1001,7 +1018,7 @@ def activity(
     series = (series,) if isinstance(series, str) else tuple(series)
     unknown = set(series) - {"message", "wake", "record"}
     if unknown or not 1 <= len(series) <= 2 or len(set(series)) != len(series):
-        raise ValueError(f"series must be one or two of 'message', 'wake', 'record', not {series!r}")
+        raise InvalidInputError(f"series must be one or two of 'message', 'wake', 'record', not {series!r}")
     x_end = _x_end(pool, upto)
     frame = gc_paused()(pool.activity)(window, upto=upto)
     if len(frame):

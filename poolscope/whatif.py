@@ -50,7 +50,7 @@ from . import wire
 from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE
 from .history import PoolHistory, Record
-from .index import PoolIndex, gc_paused
+from .index import MAX_SEQ, PoolIndex, gc_paused
 from .relations import relations
 
 __all__ = ["without", "WhatIf", "ORPHAN_COLUMNS"]
@@ -85,6 +85,8 @@ def _seqs(values: Any) -> list[int]:
         return []
     if isinstance(values, int | np.integer) and not isinstance(values, bool):
         return [int(values)]
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise InvalidInputError(f"records must be a seq or a list of seqs, not {type(values).__name__}")
     out = []
     for value in values:
         if isinstance(value, bool) or not hasattr(value, "__index__"):
@@ -159,11 +161,15 @@ class WhatIf(PoolHistory):
             for column in ("member", "sender", "waiting"):
                 mask |= np.isin(runs[column], removed_codes)
         if self.records_removed:
-            wanted = np.unique(np.asarray(self.records_removed, dtype=np.int64))
+            asked = sorted(set(self.records_removed))
+            # a seq no record can have (0 or less, past 2^63-2) is simply not there
+            wanted = np.asarray([s for s in asked if 0 < s <= MAX_SEQ], dtype=np.int64)
             at = np.searchsorted(seq, wanted)
-            found = (at < len(seq)) & (seq[np.clip(at, 0, max(len(seq) - 1, 0))] == wanted)
-            if not found.all():
-                missing = wanted[~found][:5].tolist()
+            found = np.zeros(len(wanted), dtype=bool)
+            inside = at < len(seq)
+            found[inside] = seq[at[inside]] == wanted[inside]
+            if len(wanted) != len(asked) or not found.all():
+                missing = sorted([s for s in asked if not 0 < s <= MAX_SEQ] + wanted[~found].tolist())[:5]
                 raise InvalidInputError(
                     f"no record with seq {', '.join(map(str, missing))} in this pool (head {base.head})",
                     path=self.path,

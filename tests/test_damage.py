@@ -607,6 +607,17 @@ SERDE_REFUSES = [
         set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), {"kind": "run"}),
         "bad_shape",
     ),
+    # valid UTF-8 bytes, but a \u escape of half a character: serde_json refuses the string
+    (
+        "a message id escaping a lone surrogate",
+        set_field("run_message", "delivered", (*MESSAGE, "message_id"), None, raw='"msg.\\udc80"'),
+        "bad_json",
+    ),
+    (
+        "a member's agent id escaping a lone high surrogate",
+        set_field("member_joined", None, ("member", "agent_id"), None, raw='"agent.\\ud800x"'),
+        "bad_json",
+    ),
     (
         "a message's related_refs that is null",
         set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), None),

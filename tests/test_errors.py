@@ -299,3 +299,70 @@ def test_a_dangling_symlink_is_named_as_one(tmp_path):
     (tmp_path / "link.db").symlink_to(tmp_path / "gone.db")
     typed = translate(error, tmp_path / "link.db")
     assert type(typed) is errors.DatabaseChangedError and "symlink to" in str(typed) and "gone.db" in str(typed)
+
+
+@pytest.fixture
+def opened_only(tmp_path) -> poolscope.PoolHistory:
+    """A pool whose log is one ``pool_opened``: no member, message or wake."""
+    path = tmp_path / "opened.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})
+    with poolscope.open(path, cache=False) as db:
+        yield db.pool("p")
+
+
+def test_the_analysis_layer_answers_on_a_pool_with_nothing_to_analyse(opened_only):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from poolscope import plot
+
+    latency = opened_only.latency_df()
+    assert len(latency) == 0 and str(latency["to_status"].dtype) == "category"  # the dtypes of a full frame
+    for kind in ("message", "wake"):
+        ax = plot.latency(opened_only, kind=kind)
+        assert [t.get_text() for t in ax.texts] == [f"no {kind} reached two statuses"]
+    nothing = opened_only.without(records=[1])
+    assert nothing.head == 0
+    with pytest.raises(poolscope.InvalidInputError, match="no record with seq 1 in this pool"):
+        nothing.without(records=[1])
+
+
+@pytest.mark.parametrize("records", [[2**70], [-3], [0], 1.5, "12"], ids=repr)
+def test_without_takes_seqs_only(sample_db, records):
+    with pytest.raises(poolscope.InvalidInputError, match="records must be|no record with seq"):
+        sample_db.pool("pool.alpha").without(records=records)
+
+
+@pytest.mark.parametrize("window", [[1], float("nan"), 2.5, True, 0, -4, "50"], ids=repr)
+def test_an_activity_window_is_a_count_of_cursors(sample_db, window):
+    with pytest.raises(poolscope.InvalidInputError, match="window"):
+        sample_db.pool("pool.alpha").activity(window=window)
+
+
+def test_an_activity_window_wider_than_any_log_is_one_window(sample_db):
+    import numpy as np
+
+    pool = sample_db.pool("pool.alpha")
+    one = pool.activity(window=2**70)
+    assert set(one["window_start"]) == {1} and one.query("series == 'record'")["count"].sum() == pool.head
+    assert pool.activity(window=np.int64(50)).equals(pool.activity(window=50))
+
+
+def test_selections_and_filters_of_the_wrong_type_are_invalid_input(sample_db):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from poolscope import plot
+
+    pool = sample_db.pool("pool.alpha")
+    for runs, says in ((5, "an id or a list of ids"), ([5], "ids \\(strings\\)"), ({"a": 1}, "an id or a list")):
+        with pytest.raises(poolscope.InvalidInputError, match=says):
+            plot.members(pool, runs=runs)
+    explorer = poolscope.explore(sample_db, "pool.alpha")
+    with pytest.raises(poolscope.InvalidInputError, match="unknown status 'bogus'"):
+        explorer.jump(status="bogus")
+    with pytest.raises(poolscope.InvalidInputError, match="unknown kind"):
+        explorer.jump(kind="bogus")
+    with pytest.raises(poolscope.InvalidInputError, match="direction"):
+        explorer.jump("sideways")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from .. import render
-from ..errors import CursorError, DatabaseChangedError, PoolscopeError
+from ..errors import CursorError, DatabaseChangedError, InvalidInputError, PoolscopeError
 from ..filters import KIND_NAMES, STATUS_NAMES, RecordFilter
 from ..render import ITEM_ROWS
 from .live import Follower
@@ -224,7 +224,7 @@ class Explorer:
         """Add a panel (see :mod:`poolscope.explore.panels`); it is drawn at once
         for the pool and cursor shown, then on every change it follows."""
         if panel.name in self.panels:
-            raise ValueError(f"the explorer already has a panel named {panel.name!r}")
+            raise InvalidInputError(f"the explorer already has a panel named {panel.name!r}")
         self.panels[panel.name] = panel
         panel.attach(self)
         if isinstance(panel, JsonPanel):
@@ -664,7 +664,7 @@ class Explorer:
             return True
         if direction in ("previous", "prev", "back", "-"):
             return False
-        raise ValueError(f"direction must be 'next' or 'previous', not {direction!r}")
+        raise InvalidInputError(f"direction must be 'next' or 'previous', not {direction!r}")
 
     def _go(self, target: int | None, forward: bool, what: str) -> int | None:
         if target is None:
