@@ -9,6 +9,8 @@
 * An existing file is not overwritten unless ``force=True`` (``--force``);
   the one exception is a file the same writer made before (``own``: a marker
   its output starts with), so ``poolscope report -o r.html`` can be run again.
+  An SQLite database (the one being read, say) and its ``-wal``, ``-shm`` and
+  ``-journal`` files are never overwritten, even with ``force``.
 * Each file is written to a temporary file beside it and renamed into place,
   so a failure (a full device, no permission) leaves no half-written file,
   and every failure is one :class:`OutputError` naming the path.
@@ -38,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputError
+from .source import SQLITE_MAGIC, open_regular
 
 
 def target(path: str | os.PathLike) -> Path:
@@ -67,24 +70,54 @@ def make_folder(folder: Path) -> None:
 
 
 def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> None:
-    """Refuse a symlink at ``path``, a folder, or an existing file unless
-    ``force`` or it starts with ``own``."""
+    """Refuse a symlink at ``path``, a folder, an SQLite database or its side
+    file (even with ``force``), or another existing file unless ``force`` or it
+    starts with ``own``."""
     if os.path.islink(path):
         raise OutputError("is a symlink: poolscope does not write through links", path=path)
     if not os.path.lexists(path):
+        _never_a_database(path)  # a side file that is not there yet is still the database's
         return
     if path.is_dir():
         raise OutputError("is a folder, not a file", path=path)
+    _never_a_database(path)
     if force:
         return
     if own is not None and path.is_file():
         try:
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 if handle.read(len(own) + 512).find(own) >= 0:
                     return
         except OSError:
             pass
     raise OutputError("exists; pass --force (force=True) to overwrite it", path=path)
+
+
+def _starts_like_sqlite(path: Path) -> bool:
+    try:
+        with open_regular(path) as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _never_a_database(path: Path) -> None:
+    """Refuse, even with ``force``, to replace an SQLite database (such as the
+    one being read: ``poolscope report pool.db -o pool.db --force``) or one of
+    its side files (``pool.db-wal``) with a page or a table."""
+    if path.is_file() and _starts_like_sqlite(path):
+        raise OutputError(
+            "is an SQLite database: poolscope never replaces one with its output, even with --force", path=path
+        )
+    for suffix in ("-wal", "-shm", "-journal"):
+        if path.name.endswith(suffix):
+            database = path.with_name(path.name[: -len(suffix)])
+            if database.is_file() and _starts_like_sqlite(database):
+                raise OutputError(
+                    f"is the {suffix[1:]} file of the SQLite database {database.name!r}: "
+                    "poolscope never writes one, even with --force",
+                    path=path,
+                )
 
 
 def _umask() -> int:

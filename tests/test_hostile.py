@@ -626,6 +626,9 @@ OUTPUT_CASES = [
     "fleet report with a newline in its name",
     "fleet export under a file",
     "fleet export upto negative",
+    "report over the database it reads",
+    "export over the database it reads",
+    "report onto a database's -wal",
 ]
 
 
@@ -722,6 +725,21 @@ def test_output_paths(case, tmp_path):
     elif case == "fleet export upto negative":
         one_line_error(run_cli(["fleet", "export", db, str(work / "out"), "--upto", "-1"], tmp_path), "upto")
         assert not (work / "out").exists()
+    elif case == "report over the database it reads":
+        copy = work / "pool.db"
+        shutil.copyfile(SAMPLE_DB, copy)
+        for command in (["report", str(copy)], ["fleet", "report", str(copy)]):
+            one_line_error(run_cli([*command, "-o", str(copy), "--force"], tmp_path), "SQLite database")
+        assert copy.read_bytes() == SAMPLE_DB.read_bytes()
+    elif case == "export over the database it reads":
+        copy = work / "summary.csv"  # a database named as one of export's files, in the folder exported to
+        shutil.copyfile(SAMPLE_DB, copy)
+        one_line_error(run_cli(["export", str(copy), str(work), "--format", "csv", "--force"], tmp_path), "SQLite")
+        assert copy.read_bytes() == SAMPLE_DB.read_bytes() and sorted(p.name for p in work.iterdir()) == [copy.name]
+    elif case == "report onto a database's -wal":
+        shutil.copyfile(SAMPLE_DB, work / "pool.db")
+        one_line_error(run_cli(["report", db, "-o", str(work / "pool.db-wal")], tmp_path), "wal file")
+        assert sorted(p.name for p in work.iterdir()) == ["pool.db"]
     assert victim.read_text() == "not yours"
     assert list((tmp_path / "tmp").iterdir() if (tmp_path / "tmp").exists() else []) == []
 
