@@ -29,6 +29,8 @@ from .index import MAX_SEQ
 #: The largest ``max_payload`` SQLite can take (its limits are C ints); a
 #: larger one means "no limit beyond SQLite's own", so it is lowered to this.
 MAX_BYTE_LIMIT = 2**31 - 1
+#: The longest name of one file or folder (bytes) the usual file systems take (ext4, xfs, btrfs, tmpfs).
+NAME_MAX = 255
 #: The longest wait SQLite's busy handler can take (a C int of milliseconds), about 24 days.
 MAX_SECONDS = (2**31 - 1) / 1000
 
@@ -61,6 +63,12 @@ def path_argument(value: Any, name: str = "path") -> Path:
         raise InvalidInputError(f"{name} {text[:60]!r} holds a NUL character, which no file name can")
     if not text:
         raise InvalidInputError(f"{name} is empty")
+    for part in Path(text).parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise InvalidInputError(
+                f"{name} holds a name of {len(os.fsencode(part))} bytes ({part[:40]!r}…): "
+                f"no file system takes more than {NAME_MAX}"
+            )
     return Path(text)
 
 

@@ -302,7 +302,8 @@ def _side(spec: str) -> Any:
 
     path, _, pool_id = spec.rpartition("::") if "::" in spec else (spec, "", "")
     cursor = None
-    if "@" in pool_id and pool_id.rpartition("@")[2].isdigit():
+    tail = pool_id.rpartition("@")[2]
+    if "@" in pool_id and tail.isascii() and tail.isdigit():  # "²" is a digit to str.isdigit, not to int()
         pool_id, _, at = pool_id.rpartition("@")
         cursor = int(at)
     database = _open(path)
@@ -459,8 +460,12 @@ def lab(
     from . import lab as labs
 
     folder = (path or labs.default_notebooks()).resolve()
-    if not folder.is_dir():
-        raise click.BadParameter(f"{folder} is not a folder", param_hint="--path")
+    try:
+        is_folder = folder.is_dir()
+    except OSError as error:  # a name too long, a loop of links
+        raise click.BadParameter(f"{escape(folder)}: {error.strerror}", param_hint="--path") from None
+    if not is_folder:
+        raise click.BadParameter(f"{escape(folder)} is not a folder", param_hint="--path")
     found = labs.find_launcher(app)
     if found is None:
         if app == "auto":

@@ -27,6 +27,7 @@ from .errors import (
     CorruptRecordError,
     CursorError,
     DatabaseChangedError,
+    InvalidInputError,
     PoolNotFoundError,
     PoolscopeError,
     RecordError,
@@ -135,12 +136,19 @@ def read_records(
         tail += " AND seq <= ?"
         extra.append(upto)
     if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not hasattr(kinds, "__iter__") or isinstance(kinds, bytes | dict):
+            raise InvalidInputError(f"kinds must be a kind or a list of kinds, not {type(kinds).__name__}")
+        kinds = list(kinds)
+        for kind in kinds:
+            if not isinstance(kind, str):
+                raise InvalidInputError(f"kinds must hold kind names (strings), not {type(kind).__name__}")
+            wire.check_text(kind, "kinds")
         tail += f" AND kind IN ({','.join('?' * len(kinds))})"
         extra.extend(kinds)
     tail += " ORDER BY seq"
     last = after or 0
-    left = None if limit is None else int(limit)
+    left = _limit(limit)
     while left is None or left > 0:
         refused: tuple | None = None
         with sqlite_errors(path, pool_id):
@@ -180,6 +188,15 @@ def _next_row_alone(conn: sqlite3.Connection, sql: str, params: list) -> tuple |
     where = sql[sql.index(" FROM ") :]
     row = conn.execute("SELECT seq, CAST(kind AS BLOB)" + where + " LIMIT 1", params).fetchone()
     return None if row is None else (row[0], row[1], TOO_LARGE, None)
+
+
+def _limit(value: Any) -> int | None:
+    """A ``limit`` of records: None (no limit) or a whole number, 0 or more."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not hasattr(value, "__index__") or operator.index(value) < 0:
+        raise InvalidInputError(f"limit must be a whole number of records (0 or more), not {value!r:.40}")
+    return min(operator.index(value), 2**63 - 1)
 
 
 def _bound(value: Any, name: str, path: Path, pool_id: str) -> int | None:
@@ -679,7 +696,14 @@ class PoolHistory(_Frames):
         """
         import time
 
-        last = self.head if after is None else int(after)
+        poll = seconds_argument(poll, "poll")
+        if idle_timeout is not None:
+            idle_timeout = seconds_argument(idle_timeout, "idle_timeout")
+        limit = _limit(limit)
+        if limit == 0:
+            return
+        bound = _bound(after, "after", self.path, self.pool_id)
+        last = self.head if bound is None else bound
         yielded = 0
         idle_since = time.monotonic()
         while True:

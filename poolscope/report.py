@@ -281,5 +281,5 @@ def report(
     output.check_file(out, force=force, own=GENERATOR.encode())  # before the work
     text = render(db, pools)
     with output.writing(out, force=force, own=GENERATOR.encode()) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")  # a file name that is not UTF-8
     return Path(out_path)

@@ -117,7 +117,7 @@ def translate(
     """
     name = result_code(error)
     cls, code, meaning = BY_RESULT_CODE.get(name, OTHER) if name is not None else OTHER
-    if name == "SQLITE_CANTOPEN" and not Path(path).exists():
+    if name == "SQLITE_CANTOPEN" and _exists(path) is False:
         if os.path.islink(path):
             return DatabaseChangedError(
                 f"the path is a symlink to {os.readlink(os.fspath(path))!r}, which does not exist",
@@ -126,6 +126,18 @@ def translate(
             )
         return DatabaseChangedError("the file was deleted or moved while open", path=path, pool_id=pool_id)
     return cls(f"{meaning}: {error}", path=path, pool_id=pool_id, seq=seq, code=code)
+
+
+def _exists(path: str | os.PathLike) -> bool | None:
+    """Whether ``path`` exists; None when that cannot be told (a name too long,
+    a loop of links): then SQLite's own words are kept."""
+    try:
+        Path(path).stat()
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return None
+    return True
 
 
 @contextmanager

@@ -1483,3 +1483,27 @@ def test_a_store_where_it_may_not_write_is_an_access_error_before_sqlite_opens(t
     assert list((tmp_path / "locked").iterdir()) == []
     (tmp_path / "locked").rmdir()
     assert state([tmp_path]) == before
+
+
+def test_a_database_whose_file_name_is_not_utf8(tmp_path):
+    """A name made of bytes that are not UTF-8 (Python keeps them as lone
+    surrogates, which no text column, page or JSON can hold): the frames and
+    pages show the bytes escaped, and either form finds the database again."""
+    folder = tmp_path / "hosts"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.db")
+    shutil.copyfile(SAMPLE_DB, folder / name)
+    for args in (
+        ["report", str(folder / name), "-o", str(tmp_path / "r.html")],
+        ["fleet", "info", str(folder)],
+        ["fleet", "doctor", str(folder), "--json"],
+        ["fleet", "report", str(folder), "-o", str(tmp_path / "f.html")],
+    ):
+        result = run_cli(args, tmp_path)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "caf\\xe9.db" in (tmp_path / "f.html").read_text(encoding="utf-8")
+    with poolscope.fleet(folder, workers=1) as hosts:
+        label = str(folder / "caf\\xe9.db")
+        assert list(hosts.pools["source"].unique()) == [label]
+        assert set(hosts.records_df()["source"]) == {label}
+        assert hosts.pool(label, "pool.alpha").head == hosts.pool(str(folder / name), "pool.alpha").head == 1201

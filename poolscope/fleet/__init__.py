@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..arguments import count_argument, seconds_argument, upto_argument
+from ..arguments import count_argument, path_argument, seconds_argument, upto_argument
 from ..errors import PoolNotFoundError
 from ..index import gc_paused
 from ..source import DEFAULT_TIMEOUT
 from . import work
 from .discover import Skipped, SourceError, check_one, discover
-from .stack import empty_frame, frame_name, source_column, stack
+from .stack import empty_frame, frame_name, source_column, source_label, source_labels, stack
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..history import Database, PoolHistory
@@ -250,13 +250,13 @@ class Fleet:
         rows = []
         for source, result in survey.items():
             for row in result["pools"]:
-                rows.append({"source": source, **row})
+                rows.append({"source": source_label(source), **row})
         columns = ["source", "pool_id", *POOL_COLUMNS]
         columns += [f"messages_{s}" for s in wire.MESSAGE_STATUSES] + [f"wakes_{s}" for s in wire.WAKE_STATUSES]
         frame = pd.DataFrame(rows, columns=columns)
         for column in columns[2:]:
             frame[column] = frame[column].astype(np.int64)
-        frame["source"] = pd.Categorical(frame["source"], categories=list(survey))
+        frame["source"] = pd.Categorical(frame["source"], categories=source_labels(list(survey)))
         frame["pool_id"] = frame["pool_id"].astype(object)
         return frame
 
@@ -274,7 +274,7 @@ class Fleet:
         sources, pools, seqs, severities, codes, messages = [], [], [], [], [], []
         for source, result in survey.items():
             for pool_id, seq, severity, code, message in result["anomalies"]:
-                sources.append(source)
+                sources.append(source_label(source))
                 pools.append(pool_id)
                 seqs.append(seq)
                 severities.append(severity)
@@ -282,7 +282,7 @@ class Fleet:
                 messages.append(message)
         return pd.DataFrame(
             {
-                "source": pd.Categorical(sources, categories=list(survey)),
+                "source": pd.Categorical(sources, categories=source_labels(list(survey))),
                 "pool_id": pd.Series(pools, dtype=object),
                 "seq": pd.array(seqs, dtype="Int64"),
                 "severity": pd.Categorical(severities, dtype=SEVERITY_DTYPE),
@@ -306,10 +306,11 @@ class Fleet:
         rows = []
         for source in self.databases:
             error = self._read_errors.get(source)
-            if error is not None or source not in sums.index:
+            label = source_label(source)
+            if error is not None or label not in sums.index:
                 rows.append(
                     {
-                        "source": source,
+                        "source": label,
                         "status": type(error.error).__name__ if error else "unread",
                         "pools": 0,
                         **dict.fromkeys(numbers, 0),
@@ -317,9 +318,9 @@ class Fleet:
                     }
                 )
                 continue
-            row: dict[str, Any] = {"source": source, "status": "ok", "pools": int(counts[source])}
-            row.update({c: int(sums.loc[source, c]) for c in numbers})
-            extra = file_wide[file_wide["source"] == source]
+            row: dict[str, Any] = {"source": label, "status": "ok", "pools": int(counts[label])}
+            row.update({c: int(sums.loc[label, c]) for c in numbers})
+            extra = file_wide[file_wide["source"] == label]
             row["anomalies"] += len(extra)
             row["errors"] += int((extra["severity"] == "error").sum())
             row["warnings"] += int((extra["severity"] == "warning").sum())
@@ -328,7 +329,7 @@ class Fleet:
         for error in self._found_errors:
             rows.append(
                 {
-                    "source": error.source,
+                    "source": source_label(error.source),
                     "status": type(error.error).__name__,
                     "pools": 0,
                     **dict.fromkeys(numbers, 0),
@@ -418,9 +419,12 @@ class Fleet:
 
     # --------------------------------------------------------------- pools
     def _source(self, source: str | os.PathLike) -> str:
-        text = os.fspath(source)
+        text = os.fsdecode(os.fspath(path_argument(source, "source")))
         if text in self.databases:
             return text
+        for candidate in self.databases:  # as the frames show it (a file name that is not UTF-8)
+            if source_label(candidate) == text:
+                return candidate
         real = os.path.realpath(text)
         for candidate in self.databases:
             if os.path.realpath(candidate) == real:

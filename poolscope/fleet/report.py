@@ -388,5 +388,5 @@ def report(fleet: Fleet, out_path: str | os.PathLike, *, title: str | None = Non
     output.check_file(out, force=force, own=GENERATOR.encode())  # before the work
     text = render(fleet, title=title)
     with output.writing(out, force=force, own=GENERATOR.encode()) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")  # a file name that is not UTF-8
     return Path(out_path)

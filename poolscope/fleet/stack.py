@@ -10,6 +10,8 @@ database's categories, as a single database's frame has.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
@@ -77,10 +79,33 @@ def empty_frame(name: str, source: bool = True) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtype_of(name, c)) for c in columns})
 
 
+def source_label(source: str) -> str:
+    """A source as the frames, pages and datasets show it: as given, except
+    that a file name that is not UTF-8 (whose bytes Python keeps as lone
+    surrogates, which no text column, page or JSON can hold) shows those bytes
+    escaped.  :meth:`Fleet.pool` and :meth:`Fleet.database` take either form.
+
+    >>> source_label("hosts/a.db"), source_label("hosts/caf\\udce9.db")
+    ('hosts/a.db', 'hosts/caf\\\\xe9.db')
+    """
+    if source.isascii():
+        return source
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(source).decode("utf-8", "backslashreplace")
+    return source
+
+
+def source_labels(sources: list[str]) -> list[str]:
+    """:func:`source_label` of each source."""
+    return [source_label(s) for s in sources]
+
+
 def source_column(sources: list[str], codes: list[int], sizes: list[int]) -> pd.Categorical:
-    """``sources[codes[i]]`` repeated ``sizes[i]`` times, as a Categorical of every source."""
+    """``sources[codes[i]]`` repeated ``sizes[i]`` times, as a Categorical of every source (labelled)."""
     repeated = np.repeat(np.asarray(codes, dtype=np.int32), sizes) if sizes else np.zeros(0, np.int32)
-    return pd.Categorical.from_codes(repeated, categories=sources)
+    return pd.Categorical.from_codes(repeated, categories=source_labels(sources))
 
 
 def stack(name: str, parts: list[pd.DataFrame], codes: list[int], sources: list[str]) -> pd.DataFrame:
