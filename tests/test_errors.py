@@ -366,3 +366,59 @@ def test_selections_and_filters_of_the_wrong_type_are_invalid_input(sample_db):
         explorer.jump(kind="bogus")
     with pytest.raises(poolscope.InvalidInputError, match="direction"):
         explorer.jump("sideways")
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"idle_timeout": float("nan")}, poolscope.InvalidInputError),  # hung: NaN never compares as reached
+        ({"poll": -1}, poolscope.InvalidInputError),
+        ({"poll": None}, poolscope.InvalidInputError),
+        ({"limit": -1}, poolscope.InvalidInputError),
+        ({"limit": 1.5}, poolscope.InvalidInputError),
+        ({"after": [1]}, poolscope.CursorError),
+        ({"after": "5"}, poolscope.CursorError),
+    ],
+    ids=repr,
+)
+@pytest.mark.timeout(30, method="thread")
+def test_follow_checks_its_arguments_before_it_waits(sample_db, options, error):
+    with pytest.raises(error):
+        next(sample_db.pool("pool.alpha").follow(**{"idle_timeout": 0.1, **options}))
+
+
+def test_follow_with_limit_zero_yields_nothing(sample_db):
+    assert list(sample_db.pool("pool.alpha").follow(after=0, limit=0, idle_timeout=0.1)) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"limit": -1}, {"limit": float("inf")}, {"limit": "3"}, {"kinds": 1.5}, {"kinds": [2**70]}, {"kinds": ["\udc80"]}],
+    ids=repr,
+)
+def test_records_checks_limit_and_kinds(sample_db, options):
+    with pytest.raises(poolscope.InvalidInputError):
+        sample_db.pool("pool.alpha").records(**options)
+
+
+def test_records_takes_a_limit_past_64_bits_as_no_limit(sample_db):
+    pool = sample_db.pool("pool.alpha")
+    assert len(pool.records(limit=2**70)) == pool.head == len(pool.records(limit=2**63))
+
+
+def test_a_name_no_file_system_takes_is_invalid_input_not_an_os_error(tmp_path):
+    long = tmp_path / ("x" * 300 + ".db")
+    for call in (poolscope.open, poolscope.PoolStore):
+        with pytest.raises(poolscope.InvalidInputError, match="a name of 303 bytes"):
+            call(long)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_takes_a_cursor_of_ascii_digits_only(tmp_path):
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    result = CliRunner().invoke(cli, ["compare", f"{SAMPLE}::pool.alpha@²", f"{SAMPLE}::pool.alpha"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "pool.alpha@²" in result.stderr  # taken as part of the pool id: no such pool
