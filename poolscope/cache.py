@@ -189,7 +189,11 @@ def resolve(cache: Any) -> IndexCache | None:
         return IndexCache(default_dir())
     if isinstance(cache, IndexCache):
         return cache
-    return IndexCache(Path(os.fspath(cache)).expanduser())
+    if not isinstance(cache, str | os.PathLike):
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(f"cache must be True, False or a folder, not {type(cache).__name__} {repr(cache)[:40]}")
+    return IndexCache(cache)
 
 
 def real_path(path: str | os.PathLike) -> str:
@@ -631,7 +635,9 @@ class IndexCache:
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        from .arguments import path_argument
+
+        self.root = path_argument(root, "the cache folder").expanduser()
 
     def __repr__(self) -> str:
         return f"<poolscope IndexCache {str(self.root)!r}>"
@@ -905,8 +911,10 @@ class IndexCache:
         """Remove every entry (or those of the database ``db``, by its real
         path, whether or not it still exists); return how many were removed.
         Leftover temporary files of finished writers go too."""
+        from .arguments import path_argument
+
         removed = 0
-        target = real_path(db) if db is not None else None
+        target = real_path(path_argument(db, "db")) if db is not None else None
         for entry in self.entries():
             if target is None or entry.db == target:
                 self._remove(entry.key)

@@ -104,14 +104,16 @@ def to_parquet(frame: pd.DataFrame, path: str | os.PathLike) -> None:
                 column["numpy_type"] = "object"
         metadata[b"pandas"] = json.dumps(pandas_meta).encode()
         table = table.replace_schema_metadata(metadata)
-    pq.write_table(table, path)
+    with open(path, "wb") as handle:  # Python opens any name (pyarrow wants UTF-8 names)
+        pq.write_table(table, handle)
 
 
 def frame_for(db: Database, name: str, pools: list[str] | None = None, upto: int | None = None) -> pd.DataFrame:
     """One frame (``records``, ``members``, ``messages`` or ``wakes``) of all or some pools."""
     from . import frames
+    from .fleet.stack import frame_name
 
-    build = getattr(frames, f"{name}_df")
+    build = getattr(frames, frame_name(name))  # an InvalidInputError for a name that is no frame
     if pools:
         parts = [build(db.pool(p), upto) for p in pools]
         return frames._restore(pd.concat(parts, ignore_index=True), parts[0]) if parts else build(db, upto)

@@ -155,17 +155,23 @@ class RecordFilter:
     ) -> np.ndarray | None:
         """Records matching every filter given (``None``: no filter at all).
 
-        Raises ``ValueError`` for a kind or status that does not exist.
+        Raises :class:`~poolscope.errors.InvalidInputError` (a ``ValueError``)
+        for a kind or status that does not exist, or a filter that is not a string.
         """
+        from .errors import InvalidInputError
+
+        for name, value in (("kind", kind), ("status", status), ("run", run), ("agent", agent)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInputError(f"{name} must be a string or None, not {type(value).__name__} {value!r:.40}")
         index = self.history.index
         parts: list[np.ndarray] = []
         if kind:
             key = ("kind", kind)
             if key not in self._masks:
-                self._masks[key] = index.kind_mask(kind)[: self.n]  # ValueError for an unknown kind
+                self._masks[key] = index.kind_mask(kind)[: self.n]  # InvalidInputError for an unknown kind
             parts.append(self._masks[key])
         if status:
-            parts.append(self.status_mask(status))  # ValueError for an unknown status
+            parts.append(self.status_mask(status))  # InvalidInputError for an unknown status
         if run:
             parts.append(self.run_mask(run))
         if agent:

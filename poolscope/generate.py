@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 from . import wire
@@ -450,4 +449,4 @@ def generate(
     if bar is not None:
         bar.close()
     store.close()
-    return {"path": str(Path(path)), "pools": [m.pool_id for m in models], "records": done}
+    return {"path": str(store.path), "pools": [m.pool_id for m in models], "records": done}

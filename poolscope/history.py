@@ -781,6 +781,8 @@ class PoolHistory(_Frames):
         wanted = list(seqs)
         if not wanted:
             return {}
+        if any(s is None for s in wanted):
+            raise CursorError("a seq must be an integer, not None", path=self.path, pool_id=self.pool_id)
         asked = np.asarray([_bound(s, "seq", self.path, self.pool_id) for s in wanted], dtype=np.int64)
         at = np.searchsorted(known, asked)
         inside = at < len(known)

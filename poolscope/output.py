@@ -46,7 +46,9 @@ from .source import SQLITE_MAGIC, open_regular
 def target(path: str | os.PathLike) -> Path:
     """``path`` made absolute without following links or creating anything
     (``..`` removed lexically, as a shell user reads it)."""
-    return Path(os.path.abspath(os.fspath(path)))
+    from .arguments import path_argument
+
+    return Path(os.path.abspath(path_argument(path, "the output path")))
 
 
 def _fail(error: OSError, path: Path, doing: str) -> OutputError:

@@ -56,6 +56,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import palette, wire
 from .activity import default_window
+from .arguments import count_argument, upto_argument
 from .errors import InvalidInputError
 from .frames import Groups, membership_intervals
 from .index import gc_paused
@@ -159,6 +160,16 @@ def _new_axes(figsize: tuple[float, float]) -> Axes:
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
         return ax
     return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _cursors(pool: PoolHistory, upto: Any, cursor: Any) -> tuple[int | None, int | None]:
+    """A plot's ``upto`` and ``cursor``, checked as the frames check ``upto``
+    (an integer from 0; ``CursorError`` otherwise) and kept within the pool's
+    head, where the x axis ends."""
+    upto = upto_argument(upto)
+    cursor = upto_argument(cursor, "cursor")
+    head = pool.head
+    return (None if upto is None else min(upto, head)), (None if cursor is None else min(cursor, head))
 
 
 def _x_end(pool: PoolHistory, upto: int | None) -> int:
@@ -335,6 +346,8 @@ def members(
     >>> [tick.get_text() for tick in ax.get_yticklabels()]   # one lane per run
     ['run.alpha.worker-3', 'run.alpha.worker-4', 'run.alpha.worker-6', 'run.alpha.worker-11', 'run.alpha.worker-20', 'run.alpha.worker-23']
     """
+    upto, cursor = _cursors(pool, upto, cursor)
+    max_lanes = count_argument(max_lanes, "max_lanes")
     x_end = _x_end(pool, upto)
     table, updates = _member_intervals(pool, upto)
     colours = _agent_colors(table["agent_id"].tolist())
@@ -584,6 +597,8 @@ def messages(
     """
     if ghosts not in ("auto", "each", "merge"):
         raise InvalidInputError(f"ghosts must be 'auto', 'each' or 'merge', not {ghosts!r}")
+    upto, cursor = _cursors(pool, upto, cursor)
+    max_marks, max_lanes = count_argument(max_marks, "max_marks"), count_argument(max_lanes, "max_lanes")
     x_end = _x_end(pool, upto)
     member_runs, agent_of = _member_runs_in_order(pool, upto)
     table = _message_table(pool, upto)
@@ -798,6 +813,8 @@ def wakes(
     >>> ax.get_title(loc="left")
     'pool.alpha — wakes (31 conditions, 15 waiting runs)'
     """
+    upto, cursor = _cursors(pool, upto, cursor)
+    max_marks, max_lanes = count_argument(max_marks, "max_marks"), count_argument(max_lanes, "max_lanes")
     x_end = _x_end(pool, upto)
     member_runs, _ = _member_runs_in_order(pool, upto)
     table = _wake_table(pool, upto)
@@ -1019,6 +1036,7 @@ def activity(
     unknown = set(series) - {"message", "wake", "record"}
     if unknown or not 1 <= len(series) <= 2 or len(set(series)) != len(series):
         raise InvalidInputError(f"series must be one or two of 'message', 'wake', 'record', not {series!r}")
+    upto, cursor = _cursors(pool, upto, cursor)
     x_end = _x_end(pool, upto)
     frame = gc_paused()(pool.activity)(window, upto=upto)
     if len(frame):
@@ -1108,6 +1126,7 @@ def dashboard(
     >>> len(fig.axes)
     4
     """
+    upto, cursor = _cursors(pool, upto, cursor)
     lanes = len(member_lanes(pool, upto=upto))
     member_rows = min(lanes, 60) if lanes <= 60 else 8
     ratios = [max(member_rows, 4) * 0.22 + 1.0, max(member_rows, 4) * 0.22 + 1.4, max(member_rows, 4) * 0.18 + 1.0, 2.6]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
+from .arguments import count_argument
 from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
 from .relations import RECIPIENT, ROLES, SENDER, TARGET, WAITING, Relations, relations
@@ -1006,9 +1007,10 @@ def recent_failures(history: PoolHistory, limit: int = 10, upto: int | None = No
     2    1176     wake  wake.alpha.114  timed_out
     """
     index = history.index
-    cursor = index.head if upto is None else int(upto)
+    limit = count_argument(limit, "limit")
     if upto is not None:
-        _upto_position(history, upto)
+        _upto_position(history, upto)  # a CursorError unless an integer in 0..head
+    cursor = index.head if upto is None else int(upto)
     codes = index.status_codes()
     seqs = index.arrays()["seq"]
     parts = []

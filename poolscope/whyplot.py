@@ -248,13 +248,14 @@ def compare(
     'first divergence: cursor 4 in a, 5 in b'
     """
     from .activity import activity, default_window
+    from .arguments import count_argument
     from .compare import Comparison
     from .compare import compare as make
     from .plot import XLABEL, _new_axes, _style_x, label_text
 
     comparison: Comparison = a if isinstance(a, Comparison) else make(a, b)
     end = max(comparison.cursor_a, comparison.cursor_b, 1)
-    window = window or default_window(end)
+    window = default_window(end) if window is None else min(count_argument(window, "window"), end)
     if ax is None:
         ax = _new_axes((11.0, 3.6))
     for history, cursor, style, label in (

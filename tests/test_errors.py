@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import SAMPLE_DB
@@ -422,3 +424,87 @@ def test_compare_takes_a_cursor_of_ascii_digits_only(tmp_path):
     result = CliRunner().invoke(cli, ["compare", f"{SAMPLE}::pool.alpha@²", f"{SAMPLE}::pool.alpha"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "pool.alpha@²" in result.stderr  # taken as part of the pool id: no such pool
+
+
+def _hostile_calls(db: poolscope.Database, tmp: Path) -> dict[str, tuple[Any, type]]:
+    """Calls with arguments of the wrong type or range, and the typed error each must raise."""
+    from poolscope import cache, plot
+    from poolscope.export import export, frame_for
+    from poolscope.report import report
+    from poolscope.why import recent_failures
+
+    pool = db.pool("pool.alpha")
+    explorer = poolscope.explore(db, "pool.alpha")
+    bad, cursor = poolscope.InvalidInputError, poolscope.CursorError
+    calls = {
+        "open cache=0": (lambda: poolscope.open(SAMPLE, cache=0), bad),
+        "open cache=[]": (lambda: poolscope.open(SAMPLE, cache=[]), bad),
+        "cache.entries(root=[])": (lambda: cache.entries(root=[]), bad),
+        "cache.clear(NUL)": (lambda: cache.clear("a\x00b", root=tmp / "c"), bad),
+        "export to None": (lambda: export(db, None), bad),
+        "report to a NUL name": (lambda: report(db, str(tmp / "r\x00.html")), bad),
+        "frame_for(None)": (lambda: frame_for(db, None), bad),
+        "payloads([None])": (lambda: pool.payloads([None]), cursor),
+        "latest(None)": (lambda: pool.snapshot().messages.latest(None), bad),
+        "recent_failures(upto=inf)": (lambda: recent_failures(pool, upto=float("inf")), cursor),
+        "recent_failures(limit=-1)": (lambda: recent_failures(pool, limit=-1), bad),
+        "plot.compare(window='5')": (lambda: plot.compare(pool, pool, window="5"), bad),
+        "explorer interval=0": (lambda: poolscope.explore(db, "pool.alpha", interval=0), bad),
+        "explorer interval=None": (lambda: poolscope.explore(db, "pool.alpha", interval=None), bad),
+        "explore(db, [1])": (lambda: poolscope.explore(db, [1]), poolscope.PoolNotFoundError),
+        "remove_panel('bogus')": (lambda: explorer.remove_panel("bogus"), bad),
+        "step(0.0)": (lambda: explorer.step(0.0), bad),
+        "jump(kind=[1])": (lambda: explorer.jump(kind=[1]), bad),
+    }
+    for name in ("members", "messages", "wakes", "activity", "dashboard"):
+        draw = getattr(plot, name)
+        calls[f"plot.{name}(upto=inf)"] = (lambda draw=draw: draw(pool, upto=float("inf")), cursor)
+        calls[f"plot.{name}(upto=-1)"] = (lambda draw=draw: draw(pool, upto=-1), cursor)
+        calls[f"plot.{name}(cursor=b'x')"] = (lambda draw=draw: draw(pool, cursor=b"x"), cursor)
+    for name in ("messages", "wakes"):
+        draw = getattr(plot, name)
+        calls[f"plot.{name}(max_marks=nan)"] = (lambda draw=draw: draw(pool, max_marks=float("nan")), bad)
+        calls[f"plot.{name}(max_lanes=None)"] = (lambda draw=draw: draw(pool, max_lanes=None), bad)
+    return calls
+
+
+def test_arguments_of_the_wrong_type_or_range_are_typed_errors(sample_db, tmp_path):
+    """Found by fuzzing every public call: each raised a TypeError, ValueError,
+    KeyError, IndexError or OverflowError from deep inside (one hung)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    failures = {}
+    for name, (call, expected) in _hostile_calls(sample_db, tmp_path).items():
+        try:
+            call()
+        except expected:
+            continue
+        except Exception as error:
+            failures[name] = f"{type(error).__name__}: {error}"
+        else:
+            failures[name] = "no error"
+    assert failures == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_plots_take_a_cursor_past_the_head_as_the_head(sample_db):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from poolscope import plot
+
+    pool = sample_db.pool("pool.alpha")
+    far, head = plot.members(pool, upto=2**70, cursor=2**70), plot.members(pool, upto=pool.head, cursor=pool.head)
+    assert far.get_xlim() == head.get_xlim() and far.get_title(loc="left") == head.get_title(loc="left")
+
+
+def test_outputs_with_a_name_that_is_not_utf8_are_written(sample_db, tmp_path):
+    from poolscope.export import export
+    from poolscope.generate import generate
+
+    folder = tmp_path / os.fsdecode(b"exp\xe9")
+    written = export(sample_db, folder, format="parquet")
+    assert len(written) == 5 and all(Path(p).is_file() for p in written)
+    summary = generate(os.fsencode(tmp_path / "bytes.db"), pools=1, records=20)
+    assert summary["path"] == str(tmp_path / "bytes.db")

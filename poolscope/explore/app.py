@@ -12,6 +12,7 @@ filters and jumps) and the HTML from :mod:`poolscope.render`.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from .. import render
 from ..errors import CursorError, DatabaseChangedError, InvalidInputError, PoolscopeError
 from ..filters import KIND_NAMES, STATUS_NAMES, RecordFilter
 from ..render import ITEM_ROWS
-from .live import Follower
+from .live import Follower, polling_interval
 from .panels import (
     AnomaliesPanel,
     CountsPanel,
@@ -245,7 +246,10 @@ class Explorer:
 
     def remove_panel(self, name: str) -> Panel:
         """Take a panel out of the explorer (see :meth:`add_panel`); returns it."""
-        panel = self.panels.pop(name)
+        panel = self.panels.get(name)
+        if panel is None:
+            raise InvalidInputError(f"the explorer has no panel named {name!r} (panels: {', '.join(self.panels)})")
+        del self.panels[name]
         for widget in vars(panel).values():  # its buttons no longer act
             if isinstance(widget, W.Button):
                 self._actions.pop(widget, None)
@@ -500,7 +504,8 @@ class Explorer:
         ('pool.bravo', True)
         """
         with self._lock:
-            history = self._histories.get(pool_id) or self.db.pool(pool_id)  # PoolNotFoundError if unknown
+            # PoolNotFoundError if unknown (or not a string: Database.pool says so)
+            history = (self._histories.get(pool_id) if isinstance(pool_id, str) else None) or self.db.pool(pool_id)
             self.pool = history
             self.selected = None
             found = self._filters.get(pool_id)
@@ -582,6 +587,9 @@ class Explorer:
     def step(self, n: int = 1) -> int:
         """Move ``n`` records forward (negative: back), stopping at the ends."""
         assert self.pool is not None
+        if isinstance(n, bool) or not hasattr(n, "__index__"):
+            raise InvalidInputError(f"step takes a whole number of records, not {type(n).__name__} {n!r:.40}")
+        n = operator.index(n)
         seqs = self.pool.index.arrays()["seq"]
         if not len(seqs):
             return self.cursor
@@ -743,7 +751,7 @@ class Explorer:
 
     @interval.setter
     def interval(self, value: float) -> None:
-        self._follower.interval = float(value)
+        self._follower.interval = polling_interval(value)
 
     @property
     def live(self) -> bool:
@@ -763,7 +771,7 @@ class Explorer:
         the kernel's event loop when there is one (Jupyter, Voilà), else on a
         daemon thread.  :meth:`stop` ends it."""
         if interval is not None:
-            self.interval = float(interval)
+            self.interval = interval
         self._follower.start()
         self._update_head_label()
 

@@ -10,6 +10,17 @@ from collections.abc import Callable
 __all__ = ["Follower"]
 
 
+def polling_interval(value: object) -> float:
+    """Seconds between two polls: a number above 0 (0 would poll without a pause)."""
+    from ..arguments import seconds_argument
+    from ..errors import InvalidInputError
+
+    seconds = seconds_argument(value, "interval")
+    if seconds <= 0:
+        raise InvalidInputError(f"interval must be more than 0 seconds, not {value!r}")
+    return seconds
+
+
 class Follower:
     """Calls ``poll`` every ``interval`` seconds between :meth:`start` and
     :meth:`stop`; an exception from ``poll`` goes to ``on_error`` and the
@@ -18,7 +29,7 @@ class Follower:
     def __init__(self, poll: Callable[[], object], on_error: Callable[[Exception], None], interval: float) -> None:
         self.poll = poll
         self.on_error = on_error
-        self.interval = float(interval)
+        self.interval = polling_interval(interval)
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.task: asyncio.Task | None = None

@@ -154,8 +154,9 @@ def _write(table: pa.Table, folder: Path) -> Path:
     from .. import output
 
     target = folder / FILE
-    with output.writing(target, force=True) as temporary:  # a temporary file, then a rename; no symlink followed
-        pq.write_table(table, temporary)
+    # a temporary file, then a rename, no symlink followed; Python opens any name (pyarrow wants UTF-8 names)
+    with output.writing(target, force=True) as temporary, open(temporary, "wb") as handle:
+        pq.write_table(table, handle)
     return target
 
 

@@ -57,6 +57,8 @@ def frame_name(frame: str) -> str:
     """``records`` or ``records_df`` -> ``records_df`` (checked)."""
     from ..errors import InvalidInputError
 
+    if not isinstance(frame, str):
+        raise InvalidInputError(f"frame must be one of {', '.join(FRAMES)}, not {type(frame).__name__} {frame!r:.40}")
     name = frame if frame.endswith("_df") else f"{frame}_df"
     if name not in frames.COLUMNS:
         raise InvalidInputError(f"frame must be one of {', '.join(FRAMES)}, not {frame!r}")
