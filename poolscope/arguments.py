@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CursorError, InvalidInputError
-from .index import MAX_SEQ
 
 #: The largest ``max_payload`` SQLite can take (its limits are C ints); a
 #: larger one means "no limit beyond SQLite's own", so it is lowered to this.
@@ -38,6 +37,22 @@ MAX_SECONDS = (2**31 - 1) / 1000
 def _shown(value: Any) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:60] + '…'}"
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as an ``int`` if it is one (a numpy integer too), else None:
+    ``True``, ``5.0``, ``"5"``, ``pd.NA`` and arrays are not whole numbers.
+
+    >>> import numpy as np
+    >>> whole_number(np.int32(5)), whole_number(5.0), whole_number(True), whole_number(np.array([1, 2]))
+    (5, None, None, None)
+    """
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:  # an array of more than one value
+        return None
 
 
 def path_argument(value: Any, name: str = "path") -> Path:
@@ -109,9 +124,10 @@ def count_argument(value: Any, name: str) -> int:
     >>> count_argument(np.int64(2), "workers")
     2
     """
-    if isinstance(value, bool) or not hasattr(value, "__index__") or operator.index(value) < 1:
+    number = whole_number(value)
+    if number is None or number < 1:
         raise InvalidInputError(f"{name} must be a whole number of at least 1, not {_shown(value)}")
-    return operator.index(value)
+    return number
 
 
 def upto_argument(value: Any, name: str = "upto") -> int | None:
@@ -130,11 +146,13 @@ def upto_argument(value: Any, name: str = "upto") -> int | None:
     ...
     poolscope.errors.CursorError: upto -1 is before the first record: a cursor is 0 or more
     """
+    from .index import MAX_SEQ
+
     if value is None:
         return None
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    cursor = whole_number(value)
+    if cursor is None:
         raise CursorError(f"{name} must be an integer cursor, not {_shown(value)}")
-    cursor = operator.index(value)
     if cursor < 0:
         raise CursorError(f"{name} {cursor} is before the first record: a cursor is 0 or more")
     return min(cursor, MAX_SEQ)

@@ -13,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import operator
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import wire
-from .arguments import byte_limit_argument, path_argument, seconds_argument
+from .arguments import byte_limit_argument, path_argument, seconds_argument, whole_number
 from .errors import (
     CorruptRecordError,
     CursorError,
@@ -194,18 +193,20 @@ def _limit(value: Any) -> int | None:
     """A ``limit`` of records: None (no limit) or a whole number, 0 or more."""
     if value is None:
         return None
-    if isinstance(value, bool) or not hasattr(value, "__index__") or operator.index(value) < 0:
+    number = whole_number(value)
+    if number is None or number < 0:
         raise InvalidInputError(f"limit must be a whole number of records (0 or more), not {value!r:.40}")
-    return min(operator.index(value), 2**63 - 1)
+    return min(number, 2**63 - 1)
 
 
 def _bound(value: Any, name: str, path: Path, pool_id: str) -> int | None:
     """A cursor bound as an SQLite integer (beyond 64 bits: clamped, it selects the same records)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    number = whole_number(value)
+    if number is None:
         raise CursorError(f"{name} must be an integer, not {type(value).__name__}", path=path, pool_id=pool_id)
-    return max(min(operator.index(value), 2**63 - 1), -(2**63))
+    return max(min(number, 2**63 - 1), -(2**63))
 
 
 def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload_raw: Any) -> Record:

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import gc
-import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -1126,11 +1125,13 @@ class PoolIndex:
         poolscope.errors.CursorError: file demo.db, pool 'p': cursor 3 is outside 0..0
         """
         label = "cursor" if name is None else f"cursor {name}"
-        if isinstance(cursor, bool) or not hasattr(cursor, "__index__"):
+        from .arguments import whole_number
+
+        value = whole_number(cursor)
+        if value is None:
             raise CursorError(
                 f"{label} must be an integer, not {type(cursor).__name__}", path=self.path, pool_id=self.pool_id
             )
-        value = operator.index(cursor)
         if not 0 <= value <= self.head:
             shown = f"{label} {value}" if name is None else f"{label}={value}"
             raise CursorError(f"{shown} is outside 0..{self.head}", path=self.path, pool_id=self.pool_id)
