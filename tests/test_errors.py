@@ -240,15 +240,19 @@ def test_fleet_workers_is_a_count(workers):
         poolscope.fleet(SAMPLE, workers=workers)
 
 
-@pytest.mark.parametrize("upto", ["5", 5.0, True, -1, None, 2**70])
+@pytest.mark.parametrize("upto", ["5", 5.0, True, -1, None, 2**70, "array", "NA"])
 def test_upto_is_a_cursor_everywhere_frames_are_made(upto, sample_db):
     """``upto`` is None or an integer from 0: one beyond every head is the head
     (pools differ in head), anything else is a CursorError, never an empty frame."""
+    import numpy as np
+    import pandas as pd
+
+    upto = {"array": np.array([1, 2]), "NA": pd.NA}.get(upto, upto) if isinstance(upto, str) else upto
     pool = sample_db.pool("pool.alpha")
     with poolscope.fleet(SAMPLE, workers=1) as hosts:
         for name in ("records_df", "members_df", "messages_df", "wakes_df"):
             for owner in (sample_db, pool, hosts):
-                if upto is None or upto == 2**70:
+                if upto is None or (type(upto) is int and upto == 2**70):
                     expected = getattr(pool if owner is pool else sample_db, name)()
                     assert len(getattr(owner, name)(upto=upto)) == len(expected)
                 else:
