@@ -198,6 +198,14 @@ def _check_store_file(path: Path) -> None:
             path=path,
             code="read_only",
         )
+    folder = path.parent if str(path.parent) else Path(os.curdir)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseAccessError(
+            f"is in a folder this process cannot write ({str(folder)!r}), where SQLite keeps the database's "
+            "-wal and -shm (or -journal) while writing; poolscope.open reads without writing",
+            path=path,
+            code="read_only",
+        )
 
 
 def _create_schema(conn: sqlite3.Connection, timeout: float) -> None:

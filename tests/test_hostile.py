@@ -1481,6 +1481,12 @@ def test_a_store_where_it_may_not_write_is_an_access_error_before_sqlite_opens(t
     with pytest.raises(poolscope.DatabaseAccessError, match="not writable"):
         poolscope.PoolStore(tmp_path / "locked" / "new.db")
     assert list((tmp_path / "locked").iterdir()) == []
+    denied.discard(str(tmp_path / "locked"))
+    poolscope.PoolStore(tmp_path / "locked" / "there.db").close()
+    denied.add(str(tmp_path / "locked"))  # a writable file in a folder SQLite cannot put its -wal in
+    with pytest.raises(poolscope.DatabaseAccessError, match="-wal and -shm"):
+        poolscope.PoolStore(tmp_path / "locked" / "there.db")
+    (tmp_path / "locked" / "there.db").unlink()
     (tmp_path / "locked").rmdir()
     assert state([tmp_path]) == before
 
