@@ -168,7 +168,10 @@ def _pool_info(history: Any) -> dict[str, Any]:
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(wire.KINDS), help="Only these kinds (repeatable).")
 @reading_options
 def records(db: str, pool_id: str, after: int | None, upto: int | None, kinds: tuple[str, ...]) -> None:
-    """Records as JSON lines, in the SDK's AgentPoolStoreRecord shape."""
+    """Records as JSON lines, in the SDK's AgentPoolStoreRecord shape.
+
+    A damaged record is not printed: a warning on stderr names it, and the
+    exit status is 1 (as doctor's when it finds errors)."""
     history = _open(db).pool(pool_id)
     after, upto = (
         None if c is None else history.index.check_cursor(c, n) for c, n in ((after, "after"), (upto, "upto"))

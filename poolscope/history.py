@@ -813,7 +813,9 @@ class PoolHistory(_Frames):
         ``pool_opened`` yet (:class:`PoolNotOpenedError`), a conflicting second
         ``pool_opened`` (:class:`ConfigConflictError`), or a damaged record at or
         before the cursor (:class:`RecordError`).  ``strict=False`` skips damaged
-        records and keeps the first config, for exploring damaged files.
+        records and keeps the first config, for exploring damaged files; the
+        snapshot's cursor is then still ``cursor`` (the place in the log), even
+        when the record there was skipped.
 
         >>> pool.snapshot(3).members
         [{'run_id': 'run.alpha.reviewer-1', 'agent_id': 'agent.alpha.reviewer', 'topics': ['topic.alpha.plan', 'topic.alpha.build']}]
