@@ -34,7 +34,12 @@ NAME_MAX = 255
 MAX_SECONDS = (2**31 - 1) / 1000
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A value as an error message shows it: its type, then its repr cut at 60 characters.
+
+    >>> shown_value([1, 2])
+    'list [1, 2]'
+    """
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:60] + '…'}"
 
@@ -67,7 +72,7 @@ def path_argument(value: Any, name: str = "path") -> Path:
     if isinstance(value, bytes):
         value = os.fsdecode(value)
     if not isinstance(value, str | os.PathLike):
-        raise InvalidInputError(f"{name} must be a file path (str or os.PathLike), not {_shown(value)}")
+        raise InvalidInputError(f"{name} must be a file path (str or os.PathLike), not {shown_value(value)}")
     try:
         text = os.fspath(value)
     except TypeError as error:  # a PathLike whose __fspath__ returns something else
@@ -97,7 +102,7 @@ def seconds_argument(value: Any, name: str) -> float:
     poolscope.errors.InvalidInputError: timeout must be a number of seconds (0 or more), not str '1'
     """
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise InvalidInputError(f"{name} must be a number of seconds (0 or more), not {_shown(value)}")
+        raise InvalidInputError(f"{name} must be a number of seconds (0 or more), not {shown_value(value)}")
     return min(float(value), MAX_SECONDS)
 
 
@@ -112,7 +117,7 @@ def byte_limit_argument(value: Any, name: str) -> int:
     poolscope.errors.InvalidInputError: max_payload must be a positive number of bytes, not int 0
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive number of bytes, not {_shown(value)}")
+        raise InvalidInputError(f"{name} must be a positive number of bytes, not {shown_value(value)}")
     return min(value, MAX_BYTE_LIMIT)
 
 
@@ -126,7 +131,7 @@ def count_argument(value: Any, name: str) -> int:
     """
     number = whole_number(value)
     if number is None or number < 1:
-        raise InvalidInputError(f"{name} must be a whole number of at least 1, not {_shown(value)}")
+        raise InvalidInputError(f"{name} must be a whole number of at least 1, not {shown_value(value)}")
     return number
 
 
@@ -152,7 +157,7 @@ def upto_argument(value: Any, name: str = "upto") -> int | None:
         return None
     cursor = whole_number(value)
     if cursor is None:
-        raise CursorError(f"{name} must be an integer cursor, not {_shown(value)}")
+        raise CursorError(f"{name} must be an integer cursor, not {shown_value(value)}")
     if cursor < 0:
         raise CursorError(f"{name} {cursor} is before the first record: a cursor is 0 or more")
     return min(cursor, MAX_SEQ)

@@ -36,7 +36,7 @@ from typing import Any
 import sqlite_utils
 
 from . import wire
-from .arguments import path_argument, seconds_argument
+from .arguments import path_argument, seconds_argument, shown_value
 from .errors import (
     ConfigConflictError,
     CorruptRecordError,
@@ -118,21 +118,14 @@ def _next_seq(top: Any, path: Path, pool_id: str) -> int:
 def _check_pool_id(pool_id: Any, path: Path) -> None:
     """A pool id is a non-empty string that SQLite can store as UTF-8 text."""
     if not isinstance(pool_id, str) or not pool_id:
-        raise InvalidInputError(f"pool_id must be a non-empty string, not {_short(pool_id)}", path=path)
+        raise InvalidInputError(f"pool_id must be a non-empty string, not {shown_value(pool_id)}", path=path)
     wire.check_text(pool_id, "pool_id")
 
 
 def _check_key(value: Any, name: str, path: Path) -> None:
     """A key looked up in the fold (a run id, an idempotency key, a condition id) is a string."""
     if not isinstance(value, str):
-        raise InvalidInputError(f"{name} must be a string, not {_short(value)}", path=path)
-
-
-def _short(value: Any) -> str:
-    """``value`` as a message shows it: its repr, cut, and its JSON type when that is not a string."""
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:60] + "…"
-    return shown if isinstance(value, str) else f"{wire.json_type(value)} {shown}"
+        raise InvalidInputError(f"{name} must be a string, not {shown_value(value)}", path=path)
 
 
 def _check_compiled(compiled: dict, path: Path, pool_id: str) -> None:
@@ -146,7 +139,9 @@ def _check_compiled(compiled: dict, path: Path, pool_id: str) -> None:
     expected = wire.compile_filter(compiled["criteria"])
     wrong = [name for name in expected if expected[name] != compiled[name]]
     if wrong:
-        shown = "; ".join(f"{name} is {_short(compiled[name])}, compiled: {_short(expected[name])}" for name in wrong)
+        shown = "; ".join(
+            f"{name} is {shown_value(compiled[name])}, compiled: {shown_value(expected[name])}" for name in wrong
+        )
         raise InvalidInputError(
             f"compiled_filter is not what the SDK compiles from its criteria ({shown}); "
             "poolscope.wire.compile_filter(criteria) makes the SDK's",
