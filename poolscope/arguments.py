@@ -135,6 +135,31 @@ def count_argument(value: Any, name: str) -> int:
     return number
 
 
+def names_argument(values: Any, name: str, noun: str = "id") -> list[str] | None:
+    """A selection of names: None (no selection), one name, or several (any
+    iterable of strings), as a list.
+
+    >>> names_argument("run.a", "runs"), names_argument(("a", "b"), "runs"), names_argument(None, "runs")
+    (['run.a'], ['a', 'b'], None)
+    >>> names_argument([5], "kinds", "kind")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: kinds must hold kinds (strings), not int 5
+    """
+    if values is None:
+        return None
+    if isinstance(values, str):
+        return [values]
+    if not hasattr(values, "__iter__") or isinstance(values, bytes | dict):
+        article = "an" if noun[0] in "aeiou" else "a"
+        raise InvalidInputError(f"{name} must be {article} {noun} or a list of {noun}s, not {type(values).__name__}")
+    chosen = list(values)
+    for value in chosen:
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{name} must hold {noun}s (strings), not {shown_value(value)}")
+    return chosen
+
+
 def upto_argument(value: Any, name: str = "upto") -> int | None:
     """A frame's ``upto``: None (the head) or a cursor, 0 or more.
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import wire
-from .arguments import byte_limit_argument, path_argument, seconds_argument, whole_number
+from .arguments import byte_limit_argument, names_argument, path_argument, seconds_argument, whole_number
 from .errors import (
     CorruptRecordError,
     CursorError,
@@ -134,14 +134,9 @@ def read_records(
     if upto is not None:
         tail += " AND seq <= ?"
         extra.append(upto)
+    kinds = names_argument(kinds, "kinds", "kind")
     if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not hasattr(kinds, "__iter__") or isinstance(kinds, bytes | dict):
-            raise InvalidInputError(f"kinds must be a kind or a list of kinds, not {type(kinds).__name__}")
-        kinds = list(kinds)
         for kind in kinds:
-            if not isinstance(kind, str):
-                raise InvalidInputError(f"kinds must hold kind names (strings), not {type(kind).__name__}")
             wire.check_text(kind, "kinds")
         tail += f" AND kind IN ({','.join('?' * len(kinds))})"
         extra.extend(kinds)
@@ -664,11 +659,23 @@ class PoolHistory(_Frames):
                 pool_id=self.pool_id,
                 seq=error.seq,
             ) from None
-        for seq, entry in wanted:
-            if _loaded_key(out[seq], entry.kind) != (wire.KINDS[entry.kind], entry.key):
+        self._check_as_loaded(
+            out,
+            [(seq, entry.kind, entry.key) for seq, entry in wanted],
+            "the file was rewritten while open (open it again to read it as it is now)",
+        )
+
+    def _check_as_loaded(self, payloads: dict[int, Any], loaded: Iterable[tuple[int, int, Any]], why: str) -> None:
+        """:class:`DatabaseChangedError` unless each payload read again is the
+        record the index holds for its seq (``loaded``: seq, kind code, key):
+        the same kind and message, condition or run id.  Damaged records are
+        not compared (they have no key)."""
+        from .fold import DAMAGED
+
+        for seq, code, key in loaded:
+            if code != DAMAGED and _loaded_key(payloads[seq], code) != (wire.KINDS[code], key):
                 raise DatabaseChangedError(
-                    f"the record at seq {seq} is not the {wire.KINDS[entry.kind]} the pool was loaded with: "
-                    "the file was rewritten while open (open it again to read it as it is now)",
+                    f"the record at seq {seq} is not the {wire.KINDS[code]} the pool was loaded with: {why}",
                     path=self.path,
                     pool_id=self.pool_id,
                     seq=seq,
@@ -774,8 +781,6 @@ class PoolHistory(_Frames):
         """
         import numpy as np
 
-        from .fold import DAMAGED
-
         index = self.index
         arrays = index.arrays()
         known, kinds = arrays["seq"], arrays["kind"]
@@ -793,15 +798,9 @@ class PoolHistory(_Frames):
             missing = wanted[int(np.flatnonzero(~found)[0])]
             raise CursorError("no record of the pool has this seq", path=self.path, pool_id=self.pool_id, seq=missing)
         out = fetch_payloads(self.db.conn, self.path, self.pool_id, wanted)
-        for seq, code, key in zip(asked.tolist(), kinds[at].tolist(), index.field("key", at)):
-            if code != DAMAGED and _loaded_key(out[seq], code) != (wire.KINDS[code], key):
-                raise DatabaseChangedError(
-                    f"the record read again is not the {wire.KINDS[code]} the pool was loaded with: "
-                    "the file changed since",
-                    path=self.path,
-                    pool_id=self.pool_id,
-                    seq=seq,
-                )
+        self._check_as_loaded(
+            out, zip(asked.tolist(), kinds[at].tolist(), index.field("key", at)), "the file changed since"
+        )
         return out
 
     # ------------------------------------------------------------ snapshots

@@ -56,7 +56,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import palette, wire
 from .activity import default_window
-from .arguments import count_argument, upto_argument
+from .arguments import count_argument, names_argument, upto_argument
 from .errors import InvalidInputError
 from .frames import Groups, membership_intervals
 from .index import gc_paused
@@ -229,18 +229,8 @@ def _legend(ax: Axes, handles: list, title: str | None = None) -> None:
 
 def _as_set(values: str | Iterable[str] | None, name: str = "runs") -> set[str] | None:
     """A selection of ids: None (all), one id, or several (any iterable of strings)."""
-    if values is None:
-        return None
-    if isinstance(values, str):
-        return {values}
-    if not hasattr(values, "__iter__") or isinstance(values, bytes | dict):
-        raise InvalidInputError(f"{name} must be an id or a list of ids, not {type(values).__name__}")
-    chosen = set()
-    for value in values:
-        if not isinstance(value, str):
-            raise InvalidInputError(f"{name} must hold ids (strings), not {type(value).__name__} {value!r:.40}")
-        chosen.add(value)
-    return chosen
+    chosen = names_argument(values, name)
+    return None if chosen is None else set(chosen)
 
 
 _agent_colors = palette.agent_colors

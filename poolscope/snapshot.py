@@ -13,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
@@ -102,14 +101,17 @@ class StoredList(Sequence):
         read from the index (no payload): ``seq``, ``id``, ``status``, and
         ``sender``, ``target_type``, ``target_id``, ``recipients`` (messages) or
         ``run_id`` (wakes)."""
-        if isinstance(n, bool) or not hasattr(n, "__index__"):
+        from .arguments import shown_value, whole_number
+
+        count = whole_number(n)
+        if count is None:
             from .errors import InvalidInputError
 
-            raise InvalidInputError(f"n must be a whole number of items, not {type(n).__name__} {n!r:.40}")
+            raise InvalidInputError(f"n must be a whole number of items, not {shown_value(n)}")
         index = self._history.index
         entries, seqs = index.entries, index.seqs
         rows = []
-        for p in self._by_position[::-1][: max(operator.index(n), 0)].tolist():
+        for p in self._by_position[::-1][: max(count, 0)].tolist():
             e = entries[p]
             row: dict[str, Any] = {"seq": seqs[p], "id": e.key, "status": e.status}
             if self.namespace == "message":

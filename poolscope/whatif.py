@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
+from .arguments import whole_number
 from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE
 from .history import PoolHistory, Record
@@ -89,9 +90,10 @@ def _seqs(values: Any) -> list[int]:
         raise InvalidInputError(f"records must be a seq or a list of seqs, not {type(values).__name__}")
     out = []
     for value in values:
-        if isinstance(value, bool) or not hasattr(value, "__index__"):
+        seq = whole_number(value)
+        if seq is None:
             raise InvalidInputError(f"records must be seqs (integers), not {type(value).__name__}")
-        out.append(int(value))
+        out.append(seq)
     return out
 
 

@@ -12,7 +12,6 @@ filters and jumps) and the HTML from :mod:`poolscope.render`.
 
 from __future__ import annotations
 
-import operator
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from .. import render
+from ..arguments import shown_value, whole_number
 from ..errors import CursorError, DatabaseChangedError, InvalidInputError, PoolscopeError
 from ..filters import KIND_NAMES, STATUS_NAMES, RecordFilter
 from ..render import ITEM_ROWS
@@ -587,9 +587,10 @@ class Explorer:
     def step(self, n: int = 1) -> int:
         """Move ``n`` records forward (negative: back), stopping at the ends."""
         assert self.pool is not None
-        if isinstance(n, bool) or not hasattr(n, "__index__"):
-            raise InvalidInputError(f"step takes a whole number of records, not {type(n).__name__} {n!r:.40}")
-        n = operator.index(n)
+        steps = whole_number(n)
+        if steps is None:
+            raise InvalidInputError(f"step takes a whole number of records, not {shown_value(n)}")
+        n = steps
         seqs = self.pool.index.arrays()["seq"]
         if not len(seqs):
             return self.cursor
