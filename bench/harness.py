@@ -78,6 +78,7 @@ __all__ = [
     "Run",
     "child_floor",
     "child_main",
+    "import_poolscope",
     "code_version",
     "connect_ro",
     "cpu_seconds",
@@ -534,10 +535,24 @@ def run_child(
     return result
 
 
+def import_poolscope() -> None:
+    """Import every part of poolscope's public API now, as ``import poolscope`` did before its names
+    were imported on first use (pandas, pyarrow, ipywidgets, ...; what a notebook holds anyway): a
+    child's clock measures poolscope's work, not its imports, as it always did."""
+    import importlib
+
+    import poolscope
+
+    for module in sorted(set(poolscope._LAZY.values())):
+        importlib.import_module(f"poolscope.{module}")
+
+
 def child_main(args: argparse.Namespace, children: dict[str, Callable[[argparse.Namespace], dict]]) -> int:
     """In the child: run ``children[args.child](args)`` and print its dict as one JSON line, with the
     process's memory added: ``peak_rss_kb`` (VmHWM), ``ru_maxrss_kb`` and ``children_peak_rss_kb`` (the
     largest waited-for process it forked, whose peak is not in its own VmHWM; 0 if none)."""
+    if args.child != "floor":
+        import_poolscope()
     out = children[args.child](args)
     out["peak_rss_kb"] = peak_rss_kb()
     out["ru_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

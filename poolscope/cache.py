@@ -662,10 +662,13 @@ class IndexCache:
         """Restore ``index`` (fresh, empty) from its entry if the entry is valid
         for the file as it is now; True if it was.  Never raises for a bad
         entry; why one was not used is in :attr:`last_miss`."""
-        import pyarrow as pa
-
         key = entry_key(index.path, index.pool_id)
         manifest_path = self._manifest_path(key)
+        if not os.path.lexists(manifest_path):  # the common miss, told without importing pyarrow
+            self.last_miss = "no entry"
+            return False
+        import pyarrow as pa
+
         try:
             miss = self._restore(index, conn, manifest_path)
         except (

@@ -283,9 +283,10 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     damaged = ""  # a damaged record may be the lost one that explains a warning
     for seq, entry in zip(seqs, entries):
         kind = entry.kind
-        if kind in (RUN_MESSAGE, WAKE) and entry.extra is not None:
-            yield from _out_of_range(pool_id, seq, kind, entry.extra)
         if kind == RUN_MESSAGE:
+            extra = entry.extra  # a number past 2^63-1 is rare: told apart here without a call
+            if extra is not None and max(extra[0] or 0, extra[1] or 0, extra[2] or 0) > _INT64_MAX:
+                yield from _out_of_range(pool_id, seq, kind, extra)
             if entry.key not in messages and entry.status not in _MESSAGE_FIRST:
                 if entry.status == "delivered":
                     yield _anomaly(
@@ -303,6 +304,9 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
                     )
             messages[entry.key] = entry.status
         elif kind == WAKE:
+            extra = entry.extra
+            if extra is not None and (extra[0] or 0) > _INT64_MAX:
+                yield from _out_of_range(pool_id, seq, kind, extra)
             wake_seqs.append(seq)
             if entry.key not in wakes and entry.status != "registered":
                 yield _anomaly(

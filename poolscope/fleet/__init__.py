@@ -37,18 +37,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 from ..arguments import count_argument, path_argument, seconds_argument, upto_argument
 from ..errors import PoolNotFoundError
 from ..index import gc_paused
 from ..source import DEFAULT_TIMEOUT
 from . import work
 from .discover import Skipped, SourceError, check_one, discover
-from .stack import empty_frame, frame_name, source_column, source_label, source_labels, stack
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from ..history import Database, PoolHistory
 
 __all__ = ["Fleet", "fleet", "SourceError", "Skipped"]
@@ -74,7 +72,8 @@ POOL_COLUMNS = [
     "errors",
     "warnings",
 ]
-SEVERITY_DTYPE = pd.CategoricalDtype(["error", "warning", "info"])
+#: ``Fleet.check()``'s severities, most severe first.
+SEVERITIES = ("error", "warning", "info")
 
 
 def fleet(
@@ -244,7 +243,11 @@ class Fleet:
         1    pool.bravo  1200       186
         2  pool.charlie  1201       173
         """
+        import numpy as np
+        import pandas as pd
+
         from .. import wire
+        from .stack import source_label, source_labels
 
         survey = self._surveyed()
         rows = []
@@ -270,6 +273,10 @@ class Fleet:
         >>> len(hosts.check().query("severity == 'error'"))
         0
         """
+        import pandas as pd
+
+        from .stack import source_label, source_labels
+
         survey = self._surveyed()
         sources, pools, seqs, severities, codes, messages = [], [], [], [], [], []
         for source, result in survey.items():
@@ -285,7 +292,7 @@ class Fleet:
                 "source": pd.Categorical(sources, categories=source_labels(list(survey))),
                 "pool_id": pd.Series(pools, dtype=object),
                 "seq": pd.array(seqs, dtype="Int64"),
-                "severity": pd.Categorical(severities, dtype=SEVERITY_DTYPE),
+                "severity": pd.Categorical(severities, categories=SEVERITIES),
                 "code": pd.Series(codes, dtype=object),
                 "message": pd.Series(messages, dtype=object),
             }
@@ -297,6 +304,10 @@ class Fleet:
         ``messages``, ``wakes``, ``failures``, ``anomalies``, ``errors``,
         ``warnings`` (sums over its pools) and ``problem`` (why it could not
         be read)."""
+        import pandas as pd
+
+        from .stack import source_label
+
         pools = self.pools
         numbers = ["records", "damaged", "members", "messages", "wakes", "failures", "anomalies", "errors", "warnings"]
         sums = pools.groupby("source", observed=False)[numbers].sum()
@@ -359,6 +370,7 @@ class Fleet:
         dtype: int64
         """
         from ..frames import _records_frame
+        from .stack import empty_frame, source_column
 
         upto = upto_argument(upto)
         results = self._run(work.records_tables, (self.timeout, upto), "reading records")
@@ -379,6 +391,8 @@ class Fleet:
         return frame
 
     def _frame(self, name: str, upto: int | None) -> pd.DataFrame:
+        from .stack import stack
+
         upto = upto_argument(upto)
         results = self._run(work.frame, (self.timeout, name, upto), f"reading {name}")
         sources = list(results)
@@ -414,11 +428,15 @@ class Fleet:
 
     def frame(self, frame: str = "records", upto: int | None = None) -> pd.DataFrame:
         """``records``, ``members``, ``messages`` or ``wakes`` frame by name."""
+        from .stack import frame_name
+
         name = frame_name(frame)
         return getattr(self, name)(upto)
 
     # --------------------------------------------------------------- pools
     def _source(self, source: str | os.PathLike) -> str:
+        from .stack import source_label
+
         text = os.fsdecode(os.fspath(path_argument(source, "source")))
         if text in self.databases:
             return text
