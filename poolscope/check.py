@@ -52,7 +52,7 @@ from .errors import (
     RecordError,
 )
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
-from .index import MAX_SEQ, too_big
+from .index import MAX_SEQ, NEVER, too_big
 from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, keepalive
 from .sqlite_errors import sqlite_errors
 
@@ -96,6 +96,7 @@ CODES: dict[str, tuple[str, str]] = {
 
 #: First statuses the SDK's coordinator writes for a new message.
 _MESSAGE_FIRST = frozenset({"accepted", "failed", "expired"})
+_WAKE_FIRST = frozenset({"registered"})
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def _text(raw: Any) -> str | None:
 def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     index = history.index
     pool_id = history.pool_id
-    seqs, entries = index.seqs, index.entries
+    seqs = index.seqs
     # damaged records and duplicates, as the index found them
     for seq in sorted(index.problems):
         error = index.problems[seq]
@@ -274,76 +275,99 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
             f"{before} record(s) come before the pool_opened at seq {fold.config_seq}: "
             "the SDK opens a pool before anything else",
         )
-    # one pass over the entries, no payloads
-    config = None
-    members: set[str | None] = set()  # keys and statuses as the entries hold them
-    messages: dict[str | None, str | None] = {}
-    wakes: dict[str | None, str | None] = {}
-    wake_seqs: list[int] = []
-    damaged = ""  # a damaged record may be the lost one that explains a warning
-    for seq, entry in zip(seqs, entries):
-        kind = entry.kind
+    # the entries, no payloads: messages and wakes (nearly every record) a column at a time, with the
+    # fold's chains; the few membership and opening records one by one.  Each anomaly is kept with
+    # its seq and put in seq order at the end (at one seq: a number out of range, then the status).
+    arrays = index.arrays()
+    kinds, seq_column = arrays["kind"], arrays["seq"]
+    damaged_seqs = seq_column[kinds == DAMAGED]
+
+    def lost(seq: int) -> str:  # a damaged record before it may be the lost one that explains a warning
+        before = int(np.searchsorted(damaged_seqs, seq)) - 1
+        if before < 0:
+            return ""
+        return f" (the damaged record at seq {int(damaged_seqs[before])} may be the one that recorded it)"
+
+    found: list[tuple[int, int, Anomaly]] = []
+    statuses = index.status_codes()
+    # the records some record of their key came before (the fold chained one to them)
+    following = arrays["next"]
+    chained = np.zeros(len(kinds), dtype=bool)
+    chained[np.searchsorted(seq_column, following[following != NEVER])] = True
+    for namespace, kind in (("messages", RUN_MESSAGE), ("wakes", WAKE)):
+        positions = arrays[namespace]
+        if not len(positions):
+            continue
+        # numbers past 2^63-1 (rare: found with one comparison a record)
+        extras = index.field("extra", positions)
         if kind == RUN_MESSAGE:
-            extra = entry.extra  # a number past 2^63-1 is rare: told apart here without a call
-            if extra is not None and max(extra[0] or 0, extra[1] or 0, extra[2] or 0) > _INT64_MAX:
-                yield from _out_of_range(pool_id, seq, kind, extra)
-            if entry.key not in messages and entry.status not in _MESSAGE_FIRST:
-                if entry.status == "delivered":
-                    yield _anomaly(
-                        "delivered_without_accepted",
-                        pool_id,
-                        seq,
-                        f"message {entry.key!r} is recorded delivered but was never accepted{damaged}",
-                    )
-                else:
-                    yield _anomaly(
-                        "message_never_sent",
-                        pool_id,
-                        seq,
-                        f"message {entry.key!r} changes to {entry.status} but was never recorded before{damaged}",
-                    )
-            messages[entry.key] = entry.status
-        elif kind == WAKE:
-            extra = entry.extra
-            if extra is not None and (extra[0] or 0) > _INT64_MAX:
-                yield from _out_of_range(pool_id, seq, kind, extra)
-            wake_seqs.append(seq)
-            if entry.key not in wakes and entry.status != "registered":
-                yield _anomaly(
+            beyond = [
+                i
+                for i, extra in enumerate(extras)
+                if extra is not None and max(extra[0] or 0, extra[1] or 0, extra[2] or 0) > _INT64_MAX
+            ]
+        else:
+            beyond = [i for i, extra in enumerate(extras) if extra is not None and (extra[0] or 0) > _INT64_MAX]
+        for at in beyond:
+            seq = int(seq_column[positions[at]])
+            found.extend((seq, 0, anomaly) for anomaly in _out_of_range(pool_id, seq, kind, extras[at]))
+        # a key's first record (no record of its key before it: the fold chained none to it) in a
+        # status that cannot come first
+        first = positions[~chained[positions]]
+        names = wire.MESSAGE_STATUSES if kind == RUN_MESSAGE else wire.WAKE_STATUSES
+        can_come_first = _MESSAGE_FIRST if kind == RUN_MESSAGE else _WAKE_FIRST
+        odd = first[~np.isin(statuses[first], [names.index(status) for status in can_come_first])]
+        for position, key, status in zip(odd.tolist(), index.field("key", odd), index.field("status", odd)):
+            if status in can_come_first:  # (a status without a code: none is, the decode refuses others)
+                continue
+            seq = int(seq_column[position])
+            if kind == WAKE:
+                anomaly = _anomaly(
                     "wake_never_registered",
                     pool_id,
                     seq,
-                    f"wake condition {entry.key!r} changes to {entry.status} but was never registered{damaged}",
+                    f"wake condition {key!r} changes to {status} but was never registered{lost(seq)}",
                 )
-            wakes[entry.key] = entry.status
-        elif kind == MEMBER_JOINED:
+            elif status == "delivered":
+                anomaly = _anomaly(
+                    "delivered_without_accepted",
+                    pool_id,
+                    seq,
+                    f"message {key!r} is recorded delivered but was never accepted{lost(seq)}",
+                )
+            else:
+                anomaly = _anomaly(
+                    "message_never_sent",
+                    pool_id,
+                    seq,
+                    f"message {key!r} changes to {status} but was never recorded before{lost(seq)}",
+                )
+            found.append((seq, 1, anomaly))
+    config = None
+    members: set[str | None] = set()  # keys as the entries hold them
+    others = np.flatnonzero((kinds == MEMBER_JOINED) | (kinds == MEMBER_LEFT) | (kinds == POOL_OPENED))
+    for position, entry in zip(others.tolist(), index.entries_at(others)):
+        seq = int(seq_column[position])
+        if entry.kind == MEMBER_JOINED:
             members.add(entry.key)
-        elif kind == MEMBER_LEFT:
+        elif entry.kind == MEMBER_LEFT:
             if entry.key in members:
                 members.discard(entry.key)
             else:
-                yield _anomaly(
-                    "member_left_not_member",
-                    pool_id,
-                    seq,
-                    f"run {entry.key!r} leaves but is not a member (the SDK's leave_member refuses this){damaged}",
-                )
-        elif kind == POOL_OPENED:
-            if config is None:
-                config = entry.extra
-            elif configs_equal(config, entry.extra):
-                yield _anomaly(
-                    "repeated_pool_opened", pool_id, seq, "pool_opened again with the same config (harmless)"
-                )
-            else:
-                yield _anomaly(
-                    "config_conflict",
-                    pool_id,
-                    seq,
-                    "pool_opened again with a different config: the SDK refuses to replay the pool from here on",
-                )
-        elif kind == DAMAGED:
-            damaged = f" (the damaged record at seq {seq} may be the one that recorded it)"
+                message = f"run {entry.key!r} leaves but is not a member (the SDK's leave_member refuses this)"
+                found.append((seq, 0, _anomaly("member_left_not_member", pool_id, seq, message + lost(seq))))
+        elif config is None:
+            config = entry.extra
+        elif configs_equal(config, entry.extra):
+            message = "pool_opened again with the same config (harmless)"
+            found.append((seq, 0, _anomaly("repeated_pool_opened", pool_id, seq, message)))
+        else:
+            message = "pool_opened again with a different config: the SDK refuses to replay the pool from here on"
+            found.append((seq, 0, _anomaly("config_conflict", pool_id, seq, message)))
+    found.sort(key=lambda item: item[:2])
+    for _, _, anomaly in found:
+        yield anomaly
+    wake_seqs = seq_column[arrays["wakes"]].tolist()
     yield from _payload_checks(history, wake_seqs)
 
 

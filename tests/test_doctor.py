@@ -452,3 +452,82 @@ def test_checking_filters_while_decoding_finds_what_reading_them_again_finds(ora
     again, unverified = anomalies()
     assert all(v is None for v in unverified)
     assert checked == again
+
+
+#: The checks made from the order of the records (what comes first for each key), and the
+#: sentence each is told in (``lost``: the damaged record before it, if any).
+ORDER_CODES = ("message_never_sent", "delivered_without_accepted", "wake_never_registered", "member_left_not_member")
+
+
+def _order_anomalies_by_hand(history) -> list[tuple[str, int, str]]:
+    """What the order checks should find in a pool, from its records read one by one (Record
+    payloads, not the index): for each key the first record, each membership change in turn."""
+    out = []
+    messages, wakes, members = set(), set(), set()
+    lost = ""
+    for record in history.records():
+        seq = record.cursor
+        if record.problem is not None:
+            lost = f" (the damaged record at seq {seq} may be the one that recorded it)"
+            continue
+        payload = record.payload
+        if record.kind == "run_message":
+            key, status = payload["stored"]["message"]["message_id"], payload["stored"]["receipt"]["status"]
+            if key not in messages and status not in ("accepted", "failed", "expired"):
+                if status == "delivered":
+                    text = f"message {key!r} is recorded delivered but was never accepted"
+                    out.append(("delivered_without_accepted", seq, text + lost))
+                else:
+                    text = f"message {key!r} changes to {status} but was never recorded before"
+                    out.append(("message_never_sent", seq, text + lost))
+            messages.add(key)
+        elif record.kind == "wake":
+            key, status = payload["stored"]["condition"]["condition_id"], payload["stored"]["registration"]["status"]
+            if key not in wakes and status != "registered":
+                text = f"wake condition {key!r} changes to {status} but was never registered"
+                out.append(("wake_never_registered", seq, text + lost))
+            wakes.add(key)
+        elif record.kind == "member_joined":
+            members.add(payload["member"]["run_id"])
+        elif record.kind == "member_left":
+            key = payload["member"]["run_id"]
+            if key in members:
+                members.discard(key)
+            else:
+                text = f"run {key!r} leaves but is not a member (the SDK's leave_member refuses this)"
+                out.append(("member_left_not_member", seq, text + lost))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_order_checks_agree_with_the_records_read_one_by_one(tmp_path, seed):
+    # the sample with records deleted here and there (first records of messages, wakes and
+    # memberships among them) and some payloads damaged; check() against a plain reading
+    import random
+
+    path = tmp_path / "holes.db"
+    shutil.copyfile(SAMPLE_DB, path)
+    rng = random.Random(seed)
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT pool_id, seq FROM agent_pool_records WHERE seq > 2").fetchall()
+    for pool_id, seq in rng.sample(rows, len(rows) // 4):
+        conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (pool_id, seq))
+    rows = conn.execute("SELECT pool_id, seq FROM agent_pool_records WHERE seq > 2").fetchall()
+    for pool_id, seq in rng.sample(rows, 6):
+        conn.execute(
+            "UPDATE agent_pool_records SET payload_json = '{\"type\": oops' WHERE pool_id = ? AND seq = ?",
+            (pool_id, seq),
+        )
+    conn.commit()
+    conn.close()
+    db = poolscope.open(path, cache=False)
+    try:
+        found = [(a.code, a.seq, a.message) for a in db.check() if a.code in ORDER_CODES]
+        expected = []
+        for pool_id in db.pool_ids:
+            expected += _order_anomalies_by_hand(db.pool(pool_id))
+    finally:
+        db.close()
+    assert {code for code, _, _ in expected} == set(ORDER_CODES)  # the holes made every kind of finding
+    assert any("damaged record at seq" in text for _, _, text in expected)
+    assert found == expected
