@@ -27,6 +27,7 @@ import random
 from typing import Any
 
 from . import wire
+from .arguments import count_argument, shown_value, whole_number
 from .errors import InvalidInputError
 from .store import PoolStore
 
@@ -376,6 +377,15 @@ MAX_POOLS = 100_000
 MAX_RECORDS = 1_000_000_000
 
 
+def _whole(name: str, value: Any, most: int | None) -> int:
+    """A count of at least 1 and at most ``most`` (a numpy integer is taken as the int it holds)."""
+    number = whole_number(value)
+    if number is None or number < 1 or (most is not None and number > most):
+        bounds = "at least 1" if most is None else f"between 1 and {most:,}"
+        raise InvalidInputError(f"{name} must be a whole number {bounds}, not {shown_value(value)}")
+    return number
+
+
 def generate(
     path: str | os.PathLike,
     *,
@@ -399,20 +409,24 @@ def generate(
     >>> generate("two.db", pools=2, records=200, seed=1)["records"] >= 400
     True
     """
-    for name, value, most in (("pools", pools, MAX_POOLS), ("records", records, MAX_RECORDS), ("batch", batch, None)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or most is not None and value > most:
-            bounds = "at least 1" if most is None else f"between 1 and {most:,}"
-            raise InvalidInputError(f"{name} must be a whole number {bounds}, not {value!r}")
+    pools, records, batch = (
+        _whole(name, value, most)
+        for name, value, most in (
+            ("pools", pools, MAX_POOLS),
+            ("records", records, MAX_RECORDS),
+            ("batch", batch, None),
+        )
+    )
     if pools * records > MAX_RECORDS:
         raise InvalidInputError(
             f"pools × records is {pools * records:,}: more than the {MAX_RECORDS:,} records generate writes in one file"
         )
-    if members_cap is not None and (
-        isinstance(members_cap, bool) or not isinstance(members_cap, int) or members_cap < 1
-    ):
-        raise InvalidInputError(f"members_cap must be a whole number of at least 1, not {members_cap!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidInputError(f"seed must be a whole number, not {seed!r}")
+    if members_cap is not None:
+        members_cap = count_argument(members_cap, "members_cap")
+    number = whole_number(seed)
+    if number is None:
+        raise InvalidInputError(f"seed must be a whole number, not {shown_value(seed)}")
+    seed = number
     names = [f"{NAMES[i % len(NAMES)]}{'' if i < len(NAMES) else i // len(NAMES)}" for i in range(pools)]
     store = PoolStore(path)
     gen = Generator(store, seed=seed, members_cap=members_cap)

@@ -77,3 +77,30 @@ def test_members_cap_keeps_a_steady_pool(tmp_path):
     for cursor in range(1, pool.head + 1, 25):
         assert len(pool.snapshot(cursor).members) <= 9
     assert (frame["left_at"].notna()).sum() > 0
+
+
+def test_numpy_integers_are_counts_and_other_values_are_refused(tmp_path):
+    import numpy as np
+    import pytest
+
+    from poolscope.errors import InvalidInputError
+
+    a = generate(tmp_path / "a.db", pools=np.int64(2), records=np.int32(60), seed=np.uint8(4), members_cap=np.int16(5))
+    b = generate(tmp_path / "b.db", pools=2, records=60, seed=4, members_cap=5)
+    assert a["records"] == b["records"]
+    ra = [r.to_json() for p in poolscope.open(tmp_path / "a.db", cache=False).pools() for r in p.records()]
+    rb = [r.to_json() for p in poolscope.open(tmp_path / "b.db", cache=False).pools() for r in p.records()]
+    assert ra == rb
+    for bad in (
+        {"pools": 2.0},
+        {"pools": True},
+        {"records": "60"},
+        {"records": 0},
+        {"members_cap": 0},
+        {"members_cap": np.array([1, 2])},
+        {"seed": 1.5},
+        {"batch": -1},
+    ):
+        with pytest.raises(InvalidInputError, match=next(iter(bad))):
+            generate(tmp_path / "bad.db", **{"pools": 1, "records": 10, **bad})
+    assert not (tmp_path / "bad.db").exists()  # refused before anything is written
