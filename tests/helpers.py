@@ -178,3 +178,11 @@ def assert_same_arrays(grown: Any, full: Any) -> None:
     np.testing.assert_array_equal(grown.status_codes(), full.status_codes())
     for namespace in ("members", "messages", "wakes"):
         np.testing.assert_array_equal(grown.rank(namespace), full.rank(namespace), err_msg=namespace)
+
+
+def size_unless_in_a_worker(path: str, parent_pid: int) -> int:
+    """A fleet job that ends any process but ``parent_pid`` at once (a worker that dies), and
+    returns the file's size in that process (where the fleet reads when its workers fail)."""
+    if os.getpid() != parent_pid:
+        os._exit(1)
+    return os.path.getsize(path)

@@ -292,6 +292,40 @@ def test_workers_that_cannot_start_fall_back_to_this_process(generated, monkeypa
         assert hosts.workers == 1 and hosts.errors == []
 
 
+def test_workers_that_import_another_poolscope_are_not_used(generated, monkeypatch):
+    """A fork server started from a folder that holds another copy of poolscope imports that copy
+    (its path starts with the working folder): such workers run nothing, the fleet reads here."""
+    from poolscope.fleet import work
+
+    # the workers see a calling process whose poolscope came from another folder
+    monkeypatch.setattr(work, "package_folder", lambda: "/elsewhere/poolscope-checkout")
+    sources = [str(p) for p in generated]
+    with poolscope.fleet(sources, workers=2) as hosts:
+        with pytest.warns(RuntimeWarning, match="imported poolscope from .*, this process from /elsewhere"):
+            frame = hosts.records_df()
+        assert rows(frame) == per_database(sources, "records_df")
+        assert hosts.workers == 1 and hosts.errors == []
+
+
+def test_a_worker_that_dies_loses_no_database(generated):
+    """Every group a dead worker held (and every group not yet read) is read again here."""
+    import os
+
+    from helpers import size_unless_in_a_worker
+
+    from poolscope.fleet import work
+
+    sources = [str(p) for p in generated] * 3  # more groups than workers
+    workers = work.Workers(2)
+    try:
+        with pytest.warns(RuntimeWarning, match="reading in this process"):
+            found = list(workers.map(size_unless_in_a_worker, sources, (os.getpid(),)))
+    finally:
+        workers.close()
+    assert sorted(path for path, _, _ in found) == sorted(sources)
+    assert all(ok and size == os.path.getsize(path) for path, ok, size in found)
+
+
 def test_many_files_are_checked_by_the_workers_alike(generated, tmp_path, monkeypatch):
     import sys
 

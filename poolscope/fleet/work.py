@@ -43,8 +43,29 @@ def _one_process_loads() -> None:
     load.PARALLEL_THRESHOLD = 0
 
 
-def _init_worker() -> None:
+class OtherPoolscopeError(RuntimeError):
+    """A worker process imported another copy of poolscope than this process."""
+
+
+#: In a worker whose poolscope is not the parent's: the folders it and the parent imported it from.
+_imported_elsewhere: tuple[str, str] | None = None
+
+
+def package_folder() -> str:
+    """The folder this process's poolscope was imported from (real path)."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def _init_worker(parents: str | None = None) -> None:
+    # the fork server imports the worker code from ITS path (the working folder first, on Python
+    # 3.11), which may hold another poolscope than the one this process imported: such a worker
+    # runs nothing (run_group refuses) and the fleet reads in its own process
+    global _imported_elsewhere
     _one_process_loads()
+    here = package_folder()
+    _imported_elsewhere = (here, parents) if parents is not None and here != parents else None
 
 
 # ------------------------------------------------------------- per database
@@ -131,6 +152,9 @@ def frame(path: str, timeout: float, name: str, upto: int | None) -> Any:
 def run_group(func: Callable[..., Any], paths: list[str], args: tuple) -> list[tuple[str, bool, Any]]:
     """``func(path, *args)`` for each path: ``(path, True, result)`` or
     ``(path, False, typed error)``."""
+    if _imported_elsewhere is not None:
+        here, parents = _imported_elsewhere
+        raise OtherPoolscopeError(f"the worker processes imported poolscope from {here}, this process from {parents}")
     out: list[tuple[str, bool, Any]] = []
     for path in paths:
         try:
@@ -240,7 +264,10 @@ class Workers:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=_context(), initializer=_init_worker
+                max_workers=self.workers,
+                mp_context=_context(),
+                initializer=_init_worker,
+                initargs=(package_folder(),),
             )
         return self._executor
 
@@ -272,13 +299,14 @@ class Workers:
                     running[future] = pending.pop()
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
+                    results = future.result()  # a group whose worker failed stays in running: read again below
                     group = running.pop(future)
-                    results = future.result()
                     yield from results
                     if bar is not None:
                         bar.update(len(group))
-        except (OSError, BrokenProcessPool) as error:
-            # worker processes cannot be started here (or one died): read the rest in this process
+        except (OSError, BrokenProcessPool, OtherPoolscopeError) as error:
+            # worker processes cannot be started here (or one died, or runs another poolscope):
+            # read the rest in this process
             import warnings
 
             warnings.warn(
