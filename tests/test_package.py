@@ -139,3 +139,27 @@ def test_a_submodule_that_fails_to_import_is_not_hidden_as_a_missing_attribute(t
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_anywhere"):
         poolscope.probe_broken  # noqa: B018
     sys.modules.pop("poolscope.probe_broken", None)
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    # with names imported on first use, any module may be the first a program (or a worker)
+    # imports: none may depend on the order the package's __init__ used to impose
+    import pkgutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = sorted(
+        info.name
+        for info in pkgutil.walk_packages(poolscope.__path__, "poolscope.")
+        if not info.name.endswith("__main__")
+    )
+    assert "poolscope.fleet.work" in names and "poolscope.explore.app" in names
+
+    def first_import(name: str) -> tuple[str, int, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
+        return name, done.returncode, done.stderr[-2000:]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failed = [(name, err) for name, code, err in pool.map(first_import, names) if code != 0]
+    assert failed == []
