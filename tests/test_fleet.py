@@ -276,6 +276,16 @@ def test_large_pool_in_a_worker_process(tmp_path):
         assert hosts.pools["records"].tolist()[0] >= 21_000
 
 
+def assert_read_here(generated, warning: str) -> None:
+    """A two-worker fleet warns (``warning``) and reads every database in this process, as one would."""
+    sources = [str(p) for p in generated]
+    with poolscope.fleet(sources, workers=2) as hosts:
+        with pytest.warns(RuntimeWarning, match=warning):
+            frame = hosts.records_df()
+        assert rows(frame) == per_database(sources, "records_df")
+        assert hosts.workers == 1 and hosts.errors == []
+
+
 def test_workers_that_cannot_start_fall_back_to_this_process(generated, monkeypatch):
     """Where no worker process can be started (a sandbox), the fleet reads everything here."""
     from poolscope.fleet import work
@@ -284,12 +294,7 @@ def test_workers_that_cannot_start_fall_back_to_this_process(generated, monkeypa
         raise ConnectionRefusedError(111, "Connection refused")
 
     monkeypatch.setattr(work.Workers, "_submit", refuse)
-    sources = [str(p) for p in generated]
-    with poolscope.fleet(sources, workers=2) as hosts:
-        with pytest.warns(RuntimeWarning, match="reading in this process"):
-            frame = hosts.records_df()
-        assert rows(frame) == per_database(sources, "records_df")
-        assert hosts.workers == 1 and hosts.errors == []
+    assert_read_here(generated, "reading in this process")
 
 
 def test_workers_that_import_another_poolscope_are_not_used(generated, monkeypatch):
@@ -299,12 +304,7 @@ def test_workers_that_import_another_poolscope_are_not_used(generated, monkeypat
 
     # the workers see a calling process whose poolscope came from another folder
     monkeypatch.setattr(work, "package_folder", lambda: "/elsewhere/poolscope-checkout")
-    sources = [str(p) for p in generated]
-    with poolscope.fleet(sources, workers=2) as hosts:
-        with pytest.warns(RuntimeWarning, match="imported poolscope from .*, this process from /elsewhere"):
-            frame = hosts.records_df()
-        assert rows(frame) == per_database(sources, "records_df")
-        assert hosts.workers == 1 and hosts.errors == []
+    assert_read_here(generated, "imported poolscope from .*, this process from /elsewhere")
 
 
 def test_a_worker_that_dies_loses_no_database(generated):
