@@ -121,17 +121,21 @@ def byte_limit_argument(value: Any, name: str) -> int:
     return min(value, MAX_BYTE_LIMIT)
 
 
-def count_argument(value: Any, name: str) -> int:
-    """A count of at least 1 (workers, rows per partition, a window of cursors);
-    a numpy integer is taken as the int it holds.
+def count_argument(value: Any, name: str, most: int | None = None) -> int:
+    """A count of at least 1 (workers, rows per partition, a window of cursors),
+    and at most ``most`` if given; a numpy integer is taken as the int it holds.
 
     >>> import numpy as np
     >>> count_argument(np.int64(2), "workers")
     2
+    >>> count_argument(7, "pools", most=5)
+    Traceback (most recent call last):
+    poolscope.errors.InvalidInputError: pools must be a whole number between 1 and 5, not int 7
     """
     number = whole_number(value)
-    if number is None or number < 1:
-        raise InvalidInputError(f"{name} must be a whole number of at least 1, not {shown_value(value)}")
+    if number is None or number < 1 or (most is not None and number > most):
+        bounds = "of at least 1" if most is None else f"between 1 and {most:,}"
+        raise InvalidInputError(f"{name} must be a whole number {bounds}, not {shown_value(value)}")
     return number
 
 

@@ -377,15 +377,6 @@ MAX_POOLS = 100_000
 MAX_RECORDS = 1_000_000_000
 
 
-def _whole(name: str, value: Any, most: int | None) -> int:
-    """A count of at least 1 and at most ``most`` (a numpy integer is taken as the int it holds)."""
-    number = whole_number(value)
-    if number is None or number < 1 or (most is not None and number > most):
-        bounds = "at least 1" if most is None else f"between 1 and {most:,}"
-        raise InvalidInputError(f"{name} must be a whole number {bounds}, not {shown_value(value)}")
-    return number
-
-
 def generate(
     path: str | os.PathLike,
     *,
@@ -409,14 +400,9 @@ def generate(
     >>> generate("two.db", pools=2, records=200, seed=1)["records"] >= 400
     True
     """
-    pools, records, batch = (
-        _whole(name, value, most)
-        for name, value, most in (
-            ("pools", pools, MAX_POOLS),
-            ("records", records, MAX_RECORDS),
-            ("batch", batch, None),
-        )
-    )
+    pools = count_argument(pools, "pools", MAX_POOLS)
+    records = count_argument(records, "records", MAX_RECORDS)
+    batch = count_argument(batch, "batch")
     if pools * records > MAX_RECORDS:
         raise InvalidInputError(
             f"pools × records is {pools * records:,}: more than the {MAX_RECORDS:,} records generate writes in one file"
