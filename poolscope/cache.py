@@ -196,6 +196,20 @@ def resolve(cache: Any) -> IndexCache | None:
     return IndexCache(cache)
 
 
+def read_only() -> IndexCache:
+    """The default cache, whose valid entries are used but to which nothing is
+    saved: what the bulk readers use (a fleet's workers, Dask partitions, the
+    fleet dataset).  They read each pool once, on every core, so an entry's
+    writing could not be hidden in a spare moment as an interactive open hides
+    it (for 1M records it costs about three times the reading), and thousands
+    of databases would push out the entries of the pools people reopen.
+
+    >>> read_only().saves
+    False
+    """
+    return IndexCache(default_dir(), saves=False)
+
+
 def real_path(path: str | os.PathLike) -> str:
     """The database's real path (symlinks resolved): what an entry is keyed by."""
     return os.path.realpath(os.fspath(path))
@@ -634,10 +648,12 @@ class IndexCache:
     True
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, saves: bool = True) -> None:
         from .arguments import path_argument
 
         self.root = path_argument(root, "the cache folder").expanduser()
+        #: False: entries are read (restored) but never written (see :func:`read_only`).
+        self.saves = saves
 
     def __repr__(self) -> str:
         return f"<poolscope IndexCache {str(self.root)!r}>"
@@ -733,7 +749,7 @@ class IndexCache:
         A large index is written by a forked helper process meanwhile
         (``background=None``: from :data:`BACKGROUND_THRESHOLD` records).
         Returns False when the cache folder cannot be written (one warning)."""
-        if not index.seqs or len(index) < min_records() or max_bytes() <= 0:
+        if not self.saves or not index.seqs or len(index) < min_records() or max_bytes() <= 0:
             return False
         if not self._writable():
             return False

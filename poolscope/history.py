@@ -39,6 +39,7 @@ from .snapshot import Snapshot, snapshot_at
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from .cache import IndexCache
     from .diff import Diff
     from .whatif import WhatIf
     from .why import Explanation
@@ -335,7 +336,7 @@ class Database(_Frames):
         timeout: float = DEFAULT_TIMEOUT,
         progress: bool | None = None,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
-        cache: bool | str | os.PathLike = True,
+        cache: bool | str | os.PathLike | IndexCache = True,
     ):
         from .cache import resolve as resolve_cache
 

@@ -618,3 +618,37 @@ def test_pools_below_the_size_threshold_are_not_saved(gen_copy, store, monkeypat
         poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
     cache_module.wait()
     assert sorted(e.pool_id for e in store.entries()) == sorted(sizes)  # at the threshold: saved
+
+
+def test_bulk_readers_use_entries_but_save_none(generated, tmp_path, monkeypatch):
+    """A fleet's workers and its dataset export read the pools once, on every core: they use valid
+    entries (of the cache the calling process reads now, whatever the workers' environment) but
+    write none."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(folder))  # after the suite's fork server started
+    sources = []
+    for name in ("a.db", "b.db"):
+        shutil.copyfile(generated, tmp_path / name)
+        sources.append(str(tmp_path / name))
+
+    def survey() -> tuple:
+        with poolscope.fleet(sources, workers=2) as hosts:
+            hosts.records_df()
+            hosts.messages_df()
+            hosts.export(tmp_path / "dataset")
+            return hosts.pools.to_dict("records"), hosts.check().to_dict("records")
+
+    before = survey()
+    assert not folder.exists() or not list(folder.iterdir())
+    # entries saved by opening a.db's pools here; their last use is set in the past
+    with poolscope.open(sources[0]) as db:
+        for history in db.pools():
+            history.load()
+    poolscope.cache.wait()
+    manifests = sorted(folder.glob("*.json"))
+    assert len(manifests) == 2
+    for manifest in manifests:
+        os.utime(manifest, (1_000_000_000, 1_000_000_000))
+    assert survey() == before
+    assert sorted(folder.glob("*.json")) == manifests  # nothing saved for b.db's pools
+    assert all(manifest.stat().st_mtime > 1_000_000_000 for manifest in manifests)  # a.db's were used

@@ -7,6 +7,7 @@ processes, with a pool over the loader's fork threshold.
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pandas as pd
@@ -58,6 +59,10 @@ def test_dask_frames_equal_in_process_frames(hosts, upto):
         assert list(lazy.columns) == list(hosts.frame(frame, upto).columns)
         assert_same_frame(lazy.compute(scheduler="sync"), hosts.frame(frame, upto))
         assert_same_frame(collect(lazy), hosts.frame(frame, upto))
+    # the partitions (and the fleet's own reads) use the index cache but save nothing in it
+    poolscope.cache.wait()
+    ours = {os.path.realpath(path) for path in hosts.databases}
+    assert [entry.db for entry in poolscope.cache.entries() if entry.db in ours] == []
 
 
 def test_partitions_are_pools_and_seq_ranges(hosts):

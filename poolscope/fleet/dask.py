@@ -134,12 +134,13 @@ def read_partition(
     """One partition's frame (runs in a Dask worker): the rows of ``part``,
     ``source`` first, only ``columns`` when given."""
     from .. import frames
+    from ..cache import read_only
     from ..history import Database
     from ..index import PoolIndex
     from ..load import _column_chunks
     from .stack import same_categories_dtype, source_column
 
-    db = Database(part.source, timeout=timeout, progress=False)
+    db = Database(part.source, timeout=timeout, progress=False, cache=read_only())
     try:
         if name == "records_df":
             last = part.last if upto is None else (upto if part.last is None else min(part.last, upto))

@@ -165,6 +165,7 @@ def export_database(
 ) -> dict[str, Any]:
     """Write the partitions of one database whose pool changed since ``previous``
     (its manifest entry); return its new manifest entry and what was written."""
+    from ..cache import read_only
     from ..history import Database
 
     signature = _signature(path)
@@ -181,7 +182,7 @@ def export_database(
     written: list[str] = []
     if changed:
         folder = Path(out)
-        db = Database(path, timeout=timeout, progress=False)
+        db = Database(path, timeout=timeout, progress=False, cache=read_only())
         try:
             for pool_id in sorted(changed):
                 history = db.pool(pool_id)

@@ -58,21 +58,28 @@ def package_folder() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
-def _init_worker(parents: str | None = None) -> None:
+def _init_worker(parents: str | None = None, cache_dir: str | None = None) -> None:
     # the fork server imports the worker code from ITS path (the working folder first, on Python
     # 3.11), which may hold another poolscope than the one this process imported: such a worker
     # runs nothing (run_group refuses) and the fleet reads in its own process
     global _imported_elsewhere
     _one_process_loads()
+    if cache_dir is not None:
+        # the fork server's environment is the one it started with (perhaps long ago): the
+        # workers read the index cache the calling process would read now
+        from ..cache import ENV_DIR
+
+        os.environ[ENV_DIR] = cache_dir
     here = package_folder()
     _imported_elsewhere = (here, parents) if parents is not None and here != parents else None
 
 
 # ------------------------------------------------------------- per database
 def _open(path: str, timeout: float):
+    from ..cache import read_only
     from ..history import Database
 
-    return Database(path, timeout=timeout, progress=False)
+    return Database(path, timeout=timeout, progress=False, cache=read_only())
 
 
 def pool_row(history: Any, anomalies: list) -> dict[str, Any]:
@@ -263,11 +270,13 @@ class Workers:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            from ..cache import default_dir
+
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=_context(),
                 initializer=_init_worker,
-                initargs=(package_folder(),),
+                initargs=(package_folder(), str(default_dir())),
             )
         return self._executor
 
