@@ -989,32 +989,50 @@ def _version() -> str:
 
 
 # ------------------------------------------------------ background saving
-_helpers: list[Any] = []
+#: Process ids of the helpers writing entries (forked children of this process).
+_helpers: list[int] = []
 
 
 def _start_background(cache: IndexCache, index: PoolIndex, print_: dict) -> bool:
     """Write the entry from a forked child (the index is its copy-on-write
-    memory).  Not a daemon: the interpreter waits for it at exit, so a short
-    script's entry is still written."""
+    memory).  Nothing waits for it at exit: a command or a short script
+    returns at once and its entry is written after it ends (:func:`wait`
+    waits for it meanwhile).  The child leaves the caller's session and
+    standard streams, so a terminal, a pipe or ``subprocess.run`` reading the
+    caller's output is not held open by it."""
     import multiprocessing
 
     if (
         sys.platform != "linux"
-        or "fork" not in multiprocessing.get_all_start_methods()
+        or not hasattr(os, "fork")
         or multiprocessing.current_process().daemon  # a Dask or Pool worker may have no children
     ):
         return False
-
+    _reap()
     try:
-        process = multiprocessing.get_context("fork").Process(
-            target=_write_in_child, args=(cache, index, print_), name="poolscope-cache-save", daemon=False
-        )
-        process.start()
-    except (OSError, ValueError, AssertionError):
+        pid = os.fork()
+    except OSError:
         return False
-    _helpers[:] = [p for p in _helpers if p.is_alive()]
-    _helpers.append(process)
+    if pid == 0:  # the helper
+        try:
+            _detach()
+            _write_in_child(cache, index, print_)
+        finally:
+            os._exit(0)
+    _helpers.append(pid)
     return True
+
+
+def _detach() -> None:
+    """In the helper: a session of its own, standard streams on /dev/null."""
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for stream in (0, 1, 2):
+            os.dup2(null, stream)
+        os.close(null)
+    except OSError:
+        pass
 
 
 def _write_in_child(cache: IndexCache, index: PoolIndex, print_: dict) -> None:
@@ -1029,14 +1047,33 @@ def _write_in_child(cache: IndexCache, index: PoolIndex, print_: dict) -> None:
         pass
 
 
+def _finished(pid: int, block: bool) -> bool:
+    try:
+        done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:  # reaped elsewhere
+        return True
+    return done != 0
+
+
+def _reap() -> None:
+    """Forget the helpers that have finished (and collect their exit status)."""
+    _helpers[:] = [pid for pid in _helpers if not _finished(pid, block=False)]
+
+
 def wait(timeout: float | None = None) -> None:
-    """Wait until entries being saved in the background are written.
+    """Wait until entries being saved in the background are written (at most
+    ``timeout`` seconds in all, if given).
 
     >>> poolscope.cache.wait()
     """
-    for process in list(_helpers):
-        process.join(timeout)
-    _helpers[:] = [p for p in _helpers if p.is_alive()]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for pid in list(_helpers):
+        if deadline is None:
+            _finished(pid, block=True)
+        else:
+            while not _finished(pid, block=False) and time.monotonic() < deadline:
+                time.sleep(0.01)
+    _reap()
 
 
 # ------------------------------------------------ the default cache, for users

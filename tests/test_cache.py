@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -652,3 +653,73 @@ def test_bulk_readers_use_entries_but_save_none(generated, tmp_path, monkeypatch
     assert survey() == before
     assert sorted(folder.glob("*.json")) == manifests  # nothing saved for b.db's pools
     assert all(manifest.stat().st_mtime > 1_000_000_000 for manifest in manifests)  # a.db's were used
+
+
+def _gated_save_script(gate: Path, db: Path) -> str:
+    """A program that opens ``db``'s first pool and saves its entry from a helper that writes only
+    once ``gate`` exists."""
+    return (
+        "import os, sys, time\n"
+        "import poolscope, poolscope.cache as cache\n"
+        "original = cache._write_in_child\n"
+        "def gated(*args):\n"
+        f"    while not os.path.exists({str(gate)!r}):\n"
+        "        time.sleep(0.01)\n"
+        "    original(*args)\n"
+        "cache._write_in_child = gated\n"
+        "cache.BACKGROUND_THRESHOLD = 1\n"
+        f"db = poolscope.open({str(db)!r})\n"
+        "db.pool(db.pool_ids[0]).load()\n"
+        "print(len(cache._helpers))\n"
+    )
+
+
+def test_a_program_ends_without_waiting_for_its_entry_which_is_written_after(gen_copy, tmp_path):
+    folder, gate = tmp_path / "cache", tmp_path / "gate"
+    env = {**os.environ, "POOLSCOPE_CACHE_DIR": str(folder), "POOLSCOPE_CACHE_MIN_RECORDS": "0"}
+    # capture_output: the helper must not hold the program's stdout or stderr open either
+    done = subprocess.run(
+        [sys.executable, "-c", _gated_save_script(gate, gen_copy)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]  # one helper was writing when the program ended
+    assert not list(folder.glob("*.json"))  # ... and has written nothing yet
+    gate.touch()
+    deadline = time.monotonic() + 60
+    while not list(folder.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(list(folder.glob("*.json"))) == 1
+    poolscope.cache.wait()  # (no helper of this process)
+    again = poolscope.open(gen_copy, cache=folder)
+    history = again.pool(again.pool_ids[0])
+    assert cached(history)
+    plain = poolscope.open(gen_copy, cache=False).pool(history.pool_id)
+    assert snapshot_text(history, history.head) == snapshot_text(plain, history.head)
+
+
+def test_wait_waits_for_the_helpers_or_for_its_timeout(gen_copy, store, tmp_path, monkeypatch):
+    gate = tmp_path / "gate"
+    original = cache_module._write_in_child
+
+    def gated(*args):  # runs in the forked helper
+        while not gate.exists():
+            time.sleep(0.01)
+        original(*args)
+
+    monkeypatch.setattr(cache_module, "_write_in_child", gated)
+    monkeypatch.setattr(cache_module, "BACKGROUND_THRESHOLD", 1)
+    db = poolscope.open(gen_copy, cache=store.root)
+    db.pool(db.pool_ids[0]).load()
+    assert len(cache_module._helpers) == 1
+    started = time.monotonic()
+    cache_module.wait(timeout=0.3)
+    assert time.monotonic() - started < 10 and len(cache_module._helpers) == 1
+    assert not list(store.root.glob("*.json"))
+    gate.touch()
+    cache_module.wait()
+    assert cache_module._helpers == [] and len(list(store.root.glob("*.json"))) == 1
