@@ -292,8 +292,12 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     statuses = index.status_codes()
     # the records some record of their key came before (the fold chained one to them)
     following = arrays["next"]
+    targets = following[following != NEVER]
+    at = np.searchsorted(seq_column, targets)
+    inside = at < len(seq_column)  # (every target is a record of the pool; checked, not assumed)
+    at, targets = at[inside], targets[inside]
     chained = np.zeros(len(kinds), dtype=bool)
-    chained[np.searchsorted(seq_column, following[following != NEVER])] = True
+    chained[at[seq_column[at] == targets]] = True
     for namespace, kind in (("messages", RUN_MESSAGE), ("wakes", WAKE)):
         positions = arrays[namespace]
         if not len(positions):
