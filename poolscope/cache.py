@@ -190,9 +190,10 @@ def resolve(cache: Any) -> IndexCache | None:
     if isinstance(cache, IndexCache):
         return cache
     if not isinstance(cache, str | os.PathLike):
+        from .arguments import shown_value
         from .errors import InvalidInputError
 
-        raise InvalidInputError(f"cache must be True, False or a folder, not {type(cache).__name__} {repr(cache)[:40]}")
+        raise InvalidInputError(f"cache must be True, False or a folder, not {shown_value(cache)}")
     return IndexCache(cache)
 
 

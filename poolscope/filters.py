@@ -158,11 +158,12 @@ class RecordFilter:
         Raises :class:`~poolscope.errors.InvalidInputError` (a ``ValueError``)
         for a kind or status that does not exist, or a filter that is not a string.
         """
+        from .arguments import shown_value
         from .errors import InvalidInputError
 
         for name, value in (("kind", kind), ("status", status), ("run", run), ("agent", agent)):
             if value is not None and not isinstance(value, str):
-                raise InvalidInputError(f"{name} must be a string or None, not {type(value).__name__} {value!r:.40}")
+                raise InvalidInputError(f"{name} must be a string or None, not {shown_value(value)}")
         index = self.history.index
         parts: list[np.ndarray] = []
         if kind:

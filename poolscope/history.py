@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import wire
-from .arguments import byte_limit_argument, names_argument, path_argument, seconds_argument, whole_number
+from .arguments import (
+    byte_limit_argument,
+    names_argument,
+    path_argument,
+    seconds_argument,
+    shown_value,
+    whole_number,
+)
 from .errors import (
     CorruptRecordError,
     CursorError,
@@ -191,7 +198,7 @@ def _limit(value: Any) -> int | None:
         return None
     number = whole_number(value)
     if number is None or number < 0:
-        raise InvalidInputError(f"limit must be a whole number of records (0 or more), not {value!r:.40}")
+        raise InvalidInputError(f"limit must be a whole number of records (0 or more), not {shown_value(value)}")
     return min(number, 2**63 - 1)
 
 

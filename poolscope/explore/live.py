@@ -12,12 +12,12 @@ __all__ = ["Follower"]
 
 def polling_interval(value: object) -> float:
     """Seconds between two polls: a number above 0 (0 would poll without a pause)."""
-    from ..arguments import seconds_argument
+    from ..arguments import seconds_argument, shown_value
     from ..errors import InvalidInputError
 
     seconds = seconds_argument(value, "interval")
     if seconds <= 0:
-        raise InvalidInputError(f"interval must be more than 0 seconds, not {value!r}")
+        raise InvalidInputError(f"interval must be more than 0 seconds, not {shown_value(value)}")
     return seconds
 
 

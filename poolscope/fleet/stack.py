@@ -55,10 +55,11 @@ def same_categories_dtype(frame: pd.DataFrame) -> pd.DataFrame:
 
 def frame_name(frame: str) -> str:
     """``records`` or ``records_df`` -> ``records_df`` (checked)."""
+    from ..arguments import shown_value
     from ..errors import InvalidInputError
 
     if not isinstance(frame, str):
-        raise InvalidInputError(f"frame must be one of {', '.join(FRAMES)}, not {type(frame).__name__} {frame!r:.40}")
+        raise InvalidInputError(f"frame must be one of {', '.join(FRAMES)}, not {shown_value(frame)}")
     name = frame if frame.endswith("_df") else f"{frame}_df"
     if name not in frames.COLUMNS:
         raise InvalidInputError(f"frame must be one of {', '.join(FRAMES)}, not {frame!r}")
