@@ -248,7 +248,8 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     if not seqs:
         return
     # gaps
-    array = np.asarray(seqs, dtype=np.int64)
+    arrays = index.arrays()  # (its seq column is the seqs; its other columns serve the order checks below)
+    array = arrays["seq"]
     if array[0] != 1:
         yield _anomaly(
             "seq_gap", pool_id, int(array[0]), f"seqs 1..{int(array[0]) - 1} are missing before the first record"
@@ -278,8 +279,7 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     # the entries, no payloads: messages and wakes (nearly every record) a column at a time, with the
     # fold's chains; the few membership and opening records one by one.  Each anomaly is kept with
     # its seq and put in seq order at the end (at one seq: a number out of range, then the status).
-    arrays = index.arrays()
-    kinds, seq_column = arrays["kind"], arrays["seq"]
+    kinds, seq_column = arrays["kind"], array
     damaged_seqs = seq_column[kinds == DAMAGED]
 
     def lost(seq: int) -> str:  # a damaged record before it may be the lost one that explains a warning
