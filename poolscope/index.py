@@ -77,6 +77,9 @@ def str_tuple(value: list) -> tuple:
 #: Messages and wakes the first tier of :meth:`PoolIndex.decode` reads before it
 #: gives up on an index for which it has taken none.
 TYPED_TRIAL = 2048
+#: Wakes remembered by :meth:`PoolIndex.decode` for the later records of the
+#: same wake (about 2 KB each; forgotten all at once when full).
+REPEATS = 2048
 #: What a record without recipients has (never changed).
 _NO_ITEMS: list = []
 
@@ -336,6 +339,9 @@ class PoolIndex:
         self._shared: dict[str, str] = {}
         self._shared_tuples: dict[tuple, tuple] = {}
         self._typed = [0, 0]  # records the first tier of decode() took, and tried
+        # recent wakes taken whole by decode()'s first tier: condition id hint -> (their bytes up
+        # to the registration, their entry, whether their filter was found consistent)
+        self._repeats: dict[bytes, tuple] = {}
         #: Seqs of the wakes whose compiled filter was found consistent with its criteria
         #: while they were decoded (fingerprint and id), for doctor: None unless turned on
         #: (:meth:`verify_filters`) before the records are decoded.
@@ -617,8 +623,10 @@ class PoolIndex:
         write the record back byte for byte), then with orjson and the checks
         by hand, then the careful way (:func:`decode_row` and :func:`extract`,
         which handle every other kind and say what is wrong with a damaged
-        record).  Strings that repeat are shared, and the cyclic garbage
-        collector is paused meanwhile.
+        record).  In the first tier, a wake whose bytes repeat a recent wake's
+        up to its registration (a later record of the same wake) has only its
+        registration read and written back.  Strings that repeat are shared,
+        and the cyclic garbage collector is paused meanwhile.
         ``keep=False`` is for entries converted at once and dropped, as in
         :func:`poolscope.load.scan`: equal recipient lists and filters are not shared (that
         saves memory only for entries that are kept), and messages and wakes
@@ -632,6 +640,8 @@ class PoolIndex:
         resumes, text, integer = _RESUME, str, int
         brackets = wire.OPENING
         readers = {"run_message": wire_types.MESSAGE.decode, "wake": wire_types.WAKE.decode}
+        wakes_seen, wake_head, wake_start = self._repeats, wire_types.WAKE_HEAD, len(wire_types.WAKE_HEAD)
+        last_key, read_last = wire_types.REGISTRATION_KEY, wire_types.REGISTRATION.decode
         encode = wire_types.encode
         # the first tier is tried until it has refused TYPED_TRIAL records without taking one (a log
         # it never reads -- say, of a newer SDK with fields these types do not know -- is not slowed)
@@ -644,6 +654,7 @@ class PoolIndex:
         tuples = self._shared_tuples
 
         shared_tuple: Callable[[list], tuple]
+        typed_tuple: Callable[[list], tuple]
         if keep:
 
             def shared_tuple(value: list) -> tuple:
@@ -657,8 +668,14 @@ class PoolIndex:
                     found = tuples[items] = str_tuple(value)
                 return found
 
+            def typed_tuple(value: list) -> tuple:
+                # the same for a list msgspec read as list[str]
+                items = tuple(value)
+                return tuples.setdefault(items, items)
+
         else:
             shared_tuple = str_tuple
+            typed_tuple = tuple
         with gc_paused():
             for seq, kind_raw, typ, payload_raw in rows:
                 if type(seq) is not int or seq <= last:
@@ -676,6 +693,56 @@ class PoolIndex:
                         reader = readers.get(kind) if typed else None
                         if reader is not None:
                             tried += 1
+                            # a wake's later records (triggered, timed out, ...) repeat the bytes of its first
+                            # one up to the registration: when a recent wake with the same condition id was
+                            # taken whole and this one begins with its bytes up to there, only the registration
+                            # is read and written back (the rest is serde's bytes, known to give that entry)
+                            hint = verdict = None
+                            if kind == "wake" and stored_bytes.startswith(wake_head):
+                                hint = stored_bytes[wake_start : stored_bytes.find(b'"', wake_start)]
+                                known = wakes_seen.get(hint)
+                                if known is not None:
+                                    prefix, template, verdict = known
+                                    at = len(prefix)
+                                    if (
+                                        stored_bytes.startswith(prefix)
+                                        and stored_bytes.startswith(last_key, at)
+                                        and stored_bytes.endswith(b"}}")
+                                        and (not keep or template[12] is not None)
+                                        and (verified is None or verdict is not None)
+                                    ):
+                                        tail = stored_bytes[at + len(last_key) : -2]
+                                        try:
+                                            part = read_last(tail)
+                                        except refused:
+                                            part = None
+                                        if (
+                                            part is not None
+                                            and encode(part) == tail
+                                            and part.condition_id == template[1]
+                                        ):
+                                            entry = new(
+                                                entry_type,
+                                                (
+                                                    WAKE,
+                                                    template[1],
+                                                    _WAKE_STATUS[part.status],
+                                                    template[3],
+                                                    template[4],
+                                                    None,
+                                                    None,
+                                                    None,
+                                                    None,
+                                                    (),
+                                                    None,
+                                                    part.journal_cursor,
+                                                    template[12] if keep else None,
+                                                ),
+                                            )
+                                            if verdict and verified is not None:
+                                                verified.append(seq)
+                        if reader is not None and entry is None:
+                            verdict = None
                             try:
                                 record = reader(stored_bytes)
                             except refused:
@@ -704,7 +771,7 @@ class PoolIndex:
                                                 share(sender, sender),
                                                 ttype,
                                                 share(tid, tid),
-                                                shared_tuple(receipt.delivered_to),
+                                                typed_tuple(receipt.delivered_to),
                                                 message.reply_to,
                                                 receipt.journal_cursor,
                                                 (
@@ -743,17 +810,24 @@ class PoolIndex:
                                                 (
                                                     condition.timeout_millis,
                                                     condition.resume_with,
-                                                    None if families == "any" else shared_tuple(families.include),
-                                                    None if kinds == "any" else shared_tuple(kinds.include),
-                                                    None if runs == "any" else shared_tuple(runs.include),
+                                                    None if families == "any" else typed_tuple(families.include),
+                                                    None if kinds == "any" else typed_tuple(kinds.include),
+                                                    None if runs == "any" else typed_tuple(runs.include),
                                                 )
                                                 if keep
                                                 else None,
                                             ),
                                         )
-                                        if verified is not None and _filter_consistent(stored, stored_bytes, filters):
-                                            verified.append(seq)
-                                taken += entry is not None
+                                        if verified is not None:
+                                            verdict = _filter_consistent(stored, stored_bytes, filters)
+                                            if verdict:
+                                                verified.append(seq)
+                            if entry is not None and hint is not None:
+                                if len(wakes_seen) >= REPEATS:
+                                    wakes_seen.clear()
+                                wakes_seen[hint] = (stored_bytes[: stored_bytes.rfind(last_key)], entry, verdict)
+                        if reader is not None:
+                            taken += entry is not None
                         if entry is None:  # second tier: orjson and the checks by hand
                             payload = loads(payload_raw)
                             if kind == "run_message":

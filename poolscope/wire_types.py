@@ -138,6 +138,22 @@ MESSAGE = msgspec.json.Decoder(MessageRecord)
 WAKE = msgspec.json.Decoder(WakeRecord)
 #: serde's bytes of a decoded record.
 encode = msgspec.json.Encoder().encode
+
+#: How serde's bytes of a wake begin, up to the text of its condition id.
+WAKE_HEAD = b'{"type":"wake","stored":{"condition":{"condition_id":"'
+#: A wake's last part, read alone: a wake's later records (triggered, timed
+#: out, ...) repeat its first record's bytes up to ``,"registration":`` (see
+#: :meth:`poolscope.index.PoolIndex.decode`).  No other part of a wake holds an
+#: object with that key, and a string cannot hold it (its quotes would be
+#: escaped), so in serde's bytes its last occurrence is where the registration
+#: begins.
+#:
+#: >>> text = b'{"condition_id":"w","run_id":"r","status":"triggered"}'
+#: >>> registration = REGISTRATION.decode(text)
+#: >>> registration.status, encode(registration) == text
+#: ('triggered', True)
+REGISTRATION_KEY = b',"registration":'
+REGISTRATION = msgspec.json.Decoder(struct_of(wire.REGISTRATION))
 #: What a decoder raises for a text these types do not read.
 Refused = msgspec.DecodeError
 

@@ -296,3 +296,52 @@ def test_the_first_tier_gives_up_on_a_log_it_never_reads(sdk_payloads, monkeypat
     ordinary = PoolIndex(Path("t.db"), "p")
     ordinary.decode(sdk, 0)
     assert ordinary._typed[0] == ordinary._typed[1] == len(sdk)
+
+
+class _Counting:
+    """A decoder that counts the texts it reads."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, 0
+
+    def decode(self, text: Any) -> Any:
+        self.calls += 1
+        return self.real.decode(text)
+
+
+@pytest.mark.parametrize("verify", [False, True], ids=["plain", "verify_filters"])
+def test_a_wake_repeating_an_earlier_one_is_read_from_its_registration(sdk_payloads, verify, monkeypatch):
+    """A wake's later records repeat its first record's bytes up to the registration;
+    the first tier then reads only the registration.  The entries, the damaged
+    records and the wakes whose filter doctor need not read again are the same as
+    when every wake is read whole -- on the SDK's records, and on mutations of the
+    richest wakes, most of which keep the first part and change the registration
+    (the first text of the mutations is the wake itself, so each one repeats it)."""
+    texts: list[bytes] = []
+    for payload in _richest(sdk_payloads, "wake"):
+        texts.extend(mutations(payload))
+    sdk = [(kind, raw) for kind, raw in sdk_payloads]
+    cases = {"sdk": sdk, "mutated": [("wake", raw) for raw in dict.fromkeys(texts)]}
+    for name, payloads in cases.items():
+        rows = [(seq, kind, "text", raw) for seq, (kind, raw) in enumerate(payloads, start=1)]
+        results = []
+        for repeats in (True, False):
+            with monkeypatch.context() as patched:
+                counting = _Counting(wire_types.REGISTRATION)
+                patched.setattr(wire_types, "REGISTRATION", counting)
+                if not repeats:  # no wake begins so: each is read whole
+                    patched.setattr(wire_types, "WAKE_HEAD", b"\0")
+                index = PoolIndex(Path("t.db"), "p")
+                if verify:
+                    index.verify_filters()
+                seqs, entries = index.decode(rows, 0)
+            problems = {seq: (type(e).__name__, e.code, str(e)) for seq, e in index.problems.items()}
+            results.append((seqs, entries, problems, index.verified_filters))
+            if repeats:
+                wakes = sum(kind == "wake" for kind, _ in payloads)
+                assert counting.calls > (wakes // 3 if name == "sdk" else 100), name  # the registration read alone
+            else:
+                assert counting.calls == 0
+        assert results[0] == results[1], name
+        if verify and name == "sdk":  # every SDK wake's filter checked while it was read
+            assert len(results[0][3]) == sum(kind == "wake" for kind, _ in sdk)
