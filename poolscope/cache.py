@@ -448,7 +448,10 @@ class CachedEntries(Sequence):
 
 
 def _decoded(array: Any) -> list:
-    """A dictionary-encoded Arrow array's values as a list (one str object per distinct value)."""
+    """A dictionary-encoded Arrow array's values as a list (one str object per
+    distinct value; a few rows of a large dictionary: only theirs, decoded)."""
+    if len(array) * 4 < len(array.dictionary):  # say, the two records a refresh checks
+        return array.dictionary_decode().to_pylist()
     values = array.dictionary.to_pylist()
     indices = array.indices
     if indices.null_count:

@@ -723,3 +723,23 @@ def test_wait_waits_for_the_helpers_or_for_its_timeout(gen_copy, store, tmp_path
     gate.touch()
     cache_module.wait()
     assert cache_module._helpers == [] and len(list(store.root.glob("*.json"))) == 1
+
+
+def test_a_few_entries_or_many_of_a_restored_index_are_the_loaded_ones(gen_copy, store):
+    """A lookup of a few records on an index restored from the cache (a refresh's
+    check of its ends, a why() question) decodes its text columns for those rows
+    only, not every distinct value of the pool (bench_cache.py's idle refresh:
+    4.3 ms -> 0.27 ms on the 1M pool); a large selection shares one string per
+    value.  Both give the entries a fresh load gives, missing values included."""
+    pool_id = rows(gen_copy)[0][0]
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
+    history = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert cached(history)
+    restored, plain = history.index, poolscope.open(gen_copy, cache=False).pool(pool_id).index
+    senders = restored.entries._columns["sender"]
+    assert len(senders.chunk(0).dictionary) > 12  # more distinct values than 4x the small selections
+    picks = random.Random(7)
+    n = len(plain)
+    for size in (1, 2, 3, 10, n // 2, n):
+        positions = sorted(picks.sample(range(n), size))
+        assert restored.entries_at(positions) == [plain.entries[p] for p in positions], size
