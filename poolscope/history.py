@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,13 @@ def read_records(
     if kinds is not None:
         for kind in kinds:
             wire.check_text(kind, "kinds")
+            if kind not in wire.KINDS:  # a typo, or the kind of a newer SDK's records: both read as asked
+                warnings.warn(
+                    f"kinds: {kind[:60]!r} is not a record kind of the SDK ({', '.join(wire.KINDS)}); "
+                    "only records stored with exactly that kind are read",
+                    UserWarning,
+                    stacklevel=2,
+                )
         tail += f" AND kind IN ({','.join('?' * len(kinds))})"
         extra.extend(kinds)
     tail += " ORDER BY seq"

@@ -537,7 +537,10 @@ class PoolIndex:
         from .load import load
 
         duplicates, fresh = len(self.duplicates), not self.seqs
-        added = load(self, conn, progress)
+        try:
+            added = load(self, conn, progress)
+        finally:
+            self._repeats.clear()  # wakes remembered while decoding: not kept with the index
         if added and (fresh or self.counted is not None):
             # every row after the old head was read: the count grows by what was read (a row the
             # load cannot place -- a seq that is not a positive integer -- is not counted, so the

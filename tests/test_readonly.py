@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -594,3 +595,30 @@ def test_a_read_only_cache_folder_read_by_nobody(readonly_folder):
     cache.chmod(0o755)
     for path in cache.iterdir():
         path.chmod(0o644)
+
+
+def test_a_kind_the_sdk_does_not_write_is_read_as_asked_with_a_warning(tmp_path):
+    """records(kinds=...) with a name that is no SDK kind (a typo, or the kind of a
+    newer SDK's records) warns, and reads exactly the records stored with it."""
+    path = tmp_path / "kinds.db"
+    shutil.copyfile(SAMPLE_DB, path)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "UPDATE agent_pool_records SET kind = 'pool_archived', payload_json = ? WHERE pool_id = ? AND seq = 7",
+            ('{"type":"pool_archived"}', "pool.alpha"),
+        )
+    conn.close()
+    with poolscope.open(path) as db:
+        history = db.pool("pool.alpha")
+        with pytest.warns(UserWarning, match="'pool_archvied' is not a record kind of the SDK"):
+            assert history.records(kinds="pool_archvied") == []
+        with pytest.warns(UserWarning, match="'pool_archived' is not a record kind"):
+            found = history.records(kinds=["pool_archived", "wake"])
+        assert [r.cursor for r in found if r.kind == "pool_archived"] == [7]
+        archived = next(r for r in found if r.cursor == 7)
+        assert archived.problem is not None  # a kind the SDK cannot read: damaged, but listed
+        assert len(found) == 1 + sum(r.kind == "wake" for r in history.records())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert {r.kind for r in history.records(kinds=["wake", "member_left"])} == {"wake", "member_left"}

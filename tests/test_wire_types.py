@@ -345,3 +345,24 @@ def test_a_wake_repeating_an_earlier_one_is_read_from_its_registration(sdk_paylo
         assert results[0] == results[1], name
         if verify and name == "sdk":  # every SDK wake's filter checked while it was read
             assert len(results[0][3]) == sum(kind == "wake" for kind, _ in sdk)
+
+
+def test_the_wakes_remembered_while_loading_are_not_kept_with_the_index():
+    """The wakes the first tier remembers (about 2 KB each) serve one load; an
+    index kept for hours holds none of them."""
+    from poolscope.source import connect_readonly
+
+    conn = connect_readonly(SAMPLE_DB)
+    try:
+        rows = conn.execute(
+            "SELECT seq, kind, typeof(payload_json), CAST(payload_json AS BLOB) FROM agent_pool_records "
+            "WHERE pool_id = 'pool.alpha' ORDER BY seq"
+        ).fetchall()
+        decoding = PoolIndex(Path(SAMPLE_DB), "pool.alpha")
+        decoding.decode(rows, 0)
+        assert decoding._repeats  # remembered while decoding
+        loaded = PoolIndex(Path(SAMPLE_DB), "pool.alpha")
+        assert loaded.load(conn, progress=False) == len(rows)
+        assert not loaded._repeats
+    finally:
+        conn.close()
