@@ -1027,8 +1027,19 @@ def _start_background(cache: IndexCache, index: PoolIndex, print_: dict) -> bool
     return True
 
 
+#: How much lower the helper's scheduling priority is than its caller's: writing
+#: an entry is background work, which should not compete with what the caller
+#: (a notebook, a command) does next.
+HELPER_NICENESS = 10
+
+
 def _detach() -> None:
-    """In the helper: a session of its own, standard streams on /dev/null."""
+    """In the helper: a session of its own, standard streams on /dev/null, a
+    lower priority (:data:`HELPER_NICENESS`)."""
+    try:
+        os.nice(HELPER_NICENESS)
+    except OSError:
+        pass
     try:
         os.setsid()
         null = os.open(os.devnull, os.O_RDWR)
