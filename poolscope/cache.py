@@ -72,7 +72,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: 2: loads keep out of the fold every message and wake serde refuses (repeated keys, nesting,
 #: fields the index does not keep), which indexes of format 1 let in.
 #: 3: a list field stored as null (member topics, policy refs, ...) is damaged, as serde refuses it.
-FORMAT = 3
+#: 4: a column says which wakes had their compiled filter found consistent (doctor reads them not again).
+FORMAT = 4
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
 ENV_MIN_RECORDS = "POOLSCOPE_CACHE_MIN_RECORDS"

@@ -347,6 +347,9 @@ class PoolIndex:
         #: (:meth:`verify_filters`) before the records are decoded.
         self.verified_filters: list[int] | None = None
         self._filters: dict[str, tuple[bytes, str]] = {}  # fingerprint -> (criteria text, filter id)
+        #: restored from the index cache: the seqs of the wakes found consistent when the entry was
+        #: saved (kept for the next save, handed to verified_filters by verify_filters())
+        self._checked_filters: list[int] = []
 
     def verify_filters(self) -> PoolIndex:
         """Check each wake's compiled filter as it is decoded from now on (its
@@ -361,7 +364,8 @@ class PoolIndex:
         True
         """
         if self.verified_filters is None:
-            self.verified_filters = []
+            # restored from the index cache: the wakes checked when the entry was saved are known
+            self.verified_filters = list(self._checked_filters)
         return self
 
     # ------------------------------------------------------------- state
@@ -413,14 +417,21 @@ class PoolIndex:
 
     def export_state(self) -> tuple[Any, dict]:
         """What the index cache saves: one ``pyarrow.Table`` (a row per record:
-        the :class:`Entry` fields, ``next``, status code, key rank and key code)
+        the :class:`Entry` fields, ``next``, status code, key rank and key code,
+        whether its wake's filter was found consistent)
         and a small dict of the fold's scalars, damaged records and duplicates
         (plain values).  :meth:`restore_state` is its inverse."""
+        import pyarrow as pa
+
         from .cache import entries_table
 
         for namespace in ("messages", "wakes", "members"):
             self.rank(namespace)
         table = entries_table(self)
+        # the wakes whose filter was found consistent, checked or restored: doctor need not read them again
+        checked = np.asarray(sorted({*self._checked_filters, *(self.verified_filters or ())}), dtype=np.int64)
+        seqs = np.asarray(self.seqs, dtype=np.int64)
+        table = table.append_column("filter_checked", pa.array(np.isin(seqs, checked)))
         state = self._state
         meta = {
             "config": state.config,
@@ -459,6 +470,8 @@ class PoolIndex:
             error = kind(problem, path=self.path, pool_id=self.pool_id, seq=seq, code=code)
             self.problems[int(seq)] = error
         self.duplicates = list(meta["duplicates"])
+        checked = table.column("filter_checked").to_numpy(zero_copy_only=False)
+        self._checked_filters = np.asarray(self.seqs, dtype=np.int64)[checked].tolist()
         kind = entries.kind_array()
         arrays = {
             "seq": entries.column_numpy("seq"),

@@ -238,14 +238,23 @@ FILTER_EDITS = [
 
 @pytest.mark.parametrize(
     "how",
-    ["one process", "forked helper", "from the cache", "refreshed", "loaded by doctor", "loaded by doctor, forked"],
+    [
+        "one process",
+        "forked helper",
+        "from the cache",
+        "refreshed",
+        "loaded by doctor",
+        "loaded by doctor, forked",
+        "loaded by doctor, from its cache entry",
+    ],
 )
 def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small_db, monkeypatch, how):
     """Three wakes late in a pool get a compiled filter that contradicts itself; doctor
     names exactly those whether the pool loaded in one process, with a forked helper
     decoding the late records, from the index cache, by a refresh that folded the
     appended records, or by doctor itself -- which checks the filters while it decodes
-    the wakes (here and in the forked helper) and reads none of them again.  The first
+    the wakes (here and in the forked helper) and reads none of them again, nor when
+    it restores the pool from an entry its own load saved.  The first
     edited wake shares its fingerprint with a later, intact one, which must stay clean."""
     from poolscope import load as load_module
 
@@ -296,9 +305,10 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
             return helper
 
         monkeypatch.setattr(load_module._OtherHalf, "start", classmethod(counted))
-    if how == "from the cache":
+    cached = how in ("from the cache", "loaded by doctor, from its cache entry")
+    if cached:  # an entry saved by an open (or by doctor's, which checks the filters as it loads)
         with poolscope.open(path) as warm:
-            warm.pool(pool_id).load()
+            warm.pool(pool_id).load(verify_filters=how != "from the cache")
         poolscope.cache.wait()
     by_doctor = how.startswith("loaded by doctor")
     reads = []
@@ -307,7 +317,7 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
 
         rows = check_module._payload_rows
         monkeypatch.setattr(check_module, "_payload_rows", lambda h: reads.append(h.pool_id) or rows(h))
-    with poolscope.open(path, cache=how == "from the cache") as db:
+    with poolscope.open(path, cache=cached) as db:
         history = db.pool(pool_id) if by_doctor else db.pool(pool_id).load()
         if how == "refreshed":
             for row in tail:
@@ -318,10 +328,10 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
         assert [(a.code, a.seq, a.severity) for a in found] == [("wake_filter_mismatch", s, "error") for s in expected]
         for anomaly in found:
             assert anomaly.message.startswith(expected[anomaly.seq]), anomaly.message
-        if how == "from the cache":
+        if cached:
             assert not isinstance(history.index.entries, list)  # restored, not decoded
         verified = history.index.verified_filters
-        if by_doctor:  # every intact wake checked while decoded; only the three edited ones read again
+        if by_doctor:  # every intact wake checked while decoded (or so saved); only the three edited ones read again
             assert sorted(verified) == sorted({s for s, _ in wakes} - set(expected))
             assert reads.count(pool_id) == 1
         else:
