@@ -357,7 +357,9 @@ class PoolIndex:
         seqs of those found consistent in :attr:`verified_filters`: what doctor
         checks next, without reading the wakes again.  Only wakes read by the
         first tier are checked here (their stored criteria text is serde's, byte
-        for byte); doctor reads the others again.
+        for byte); doctor reads the others again.  An index restored from the
+        index cache starts the list with the wakes its entry says were found
+        consistent when it was saved (by a load that checked them).
 
         >>> index = PoolIndex(Path("demo.db"), "pool.alpha").verify_filters()
         >>> index.load(db.conn) and len(index.verified_filters) == int(index.kind_mask("wake").sum())
