@@ -149,7 +149,7 @@ def read_records(
             wire.check_text(kind, "kinds")
             if kind not in wire.KINDS:  # a typo, or the kind of a newer SDK's records: both read as asked
                 warnings.warn(
-                    f"kinds: {kind[:60]!r} is not a record kind of the SDK ({', '.join(wire.KINDS)}); "
+                    f"kinds: {shown_value(kind)} is not a record kind of the SDK ({', '.join(wire.KINDS)}); "
                     "only records stored with exactly that kind are read",
                     UserWarning,
                     stacklevel=2,

@@ -349,7 +349,7 @@ class PoolIndex:
         self._filters: dict[str, tuple[bytes, str]] = {}  # fingerprint -> (criteria text, filter id)
         #: restored from the index cache: the seqs of the wakes found consistent when the entry was
         #: saved (kept for the next save, handed to verified_filters by verify_filters())
-        self._checked_filters: list[int] = []
+        self._checked_filters: np.ndarray = np.empty(0, dtype=np.int64)
 
     def verify_filters(self) -> PoolIndex:
         """Check each wake's compiled filter as it is decoded from now on (its
@@ -367,7 +367,7 @@ class PoolIndex:
         """
         if self.verified_filters is None:
             # restored from the index cache: the wakes checked when the entry was saved are known
-            self.verified_filters = list(self._checked_filters)
+            self.verified_filters = self._checked_filters.tolist()
         return self
 
     # ------------------------------------------------------------- state
@@ -431,9 +431,8 @@ class PoolIndex:
             self.rank(namespace)
         table = entries_table(self)
         # the wakes whose filter was found consistent, checked or restored: doctor need not read them again
-        checked = np.asarray(sorted({*self._checked_filters, *(self.verified_filters or ())}), dtype=np.int64)
-        seqs = np.asarray(self.seqs, dtype=np.int64)
-        table = table.append_column("filter_checked", pa.array(np.isin(seqs, checked)))
+        checked = np.union1d(self._checked_filters, np.asarray(self.verified_filters or (), dtype=np.int64))
+        table = table.append_column("filter_checked", pa.array(np.isin(self.arrays()["seq"], checked)))
         state = self._state
         meta = {
             "config": state.config,
@@ -456,7 +455,8 @@ class PoolIndex:
 
         entries = CachedEntries(table)
         self.entries = entries
-        self.seqs = entries.column_numpy("seq").tolist()
+        seqs = entries.column_numpy("seq")
+        self.seqs = seqs.tolist()
         self._next_base = entries.column_numpy("next")
         self._next_list = None
         state = PoolFold()
@@ -473,10 +473,10 @@ class PoolIndex:
             self.problems[int(seq)] = error
         self.duplicates = list(meta["duplicates"])
         checked = table.column("filter_checked").to_numpy(zero_copy_only=False)
-        self._checked_filters = np.asarray(self.seqs, dtype=np.int64)[checked].tolist()
+        self._checked_filters = seqs[checked]
         kind = entries.kind_array()
         arrays = {
-            "seq": entries.column_numpy("seq"),
+            "seq": seqs,
             "kind": kind,
             "next": self._next_base,
             **_positions_by_namespace(kind),
