@@ -762,6 +762,7 @@ class IndexCache:
             print_ = fingerprint(index, conn)
         except sqlite3.Error:
             return False
+        index.unsaved_checks = False  # the entry written keeps every wake found consistent so far
         if background is None:
             background = 0 < BACKGROUND_THRESHOLD <= len(index)
         if background:

@@ -149,6 +149,10 @@ def check(db: Database) -> list[Anomaly]:
             # a pool loaded here checks its wakes' filters as it decodes them (read once, not twice)
             history = db.pool(pool_id).load(verify_filters=True)
             found.extend(_capped(_pool_checks(history)))
+            if history.index.unsaved_checks and db.cache is not None:
+                # wakes read again here (restored from an entry that did not know them, or loaded
+                # before): saved with the pool's entry, the next check from it reads none of them
+                db.cache.save(history.index, db.conn)
         except (DatabaseLockedError, DatabaseChangedError):
             raise
         except DatabaseError as error:
@@ -410,37 +414,45 @@ _PAYLOAD_SQL = (
 KEEPALIVE_ROWS = 256
 
 
-def _payload_rows(history: PoolHistory) -> Iterable[tuple[int, bytes]]:
-    """``(seq, payload)`` of every wake of the pool, read whole, in
-    seq order; a payload larger than ``max_payload`` (already a damaged record)
-    is passed over."""
+#: Fewer wakes to read again than one in this many of the pool's: each is read by
+#: its seq (an entry that knows most of them), not by reading through every wake.
+SPARSE_READ = 16
+
+
+def _payload_rows(history: PoolHistory, seqs: Iterable[int] | None = None) -> Iterable[tuple[int, bytes]]:
+    """``(seq, payload)`` of every wake of the pool (of those at ``seqs``, if
+    given), read whole, in seq order; a payload larger than ``max_payload``
+    (already a damaged record) is passed over."""
     conn, pool_id = history.db.conn, history.pool_id
-    last = 0
-    while True:
-        try:
-            for rows, (seq, raw) in enumerate(conn.execute(_PAYLOAD_SQL, (pool_id, last, MAX_SEQ)), 1):
-                if rows % KEEPALIVE_ROWS == 0:
-                    keepalive(conn)
-                last = seq
-                yield seq, raw
-            return
-        except sqlite3.DataError as error:
-            if not too_big(error):
-                raise
-        # SQLite reads a row ahead: read the next row alone to learn which one it refused
-        try:
-            row = conn.execute(_PAYLOAD_SQL + " LIMIT 1", (pool_id, last, MAX_SEQ)).fetchone()
-        except sqlite3.DataError as error:
-            if not too_big(error):
-                raise
-            row = conn.execute(
-                _PAYLOAD_SQL.replace("CAST(payload_json AS BLOB)", "NULL") + " LIMIT 1", (pool_id, last, MAX_SEQ)
-            ).fetchone()
-        if row is None:
-            return
-        last = row[0]
-        if row[1] is not None:
-            yield row
+    spans = [(0, MAX_SEQ)] if seqs is None else [(seq - 1, seq) for seq in sorted(seqs)]
+    rows = 0
+    for last, upto in spans:
+        while True:
+            try:
+                for seq, raw in conn.execute(_PAYLOAD_SQL, (pool_id, last, upto)):
+                    rows += 1
+                    if rows % KEEPALIVE_ROWS == 0:
+                        keepalive(conn)
+                    last = seq
+                    yield seq, raw
+                break
+            except sqlite3.DataError as error:
+                if not too_big(error):
+                    raise
+            # SQLite reads a row ahead: read the next row alone to learn which one it refused
+            try:
+                row = conn.execute(_PAYLOAD_SQL + " LIMIT 1", (pool_id, last, upto)).fetchone()
+            except sqlite3.DataError as error:
+                if not too_big(error):
+                    raise
+                row = conn.execute(
+                    _PAYLOAD_SQL.replace("CAST(payload_json AS BLOB)", "NULL") + " LIMIT 1", (pool_id, last, upto)
+                ).fetchone()
+            if row is None:
+                break
+            last = row[0]
+            if row[1] is not None:
+                yield row
 
 
 def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
@@ -454,17 +466,21 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
 
     pool_id = history.pool_id
     index = history.index
-    # a damaged record is reported already, a wake checked while it was decoded is consistent
-    # (PoolIndex.verify_filters); a duplicated seq is checked once (rows come in seq order)
-    wanted = set(wake_seqs).difference(index.problems, index.verified_filters or ())
+    # a damaged record is reported already, a wake checked while it was decoded (PoolIndex.verify_filters),
+    # by an earlier check or when the index's cache entry was saved is consistent; a duplicated seq is
+    # checked once (rows come in seq order)
+    wanted = set(wake_seqs).difference(index.problems, index.consistent_filters())
     if not wanted:
         return
+    consistent: list[int] = []
     previous = None
     by_text: dict[bytes, tuple[bytes, str]] = {}  # criteria text -> (compact JSON, its hash)
     known: dict[bytes, tuple[str, str] | str] = {}  # by the compact JSON: what the SDK compiles them to
     read_filter, refused = wire_types.WAKE_FILTER.decode, wire_types.Refused
     with sqlite_errors(history.path, pool_id):
-        for seq, raw in _payload_rows(history):
+        # an entry that knows most wakes leaves a few to read: each by its seq
+        sparse = len(wanted) * SPARSE_READ < len(wake_seqs)
+        for seq, raw in _payload_rows(history, wanted if sparse else None):
             if seq == previous or seq not in wanted:
                 continue
             previous = seq
@@ -510,6 +526,10 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                     seq,
                     f"filter_id is {stored[1]!r} but the fingerprint gives {expected[1]!r}",
                 )
+            else:
+                consistent.append(seq)
+    # kept with the index (and in its next cache entry): a later check need not read them again
+    index.add_checked_filters(consistent)
 
 
 def _hashed(criteria: Any) -> tuple[bytes, str]:

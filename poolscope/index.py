@@ -347,9 +347,13 @@ class PoolIndex:
         #: (:meth:`verify_filters`) before the records are decoded.
         self.verified_filters: list[int] | None = None
         self._filters: dict[str, tuple[bytes, str]] = {}  # fingerprint -> (criteria text, filter id)
-        #: restored from the index cache: the seqs of the wakes found consistent when the entry was
-        #: saved (kept for the next save, handed to verified_filters by verify_filters())
+        #: the seqs of the wakes found consistent when the index's cache entry was saved (restored
+        #: with it) or by doctor after the load (:meth:`add_checked_filters`): kept for the next
+        #: save, handed to verified_filters by verify_filters()
         self._checked_filters: np.ndarray = np.empty(0, dtype=np.int64)
+        #: wakes were found consistent since the index was loaded or restored: its cache entry,
+        #: saved again, would spare the next check reading them
+        self.unsaved_checks = False
 
     def verify_filters(self) -> PoolIndex:
         """Check each wake's compiled filter as it is decoded from now on (its
@@ -369,6 +373,28 @@ class PoolIndex:
             # restored from the index cache: the wakes checked when the entry was saved are known
             self.verified_filters = self._checked_filters.tolist()
         return self
+
+    def add_checked_filters(self, seqs: list[int]) -> None:
+        """Record wakes whose compiled filter doctor found consistent after the
+        load (reading them again): a later check skips them, and the index's next
+        cache entry keeps them (:attr:`unsaved_checks` says one is worth saving).
+
+        >>> index = PoolIndex(Path("demo.db"), "p")
+        >>> index.add_checked_filters([7, 3])
+        >>> sorted(index.consistent_filters()), index.unsaved_checks
+        ([3, 7], True)
+        """
+        if seqs:
+            self._checked_filters = np.union1d(self._checked_filters, np.asarray(seqs, dtype=np.int64))
+            self.unsaved_checks = True
+
+    def consistent_filters(self) -> set[int]:
+        """Seqs of the wakes whose compiled filter is known to be consistent:
+        checked while decoded (:meth:`verify_filters`), when the index's cache
+        entry was saved, or by doctor since (:meth:`add_checked_filters`)."""
+        known = set(self.verified_filters or ())
+        known.update(self._checked_filters.tolist())
+        return known
 
     # ------------------------------------------------------------- state
     @property

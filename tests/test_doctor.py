@@ -316,7 +316,9 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
         from poolscope import check as check_module
 
         rows = check_module._payload_rows
-        monkeypatch.setattr(check_module, "_payload_rows", lambda h: reads.append(h.pool_id) or rows(h))
+        monkeypatch.setattr(
+            check_module, "_payload_rows", lambda h, seqs=None: reads.append(h.pool_id) or rows(h, seqs)
+        )
     with poolscope.open(path, cache=cached) as db:
         history = db.pool(pool_id) if by_doctor else db.pool(pool_id).load()
         if how == "refreshed":
@@ -341,6 +343,64 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
     conn.close()
 
 
+def test_wakes_doctor_reads_again_are_saved_with_the_cache_entry(tmp_path, small_db, monkeypatch):
+    """An entry saved by a plain open knows nothing of the wakes' filters, so doctor
+    restoring it reads every wake again; it then saves them with the entry, and the
+    next doctor reads none but the one whose filter contradicts itself (never
+    marked consistent) -- with the same anomalies each time."""
+    from poolscope import check as check_module
+
+    path = tmp_path / "pool.db"
+    shutil.copy(small_db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pool_id = conn.execute("SELECT min(pool_id) FROM agent_pool_records").fetchone()[0]
+    wakes = conn.execute(
+        "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'wake' ORDER BY seq", (pool_id,)
+    ).fetchall()
+    tampered, text = wakes[len(wakes) // 2]
+    payload = json.loads(text)
+    payload["stored"]["compiled_filter"]["filter_id"] = "filter." + "0" * 64
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
+        (wire.dumps(payload), pool_id, tampered),
+    )
+    conn.close()
+    with poolscope.open(path, cache=False) as db:
+        uncached = [(a.code, a.pool_id, a.seq) for a in db.check()]
+    assert ("wake_filter_mismatch", pool_id, tampered) in uncached
+    with poolscope.open(path) as db:  # a plain open saves the entry: no wake checked
+        db.pool(pool_id).load()
+    poolscope.cache.wait()
+
+    read: list[int] = []
+    rows = check_module._payload_rows
+
+    def counted(history, seqs=None):
+        for seq, raw in rows(history, seqs):
+            if history.pool_id == pool_id:
+                read.append(seq)
+            yield seq, raw
+
+    monkeypatch.setattr(check_module, "_payload_rows", counted)
+    checked, reads = [], []
+    for _ in range(3):
+        read = []
+        reads.append(read)
+        with poolscope.open(path) as db:
+            anomalies = [(a.code, a.pool_id, a.seq) for a in db.check()]
+            index = db.pool(pool_id).index
+            assert not isinstance(index.entries, list)  # restored from the entry, not decoded
+            checked.append(sorted(index.consistent_filters()))
+        poolscope.cache.wait()
+        assert anomalies == uncached
+        if len(checked) == 1:  # every wake read: all but the tampered one now known consistent
+            assert checked[0] == sorted(seq for seq, _ in wakes if seq != tampered)
+    assert checked[1] == checked[2] == checked[0]
+    # the first check read every wake; the later ones found the others in the entry and read the tampered one only
+    assert reads[0] == [seq for seq, _ in wakes]
+    assert reads[1] == reads[2] == [tampered]
+
+
 def test_a_wake_read_again_in_an_unusual_shape_is_read_whole(small_db, monkeypatch):
     """Doctor reads only a wake's compiled filter again (msgspec); a text that reader
     refuses (here: rows as if the file changed after the load) is read whole, with
@@ -348,7 +408,7 @@ def test_a_wake_read_again_in_an_unusual_shape_is_read_whole(small_db, monkeypat
     not JSON is left to the index (it was read as damaged, or changed since)."""
     from poolscope import check as check_module
 
-    with poolscope.open(small_db) as db:
+    with poolscope.open(small_db, cache=False) as db:  # no wake known consistent from an entry
         pool_id = db.pool_ids[0]
         history = db.pool(pool_id).load()
         wakes = [
@@ -363,7 +423,7 @@ def test_a_wake_read_again_in_an_unusual_shape_is_read_whole(small_db, monkeypat
         del payload["stored"]["compiled_filter"]["criteria"]
         pretty = json.dumps(json.loads(other), indent=1).encode()  # refused by neither reader: whitespace
         rows = [(first, wire.dumps(payload).encode()), (second, b"{not json"), (third, pretty)]
-        monkeypatch.setattr(check_module, "_payload_rows", lambda _history: iter(rows))
+        monkeypatch.setattr(check_module, "_payload_rows", lambda _history, _seqs=None: iter(rows))
         found = list(check_module._payload_checks(history, [first, second, third]))
     assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", first)]
     assert "lacks 'criteria'" in found[0].message
@@ -381,7 +441,7 @@ def test_a_wake_filter_verdict_depends_on_the_wake_alone(small_db, monkeypatch):
 
     from poolscope import check as check_module
 
-    with poolscope.open(small_db) as db:
+    with poolscope.open(small_db, cache=False) as db:  # no wake known consistent from an entry
         pool_id = db.pool_ids[0]
         history = db.pool(pool_id).load()
         (first, text), (second, _), (third, _) = db.conn.execute(
@@ -404,9 +464,11 @@ def test_a_wake_filter_verdict_depends_on_the_wake_alone(small_db, monkeypatch):
             wake(canonical["filter_fingerprint"], canonical["filter_id"]),
             wake("sha256:" + "0" * 64, "filter.x"),
         ]
+        # the verdicts on these made-up payloads are not kept between orders (each reads all three)
+        monkeypatch.setattr(history.index, "add_checked_filters", lambda seqs: None)
         for order in itertools.permutations(range(3)):
             rows = [(seq, texts[i]) for seq, i in zip((first, second, third), order)]
-            monkeypatch.setattr(check_module, "_payload_rows", lambda _history, rows=rows: iter(rows))
+            monkeypatch.setattr(check_module, "_payload_rows", lambda _history, _seqs=None, rows=rows: iter(rows))
             found = list(check_module._payload_checks(history, [first, second, third]))
             bad = (first, second, third)[order.index(2)]
             assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", bad)], order
@@ -419,7 +481,7 @@ def test_a_wake_whose_criteria_nest_too_deep_is_reported_not_raised(small_db, mo
     TypeError from the encoder."""
     from poolscope import check as check_module
 
-    with poolscope.open(small_db) as db:
+    with poolscope.open(small_db, cache=False) as db:  # no wake known consistent from an entry
         pool_id = db.pool_ids[0]
         history = db.pool(pool_id).load()
         first, text = db.conn.execute(
@@ -429,7 +491,7 @@ def test_a_wake_whose_criteria_nest_too_deep_is_reported_not_raised(small_db, mo
         payload = json.loads(text)
         payload["stored"]["compiled_filter"]["criteria"] = "@"
         deep = wire.dumps(payload).replace('"@"', "[" * 300 + "]" * 300).encode()
-        monkeypatch.setattr(check_module, "_payload_rows", lambda _history: iter([(first, deep)]))
+        monkeypatch.setattr(check_module, "_payload_rows", lambda _history, _seqs=None: iter([(first, deep)]))
         found = list(check_module._payload_checks(history, [first]))
     assert [(a.code, a.seq) for a in found] == [("wake_filter_mismatch", first)]
     assert "not a valid EventFilter" in found[0].message and "nest too deep" in found[0].message
