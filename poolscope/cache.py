@@ -752,10 +752,17 @@ class IndexCache:
     def save(self, index: PoolIndex, conn: sqlite3.Connection, *, background: bool | None = None) -> bool:
         """Save ``index``'s entry (atomically: a temporary file, then a rename).
         A large index is written by a forked helper process meanwhile
-        (``background=None``: from :data:`BACKGROUND_THRESHOLD` records).
-        Returns False when the cache folder cannot be written (one warning)."""
+        (``background=None``: from :data:`BACKGROUND_THRESHOLD` records), at
+        most :data:`MAX_HELPERS` at once: while they all write, a large index is
+        not saved (a later open of its pool saves it).
+        Returns False when nothing is saved: the cache folder cannot be written
+        (one warning), or the helpers are busy."""
         if not self.saves or not index.seqs or len(index) < min_records() or max_bytes() <= 0:
             return False
+        if background is None:
+            background = 0 < BACKGROUND_THRESHOLD <= len(index)
+        if background and _busy():
+            return False  # as many helpers as allowed are writing: a later open saves this entry
         if not self._writable():
             return False
         try:
@@ -763,8 +770,6 @@ class IndexCache:
         except sqlite3.Error:
             return False
         index.unsaved_checks = False  # the entry written keeps every wake found consistent so far
-        if background is None:
-            background = 0 < BACKGROUND_THRESHOLD <= len(index)
         if background:
             # columns the parent reads for every snapshot: made before the fork, so that the child
             # shares them and the parent does not touch (copy) every entry's page while the child runs
@@ -997,6 +1002,17 @@ def _version() -> str:
 # ------------------------------------------------------ background saving
 #: Process ids of the helpers writing entries (forked children of this process).
 _helpers: list[int] = []
+#: Most helpers writing at once.  Each holds a copy-on-write image of this
+#: process and the columns of its entry: loading many large pools in a row
+#: (``db.pools()``, ``doctor`` of a file with many) must not start a helper
+#: for each.  A pool loaded while they all write is saved by a later open.
+MAX_HELPERS = 2
+
+
+def _busy() -> bool:
+    """Whether :data:`MAX_HELPERS` helpers are still writing."""
+    _reap()
+    return len(_helpers) >= MAX_HELPERS
 
 
 def _start_background(cache: IndexCache, index: PoolIndex, print_: dict) -> bool:

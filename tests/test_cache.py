@@ -735,6 +735,39 @@ def test_wait_waits_for_the_helpers_or_for_its_timeout(gen_copy, store, tmp_path
     assert cache_module._helpers == [] and len(list(store.root.glob("*.json"))) == 1
 
 
+def test_no_more_helpers_write_at_once_than_allowed(gen_copy, store, tmp_path, monkeypatch):
+    """Loading many large pools in a row does not start a helper for each: while
+    MAX_HELPERS write, a large pool loaded is not saved (neither by another helper nor
+    in the caller), and a later open saves it."""
+    gate = tmp_path / "gate"
+    original = cache_module._write_in_child
+
+    def gated(*args):  # runs in the forked helper
+        while not gate.exists():
+            time.sleep(0.01)
+        original(*args)
+
+    monkeypatch.setattr(cache_module, "_write_in_child", gated)
+    monkeypatch.setattr(cache_module, "BACKGROUND_THRESHOLD", 1)
+    monkeypatch.setattr(cache_module, "MAX_HELPERS", 1)
+    first, second = poolscope.open(gen_copy, cache=False).pool_ids
+    db = poolscope.open(gen_copy, cache=store.root)
+    try:
+        db.pool(first).load()
+        assert len(cache_module._helpers) == 1
+        db.pool(second).load()
+        assert len(cache_module._helpers) == 1  # the helper is busy: the second pool is not saved
+    finally:
+        gate.touch()  # a failure above must not leave the helper waiting (nor the test hanging)
+    cache_module.wait()
+    assert [e.pool_id for e in store.entries()] == [first]
+    again = poolscope.open(gen_copy, cache=store.root)
+    assert cached(again.pool(first)) and not cached(again.pool(second))  # the second one loaded and saved now
+    cache_module.wait()
+    assert sorted(e.pool_id for e in store.entries()) == sorted([first, second])
+    assert cached(poolscope.open(gen_copy, cache=store.root).pool(second))
+
+
 def test_a_few_entries_or_many_of_a_restored_index_are_the_loaded_ones(gen_copy, store):
     """A lookup of a few records on an index restored from the cache (a refresh's
     check of its ends, a why() question) decodes its text columns for those rows
