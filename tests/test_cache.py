@@ -704,7 +704,10 @@ def test_a_program_ends_without_waiting_for_its_entry_which_is_written_after(gen
     assert snapshot_text(history, history.head) == snapshot_text(plain, history.head)
 
 
-def test_wait_waits_for_the_helpers_or_for_its_timeout(gen_copy, store, tmp_path, monkeypatch):
+@pytest.fixture
+def gate(tmp_path, monkeypatch) -> Path:
+    """Every large index is saved by a helper, which writes only once the returned
+    path exists (the test must create it, also when it fails: ``finally``)."""
     gate = tmp_path / "gate"
     original = cache_module._write_in_child
 
@@ -715,6 +718,10 @@ def test_wait_waits_for_the_helpers_or_for_its_timeout(gen_copy, store, tmp_path
 
     monkeypatch.setattr(cache_module, "_write_in_child", gated)
     monkeypatch.setattr(cache_module, "BACKGROUND_THRESHOLD", 1)
+    return gate
+
+
+def test_wait_waits_for_the_helpers_or_for_its_timeout(gen_copy, store, gate):
     db = poolscope.open(gen_copy, cache=store.root)
     db.pool(db.pool_ids[0]).load()
     try:
@@ -735,20 +742,10 @@ def test_wait_waits_for_the_helpers_or_for_its_timeout(gen_copy, store, tmp_path
     assert cache_module._helpers == [] and len(list(store.root.glob("*.json"))) == 1
 
 
-def test_no_more_helpers_write_at_once_than_allowed(gen_copy, store, tmp_path, monkeypatch):
+def test_no_more_helpers_write_at_once_than_allowed(gen_copy, store, gate, monkeypatch):
     """Loading many large pools in a row does not start a helper for each: while
     MAX_HELPERS write, a large pool loaded is not saved (neither by another helper nor
     in the caller), and a later open saves it."""
-    gate = tmp_path / "gate"
-    original = cache_module._write_in_child
-
-    def gated(*args):  # runs in the forked helper
-        while not gate.exists():
-            time.sleep(0.01)
-        original(*args)
-
-    monkeypatch.setattr(cache_module, "_write_in_child", gated)
-    monkeypatch.setattr(cache_module, "BACKGROUND_THRESHOLD", 1)
     monkeypatch.setattr(cache_module, "MAX_HELPERS", 1)
     first, second = poolscope.open(gen_copy, cache=False).pool_ids
     db = poolscope.open(gen_copy, cache=store.root)
