@@ -801,7 +801,7 @@ class IndexCache:
             except (pa.ArrowException, TypeError, ValueError, OverflowError):
                 return False  # values the columns cannot hold exactly (a hostile file): no entry
             hashes = self._hashes(index, print_)
-            if hashes is None:
+            if hashes is None or not _same_records(index, hashes):
                 return False
             table = table.append_column("hash", pa.array(hashes))
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -997,6 +997,17 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def _same_records(index: PoolIndex, hashes: np.ndarray) -> bool:
+    """Whether the records an index restored from an entry took from it are
+    still the file's (the entry's hashes against ``hashes``, read now): an
+    index restored long ago is not saved again over a file rewritten since."""
+    entries = index.entries
+    if not isinstance(entries, CachedEntries) or not entries.base_rows:
+        return True
+    before = entries.base_table().column("hash").to_numpy()
+    return bool(np.array_equal(hashes[: len(before)], before))
 
 
 # ------------------------------------------------------ background saving

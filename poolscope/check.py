@@ -149,10 +149,13 @@ def check(db: Database) -> list[Anomaly]:
             # a pool loaded here checks its wakes' filters as it decodes them (read once, not twice)
             history = db.pool(pool_id).load(verify_filters=True)
             found.extend(_capped(_pool_checks(history)))
-            if history.index.unsaved_checks and db.cache is not None:
-                # wakes read again here (restored from an entry that did not know them, or loaded
-                # before): saved with the pool's entry, the next check from it reads none of them
-                db.cache.save(history.index, db.conn)
+            index = history.index
+            if index.unsaved_checks and index.restored and db.cache is not None:
+                # wakes read again here, from an entry that did not know them: saved with it, the
+                # next check from it reads none of them.  Only a restored index is saved again (its
+                # entry's hashes tell whether the file changed since: then nothing is saved); one
+                # loaded earlier in this process may be older than the file
+                db.cache.save(index, db.conn)
         except (DatabaseLockedError, DatabaseChangedError):
             raise
         except DatabaseError as error:

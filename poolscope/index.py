@@ -388,6 +388,12 @@ class PoolIndex:
             self._checked_filters = np.union1d(self._checked_filters, np.asarray(seqs, dtype=np.int64))
             self.unsaved_checks = True
 
+    @property
+    def restored(self) -> bool:
+        """Whether the index was restored from an index-cache entry (its records
+        until then are the entry's columns, each with the hash of its record)."""
+        return not isinstance(self.entries, list)
+
     def consistent_filters(self) -> set[int]:
         """Seqs of the wakes whose compiled filter is known to be consistent:
         checked while decoded (:meth:`verify_filters`), when the index's cache

@@ -765,6 +765,46 @@ def test_no_more_helpers_write_at_once_than_allowed(gen_copy, store, gate, monke
     assert cached(poolscope.open(gen_copy, cache=store.root).pool(second))
 
 
+def test_an_index_restored_before_the_file_was_rewritten_is_not_saved_over_it(gen_copy, store):
+    """doctor saves a restored pool's entry again after reading its wakes; if a record
+    the entry covers was rewritten in place meanwhile (same file, same size), the
+    entry's hashes disagree with the file's and nothing is saved -- an entry of the old
+    records with the new file's hashes would pass every later check and serve them."""
+    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
+    cache_module.wait()
+    written = lambda: [  # noqa: E731
+        json.loads(e.manifest.read_text())["body"]["data"] for e in store.entries() if e.pool_id == pool_id
+    ]
+    before = written()
+    db = poolscope.open(gen_copy, cache=store.root)
+    history = db.pool(pool_id)
+    assert cached(history)
+    conn = sqlite3.connect(gen_copy)
+    with conn:
+        seq, text = conn.execute(
+            "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'member_joined' "
+            "ORDER BY seq LIMIT 1",
+            (pool_id,),
+        ).fetchone()
+        agent = json.loads(text)["member"]["agent_id"]
+        changed = text.replace(f'"agent_id":"{agent}"', f'"agent_id":"{agent[:-1]}!"')
+        assert len(changed) == len(text) and changed != text
+        conn.execute(
+            "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (changed, pool_id, seq)
+        )
+    conn.close()
+    db.check()  # reads every wake again (the entry knew none) and tries to save them with it
+    assert history.index.restored and not history.index.unsaved_checks  # it tried
+    cache_module.wait()
+    assert written() == before  # not saved over the rewritten file
+    fresh = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
+    for cursor in (seq, plain.head):
+        assert snapshot_text(fresh, cursor) == snapshot_text(plain, cursor)
+    assert f'"agent_id":"{agent[:-1]}!"' in snapshot_text(fresh, seq)  # the rewritten record, not the entry's
+
+
 def test_a_few_entries_or_many_of_a_restored_index_are_the_loaded_ones(gen_copy, store):
     """A lookup of a few records on an index restored from the cache (a refresh's
     check of its ends, a why() question) decodes its text columns for those rows
