@@ -21,10 +21,13 @@ kind and ``payload_json`` of the first, the last and 62 evenly spaced covered
 records.  A file that was replaced, rewritten, truncated or vacuumed fails the
 check and the index is rebuilt (and saved again).  An entry that is truncated,
 corrupt (the data file carries a checksum), from another index format or
-another Python is ignored and rewritten.  Entries are written to a temporary
-file and renamed, so two kernels can open the same pool at once.  The cache is
-capped (``POOLSCOPE_CACHE_SIZE``, default 4 GB); the least recently used
-entries are removed first.
+another Python is ignored and rewritten.  An index restored from an entry is
+saved again (extended, or with the wakes doctor found consistent) only if the
+records it took from the entry still hash as the entry says.  Entries are
+written to a temporary file and renamed, so two kernels can open the same pool
+at once.  The cache is capped (``POOLSCOPE_CACHE_SIZE``, default 4 GB); the
+least recently used entries are removed first.  Large entries are written by a
+forked helper process, at most :data:`MAX_HELPERS` at once.
 
 Example::
 
