@@ -1009,7 +1009,7 @@ def _same_records(index: PoolIndex, hashes: np.ndarray) -> bool:
     entries = index.entries
     if not isinstance(entries, CachedEntries) or not entries.base_rows:
         return True
-    before = entries.base_table().column("hash").to_numpy()
+    before = entries.column_numpy("hash")
     return bool(np.array_equal(hashes[: len(before)], before))
 
 
