@@ -212,6 +212,25 @@ def _cursor_line(ax: Axes, cursor: int | None) -> None:
     )
 
 
+def _finish(
+    ax: Axes,
+    pool: PoolHistory,
+    what: str,
+    x_end: int,
+    cursor: int | None,
+    handles: Sequence[Any] = (),
+    legend: str | None = None,
+) -> Axes:
+    """What every timeline ends with: its title (the pool's id, then ``what``
+    it shows), the cursor axis, the cursor's line and the legend of
+    ``handles`` (none when empty)."""
+    ax.set_title(f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — {what}", fontsize=10, loc="left")
+    _style_x(ax, x_end)
+    _cursor_line(ax, cursor)
+    _legend(ax, list(handles), legend)
+    return ax
+
+
 def _legend(ax: Axes, handles: list, title: str | None = None) -> None:
     if not handles:
         return
@@ -361,7 +380,7 @@ def members(
     handles: list = []
     if aggregate:
         _members_stacked(ax, agent_ids, start, stop, still, x_end, colours)
-        title = f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — members per agent ({len(lanes):,} runs, {len(run_ids):,} intervals)"
+        what = f"members per agent ({len(lanes):,} runs, {len(run_ids):,} intervals)"
         ax.set_ylabel("members")
         handles = [Patch(color=colours.get(a, _GHOST), label=label_text(a)) for a in agents_drawn]
         handles.append(Line2D([], [], color=palette.INK, linewidth=0.9, label="all members"))
@@ -422,15 +441,9 @@ def members(
                 )
             )
         _lane_axis(ax, lanes)
-        title = (
-            f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — membership ({len(lanes):,} runs, {len(run_ids):,} intervals)"
-        )
+        what = f"membership ({len(lanes):,} runs, {len(run_ids):,} intervals)"
         ax.set_ylabel("run")
-    ax.set_title(title, fontsize=10, loc="left")
-    _style_x(ax, x_end)
-    _cursor_line(ax, cursor)
-    _legend(ax, handles, "agent")
-    return ax
+    return _finish(ax, pool, what, x_end, cursor, handles, "agent")
 
 
 def _members_stacked(
@@ -618,14 +631,7 @@ def messages(
         ax = _new_axes(_size_for(7 if aggregate else len(lanes)))
     if aggregate:
         _message_strips(ax, table, x_end, window)
-        ax.set_title(
-            f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — {count:,} messages by status (per window of cursors, by first seq)",
-            fontsize=10,
-            loc="left",
-        )
-        _style_x(ax, x_end)
-        _cursor_line(ax, cursor)
-        return ax
+        return _finish(ax, pool, f"{count:,} messages by status (per window of cursors, by first seq)", x_end, cursor)
     lane_of = {run: i for i, run in enumerate(lanes)}
     if merge and ghost_runs:
         lane_of.update(dict.fromkeys(ghost_runs, lane_of[ghost_lane]))
@@ -705,15 +711,7 @@ def messages(
         )
     _lane_axis(ax, lanes, {r for r in lanes if r not in member_set})
     ax.set_ylabel("run")
-    ax.set_title(
-        f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — messages ({count:,}; {len(segments):,} deliveries)",
-        fontsize=10,
-        loc="left",
-    )
-    _style_x(ax, x_end)
-    _cursor_line(ax, cursor)
-    _legend(ax, handles, "status")
-    return ax
+    return _finish(ax, pool, f"messages ({count:,}; {len(segments):,} deliveries)", x_end, cursor, handles, "status")
 
 
 def _message_strips(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int | None) -> None:
@@ -823,14 +821,7 @@ def wakes(
         ax = _new_axes(_size_for(7 if aggregate else len(lanes)))
     if aggregate:
         _wake_bars(ax, table, x_end, window)
-        ax.set_title(
-            f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — {count:,} wakes: outcomes per window and wakes registered",
-            fontsize=10,
-            loc="left",
-        )
-        _style_x(ax, x_end)
-        _cursor_line(ax, cursor)
-        return ax
+        return _finish(ax, pool, f"{count:,} wakes: outcomes per window and wakes registered", x_end, cursor)
     lane_of = {run: i for i, run in enumerate(lanes)}
     start = table["start"]
     end = np.where(table["terminal_at"] < 0, x_end, table["terminal_at"])
@@ -903,15 +894,9 @@ def wakes(
         )
     _lane_axis(ax, lanes, {r for r in lanes if r not in member_set})
     ax.set_ylabel("waiting run")
-    ax.set_title(
-        f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — wakes ({count:,} conditions, {len(lanes):,} waiting runs)",
-        fontsize=10,
-        loc="left",
+    return _finish(
+        ax, pool, f"wakes ({count:,} conditions, {len(lanes):,} waiting runs)", x_end, cursor, handles, "status"
     )
-    _style_x(ax, x_end)
-    _cursor_line(ax, cursor)
-    _legend(ax, handles, "status")
-    return ax
 
 
 def _sub_lanes(lane: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1088,11 +1073,7 @@ def activity(
         ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
         ax.set_ylabel(f"{series[0]}s per {window:,} cursors", fontsize=9)
     what = " and ".join("record kind" if s == "record" else f"{s} status" for s in series)
-    ax.set_title(f"{label_text(pool.pool_id, TITLE_ID_CHARS)} — activity: {what} per window", fontsize=10, loc="left")
-    _style_x(ax, x_end)
-    _cursor_line(ax, cursor)
-    _legend(ax, handles, None)
-    return ax
+    return _finish(ax, pool, f"activity: {what} per window", x_end, cursor, handles)
 
 
 # -------------------------------------------------------------- dashboard
