@@ -23,7 +23,10 @@ check and the index is rebuilt (and saved again).  An entry that is truncated,
 corrupt (the data file carries a checksum), from another index format or
 another Python is ignored and rewritten.  An index restored from an entry is
 saved again (extended, or with the wakes doctor found consistent) only if the
-records it took from the entry still hash as the entry says.  Entries are
+records it took from the entry still hash as the entry says; the records this
+process decoded itself are decoded again before their hashes are saved if
+anything was committed to the file since they were first read
+(:func:`_read_as_indexed`).  Entries are
 written to a temporary file and renamed, so two kernels can open the same pool
 at once.  The cache is capped (``POOLSCOPE_CACHE_SIZE``, default 4 GB); the
 least recently used entries are removed first.  Large entries are written by a
@@ -804,7 +807,7 @@ class IndexCache:
             except (pa.ArrowException, TypeError, ValueError, OverflowError):
                 return False  # values the columns cannot hold exactly (a hostile file): no entry
             hashes = self._hashes(index, print_)
-            if hashes is None or not _same_records(index, hashes):
+            if hashes is None or not _same_records(index, hashes) or not _read_as_indexed(index):
                 return False
             table = table.append_column("hash", pa.array(hashes))
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -1011,6 +1014,54 @@ def _same_records(index: PoolIndex, hashes: np.ndarray) -> bool:
         return True
     before = entries.column_numpy("hash")
     return bool(np.array_equal(hashes[: len(before)], before))
+
+
+def _read_as_indexed(index: PoolIndex) -> bool:
+    """Whether the records this process decoded into ``index`` are still the
+    file's, now that their hashes have been read for the entry: yes at once
+    when no commit landed since they were first read (the file's
+    :func:`~poolscope.source.change_mark` is what it was then), else only if
+    they decode again, from the file as it is now, to the same entries, seqs,
+    damage and duplicates.  So an entry never pairs records decoded before a
+    rewrite in place with hashes read after it (a live writer that only
+    appended costs one more decode, in the helper)."""
+    from .index import PoolIndex
+    from .load import _batches
+    from .source import change_mark, connect_readonly
+
+    if index.read_mark is None:
+        return True  # every record came from the entry (compared by _same_records)
+    start, before = index.read_mark
+    if before and change_mark(index.path) == before:
+        return True
+    seqs = index.seqs
+    if start >= len(seqs):
+        return True
+    after = int(seqs[start - 1]) if start else 0
+    again = PoolIndex(index.path, index.pool_id)
+    position = start
+    try:
+        conn = connect_readonly(index.path)
+        try:
+            last = [after]
+            for rows in _batches(conn, index.pool_id, lambda: last[0], int(seqs[-1]) + 1):
+                batch_seqs, batch = again.decode(rows, last[0])
+                if not batch_seqs:
+                    continue
+                end = position + len(batch_seqs)
+                if list(seqs[position:end]) != batch_seqs or index.entries_at(list(range(position, end))) != batch:
+                    return False
+                last[0], position = batch_seqs[-1], end
+        finally:
+            conn.close()
+    except (sqlite3.Error, PoolscopeError):
+        return False
+    mine = {seq: error.problem for seq, error in index.problems.items() if seq > after}
+    return (
+        position == len(seqs)
+        and mine == {seq: error.problem for seq, error in again.problems.items()}
+        and [seq for seq in index.duplicates if seq > after] == again.duplicates
+    )
 
 
 # ------------------------------------------------------ background saving

@@ -354,6 +354,12 @@ class PoolIndex:
         #: wakes were found consistent since the index was loaded or restored: its cache entry,
         #: saved again, would spare the next check reading them
         self.unsaved_checks = False
+        #: ``(position, mark)``: the :func:`~poolscope.source.change_mark` of the file taken before
+        #: this process first decoded records into the index, from that position on (0 for a
+        #: fresh load, the restored entries' count for a restored index); None before that.  A
+        #: save compares it with the file's mark then: a commit in between (a record rewritten
+        #: while the entry's hashes were not read yet) makes it decode those records again
+        self.read_mark: tuple[int, list] | None = None
 
     def verify_filters(self) -> PoolIndex:
         """Check each wake's compiled filter as it is decoded from now on (its
@@ -584,6 +590,10 @@ class PoolIndex:
         from .load import load
 
         duplicates, fresh = len(self.duplicates), not self.seqs
+        if self.read_mark is None:
+            from .source import change_mark
+
+            self.read_mark = (len(self), change_mark(self.path))
         try:
             added = load(self, conn, progress)
         finally:

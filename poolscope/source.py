@@ -189,6 +189,36 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         raise
 
 
+def change_mark(path: str | os.PathLike) -> list:
+    """What a commit to the database at ``path`` changes: the inode, size,
+    modification and change times and header of the file and of its ``-wal``
+    (a commit bumps the file's change counter, or appends to the WAL, or
+    starts the WAL again with new salts; the change time cannot be set back
+    the way a modification time can).  Two marks that differ mean the file
+    may have changed in between; equal marks, that no commit landed (to the
+    change times' resolution).  An empty list when the file cannot be read.
+
+    >>> change_mark("sample_data/demo.db") == change_mark("sample_data/demo.db")
+    True
+    """
+    real = resolve(path)
+    mark: list = []
+    for name, size in ((real, 100), (side_file(real, "-wal"), 32)):
+        try:
+            with open_regular(name) as handle:
+                info = os.fstat(handle.fileno())
+                head = handle.read(size)
+        except FileNotFoundError:
+            if name == real:
+                return []
+            mark.append(None)
+            continue
+        except OSError:
+            return []
+        mark.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, head))
+    return mark
+
+
 def check_file(path: Path, real: Path | None = None) -> tuple[bytes, FileIdentity]:
     """Check that ``path`` (whose resolved file is ``real``) is an existing
     regular SQLite file; return its 100-byte header and its identity.

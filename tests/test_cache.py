@@ -805,6 +805,94 @@ def test_an_index_restored_before_the_file_was_rewritten_is_not_saved_over_it(ge
     assert f'"agent_id":"{agent[:-1]}!"' in snapshot_text(fresh, seq)  # the rewritten record, not the entry's
 
 
+def _hash_after(monkeypatch, change) -> None:
+    """Make the cache read a save's hashes only after ``change()`` has changed the
+    file: what a writer does in the seconds a large pool's helper takes to get there."""
+    monkeypatch.setattr(cache_module, "BACKGROUND_THRESHOLD", 0)  # saved in this process, where the change is placed
+    hashes = IndexCache._hashes
+
+    def changed_then_hashed(self, index, print_):
+        change()
+        return hashes(self, index, print_)
+
+    monkeypatch.setattr(IndexCache, "_hashes", changed_then_hashed)
+
+
+def test_a_record_rewritten_before_a_fresh_loads_hashes_are_read_is_not_saved(gen_copy, store, monkeypatch):
+    """The first save of a pool loaded afresh reads every record's hash after the
+    load (a large pool's helper, seconds later).  A record rewritten in place in
+    between -- same length, not one of the 64 the save samples, the file's
+    modification time set back -- would be saved as decoded before the rewrite with
+    the hash of the rewritten record, and served by every later open: the file's
+    change mark differs, the records decode again to other entries, nothing is saved."""
+    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
+    sampled = set(cache_module._sample_seqs(poolscope.open(gen_copy, cache=False).pool(pool_id).index.seqs))
+    conn = sqlite3.connect(gen_copy)
+    seq, text = next(
+        row
+        for row in conn.execute(
+            "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'member_joined' "
+            "ORDER BY seq",
+            (pool_id,),
+        )
+        if row[0] not in sampled
+    )
+    agent = json.loads(text)["member"]["agent_id"]
+    changed = text.replace(f'"agent_id":"{agent}"', f'"agent_id":"{agent[:-1]}!"')
+    assert len(changed) == len(text) and changed != text
+    before = os.stat(gen_copy)
+
+    def rewrite() -> None:
+        with conn:
+            conn.execute(
+                "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (changed, pool_id, seq)
+            )
+        os.utime(gen_copy, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    _hash_after(monkeypatch, rewrite)
+    loaded = poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
+    assert agent in snapshot_text(loaded, seq)  # decoded before the rewrite
+    conn.close()
+    assert [e for e in store.entries() if e.pool_id == pool_id] == []
+    monkeypatch.undo()
+    fresh = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert not cached(fresh)
+    assert f'"agent_id":"{agent[:-1]}!"' in snapshot_text(fresh, seq)
+
+
+def test_records_appended_before_a_fresh_loads_hashes_are_read_still_let_it_save(gen_copy, store, monkeypatch):
+    """A live writer that only appended between the load and the save changes the
+    file's mark too; the records loaded decode again to the same entries, so the
+    entry is saved (covering what was loaded) and a later open restores it and folds
+    the appended record on top."""
+    pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
+    conn = sqlite3.connect(gen_copy)
+
+    def append() -> None:
+        with conn:
+            head, kind, text = conn.execute(
+                "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'member_left' "
+                "ORDER BY seq DESC LIMIT 1",
+                (pool_id,),
+            ).fetchone()
+            last = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0]
+            conn.execute(
+                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
+                (pool_id, last + 1, kind, text),
+            )
+
+    _hash_after(monkeypatch, append)
+    loaded = poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
+    conn.close()
+    assert [e.pool_id for e in store.entries()] == [pool_id]
+    monkeypatch.undo()
+    again = poolscope.open(gen_copy, cache=store.root).pool(pool_id)
+    assert cached(again) and again.head == loaded.head + 1
+    plain = poolscope.open(gen_copy, cache=False).pool(pool_id)
+    for cursor in (loaded.head, again.head):
+        assert snapshot_text(again, cursor) == snapshot_text(plain, cursor)
+
+
 def test_a_few_entries_or_many_of_a_restored_index_are_the_loaded_ones(gen_copy, store):
     """A lookup of a few records on an index restored from the cache (a refresh's
     check of its ends, a why() question) decodes its text columns for those rows
