@@ -150,11 +150,11 @@ def check(db: Database) -> list[Anomaly]:
             history = db.pool(pool_id).load(verify_filters=True)
             found.extend(_capped(_pool_checks(history)))
             index = history.index
-            if index.unsaved_checks and index.restored and db.cache is not None:
-                # wakes read again here, from an entry that did not know them: saved with it, the
-                # next check from it reads none of them.  Only a restored index is saved again (its
-                # entry's hashes tell whether the file changed since: then nothing is saved); one
-                # loaded earlier in this process may be older than the file
+            if index.unsaved_checks and db.cache is not None:
+                # wakes read again here (the pool was loaded, or its entry saved, without checking
+                # them): saved with its entry, the next check from it reads none of them.  The save
+                # makes sure the index is still the file's (a restored one's records hash as its
+                # entry says; the records decoded here decode again the same if the file changed)
                 db.cache.save(index, db.conn)
         except (DatabaseLockedError, DatabaseChangedError):
             raise

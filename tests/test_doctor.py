@@ -401,6 +401,43 @@ def test_wakes_doctor_reads_again_are_saved_with_the_cache_entry(tmp_path, small
     assert reads[1] == reads[2] == [tampered]
 
 
+def test_wakes_checked_after_a_plain_load_in_the_same_process_are_saved(tmp_path, small_db, monkeypatch):
+    """A pool loaded without checking its wakes (a notebook's first ``db.pool(p)``) and
+    then checked in the same process: the wakes doctor read are saved with its entry,
+    so the next doctor, restoring it, reads none of them again."""
+    from poolscope import check as check_module
+
+    path = tmp_path / "pool.db"
+    shutil.copy(small_db, path)
+    with poolscope.open(path) as db:
+        pool_id = db.pool_ids[0]
+        index = db.pool(pool_id).load().index
+        assert not index.restored and not index.consistent_filters()
+        poolscope.cache.wait()
+        first = [(a.code, a.pool_id, a.seq) for a in db.check()]
+        assert not index.unsaved_checks  # saved with the entry
+        known = sorted(index.consistent_filters())
+    poolscope.cache.wait()
+    assert known  # the pool has wakes, every one read and found consistent
+
+    read: list[int] = []
+    rows = check_module._payload_rows
+
+    def counted(history, seqs=None):
+        for seq, raw in rows(history, seqs):
+            if history.pool_id == pool_id:
+                read.append(seq)
+            yield seq, raw
+
+    monkeypatch.setattr(check_module, "_payload_rows", counted)
+    with poolscope.open(path) as db:
+        again = [(a.code, a.pool_id, a.seq) for a in db.check()]
+        restored = db.pool(pool_id).index
+        assert restored.restored and sorted(restored.consistent_filters()) == known
+    assert again == first
+    assert read == []
+
+
 def test_a_wake_read_again_in_an_unusual_shape_is_read_whole(small_db, monkeypatch):
     """Doctor reads only a wake's compiled filter again (msgspec); a text that reader
     refuses (here: rows as if the file changed after the load) is read whole, with
