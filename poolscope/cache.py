@@ -1054,7 +1054,7 @@ def _read_as_indexed(index: PoolIndex) -> bool:
                 last[0], position = batch_seqs[-1], end
         finally:
             conn.close()
-    except (sqlite3.Error, PoolscopeError):
+    except Exception:  # the file cannot be read again as the load read it: nothing is saved
         return False
     mine = {seq: error.problem for seq, error in index.problems.items() if seq > after}
     return (
