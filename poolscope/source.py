@@ -190,24 +190,24 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
 
 
 def change_mark(path: str | os.PathLike) -> list:
-    """What a commit to the database at ``path`` changes: the inode, size,
-    modification and change times and header of the file and of its ``-wal``
-    (a commit bumps the file's change counter, or appends to the WAL, or
-    starts the WAL again with new salts; the change time cannot be set back
+    """What a commit to the database at ``path`` changes: the device, inode,
+    size and modification and change times of the file and of its ``-wal``
+    (a commit writes one or the other; the change time cannot be set back
     the way a modification time can).  Two marks that differ mean the file
     may have changed in between; equal marks, that no commit landed (to the
-    change times' resolution).  An empty list when the file cannot be read.
+    change times' resolution).  Only ``stat``: opening and closing either
+    file here would drop the locks SQLite holds on it in this process (a
+    store folding what it appends inside its write transaction).  An empty
+    list when the file is gone.
 
     >>> change_mark("sample_data/demo.db") == change_mark("sample_data/demo.db")
     True
     """
     real = resolve(path)
     mark: list = []
-    for name, size in ((real, 100), (side_file(real, "-wal"), 32)):
+    for name in (real, side_file(real, "-wal")):
         try:
-            with open_regular(name) as handle:
-                info = os.fstat(handle.fileno())
-                head = handle.read(size)
+            info = os.stat(name)
         except FileNotFoundError:
             if name == real:
                 return []
@@ -215,7 +215,7 @@ def change_mark(path: str | os.PathLike) -> list:
             continue
         except OSError:
             return []
-        mark.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, head))
+        mark.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
     return mark
 
 
