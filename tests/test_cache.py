@@ -818,6 +818,26 @@ def _hash_after(monkeypatch, change) -> None:
     monkeypatch.setattr(IndexCache, "_hashes", changed_then_hashed)
 
 
+def test_taking_a_change_mark_keeps_the_locks_sqlite_holds_in_this_process(tmp_path):
+    """Every load takes the file's change mark, a store's inside its write
+    transaction.  Opening and closing the file would drop the POSIX locks SQLite
+    holds on it in this process, and another writer could then write under a
+    transaction that believes it holds the file (records lost): the mark only stats."""
+    from poolscope.source import change_mark
+
+    path = tmp_path / "locked.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("BEGIN EXCLUSIVE")  # a rollback journal: this process holds the file's exclusive lock
+    conn.execute("INSERT INTO t VALUES (1)")
+    assert change_mark(path)
+    code = "import sqlite3, sys; sqlite3.connect(sys.argv[1], timeout=0.2).execute('SELECT count(*) FROM t').fetchall()"
+    other = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    conn.execute("ROLLBACK")
+    conn.close()
+    assert other.returncode != 0 and "locked" in other.stderr
+
+
 def test_a_record_rewritten_before_a_fresh_loads_hashes_are_read_is_not_saved(gen_copy, store, monkeypatch):
     """The first save of a pool loaded afresh reads every record's hash after the
     load (a large pool's helper, seconds later).  A record rewritten in place in
