@@ -447,6 +447,8 @@ def records_df(source: PoolHistory | Database, upto: int | None = None) -> pd.Da
     codes: list[int] = []
     for code, pool_id in enumerate(source.pool_ids):
         opened = source._pools.get(pool_id)
+        if opened is None and pool_id in source._indexes:
+            opened = source.pool(pool_id)
         parts = (
             _history_records_tables(opened, upto)
             if opened is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,7 +368,14 @@ class Database(_Frames):
         self._identity = self.source.identity
         self._wal_seen = self.source.wal.exists()
         self._signature = self._file_signature()
-        self._pools: dict[str, PoolHistory] = {}
+        # The histories handed out, held weakly, and the indexes loaded, held strongly: a history
+        # holds its database, and a database that held its histories too would make a reference
+        # cycle, which only the cyclic collector frees -- and never once a large load froze it
+        # (``gc.freeze``): a notebook reopening a large pool would keep every earlier index.  So
+        # dropping the database and its histories frees their indexes at once, and
+        # ``db.pool(pid)`` asked again, while the database lives, finds the index loaded.
+        self._pools: weakref.WeakValueDictionary[str, PoolHistory] = weakref.WeakValueDictionary()
+        self._indexes: dict[str, PoolIndex] = {}
         self._pool_ids = self._read_pool_ids()
 
     # ------------------------------------------------------------ plumbing
@@ -436,7 +444,8 @@ class Database(_Frames):
         """
         self._reconnect_if_needed()
         self._pool_ids = self._read_pool_ids()
-        return {pool_id: history.refresh(reconnect=False) for pool_id, history in self._pools.items()}
+        opened = dict.fromkeys([*self._pools.keys(), *self._indexes])
+        return {pool_id: self.pool(pool_id).refresh(reconnect=False) for pool_id in opened}
 
     def cache_entries(self) -> list:
         """This database's entries in the index cache (:class:`poolscope.cache.EntryInfo`)."""
@@ -496,6 +505,11 @@ class Database(_Frames):
             self._pools[pool_id] = history
         return history
 
+    def _forget(self, pool_id: str) -> None:
+        """Let go of a pool's index (its history, if still held elsewhere, keeps it)."""
+        self._indexes.pop(pool_id, None)
+        self._pools.pop(pool_id, None)
+
     def heads(self) -> dict[str, int]:
         """The head (largest seq) of every pool, read from the file without loading any pool.
 
@@ -546,7 +560,7 @@ class PoolHistory(_Frames):
     def __init__(self, db: Database, pool_id: str) -> None:
         self.db = db
         self.pool_id = pool_id
-        self._index: PoolIndex | None = None
+        self._index: PoolIndex | None = db._indexes.get(pool_id)  # loaded through an earlier history
         # the index is built (or restored from the index cache) when first used; the pool's
         # head is read now, through the primary key, so that an unreadable or locked pool
         # fails here, where it is asked for
@@ -559,8 +573,8 @@ class PoolHistory(_Frames):
         from the index cache when it holds a valid entry (then only records
         appended since are folded), else built by folding the log (and saved)."""
         if self._index is None:
-            self._index = self._build_index()
-        return self._index
+            self._keep(self._build_index())
+        return self._index  # type: ignore[return-value]
 
     @index.setter
     def index(self, index: PoolIndex) -> None:  # a view made from another history's index (what-if)
@@ -581,8 +595,15 @@ class PoolHistory(_Frames):
         True
         """
         if self._index is None:
-            self._index = self._build_index(verify_filters)
+            self._keep(self._build_index(verify_filters))
         return self
+
+    def _keep(self, index: PoolIndex | None) -> None:
+        """Hold ``index`` as this history's, and as its database's for the pool
+        (a history asked for again finds it)."""
+        self._index = index
+        if index is not None and self.db._pools.get(self.pool_id) is self:
+            self.db._indexes[self.pool_id] = index
 
     @property
     def loaded(self) -> bool:
@@ -621,7 +642,7 @@ class PoolHistory(_Frames):
     def _try_cache(self) -> bool:
         """Restore the index from the cache if it has a valid entry (nothing is decoded otherwise)."""
         if self._index is None:
-            self._index = self._cached_index()
+            self._keep(self._cached_index())
         return self._index is not None
 
     @property

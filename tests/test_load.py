@@ -116,3 +116,37 @@ def test_pool_ids_are_every_distinct_id_whatever_the_table_looks_like(tmp_path, 
     conn.close()
     with poolscope.open(path, cache=False) as db:
         assert db.pool_ids == sorted({"b", "a", "A", "5", "a\x00z", "é", "pool.alpha", "\ufffd"})
+
+
+def test_a_dropped_database_frees_its_pools_even_after_a_large_load_froze_them(sample_copy, monkeypatch):
+    """A history holds its database.  A database that held its histories too made a
+    reference cycle, which only the cyclic collector frees -- and never once a large
+    load had frozen it (``gc.freeze``): a notebook opening a large pool again and
+    again kept every earlier index in memory.  Now dropping the database and its
+    histories frees their indexes; while the database lives, a pool asked for again
+    finds its index loaded."""
+    import gc
+    import weakref
+
+    monkeypatch.setattr(load_module, "FREEZE_THRESHOLD", 1)  # every load freezes, as a large one does
+    try:
+        db = poolscope.open(sample_copy, cache=False)
+        history = db.pool("pool.alpha")
+        head = history.snapshot().to_json()
+        index = weakref.ref(history.index)
+        assert gc.get_freeze_count() > 0
+        assert db.pool("pool.alpha") is history and db.pool("pool.alpha").index is history.index
+        del history
+        again = db.pool("pool.alpha")
+        assert again.loaded and again.index is index() and again.snapshot().to_json() == head
+        assert db.refresh() == {"pool.alpha": 0}
+        del again, db
+        gc.collect()
+        assert index() is None
+        only = poolscope.open(sample_copy, cache=False).pool("pool.bravo")  # a history alone keeps its database
+        assert (
+            only.snapshot().to_json()
+            == poolscope.open(sample_copy, cache=False).pool("pool.bravo").snapshot().to_json()
+        )
+    finally:
+        gc.unfreeze()

@@ -191,7 +191,7 @@ def export_database(
                     table = _plain(pa.Table.from_pandas(frame, preserve_index=False)).cast(file_schema(name))
                     written.append(str(_write(table, partition_dir(folder, name, path, pool_id))))
                 # forget the pool's index: a large database's pools are not all held at once
-                db._pools.pop(pool_id, None)
+                db._forget(pool_id)
         finally:
             db.close()
     return {
