@@ -162,10 +162,17 @@ def run_group(func: Callable[..., Any], paths: list[str], args: tuple) -> list[t
     if _imported_elsewhere is not None:
         here, parents = _imported_elsewhere
         raise OtherPoolscopeError(f"the worker processes imported poolscope from {here}, this process from {parents}")
+    from ..index import gc_paused
+
     out: list[tuple[str, bool, Any]] = []
     for path in paths:
         try:
-            out.append((path, True, func(path, *args)))
+            # the collector waits until the database's work is done and its objects are freed:
+            # switched back on while a pool's index is in memory (the load ends before the check),
+            # its first collection would walk every object of it
+            with gc_paused():
+                result = func(path, *args)
+            out.append((path, True, result))
         except PoolscopeError as error:
             out.append((path, False, error))
         except MemoryError:
