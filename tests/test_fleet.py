@@ -384,3 +384,32 @@ def test_groups_are_largest_first_and_shrink_to_single_databases(tmp_path, monke
 
     monkeypatch.setattr(work, "MAX_GROUP", 4)
     assert max(len(g) for g in work.groups(paths, 2)) == 4
+
+
+def test_a_databases_work_runs_with_the_collector_paused_until_it_is_freed(sample_copy):
+    """A pool's load switched the cyclic collector back on while its index was in
+    memory, and the collections that followed (during the check, the summary rows)
+    walked every object of it.  A fleet now runs each database's work with the
+    collector paused, and switches it back on once that work has returned."""
+    import gc
+
+    from poolscope.fleet import work
+
+    collections: list[int] = []
+
+    def noted(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    def surveyed(path: str, timeout: float) -> dict:
+        gc.callbacks.append(noted)
+        try:
+            return work.survey(path, timeout)
+        finally:
+            gc.callbacks.remove(noted)
+
+    assert gc.isenabled()
+    ((path, ok, result),) = work.run_group(surveyed, [str(sample_copy)], (30.0,))
+    assert ok and [row["pool_id"] for row in result["pools"]] == poolscope.open(sample_copy).pool_ids
+    assert collections == []
+    assert gc.isenabled()
