@@ -442,6 +442,18 @@ def test_empty_database_shows_a_message(tmp_path):
     poolscope.PoolStore(path).close()
     explorer = poolscope.explore(path)
     assert explorer.pool is None and "no pool" in explorer.status_line.value
+    # moving the cursor says there is no pool, in a typed error; the rest does nothing
+    for move in (
+        lambda: explorer.step(),
+        lambda: explorer.jump("next", kind="wake"),
+        lambda: explorer.next_failure(),
+        lambda: explorer.set_cursor(1),
+    ):
+        with pytest.raises(poolscope.CursorError, match="no pool selected"):
+            move()
+    explorer.select("msg.1")
+    explorer.kind_filter.value = "wake"
+    assert explorer.selected == "msg.1" and explorer.pool is None and explorer.cursor == 0
 
 
 # ------------------------------------------------------------- in a kernel

@@ -431,7 +431,8 @@ class Explorer:
 
     def _on_filter(self) -> None:
         f = self.filters
-        assert self._filter is not None
+        if self._filter is None:  # no pool shown: nothing to filter
+            return
         if f["run"] and f["run"] not in self._filter.runs:
             self._say(f"<span class='ps-warn'>no run {render.ident(f['run'])} in this pool</span>")
         if f["agent"] and f["agent"] not in self._filter.agents:
@@ -451,6 +452,8 @@ class Explorer:
 
     def _update(self, changed: set[str], cursor: int | None = None) -> None:
         """Tell every panel following one of ``changed`` to draw the state at ``cursor``."""
+        if self.pool is None:  # no pool shown (a database without one): nothing to draw
+            return
         started = time.perf_counter()
         k = self.cursor if cursor is None else cursor
         view = self._update_panels(list(self.panels.values()), changed, self._view(k))
@@ -570,7 +573,7 @@ class Explorer:
         k = int(k)
         with self._lock:
             if self.pool is None:
-                raise CursorError("no pool selected")
+                raise self._no_pool()
             if not self.slider.min <= k <= self.slider.max:
                 raise CursorError(
                     f"cursor {k} is outside {self.slider.min}..{self.slider.max}",
@@ -584,9 +587,14 @@ class Explorer:
                 self.slider.value = k  # the handler renders
             return k
 
+    def _no_pool(self) -> CursorError:
+        """What moving the cursor raises while no pool is shown (a database without one)."""
+        return CursorError("no pool selected", path=self.db.path)
+
     def step(self, n: int = 1) -> int:
         """Move ``n`` records forward (negative: back), stopping at the ends."""
-        assert self.pool is not None
+        if self.pool is None:
+            raise self._no_pool()
         steps = whole_number(n)
         if steps is None:
             raise InvalidInputError(f"step takes a whole number of records, not {shown_value(n)}")
@@ -636,7 +644,8 @@ class Explorer:
             if value is not _ANY:
                 chosen[name] = value or None
         with self._lock:
-            assert self._filter is not None
+            if self._filter is None:
+                raise self._no_pool()
             mask = self._filter.mask(chosen["kind"], chosen["status"], chosen["run"], chosen["agent"])
             target = self._filter.find(mask, self.cursor, forward)
             what = ", ".join(f"{k}={v}" for k, v in chosen.items() if v) or "any record"
@@ -655,7 +664,8 @@ class Explorer:
         """
         forward = self._direction(direction)
         with self._lock:
-            assert self._filter is not None
+            if self._filter is None:
+                raise self._no_pool()
             f = self.filters
             mask = self._filter.failures()
             extra = self._filter.mask(None, None, f["run"], f["agent"])
