@@ -343,12 +343,29 @@ def test_wake_filter_mismatches_are_found_however_the_pool_loads(tmp_path, small
     conn.close()
 
 
+def _reads_again(monkeypatch, pool_id: str) -> list[int]:
+    """The seqs of ``pool_id``'s records that doctor reads again from the file
+    (``check._payload_rows``), appended as it reads them."""
+    from poolscope import check as check_module
+
+    read: list[int] = []
+    rows = check_module._payload_rows
+
+    def counted(history, seqs=None):
+        for seq, raw in rows(history, seqs):
+            if history.pool_id == pool_id:
+                read.append(seq)
+            yield seq, raw
+
+    monkeypatch.setattr(check_module, "_payload_rows", counted)
+    return read
+
+
 def test_wakes_doctor_reads_again_are_saved_with_the_cache_entry(tmp_path, small_db, monkeypatch):
     """An entry saved by a plain open knows nothing of the wakes' filters, so doctor
     restoring it reads every wake again; it then saves them with the entry, and the
     next doctor reads none but the one whose filter contradicts itself (never
     marked consistent) -- with the same anomalies each time."""
-    from poolscope import check as check_module
 
     path = tmp_path / "pool.db"
     shutil.copy(small_db, path)
@@ -372,26 +389,17 @@ def test_wakes_doctor_reads_again_are_saved_with_the_cache_entry(tmp_path, small
         db.pool(pool_id).load()
     poolscope.cache.wait()
 
-    read: list[int] = []
-    rows = check_module._payload_rows
-
-    def counted(history, seqs=None):
-        for seq, raw in rows(history, seqs):
-            if history.pool_id == pool_id:
-                read.append(seq)
-            yield seq, raw
-
-    monkeypatch.setattr(check_module, "_payload_rows", counted)
+    read = _reads_again(monkeypatch, pool_id)
     checked, reads = [], []
     for _ in range(3):
-        read = []
-        reads.append(read)
+        read.clear()
         with poolscope.open(path) as db:
             anomalies = [(a.code, a.pool_id, a.seq) for a in db.check()]
             index = db.pool(pool_id).index
             assert not isinstance(index.entries, list)  # restored from the entry, not decoded
             checked.append(sorted(index.consistent_filters()))
         poolscope.cache.wait()
+        reads.append(list(read))
         assert anomalies == uncached
         if len(checked) == 1:  # every wake read: all but the tampered one now known consistent
             assert checked[0] == sorted(seq for seq, _ in wakes if seq != tampered)
@@ -405,7 +413,6 @@ def test_wakes_checked_after_a_plain_load_in_the_same_process_are_saved(tmp_path
     """A pool loaded without checking its wakes (a notebook's first ``db.pool(p)``) and
     then checked in the same process: the wakes doctor read are saved with its entry,
     so the next doctor, restoring it, reads none of them again."""
-    from poolscope import check as check_module
 
     path = tmp_path / "pool.db"
     shutil.copy(small_db, path)
@@ -420,16 +427,7 @@ def test_wakes_checked_after_a_plain_load_in_the_same_process_are_saved(tmp_path
     poolscope.cache.wait()
     assert known  # the pool has wakes, every one read and found consistent
 
-    read: list[int] = []
-    rows = check_module._payload_rows
-
-    def counted(history, seqs=None):
-        for seq, raw in rows(history, seqs):
-            if history.pool_id == pool_id:
-                read.append(seq)
-            yield seq, raw
-
-    monkeypatch.setattr(check_module, "_payload_rows", counted)
+    read = _reads_again(monkeypatch, pool_id)
     with poolscope.open(path) as db:
         again = [(a.code, a.pool_id, a.seq) for a in db.check()]
         restored = db.pool(pool_id).index
