@@ -299,7 +299,7 @@ def test_hostile_layout(build, tmp_path, private_tmp):
                 assert not [a for a in db.check() if a.severity == "error"]
                 only = db.pool(WAL_ONLY).records() if WAL_ONLY in layout.pools else []
                 assert [r.kind for r in only] == (["pool_opened", "pool_created"] if only else [])
-                assert db.refresh() == dict.fromkeys(db._pools, 0)
+                assert db.refresh() == dict.fromkeys(db.pool_ids, 0)  # every pool was loaded above
         # the CLI, in a process of its own with a time limit
         if not layout.options:
             result = run_cli(["info", str(layout.path), "--json"], private_tmp)
