@@ -425,15 +425,19 @@ class Database(_Frames):
         self._signature = signature
 
     def _file_signature(self) -> tuple[int, ...]:
+        """The file's and its WAL's size, modification and change times: an
+        immutable view or a private copy is opened again when they differ.  The
+        change time too, because a writer can set the modification time back
+        (and a record appended into a page's free space leaves the size)."""
         source = self.source
         out: list[int] = []
         for path in (source.real, source.wal):
             try:
                 info = os.stat(path)
             except OSError:
-                out += [-1, -1]
+                out += [-1, -1, -1]
             else:
-                out += [info.st_size, info.st_mtime_ns]
+                out += [info.st_size, info.st_mtime_ns, info.st_ctime_ns]
         return tuple(out)
 
     def refresh(self) -> dict[str, int]:

@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1513,3 +1514,40 @@ def test_a_database_whose_file_name_is_not_utf8(tmp_path):
         assert list(hosts.pools["source"].unique()) == [label]
         assert set(hosts.records_df()["source"]) == {label}
         assert hosts.pool(label, "pool.alpha").head == hosts.pool(str(folder / name), "pool.alpha").head == 1201
+
+
+def test_a_record_appended_in_place_with_the_mtime_set_back_is_seen_by_refresh(tmp_path):
+    """A WAL-mode file that no process holds is read through an immutable view,
+    opened again when the file changes.  Its bytes overwritten in place by the
+    same history with one record appended (it fits in the last pages: the size
+    stays) and its modification time set back: the change time still differs,
+    so refresh() reads the record, as a fresh open does (found by fuzzing)."""
+    path, grown = tmp_path / "pool.db", tmp_path / "grown.db"
+    shutil.copyfile(ORACLE_DB, path)
+    shutil.copyfile(ORACLE_DB, grown)
+    pool_id = oracle_pools()[0]
+    conn = sqlite3.connect(grown)
+    head, kind, text = conn.execute(
+        "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'member_left' "
+        "ORDER BY seq DESC LIMIT 1",
+        (pool_id,),
+    ).fetchone()
+    last = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0]
+    with conn:
+        conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, last + 1, kind, text))
+    conn.close()
+    data = grown.read_bytes()
+    assert len(data) == path.stat().st_size and not Path(str(grown) + "-wal").exists()
+    with poolscope.open(path, cache=False) as db:
+        assert db.source.mode == "immutable"
+        history = db.pool(pool_id)
+        assert history.head == last
+        before = os.stat(path)
+        time.sleep(0.05)  # past the file system's time resolution
+        with open(path, "r+b") as handle:
+            handle.write(data)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert db.refresh()[pool_id] == 1
+        assert history.head == last + 1
+        with poolscope.open(path, cache=False) as fresh:
+            assert history.snapshot().to_json() == fresh.pool(pool_id).snapshot().to_json()
