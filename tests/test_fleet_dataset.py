@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -146,3 +148,37 @@ def test_export_writes_no_file_through_a_symlink_inside_the_dataset(fleet_dir, t
     assert "symlink" in str(refused[0].error)
     assert manifest.is_file() and 0 < len(again["written"]) < len(done["written"])
     assert not any(str(planted.parent) in path for path in again["written"])
+
+
+def test_export_again_sees_a_database_grown_in_place_with_its_mtime_set_back(tmp_path):
+    """A database overwritten in place by the same history with one record more
+    (it fits in the last pages: the same size) and its modification time set back
+    is not taken for unchanged: its change time moved, its pool is written again."""
+    oracle = Path(__file__).parent / "sdk_histories" / "conformance" / "pool.db"
+    folder, out, grown = tmp_path / "hosts", tmp_path / "dataset", tmp_path / "grown.db"
+    folder.mkdir()
+    path = folder / "host.db"
+    shutil.copyfile(oracle, path)
+    shutil.copyfile(oracle, grown)
+    conn = sqlite3.connect(grown)
+    pool_id, kind, text = conn.execute(
+        "SELECT pool_id, kind, payload_json FROM agent_pool_records WHERE kind = 'member_left' ORDER BY pool_id LIMIT 1"
+    ).fetchone()
+    last = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0]
+    with conn:
+        conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, last + 1, kind, text))
+    conn.close()
+    data = grown.read_bytes()
+    assert len(data) == path.stat().st_size
+    with poolscope.fleet(folder, workers=1) as hosts:
+        hosts.export(out)
+    before = path.stat()
+    time.sleep(0.05)  # past the file system's time resolution
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with poolscope.fleet(folder, workers=1) as hosts:
+        again = hosts.export(out)
+        assert again["partitions"] == 1
+        seqs = open_dataset(out, "records").to_table().to_pandas().query("pool_id == @pool_id")["seq"]
+        assert seqs.max() == last + 1

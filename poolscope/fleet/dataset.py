@@ -121,15 +121,20 @@ def partition_dir(out: Path, name: str, source: str, pool_id: str) -> Path:
 
 
 def _signature(path: str) -> list[int]:
-    """Size and modification time of the file and of its ``-wal`` (records
-    committed by a live writer may be only there)."""
-    info = os.stat(path)
-    try:
-        wal = os.stat(path + "-wal")
-        side = [wal.st_size, wal.st_mtime_ns]
-    except OSError:
-        side = [-1, -1]
-    return [info.st_size, info.st_mtime_ns, *side]
+    """Inode, size, modification and change times of the file and of its
+    ``-wal`` (records committed by a live writer may be only there): the
+    change time too, because a writer may set the modification time back."""
+    out: list[int] = []
+    for name in (path, path + "-wal"):
+        try:
+            info = os.stat(name)
+        except OSError:
+            if name == path:
+                raise
+            out += [-1, -1, -1, -1]
+        else:
+            out += [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+    return out
 
 
 def fingerprints(conn: sqlite3.Connection, upto: int | None) -> dict[str, list[int]]:
