@@ -494,7 +494,12 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                 found = by_text.get(text)
                 if found is None:
                     found = by_text[text] = _hashed(wire.loads(text))
-            except (refused, ValueError, TypeError):  # not the usual shape, not JSON, too deep: read it whole
+            except (
+                refused,
+                ValueError,
+                TypeError,
+                RecursionError,
+            ):  # not the usual shape, not JSON, too deep: read whole
                 try:
                     payload = wire.loads(raw)
                 except ValueError:

@@ -464,6 +464,34 @@ def test_a_wake_read_again_in_an_unusual_shape_is_read_whole(small_db, monkeypat
     assert "lacks 'criteria'" in found[0].message
 
 
+def test_a_wake_read_again_nested_too_deep_for_the_reader_is_left_to_the_index(small_db, monkeypatch):
+    """msgspec refuses a text nested thousands of levels deep with a RecursionError,
+    not its usual error (found by fuzzing: a file rewritten under a loaded pool);
+    the wake is read whole like any refused text, where orjson's depth limit leaves
+    it to the index.  No traceback, no verdict on it, the other wakes checked."""
+    from poolscope import check as check_module
+
+    with poolscope.open(small_db, cache=False) as db:
+        pool_id = db.pool_ids[0]
+        history = db.pool(pool_id).load()
+        (deep_seq, text), (plain_seq, plain) = [
+            (seq, raw.encode())
+            for seq, raw in db.conn.execute(
+                "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'wake' "
+                "ORDER BY seq LIMIT 2",
+                (pool_id,),
+            )
+        ]
+        at = text.rfind(b',"registration":')
+        deep = text[:at] + b',"registration":' + b"[" * 5000 + b"]" * 5000 + b"}}"
+        rows = [(deep_seq, deep), (plain_seq, plain)]
+        read = []
+        monkeypatch.setattr(check_module, "_payload_rows", lambda _history, _seqs=None: iter(rows))
+        monkeypatch.setattr(history.index, "add_checked_filters", read.extend)
+        assert list(check_module._payload_checks(history, [deep_seq, plain_seq])) == []
+    assert read == [plain_seq]  # the plain wake was checked and found consistent
+
+
 def test_a_wake_filter_verdict_depends_on_the_wake_alone(small_db, monkeypatch):
     """Three wakes share criteria written in an order serde does not use.  The one whose
     fingerprint is the hash of the criteria as written is taken as written (whichever
