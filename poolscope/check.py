@@ -494,12 +494,8 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
                 found = by_text.get(text)
                 if found is None:
                     found = by_text[text] = _hashed(wire.loads(text))
-            except (
-                refused,
-                ValueError,
-                TypeError,
-                RecursionError,
-            ):  # not the usual shape, not JSON, too deep: read whole
+            # not the usual shape, not JSON, too deep (msgspec's recursion limit): read it whole
+            except (refused, ValueError, TypeError, RecursionError):
                 try:
                     payload = wire.loads(raw)
                 except ValueError:
