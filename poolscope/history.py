@@ -449,7 +449,7 @@ class Database(_Frames):
         self._reconnect_if_needed()
         self._pool_ids = self._read_pool_ids()
         opened = dict.fromkeys([*self._pools.keys(), *self._indexes])
-        return {pool_id: self.pool(pool_id).refresh(reconnect=False) for pool_id in opened}
+        return {pool_id: self._history(pool_id).refresh(reconnect=False) for pool_id in opened}
 
     def cache_entries(self) -> list:
         """This database's entries in the index cache (:class:`poolscope.cache.EntryInfo`)."""
@@ -495,16 +495,20 @@ class Database(_Frames):
                 f"no records for pool {repr(pool_id)[:60]}: a pool id is a string, not {type(pool_id).__name__}",
                 path=self.path,
             )
+        if pool_id not in self._pools and pool_id not in self._pool_ids:
+            from .terminal import shorten
+
+            # ids as stored may hold newlines or escape sequences: shown escaped, cut, on one line
+            known = ", ".join(repr(shorten(p, 60)) for p in self._pool_ids[:10]) or "none"
+            if len(self._pool_ids) > 10:
+                known += f", … ({len(self._pool_ids) - 10} more)"
+            raise PoolNotFoundError(f"no records for this pool (pools: {known})", path=self.path, pool_id=pool_id)
+        return self._history(pool_id)
+
+    def _history(self, pool_id: str) -> PoolHistory:
+        """The history of ``pool_id`` handed out (made if none is held)."""
         history = self._pools.get(pool_id)
         if history is None:
-            if pool_id not in self._pool_ids:
-                from .terminal import shorten
-
-                # ids as stored may hold newlines or escape sequences: shown escaped, cut, on one line
-                known = ", ".join(repr(shorten(p, 60)) for p in self._pool_ids[:10]) or "none"
-                if len(self._pool_ids) > 10:
-                    known += f", … ({len(self._pool_ids) - 10} more)"
-                raise PoolNotFoundError(f"no records for this pool (pools: {known})", path=self.path, pool_id=pool_id)
             history = PoolHistory(self, pool_id)
             self._pools[pool_id] = history
         return history
