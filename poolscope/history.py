@@ -135,7 +135,7 @@ def read_records(
     """
     sql = (
         "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
-        "FROM agent_pool_records WHERE pool_id = ? AND seq > ?"
+        "FROM agent_pool_records WHERE pool_id = ? AND seq > ? AND typeof(seq) = 'integer'"
     )
     after, upto = _bound(after, "after", path, pool_id), _bound(upto, "upto", path, pool_id)
     upto = MAX_SEQ if upto is None else min(upto, MAX_SEQ)  # seqs the index cannot place are left out
@@ -525,8 +525,13 @@ class Database(_Frames):
         {'pool.alpha': 1201, 'pool.bravo': 1200, 'pool.charlie': 1201}
         """
         with sqlite_errors(self.path):
-            rows = self._conn.execute("SELECT pool_id, max(seq) FROM agent_pool_records GROUP BY pool_id").fetchall()
-        return {str(pool_id): int(head) for pool_id, head in rows if isinstance(head, int)}
+            # the seqs a pool's records can have (as its head counts them), ids as pool_ids reads them
+            rows = self._conn.execute(
+                "SELECT CAST(pool_id AS BLOB), max(seq) FROM agent_pool_records WHERE typeof(pool_id) = 'text' "
+                "AND typeof(seq) = 'integer' AND seq BETWEEN 1 AND ? GROUP BY pool_id",
+                (MAX_SEQ,),
+            ).fetchall()
+        return {raw.decode("utf-8", "replace"): int(head) for raw, head in rows}
 
     def pools(self) -> Iterator[PoolHistory]:
         """Every pool's history, in pool-id order."""
@@ -573,7 +578,10 @@ class PoolHistory(_Frames):
         # head is read now, through the primary key, so that an unreadable or locked pool
         # fails here, where it is asked for
         with sqlite_errors(db.path, pool_id):
-            db.conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()
+            # (numbers only: a text seq that is not UTF-8 could not be handed over, and is no record's)
+            db.conn.execute(
+                "SELECT max(seq) FROM agent_pool_records WHERE pool_id = ? AND seq <= ?", (pool_id, MAX_SEQ)
+            ).fetchone()
 
     @property
     def index(self) -> PoolIndex:

@@ -605,8 +605,8 @@ def _payloads_in_span(conn: sqlite3.Connection, path: Path, pool_id: str, ordere
     wanted = set(ordered)
     rows = conn.execute(
         # as bytes: a damaged neighbour (invalid UTF-8) must not fail the fetch
-        "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ?"
-        + ORDER,
+        "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records WHERE pool_id = ? AND seq BETWEEN ? AND ? "
+        "AND typeof(seq) = 'integer'" + ORDER,
         (pool_id, ordered[0], ordered[-1]),
     )
     for seq, text in rows:
@@ -640,7 +640,7 @@ def fetch_payloads(
                 marks = ",".join("?" * len(chunk))
                 for seq, text in conn.execute(
                     "SELECT seq, CAST(payload_json AS BLOB) FROM agent_pool_records "
-                    f"WHERE pool_id = ? AND seq IN ({marks})" + ORDER,
+                    f"WHERE pool_id = ? AND seq IN ({marks}) AND typeof(seq) = 'integer'" + ORDER,
                     (pool_id, *chunk),
                 ):
                     keepalive(conn)

@@ -1551,3 +1551,36 @@ def test_a_record_appended_in_place_with_the_mtime_set_back_is_seen_by_refresh(t
         assert history.head == last + 1
         with poolscope.open(path, cache=False) as fresh:
             assert history.snapshot().to_json() == fresh.pool(pool_id).snapshot().to_json()
+
+
+def test_rows_whose_seq_is_no_integer_stay_out_of_every_reading(tmp_path):
+    """A REAL seq (2.5; in a column without the SDK's INTEGER affinity 2.0 would
+    equal the integer 2 in SQL and in Python) and a TEXT seq that is not UTF-8 are
+    no record's: the pool opens, its records, head and
+    snapshots are those of the file without them, and ``heads()`` agrees with
+    each pool's head (found by fuzzing: the text made the pool unreadable, the
+    real one was listed with a cursor of 2.5 and read back as a record's payload)."""
+    clean, dirty = tmp_path / "clean.db", tmp_path / "dirty.db"
+    shutil.copyfile(ORACLE_DB, clean)
+    shutil.copyfile(ORACLE_DB, dirty)
+    pool_id = oracle_pools()[0]
+    conn = sqlite3.connect(dirty)
+    with conn:
+        for seq, kind, text in conn.execute(
+            "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'run_message' "
+            "ORDER BY seq LIMIT 2",
+            (pool_id,),
+        ).fetchall():
+            other = text.replace('"status":"', '"status":"x', 1)  # another receipt at the same place
+            conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, seq + 0.5, kind, other))
+        conn.execute(
+            "INSERT INTO agent_pool_records VALUES (?, CAST(X'35FF' AS TEXT), 'run_message', '{}')", (pool_id,)
+        )
+    conn.close()
+    with poolscope.open(clean, cache=False) as good, poolscope.open(dirty, cache=False) as db:
+        history, expected = db.pool(pool_id), good.pool(pool_id)
+        assert history.head == expected.head and db.heads() == good.heads()
+        assert [r.to_json() for r in history.records()] == [r.to_json() for r in expected.records()]
+        for cursor in range(1, expected.head + 1, 7):
+            assert history.snapshot(cursor).to_json() == expected.snapshot(cursor).to_json()
+        assert history.snapshot().to_json() == expected.snapshot().to_json()
