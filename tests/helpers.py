@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +187,17 @@ def size_unless_in_a_worker(path: str, parent_pid: int) -> int:
     if os.getpid() != parent_pid:
         os._exit(1)
     return os.path.getsize(path)
+
+
+def append_copy(conn: sqlite3.Connection, pool_id: str, kind: str = "member_left") -> int:
+    """Append to ``pool_id`` a copy of its last ``kind`` record (committed), at
+    the seq after its head; return that seq.  What a writer growing the log by
+    one small record does, for tests of files that grow under a reader."""
+    with conn:
+        text = conn.execute(
+            "SELECT payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1",
+            (pool_id, kind),
+        ).fetchone()[0]
+        seq = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0] + 1
+        conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, seq, kind, text))
+    return seq

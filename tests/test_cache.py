@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import assert_same_arrays, raw_snapshot_lines
+from helpers import append_copy, assert_same_arrays, raw_snapshot_lines
 
 import poolscope
 from poolscope import cache as cache_module
@@ -889,17 +889,7 @@ def test_records_appended_before_a_fresh_loads_hashes_are_read_still_let_it_save
     conn = sqlite3.connect(gen_copy)
 
     def append() -> None:
-        with conn:
-            head, kind, text = conn.execute(
-                "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'member_left' "
-                "ORDER BY seq DESC LIMIT 1",
-                (pool_id,),
-            ).fetchone()
-            last = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0]
-            conn.execute(
-                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
-                (pool_id, last + 1, kind, text),
-            )
+        append_copy(conn, pool_id)
 
     _hash_after(monkeypatch, append)
     loaded = poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from helpers import append_copy
 
 import poolscope
 from poolscope.fleet.dataset import MANIFEST, open_dataset, partition_dir
@@ -161,12 +162,8 @@ def test_export_again_sees_a_database_grown_in_place_with_its_mtime_set_back(tmp
     shutil.copyfile(oracle, path)
     shutil.copyfile(oracle, grown)
     conn = sqlite3.connect(grown)
-    pool_id, kind, text = conn.execute(
-        "SELECT pool_id, kind, payload_json FROM agent_pool_records WHERE kind = 'member_left' ORDER BY pool_id LIMIT 1"
-    ).fetchone()
-    last = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0]
-    with conn:
-        conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, last + 1, kind, text))
+    pool_id = conn.execute("SELECT min(pool_id) FROM agent_pool_records").fetchone()[0]
+    last = append_copy(conn, pool_id) - 1
     conn.close()
     data = grown.read_bytes()
     assert len(data) == path.stat().st_size

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE_DB, tree_state
+from helpers import SAMPLE_DB, append_copy, tree_state
 
 import poolscope
 from poolscope import wire
@@ -1527,14 +1527,7 @@ def test_a_record_appended_in_place_with_the_mtime_set_back_is_seen_by_refresh(t
     shutil.copyfile(ORACLE_DB, grown)
     pool_id = oracle_pools()[0]
     conn = sqlite3.connect(grown)
-    head, kind, text = conn.execute(
-        "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = 'member_left' "
-        "ORDER BY seq DESC LIMIT 1",
-        (pool_id,),
-    ).fetchone()
-    last = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0]
-    with conn:
-        conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, last + 1, kind, text))
+    last = append_copy(conn, pool_id) - 1
     conn.close()
     data = grown.read_bytes()
     assert len(data) == path.stat().st_size and not Path(str(grown) + "-wal").exists()
