@@ -57,6 +57,7 @@ from .source import (
     DEFAULT_TIMEOUT,
     FileIdentity,
     Source,
+    change_mark,
     connect_readonly,
     keepalive,
     resolve,
@@ -424,21 +425,12 @@ class Database(_Frames):
             self._wal_seen = wal
         self._signature = signature
 
-    def _file_signature(self) -> tuple[int, ...]:
-        """The file's and its WAL's size, modification and change times: an
-        immutable view or a private copy is opened again when they differ.  The
-        change time too, because a writer can set the modification time back
-        (and a record appended into a page's free space leaves the size)."""
-        source = self.source
-        out: list[int] = []
-        for path in (source.real, source.wal):
-            try:
-                info = os.stat(path)
-            except OSError:
-                out += [-1, -1, -1]
-            else:
-                out += [info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-        return tuple(out)
+    def _file_signature(self) -> list:
+        """The file's :func:`~poolscope.source.change_mark`: an immutable view
+        or a private copy is opened again when it moved (its change time too,
+        because a writer can set the modification time back, and a record
+        appended into a page's free space leaves the size)."""
+        return change_mark(self.source.real)
 
     def refresh(self) -> dict[str, int]:
         """Read records appended since the last load; return new-record counts per pool.

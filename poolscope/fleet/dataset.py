@@ -52,7 +52,7 @@ import pyarrow as pa
 
 from ..arguments import upto_argument
 from ..errors import InvalidInputError
-from ..source import connect_readonly
+from ..source import change_mark, connect_readonly
 from ..sqlite_errors import sqlite_errors
 from .stack import FRAMES, empty_frame
 
@@ -120,21 +120,12 @@ def partition_dir(out: Path, name: str, source: str, pool_id: str) -> Path:
     return out / name / f"source={quote(source, safe='')}" / f"pool_id={quote(pool_id, safe='')}"
 
 
-def _signature(path: str) -> list[int]:
-    """Inode, size, modification and change times of the file and of its
-    ``-wal`` (records committed by a live writer may be only there): the
-    change time too, because a writer may set the modification time back."""
-    out: list[int] = []
-    for name in (path, path + "-wal"):
-        try:
-            info = os.stat(name)
-        except OSError:
-            if name == path:
-                raise
-            out += [-1, -1, -1, -1]
-        else:
-            out += [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-    return out
+def _signature(path: str) -> list:
+    """The file's :func:`~poolscope.source.change_mark` (its and its ``-wal``'s
+    inode, size, modification and change times: records committed by a live
+    writer may be only in the WAL, and a writer may set the modification time
+    back), as the manifest's JSON keeps it."""
+    return [None if part is None else list(part) for part in change_mark(path)]
 
 
 def fingerprints(conn: sqlite3.Connection, upto: int | None) -> dict[str, list[int]]:
