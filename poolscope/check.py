@@ -225,7 +225,15 @@ def _file_checks(db: Database) -> Iterable[Anomaly]:
                 None,
                 f"a row's seq is {seq_type.upper()} {_text(seq_raw)!r}, not an integer: poolscope and the SDK skip it",
             )
-    if len(odd) > MAX_PER_CODE:
+    for raw in db._undecodable_pool_ids[: max(0, MAX_PER_CODE - len(odd))]:
+        yield _anomaly(
+            "bad_pool_id",
+            _text(raw),
+            None,
+            f"a pool_id is TEXT that is not UTF-8 ({raw[:60]!r}): the SDK reads a pool by its UTF-8 id, "
+            "so no pool can read these rows (poolscope leaves them out)",
+        )
+    if len(odd) + len(db._undecodable_pool_ids) > MAX_PER_CODE:
         yield _anomaly("too_many", None, None, "more rows with a bad pool_id or seq are not listed")
 
 

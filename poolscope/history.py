@@ -60,7 +60,9 @@ from .source import (
     change_mark,
     connect_readonly,
     keepalive,
+    pool_id_text,
     resolve,
+    stored_pool_ids,
 )
 from .sqlite_errors import sqlite_errors
 
@@ -318,29 +320,6 @@ class _Frames:
         return wakes_df(self, upto)  # type: ignore[arg-type]
 
 
-_DISTINCT_POOL_IDS = "SELECT DISTINCT CAST(pool_id AS BLOB) FROM agent_pool_records"
-_SKIP_SCAN_POOL_IDS = (
-    "WITH RECURSIVE ids(id) AS (SELECT min(pool_id) FROM agent_pool_records UNION ALL "
-    "SELECT (SELECT min(pool_id) FROM agent_pool_records WHERE pool_id > ids.id) FROM ids WHERE ids.id IS NOT NULL) "
-    "SELECT CAST(id AS BLOB) FROM ids WHERE id IS NOT NULL"
-)
-
-
-def _indexed_by_pool(conn: sqlite3.Connection) -> bool:
-    """Whether ``agent_pool_records`` has a full index whose first column is
-    ``pool_id`` in byte order (the SDK's primary key is one): then the pools
-    can be listed with one index lookup each."""
-    try:
-        indexes = conn.execute("PRAGMA index_list(agent_pool_records)").fetchall()
-        for _, name, _, _, partial in indexes:
-            columns = conn.execute("SELECT name, coll FROM pragma_index_xinfo(?)", (name,)).fetchall()
-            if not partial and columns and columns[0] == ("pool_id", "BINARY"):
-                return True
-    except sqlite3.Error:
-        pass
-    return False
-
-
 class Database(_Frames):
     """A read-only view of one SQLite file written by ``SqliteAgentPoolStore``.
 
@@ -377,20 +356,23 @@ class Database(_Frames):
         # ``db.pool(pid)`` asked again, while the database lives, finds the index loaded.
         self._pools: weakref.WeakValueDictionary[str, PoolHistory] = weakref.WeakValueDictionary()
         self._indexes: dict[str, PoolIndex] = {}
+        self._undecodable_pool_ids: list[bytes] = []
         self._pool_ids = self._read_pool_ids()
 
     # ------------------------------------------------------------ plumbing
     def _read_pool_ids(self) -> list[str]:
+        """The ids a pool can be read by (UTF-8 text), sorted; a text id that is
+        not UTF-8 is kept aside for doctor (``bad_pool_id``)."""
         with sqlite_errors(self.path):
-            # the SDK's primary key orders rows by pool: hop from pool to pool through it (one
-            # lookup per pool) instead of reading every row; any other table is read whole
-            sql = _SKIP_SCAN_POOL_IDS if _indexed_by_pool(self._conn) else _DISTINCT_POOL_IDS
-            rows = self._conn.execute(sql).fetchall()
+            stored = stored_pool_ids(self._conn)
         ids = []
-        for (raw,) in rows:
-            if raw is None:
-                continue
-            ids.append(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+        self._undecodable_pool_ids = []
+        for kind, raw in stored:
+            pool_id = pool_id_text(kind, raw)
+            if pool_id is not None:
+                ids.append(pool_id)
+            elif kind == "text":
+                self._undecodable_pool_ids.append(raw)
         return sorted(set(ids))
 
     @property
@@ -523,7 +505,12 @@ class Database(_Frames):
                 "AND typeof(seq) = 'integer' AND seq BETWEEN 1 AND ? GROUP BY pool_id",
                 (MAX_SEQ,),
             ).fetchall()
-        return {raw.decode("utf-8", "replace"): int(head) for raw, head in rows}
+        heads = {}
+        for raw, head in rows:
+            pool_id = pool_id_text("text", raw)
+            if pool_id is not None:  # (a text id that is not UTF-8 is no pool's)
+                heads[pool_id] = int(head)
+        return heads
 
     def pools(self) -> Iterator[PoolHistory]:
         """Every pool's history, in pool-id order."""

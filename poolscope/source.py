@@ -80,6 +80,63 @@ _FILE_TYPES = {
 }
 
 
+#: Each pool's id once, as the pool ids are stored: ``(typeof(pool_id), CAST(pool_id AS BLOB))``.
+#: Hops from pool to pool through the SDK's primary key when the table has one (one lookup
+#: per pool, see :func:`pool_ids_sql`); a text id and a BLOB id with the same bytes are two rows.
+_DISTINCT_POOL_IDS = f"SELECT DISTINCT typeof(pool_id), CAST(pool_id AS BLOB) FROM {RECORDS_TABLE}"
+_SKIP_SCAN_POOL_IDS = (
+    f"WITH RECURSIVE ids(id) AS (SELECT min(pool_id) FROM {RECORDS_TABLE} UNION ALL "
+    f"SELECT (SELECT min(pool_id) FROM {RECORDS_TABLE} WHERE pool_id > ids.id) FROM ids WHERE ids.id IS NOT NULL) "
+    "SELECT typeof(id), CAST(id AS BLOB) FROM ids WHERE id IS NOT NULL"
+)
+
+
+def pool_id_text(kind: str, raw: bytes | None) -> str | None:
+    """A stored pool id as the SDK reads it -- text that is UTF-8 -- or None.
+
+    ``kind`` is the value's ``typeof()``, ``raw`` its bytes (``CAST(pool_id AS
+    BLOB)``).  A BLOB, a number, NULL or text that is not UTF-8 is no pool's id:
+    the SDK looks a pool up by its ``String`` id, which no such row equals, so
+    no pool can read the row (doctor reports it as ``bad_pool_id``).
+
+    >>> pool_id_text("text", b"pool.alpha"), pool_id_text("text", b"p\\xff"), pool_id_text("blob", b"pool.alpha")
+    ('pool.alpha', None, None)
+    """
+    if kind != "text" or raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def stored_pool_ids(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+    """Every distinct stored pool id as ``(typeof, bytes)``, in the table's order (NULL left out).
+
+    >>> conn = connect_readonly("sample_data/demo.db")
+    >>> stored_pool_ids(conn)[0]
+    ('text', b'pool.alpha')
+    >>> conn.close()
+    """
+    sql = _SKIP_SCAN_POOL_IDS if _indexed_by_pool(conn) else _DISTINCT_POOL_IDS
+    return [(kind, bytes(raw)) for kind, raw in conn.execute(sql).fetchall() if raw is not None]
+
+
+def _indexed_by_pool(conn: sqlite3.Connection) -> bool:
+    """Whether ``agent_pool_records`` has a full index whose first column is
+    ``pool_id`` in byte order (the SDK's primary key is one): then the pools
+    can be listed with one index lookup each."""
+    try:
+        indexes = conn.execute("PRAGMA index_list(agent_pool_records)").fetchall()
+        for _, name, _, _, partial in indexes:
+            columns = conn.execute("SELECT name, coll FROM pragma_index_xinfo(?)", (name,)).fetchall()
+            if not partial and columns and columns[0] == ("pool_id", "BINARY"):
+                return True
+    except sqlite3.Error:
+        pass
+    return False
+
+
 @dataclass(frozen=True)
 class FileIdentity:
     """What identifies the file on disk, to notice it being replaced or deleted."""

@@ -97,10 +97,15 @@ def rows_of(path: Path) -> dict[str, dict[int, str]]:
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     try:
         out: dict[str, dict[int, str]] = {}
-        for pool_id, seq, raw in conn.execute(
-            "SELECT pool_id, seq, CAST(payload_json AS BLOB) FROM agent_pool_records "
-            "WHERE typeof(payload_json) = 'text' AND typeof(seq) = 'integer' AND pool_id IS NOT NULL ORDER BY pool_id, seq"
+        for pool_raw, seq, raw in conn.execute(
+            "SELECT CAST(pool_id AS BLOB), seq, CAST(payload_json AS BLOB) FROM agent_pool_records "
+            "WHERE typeof(payload_json) = 'text' AND typeof(seq) = 'integer' AND typeof(pool_id) = 'text' "
+            "ORDER BY pool_id, seq"
         ):
+            try:
+                pool_id = pool_raw.decode("utf-8")
+            except UnicodeDecodeError:
+                continue  # no pool's id (the SDK reads ids as UTF-8 strings)
             out.setdefault(pool_id, {}).setdefault(seq, raw.decode("utf-8", "replace"))
         return out
     finally:
@@ -416,6 +421,18 @@ def text_seq(built: Built) -> None:
             (pool_id,),
         ),
         ("INSERT INTO agent_pool_records VALUES (NULL, 3, 'pool_created', '{\"type\":\"pool_created\"}')",),
+    )
+
+
+def undecodable_pool_ids(built: Built) -> None:
+    """Rows whose pool_id is TEXT that is not UTF-8, and a BLOB with a real pool's bytes."""
+    pool_id = sorted(built.original)[0]
+    first = built.original[pool_id][1]
+    execute(
+        built.path,
+        ("INSERT INTO agent_pool_records VALUES (CAST(X'70FF' AS TEXT), 1, 'pool_created', ?)", (first,)),
+        ("INSERT INTO agent_pool_records VALUES (CAST(X'70FF' AS TEXT), 2, 'pool_created', ?)", (first,)),
+        ("INSERT INTO agent_pool_records VALUES (CAST(? AS BLOB), 999999, 'pool_created', ?)", (pool_id, first)),
     )
 
 
@@ -886,6 +903,7 @@ CASES: list[Case] = [
     Case("gap in seq", "generated", seq_gap, codes=frozenset({"seq_gap"}), at="seq_gap"),
     Case("duplicate seq", "generated", duplicate_seq, codes=frozenset({"duplicate_seq"}), at="duplicate_seq"),
     Case("non-integer seq and NULL pool_id", "generated", text_seq, codes=frozenset({"bad_seq", "bad_pool_id"})),
+    Case("pool_id not UTF-8 text", "generated", undecodable_pool_ids, codes=frozenset({"bad_pool_id"})),
     Case(
         "second pool_opened with a different config",
         "generated",
@@ -1462,3 +1480,33 @@ def test_damaged_database(case, tmp_path, small_db, monkeypatch):
 @pytest.mark.parametrize("case", _params(ORACLE_BASED))
 def test_damaged_oracle_database(case, tmp_path, small_db, oracle, monkeypatch):
     run_case(case, tmp_path, small_db, oracle, monkeypatch)
+
+
+def test_rows_no_pool_can_read_are_in_no_listing_and_reported(tmp_path, small_db, open_db):
+    """A TEXT pool_id that is not UTF-8, and a BLOB with a real pool's bytes: the SDK looks a pool up
+    by its UTF-8 ``String`` id, which neither equals.  No listing shows them as a pool (the text one
+    used to be listed as ``'p\\ufffd'`` with head 0, and made the Dask path fail the whole database);
+    doctor reports each id as ``bad_pool_id``; the real pool is read as before."""
+    built = Built(tmp_path / "pool.db")
+    shutil.copy(small_db, built.path)
+    built.original = rows_of(built.path)
+    undecodable_pool_ids(built)
+    pools = sorted(built.original)
+    db = open_db(built.path, cache=False)
+    assert db.pool_ids == pools
+    assert db.heads() == {p: max(built.original[p]) for p in pools}
+    assert db.summary()["pool_id"].tolist() == pools
+    assert set(db.records_df()["pool_id"]) == set(pools)
+    found = [a for a in db.check() if a.code == "bad_pool_id"]
+    assert sorted(a.message.split(":")[0].split(",")[0] for a in found) == [
+        "a pool_id is TEXT that is not UTF-8 (b'p\\xff')",
+        "a row's pool_id is BLOB",
+    ]
+    fleet = poolscope.fleet([str(built.path)], workers=1)
+    assert fleet.pools["pool_id"].tolist() == pools
+    assert (fleet.check()["code"] == "bad_pool_id").sum() == 2
+    assert not fleet.errors
+    from poolscope.fleet.dask import plan
+
+    assert sorted({part.pool_id for part in plan(fleet, "records_df", None, 10**9)}) == pools
+    assert not fleet.errors

@@ -40,7 +40,7 @@ import pandas as pd
 from ..arguments import count_argument, upto_argument
 from ..errors import PoolscopeError
 from ..index import gc_paused
-from ..source import connect_readonly
+from ..source import connect_readonly, pool_id_text
 from ..sqlite_errors import sqlite_errors, translate
 from .stack import FIXED, empty_frame, frame_name
 
@@ -95,15 +95,20 @@ def plan(fleet: Fleet, name: str, upto: int | None, partition_records: int) -> l
             fleet._read_errors[source] = SourceError(source, error)
             continue
         try:
-            sql = "SELECT pool_id, count(*) FROM agent_pool_records WHERE typeof(seq) = 'integer'"
+            # ids as stored: a text id that is not UTF-8 would fail the whole query as str
+            sql = (
+                "SELECT typeof(pool_id), CAST(pool_id AS BLOB), count(*) FROM agent_pool_records "
+                "WHERE typeof(seq) = 'integer'"
+            )
             args: tuple = ()
             if upto is not None:
                 sql += " AND seq <= ?"
                 args = (upto,)
             pools = conn.execute(sql + " GROUP BY pool_id ORDER BY CAST(pool_id AS BLOB)", args).fetchall()
-            for pool_id, count in pools:
-                if not isinstance(pool_id, str):
-                    continue  # a pool id that is not text: no pool can read it (the check reports it)
+            for kind, raw, count in pools:
+                pool_id = pool_id_text(kind, raw)
+                if pool_id is None:
+                    continue  # no pool can read it (the check reports it)
                 if name != "records_df" or count <= partition_records:
                     parts.append(Part(source, pool_id, 0, None))
                     continue

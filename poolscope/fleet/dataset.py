@@ -52,7 +52,7 @@ import pyarrow as pa
 
 from ..arguments import upto_argument
 from ..errors import InvalidInputError
-from ..source import change_mark, connect_readonly
+from ..source import change_mark, connect_readonly, pool_id_text
 from ..sqlite_errors import sqlite_errors
 from .stack import FRAMES, empty_frame
 
@@ -131,17 +131,20 @@ def _signature(path: str) -> list:
 def fingerprints(conn: sqlite3.Connection, upto: int | None) -> dict[str, list[int]]:
     """Per pool: record count, last seq and payload bytes (with ``seq <= upto``)."""
     sql = (
-        "SELECT pool_id, count(*), max(seq), total(length(CAST(payload_json AS BLOB))) FROM agent_pool_records "
+        "SELECT CAST(pool_id AS BLOB), count(*), max(seq), total(length(CAST(payload_json AS BLOB))) "
+        "FROM agent_pool_records "
         "WHERE typeof(seq) = 'integer' AND typeof(pool_id) = 'text'"
     )
     args: tuple = ()
     if upto is not None:
         sql += " AND seq <= ?"
         args = (upto,)
-    return {
-        pool_id: [count, last, int(size)]
-        for pool_id, count, last, size in conn.execute(sql + " GROUP BY pool_id", args)
-    }
+    out = {}
+    for raw, count, last, size in conn.execute(sql + " GROUP BY pool_id", args):
+        pool_id = pool_id_text("text", raw)
+        if pool_id is not None:  # (a text id that is not UTF-8 is no pool's)
+            out[pool_id] = [count, last, int(size)]
+    return out
 
 
 def _write(table: pa.Table, folder: Path) -> Path:
