@@ -67,7 +67,7 @@ import numpy as np
 
 from .errors import PoolscopeError
 from .fold import Entry
-from .source import open_regular
+from .source import open_regular, read_start
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -478,8 +478,7 @@ _HEADER_SPANS = ((16, 24), (56, 60), (68, 72))
 
 def header_fields(path: str | os.PathLike) -> str | None:
     try:
-        with open_regular(path) as handle:
-            header = handle.read(100)
+        header = read_start(path)
     except OSError:
         return None
     if len(header) < 100:
@@ -543,8 +542,7 @@ def _file_state(path: str | os.PathLike) -> list:
     the records are checked more thoroughly."""
     try:
         info = os.stat(path)
-        with open_regular(path) as handle:
-            header = handle.read(100).hex()
+        header = read_start(path).hex()
     except OSError:
         return []
     return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, header]

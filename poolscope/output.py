@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputError
-from .source import SQLITE_MAGIC, open_regular
+from .source import SQLITE_MAGIC, read_start
 
 
 def target(path: str | os.PathLike) -> Path:
@@ -87,9 +87,8 @@ def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> 
         return
     if own is not None and path.is_file():
         try:
-            with open_regular(path) as handle:
-                if handle.read(len(own) + 512).find(own) >= 0:
-                    return
+            if read_start(path, len(own) + 512).find(own) >= 0:
+                return
         except OSError:
             pass
     raise OutputError("exists; pass --force (force=True) to overwrite it", path=path)
@@ -97,8 +96,7 @@ def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> 
 
 def _starts_like_sqlite(path: Path) -> bool:
     try:
-        with open_regular(path) as handle:
-            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+        return read_start(path, len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return False
 

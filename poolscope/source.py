@@ -246,6 +246,72 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         raise
 
 
+#: Where Linux lists this process's open descriptors (see :func:`read_start`).
+_OWN_FDS = "/proc/self/fd"
+
+
+def read_start(path: str | os.PathLike, size: int = 100) -> bytes:
+    """The first ``size`` bytes of the regular file at ``path`` (``OSError`` as
+    :func:`open_regular` raises it), read without dropping a lock.
+
+    POSIX record locks belong to a process and a file, and closing *any*
+    descriptor of the file releases every lock the process holds on it --
+    SQLite's too: a store's write transaction in another thread, or the shared
+    lock by which a WAL reader tells a closing writer not to remove the WAL.
+    So when this process already has the file open (SQLite does, while one of
+    its connections is open), the bytes are read through that descriptor,
+    which is left open; only a file this process does not hold open is opened
+    and closed here.  (Where ``/proc/self/fd`` does not list descriptors, the
+    file is opened and closed.)
+
+    >>> read_start("sample_data/demo.db", 15)
+    b'SQLite format 3'
+    """
+    real = resolve(path)
+    held = _held_descriptor(real)
+    read = None if held is None else _pread_held(held, real, size)
+    if read is not None:
+        return read[0]
+    with open_regular(path) as handle:
+        return handle.read(size)
+
+
+def _held_descriptor(real: Path) -> int | None:
+    """A descriptor this process has open on the file ``real`` (same device
+    and inode), or None."""
+    try:
+        names = os.listdir(_OWN_FDS)
+        want = os.stat(real)
+    except OSError:
+        return None
+    base = real.name
+    for name in names:
+        try:
+            # cheap first: the name the descriptor was opened by ends with the file's name
+            if not os.readlink(f"{_OWN_FDS}/{name}").endswith(base):
+                continue
+            fd = int(name)
+            info = os.fstat(fd)
+        except (OSError, ValueError):
+            continue
+        if (info.st_dev, info.st_ino) == (want.st_dev, want.st_ino) and stat.S_ISREG(info.st_mode):
+            return fd
+    return None
+
+
+def _pread_held(fd: int, real: Path, size: int) -> tuple[bytes, os.stat_result] | None:
+    """``size`` bytes from offset 0 through ``fd`` (which is not ours to close),
+    and the file's ``fstat``; None if the descriptor was closed or reused for
+    another file meanwhile."""
+    try:
+        want = os.stat(real)
+        data = os.pread(fd, size, 0)
+        info = os.fstat(fd)
+    except OSError:
+        return None
+    return (data, info) if (info.st_dev, info.st_ino) == (want.st_dev, want.st_ino) else None
+
+
 def change_mark(path: str | os.PathLike) -> list:
     """What a commit to the database at ``path`` changes: the device, inode,
     size and modification and change times of the file and of its ``-wal``
@@ -299,6 +365,22 @@ def check_file(path: Path, real: Path | None = None) -> tuple[bytes, FileIdentit
         if kind == stat.S_IFDIR:
             raise NotADatabaseError("is a folder, not an SQLite database file", path=path)
         raise NotADatabaseError(f"is {what}, not a regular file: poolscope reads only regular files", path=path)
+    # through a descriptor this process already holds, if any (closing one would drop SQLite's locks)
+    held = _held_descriptor(real)
+    read = None if held is None else _pread_held(held, real, 100)
+    header, opened = _read_header(path, real) if read is None else read
+    if not header:
+        raise NotADatabaseError("is an empty file, not an SQLite database", path=path)
+    if not header.startswith(SQLITE_MAGIC):
+        raise NotADatabaseError("is not an SQLite database (wrong file header)", path=path)
+    if len(header) < 100:
+        raise NotADatabaseError("is truncated (shorter than an SQLite header)", path=path)
+    return header, FileIdentity(opened.st_dev, opened.st_ino)
+
+
+def _read_header(path: Path, real: Path) -> tuple[bytes, os.stat_result]:
+    """The first 100 bytes of ``real``, opened here (and closed: no other
+    descriptor of this process is open on it), and its ``fstat``."""
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except PermissionError:
@@ -309,18 +391,11 @@ def check_file(path: Path, real: Path | None = None) -> tuple[bytes, FileIdentit
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):  # swapped for something else since the stat
             raise NotADatabaseError("is not a regular file: poolscope reads only regular files", path=path)
-        header = os.pread(fd, 100, 0)
+        return os.pread(fd, 100, 0), opened
     except OSError as error:
         raise NotADatabaseError(f"cannot be read ({error.strerror})", path=path) from None
     finally:
         os.close(fd)
-    if not header:
-        raise NotADatabaseError("is an empty file, not an SQLite database", path=path)
-    if not header.startswith(SQLITE_MAGIC):
-        raise NotADatabaseError("is not an SQLite database (wrong file header)", path=path)
-    if len(header) < 100:
-        raise NotADatabaseError("is truncated (shorter than an SQLite header)", path=path)
-    return header, FileIdentity(opened.st_dev, opened.st_ino)
 
 
 def is_wal(header: bytes) -> bool:

@@ -51,7 +51,7 @@ from .history import Record, read_records
 from .index import MAX_SEQ, PoolIndex
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
-from .source import SQLITE_MAGIC, open_regular
+from .source import SQLITE_MAGIC, read_start
 from .sqlite_errors import is_busy, sqlite_errors
 
 #: The SDK's DDL, verbatim (``SqliteAgentPoolStore::open``).
@@ -173,8 +173,7 @@ def _check_store_file(path: Path) -> None:
     if path.is_dir():
         raise InvalidInputError("is a folder, not a database file", path=path)
     try:
-        with open_regular(path) as handle:
-            header = handle.read(len(SQLITE_MAGIC))
+        header = read_start(path, len(SQLITE_MAGIC))
     except PermissionError:
         raise DatabaseAccessError("cannot be read (permission denied)", path=path, code="access") from None
     except OSError as error:

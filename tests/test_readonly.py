@@ -17,6 +17,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ROOT, SAMPLE_DB, load_jsonl, raw_snapshot_lines, tree_state
@@ -622,3 +623,48 @@ def test_a_kind_the_sdk_does_not_write_is_read_as_asked_with_a_warning(tmp_path)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert {r.kind for r in history.records(kinds=["wake", "member_left"])} == {"wake", "member_left"}
+
+
+def _header_readers(path: Path) -> dict[str, Any]:
+    """Every place poolscope reads a database file's first bytes itself (not through SQLite)."""
+    import importlib
+
+    from poolscope import cache, output, source
+
+    discover = importlib.import_module("poolscope.fleet.discover")
+
+    return {
+        "read_start": lambda: source.read_start(path),
+        "check_file": lambda: source.check_file(path),
+        "cache.header_fields": lambda: cache.header_fields(path),
+        "cache._file_state": lambda: cache._file_state(path),
+        "output._starts_like_sqlite": lambda: output._starts_like_sqlite(path),
+        "fleet discover": lambda: discover._looks_like_sqlite(str(path)),
+    }
+
+
+@pytest.mark.parametrize("reader", list(_header_readers(Path("x"))))
+def test_reading_a_header_keeps_the_locks_sqlite_holds_in_this_process(tmp_path, small_db, reader):
+    """POSIX locks belong to the process and the file: closing any descriptor of
+    the file drops every lock the process holds on it.  With a write transaction
+    open in this process (a rollback journal: SQLite holds the file's exclusive
+    lock), reading the header must not let another process read (or write) under
+    it -- the bytes are read through SQLite's own descriptor, which stays open."""
+    path = tmp_path / "pool.db"
+    shutil.copy(small_db, path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode=DELETE")
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("UPDATE agent_pool_event_seq SET seq = seq + 1")
+        header = _header_readers(path)[reader]()
+        assert header not in (None, False, b"")
+        code = (
+            "import sqlite3, sys; "
+            "sqlite3.connect(sys.argv[1], timeout=0.2).execute('SELECT count(*) FROM agent_pool_records').fetchall()"
+        )
+        other = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    assert other.returncode != 0 and "locked" in other.stderr, other

@@ -34,7 +34,7 @@ from ..errors import (
     PoolscopeError,
     SchemaError,
 )
-from ..source import DEFAULT_TIMEOUT, connect_readonly, open_regular
+from ..source import DEFAULT_TIMEOUT, connect_readonly, read_start
 
 #: Suffixes of SQLite's side files, which belong to a database beside them.
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -206,7 +206,6 @@ def _glob(pattern: str) -> list[str]:
 def _looks_like_sqlite(path: str) -> bool:
     """True when the file starts like an SQLite database (damaged, perhaps)."""
     try:
-        with open_regular(path) as handle:
-            return handle.read(16) == b"SQLite format 3\x00"
+        return read_start(path, 16) == b"SQLite format 3\x00"
     except OSError:
         return False
