@@ -502,7 +502,7 @@ class Database(_Frames):
             # the seqs a pool's records can have (as its head counts them), ids as pool_ids reads them
             rows = self._conn.execute(
                 "SELECT CAST(pool_id AS BLOB), max(seq) FROM agent_pool_records WHERE typeof(pool_id) = 'text' "
-                "AND typeof(seq) = 'integer' AND seq BETWEEN 1 AND ? GROUP BY pool_id",
+                "AND typeof(seq) = 'integer' AND seq BETWEEN 1 AND ? GROUP BY pool_id COLLATE BINARY",
                 (MAX_SEQ,),
             ).fetchall()
         heads = {}

@@ -267,49 +267,37 @@ def read_start(path: str | os.PathLike, size: int = 100) -> bytes:
     >>> read_start("sample_data/demo.db", 15)
     b'SQLite format 3'
     """
-    real = resolve(path)
-    held = _held_descriptor(real)
-    read = None if held is None else _pread_held(held, real, size)
+    read = _read_held(path, size)
     if read is not None:
         return read[0]
     with open_regular(path) as handle:
         return handle.read(size)
 
 
-def _held_descriptor(real: Path) -> int | None:
-    """A descriptor this process has open on the file ``real`` (same device
-    and inode), or None."""
+def _read_held(path: str | os.PathLike, size: int) -> tuple[bytes, os.stat_result] | None:
+    """``size`` bytes from the start of the file at ``path`` and its ``fstat``,
+    read through a descriptor this process already has open on that file
+    (not ours to close); None when there is none."""
     try:
+        want = os.stat(path)
         names = os.listdir(_OWN_FDS)
-        want = os.stat(real)
     except OSError:
         return None
-    base = real.name
+    if not stat.S_ISREG(want.st_mode):
+        return None
     for name in names:
         try:
-            # cheap first: the name the descriptor was opened by ends with the file's name
-            if not os.readlink(f"{_OWN_FDS}/{name}").endswith(base):
-                continue
             fd = int(name)
             info = os.fstat(fd)
+            if info.st_ino != want.st_ino or info.st_dev != want.st_dev:
+                continue
+            data = os.pread(fd, size, 0)
+            again = os.fstat(fd)  # the descriptor may have been closed and reused meanwhile
         except (OSError, ValueError):
             continue
-        if (info.st_dev, info.st_ino) == (want.st_dev, want.st_ino) and stat.S_ISREG(info.st_mode):
-            return fd
+        if (again.st_dev, again.st_ino) == (want.st_dev, want.st_ino):
+            return data, again
     return None
-
-
-def _pread_held(fd: int, real: Path, size: int) -> tuple[bytes, os.stat_result] | None:
-    """``size`` bytes from offset 0 through ``fd`` (which is not ours to close),
-    and the file's ``fstat``; None if the descriptor was closed or reused for
-    another file meanwhile."""
-    try:
-        want = os.stat(real)
-        data = os.pread(fd, size, 0)
-        info = os.fstat(fd)
-    except OSError:
-        return None
-    return (data, info) if (info.st_dev, info.st_ino) == (want.st_dev, want.st_ino) else None
 
 
 def change_mark(path: str | os.PathLike) -> list:
@@ -366,8 +354,7 @@ def check_file(path: Path, real: Path | None = None) -> tuple[bytes, FileIdentit
             raise NotADatabaseError("is a folder, not an SQLite database file", path=path)
         raise NotADatabaseError(f"is {what}, not a regular file: poolscope reads only regular files", path=path)
     # through a descriptor this process already holds, if any (closing one would drop SQLite's locks)
-    held = _held_descriptor(real)
-    read = None if held is None else _pread_held(held, real, 100)
+    read = _read_held(real, 100)
     header, opened = _read_header(path, real) if read is None else read
     if not header:
         raise NotADatabaseError("is an empty file, not an SQLite database", path=path)

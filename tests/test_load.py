@@ -99,8 +99,11 @@ def test_the_fork_check_follows_the_current_process(monkeypatch):
     ids=["sdk", "no-index", "nocase-index", "seq-first-index"],
 )
 def test_pool_ids_are_every_distinct_id_whatever_the_table_looks_like(tmp_path, schema):
-    """Pool ids of any storage class, case and byte content, listed the same
-    whether the table has the SDK's primary key (one index hop per pool) or not."""
+    """Pool ids of any case and byte content, listed the same whether the table
+    has the SDK's primary key (one index hop per pool) or not.  Only text ids are
+    pools (the SDK reads a pool by its UTF-8 ``String`` id): an id stored as an
+    integer (a column without TEXT affinity) or a BLOB -- even one with a text
+    id's bytes -- is no pool's, and doctor reports it (``bad_pool_id``)."""
     import sqlite3
 
     path = tmp_path / "pools.db"
@@ -113,9 +116,17 @@ def test_pool_ids_are_every_distinct_id_whatever_the_table_looks_like(tmp_path, 
             (pool_id, seq, '{"type":"pool_created"}'),
         )
     conn.commit()
+    stored = dict(conn.execute("SELECT DISTINCT pool_id, typeof(pool_id) FROM agent_pool_records").fetchall())
     conn.close()
+    text_affinity = "pool_id TEXT" in schema  # stores the integer 5 as the text '5'
+    assert stored.get("5") == ("text" if text_affinity else None) and stored[b"\xff"] == "blob"
     with poolscope.open(path, cache=False) as db:
-        assert db.pool_ids == sorted({"b", "a", "A", "5", "a\x00z", "é", "pool.alpha", "\ufffd"})
+        expected = {"b", "a", "A", "a\x00z", "é", "pool.alpha"} | ({"5"} if text_affinity else set())
+        assert db.pool_ids == sorted(expected)
+        assert set(db.heads()) == expected
+        bad = [a for a in db.check() if a.code == "bad_pool_id"]
+        # a row each (3 of every id): the BLOBs b"a" and b"\xff", and the integer 5 where it stays one
+        assert len(bad) == 3 * (2 if text_affinity else 3)
 
 
 def test_a_dropped_database_frees_its_pools_even_after_a_large_load_froze_them(sample_copy, monkeypatch):

@@ -104,7 +104,9 @@ def plan(fleet: Fleet, name: str, upto: int | None, partition_records: int) -> l
             if upto is not None:
                 sql += " AND seq <= ?"
                 args = (upto,)
-            pools = conn.execute(sql + " GROUP BY pool_id ORDER BY CAST(pool_id AS BLOB)", args).fetchall()
+            pools = conn.execute(
+                sql + " GROUP BY pool_id COLLATE BINARY ORDER BY CAST(pool_id AS BLOB)", args
+            ).fetchall()
             for kind, raw, count in pools:
                 pool_id = pool_id_text(kind, raw)
                 if pool_id is None:

@@ -140,7 +140,7 @@ def fingerprints(conn: sqlite3.Connection, upto: int | None) -> dict[str, list[i
         sql += " AND seq <= ?"
         args = (upto,)
     out = {}
-    for raw, count, last, size in conn.execute(sql + " GROUP BY pool_id", args):
+    for raw, count, last, size in conn.execute(sql + " GROUP BY pool_id COLLATE BINARY", args):
         pool_id = pool_id_text("text", raw)
         if pool_id is not None:  # (a text id that is not UTF-8 is no pool's)
             out[pool_id] = [count, last, int(size)]
