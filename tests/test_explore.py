@@ -520,3 +520,51 @@ def test_a_panel_is_one_small_piece_added_to_the_explorer(sample):
     finally:
         assert sample.remove_panel("heads") is panel
     assert "heads" not in sample.panels and panel.widget not in sample.widget.children
+
+
+def _descriptors_of(path) -> int:
+    """How many descriptors this process has open on the file at ``path``."""
+    import os
+
+    want = os.stat(path)
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            info = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        count += (info.st_dev, info.st_ino) == (want.st_dev, want.st_ino)
+    return count
+
+
+def test_close_closes_the_widgets_and_the_database_the_explorer_opened(sample_copy):
+    """An explorer made from a path opened the database itself: ``close()`` (or
+    the end of a ``with`` block) closes it and every widget; an explorer of a
+    database the caller opened leaves that database open."""
+    from ipywidgets.widgets.widget import _instances
+
+    before = _descriptors_of(sample_copy)
+    with poolscope.explore(sample_copy, "pool.bravo") as ex:
+        ex.set_cursor(300)
+        assert _descriptors_of(sample_copy) == before + 1
+        widgets = [ex.widget, ex.slider, ex.pool_picker, ex.timeline, ex.json_panel, ex.json_view]
+        assert all(w.comm is not None for w in widgets)
+        live = len(_instances)
+    assert _descriptors_of(sample_copy) == before
+    assert all(w.comm is None for w in widgets)
+    assert len(_instances) < live - 20  # every widget of the app, not only the outer box
+    with pytest.raises(sqlite3.ProgrammingError):
+        ex.db.conn.execute("SELECT 1")
+
+    with poolscope.open(sample_copy) as db:
+        ex = poolscope.explore(db, "pool.alpha")
+        ex.close()
+        assert db.pool("pool.alpha").snapshot(5).cursor == 5  # the caller's database is still open
+        assert ex.widget.comm is None
+
+
+def test_an_explorer_that_cannot_be_made_closes_the_database_it_opened(sample_copy):
+    before = _descriptors_of(sample_copy)
+    with pytest.raises(poolscope.PoolNotFoundError):
+        poolscope.explore(sample_copy, "no.such.pool")
+    assert _descriptors_of(sample_copy) == before

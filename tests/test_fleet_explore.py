@@ -65,3 +65,15 @@ def test_explicit_source_and_pool(hosts):
     with pytest.raises(poolscope.PoolNotFoundError):
         ex.select_source("elsewhere.db")
     assert "FleetExplorer" in repr(ex)
+
+
+def test_close_closes_every_explorer_widget_and_leaves_the_fleet_open(hosts):
+    with poolscope.explore(hosts) as ex:
+        other = next(s for s in hosts.databases if s != ex.source)
+        first = ex.explorer
+        second = ex.select_source(other)
+        assert ex.widget.comm is not None and first.slider.comm is not None
+    assert ex.widget.comm is None and ex.source_picker.comm is None
+    assert first.slider.comm is None and second.slider.comm is None
+    pool_id = hosts.database(other).pool_ids[0]
+    assert hosts.pool(other, pool_id).snapshot(3).cursor == 3  # the fleet's databases stay open

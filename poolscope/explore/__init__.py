@@ -135,5 +135,12 @@ def explore(
         if db._pools.get(db_or_path.pool_id) is not db_or_path:  # a what-if: shown instead of its pool
             histories = {db_or_path.pool_id: db_or_path}
     else:
+        owns_db = not isinstance(db_or_path, Database)
         db = db_or_path if isinstance(db_or_path, Database) else open_db(db_or_path)
+        try:
+            return Explorer(db, pool_id, live=live, interval=interval, check=check, owns_db=owns_db)
+        except BaseException:
+            if owns_db:
+                db.close()  # opened here for an explorer that could not be made (an unknown pool ...)
+            raise
     return Explorer(db, pool_id, live=live, interval=interval, check=check, histories=histories)

@@ -116,8 +116,11 @@ class Explorer:
         check: bool | None = None,
         panels: Sequence[Panel] | None = None,
         histories: dict[str, PoolHistory] | None = None,
+        owns_db: bool = False,
     ) -> None:
         self.db = db
+        #: the explorer opened ``db`` itself (from a path): :meth:`close` closes it
+        self._owns_db = owns_db
         self.pool: PoolHistory | None = None
         self.selected: str | None = None
         self._histories = dict(histories or {})  # pools shown instead of the database's (a what-if)
@@ -791,6 +794,31 @@ class Explorer:
         self._follower.stop()
         self._update_head_label(live=False)
 
+    def close(self) -> None:
+        """Stop following, close every widget of the explorer and, when it
+        opened the database itself (:func:`poolscope.explore` given a path),
+        the database.  Widgets stay registered with the kernel until closed,
+        so an explorer made again and again in a notebook cell keeps each
+        earlier one (and its database) alive until then; ``with
+        poolscope.explore(path) as ex:`` closes it at the end.
+
+        >>> ex = poolscope.explore("sample_data/demo.db")
+        >>> ex.close(); ex.db.conn.total_changes
+        Traceback (most recent call last):
+        ...
+        sqlite3.ProgrammingError: Cannot operate on a closed database.
+        """
+        self._follower.stop()
+        close_widgets(self.widget)
+        if self._owns_db:
+            self.db.close()
+
+    def __enter__(self) -> Explorer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def _live_error(self, error: Exception) -> None:
         self._say(
             f"<span class='ps-err'>live refresh failed: {render.esc(type(error).__name__)}: {render.esc(error)}</span>"
@@ -818,3 +846,11 @@ class Explorer:
                 self.agent_filter.options = agents
         finally:
             self._busy -= 1
+
+
+def close_widgets(widget: Any) -> None:
+    """Close ``widget`` and every widget inside it (``children``, an
+    accordion's or a tab's too): ipywidgets' own ``close`` closes one."""
+    for child in getattr(widget, "children", ()) or ():
+        close_widgets(child)
+    widget.close()

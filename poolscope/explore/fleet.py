@@ -107,6 +107,21 @@ class FleetExplorer:
         self.body.children = [explorer.widget]
         return explorer
 
+    def close(self) -> None:
+        """Close the widgets of the picker and of every database's explorer
+        (the fleet, and the databases it opened, stay open: ``fleet.close()``)."""
+        from .app import close_widgets
+
+        for explorer in self._explorers.values():
+            explorer.close()
+        close_widgets(self.widget)
+
+    def __enter__(self) -> FleetExplorer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     @property
     def pool(self) -> Any:
         """The pool shown (a :class:`~poolscope.PoolHistory`)."""
