@@ -550,7 +550,35 @@ def _remove_copy(folder: str, owner: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: Files SQLite opens beside a database it reads ``mode=ro``: the rollback
+#: journal (to see whether it is hot), the WAL and its shared-memory index.
+SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def check_side_files(path: str | os.PathLike, real: Path) -> None:
+    """:class:`NotADatabaseError` when a file SQLite would open beside
+    ``real`` (:data:`SIDE_FILES`) is there but is not a regular file -- a FIFO
+    would block SQLite's open(2) for ever, where no timeout reaches, a device
+    would be read as a journal.  Only ``stat``: nothing is opened.
+
+    >>> check_side_files("sample_data/demo.db", resolve("sample_data/demo.db"))
+    """
+    for suffix in SIDE_FILES:
+        try:
+            mode = os.stat(side_file(real, suffix)).st_mode
+        except OSError:
+            continue  # absent (or unreadable: SQLite says so itself)
+        if not stat.S_ISREG(mode):
+            raise NotADatabaseError(
+                f"{real.name + suffix} beside it, where SQLite keeps its {suffix[1:]} file, is "
+                f"{file_type(mode)}, not a regular file: SQLite would open it as one (a FIFO blocks it for ever)",
+                path=path,
+            )
+
+
 def _connect(source: Source) -> ReadConnection:
+    if source.copy is None and source.mode != "immutable":
+        check_side_files(source.path, source.real)  # immutable: SQLite opens none of them
     if source.copy is not None:
         # our own copy: read-write so that SQLite may rebuild its -shm there (query_only keeps it read-only)
         uri = (source.copy / source.real.name).as_uri() + ("?mode=rw" if source.mode == "private" else "?mode=ro")

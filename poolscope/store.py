@@ -51,7 +51,7 @@ from .history import Record, read_records
 from .index import MAX_SEQ, PoolIndex
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
-from .source import SQLITE_MAGIC, read_start
+from .source import SQLITE_MAGIC, check_side_files, read_start, resolve
 from .sqlite_errors import is_busy, sqlite_errors
 
 #: The SDK's DDL, verbatim (``SqliteAgentPoolStore::open``).
@@ -154,7 +154,11 @@ def _check_store_file(path: Path) -> None:
     """Refuse, before SQLite opens it, a path ``PoolStore`` must not write to:
     a folder, a FIFO or device (opening it would block), a symlink to nothing
     (SQLite would create a file behind it), a file that is not SQLite (it would
-    be overwritten) or one this process may not write."""
+    be overwritten) or one this process may not write -- nor one beside which
+    SQLite's journal, WAL or shared-memory file is not a regular file (a FIFO
+    there would block the write for ever)."""
+    if os.path.exists(path) or not os.path.lexists(path):
+        check_side_files(path, resolve(path))
     if not os.path.lexists(path):
         folder = path.parent if str(path.parent) else Path(os.curdir)
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -1577,3 +1578,41 @@ def test_rows_whose_seq_is_no_integer_stay_out_of_every_reading(tmp_path):
         for cursor in range(1, expected.head + 1, 7):
             assert history.snapshot(cursor).to_json() == expected.snapshot(cursor).to_json()
         assert history.snapshot().to_json() == expected.snapshot().to_json()
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+def test_a_fifo_where_sqlite_keeps_a_side_file_is_refused_not_waited_on(tmp_path, journal_mode, suffix):
+    """SQLite opens the file's ``-journal`` (to see whether it is hot), ``-wal``
+    and ``-shm`` beside it with a blocking open(2): a FIFO there hung every
+    reader and writer for ever, where no timeout reaches (found by fuzzing).
+    Reading, the CLI, a fleet and a store each refuse it with one typed error
+    (a WAL file with no ``-wal`` to read is read ``immutable``: SQLite opens
+    none of them, and it is read as usual); nothing in the folder changes."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "pool.db"
+    shutil.copyfile(SAMPLE_DB, path)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA journal_mode={journal_mode}")
+    conn.close()
+    os.mkfifo(side := folder / ("pool.db" + suffix))
+    before = state([folder])
+    immutable = journal_mode == "wal"  # and no -wal to read: immutable, SQLite opens no side file
+    if immutable:
+        with poolscope.open(path) as db:
+            assert db.source.mode == "immutable" and db.pool("pool.alpha").head == 1201
+    else:
+        with pytest.raises(poolscope.NotADatabaseError, match=f"pool.db{suffix} beside it, .* is a FIFO"):
+            poolscope.open(path, timeout=1)
+        result = CliRunner().invoke(cli, ["info", str(path)])
+        assert result.exit_code == 2 and "FIFO" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        with poolscope.fleet([str(path)], workers=1) as hosts:
+            assert [type(e.error) for e in hosts.errors] == [poolscope.NotADatabaseError]
+    with pytest.raises(poolscope.NotADatabaseError, match="FIFO"):
+        poolscope.PoolStore(path)
+    assert state([folder]) == before and stat.S_ISFIFO(os.stat(side).st_mode)
