@@ -108,6 +108,13 @@ BACKGROUND_THRESHOLD = 5_000
 #: Seconds after which a data file no manifest names is another writer's leftover, not its work in progress.
 STALE_AFTER = 60
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+#: The names of the files an entry is made of, and nothing else: only files so named
+#: are counted, evicted or tidied away (a cache folder may be shared with other files).
+_OWN_NAME = re.compile(
+    r"^(?:[0-9a-f]{32}\.json"  # a manifest
+    r"|[0-9a-f]{32}\.[0-9a-f]{12}\.arrow"  # a data file
+    r"|\.[0-9a-f]{32}\.[0-9a-f]{12}\.(?:arrow\.[0-9]+|json)\.tmp)$"  # one being written
+)
 
 #: After this many entries read one at a time (or a slice this long), a
 #: restored index makes all its entries at once: code that loops over entries
@@ -763,6 +770,8 @@ class IndexCache:
         (one warning), or the helpers are busy."""
         if not self.saves or not index.seqs or len(index) < min_records() or max_bytes() <= 0:
             return False
+        if self._beside(index.path):
+            return False
         if background is None:
             background = 0 < BACKGROUND_THRESHOLD <= len(index)
         if background and _busy():
@@ -781,6 +790,23 @@ class IndexCache:
         if background and _start_background(self, index, print_):
             return True
         return self._write(index, print_)
+
+    def _beside(self, db: str | os.PathLike) -> bool:
+        """Whether the cache folder is the database's own folder (say,
+        ``$POOLSCOPE_CACHE_DIR`` a symlink to it): nothing is saved there -- an
+        entry is never written beside the user's database (one warning)."""
+        try:
+            root = Path(os.path.realpath(self.root))
+            folder = Path(real_path(db)).parent
+        except (OSError, ValueError):
+            return True
+        if root == folder:
+            _warn_once(
+                f"poolscope's index cache is off for {folder}: the cache folder {self.root} is that "
+                "database's folder, and nothing is written beside a database"
+            )
+            return True
+        return False
 
     def _writable(self) -> bool:
         try:
@@ -919,10 +945,13 @@ class IndexCache:
         return out
 
     def size(self) -> int:
-        """Bytes used by the folder's entries and leftovers."""
+        """Bytes used by the folder's entries and leftovers (files named as an
+        entry's files are: no other file in the folder is counted)."""
         total = 0
         try:
             for path in self.root.iterdir():
+                if not _OWN_NAME.match(path.name):
+                    continue  # not an entry's (the folder may hold other files)
                 try:
                     total += path.stat().st_size
                 except OSError:
@@ -959,7 +988,8 @@ class IndexCache:
 
     def _drop_leftovers(self, max_age: float = 3600) -> None:
         """Temporary files older than ``max_age`` seconds (a writer that died),
-        and data files no manifest names."""
+        and data files no manifest names -- only files named as an entry's
+        files are (a ``.tmp`` or ``.arrow`` file of someone else's is left alone)."""
         now = time.time()
         try:
             paths = list(self.root.iterdir())
@@ -967,6 +997,8 @@ class IndexCache:
             return
         named = {self.root / str((self._read_manifest(p) or {}).get("data")) for p in paths if p.suffix == ".json"}
         for path in paths:
+            if not _OWN_NAME.match(path.name):
+                continue  # only an entry's own files are ever removed
             try:
                 old = now - path.stat().st_mtime >= max_age
                 if (path.name.endswith(".tmp") and old) or (path.suffix == ".arrow" and path not in named and old):

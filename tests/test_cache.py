@@ -479,6 +479,61 @@ def test_a_read_only_cache_location_works_without_a_cache(tmp_path, gen_copy, mo
     assert not cached(history) and history.snapshot().cursor == history.head
 
 
+def test_a_cache_folder_that_is_the_databases_folder_gets_no_entry(tmp_path, gen_copy, monkeypatch):
+    """``$POOLSCOPE_CACHE_DIR`` a symlink to the database's own folder: nothing
+    is written beside the database (one warning); reading works as usual."""
+    link = tmp_path / "cache-link"
+    link.symlink_to(gen_copy.parent, target_is_directory=True)
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(link))
+    before = listing(gen_copy.parent)
+    cache_module._warned.clear()
+    with pytest.warns(cache_module.CacheWarning, match="database's folder"):
+        db = poolscope.open(gen_copy)
+        for pool_id in db.pool_ids:
+            assert db.pool(pool_id).snapshot().cursor == db.pool(pool_id).head
+    cache_module.wait()
+    assert listing(gen_copy.parent) == before
+
+
+def test_only_an_entrys_own_files_are_counted_evicted_or_tidied(tmp_path, gen_copy, monkeypatch):
+    """A cache folder shared with other files (hours old, named ``*.tmp``,
+    ``*.arrow``, ``*.json``): saving, evicting and ``clear()`` remove only
+    files named as an entry's are, and the cap counts only those."""
+    root = tmp_path / "shared"
+    root.mkdir()
+    theirs = {
+        "backup.tmp": b"SQLite format 3\x00" + bytes(100),
+        "data.arrow": b"someone's table",
+        "notes.json": b"{}",
+        "0123456789abcdef0123456789abcdef.arrow": b"not ours: no token",
+        ".0123456789abcdef0123456789abcdef.tmp": b"not ours either",
+    }
+    old = time.time() - 7200
+    for name, data in theirs.items():
+        (root / name).write_bytes(data)
+        os.utime(root / name, (old, old))
+    # files of a crashed writer, hours old: tidied away
+    crashed = [
+        ".0123456789abcdef0123456789abcdef.0123456789ab.arrow.4242.tmp",
+        "0123456789abcdef0123456789abcdef.0123456789ab.arrow",
+    ]
+    for name in crashed:
+        (root / name).write_bytes(b"x" * 10)
+        os.utime(root / name, (old, old))
+    store = IndexCache(root)
+    cache_module._tidied.discard(root)
+    monkeypatch.setenv("POOLSCOPE_CACHE_SIZE", "10GB")
+    db = poolscope.open(gen_copy, cache=store)
+    db.pool(db.pool_ids[0]).load()
+    cache_module.wait()
+    assert store.entries() and not any((root / name).exists() for name in crashed)
+    ours = sum(p.stat().st_size for p in root.iterdir() if p.name not in theirs)
+    assert store.size() == ours
+    monkeypatch.setenv("POOLSCOPE_CACHE_SIZE", "0")
+    assert store.evict() == 1 and store.clear() == 0
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == theirs
+
+
 # ------------------------------------------------------------- managing
 def test_least_recently_used_entries_go_first_under_the_size_cap(tmp_path, store, monkeypatch):
     paths = []
