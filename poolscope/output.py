@@ -59,12 +59,19 @@ def _fail(error: OSError, path: Path, doing: str) -> OutputError:
 
 
 def make_folder(folder: Path) -> None:
-    """Create ``folder`` and its missing parents; an existing non-folder or a
-    symlink on the way is an :class:`OutputError`."""
+    """Create ``folder`` and its missing parents; an existing non-folder, a
+    symlink on the way, or a name where an SQLite database beside it keeps a
+    side file (``pool.db-wal``) is an :class:`OutputError`."""
     if os.path.islink(folder):
         raise OutputError("is a symlink: poolscope does not write through links", path=folder)
     if os.path.lexists(folder) and not folder.is_dir():
         raise OutputError("exists and is not a folder", path=folder)
+    # a folder made where a database keeps its -wal, -shm or -journal would make it unreadable
+    # (SQLite cannot open its WAL): the folder and each missing parent it would create
+    for made in (folder, *folder.parents):
+        if os.path.lexists(made):
+            break
+        _never_a_database(made)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

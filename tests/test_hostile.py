@@ -631,6 +631,8 @@ OUTPUT_CASES = [
     "report over the database it reads",
     "export over the database it reads",
     "report onto a database's -wal",
+    "export into a folder named as a database's -wal",
+    "fleet export under a database's -journal",
 ]
 
 
@@ -741,6 +743,16 @@ def test_output_paths(case, tmp_path):
     elif case == "report onto a database's -wal":
         shutil.copyfile(SAMPLE_DB, work / "pool.db")
         one_line_error(run_cli(["report", db, "-o", str(work / "pool.db-wal")], tmp_path), "wal file")
+        assert sorted(p.name for p in work.iterdir()) == ["pool.db"]
+    elif case == "export into a folder named as a database's -wal":
+        # a folder there makes the database unreadable, for SQLite and the SDK too (found by fuzzing)
+        shutil.copyfile(SAMPLE_DB, work / "pool.db")
+        one_line_error(run_cli(["export", db, str(work / "pool.db-wal"), "--format", "json"], tmp_path), "wal file")
+        assert sorted(p.name for p in work.iterdir()) == ["pool.db"]
+    elif case == "fleet export under a database's -journal":
+        shutil.copyfile(SAMPLE_DB, work / "pool.db")
+        result = run_cli(["fleet", "export", db, str(work / "pool.db-journal" / "out")], tmp_path)
+        one_line_error(result, "journal file")
         assert sorted(p.name for p in work.iterdir()) == ["pool.db"]
     assert victim.read_text() == "not yours"
     assert list((tmp_path / "tmp").iterdir() if (tmp_path / "tmp").exists() else []) == []
