@@ -63,6 +63,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
 from .errors import PoolscopeError
@@ -123,6 +124,33 @@ MATERIALIZE_AFTER = 2000
 _FIELDS = Entry._fields
 _STRING_FIELDS = ("key", "idem", "reply_to", "journal_cursor")
 _DICT_FIELDS = ("status", "run_id", "agent_id", "sender", "target_type", "target_id")
+
+
+class _Print(msgspec.Struct):
+    """What an entry checks the file against (:func:`fingerprint`)."""
+
+    head: int
+    records: int
+    count: int
+    samples: list[tuple[int, int]]
+    header: str | None
+    file: list
+
+
+class _Body(msgspec.Struct):
+    """A manifest's body as :meth:`IndexCache._write` writes it (checked before use)."""
+
+    format: int
+    poolscope: str
+    python: tuple[int, int]
+    marshal: int
+    db: str
+    pool_id: str
+    data: str
+    checksum: list[int]
+    print: _Print
+    state: str
+    saved: float
 
 
 # ------------------------------------------------------------ where it lives
@@ -679,6 +707,12 @@ class IndexCache:
         return self.root / f"{key}.json"
 
     def _read_manifest(self, path: Path) -> dict | None:
+        """The manifest's body, or None when it is unreadable, fails its
+        checksum, or -- written for this index format -- is not shaped as this
+        version writes it (:class:`_Body`: another program's file, or one
+        edited with its checksum made again).  A body of another format is
+        returned as it is, for its format to be told (every reader treats
+        its fields as untrusted)."""
         try:
             with open_regular(path) as handle:
                 text = handle.read()
@@ -686,9 +720,16 @@ class IndexCache:
             body = outer["body"]
             if hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() != outer["sha256"]:
                 return None
-            return body
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        if not isinstance(body, dict):
+            return None
+        if body.get("format") == FORMAT:
+            try:
+                msgspec.convert(body, _Body)
+            except msgspec.ValidationError:
+                return None
+        return body
 
     def restore(self, index: PoolIndex, conn: sqlite3.Connection) -> bool:
         """Restore ``index`` (fresh, empty) from its entry if the entry is valid
@@ -933,11 +974,11 @@ class IndexCache:
                     key=path.stem,
                     db=str(body.get("db", "?")),
                     pool_id=str(body.get("pool_id", "?")),
-                    records=int(print_.get("records", 0)),
-                    head=int(print_.get("head", 0)),
+                    records=_count(print_.get("records"), 0),
+                    head=_count(print_.get("head"), 0),
                     bytes=size,
                     last_used=used,
-                    format=int(body.get("format", -1)) if body else -1,
+                    format=_count(body.get("format"), -1),
                     manifest=path,
                 )
             )
@@ -1027,6 +1068,11 @@ class IndexCache:
 
 #: Cache folders whose leftovers this process removed once already (see :meth:`IndexCache.evict`).
 _tidied: set[Path] = set()
+
+
+def _count(value: Any, default: int) -> int:
+    """``value`` if it is an integer (a manifest's field, untrusted), else ``default``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _version() -> str:

@@ -317,6 +317,15 @@ def _data_file(store: IndexCache) -> Path:
         "garbage manifest",
         "older format",
         "wrong python",
+        # shapes another program (or an edit with its checksum made again) could leave:
+        # every command that reads the cache, ``cache info`` and ``cache clear`` included,
+        # went down with a traceback on them (found by fuzzing)
+        "print a list",
+        "records a string",
+        "head infinite",
+        "format a string",
+        "samples not pairs",
+        "body a list",
     ],
 )
 def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, store, damage):
@@ -338,15 +347,35 @@ def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, sto
         entry.manifest.write_bytes(b"\x00{not json")
     else:
         outer = json.loads(entry.manifest.read_text())
+        body = outer["body"]
         if damage == "older format":
-            outer["body"]["format"] = cache_module.FORMAT - 1
+            body["format"] = cache_module.FORMAT - 1
+        elif damage == "wrong python":
+            body["python"] = [2, 7]
+        elif damage == "print a list":
+            body["print"] = []
+        elif damage == "records a string":
+            body["print"]["records"] = "x"
+        elif damage == "head infinite":
+            body["print"]["head"] = float("inf")
+        elif damage == "format a string":
+            body["format"] = "four"
+        elif damage == "samples not pairs":
+            body["print"]["samples"] = [[1]]
         else:
-            outer["body"]["python"] = [2, 7]
+            outer["body"] = [body]
         import hashlib
 
-        body = json.dumps(outer["body"], sort_keys=True).encode()
-        outer["sha256"] = hashlib.sha256(body).hexdigest()
+        from click.testing import CliRunner
+
+        from poolscope.cli import cli
+
+        text = json.dumps(outer["body"], sort_keys=True).encode()
+        outer["sha256"] = hashlib.sha256(text).hexdigest()
         entry.manifest.write_text(json.dumps(outer))
+        listed = CliRunner().invoke(cli, ["cache", "info", "--json"], env={"POOLSCOPE_CACHE_DIR": str(store.root)})
+        assert listed.exit_code == 0 and listed.exception is None, listed.output
+        assert [e.key for e in store.entries()] == [entry.key]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain, again = open_both(gen_copy, store)
@@ -356,7 +385,15 @@ def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, sto
     (rewritten,) = [e for e in store.entries() if e.pool_id == pool_id]  # ... and saved again
     assert rewritten.format == cache_module.FORMAT
     assert cached(poolscope.open(gen_copy, cache=store.root).pool(pool_id))
-    if damage != "garbage manifest":  # else the old data file is unnamed: removed once a minute old
+    readable = damage in (
+        "truncated data",
+        "flipped bytes",
+        "empty data",
+        "data deleted",
+        "older format",
+        "wrong python",
+    )
+    if readable:  # else the old data file is unnamed: removed once a minute old
         assert len(list(store.root.glob("*.arrow"))) == len(store.entries())
 
 
