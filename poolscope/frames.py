@@ -770,7 +770,55 @@ def _empty(build: Callable) -> pd.DataFrame:
         _pool_messages: "messages_df",
         _pool_wakes: "wakes_df",
     }[build]
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS[name]})
+    return empty_frame(name)
+
+
+#: Categorical columns with a fixed list of categories, per frame.
+FIXED_CATEGORIES: dict[str, dict[str, pd.CategoricalDtype]] = {
+    "records_df": {
+        "kind": KIND_DTYPE,
+        "message_status": MESSAGE_STATUS_DTYPE,
+        "wake_status": WAKE_STATUS_DTYPE,
+        "target_type": TARGET_DTYPE,
+    },
+    "members_df": {},
+    "messages_df": {"status": MESSAGE_STATUS_DTYPE, "target_type": TARGET_DTYPE},
+    "wakes_df": {"status": WAKE_STATUS_DTYPE, "resume_with": RESUME_DTYPE},
+}
+#: The dtype pandas gives an index of strings (``str`` from pandas 3, ``object`` before).
+TEXT_INDEX = pd.Index(["x"]).dtype
+
+
+def text_categories(values: object) -> pd.CategoricalDtype:
+    """A categorical dtype of these categories, held as pandas holds strings."""
+    return pd.CategoricalDtype(pd.Index(values, dtype=TEXT_INDEX))
+
+
+def dtype_of(name: str, column: str) -> object:
+    """The pandas dtype of a documented column of frame ``name`` (a fleet's
+    ``source`` too); a categorical column whose categories are the values
+    found has none yet.
+
+    >>> dtype_of("records_df", "seq"), dtype_of("records_df", "kind") == KIND_DTYPE
+    ('int64', True)
+    """
+    if column == "source":
+        return text_categories([])
+    kind = COLUMNS[name][column][0]
+    if kind == "category":
+        return FIXED_CATEGORIES[name].get(column, text_categories([]))
+    return {"string": STRING, "list<string>": STRING_LIST}.get(kind, kind)
+
+
+def empty_frame(name: str, source: bool = False) -> pd.DataFrame:
+    """A frame ``name`` with no row and the documented columns and dtypes (a
+    database with no pool gives it; ``source``: a fleet's, ``source`` first).
+
+    >>> empty_frame("members_df").dtypes["joined_at"]
+    Int64Dtype()
+    """
+    columns = (["source"] if source else []) + list(COLUMNS[name])
+    return pd.DataFrame({c: pd.Series(dtype=dtype_of(name, c)) for c in columns})
 
 
 def describe_columns(frame: str | None = None) -> pd.DataFrame:

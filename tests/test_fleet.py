@@ -245,6 +245,20 @@ def test_progress_bar_over_databases(generated, capsys):
     assert "reading records" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("empty_first", [False, True])
+def test_a_database_with_no_pool_stacks_with_the_others(generated, tmp_path, empty_first):
+    """A host whose store has its tables and no record yet: its empty frames
+    stack with the others' (they were ``object`` columns, and the stacking of
+    a categorical column failed inside pandas -- ``fleet report`` too)."""
+    empty = tmp_path / "new-host.db"
+    poolscope.PoolStore(empty).close()
+    sources = [str(empty), str(generated[0])] if empty_first else [str(generated[0]), str(empty)]
+    with poolscope.fleet(sources, workers=1) as hosts:
+        assert hosts.errors == [] and hosts.databases == sources
+        assert_fleet_frames(hosts, sources)
+        assert len(hosts.pools) == len(poolscope.open(generated[0]).pool_ids)
+
+
 def test_empty_fleet_has_typed_empty_frames(tmp_path):
     with poolscope.fleet(tmp_path) as hosts:
         assert hosts.databases == [] and hosts.errors == []

@@ -124,10 +124,21 @@ def _dtype_kind(dtype) -> str:
     return str(dtype)
 
 
+@pytest.fixture(scope="module")
+def no_pool_db(tmp_path_factory):
+    """The SDK's tables and not one record (a host whose store is new)."""
+    path = tmp_path_factory.mktemp("empty") / "empty.db"
+    poolscope.PoolStore(path).close()
+    return path
+
+
+@pytest.mark.parametrize("which", ["pools", "no pool"])
 @pytest.mark.parametrize("name", list(COLUMNS))
-def test_frames_have_the_documented_columns_and_dtypes(name, small_db):
-    db = poolscope.open(small_db)
+def test_frames_have_the_documented_columns_and_dtypes(name, which, small_db, no_pool_db):
+    """A database with no pool included: its frames were all ``object`` columns."""
+    db = poolscope.open(small_db if which == "pools" else no_pool_db)
     frame = getattr(db, name)()
+    assert (len(frame) == 0) == (which == "no pool")
     assert list(frame.columns) == list(COLUMNS[name])
     for column, (dtype, _meaning) in COLUMNS[name].items():
         assert _dtype_kind(frame[column].dtype) == dtype, (name, column, frame[column].dtype)

@@ -19,25 +19,11 @@ from pandas.api.types import union_categoricals
 from .. import frames
 
 #: Categorical columns with a fixed list of categories, per frame.
-FIXED = {
-    "records_df": {
-        "kind": frames.KIND_DTYPE,
-        "message_status": frames.MESSAGE_STATUS_DTYPE,
-        "wake_status": frames.WAKE_STATUS_DTYPE,
-        "target_type": frames.TARGET_DTYPE,
-    },
-    "members_df": {},
-    "messages_df": {"status": frames.MESSAGE_STATUS_DTYPE, "target_type": frames.TARGET_DTYPE},
-    "wakes_df": {"status": frames.WAKE_STATUS_DTYPE, "resume_with": frames.RESUME_DTYPE},
-}
+FIXED = frames.FIXED_CATEGORIES
 FRAMES = ("records", "members", "messages", "wakes")
-#: The dtype pandas gives an index of strings (``str`` from pandas 3, ``object`` before).
-TEXT_INDEX = pd.Index(["x"]).dtype
-
-
-def text_categories(values: object) -> pd.CategoricalDtype:
-    """A categorical dtype of these categories, held as pandas holds strings."""
-    return pd.CategoricalDtype(pd.Index(values, dtype=TEXT_INDEX))
+TEXT_INDEX = frames.TEXT_INDEX
+text_categories = frames.text_categories
+dtype_of = frames.dtype_of
 
 
 def same_categories_dtype(frame: pd.DataFrame) -> pd.DataFrame:
@@ -66,20 +52,9 @@ def frame_name(frame: str) -> str:
     return name
 
 
-def dtype_of(name: str, column: str) -> object:
-    """The pandas dtype of a documented column (unknown categories: empty)."""
-    if column == "source":
-        return text_categories([])
-    kind = frames.COLUMNS[name][column][0]
-    if kind == "category":
-        return FIXED[name].get(column, text_categories([]))
-    return {"string": frames.STRING, "list<string>": frames.STRING_LIST}.get(kind, kind)
-
-
 def empty_frame(name: str, source: bool = True) -> pd.DataFrame:
-    """A frame with no row and the documented columns and dtypes (``source`` first)."""
-    columns = (["source"] if source else []) + list(frames.COLUMNS[name])
-    return pd.DataFrame({c: pd.Series(dtype=dtype_of(name, c)) for c in columns})
+    """A fleet frame with no row: the documented columns and dtypes, ``source`` first."""
+    return frames.empty_frame(name, source=source)
 
 
 def source_label(source: str) -> str:
