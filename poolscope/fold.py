@@ -84,8 +84,12 @@ def _count(value: Any, field: str, *, optional: bool = True, bits: int = 64) -> 
     top = _U64 if bits == 64 else _U32
     if (optional and value is None) or (value.__class__ is int and 0 <= value <= top):
         return value
-    if value.__class__ is int or value.__class__ is float:
+    if value.__class__ is int:
         raise CorruptRecordError(f"{field} is {value!r}, outside 0..2^{bits}-1 (the SDK's u{bits})")
+    if value.__class__ is float:  # serde_json reads -0, 5.0, 1e3 (and integers past u64) as floats
+        raise CorruptRecordError(
+            f"{field} is the number {value!r}, which serde_json reads as a float, not the SDK's u{bits}"
+        )
     raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not an integer (the SDK cannot read this record)")
 
 
@@ -333,6 +337,37 @@ def _policy_refs_fine(refs: Any) -> bool:
     return True
 
 
+#: What an absent queue reads as (``SubscriberQueueConfig::default()``): fine.
+_DEFAULT_QUEUE: dict = {"capacity": 0, "terminal_reserve": 0, "overflow": ""}
+#: A filter's queue: its counts (``usize``) and its overflow policy.
+_QUEUE_COUNTS = ("capacity", "terminal_reserve")
+
+
+def _queue_fine(queue: Any) -> bool:
+    """Whether a filter's ``queue`` is what serde reads: an object whose counts
+    are integers in 0..2^64-1 (not 64.0, -1 or 2^64) and whose overflow is a string."""
+    if queue.__class__ is not dict or queue.get("overflow").__class__ is not str:
+        return False
+    for name in _QUEUE_COUNTS:
+        value = queue.get(name)
+        if value.__class__ is not int or not 0 <= value <= _U64:
+            return False
+    return True
+
+
+def _explain_queue(queue: Any, field: str) -> None:
+    """Raise what is wrong with a filter's ``queue`` (see :func:`_queue_fine`)."""
+    if queue.__class__ is not dict:
+        raise _wrong(field, queue, "an object")
+    for name in _QUEUE_COUNTS:
+        if name not in queue:
+            raise _missing(f"{field}.{name}")
+        _count(queue[name], f"{field}.{name}", optional=False)
+    if "overflow" not in queue:
+        raise _missing(f"{field}.overflow")
+    _text(queue["overflow"], f"{field}.overflow")
+
+
 def _unread_fine(kind: Any, payload: Any) -> bool:
     """Whether :func:`check_unread` has nothing to say (False: it looks closer)."""
     try:
@@ -358,8 +393,10 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
                 and compiled["filter_id"].__class__ is str
                 and compiled["filter_fingerprint"].__class__ is str
                 and compiled["payload_access"].__class__ is str
-                and compiled["queue"].__class__ is dict
+                and _queue_fine(compiled["queue"])
                 and compiled["criteria"].__class__ is dict
+                and _queue_fine(compiled["criteria"].get("queue", _DEFAULT_QUEUE))
+                and _queue_fine(condition["filter"].get("queue", _DEFAULT_QUEUE))
                 and fields.__class__ is list
                 and _policy_refs_fine(refs)
             ):
@@ -428,6 +465,11 @@ def _explain_unread(kind: Any, payload: Any) -> None:
             if "indexed_fields" not in compiled:
                 raise _missing("stored.compiled_filter.indexed_fields")
             _texts(compiled["indexed_fields"], "stored.compiled_filter.indexed_fields")
+            _explain_queue(compiled["queue"], "stored.compiled_filter.queue")
+            if "queue" in compiled["criteria"]:
+                _explain_queue(compiled["criteria"]["queue"], "stored.compiled_filter.criteria.queue")
+        if condition.__class__ is dict and condition.get("filter").__class__ is dict and "queue" in condition["filter"]:
+            _explain_queue(condition["filter"]["queue"], "stored.condition.filter.queue")
 
 
 def _missing(field: str) -> CorruptRecordError:

@@ -228,8 +228,7 @@ def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
                 "payload_json is stored as a BLOB, not TEXT (the SDK cannot read it)", code="blob_payload"
             )
         raise CorruptRecordError(f"payload_json is stored as {typ.upper()}, not JSON text")
-    payload = loads_payload(payload_raw)
-    found = wire.payload_problem(payload_raw, payload)
+    found, payload = wire.serde_read(payload_raw, loads_payload(payload_raw))
     if found is not None:
         raise CorruptRecordError(found[1], code=found[0])
     return kind, payload
@@ -1010,8 +1009,10 @@ class PoolIndex:
                                 dumpb(payload) != stored_bytes
                                 or len(stored_bytes) > _SHALLOW
                                 and len(stored_bytes) - len(stored_bytes.translate(None, brackets)) > _MAX_DEPTH
-                            ) and wire.payload_problem(payload_raw, payload) is not None:
-                                raise ValueError  # the careful path says what serde refuses
+                            ):
+                                found, as_serde = wire.serde_read(payload_raw, payload)
+                                if found is not None or as_serde is not payload:
+                                    raise ValueError  # the careful path says what serde refuses, or reads a -0
                     except Exception:
                         entry = None
                 if entry is None:

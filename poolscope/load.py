@@ -588,7 +588,7 @@ def checked_payload(path: Path, pool_id: str, seq: int, text: bytes) -> Any:
         payload = loads_payload(text)
     except CorruptRecordError as error:
         raise CorruptRecordError(error.problem, path=path, pool_id=pool_id, seq=seq, code=error.code) from None
-    found = wire.payload_problem(text, payload)
+    found, payload = wire.serde_read(text, payload)
     if found is not None:
         raise CorruptRecordError(found[1], path=path, pool_id=pool_id, seq=seq, code=found[0])
     try:

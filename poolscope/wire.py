@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 
 from .errors import InvalidInputError
@@ -55,22 +56,30 @@ TARGET_ID_FIELD: dict[str, str] = {kind: f"{kind}_id" for kind in TARGET_TYPES}
 RESUME_POLICIES: tuple[str, ...] = ("matching_event_refs", "redacted_summary", "none")
 
 
+_msgspec_encode = msgspec.json.Encoder().encode
+
+
 def dumps(value: Any) -> str:
     """Serialize like ``serde_json::to_string``: compact, raw UTF-8, keys in dict order.
 
     >>> dumps({"b": 1, "a": "é"})
     '{"b":1,"a":"é"}'
     """
-    return orjson.dumps(value).decode("utf-8")
+    return dumpb(value).decode("utf-8")
 
 
 def dumpb(value: Any) -> bytes:
-    """Like :func:`dumps` but returns UTF-8 bytes.
+    """Like :func:`dumps` but returns UTF-8 bytes.  A float with a positive
+    exponent is written as serde_json writes it (``1e16``; orjson writes
+    ``1e+16``, and otherwise the same bytes).
 
-    >>> dumpb([1, 2])
-    b'[1,2]'
+    >>> dumpb([1, 2, 1e16, 1.5e-7])
+    b'[1,2,1e16,1.5e-7]'
     """
-    return orjson.dumps(value)
+    out = orjson.dumps(value)
+    if b"e+" in out:  # in a float, or in a string: msgspec writes both as serde_json does
+        out = _msgspec_encode(value)
+    return out
 
 
 def loads(text: str | bytes) -> Any:
@@ -128,15 +137,7 @@ def depth(value: Any) -> int:
 
 
 def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
-    """Why serde_json cannot read the JSON text ``raw`` that orjson read as
-    ``value``, as ``(code, message)`` -- or None.  orjson is more lenient in two
-    ways: it keeps the last of repeated keys (serde rejects a repeated field:
-    ``duplicate_key``), and it reads up to 1024 levels of nesting (serde
-    :data:`MAX_DEPTH`: ``too_deep``).
-
-    Cheap for the SDK's own payloads: the nesting is only measured when the text
-    has more brackets than the limit, and keys are only compared when the text
-    is not exactly what serde would write back.
+    """Why serde_json cannot read ``raw`` (see :func:`serde_read`), or None.
 
     >>> payload_problem('{"type":"pool_created"}', {"type": "pool_created"}) is None
     True
@@ -144,6 +145,43 @@ def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
     ('duplicate_key', "the key 'type' appears twice in one object (serde_json rejects a repeated field)")
     >>> payload_problem("[" * 128 + "]" * 128, loads("[" * 128 + "]" * 128))[0]
     'too_deep'
+    """
+    return serde_read(raw, value)[0]
+
+
+class _NegativeZero:
+    """``parse_int`` for the standard library's reader: the integer ``-0`` read
+    as serde_json reads it, the float -0.0 (its number parser makes a float of
+    a negative zero), the others as integers; remembers whether it met one."""
+
+    def __init__(self) -> None:
+        self.found = False
+
+    def __call__(self, text: str) -> Any:
+        if text == "-0":
+            self.found = True
+            return -0.0
+        return int(text)
+
+
+def serde_read(raw: str | bytes, value: Any) -> tuple[tuple[str, str] | None, Any]:
+    """``(problem, value)``: why serde_json cannot read the JSON text ``raw``
+    that orjson read as ``value`` (``(code, message)``, or None), and the value
+    as serde_json reads it -- ``value`` itself, unless the text holds the
+    integer ``-0``, which serde_json reads as the float -0.0 (written back
+    ``-0.0``; refused where the SDK wants an integer) and orjson as 0.
+    orjson is also more lenient in two ways: it keeps the last of repeated
+    keys (serde rejects a repeated field: ``duplicate_key``), and it reads up
+    to 1024 levels of nesting (serde :data:`MAX_DEPTH`: ``too_deep``).
+
+    Cheap for the SDK's own payloads: the nesting is only measured when the text
+    has more brackets than the limit, and the text is only read again when it
+    is not exactly what serde would write back.
+
+    >>> serde_read('{"n":-0,"m":"-0"}', {"n": 0, "m": "-0"})
+    (None, {'n': -0.0, 'm': '-0'})
+    >>> serde_read('{"type":"a","type":"a"}', {"type": "a"})[0][0]
+    'duplicate_key'
     """
     if isinstance(raw, str):
         try:
@@ -159,20 +197,24 @@ def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
             return (
                 "too_deep",
                 f"the payload nests {nesting} levels of arrays and objects; serde_json reads at most {MAX_DEPTH}",
-            )
-    if orjson.dumps(value) != data:  # not serde's own bytes: look for a repeated key
+            ), value
+    if dumpb(value) != data:  # not serde's own bytes: look for a repeated key, a -0
         import json
 
+        integers = _NegativeZero()
         try:
-            json.loads(data, object_pairs_hook=_no_duplicates)
+            again = json.loads(data, object_pairs_hook=_no_duplicates, parse_int=integers)
         except _DuplicateKey as error:
             return (
                 "duplicate_key",
                 f"the key {error.args[0]!r} appears twice in one object (serde_json rejects a repeated field)",
-            )
+            ), value
         except (ValueError, RecursionError):
             pass  # orjson read it; a difference of dialect is not this check's business
-    return None
+        else:
+            if integers.found:
+                return None, again
+    return None, value
 
 
 # --------------------------------------------------------------------------

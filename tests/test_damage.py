@@ -465,7 +465,17 @@ def set_field(
 
 
 MESSAGE = ("stored", "message")
+QUEUE = ("stored", "compiled_filter", "queue")
 BAD_VALUES = [
+    # serde_json reads the integer -0 as the float -0.0, which no u64 takes (orjson reads 0)
+    ("a u64 stored as -0", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), None, "-0"),
+    ("a wake timeout stored as -0", "wake", "triggered", ("stored", "condition", "timeout_millis"), None, "-0"),
+    # a filter's queue counts (usize): the load did not look into the queue (found by fuzzing)
+    ("a queue capacity that is a float", "wake", None, (*QUEUE, "capacity"), None, "64.0"),
+    ("a queue capacity of 2^64", "wake", None, (*QUEUE, "capacity"), None, str(2**64)),
+    ("a criteria queue reserve below 0", "wake", None, (*QUEUE[:2], "criteria", "queue", "terminal_reserve"), -1, None),
+    ("a condition filter queue that is a list", "wake", None, ("stored", "condition", "filter", "queue"), [], None),
+    ("a queue without overflow", "wake", None, (*QUEUE, "overflow"), None, "null"),
     ("idempotency key that is a list", "run_message", "delivered", (*MESSAGE, "idempotency_key"), ["a", "b"], None),
     (
         "wake idempotency key that is an object",

@@ -1628,3 +1628,34 @@ def test_a_fifo_where_sqlite_keeps_a_side_file_is_refused_not_waited_on(tmp_path
     with pytest.raises(poolscope.NotADatabaseError, match="FIFO"):
         poolscope.PoolStore(path)
     assert state([folder]) == before and stat.S_ISFIFO(os.stat(side).st_mode)
+
+
+def test_numbers_in_opaque_values_come_back_as_serde_json_writes_them(tmp_path):
+    """An opaque value (correlation entries, a run address's refs) may hold any
+    JSON number.  serde_json writes a float with a positive exponent as ``1e16``
+    (orjson: ``1e+16``) and reads the integer ``-0`` as the float -0.0, which it
+    writes ``-0.0`` (orjson: 0): records and snapshots come back as the SDK
+    writes them, and doctor finds nothing wrong (found by fuzzing)."""
+    path = tmp_path / "pool.db"
+    shutil.copyfile(SAMPLE_DB, path)
+    # what serde_json::to_string writes for these f64 values, as ryu formats them
+    serde = "[1e16,1e22,1.8446744073709552e19,1.7976931348623157e308,1.5e-7,0.00001,-0.0,0.5,100.0]"
+    conn = sqlite3.connect(path)
+    seq, text = conn.execute(
+        "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = 'pool.alpha' AND kind = 'run_message' "
+        "AND payload_json LIKE '%\"correlation\":{}%' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    stored = text.replace('"correlation":{}', '"correlation":{"entries":' + serde.replace("-0.0", "-0") + "}", 1)
+    conn.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = 'pool.alpha' AND seq = ?", (stored, seq)
+    )
+    conn.commit()
+    conn.close()
+    with poolscope.open(path, cache=False) as db:
+        pool = db.pool("pool.alpha")
+        (record,) = pool.records(after=seq - 1, upto=seq)
+        assert record.problem is None
+        assert f'"entries":{serde}' in record.to_json()
+        assert f'"entries":{serde}' in pool.snapshot(seq).to_json()
+        assert not [a for a in db.check() if a.seq == seq]
+    assert wire.dumps([1e16, -0.0, "e+1"]) == '[1e16,-0.0,"e+1"]'
