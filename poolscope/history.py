@@ -215,13 +215,19 @@ def _limit(value: Any) -> int | None:
 
 
 def _bound(value: Any, name: str, path: Path, pool_id: str) -> int | None:
-    """A cursor bound as an SQLite integer (beyond 64 bits: clamped, it selects the same records)."""
+    """A cursor bound as an SQLite integer (beyond 64 bits: clamped, it selects
+    the same records); a negative one is a :class:`CursorError`, as for the
+    frames and diffs (the SDK's cursors are unsigned)."""
     if value is None:
         return None
     number = whole_number(value)
     if number is None:
         raise CursorError(f"{name} must be an integer, not {type(value).__name__}", path=path, pool_id=pool_id)
-    return max(min(number, 2**63 - 1), -(2**63))
+    if number < 0:
+        raise CursorError(
+            f"{name} {number} is before the first record: a cursor is 0 or more", path=path, pool_id=pool_id
+        )
+    return min(number, 2**63 - 1)
 
 
 def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload_raw: Any) -> Record:

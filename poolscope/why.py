@@ -147,10 +147,16 @@ def _resolve(
             if found is not None:
                 first = int(rel.seq[found[0][0]])
                 later = first if later is None else min(later, first)
-    suggestions = [] if later is not None else rel.close_matches(key)
+    # the key names something of another type: say which, rather than suggest the key itself
+    other = None
+    if later is None and key_type is not None:
+        other = next((what for what in KEY_TYPES if what != key_type and _find(rel, what, key, n) is not None), None)
+    suggestions = [] if later is not None or other is not None else [k for k in rel.close_matches(key) if k != key]
     hint = f"; did you mean {', '.join(map(repr, suggestions))}?" if suggestions else ""
     if later is not None:
         hint = f"; its first record is at seq {later}"
+    elif other is not None:
+        hint = f"; it is a {other.replace('_', ' ')} (key_type={other!r})"
     at = "" if n == total else f" at or before cursor {int(rel.seq[n - 1]) if n else 0}"
     looked = "message, wake, run or idempotency key" if key_type is None else key_type.replace("_", " ")
     raise UnknownKeyError(

@@ -260,6 +260,19 @@ def test_upto_is_a_cursor_everywhere_frames_are_made(upto, sample_db):
                         getattr(owner, name)(upto=upto)
 
 
+@pytest.mark.parametrize("bound", ["after", "upto"])
+@pytest.mark.parametrize("cursor", [-1, -(2**70), "3", 2.0])
+def test_record_bounds_are_cursors_as_the_frames_take_them(sample_db, bound, cursor):
+    """``records(after=-1)`` read every record and ``records(upto=-1)`` none,
+    where a frame or a diff said CursorError: the SDK's cursors are unsigned."""
+    pool = sample_db.pool("pool.alpha")
+    with pytest.raises(poolscope.CursorError, match=bound):
+        pool.records(**{bound: cursor})
+    with pytest.raises(poolscope.CursorError, match=bound):
+        list(pool.iter_records(**{bound: cursor}))
+    assert len(pool.records(**{bound: 0})) == (pool.head if bound == "after" else 0)
+
+
 def test_a_non_string_pool_id_is_no_pool(sample_db):
     for pool_id in (["pool.alpha"], {"a": 1}, 5, None):
         with pytest.raises(poolscope.PoolNotFoundError, match="a pool id is a string"):

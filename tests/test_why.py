@@ -189,8 +189,10 @@ def test_unknown_keys_are_typed_errors_with_suggestions(oracle):
     assert isinstance(caught.value, KeyError)
     with pytest.raises(UnknownKeyError):
         pool.explain("nothing-like-this-at-all")
-    with pytest.raises(UnknownKeyError):  # a message id is not a run
+    with pytest.raises(UnknownKeyError) as caught:  # a message id is not a run: says what it is
         pool.history_of("msg.audit.1", key_type="run")
+    assert str(caught.value).endswith("it is a message (key_type='message')")
+    assert caught.value.suggestions == []  # (it suggested the very key it was given)
     with pytest.raises(UnknownKeyError) as caught:  # not yet at cursor 3: says when, suggests nothing
         pool.history_of("msg.audit.1", upto=3)
     first = int(pool.history_of("msg.audit.1")["cursor"].iloc[0])
