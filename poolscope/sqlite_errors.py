@@ -51,6 +51,14 @@ BY_RESULT_CODE: dict[str, tuple[type[PoolscopeError], str, str]] = {
     "SQLITE_RANGE": (NotADatabaseError, "damaged", "the SQLite file is damaged"),
     "SQLITE_CANTOPEN": (NotADatabaseError, "cannot_open", "cannot open the file"),
     "SQLITE_READONLY": (DatabaseAccessError, "read_only", "the database cannot be written (read-only)"),
+    # (an extended code: a hot journal, which only a writer can roll back)
+    "SQLITE_READONLY_ROLLBACK": (
+        DatabaseAccessError,
+        "hot_journal",
+        "the -journal beside it holds a transaction a writer left unfinished, which SQLite must roll back "
+        "before the database can be read -- and poolscope never writes: open it once with a writer "
+        "(the SDK, PoolStore or sqlite3) to recover it",
+    ),
     "SQLITE_PERM": (DatabaseAccessError, "access", "access to the database was denied"),
     "SQLITE_AUTH": (DatabaseAccessError, "access", "access to the database was denied"),
     "SQLITE_FULL": (DatabaseAccessError, "disk_full", "the disk is full"),

@@ -1659,3 +1659,27 @@ def test_numbers_in_opaque_values_come_back_as_serde_json_writes_them(tmp_path):
         assert f'"entries":{serde}' in pool.snapshot(seq).to_json()
         assert not [a for a in db.check() if a.seq == seq]
     assert wire.dumps([1e16, -0.0, "e+1"]) == '[1e16,-0.0,"e+1"]'
+
+
+def test_a_hot_journal_is_left_for_a_writer_to_roll_back_and_said_so(tmp_path):
+    """A rollback journal a writer left behind (a crash mid-transaction) must be
+    rolled back before the file can be read, which only a writer may do:
+    poolscope says so (it said "read-only") and changes nothing; once a writer
+    opened it, it reads as usual."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "pool.db"
+    shutil.copyfile(SAMPLE_DB, path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=delete")
+    conn.close()
+    # a journal's header (its magic), as a crashed writer leaves it
+    (folder / "pool.db-journal").write_bytes(bytes.fromhex("d9d505f920a163d7") + bytes(504))
+    before = state([folder])
+    with pytest.raises(poolscope.DatabaseAccessError, match="unfinished") as raised:
+        poolscope.open(path).pool_ids
+    assert raised.value.code == "hot_journal"
+    assert state([folder]) == before
+    sqlite3.connect(path).execute("SELECT count(*) FROM agent_pool_records").fetchone()  # a writer recovers it
+    with poolscope.open(path) as db:
+        assert db.pool("pool.alpha").head == 1201
