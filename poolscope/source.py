@@ -82,7 +82,7 @@ _FILE_TYPES = {
 
 #: Each pool's id once, as the pool ids are stored: ``(typeof(pool_id), CAST(pool_id AS BLOB))``.
 #: Hops from pool to pool through the SDK's primary key when the table has one (one lookup
-#: per pool, see :func:`pool_ids_sql`); a text id and a BLOB id with the same bytes are two rows.
+#: per pool, see :func:`stored_pool_ids`); a text id and a BLOB id with the same bytes are two rows.
 _DISTINCT_POOL_IDS = f"SELECT DISTINCT typeof(pool_id), CAST(pool_id AS BLOB) FROM {RECORDS_TABLE}"
 _SKIP_SCAN_POOL_IDS = (
     f"WITH RECURSIVE ids(id) AS (SELECT min(pool_id) FROM {RECORDS_TABLE} UNION ALL "
