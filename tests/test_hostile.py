@@ -1677,7 +1677,7 @@ def test_a_hot_journal_is_left_for_a_writer_to_roll_back_and_said_so(tmp_path):
     (folder / "pool.db-journal").write_bytes(bytes.fromhex("d9d505f920a163d7") + bytes(504))
     before = state([folder])
     with pytest.raises(poolscope.DatabaseAccessError, match="unfinished") as raised:
-        poolscope.open(path).pool_ids
+        poolscope.open(path)
     assert raised.value.code == "hot_journal"
     assert state([folder]) == before
     sqlite3.connect(path).execute("SELECT count(*) FROM agent_pool_records").fetchone()  # a writer recovers it
