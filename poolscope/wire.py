@@ -150,9 +150,15 @@ def payload_problem(raw: str | bytes, value: Any) -> tuple[str, str] | None:
 
 
 class _NegativeZero:
-    """``parse_int`` for the standard library's reader: the integer ``-0`` read
-    as serde_json reads it, the float -0.0 (its number parser makes a float of
-    a negative zero), the others as integers; remembers whether it met one."""
+    """``parse_int`` for the standard library's reader: integers read as
+    serde_json reads them -- ``-0`` as the float -0.0 (its number parser makes
+    a float of a negative zero), one past i64/u64 as a float (as orjson does
+    too), the others as integers; remembers whether it met a ``-0``.
+
+    >>> read = _NegativeZero()
+    >>> read("-0"), read("7"), read(str(2**64)), read.found
+    (-0.0, 7, 1.8446744073709552e+19, True)
+    """
 
     def __init__(self) -> None:
         self.found = False
@@ -161,7 +167,8 @@ class _NegativeZero:
         if text == "-0":
             self.found = True
             return -0.0
-        return int(text)
+        number = int(text)
+        return number if -(2**63) <= number <= 2**64 - 1 else float(text)
 
 
 def serde_read(raw: str | bytes, value: Any) -> tuple[tuple[str, str] | None, Any]:

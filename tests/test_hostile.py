@@ -1645,7 +1645,10 @@ def test_numbers_in_opaque_values_come_back_as_serde_json_writes_them(tmp_path):
         "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = 'pool.alpha' AND kind = 'run_message' "
         "AND payload_json LIKE '%\"correlation\":{}%' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
-    stored = text.replace('"correlation":{}', '"correlation":{"entries":' + serde.replace("-0.0", "-0") + "}", 1)
+    # as stored: -0 an integer, and an integer past u64 (serde_json reads both as floats)
+    written = serde.replace("-0.0", "-0")[:-1] + ",18446744073709551616]"
+    serde = serde[:-1] + ",1.8446744073709552e19]"
+    stored = text.replace('"correlation":{}', '"correlation":{"entries":' + written + "}", 1)
     conn.execute(
         "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = 'pool.alpha' AND seq = ?", (stored, seq)
     )
