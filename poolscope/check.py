@@ -92,6 +92,10 @@ CODES: dict[str, tuple[str, str]] = {
     "too_many": ("warning", "more anomalies of one code than are listed"),
     "repeated_pool_opened": ("info", "a second pool_opened with the same config"),
     "no_event_seq_table": ("info", "the agent_pool_event_seq table is missing"),
+    "bad_event_seq": (
+        "warning",
+        "an agent_pool_event_seq row the SDK cannot count on from (not one integer 0..2^63-2 per text pool_id)",
+    ),
 }
 
 #: First statuses the SDK's coordinator writes for a new message.
@@ -212,6 +216,8 @@ def _file_checks(db: Database) -> Iterable[Anomaly]:
             None,
             f"the database has no {EVENT_SEQ_TABLE} table (the SDK creates it; pool event numbering starts afresh)",
         )
+    else:
+        yield from _event_seq_checks(conn, path)
     for pool_type, pool_raw, seq_type, seq_raw in odd[:MAX_PER_CODE]:
         pool_id = _text(pool_raw)
         if pool_type != "text":
@@ -235,6 +241,74 @@ def _file_checks(db: Database) -> Iterable[Anomaly]:
         )
     if len(odd) + len(db._undecodable_pool_ids) > MAX_PER_CODE:
         yield _anomaly("too_many", None, None, "more rows with a bad pool_id or seq are not listed")
+
+
+def _event_seq_checks(conn: sqlite3.Connection, path: Any) -> Iterable[Anomaly]:
+    """Rows of the event numbering the SDK's ``next_event_sequence`` could not
+    count on from: a pool_id that is not text, a seq that is not an integer in
+    0..MAX_SEQ-1, or two rows for one pool (a table made without the SDK's
+    primary key).  The records are not affected; the SDK's (and
+    :meth:`PoolStore.next_event_sequence`'s) next event number of that pool is."""
+    try:
+        with sqlite_errors(path):
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({EVENT_SEQ_TABLE})")}
+            if not {"pool_id", "seq"} <= columns:
+                yield _anomaly(
+                    "bad_event_seq",
+                    None,
+                    None,
+                    f"the {EVENT_SEQ_TABLE} table has no pool_id and seq columns: "
+                    "the SDK cannot number any pool's events",
+                )
+                return
+            keyed = any(
+                unique and [row[2] for row in conn.execute(f"PRAGMA index_info({_quoted(name)})")] == ["pool_id"]
+                for _, name, unique, *_ in conn.execute(f"PRAGMA index_list({EVENT_SEQ_TABLE})")
+            )
+            if not keyed:
+                yield _anomaly(
+                    "bad_event_seq",
+                    None,
+                    None,
+                    f"the {EVENT_SEQ_TABLE} table has no unique key on pool_id (the SDK's primary key): the SDK's "
+                    "INSERT OR IGNORE adds a row at every event number it hands out, so no pool's numbering holds",
+                )
+            rows = conn.execute(
+                f"SELECT typeof(pool_id), CAST(pool_id AS BLOB), typeof(seq), CAST(seq AS BLOB) "
+                f"FROM {EVENT_SEQ_TABLE} "
+                "WHERE typeof(pool_id) != 'text' OR typeof(seq) != 'integer' OR seq < 0 OR seq >= ?1 "
+                f"OR pool_id IN (SELECT pool_id FROM {EVENT_SEQ_TABLE} GROUP BY pool_id HAVING count(*) > 1) "
+                "ORDER BY pool_id LIMIT ?2",
+                (MAX_SEQ, MAX_PER_CODE + 1),
+            ).fetchall()
+    except (DatabaseLockedError, DatabaseChangedError):
+        raise
+    except DatabaseError as error:
+        yield _anomaly("unreadable", None, None, f"the {EVENT_SEQ_TABLE} table cannot be read: {error.problem}")
+        return
+    for pool_type, pool_raw, seq_type, seq_raw in rows[:MAX_PER_CODE]:
+        pool_id = _text(pool_raw) if pool_type == "text" else None
+        if pool_type != "text":
+            why = f"its pool_id is {pool_type.upper()} {_text(pool_raw)!r}"[:120] + ", not text"
+        elif seq_type != "integer":
+            why = f"its seq is {seq_type.upper()} {_text(seq_raw)!r}"[:120] + ", not an integer"
+        elif not 0 <= int(seq_raw) < MAX_SEQ:
+            why = f"its seq {int(seq_raw)} is outside 0..{MAX_SEQ - 1}"
+        else:
+            why = f"another row numbers the same pool (this one holds {int(seq_raw)})"
+        yield _anomaly(
+            "bad_event_seq",
+            pool_id,
+            None,
+            f"an {EVENT_SEQ_TABLE} row the SDK cannot count on from: {why}; the pool's records are not "
+            "affected, but the SDK cannot number its next event",
+        )
+    if len(rows) > MAX_PER_CODE:
+        yield _anomaly("too_many", None, None, f"more bad {EVENT_SEQ_TABLE} rows are not listed")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _text(raw: Any) -> str | None:

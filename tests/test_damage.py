@@ -402,6 +402,36 @@ def no_event_seq_table(built: Built) -> None:
     execute(built.path, ("DROP TABLE agent_pool_event_seq",))
 
 
+def junk_event_seq(built: Built) -> None:
+    pools = sorted(built.original)
+    execute(
+        built.path,
+        ("UPDATE agent_pool_event_seq SET seq = 'twelve' WHERE pool_id = ?", (pools[0],)),
+        ("UPDATE agent_pool_event_seq SET seq = -1 WHERE pool_id = ?", (pools[1],)),
+        ("INSERT INTO agent_pool_event_seq VALUES (X'706f6f6c', 3)",),
+    )
+
+
+def event_seq_without_key(built: Built) -> None:
+    pool_id = sorted(built.original)[0]
+    execute(
+        built.path,
+        ("CREATE TABLE loose (pool_id, seq)",),
+        ("INSERT INTO loose SELECT * FROM agent_pool_event_seq",),
+        ("INSERT INTO loose VALUES (?, 7)", (pool_id,)),
+        ("DROP TABLE agent_pool_event_seq",),
+        ("ALTER TABLE loose RENAME TO agent_pool_event_seq",),
+    )
+
+
+def event_seq_without_columns(built: Built) -> None:
+    execute(
+        built.path,
+        ("DROP TABLE agent_pool_event_seq",),
+        ("CREATE TABLE agent_pool_event_seq (pool TEXT, next INTEGER)",),
+    )
+
+
 def null_kind(built: Built) -> None:
     rebuild_without_constraints(built)
     target(built, "member_left")
@@ -981,6 +1011,11 @@ CASES: list[Case] = [
         at="wake_filter_mismatch",
     ),
     Case("no agent_pool_event_seq table", "generated", no_event_seq_table, codes=frozenset({"no_event_seq_table"})),
+    Case("junk in agent_pool_event_seq", "generated", junk_event_seq, codes=frozenset({"bad_event_seq"})),
+    Case("two event_seq rows for one pool", "oracle", event_seq_without_key, codes=frozenset({"bad_event_seq"})),
+    Case(
+        "event_seq table of other columns", "generated", event_seq_without_columns, codes=frozenset({"bad_event_seq"})
+    ),
     Case(
         "locked by another process (rollback journal)",
         "generated",

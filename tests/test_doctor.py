@@ -195,6 +195,70 @@ def test_warnings_alone_exit_zero(tmp_path, small_db):
     ]
 
 
+def _numbering(path, doctor_found):
+    """Pools whose next event ``PoolStore.next_event_sequence`` refuses to number (typed
+    ``bad_event_seq``), and the bad_event_seq anomalies ``check()`` found."""
+    refused = []
+    with poolscope.PoolStore(path) as store:
+        for pool_id in doctor_found:
+            try:
+                store.next_event_sequence(pool_id)
+            except poolscope.PoolscopeError as error:
+                assert error.code == "bad_event_seq"
+                refused.append(pool_id)
+    return refused
+
+
+def _loose_event_seq(conn):
+    conn.execute("CREATE TABLE loose (pool_id, seq)")
+    conn.execute("INSERT INTO loose SELECT * FROM agent_pool_event_seq")
+    conn.execute("DROP TABLE agent_pool_event_seq")
+    conn.execute("ALTER TABLE loose RENAME TO agent_pool_event_seq")
+
+
+def test_event_numbering_doctor_reports_is_what_the_store_refuses_to_count_on(tmp_path, small_db, open_db):
+    """Each agent_pool_event_seq row that ``next_event_sequence`` cannot count on from is one
+    ``bad_event_seq`` warning naming its pool (a pool_id that is not text: no pool); the pools doctor
+    names are exactly those the store refuses to number, and the others it numbers."""
+    path = tmp_path / "numbering.db"
+    shutil.copy(small_db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pools = [row[0] for row in conn.execute("SELECT pool_id FROM agent_pool_event_seq ORDER BY pool_id")]
+    assert len(pools) == 3
+    conn.execute("UPDATE agent_pool_event_seq SET seq = 4.5 WHERE pool_id = ?", (pools[0],))
+    conn.execute("UPDATE agent_pool_event_seq SET seq = -2 WHERE pool_id = ?", (pools[1],))
+    conn.execute("INSERT INTO agent_pool_event_seq VALUES (X'00ff', 1)")
+    conn.execute("INSERT INTO agent_pool_event_seq VALUES ('pool.never', 9223372036854775806)")
+    conn.close()
+    found = [a for a in open_db(path).check() if a.code == "bad_event_seq"]
+    assert len(found) == 4 and all(a.severity == "warning" and a.seq is None for a in found)
+    named = sorted(a.pool_id for a in found if a.pool_id is not None)
+    assert named == [pools[0], pools[1], "pool.never"]
+    assert "BLOB" in next(a for a in found if a.pool_id is None).message
+    assert "REAL" in next(a for a in found if a.pool_id == pools[0]).message
+    assert _numbering(path, [*pools, "pool.never"]) == named
+    assert doctor(path).exit_code == 0  # warnings: the records themselves are fine
+
+
+def test_event_numbering_without_the_sdk_key_is_reported_for_the_file(tmp_path, small_db, open_db):
+    """Without the primary key on pool_id, the SDK's INSERT OR IGNORE adds a row each time: one
+    file-wide warning, one for a pool that already has two rows, and the store numbers no pool."""
+    path = tmp_path / "loose.db"
+    shutil.copy(small_db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pools = [row[0] for row in conn.execute("SELECT pool_id FROM agent_pool_event_seq ORDER BY pool_id")]
+    _loose_event_seq(conn)
+    conn.execute("INSERT INTO agent_pool_event_seq VALUES (?, 9)", (pools[1],))
+    conn.close()
+    found = [a for a in open_db(path).check() if a.code == "bad_event_seq"]
+    assert [a.pool_id for a in found] == [None, pools[1], pools[1]]
+    assert "unique key" in found[0].message and "another row" in found[1].message
+    assert _numbering(path, pools) == pools
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM agent_pool_event_seq").fetchone()[0] == 4  # nothing written
+    conn.close()
+
+
 @pytest.mark.parametrize("make", ["missing", "folder", "text"])
 def test_a_file_that_cannot_be_opened_exits_two(tmp_path, make):
     path = tmp_path / "x.db"
