@@ -516,6 +516,10 @@ def header_fields(path: str | os.PathLike) -> str | None:
         header = read_start(path)
     except OSError:
         return None
+    return _fields_of(header)
+
+
+def _fields_of(header: bytes) -> str | None:
     if len(header) < 100:
         return None
     return b"".join(header[a:b] for a, b in _HEADER_SPANS).hex()
@@ -575,12 +579,17 @@ def count_upto(conn: sqlite3.Connection, pool_id: str, head: int) -> tuple[int, 
 def _file_state(path: str | os.PathLike) -> list:
     """The file's size, mtime, inode and whole header: when any of these changed,
     the records are checked more thoroughly."""
+    return _file_print(path)[1]
+
+
+def _file_print(path: str | os.PathLike) -> tuple[str | None, list]:
+    """:func:`header_fields` and :func:`_file_state` of the file, its header read once."""
     try:
         info = os.stat(path)
-        header = read_start(path).hex()
+        header = read_start(path)
     except OSError:
-        return []
-    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, header]
+        return None, []
+    return _fields_of(header), [info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, header.hex()]
 
 
 def fingerprint(index: PoolIndex, conn: sqlite3.Connection) -> dict:
@@ -591,13 +600,14 @@ def fingerprint(index: PoolIndex, conn: sqlite3.Connection) -> dict:
     else:
         count, _ = count_upto(conn, index.pool_id, head)
     samples = record_hashes(conn, index.pool_id, _sample_seqs(index.seqs))
+    header, state = _file_print(index.path)
     return {
         "head": head,
         "records": len(index),
         "count": count,
         "samples": [[seq, digest] for seq, digest in sorted(samples.items())],
-        "header": header_fields(index.path),
-        "file": _file_state(index.path),
+        "header": header,
+        "file": state,
     }
 
 
