@@ -972,6 +972,10 @@ class PoolIndex:
                                     and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
                                 ):
                                     check_unread(kind, payload)
+                                    # the filter sets are checked (lists of strings) whether or not they are kept
+                                    families = shared_tuple(families["include"]) if families.__class__ is dict else None
+                                    kinds = shared_tuple(kinds["include"]) if kinds.__class__ is dict else None
+                                    runs = shared_tuple(runs["include"]) if runs.__class__ is dict else None
                                     entry = new(
                                         entry_type,
                                         (
@@ -987,17 +991,7 @@ class PoolIndex:
                                             (),
                                             None,
                                             journal,
-                                            (
-                                                timeout,
-                                                resume,
-                                                shared_tuple(families["include"])
-                                                if families.__class__ is dict
-                                                else None,
-                                                shared_tuple(kinds["include"]) if kinds.__class__ is dict else None,
-                                                shared_tuple(runs["include"]) if runs.__class__ is dict else None,
-                                            )
-                                            if keep
-                                            else None,
+                                            (timeout, resume, families, kinds, runs) if keep else None,
                                         ),
                                     )
                             if entry is None:

@@ -398,6 +398,25 @@ def wake_filter_mismatch(built: Built) -> None:
     set_payload(built, wire.dumps(payload))
 
 
+def wake_filter_item_not_text(built: Built) -> None:
+    """A number among a wake's filter-set items (serde wants strings): read alike decoded straight
+    from the file (no filter kept) and into the index (filters kept).  The latest such wake record
+    is the last of its condition (a condition's records repeat its filter): nothing after it relies on it."""
+    for pool_id in sorted(built.original):
+        for seq, text in sorted(built.original[pool_id].items(), reverse=True):
+            payload = json.loads(text)
+            if payload["type"] != "wake":
+                continue
+            criteria = payload["stored"]["compiled_filter"]["criteria"]
+            name = next((n for n, v in criteria.items() if isinstance(v, dict) and v.get("include")), None)
+            if name is not None:
+                criteria[name]["include"][0] = 7
+                built.pool_id, built.seq = pool_id, seq
+                set_payload(built, wire.dumps(payload))
+                return
+    raise AssertionError("no wake with an include set")
+
+
 def no_event_seq_table(built: Built) -> None:
     execute(built.path, ("DROP TABLE agent_pool_event_seq",))
 
@@ -1009,6 +1028,14 @@ CASES: list[Case] = [
         wake_filter_mismatch,
         codes=frozenset({"wake_filter_mismatch"}),
         at="wake_filter_mismatch",
+    ),
+    Case(
+        "wake filter item not text",
+        "oracle",
+        wake_filter_item_not_text,
+        codes=frozenset({"bad_shape"}),
+        at="bad_shape",
+        strict=poolscope.CorruptRecordError,
     ),
     Case("no agent_pool_event_seq table", "generated", no_event_seq_table, codes=frozenset({"no_event_seq_table"})),
     Case("junk in agent_pool_event_seq", "generated", junk_event_seq, codes=frozenset({"bad_event_seq"})),
