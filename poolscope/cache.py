@@ -92,6 +92,8 @@ DEFAULT_MIN_RECORDS = 10_000
 DEFAULT_MAX_BYTES = 4_000_000_000
 #: Covered records whose payload hash an entry stores (first, last, and evenly spaced between).
 SAMPLES = 64
+#: The largest manifest read or written: a few kB, plus the text of every damaged record's problem.
+MAX_MANIFEST = 64 * 2**20
 #: Random covered records whose hash is checked against the file on every
 #: use of an entry, and when the file's size, mtime, inode or header changed.
 SPOT_CHECKS = 256
@@ -725,12 +727,14 @@ class IndexCache:
         its fields as untrusted)."""
         try:
             with open_regular(path) as handle:
-                text = handle.read()
+                text = handle.read(MAX_MANIFEST + 1)
+            if len(text) > MAX_MANIFEST:  # not one this module wrote: not read whole
+                return None
             outer = json.loads(text)
             body = outer["body"]
             if hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() != outer["sha256"]:
                 return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
             return None
         if not isinstance(body, dict):
             return None
@@ -906,6 +910,9 @@ class IndexCache:
             text = json.dumps(
                 {"body": body, "sha256": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()}
             )
+            if len(text) > MAX_MANIFEST:  # (damaged records by the million) one no reader would take
+                os.unlink(self.root / data_name)
+                return False
             manifest_tmp = self.root / f".{key}.{token}.json.tmp"
             manifest_tmp.write_text(text)
             before = self._read_manifest(self._manifest_path(key))

@@ -326,9 +326,13 @@ def _data_file(store: IndexCache) -> Path:
         "format a string",
         "samples not pairs",
         "body a list",
+        # a manifest no reader should read: nested deeper than the parser's recursion (every
+        # reader raised RecursionError), or longer than any this module writes (read whole)
+        "nested manifest",
+        "oversized manifest",
     ],
 )
-def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, store, damage):
+def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, store, damage, monkeypatch):
     pool_id = poolscope.open(gen_copy, cache=False).pool_ids[0]
     poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
     (entry,) = store.entries()
@@ -345,6 +349,12 @@ def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, sto
         data.unlink()
     elif damage == "garbage manifest":
         entry.manifest.write_bytes(b"\x00{not json")
+    elif damage == "nested manifest":
+        entry.manifest.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    elif damage == "oversized manifest":  # valid, checksum and all, but padded past the limit
+        text = entry.manifest.read_bytes()
+        monkeypatch.setattr(cache_module, "MAX_MANIFEST", len(text) + 100)
+        entry.manifest.write_bytes(text + b" " * 200)
     else:
         outer = json.loads(entry.manifest.read_text())
         body = outer["body"]
@@ -376,6 +386,13 @@ def test_a_truncated_corrupt_or_old_entry_is_ignored_and_rewritten(gen_copy, sto
         listed = CliRunner().invoke(cli, ["cache", "info", "--json"], env={"POOLSCOPE_CACHE_DIR": str(store.root)})
         assert listed.exit_code == 0 and listed.exception is None, listed.output
         assert [e.key for e in store.entries()] == [entry.key]
+    if "manifest" in damage:
+        from click.testing import CliRunner
+
+        from poolscope.cli import cli
+
+        listed = CliRunner().invoke(cli, ["cache", "info", "--json"], env={"POOLSCOPE_CACHE_DIR": str(store.root)})
+        assert listed.exit_code == 0 and listed.exception is None, listed.output
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain, again = open_both(gen_copy, store)
