@@ -576,6 +576,35 @@ def check_side_files(path: str | os.PathLike, real: Path) -> None:
             )
 
 
+#: Files opened ``immutable=1`` (real path -> size, mtime and inode then): SQLite reads such a file
+#: without locks, so a writer that appears later (and checkpoints into it) can hand it torn pages,
+#: which SQLite calls corruption.  See :func:`written_while_read`.
+_IMMUTABLE_OPENS: dict[str, tuple[int, int, int]] = {}
+
+
+def _state(path: str | os.PathLike) -> tuple[int, int, int]:
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+def written_while_read(path: str | os.PathLike) -> bool:
+    """Whether a file this process opened ``immutable`` (no locks: no writer
+    was there) has been written since: its size, mtime or inode changed, or a
+    writer holds it or its ``-wal`` now.  SQLite's corruption errors on such
+    a connection are then the writer's pages read half-written, not damage
+    (:func:`poolscope.sqlite_errors.translate` says the file changed)."""
+    try:
+        real = os.path.realpath(path)
+        opened = _IMMUTABLE_OPENS.get(real)
+        if opened is None:
+            return False
+        if _state(real) != opened or os.path.exists(side_file(Path(real), "-wal")):
+            return True
+        return bool(held_by_a_process(Path(real)))
+    except (OSError, ValueError):
+        return False
+
+
 def _connect(source: Source) -> ReadConnection:
     if source.copy is None and source.mode != "immutable":
         check_side_files(source.path, source.real)  # immutable: SQLite opens none of them
@@ -584,6 +613,11 @@ def _connect(source: Source) -> ReadConnection:
         uri = (source.copy / source.real.name).as_uri() + ("?mode=rw" if source.mode == "private" else "?mode=ro")
     else:
         uri = source.real.as_uri() + ("?immutable=1" if source.mode == "immutable" else "?mode=ro")
+        if source.mode == "immutable":
+            try:
+                _IMMUTABLE_OPENS[str(source.real)] = _state(source.real)
+            except OSError:
+                pass
     try:
         with sqlite_errors(source.path):
             conn = sqlite3.connect(

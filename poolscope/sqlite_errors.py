@@ -90,6 +90,8 @@ BY_RESULT_CODE: dict[str, tuple[type[PoolscopeError], str, str]] = {
         "(open(path, max_payload=...) sets the limit)",
     ),
 }
+#: Codes of a file read in the middle of another process's write, when it was read without locks.
+_TORN = frozenset({"damaged", "not_a_database", "io_error"})
 #: Anything else (an error without a result code, such as a closed connection).
 OTHER: tuple[type[PoolscopeError], str, str] = (NotADatabaseError, "sqlite_error", "SQLite error")
 
@@ -133,6 +135,17 @@ def translate(
                 pool_id=pool_id,
             )
         return DatabaseChangedError("the file was deleted or moved while open", path=path, pool_id=pool_id)
+    if code in _TORN:
+        from .source import written_while_read
+
+        if written_while_read(path):
+            return DatabaseChangedError(
+                f"another process wrote to the file while it was read without locks (no writer was there "
+                f"when it was opened), and SQLite read its pages half-written ({error}): open it again",
+                path=path,
+                pool_id=pool_id,
+                seq=seq,
+            )
     return cls(f"{meaning}: {error}", path=path, pool_id=pool_id, seq=seq, code=code)
 
 

@@ -64,6 +64,30 @@ def test_cannot_open_a_file_that_is_gone_is_a_changed_database(tmp_path):
     assert translate(error, tmp_path / "here.db").code == "cannot_open"
 
 
+@pytest.mark.parametrize("name", ["SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ"])
+def test_corruption_read_while_a_writer_wrote_is_a_changed_file_not_damage(name, small_db, tmp_path, open_db):
+    """A WAL file with no writer is read without locks (``immutable``); a writer that comes later and
+    checkpoints can hand that reader half-written pages, which SQLite reports as corruption (found
+    in 15-20% of loads racing an append).  The file is not damaged: it changed while it was read."""
+    import shutil
+
+    path = tmp_path / "live.db"
+    shutil.copy(small_db, path)
+    db = open_db(path)
+    assert db.conn.source.mode == "immutable"
+    error = _sqlite_error(sqlite3.DatabaseError, "database disk image is malformed", name)
+    assert type(translate(error, path, "pool.a")) is errors.NotADatabaseError  # nothing wrote: damage it is
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("UPDATE agent_pool_event_seq SET seq = seq + 1")
+        assert type(translate(error, path, "pool.a")) is errors.DatabaseChangedError  # a writer at work
+    finally:
+        writer.close()  # checkpointed: no -wal left, but the file's mtime and size say it was written
+    typed = translate(error, path, "pool.a", 3)
+    assert type(typed) is errors.DatabaseChangedError and typed.code == "changed" and typed.seq == 3
+    assert "half-written" in str(typed) and "malformed" in str(typed)
+
+
 def test_a_writer_locked_out_gets_a_locked_error_with_its_code(tmp_path):
     path = tmp_path / "pool.db"
     poolscope.PoolStore(path).close()
