@@ -80,7 +80,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: fields the index does not keep), which indexes of format 1 let in.
 #: 3: a list field stored as null (member topics, policy refs, ...) is damaged, as serde refuses it.
 #: 4: a column says which wakes had their compiled filter found consistent (doctor reads them not again).
-FORMAT = 4
+#: 5: a member is kept as serde writes it back (keys in its order, unknown fields and empty lists left out).
+FORMAT = 5
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
 ENV_MIN_RECORDS = "POOLSCOPE_CACHE_MIN_RECORDS"

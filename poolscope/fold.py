@@ -231,7 +231,7 @@ def extract(kind: str, payload: Any) -> Entry:
                 None,
                 run_id,
                 member["agent_id"],
-                extra=member,
+                extra=wire.canonical_member(member),  # as the SDK's snapshot writes it back
             )
         if kind == "pool_opened":
             config = payload["config"]

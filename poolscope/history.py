@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import wire
+from . import wire, wire_types
 from .arguments import (
     byte_limit_argument,
     names_argument,
@@ -235,6 +235,9 @@ def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload
     try:
         kind, payload = decode_row(kind_raw, typ, payload_raw)
         extract(kind, payload)  # wrong shape, missing field, unknown kind or status: the SDK cannot read it either
+        raw = payload_raw if payload_raw.__class__ is bytes else str(payload_raw).encode("utf-8", "surrogatepass")
+        if not wire_types.serde_bytes(kind, raw):  # the SDK's watch() writes back what it read, in its own form
+            payload = wire.canonical_payload(kind, payload)
         return Record(pool_id, seq, kind, payload)
     except RecordError as error:
         error.path, error.pool_id, error.seq = str(path), pool_id, seq
@@ -835,7 +838,9 @@ class PoolHistory(_Frames):
         if not found.all():
             missing = wanted[int(np.flatnonzero(~found)[0])]
             raise CursorError("no record of the pool has this seq", path=self.path, pool_id=self.pool_id, seq=missing)
-        out = fetch_payloads(self.db.conn, self.path, self.pool_id, wanted)
+        out = fetch_payloads(
+            self.db.conn, self.path, self.pool_id, wanted, uncertain=set(index.uncertain) if index.uncertain else ()
+        )
         self._check_as_loaded(
             out, zip(asked.tolist(), kinds[at].tolist(), index.field("key", at)), "the file changed since"
         )

@@ -325,6 +325,10 @@ class PoolIndex:
         self._next_base: np.ndarray | None = None  # restored: the cached ``next`` column (read-only)
         self.problems: dict[int, RecordError] = {}
         self.duplicates: list[int] = []
+        #: Seqs of messages and wakes the typed tier did not take: their stored text may not be serde's
+        #: own bytes (keys in another order, an unknown field, a null option), so a payload read again
+        #: for them is written back in serde's form (:func:`poolscope.load.fetch_payloads`).
+        self.uncertain: list[int] = []
         self._state = PoolFold()
         self._fold_pending = False  # restored: the fold's key dicts are rebuilt on first use
         self._seeded: dict[str, set] | None = None  # restored, then extended: keys looked up so far
@@ -480,6 +484,7 @@ class PoolIndex:
             "count": state.count,
             "problems": {seq: (type(e).__name__, e.problem, e.code) for seq, e in self.problems.items()},
             "duplicates": list(self.duplicates),
+            "uncertain": list(self.uncertain),
         }
         return table, meta
 
@@ -509,6 +514,7 @@ class PoolIndex:
             error = kind(problem, path=self.path, pool_id=self.pool_id, seq=seq, code=code)
             self.problems[int(seq)] = error
         self.duplicates = list(meta["duplicates"])
+        self.uncertain = [int(seq) for seq in meta.get("uncertain", ())]
         checked = table.column("filter_checked").to_numpy(zero_copy_only=False)
         self._checked_filters = seqs[checked]
         kind = entries.kind_array()
@@ -710,6 +716,7 @@ class PoolIndex:
         refused, target_of = wire_types.Refused, _TARGET_OF
         new = tuple.__new__
         share = self._shared.setdefault
+        uncertain = self.uncertain.append
         tuples = self._shared_tuples
 
         shared_tuple: Callable[[list], tuple]
@@ -742,6 +749,7 @@ class PoolIndex:
                         self.duplicates.append(seq)
                     continue
                 entry: Any = None
+                typed_ok = False
                 kind = kind_raw.decode("utf-8", "surrogateescape") if kind_raw.__class__ is bytes else kind_raw
                 if typ == "text":
                     try:
@@ -887,6 +895,7 @@ class PoolIndex:
                                 wakes_seen[hint] = (stored_bytes[: stored_bytes.rfind(last_key)], entry, verdict)
                         if reader is not None:
                             taken += entry is not None
+                            typed_ok = entry is not None
                         if entry is None:  # second tier: orjson and the checks by hand
                             payload = loads(payload_raw)
                             if kind == "run_message":
@@ -1011,6 +1020,8 @@ class PoolIndex:
                         entry = None
                 if entry is None:
                     entry = self._slow_entry(seq, kind_raw, typ, payload_raw)
+                if not typed_ok and (entry[0] == RUN_MESSAGE or entry[0] == WAKE):
+                    uncertain(seq)
                 add_seq(seq)
                 add(entry)
                 last = seq

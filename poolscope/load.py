@@ -25,13 +25,13 @@ from __future__ import annotations
 import gc
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import wire
-from .errors import CorruptRecordError
-from .fold import Entry, check_unread
+from . import wire, wire_types
+from .errors import CorruptRecordError, RecordError
+from .fold import Entry, check_unread, extract
 from .index import MAX_SEQ, TOO_LARGE, PoolIndex, gc_paused, loads_payload, too_big, transpose
 from .source import keepalive
 from .sqlite_errors import is_text_decode_error, sqlite_errors
@@ -193,7 +193,7 @@ class _OtherHalf:
                 status, *result = marshal.loads(blob) if blob is not None else ("error",)
                 if status == "chunk":
                     offset, length = result
-                    seqs, tuples, problems, duplicates, verified = marshal.loads(
+                    seqs, tuples, problems, duplicates, verified, uncertain = marshal.loads(
                         os.pread(self.out.fileno(), length, offset)
                     )
             except (EOFError, ValueError, TypeError, OSError):
@@ -208,6 +208,7 @@ class _OtherHalf:
                 )
                 index.problems[seq] = error
             index.duplicates.extend(duplicates)
+            index.uncertain.extend(uncertain)
             if index.verified_filters is not None:
                 index.verified_filters.extend(verified)
             index.extend(seqs, entries)
@@ -278,8 +279,11 @@ def _decode_in_child(
             }
             reported.update(problems)
             verified = index.verified_filters
-            blob = marshal.dumps((seqs, tuples, problems, index.duplicates[:], verified[:] if verified else []))
+            blob = marshal.dumps(
+                (seqs, tuples, problems, index.duplicates[:], verified[:] if verified else [], index.uncertain[:])
+            )
             index.duplicates.clear()
+            index.uncertain.clear()
             if verified:
                 verified.clear()
             written = 0
@@ -298,7 +302,7 @@ def _decode_in_child(
             tuples.extend([e if e.__class__ is tuple else tuple(e) for e in batch])
             if len(seqs) >= LOAD_CHUNK:
                 hand_over()
-        if seqs or index.problems.keys() - reported or index.duplicates:
+        if seqs or index.problems.keys() - reported or index.duplicates or index.uncertain:
             hand_over()
         blob = marshal.dumps(("done",))
     except BaseException as error:
@@ -578,12 +582,19 @@ def _count(conn: sqlite3.Connection, index: PoolIndex, after: int, upto: int | N
         return conn.execute(sql, args).fetchone()[0]
 
 
-def checked_payload(path: Path, pool_id: str, seq: int, text: bytes) -> Any:
+#: The two bulk kinds, read by the typed tier (:mod:`poolscope.wire_types`).
+_BULK = frozenset({"run_message", "wake"})
+
+
+def checked_payload(path: Path, pool_id: str, seq: int, text: bytes, uncertain: Container[int] | None = None) -> Any:
     """``text`` decoded, or :class:`CorruptRecordError` naming the record when
     serde_json cannot read it (:func:`wire.payload_problem`: a repeated key,
     nesting past its limit; :func:`fold.check_unread`).  A load has checked
     the same when it indexed the record; a payload read again is checked again
-    (the row may have changed since)."""
+    (the row may have changed since).  Returned as the SDK writes it back
+    (:func:`wire.canonical_payload`) unless its text is serde's own bytes --
+    known for a message or wake whose seq is not in ``uncertain`` (the index's
+    list of those its typed tier did not take), else found out here."""
     try:
         payload = loads_payload(text)
     except CorruptRecordError as error:
@@ -591,15 +602,28 @@ def checked_payload(path: Path, pool_id: str, seq: int, text: bytes) -> Any:
     found, payload = wire.serde_read(text, payload)
     if found is not None:
         raise CorruptRecordError(found[1], path=path, pool_id=pool_id, seq=seq, code=found[0])
+    kind = payload.get("type") if payload.__class__ is dict else None
     try:
-        if payload.__class__ is dict and payload.get("type").__class__ is str:
-            check_unread(payload["type"], payload)
+        if kind.__class__ is str:
+            check_unread(kind, payload)
     except CorruptRecordError as error:
         raise CorruptRecordError(error.problem, path=path, pool_id=pool_id, seq=seq, code="bad_shape") from None
+    if kind in wire.KINDS and (
+        kind not in _BULK or ((uncertain is None or seq in uncertain) and not wire_types.serde_bytes(kind, text))
+    ):
+        # not the bytes serde writes (keys in another order, an unknown field, a null option, an empty
+        # list): the SDK's snapshot and its watch() write what it read back in its own form
+        try:
+            extract(kind, payload)
+        except RecordError:  # damaged: the index holds no entry of it, nothing writes it back
+            return payload
+        return wire.canonical_payload(kind, payload)
     return payload
 
 
-def _payloads_in_span(conn: sqlite3.Connection, path: Path, pool_id: str, ordered: list[int]) -> dict[int, Any]:
+def _payloads_in_span(
+    conn: sqlite3.Connection, path: Path, pool_id: str, ordered: list[int], uncertain: Container[int] | None
+) -> dict[int, Any]:
     """The payloads of ``ordered`` (sorted seqs) read in one range scan."""
     out: dict[int, Any] = {}
     wanted = set(ordered)
@@ -612,15 +636,22 @@ def _payloads_in_span(conn: sqlite3.Connection, path: Path, pool_id: str, ordere
     for seq, text in rows:
         keepalive(conn)
         if seq in wanted and seq not in out:  # a seq stored twice: the row the load took, the first
-            out[seq] = checked_payload(path, pool_id, seq, text)
+            out[seq] = checked_payload(path, pool_id, seq, text, uncertain)
     return out
 
 
 @gc_paused()  # decoding thousands of payloads makes no cycles
 def fetch_payloads(
-    conn: sqlite3.Connection, path: Path, pool_id: str, seqs: list[int], on_error: Callable | None = None
+    conn: sqlite3.Connection,
+    path: Path,
+    pool_id: str,
+    seqs: list[int],
+    on_error: Callable | None = None,
+    uncertain: Container[int] | None = None,
 ) -> dict[int, Any]:
-    """Decoded payloads for the given seqs of one pool (in any order)."""
+    """Decoded payloads for the given seqs of one pool (in any order), as the
+    SDK writes them back (see :func:`checked_payload`; ``uncertain``: the
+    loaded index's :attr:`PoolIndex.uncertain`, None to look at every one)."""
     out: dict[int, Any] = {}
     if not seqs:
         return out
@@ -629,7 +660,7 @@ def fetch_payloads(
     with sqlite_errors(path, pool_id):
         try:
             if span <= 4 * len(ordered):
-                out = _payloads_in_span(conn, path, pool_id, ordered)
+                out = _payloads_in_span(conn, path, pool_id, ordered, uncertain)
         except sqlite3.DataError as error:
             if not too_big(error):  # a damaged neighbour larger than max_payload: ask for the seqs themselves
                 raise
@@ -645,7 +676,7 @@ def fetch_payloads(
                 ):
                     keepalive(conn)
                     if seq not in out:  # a seq stored twice: the row the load took, the first
-                        out[seq] = checked_payload(path, pool_id, seq, text)
+                        out[seq] = checked_payload(path, pool_id, seq, text, uncertain)
     missing = [s for s in ordered if s not in out]
     if missing:
         from .errors import DatabaseChangedError

@@ -615,6 +615,41 @@ def canonical_registration(registration: dict, *, strict: bool = False) -> dict:
     return REGISTRATION(registration, "registration")
 
 
+def canonical_payload(kind: str, payload: dict) -> dict:
+    """A record's payload as the SDK writes it back after reading it (the
+    snapshot it computes, the records its ``watch`` returns): each part in
+    serde's order, unknown fields dropped, ``None`` options and empty lists
+    left out.  ``payload`` is one the fold reads (a damaged one is never
+    passed here).
+
+    >>> canonical_payload("member_left", {"member": {"agent_id": "a", "topics": [], "run_id": "r"}, "type": "member_left"})
+    {'type': 'member_left', 'member': {'run_id': 'r', 'agent_id': 'a'}}
+    """
+    if kind == "run_message":
+        stored = payload["stored"]
+        message = canonical_message(stored["message"])
+        target = message["to"]["target"]
+        field = TARGET_ID_FIELD.get(str(target.get("type"))) if isinstance(target, dict) else None
+        if field is not None and field in target:  # RunTarget: serde writes its tag first, then the variant's id
+            message["to"] = {**message["to"], "target": {"type": target["type"], field: target[field]}}
+        return {"type": kind, "stored": {"message": message, "receipt": canonical_receipt(stored["receipt"])}}
+    if kind == "wake":
+        stored = payload["stored"]
+        return {
+            "type": kind,
+            "stored": {
+                "condition": canonical_condition(stored["condition"]),
+                "compiled_filter": canonical_compiled_filter(stored["compiled_filter"]),
+                "registration": canonical_registration(stored["registration"]),
+            },
+        }
+    if kind in ("member_joined", "member_left"):
+        return {"type": kind, "member": canonical_member(payload["member"])}
+    if kind == "pool_opened":
+        return {"type": kind, "config": canonical_config(payload["config"])}
+    return {"type": kind}
+
+
 _INDEXED = (
     ("run_ids", "run_id"),
     ("agent_ids", "agent_id"),

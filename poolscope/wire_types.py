@@ -177,3 +177,24 @@ _WakeFilterStored = _reader("WakeFilterStored", [("compiled_filter", _WakeFilter
 #: >>> part.filter_id, bytes(part.criteria)
 #: ('f', b'{"run_ids":"any"}')
 WAKE_FILTER = msgspec.json.Decoder(_reader("WakeFilterRecord", [("stored", _WakeFilterStored)]))
+
+
+_TYPED = {"run_message": MESSAGE.decode, "wake": WAKE.decode}
+
+
+def serde_bytes(kind: str, raw: bytes) -> bool:
+    """True when ``raw``, the stored text of a ``kind`` record, is serde's own
+    bytes for what it holds, as these types read and write it (every bulk
+    record the SDK wrote); False for any other kind, whose few records are
+    written back by :func:`wire.canonical_payload`.
+
+    >>> serde_bytes("wake", b'{"type":"wake"}'), serde_bytes("member_left", b'{}')
+    (False, False)
+    """
+    reader = _TYPED.get(kind)
+    if reader is None:
+        return False
+    try:
+        return encode(reader(raw)) == raw
+    except Refused:
+        return False

@@ -168,3 +168,78 @@ def test_compiled_filters_are_computed_like_the_sdk(oracle, field):
             continue
         compiled = payload["stored"]["compiled_filter"]
         assert wire.compile_filter(compiled["criteria"])[field] == compiled[field]
+
+
+def _unlike_serde(payload: dict, seq: int) -> dict:
+    """The same value as serde reads it, written otherwise: every object's keys in reverse order, an
+    unknown field, ``null`` for options that are absent and ``[]`` for lists that are absent (serde
+    reads each as the default and writes it back left out).  Opaque refs are left as they are."""
+
+    def reverse(obj: dict) -> dict:
+        return dict(reversed(list(obj.items())))
+
+    out = dict(payload)
+    kind = payload["type"]
+    if kind == "run_message":
+        message, receipt = dict(payload["stored"]["message"]), dict(payload["stored"]["receipt"])
+        message.setdefault("reply_to", None)
+        message.setdefault("expires_at_millis", None)
+        message.setdefault("policy_refs", [])
+        message["note_from_a_newer_sdk"] = {"x": [1, 2]}
+        target = message["to"]["target"]
+        message["to"] = reverse({**message["to"], "target": reverse(target)})
+        receipt.setdefault("delivered_to", [])
+        receipt.setdefault("journal_cursor", None)
+        out["stored"] = {"receipt": reverse(receipt), "message": reverse(message)}
+    elif kind == "wake":
+        stored = {name: reverse(dict(value)) for name, value in payload["stored"].items()}
+        stored["registration"].setdefault("journal_cursor", None)
+        stored["condition"]["unknown"] = seq
+        out["stored"] = reverse(stored)
+    elif kind in ("member_joined", "member_left"):
+        member = dict(payload["member"])
+        member.setdefault("topics", [])
+        member.setdefault("policy_refs", [])
+        out["member"] = reverse(member)
+    return reverse(out)
+
+
+def test_records_written_otherwise_read_back_as_the_sdk_writes_them(oracle, tmp_path, monkeypatch):
+    """Records serde reads as the same values, stored in another form (key order, unknown fields, null
+    options, empty lists, whitespace): the snapshots at every cursor and the records are still the
+    SDK's bytes -- its store writes back what it read, in its own form (they were the stored dicts,
+    echoed as they were)."""
+    path = tmp_path / "otherwise.db"
+    conn = sqlite3.connect(f"file:{oracle / 'pool.db'}?immutable=1", uri=True)
+    conn.backup(target := sqlite3.connect(path))
+    conn.close()
+    rows = target.execute("SELECT pool_id, seq, payload_json FROM agent_pool_records").fetchall()
+    for pool_id, seq, text in rows:
+        written = json.dumps(_unlike_serde(json.loads(text), seq), indent=1 if seq % 3 == 0 else None)
+        target.execute(
+            "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (written, pool_id, seq)
+        )
+    target.commit()
+    target.close()
+    db = poolscope.open(path, cache=False)
+    assert db.check() == []
+    for pool_id, cursor, text in raw_snapshot_lines(oracle):
+        assert db.pool(pool_id).snapshot(cursor).to_json() == text, (pool_id, cursor)
+    raw_lines = (oracle / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [r.to_json() for pool_id in db.pool_ids for r in db.pool(pool_id).records()] == raw_lines
+    db.close()
+    # the same from indexes saved to the cache and restored (which records need writing back is saved too)
+    from poolscope import cache as cache_module
+
+    monkeypatch.setenv("POOLSCOPE_CACHE_MIN_RECORDS", "0")
+    saving = poolscope.open(path, cache=tmp_path / "cache")
+    for pool_id in saving.pool_ids:
+        saving.pool(pool_id).load()
+    cache_module.wait()
+    saving.close()
+    restored = poolscope.open(path, cache=tmp_path / "cache")
+    for pool_id, cursor, text in raw_snapshot_lines(oracle):
+        history = restored.pool(pool_id)
+        assert history.index.restored, history.db.cache.last_miss
+        assert history.snapshot(cursor).to_json() == text, (pool_id, cursor)
+    restored.close()
