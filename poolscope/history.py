@@ -246,24 +246,28 @@ def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload
         return Record(pool_id, seq, kind, None, problem=error)
 
 
-def _loaded_key(payload: Any, code: int) -> tuple[Any, Any]:
-    """A payload read again as ``(type, key)`` to compare with what the index
-    holds for its seq: its message or condition id for the two bulk kinds (a
-    seq stored twice, or a row rewritten, must not pass for another message),
-    the index's own key for the others."""
+def _loaded_key(payload: Any, code: int) -> tuple[Any, Any, Any]:
+    """A payload read again as ``(type, key, status)`` to compare with what the
+    index holds for its seq: its message or condition id and its receipt's or
+    registration's status for the two bulk kinds (a seq stored twice, or a row
+    rewritten, must not pass for another message or another status: the
+    frames and the snapshot would tell two stories), the index's own key for
+    the others."""
     from .fold import RUN_MESSAGE, WAKE
 
     if payload.__class__ is not dict:
-        return None, None
+        return None, None, None
     kind = payload.get("type")
     try:
         if code == RUN_MESSAGE:
-            return kind, payload["stored"]["message"]["message_id"]
+            stored = payload["stored"]
+            return kind, stored["message"]["message_id"], stored["receipt"]["status"]
         if code == WAKE:
-            return kind, payload["stored"]["condition"]["condition_id"]
-        return kind, extract(str(kind), payload).key
+            stored = payload["stored"]
+            return kind, stored["condition"]["condition_id"], stored["registration"]["status"]
+        return kind, extract(str(kind), payload).key, None
     except (KeyError, TypeError, RecordError):
-        return kind, None
+        return kind, None, None
 
 
 def open(
@@ -702,19 +706,20 @@ class PoolHistory(_Frames):
             ) from None
         self._check_as_loaded(
             out,
-            [(seq, entry.kind, entry.key) for seq, entry in wanted],
+            [(seq, entry.kind, entry.key, entry.status) for seq, entry in wanted],
             "the file was rewritten while open (open it again to read it as it is now)",
         )
 
-    def _check_as_loaded(self, payloads: dict[int, Any], loaded: Iterable[tuple[int, int, Any]], why: str) -> None:
+    def _check_as_loaded(self, payloads: dict[int, Any], loaded: Iterable[tuple[int, int, Any, Any]], why: str) -> None:
         """:class:`DatabaseChangedError` unless each payload read again is the
-        record the index holds for its seq (``loaded``: seq, kind code, key):
-        the same kind and message, condition or run id.  Damaged records are
+        record the index holds for its seq (``loaded``: seq, kind code, key,
+        status): the same kind and message, condition or run id, and the same
+        status for a message or wake.  Damaged records are
         not compared (they have no key)."""
         from .fold import DAMAGED
 
-        for seq, code, key in loaded:
-            if code != DAMAGED and _loaded_key(payloads[seq], code) != (wire.KINDS[code], key):
+        for seq, code, key, status in loaded:
+            if code != DAMAGED and _loaded_key(payloads[seq], code) != (wire.KINDS[code], key, status):
                 raise DatabaseChangedError(
                     f"the record at seq {seq} is not the {wire.KINDS[code]} the pool was loaded with: {why}",
                     path=self.path,
@@ -842,7 +847,9 @@ class PoolHistory(_Frames):
             self.db.conn, self.path, self.pool_id, wanted, uncertain=set(index.uncertain) if index.uncertain else ()
         )
         self._check_as_loaded(
-            out, zip(asked.tolist(), kinds[at].tolist(), index.field("key", at)), "the file changed since"
+            out,
+            zip(asked.tolist(), kinds[at].tolist(), index.field("key", at), index.field("status", at)),
+            "the file changed since",
         )
         return out
 

@@ -386,6 +386,45 @@ def test_refresh_notices_a_log_rewritten_below_its_head(tmp_path, change):
         assert len(pool.members_df()) == len(members)
 
 
+@pytest.mark.parametrize("where", ["middle", "head"])
+def test_a_status_rewritten_under_a_loaded_pool_is_a_changed_file_not_two_stories(tmp_path, where):
+    """A message's receipt status rewritten in place after the pool loaded (same message id): the
+    frames hold the status loaded, the file another.  A snapshot whose payloads are read again, and
+    refresh() when it is the head, raise DatabaseChangedError instead of telling both stories (the
+    snapshot JSON said 'failed' where its own ``statuses`` and the frames said 'delivered')."""
+    path = _rewritable(tmp_path)
+    with poolscope.open(path, cache=False) as db:
+        pool = db.pool(db.pool_ids[0]).load()
+        records = pool.records_df()
+        messages = records[records["kind"] == "run_message"]
+        seq = int(messages["seq"].iloc[len(messages) // 2] if where == "middle" else messages["seq"].iloc[-1])
+        conn = sqlite3.connect(path)
+        (text,) = conn.execute(
+            "SELECT payload_json FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (pool.pool_id, seq)
+        ).fetchone()
+        payload = json.loads(text)
+        status = payload["stored"]["receipt"]["status"]
+        payload["stored"]["receipt"]["status"] = "cancelled" if status != "cancelled" else "failed"
+        conn.execute(
+            "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
+            (json.dumps(payload, separators=(",", ":")), pool.pool_id, seq),
+        )
+        conn.commit()
+        conn.close()
+        if seq == pool.head:  # refresh() compares the head's record with the file's
+            with pytest.raises(poolscope.DatabaseChangedError):
+                pool.refresh()
+        else:  # (it reads the file as it is now: the rewrite is seen)
+            assert pool.refresh() == 0
+        with pytest.raises(poolscope.DatabaseChangedError) as raised:
+            pool.payloads([seq])
+        assert raised.value.seq == seq
+        snapshot = pool.snapshot(seq)
+        with pytest.raises(poolscope.DatabaseChangedError):
+            snapshot.to_json()
+        assert pool.records_df().equals(records)  # what was loaded stays as it was
+
+
 def test_refresh_after_appends_is_not_a_rewrite(tmp_path):
     path = _rewritable(tmp_path)
     with poolscope.open(path, cache=False) as db:
