@@ -146,6 +146,10 @@ def export(
         output.make_folder(folder)  # raises: a link, or not a folder
     for name in names:  # refuse before any work is done
         output.check_file(folder / name, force=force)
+    # every pool loaded first: each frame (records_df too, which could read the file itself) and the
+    # summary come from one index per pool, so one export is of one head even while a writer appends
+    for pool_id in pools or db.pool_ids:
+        db.pool(pool_id).load()
     tables = {name: frame_for(db, name, pools, upto) for name in FRAMES}
     summary = db.summary()
     if pools:

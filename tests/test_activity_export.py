@@ -101,3 +101,47 @@ def test_snapshot_json_export_is_the_sdk_json(small_db, tmp_path):
     path = tmp_path / "snap.json"
     path.write_text(snap.to_json(), encoding="utf-8")
     assert json.loads(path.read_text(encoding="utf-8")) == snap.to_dict()
+
+
+def test_one_export_is_of_one_head_while_a_writer_appends(small_db, tmp_path, monkeypatch):
+    """A writer appends to every pool while the frames are being written (here: right after the
+    first frame is made).  Every file of the export is of the heads the export began with: records
+    used to be read from the file before the other frames loaded the pools (found exporting a live
+    log: records up to seq 141, the summary at 142)."""
+    import shutil
+
+    from poolscope import export as export_module
+
+    path = tmp_path / "live.db"
+    shutil.copy(small_db, path)
+    made = []
+    original = export_module.frame_for
+    store = poolscope.PoolStore(path)  # a live writer: read through SQLite's locks, its commits seen
+
+    def frame_then_append(db, name, pools=None, upto=None):
+        frame = original(db, name, pools, upto)
+        if not made:
+            for pool_id in db.pool_ids:
+                store.record_pool_created(pool_id)
+        made.append(name)
+        return frame
+
+    monkeypatch.setattr(export_module, "frame_for", frame_then_append)
+    import sqlite3
+
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    heads = dict(reader.execute("SELECT pool_id, MAX(seq) FROM agent_pool_records GROUP BY pool_id").fetchall())
+    reader.close()
+    try:
+        with poolscope.open(path, cache=False) as db:  # (no pool asked for before the export)
+            assert db.conn.source.mode == "ro"
+            export(db, tmp_path / "out")
+    finally:
+        store.close()
+    assert made[0] == "records" and len(made) == 4
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet")
+    summary = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert records.groupby("pool_id", observed=True)["seq"].max().to_dict() == heads
+    assert dict(zip(summary["pool_id"], summary["head"])) == heads
+    with poolscope.open(path, cache=False) as db:  # the writer's records are there, for the next export
+        assert {pool_id: db.pool(pool_id).head for pool_id in db.pool_ids} == {p: h + 1 for p, h in heads.items()}
