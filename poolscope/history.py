@@ -741,7 +741,9 @@ class PoolHistory(_Frames):
         Starts after ``after`` (default: the current head, so only new
         records).  Stops after ``limit`` records, or when nothing new arrived
         for ``idle_timeout`` seconds (default: never).  The pool's index (and
-        so ``snapshot()`` and the frames) follows along.
+        so ``snapshot()`` and the frames) follows along; a record that appears
+        below the head loaded (written into a gap: the log was rewritten) is a
+        :class:`DatabaseChangedError`, not a record the index does not hold.
 
         >>> for record in pool.follow(after=pool.head - 2, idle_timeout=0.2):
         ...     print(record.cursor, record.kind)
@@ -749,6 +751,7 @@ class PoolHistory(_Frames):
         1201 run_message
         """
         import time
+        from bisect import bisect_left
 
         poll = seconds_argument(poll, "poll")
         if idle_timeout is not None:
@@ -765,9 +768,19 @@ class PoolHistory(_Frames):
             fresh = False
             # only what the index has loaded: a record appended since the refresh waits for the next one,
             # so that snapshot() and the frames always cover every record yielded
+            seqs = self.index.seqs
             for record in read_records(self.db.conn, self.path, self.pool_id, last, self.head):
                 if record.cursor <= last:  # pragma: no cover - ORDER BY seq makes this impossible
                     continue
+                at = bisect_left(seqs, record.cursor)
+                if at == len(seqs) or seqs[at] != record.cursor:  # written into a gap since the load
+                    raise DatabaseChangedError(
+                        f"a record at seq {record.cursor}, below the head loaded ({self.head}), was written "
+                        "after the pool was loaded: the log was rewritten (open it again to read it as it is now)",
+                        path=self.path,
+                        pool_id=self.pool_id,
+                        seq=record.cursor,
+                    )
                 last = record.cursor
                 fresh = True
                 yield record

@@ -425,6 +425,30 @@ def test_a_status_rewritten_under_a_loaded_pool_is_a_changed_file_not_two_storie
         assert pool.records_df().equals(records)  # what was loaded stays as it was
 
 
+def test_a_gap_filled_after_the_load_is_not_yielded_past_the_index(tmp_path):
+    """A record written into a gap below the head after the pool loaded (the SDK only appends at
+    MAX(seq) + 1: a hand edit) is not in the index: follow() raises DatabaseChangedError instead of
+    yielding a record that snapshot() and the frames do not cover (it did)."""
+    path = _rewritable(tmp_path)
+    conn = sqlite3.connect(path)
+    pool_id, seq = conn.execute("SELECT pool_id, seq FROM agent_pool_records WHERE seq = 60").fetchone()
+    row = conn.execute("SELECT * FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (pool_id, seq)).fetchone()
+    conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?", (pool_id, seq))
+    conn.commit()
+    with poolscope.open(path, cache=False) as db:
+        pool = db.pool(pool_id).load()
+        assert seq not in pool.records_df()["seq"].tolist()
+        assert [r.cursor for r in pool.follow(after=seq - 3, idle_timeout=0.1, limit=4)] == [58, 59, 61, 62]
+        conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", row)
+        conn.commit()
+        conn.close()
+        records = pool.follow(after=seq - 3, idle_timeout=0.1)
+        assert [next(records).cursor for _ in range(2)] == [58, 59]
+        with pytest.raises(poolscope.DatabaseChangedError) as raised:
+            next(records)
+        assert raised.value.seq == seq
+
+
 def test_refresh_after_appends_is_not_a_rewrite(tmp_path):
     path = _rewritable(tmp_path)
     with poolscope.open(path, cache=False) as db:
