@@ -412,11 +412,14 @@ class Database(_Frames):
         signature = self._file_signature()
         if wal != self._wal_seen or (source.mode != "ro" and signature != self._signature):
             # a writer started, stopped, or changed the file while we held an
-            # immutable view or a private copy: reopen so that its records are seen
-            self._conn.close()
-            self._conn = connect_readonly(
+            # immutable view or a private copy: reopen so that its records are seen (the old connection
+            # is closed only once the new one is open: a file that cannot be opened now -- its header
+            # overwritten for a moment -- leaves what was loaded readable, not a closed connection)
+            fresh = connect_readonly(
                 self.path, timeout=self.timeout, max_payload=self.max_payload, expect=self._identity
             )
+            self._conn.close()
+            self._conn = fresh
             self._wal_seen = wal
         self._signature = signature
 

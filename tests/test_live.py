@@ -449,6 +449,27 @@ def test_a_gap_filled_after_the_load_is_not_yielded_past_the_index(tmp_path):
         assert raised.value.seq == seq
 
 
+def test_a_refresh_that_cannot_open_the_file_leaves_what_was_loaded_readable(tmp_path):
+    """The file's header overwritten for a moment (a copy in progress, a restore): refresh() fails
+    with a typed error, and the snapshot's payloads are still read through the connection it had
+    (every later call said 'Cannot operate on a closed database'); once the header is back, refresh
+    reads on."""
+    path = _rewritable(tmp_path)
+    with poolscope.open(path, cache=False) as db:
+        pool = db.pool(db.pool_ids[0]).load()
+        expected = pool.snapshot(100).to_json()
+        with open(path, "r+b") as handle:
+            header = handle.read(16)
+            handle.seek(0)
+            handle.write(b"X" * 16)
+        with pytest.raises(poolscope.NotADatabaseError):
+            pool.refresh()
+        assert pool.snapshot(100).to_json() == expected
+        with open(path, "r+b") as handle:
+            handle.write(header)
+        assert pool.refresh() == 0 and pool.snapshot(100).to_json() == expected
+
+
 def test_refresh_after_appends_is_not_a_rewrite(tmp_path):
     path = _rewritable(tmp_path)
     with poolscope.open(path, cache=False) as db:
