@@ -461,8 +461,8 @@ class PoolIndex:
     def export_state(self) -> tuple[Any, dict]:
         """What the index cache saves: one ``pyarrow.Table`` (a row per record:
         the :class:`Entry` fields, ``next``, status code, key rank and key code,
-        whether its wake's filter was found consistent)
-        and a small dict of the fold's scalars, damaged records and duplicates
+        whether its wake's filter was found consistent, whether its stored text
+        may not be serde's bytes) and a small dict of the fold's scalars, damaged records and duplicates
         (plain values).  :meth:`restore_state` is its inverse."""
         import pyarrow as pa
 
@@ -473,7 +473,11 @@ class PoolIndex:
         table = entries_table(self)
         # the wakes whose filter was found consistent, checked or restored: doctor need not read them again
         checked = np.union1d(self._checked_filters, np.asarray(self.verified_filters or (), dtype=np.int64))
-        table = table.append_column("filter_checked", pa.array(np.isin(self.arrays()["seq"], checked)))
+        seqs = self.arrays()["seq"]
+        table = table.append_column("filter_checked", pa.array(np.isin(seqs, checked)))
+        # the messages and wakes whose stored text may not be serde's bytes (a column: a log of a newer
+        # SDK, whose every record the typed tier refuses, would make a list in the manifest too long)
+        table = table.append_column("uncertain", pa.array(np.isin(seqs, np.asarray(self.uncertain, dtype=np.int64))))
         state = self._state
         meta = {
             "config": state.config,
@@ -484,7 +488,6 @@ class PoolIndex:
             "count": state.count,
             "problems": {seq: (type(e).__name__, e.problem, e.code) for seq, e in self.problems.items()},
             "duplicates": list(self.duplicates),
-            "uncertain": list(self.uncertain),
         }
         return table, meta
 
@@ -514,9 +517,9 @@ class PoolIndex:
             error = kind(problem, path=self.path, pool_id=self.pool_id, seq=seq, code=code)
             self.problems[int(seq)] = error
         self.duplicates = list(meta["duplicates"])
-        self.uncertain = [int(seq) for seq in meta.get("uncertain", ())]
         checked = table.column("filter_checked").to_numpy(zero_copy_only=False)
         self._checked_filters = seqs[checked]
+        self.uncertain = seqs[table.column("uncertain").to_numpy(zero_copy_only=False)].tolist()
         kind = entries.kind_array()
         arrays = {
             "seq": seqs,
