@@ -102,6 +102,21 @@ def _limits() -> dict[str, Any]:
     return {} if ctx is None else dict(ctx.meta.get(_LIMITS, {}))
 
 
+def _pictures_outside_home() -> None:
+    """For a command that draws: matplotlib keeps its configuration and font
+    cache in poolscope's cache folder (``matplotlib`` in it), unless
+    ``MPLCONFIGDIR`` says where -- else it would create
+    ``~/.config/matplotlib`` and ``~/.cache/matplotlib``, and a command
+    writes nothing in the home folder but its index cache."""
+    import os
+
+    if os.environ.get("MPLCONFIGDIR") or "matplotlib" in sys.modules:
+        return
+    from .cache import default_dir
+
+    os.environ["MPLCONFIGDIR"] = str(default_dir() / "matplotlib")
+
+
 def _open(path: str, quiet: bool = True):
     from .history import open as open_db
 
@@ -421,6 +436,7 @@ def report_command(db: str, out: str, pools: tuple[str, ...], force: bool) -> No
     Example:
         poolscope report sample_data/demo.db -o report.html --pool pool.alpha
     """
+    _pictures_outside_home()
     from .report import report
 
     written = report(_open(db), out, list(pools) or None, force=force)
@@ -699,6 +715,7 @@ def fleet_report(sources: tuple[str, ...], workers: int | None, out: str, force:
 
     An existing OUT is replaced only if it is an earlier fleet report (or with
     --force), and never through a symlink."""
+    _pictures_outside_home()
     from .fleet.report import report
 
     with _fleet(sources, workers) as hosts:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import tree_state
+from helpers import SAMPLE_DB, tree_state
 
 import poolscope
 from poolscope.cli import cli
@@ -221,3 +221,29 @@ def test_cli_report_default_output_name(sample_copy, tmp_path):
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report.html").is_file()
+
+
+def test_the_report_command_writes_nothing_in_the_home_folder_but_poolscopes_cache(tmp_path):
+    """`poolscope report` (README's first command) in a fresh home, with no MPLCONFIGDIR or XDG
+    folders set: matplotlib keeps its font cache in poolscope's cache folder, and nothing else
+    appears in the home (it created ~/.config/matplotlib and ~/.cache/matplotlib)."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPL", "POOLSCOPE_"))}
+    env["HOME"] = str(home)
+    script = "from poolscope.cli import cli; cli()"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "report", str(SAMPLE_DB), "-o", str(tmp_path / "report.html")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    created = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    assert created[:3] == [".cache", ".cache/poolscope", ".cache/poolscope/matplotlib"], created
+    assert all(name == ".cache" or name.startswith(".cache/poolscope") for name in created), created
+    assert (tmp_path / "report.html").stat().st_size > 0
