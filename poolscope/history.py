@@ -66,6 +66,8 @@ from .source import (
 )
 from .sqlite_errors import sqlite_errors
 
+#: Gaps below the head searched for the record written into one (:meth:`PoolHistory.refresh`).
+GAPS_SEARCHED = 1000
 #: Characters of a payload shown by ``repr(record)`` (the rest is counted).
 REPR_PAYLOAD_CHARS = 160
 
@@ -677,7 +679,56 @@ class PoolHistory(_Frames):
         if self._index is None:
             return 0
         self._check_ends()
+        self._check_gaps()
         return self._index.load(self.db.conn, progress=False)
+
+    def _check_gaps(self) -> None:
+        """Raise :class:`DatabaseChangedError` when a record was written into a
+        gap below the head since the load (the SDK only appends at
+        ``MAX(seq) + 1``: a hand edit, or a restore): a refresh reads after the
+        head, so the index would go on without it while the SDK's replay folds
+        it.  Only a pool whose seqs have gaps pays for this (one count of its
+        rows up to the head); a log the SDK wrote has none."""
+        index = self._index
+        if index is None or index.head <= len(index):
+            return
+        # the rows the index holds one entry each for: integer seqs 1..head (a seq stored twice is one
+        # entry plus a duplicate; a seq below 1, or not an integer, is never placed)
+        expected = len(index) + sum(1 for seq in index.duplicates if seq >= 1)
+        with sqlite_errors(self.path, self.pool_id):
+            count = self.db.conn.execute(
+                "SELECT count(*) FROM agent_pool_records WHERE pool_id = ? AND seq >= 1 AND seq <= ? "
+                "AND typeof(seq) = 'integer'",
+                (self.pool_id, index.head),
+            ).fetchone()[0]
+        if count > expected:
+            raise DatabaseChangedError(
+                f"{count - expected} record(s) were written below the head loaded ({index.head}) since "
+                "the pool was loaded: the log was rewritten (open it again to read it as it is now)",
+                path=self.path,
+                pool_id=self.pool_id,
+                seq=self._first_in_gaps(),
+            )
+
+    def _first_in_gaps(self) -> int | None:
+        """The lowest seq in the file that falls into a gap of the index's seqs
+        below its head (None if none is found among the first
+        :data:`GAPS_SEARCHED` gaps)."""
+        import numpy as np
+
+        seqs = np.asarray(self.index.seqs, dtype=np.int64)
+        bounds = np.concatenate([[0], seqs])
+        gaps = np.flatnonzero(np.diff(bounds) > 1)[:GAPS_SEARCHED]
+        for lower, upper in zip(bounds[gaps].tolist(), bounds[gaps + 1].tolist()):
+            with sqlite_errors(self.path, self.pool_id):
+                found = self.db.conn.execute(
+                    "SELECT min(seq) FROM agent_pool_records WHERE pool_id = ? AND seq > ? AND seq < ? "
+                    "AND typeof(seq) = 'integer'",
+                    (self.pool_id, lower, upper),
+                ).fetchone()[0]
+            if found is not None:
+                return int(found)
+        return None
 
     def _check_ends(self) -> None:
         """Raise :class:`DatabaseChangedError` when the first or the last record

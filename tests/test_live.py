@@ -442,11 +442,50 @@ def test_a_gap_filled_after_the_load_is_not_yielded_past_the_index(tmp_path):
         conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", row)
         conn.commit()
         conn.close()
+        # the refresh of follow()'s first poll counts the rows below the head (the pool has a gap)
         records = pool.follow(after=seq - 3, idle_timeout=0.1)
-        assert [next(records).cursor for _ in range(2)] == [58, 59]
         with pytest.raises(poolscope.DatabaseChangedError) as raised:
             next(records)
         assert raised.value.seq == seq
+
+
+def test_a_refresh_raises_for_a_gap_filled_after_the_load_and_reads_appends_past_gaps(tmp_path):
+    """refresh() reads after the head, so a record written into a gap below it since the load (a
+    hand edit: the SDK only appends at MAX(seq) + 1) would be missed while the SDK's replay folds
+    it: DatabaseChangedError, and what was loaded stays as it was.  Records appended past a gap
+    are read as usual (no false alarm, whatever unplaceable rows the pool has)."""
+    path = _rewritable(tmp_path)
+    conn = sqlite3.connect(path)
+    pool_id = conn.execute("SELECT pool_id FROM agent_pool_records WHERE seq = 60").fetchone()[0]
+    row = conn.execute("SELECT * FROM agent_pool_records WHERE pool_id = ? AND seq = 60", (pool_id,)).fetchone()
+    conn.execute("DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = 60", (pool_id,))
+    # rows no load places (a seq below 1, not an integer, text): never taken for a filled gap
+    for odd in (0, -1, 60.5, "sixty"):
+        conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, odd, row[2], row[3]))
+    head, kind, last = conn.execute(
+        "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND typeof(seq) = 'integer' "
+        "ORDER BY seq DESC LIMIT 1",
+        (pool_id,),
+    ).fetchone()
+    conn.commit()
+    try:
+        with poolscope.open(path, cache=False) as db:
+            pool = db.pool(pool_id).load()
+            # an append past the gap (the last record's payload again, at MAX(seq) + 1)
+            conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, head + 1, kind, last))
+            conn.commit()
+            assert pool.refresh() == 1 and pool.head == head + 1
+            records = pool.records_df()
+            conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", row)
+            conn.commit()
+            with pytest.raises(poolscope.DatabaseChangedError, match="below the head") as raised:
+                pool.refresh()
+            assert raised.value.seq == 60
+            with pytest.raises(poolscope.DatabaseChangedError, match="below the head"):
+                db.refresh()
+            assert pool.head == head + 1 and pool.records_df().equals(records)
+    finally:
+        conn.close()
 
 
 def test_a_refresh_that_cannot_open_the_file_leaves_what_was_loaded_readable(tmp_path):
