@@ -70,6 +70,9 @@ _U64 = 2**64 - 1
 #: ``MessageResponseContract.expected_responses`` is a ``u32`` in the SDK.
 _U32 = 2**32 - 1
 _RESUME = frozenset(wire.RESUME_POLICIES)
+id_fine = wire.id_fine
+#: A filter's sets of identifiers (each item checked as the SDK's id newtypes check it).
+_ID_SETS = tuple(sorted(wire.ID_FILTER_SETS))
 
 
 def _text(value: Any, field: str, *, optional: bool = False) -> Any:
@@ -77,6 +80,25 @@ def _text(value: Any, field: str, *, optional: bool = False) -> Any:
     if value.__class__ is str or (optional and value is None):
         return value
     raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not a string (the SDK cannot read this record)")
+
+
+def _ident(value: Any, field: str, *, optional: bool = False) -> Any:
+    """``value`` if it is one of the SDK's identifiers (:func:`wire.identifier_problem`;
+    or None when ``optional``), else :class:`CorruptRecordError`."""
+    if (optional and value is None) or wire.id_fine(value):
+        return value
+    _text(value, field)
+    raise CorruptRecordError(
+        f"{field}: {wire.identifier_problem(value)} ({wire.shown_id(value)}; the SDK cannot read this record)"
+    )
+
+
+def _idents(value: Any, field: str) -> tuple:
+    if not isinstance(value, list):
+        raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not a list of strings")
+    for item in value:
+        _ident(item, f"{field} item")
+    return tuple(value)
 
 
 def _count(value: Any, field: str, *, optional: bool = True, bits: int = 64) -> Any:
@@ -148,6 +170,7 @@ def extract(kind: str, payload: Any) -> Entry:
             message_id = message["message_id"]
             if not isinstance(message_id, str) or receipt["message_id"] != message_id:
                 raise CorruptRecordError("receipt.message_id differs from message.message_id")
+            _ident(message_id, "message.message_id")
             if ttype not in _TARGET_ID_FIELD:
                 raise CorruptRecordError(
                     f"message.to.target.type is {ttype!r}, not one of {', '.join(_TARGET_ID_FIELD)}"
@@ -157,16 +180,16 @@ def extract(kind: str, payload: Any) -> Entry:
                 RUN_MESSAGE,
                 message_id,
                 status,
-                _text(message["idempotency_key"], "message.idempotency_key"),
+                _ident(message["idempotency_key"], "message.idempotency_key"),
                 None,
                 None,
-                _text(message["from"], "message.from"),
+                _ident(message["from"], "message.from"),
                 ttype,
                 # every RunAddressTarget variant has its id, and serde has no default for it
-                _text(target.get(_TARGET_ID_FIELD[ttype]), f"message.to.target.{_TARGET_ID_FIELD[ttype]}"),
-                _texts(receipt.get("delivered_to", []), "receipt.delivered_to"),
-                _text(message.get("reply_to"), "message.reply_to", optional=True),
-                _text(receipt.get("journal_cursor"), "receipt.journal_cursor", optional=True),
+                _ident(target.get(_TARGET_ID_FIELD[ttype]), f"message.to.target.{_TARGET_ID_FIELD[ttype]}"),
+                _idents(receipt.get("delivered_to", []), "receipt.delivered_to"),
+                _ident(message.get("reply_to"), "message.reply_to", optional=True),
+                _ident(receipt.get("journal_cursor"), "receipt.journal_cursor", optional=True),
                 (
                     _count(message.get("expires_at_millis"), "message.expires_at_millis"),
                     None
@@ -177,7 +200,7 @@ def extract(kind: str, payload: Any) -> Entry:
                     None
                     if contract is None
                     else _count(contract.get("timeout_millis"), "response_contract.timeout_millis"),
-                    _text(message["content_ref"], "message.content_ref"),
+                    _ident(message["content_ref"], "message.content_ref"),
                 ),
             )
         if kind == "wake":
@@ -191,6 +214,7 @@ def extract(kind: str, payload: Any) -> Entry:
             condition_id = condition["condition_id"]
             if not isinstance(condition_id, str) or registration["condition_id"] != condition_id:
                 raise CorruptRecordError("registration.condition_id differs from condition.condition_id")
+            _ident(condition_id, "condition.condition_id")
             criteria = stored["compiled_filter"]["criteria"]
             resume = condition["resume_with"]
             if resume not in _RESUME:
@@ -201,21 +225,21 @@ def extract(kind: str, payload: Any) -> Entry:
                 WAKE,
                 condition_id,
                 status,
-                _text(condition["idempotency_key"], "condition.idempotency_key"),
-                _text(condition["run_id"], "condition.run_id"),
+                _ident(condition["idempotency_key"], "condition.idempotency_key"),
+                _ident(condition["run_id"], "condition.run_id"),
                 None,
                 None,
                 None,
                 None,
                 (),
                 None,
-                _text(registration.get("journal_cursor"), "registration.journal_cursor", optional=True),
+                _ident(registration.get("journal_cursor"), "registration.journal_cursor", optional=True),
                 (
                     _count(condition.get("timeout_millis"), "condition.timeout_millis"),
                     resume,
                     _included(criteria.get("families"), "families"),
                     _included(criteria.get("kinds"), "kinds"),
-                    _included(criteria.get("run_ids"), "run_ids"),
+                    _included(criteria.get("run_ids"), "run_ids", ids=True),
                 ),
             )
         if kind == "member_joined" or kind == "member_left":
@@ -223,6 +247,7 @@ def extract(kind: str, payload: Any) -> Entry:
             run_id = member["run_id"]
             if not isinstance(run_id, str):
                 raise CorruptRecordError("member.run_id is not a string")
+            _ident(run_id, "member.run_id")
             _check_member(member)  # the SDK's AgentPoolMember: strings, lists of strings, policy refs
             return Entry(
                 MEMBER_JOINED if kind == "member_joined" else MEMBER_LEFT,
@@ -329,7 +354,7 @@ def _policy_refs_fine(refs: Any) -> bool:
     if refs.__class__ is not list:
         return False
     for ref in refs:
-        if ref.__class__ is not dict or ref.get("kind").__class__ is not str or ref.get("id").__class__ is not str:
+        if ref.__class__ is not dict or ref.get("kind").__class__ is not str or not id_fine(ref.get("id")):
             return False
         version = ref.get("version")
         if version is not None and version.__class__ is not str:
@@ -341,6 +366,42 @@ def _policy_refs_fine(refs: Any) -> bool:
 _DEFAULT_QUEUE: dict = {"capacity": 0, "terminal_reserve": 0, "overflow": ""}
 #: A filter's queue: its counts (``usize``) and its overflow policy.
 _QUEUE_COUNTS = ("capacity", "terminal_reserve")
+
+
+def _entries_fine(entries: Any) -> bool:
+    """Whether correlation entries are what serde reads: a list of objects whose
+    ``key`` and ``value`` are the SDK's identifiers."""
+    if entries.__class__ is not list:
+        return False
+    for entry in entries:
+        if entry.__class__ is not dict or not (id_fine(entry.get("key")) and id_fine(entry.get("value"))):
+            return False
+    return True
+
+
+def _id_sets_fine(event_filter: dict) -> bool:
+    """Whether a filter's sets of identifiers (run, session, agent, turn ids;
+    correlation keys) hold only identifiers the SDK reads, where they are
+    ``{"include": [...]}`` (the rest of a set's shape is the typed readers' and doctor's)."""
+    for name in _ID_SETS:
+        selector = event_filter.get(name)
+        if selector.__class__ is dict:
+            items = selector.get("include")
+            if items.__class__ is list:
+                for item in items:
+                    if item.__class__ is str and not id_fine(item):
+                        return False
+    return True
+
+
+def _explain_id_sets(event_filter: dict, field: str) -> None:
+    """Raise what :func:`_id_sets_fine` finds wrong."""
+    for name in _ID_SETS:
+        selector = event_filter.get(name)
+        if selector.__class__ is dict and selector.get("include").__class__ is list:
+            for item in selector["include"]:
+                if item.__class__ is str:
+                    _ident(item, f"{field}.{name}.include item")
 
 
 def _queue_fine(queue: Any) -> bool:
@@ -379,7 +440,7 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
             return (
                 "destination_ref" in to
                 and to.get("related_refs", _NO_LIST).__class__ is list
-                and message["correlation"].get("entries", _NO_LIST).__class__ is list
+                and _entries_fine(message["correlation"].get("entries", _NO_LIST))
                 and _policy_refs_fine(message.get("policy_refs", _NO_LIST))
             )
         if kind == "wake":
@@ -389,7 +450,7 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
             fields = compiled["indexed_fields"]
             if not (
                 condition["filter"].__class__ is dict
-                and stored["registration"]["run_id"].__class__ is str
+                and id_fine(stored["registration"]["run_id"])
                 and compiled["filter_id"].__class__ is str
                 and compiled["filter_fingerprint"].__class__ is str
                 and compiled["payload_access"].__class__ is str
@@ -399,6 +460,8 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
                 and _queue_fine(condition["filter"].get("queue", _DEFAULT_QUEUE))
                 and fields.__class__ is list
                 and _policy_refs_fine(refs)
+                and _id_sets_fine(condition["filter"])
+                and _id_sets_fine(compiled["criteria"])
             ):
                 return False
             for field in fields:
@@ -436,6 +499,13 @@ def _explain_unread(kind: Any, payload: Any) -> None:
         entries = correlation.get("entries", _NO_LIST)
         if entries.__class__ is not list:
             raise _wrong("stored.message.correlation.entries", entries, "a list")
+        for entry in entries:
+            if entry.__class__ is not dict:
+                raise _wrong("stored.message.correlation.entries item", entry, "an object")
+            for name in ("key", "value"):
+                if name not in entry:
+                    raise _missing(f"stored.message.correlation.entries item's {name}")
+                _ident(entry[name], f"stored.message.correlation.entries item's {name}")
         if "policy_refs" in message:
             _check_policy_refs(message["policy_refs"], "stored.message.policy_refs")
     elif kind == "wake":
@@ -445,11 +515,12 @@ def _explain_unread(kind: Any, payload: Any) -> None:
                 raise _missing("stored.condition.filter")
             if condition["filter"].__class__ is not dict:
                 raise _wrong("stored.condition.filter", condition["filter"], "an object")
+            _explain_id_sets(condition["filter"], "stored.condition.filter")
             if "policy_refs" in condition:
                 _check_policy_refs(condition["policy_refs"], "stored.condition.policy_refs")
         registration = stored.get("registration")
         if registration.__class__ is dict:
-            _text(registration.get("run_id"), "stored.registration.run_id")
+            _ident(registration.get("run_id"), "stored.registration.run_id")
         compiled = stored.get("compiled_filter")
         if compiled.__class__ is dict:
             for name in _COMPILED_TEXTS:
@@ -466,6 +537,7 @@ def _explain_unread(kind: Any, payload: Any) -> None:
                 raise _missing("stored.compiled_filter.indexed_fields")
             _texts(compiled["indexed_fields"], "stored.compiled_filter.indexed_fields")
             _explain_queue(compiled["queue"], "stored.compiled_filter.queue")
+            _explain_id_sets(compiled["criteria"], "stored.compiled_filter.criteria")
             if "queue" in compiled["criteria"]:
                 _explain_queue(compiled["criteria"]["queue"], "stored.compiled_filter.criteria.queue")
         if condition.__class__ is dict and condition.get("filter").__class__ is dict and "queue" in condition["filter"]:
@@ -490,10 +562,10 @@ _COMPILED_OBJECTS = ("queue", "criteria")
 def _check_member(member: dict) -> None:
     """:class:`CorruptRecordError` unless ``member`` has the SDK's ``AgentPoolMember``
     types (checked by hand: members are loaded one by one through :func:`extract`)."""
-    _text(member["agent_id"], "member.agent_id")
+    _ident(member["agent_id"], "member.agent_id")
     # a Vec field may be absent (serde's default), never null
     if "topics" in member:
-        _texts(member["topics"], "member.topics")
+        _idents(member["topics"], "member.topics")
     if "policy_refs" in member:
         _check_policy_refs(member["policy_refs"], "member.policy_refs")
 
@@ -505,14 +577,15 @@ def _check_policy_refs(refs: Any, field: str) -> None:
         if ref.__class__ is not dict:
             raise CorruptRecordError(f"{field} holds JSON {_json_type(ref)}, not a policy ref object")
         _text(ref.get("kind"), f"{field}[].kind")
-        _text(ref.get("id"), f"{field}[].id")
+        _ident(ref.get("id"), f"{field}[].id")
         _text(ref.get("version"), f"{field}[].version", optional=True)
 
 
-def _included(selector: Any, name: str = "selector") -> tuple | None:
-    """``{"include": [..]}`` -> tuple of strings; ``"any"`` (or absent) -> None."""
+def _included(selector: Any, name: str = "selector", *, ids: bool = False) -> tuple | None:
+    """``{"include": [..]}`` -> tuple of strings (``ids``: of the SDK's
+    identifiers); ``"any"`` (or absent) -> None."""
     if isinstance(selector, dict):
-        return _texts(selector.get("include", []), f"compiled_filter.criteria.{name}.include")
+        return (_idents if ids else _texts)(selector.get("include", []), f"compiled_filter.criteria.{name}.include")
     return None
 
 

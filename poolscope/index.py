@@ -705,12 +705,14 @@ class PoolIndex:
         batch: list[Entry] = []
         add_seq, add = batch_seqs.append, batch.append
         loads, dumpb = wire.orjson.loads, wire.orjson.dumps
-        resumes, text, integer = _RESUME, str, int
+        resumes, integer = _RESUME, int
         brackets = wire.OPENING
         readers = {"run_message": wire_types.MESSAGE.decode, "wake": wire_types.WAKE.decode}
         wakes_seen, wake_head, wake_start = self._repeats, wire_types.WAKE_HEAD, len(wire_types.WAKE_HEAD)
         last_key, read_last = wire_types.REGISTRATION_KEY, wire_types.REGISTRATION.decode
         encode = wire_types.encode
+        control_bytes = wire_types.CONTROL_BYTES.search
+        id_fine = wire.id_fine
         # the first tier is tried until it has refused TYPED_TRIAL records without taking one (a log
         # it never reads -- say, of a newer SDK with fields these types do not know -- is not slowed)
         typed = self._typed[0] > 0 or self._typed[1] < TYPED_TRIAL
@@ -745,6 +747,21 @@ class PoolIndex:
         else:
             shared_tuple = str_tuple
             typed_tuple = tuple
+        # whether any payload of the batch may hold a control character (wire_types.may_hold_control),
+        # asked once of the whole batch's bytes: a log the SDK wrote seldom holds even an escape, and
+        # only the records of a batch that does are looked at one by one before the typed tier
+        if rows.__class__ is not list:
+            rows = list(rows)
+        payloads = [row[3] for row in rows]
+        batch_bytes = b""
+        try:
+            batch_bytes = b"".join(payloads)
+            screen = (
+                b"\\" in batch_bytes or b"\x7f" in batch_bytes or not batch_bytes.isascii() and b"\xc2" in batch_bytes
+            )
+        except TypeError:  # text (not bytes) from a caller, or a NULL: each record is looked at
+            screen = True
+        del payloads, batch_bytes
         with gc_paused():
             for seq, kind_raw, typ, payload_raw in rows:
                 if type(seq) is not int or seq <= last:
@@ -760,6 +777,9 @@ class PoolIndex:
                         # first tier: msgspec's types of the two bulk kinds (wire_types), which check every
                         # field serde checks while parsing; the record is taken only if writing it back
                         # gives its stored bytes exactly (no repeated key, no unknown field)
+                        # (msgspec's types refuse an empty identifier and one over 128 characters; bytes that
+                        # may hold a control character -- wire_types.may_hold_control, inlined -- are left to
+                        # the next tiers, which look at each identifier)
                         reader = readers.get(kind) if typed else None
                         if reader is not None:
                             tried += 1
@@ -783,7 +803,18 @@ class PoolIndex:
                                     ):
                                         tail = stored_bytes[at + len(last_key) : -2]
                                         try:
-                                            part = read_last(tail)
+                                            part = (
+                                                None
+                                                if screen
+                                                and (
+                                                    b"\\" in tail
+                                                    or b"\x7f" in tail
+                                                    or not tail.isascii()
+                                                    and b"\xc2" in tail
+                                                )
+                                                and control_bytes(tail) is not None
+                                                else read_last(tail)
+                                            )
                                         except refused:
                                             part = None
                                         if (
@@ -814,7 +845,18 @@ class PoolIndex:
                         if reader is not None and entry is None:
                             verdict = None
                             try:
-                                record = reader(stored_bytes)
+                                record = (
+                                    None
+                                    if screen
+                                    and (
+                                        b"\\" in stored_bytes
+                                        or b"\x7f" in stored_bytes
+                                        or not stored_bytes.isascii()
+                                        and b"\xc2" in stored_bytes
+                                    )
+                                    and control_bytes(stored_bytes) is not None
+                                    else reader(stored_bytes)
+                                )
                             except refused:
                                 record = None
                             if record is not None and encode(record) == stored_bytes:
@@ -924,21 +966,25 @@ class PoolIndex:
                                     payload["type"] == "run_message"
                                     and status in _MESSAGE_STATUS
                                     and receipt["message_id"] == key
-                                    and key.__class__ is text
+                                    and id_fine(key)
                                     and ttype in _TARGET_FIELD
-                                    and idem.__class__ is text
-                                    and sender.__class__ is text
-                                    and content.__class__ is text
-                                    and (reply is None or reply.__class__ is text)
-                                    and (journal is None or journal.__class__ is text)
+                                    and id_fine(idem)
+                                    and id_fine(sender)
+                                    and id_fine(content)
+                                    and (reply is None or id_fine(reply))
+                                    and (journal is None or id_fine(journal))
                                     and (expires is None or (expires.__class__ is integer and expires >= 0))
                                     and (contract is None or (expected.__class__ is integer and 0 <= expected <= _U32))
                                     and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
                                 ):
                                     check_unread(kind, payload)  # what the entry does not keep
                                     tid = target.get(_TARGET_FIELD[ttype])
-                                    if tid.__class__ is not text:  # every target has its id (serde: no default)
+                                    if not id_fine(tid):  # every target has its id (serde: no default)
                                         raise TypeError
+                                    delivered = shared_tuple(receipt.get("delivered_to", _NO_ITEMS))
+                                    for recipient in delivered:
+                                        if not id_fine(recipient):
+                                            raise TypeError
                                     entry = new(
                                         entry_type,
                                         (
@@ -950,8 +996,8 @@ class PoolIndex:
                                             None,
                                             share(sender, sender),
                                             _TARGET_TYPE[ttype],
-                                            None if tid is None else share(tid, tid),
-                                            shared_tuple(receipt.get("delivered_to", _NO_ITEMS)),
+                                            share(tid, tid),
+                                            delivered,
                                             reply,
                                             journal,
                                             (expires, expected, timeout, content) if keep else None,
@@ -976,11 +1022,11 @@ class PoolIndex:
                                     payload["type"] == "wake"
                                     and status in _WAKE_STATUS
                                     and registration["condition_id"] == key
-                                    and key.__class__ is text
-                                    and idem.__class__ is text
-                                    and run_id.__class__ is text
+                                    and id_fine(key)
+                                    and id_fine(idem)
+                                    and id_fine(run_id)
                                     and resume in resumes
-                                    and (journal is None or journal.__class__ is text)
+                                    and (journal is None or id_fine(journal))
                                     and (timeout is None or (timeout.__class__ is integer and timeout >= 0))
                                 ):
                                     check_unread(kind, payload)

@@ -116,10 +116,14 @@ def _next_seq(top: Any, path: Path, pool_id: str) -> int:
 
 
 def _check_pool_id(pool_id: Any, path: Path) -> None:
-    """A pool id is a non-empty string that SQLite can store as UTF-8 text."""
+    """A pool id is one of the SDK's identifiers (``AgentPoolId``: not empty, at
+    most 512 bytes, no control character) that SQLite can store as UTF-8 text."""
     if not isinstance(pool_id, str) or not pool_id:
         raise InvalidInputError(f"pool_id must be a non-empty string, not {shown_value(pool_id)}", path=path)
     wire.check_text(pool_id, "pool_id")
+    problem = wire.identifier_problem(pool_id)
+    if problem is not None:
+        raise InvalidInputError(f"pool_id: {problem} ({wire.shown_id(pool_id)})", path=path)
 
 
 def _check_key(value: Any, name: str, path: Path) -> None:

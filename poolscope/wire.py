@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -371,6 +372,84 @@ def _json_value(value: Any, where: str) -> Any:
     return value
 
 
+#: The longest identifier the SDK reads, in UTF-8 bytes (``MAX_ID_LEN``).
+MAX_ID_BYTES = 512
+#: What Rust's ``char::is_control`` is true for (Unicode's Cc: C0, DEL and C1).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def identifier_problem(value: str) -> str | None:
+    r"""Why the SDK refuses ``value`` as one of its identifiers (``RunId``,
+    ``MessageId``, ``IdempotencyKey``, ``JournalCursor``, ... : every id
+    newtype checks it when read), in its own words; None when it reads it.
+    An identifier is not empty, at most :data:`MAX_ID_BYTES` UTF-8 bytes, and
+    holds no control character.
+
+    >>> identifier_problem("run.1") is None
+    True
+    >>> identifier_problem(""), identifier_problem("é" * 257), identifier_problem("run\n1")
+    ('identifier is empty', 'identifier length 514 exceeds max 512', 'identifier contains control character at byte 3')
+    """
+    if not value:
+        return "identifier is empty"
+    if len(value) > MAX_ID_BYTES // 4 or not value.isascii():
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_ID_BYTES:
+            return f"identifier length {size} exceeds max {MAX_ID_BYTES}"
+    if not value.isprintable():  # every control character is unprintable: the usual id is answered here
+        found = _CONTROL.search(value)
+        if found is not None:
+            at = len(value[: found.start()].encode("utf-8", "surrogatepass"))
+            return f"identifier contains control character at byte {at}"
+    return None
+
+
+def id_fine(value: Any) -> bool:
+    """Whether ``value`` is a string the SDK reads as an identifier (the usual
+    short, printable id is answered without :func:`identifier_problem`).
+
+    >>> id_fine("run.1"), id_fine("run\u00a01"), id_fine(""), id_fine(7)
+    (True, True, False, False)
+    """
+    return value.__class__ is str and (
+        (0 < len(value) <= MAX_ID_BYTES // 4 and value.isprintable()) or identifier_problem(value) is None
+    )
+
+
+def _id(value: Any, where: str) -> str:
+    """One of the SDK's identifiers: a string :func:`identifier_problem` has nothing against."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where}: expected a string, got {value!r}")
+    check_text(value, where)
+    problem = identifier_problem(value)
+    if problem is not None:
+        raise InvalidInputError(f"{where}: {problem} ({shown_id(value)})")
+    return value
+
+
+def shown_id(value: str) -> str:
+    r"""An identifier quoted for a message: escaped, at most 40 characters.
+
+    >>> shown_id("a\tb"), shown_id("x" * 50)[-6:]
+    ("'a\\tb'", "xx'...")
+    """
+    return repr(value[:40]) + ("..." if len(value) > 40 else "")
+
+
+def _run_target(value: Any, where: str) -> dict:
+    """A ``RunAddressTarget`` (tagged by ``type``): its tag, then the variant's
+    id, as serde writes it back (other keys dropped)."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{where}: RunAddressTarget must be an object, not {json_type(value)}")
+    kind = value.get("type")
+    field = TARGET_ID_FIELD.get(kind) if isinstance(kind, str) else None
+    if field is None:
+        raise InvalidInputError(f"{where}.type: {kind!r} is not one of {', '.join(TARGET_TYPES)}")
+    if field not in value:
+        raise InvalidInputError(f"{where}: a {kind} target needs field {field!r}")
+    return {"type": kind, field: _id(value[field], f"{where}.{field}")}
+
+
 def _u32(value: Any, where: str) -> int:
     """An integer in 0..2^32-1 (a ``u32`` of the SDK)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**32 - 1:
@@ -378,24 +457,29 @@ def _u32(value: Any, where: str) -> int:
     return value
 
 
-def _filter_set(value: Any, where: str) -> Any:
+def _filter_set(value: Any, where: str, item: Any = str) -> Any:
     if value == "any":
         return "any"
     if isinstance(value, dict) and set(value) == {"include"}:
-        return {"include": _check(_list_of(str), value["include"], f"{where}.include")}
+        return {"include": _check(_list_of(item), value["include"], f"{where}.include")}
     if isinstance(value, (list, tuple)):  # convenience: a bare list means include
-        return {"include": _check(_list_of(str), value, where)}
+        return {"include": _check(_list_of(item), value, where)}
     raise InvalidInputError(f'{where}: a filter set is "any" or {{"include": [...]}}, got {value!r}')
 
 
-POLICY_REF = _Struct("PolicyRef", [("kind", str, REQUIRED), ("id", str, REQUIRED), ("version", str, SKIP_NONE)])
+def _id_filter_set(value: Any, where: str) -> Any:
+    """A filter set of the SDK's identifiers (run, session, agent, turn ids; correlation keys)."""
+    return _filter_set(value, where, _id)
+
+
+POLICY_REF = _Struct("PolicyRef", [("kind", str, REQUIRED), ("id", _id, REQUIRED), ("version", str, SKIP_NONE)])
 MEMBER = _Struct(
     "AgentPoolMember",
     [
-        ("run_id", str, REQUIRED),
-        ("agent_id", str, REQUIRED),
+        ("run_id", _id, REQUIRED),
+        ("agent_id", _id, REQUIRED),
         ("policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
-        ("topics", _list_of(str), SKIP_EMPTY),
+        ("topics", _list_of(_id), SKIP_EMPTY),
     ],
 )
 MESSAGE_POLICY = _Struct(
@@ -419,11 +503,12 @@ CONFIG = _Struct(
 RESPONSE_CONTRACT = _Struct(
     "MessageResponseContract", [("expected_responses", _u32, REQUIRED), ("timeout_millis", int, SKIP_NONE)]
 )
-CORRELATION = _Struct("EventCorrelation", [("entries", _list_of(_json_value), SKIP_EMPTY)])
+CORRELATION_ENTRY = _Struct("CorrelationEntry", [("key", _id, REQUIRED), ("value", _id, REQUIRED)])
+CORRELATION = _Struct("EventCorrelation", [("entries", _list_of(CORRELATION_ENTRY), SKIP_EMPTY)])
 RUN_ADDRESS = _Struct(
     "RunAddress",
     [
-        ("target", _json_value, REQUIRED),
+        ("target", _run_target, REQUIRED),
         ("destination_ref", _json_value, REQUIRED),
         ("related_refs", _list_of(_json_value), SKIP_EMPTY),
     ],
@@ -431,15 +516,15 @@ RUN_ADDRESS = _Struct(
 RUN_MESSAGE = _Struct(
     "RunMessage",
     [
-        ("message_id", str, REQUIRED),
-        ("from", str, REQUIRED),
+        ("message_id", _id, REQUIRED),
+        ("from", _id, REQUIRED),
         ("to", RUN_ADDRESS, REQUIRED),
-        ("content_ref", str, REQUIRED),
+        ("content_ref", _id, REQUIRED),
         ("correlation", CORRELATION, REQUIRED),
-        ("reply_to", str, SKIP_NONE),
+        ("reply_to", _id, SKIP_NONE),
         ("response_contract", RESPONSE_CONTRACT, SKIP_NONE),
         ("expires_at_millis", int, SKIP_NONE),
-        ("idempotency_key", str, REQUIRED),
+        ("idempotency_key", _id, REQUIRED),
         ("policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
     ],
     defaults={"correlation": lambda: {}},
@@ -447,10 +532,10 @@ RUN_MESSAGE = _Struct(
 RECEIPT = _Struct(
     "MessageReceipt",
     [
-        ("message_id", str, REQUIRED),
+        ("message_id", _id, REQUIRED),
         ("status", _one_of(MESSAGE_STATUSES), REQUIRED),
-        ("delivered_to", _list_of(str), SKIP_EMPTY),
-        ("journal_cursor", str, SKIP_NONE),
+        ("delivered_to", _list_of(_id), SKIP_EMPTY),
+        ("journal_cursor", _id, SKIP_NONE),
     ],
 )
 QUEUE = _Struct(
@@ -476,9 +561,11 @@ FILTER_SETS: tuple[str, ...] = (
     "privacy_classes",
     "delivery_semantics",
 )
+#: The filter sets whose items are the SDK's identifiers (checked as :func:`identifier_problem` says).
+ID_FILTER_SETS = frozenset({"run_ids", "session_ids", "agent_ids", "turn_ids", "correlation_keys"})
 EVENT_FILTER = _Struct(
     "EventFilter",
-    [(name, _filter_set, REQUIRED) for name in FILTER_SETS]
+    [(name, _id_filter_set if name in ID_FILTER_SETS else _filter_set, REQUIRED) for name in FILTER_SETS]
     + [("terminal_only", bool, REQUIRED), ("payload_access", str, REQUIRED), ("queue", QUEUE, REQUIRED)],
     defaults={
         **dict.fromkeys(FILTER_SETS, "any"),
@@ -490,12 +577,12 @@ EVENT_FILTER = _Struct(
 WAKE_CONDITION = _Struct(
     "WakeCondition",
     [
-        ("condition_id", str, REQUIRED),
-        ("run_id", str, REQUIRED),
+        ("condition_id", _id, REQUIRED),
+        ("run_id", _id, REQUIRED),
         ("filter", EVENT_FILTER, REQUIRED),
         ("timeout_millis", int, SKIP_NONE),
         ("resume_with", _one_of(RESUME_POLICIES), REQUIRED),
-        ("idempotency_key", str, REQUIRED),
+        ("idempotency_key", _id, REQUIRED),
         ("policy_refs", _list_of(POLICY_REF), SKIP_EMPTY),
     ],
     defaults={"filter": lambda: {}, "resume_with": "matching_event_refs"},
@@ -514,10 +601,10 @@ COMPILED_FILTER = _Struct(
 REGISTRATION = _Struct(
     "WakeRegistration",
     [
-        ("condition_id", str, REQUIRED),
-        ("run_id", str, REQUIRED),
+        ("condition_id", _id, REQUIRED),
+        ("run_id", _id, REQUIRED),
         ("status", _one_of(WAKE_STATUSES), REQUIRED),
-        ("journal_cursor", str, SKIP_NONE),
+        ("journal_cursor", _id, SKIP_NONE),
     ],
 )
 
@@ -628,10 +715,6 @@ def canonical_payload(kind: str, payload: dict) -> dict:
     if kind == "run_message":
         stored = payload["stored"]
         message = canonical_message(stored["message"])
-        target = message["to"]["target"]
-        field = TARGET_ID_FIELD.get(str(target.get("type"))) if isinstance(target, dict) else None
-        if field is not None and field in target:  # RunTarget: serde writes its tag first, then the variant's id
-            message["to"] = {**message["to"], "target": {"type": target["type"], field: target[field]}}
         return {"type": kind, "stored": {"message": message, "receipt": canonical_receipt(stored["receipt"])}}
     if kind == "wake":
         stored = payload["stored"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import keyword
 import operator
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -57,15 +58,39 @@ def _struct(name: str, fields: list[tuple], **options: Any) -> Any:
     return msgspec.defstruct(name, fields, module=__name__, **_OPTIONS, **options)
 
 
+#: One of the SDK's identifiers, as this tier reads it: not empty, and at most 128 characters (so at
+#: most :data:`wire.MAX_ID_BYTES` UTF-8 bytes, whatever the characters); a longer one takes the general
+#: path, which counts its bytes.  Control characters are looked for in the record's bytes before it
+#: is read here (:func:`may_hold_control`).
+ID = Annotated[str, msgspec.Meta(min_length=1, max_length=wire.MAX_ID_BYTES // 4)]
+
 #: ``RunAddress.target``: the SDK's ``RunTarget`` enum, tagged by ``type``.
 TARGETS = tuple(
-    _struct(f"{kind.title()}Target", [(field, str)], tag_field="type", tag=kind)
+    _struct(f"{kind.title()}Target", [(field, ID)], tag_field="type", tag=kind)
     for kind, field in wire.TARGET_ID_FIELD.items()
 )
 Target = functools.reduce(operator.or_, TARGETS)
 _INCLUDE = _struct("Include", [("include", list[str])])
+_INCLUDE_IDS = _struct("IncludeIds", [("include", list[ID])])
 #: A filter set: ``"any"`` or ``{"include": [...]}``.
 FilterSet = Literal["any"] | _INCLUDE
+IdFilterSet = Literal["any"] | _INCLUDE_IDS
+
+#: Where serde's bytes of a control character begin: an escape (``\n``, ``\u0001``; a false alarm on
+#: ``\\n`` only sends the record the general way), DEL, or a C1 character (U+0080..U+009F in UTF-8).
+CONTROL_BYTES = re.compile(rb"\\[btnfru]|\x7f|\xc2[\x80-\x9f]")
+
+
+def may_hold_control(raw: bytes) -> bool:
+    r"""Whether serde's bytes ``raw`` may hold a control character anywhere (then
+    the general path, which checks each identifier, reads the record).  Three
+    byte searches for the usual record.
+
+    >>> may_hold_control(b'{"run_id":"r.1"}'), may_hold_control(b'{"run_id":"r\\n1"}')
+    (False, True)
+    """
+    return (b"\\" in raw or b"\x7f" in raw or b"\xc2" in raw) and CONTROL_BYTES.search(raw) is not None
+
 
 _made: dict[str, Any] = {}
 
@@ -86,8 +111,14 @@ def _type_of(typ: Any, where: str) -> Any:
         return U32
     if typ is wire._filter_set:
         return FilterSet
+    if typ is wire._id_filter_set:
+        return IdFilterSet
+    if typ is wire._id:
+        return ID
+    if typ is wire._run_target:
+        return Target
     if typ is wire._json_value:
-        return Target if where == "RunAddress.target" else FLAT
+        return FLAT
     options = getattr(typ, "options", None)
     if options is not None:
         return Literal[options]

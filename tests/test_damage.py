@@ -302,9 +302,10 @@ def null_payload(built: Built) -> None:
 
 
 def huge_payload(built: Built) -> None:
-    """A well-formed message whose content_ref is 20 MB: slow, but not damage."""
+    """A well-formed message with 20 MB of text in its destination ref's redacted summary (a plain
+    String in the SDK: an identifier, such as content_ref, is at most 512 bytes): slow, but not damage."""
     _, _, payload = target(built, "run_message", "accepted")
-    payload["stored"]["message"]["content_ref"] = "x" * (20 * 1024 * 1024)
+    payload["stored"]["message"]["to"]["destination_ref"]["redacted_summary"] = "x" * (20 * 1024 * 1024)
     set_payload(built, wire.dumps(payload))
     built.original[built.pool_id][built.seq] = wire.dumps(payload)
 
@@ -513,7 +514,92 @@ def set_field(
     return damage
 
 
+def set_fields(kind: str, status: str | None, paths: list[tuple], value: Any) -> Callable[[Built], None]:
+    """Set ``payload[path...] = value`` for each of ``paths`` in a record of ``kind`` (written as
+    serde does: control characters below U+0020 escaped, DEL and C1 characters as they are)."""
+
+    def damage(built: Built) -> None:
+        _, _, payload = target(built, kind, status)
+        for path in paths:
+            holder = payload
+            for step in path[:-1]:
+                holder = holder[step]
+            holder[path[-1]] = value
+        set_payload(built, wire.dumps(payload))
+
+    damage.__name__ = f"{kind}_{'_'.join(map(str, paths[0]))}"
+    return damage
+
+
 MESSAGE = ("stored", "message")
+#: Identifiers the SDK refuses (every id newtype's Deserialize checks: not empty, at most 512 UTF-8
+#: bytes, no char::is_control), each where the SDK reads one: (case, kind, status, paths, value).
+BAD_IDENTIFIERS = [
+    (
+        "an empty message id",
+        "run_message",
+        "delivered",
+        [(*MESSAGE, "message_id"), ("stored", "receipt", "message_id")],
+        "",
+    ),
+    ("a sender with a C1 control character (U+0085)", "run_message", "delivered", [(*MESSAGE, "from")], "run.\x85x"),
+    ("an idempotency key of 513 bytes", "run_message", "delivered", [(*MESSAGE, "idempotency_key")], "k" * 513),
+    ("a content ref with a newline", "run_message", "delivered", [(*MESSAGE, "content_ref")], "content\n1"),
+    (
+        "a recipient of 514 bytes in 257 characters",
+        "run_message",
+        "delivered",
+        [("stored", "receipt", "delivered_to")],
+        ["é" * 257],
+    ),
+    (
+        "a correlation entry with an empty value",
+        "run_message",
+        "delivered",
+        [(*MESSAGE, "correlation")],
+        {"entries": [{"key": "trace", "value": ""}]},
+    ),
+    ("a wake's run id with a tab", "wake", "registered", [("stored", "condition", "run_id")], "run\tx"),
+    (
+        "a registration's journal cursor with DEL",
+        "wake",
+        "registered",
+        [("stored", "registration", "journal_cursor")],
+        "j\x7f",
+    ),
+    ("a registration's run id that is empty", "wake", "registered", [("stored", "registration", "run_id")], ""),
+    # a wake's later record repeats its first one up to the registration, which is read alone
+    (
+        "a later wake record's journal cursor with a newline",
+        "wake",
+        "cancelled",
+        [("stored", "registration", "journal_cursor")],
+        "journal\n1",
+    ),
+    (
+        "a later wake record's empty registration run id",
+        "wake",
+        "cancelled",
+        [("stored", "registration", "run_id")],
+        "",
+    ),
+    (
+        "an empty agent id in a wake's filter",
+        "wake",
+        "registered",
+        [("stored", "condition", "filter", "agent_ids"), ("stored", "compiled_filter", "criteria", "agent_ids")],
+        {"include": [""]},
+    ),
+    ("a member's topic with a NUL", "member_joined", None, [("member", "topics")], ["topic\x00"]),
+    ("a member's empty agent id", "member_joined", None, [("member", "agent_id")], ""),
+    (
+        "a member's policy ref with an empty id",
+        "member_joined",
+        None,
+        [("member", "policy_refs")],
+        [{"kind": "permission", "id": ""}],
+    ),
+]
 QUEUE = ("stored", "compiled_filter", "queue")
 BAD_VALUES = [
     # serde_json reads the integer -0 as the float -0.0, which no u64 takes (orjson reads 0)
@@ -1175,6 +1261,33 @@ CASES: list[Case] = [
         codes=frozenset({"bad_shape"}),
         at="bad_shape",
         strict=poolscope.CorruptRecordError,
+    ),
+    *[
+        Case(
+            f"identifier the SDK refuses: {name}",
+            "oracle",
+            set_fields(kind, status, paths, value),
+            codes=frozenset({"bad_shape"}),
+            at="bad_shape",
+            strict=poolscope.CorruptRecordError,
+        )
+        for name, kind, status, paths, value in BAD_IDENTIFIERS
+    ],
+    # at the SDK's limits: read, and clean (512 bytes in 256 characters; 512 ASCII characters)
+    Case(
+        "an idempotency key of exactly 512 bytes",
+        "oracle",
+        set_fields("run_message", "delivered", [(*MESSAGE, "idempotency_key")], "é" * 256),
+    ),
+    Case(
+        "a recipient of exactly 512 bytes",
+        "oracle",
+        set_fields("run_message", "delivered", [("stored", "receipt", "delivered_to")], ["é" * 256]),
+    ),
+    Case(
+        "a journal cursor of 512 ASCII characters",
+        "oracle",
+        set_fields("wake", "registered", [("stored", "registration", "journal_cursor")], "j" * 512),
     ),
     Case("seq 0", "generated", unplaceable_seq(0), codes=frozenset({"bad_seq"}), at="bad_seq"),
     Case("a negative seq", "generated", unplaceable_seq(-3), codes=frozenset({"bad_seq"}), at="bad_seq"),

@@ -139,6 +139,57 @@ def test_bad_values_are_typed_errors_and_write_nothing(store):
     assert len(store.watch("p")) == 1
 
 
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda store: store.open_pool("pool\n2", {}), r"pool_id: identifier contains control character at byte 4"),
+        (lambda store: store.join_member("p", {**MEMBER, "run_id": ""}), r"member.run_id: identifier is empty"),
+        (lambda store: store.join_member("p", {**MEMBER, "topics": ["t\x85"]}), r"member.topics\[0\]: .*byte 1"),
+        (
+            lambda store: store.record_message(
+                "p", {**_message(1), "from": "r" * 513}, {"message_id": "msg.1", "status": "accepted"}
+            ),
+            r"message.from: identifier length 513 exceeds max 512",
+        ),
+        (
+            lambda store: store.record_message(
+                "p", _message(1), {"message_id": "msg.1", "status": "delivered", "delivered_to": ["é" * 257]}
+            ),
+            r"receipt.delivered_to\[0\]: identifier length 514",
+        ),
+        (
+            lambda store: store.record_message(
+                "p",
+                {**_message(1), "correlation": {"entries": [{"key": "k", "value": ""}]}},
+                {"message_id": "msg.1", "status": "accepted"},
+            ),
+            r"correlation.entries\[0\].value: identifier is empty",
+        ),
+        (
+            lambda store: store.record_message(
+                "p",
+                {**_message(1), "to": {**_message(1)["to"], "target": {"type": "agent", "agent_id": "a\x7f"}}},
+                {"message_id": "msg.1", "status": "accepted"},
+            ),
+            r"target.agent_id: identifier contains control character",
+        ),
+    ],
+)
+def test_identifiers_the_sdk_refuses_are_typed_errors_and_write_nothing(store, call, match):
+    """The SDK's id newtypes (RunId, MessageId, TopicId, ... JournalCursor) refuse an empty id,
+    one over 512 UTF-8 bytes and one holding a control character when they are made or read: the
+    SDK can never write such a record, so neither does the store."""
+    store.open_pool("p", {})
+    before = store.watch("p")
+    with pytest.raises(poolscope.InvalidInputError, match=match):
+        call(store)
+    assert store.watch("p") == before
+    assert store.conn.execute("SELECT count(*) FROM agent_pool_records").fetchone()[0] == 1
+    # at the limit: 512 bytes (256 two-byte characters) is an identifier
+    store.join_member("p", {**MEMBER, "run_id": "é" * 256})
+    assert [m["run_id"] for m in store.snapshot("p").to_dict()["members"]] == ["é" * 256]
+
+
 def test_keys_the_sdks_types_cannot_carry_are_refused_not_dropped(store, oracle):
     """The SDK's AgentPoolStoreConfig (and every other type) has fixed fields:
     a key it has none for would be lost on the way to the file."""
