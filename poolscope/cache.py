@@ -81,7 +81,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: 3: a list field stored as null (member topics, policy refs, ...) is damaged, as serde refuses it.
 #: 4: a column says which wakes had their compiled filter found consistent (doctor reads them not again).
 #: 5: a member is kept as serde writes it back (keys in its order, unknown fields and empty lists left out).
-FORMAT = 5
+#: 6: an identifier the SDK refuses (empty, over 512 bytes, a control character) makes its record damaged.
+FORMAT = 6
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
 ENV_MIN_RECORDS = "POOLSCOPE_CACHE_MIN_RECORDS"

@@ -375,7 +375,7 @@ def test_a_stored_payload_over_the_limit_is_one_damaged_record(tmp_path):
         "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = 'member_left' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     big = json.loads(payload)
-    big["member"]["agent_id"] = "x" * 300_000
+    big["member"]["note"] = "x" * 300_000  # a field serde skips (an identifier is at most 512 bytes)
     conn.execute(
         "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (wire.dumps(big), pool_id, seq)
     )
@@ -412,19 +412,32 @@ FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)",
 RAW = __import__("re").compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+#: the formulas that are identifiers the SDK reads (its ids hold no control character)
+ID_FORMULAS = [f for f in FORMULAS if wire.identifier_problem(f) is None]
+
+
 @pytest.fixture(scope="module")
 def evil_db(tmp_path_factory) -> Path:
-    """Four pools with hostile ids; members whose run and agent ids are formulas."""
+    """Four pools with hostile ids; members whose run and agent ids are formulas.  The SDK's
+    AgentPoolId refuses a control character, so the pools are written under plain ids and
+    renamed in the file: a file can hold any pool id, and poolscope shows what it holds."""
     from poolscope import PoolStore
 
     path = tmp_path_factory.mktemp("evil") / "evil.db"
     store = PoolStore(path)
-    for pool_id in (EVIL_POOL, FORGED_LINE, BIDI, C1):
+    hostile = {f"pool.hostile{i}": pool_id for i, pool_id in enumerate((EVIL_POOL, FORGED_LINE, BIDI, C1))}
+    for pool_id in hostile:
         store.open_pool(pool_id, {})
         store.record_pool_created(pool_id)
-        for i, formula in enumerate(FORMULAS):
+        for i, formula in enumerate(ID_FORMULAS):
             store.join_member(pool_id, {"run_id": formula, "agent_id": f"{formula}.agent{i}"})
     store.close()
+    conn = sqlite3.connect(path)
+    for plain, pool_id in hostile.items():
+        for table in ("agent_pool_records", "agent_pool_event_seq"):
+            conn.execute(f"UPDATE {table} SET pool_id = ? WHERE pool_id = ?", (pool_id, plain))
+    conn.commit()
+    conn.close()
     return path
 
 
@@ -434,10 +447,11 @@ def test_cli_text_never_prints_control_or_bidi_characters(evil_db, tmp_path):
     info = run_cli(["info", str(evil_db)], tmp_path)
     assert info.returncode == 0, info.stderr
     assert not RAW.search(info.stdout + info.stderr)
+    head = 2 + len(ID_FORMULAS)  # pool_opened, pool_created and the members
     for pool_id in (EVIL_POOL, FORGED_LINE, BIDI, C1):
-        assert f"\n{escape(pool_id)}  head=8  records=8\n" in info.stdout
-    assert "pool.\\x1b]8;;http://evil.example\\x07click\\x1b]8;;\\x07\\x1b[31m  head=8" in info.stdout
-    assert "pool.b\\nError: forged line  head=8" in info.stdout and "pool.\\u202eexe.txt" in info.stdout
+        assert f"\n{escape(pool_id)}  head={head}  records={head}\n" in info.stdout
+    assert f"pool.\\x1b]8;;http://evil.example\\x07click\\x1b]8;;\\x07\\x1b[31m  head={head}" in info.stdout
+    assert f"pool.b\\nError: forged line  head={head}" in info.stdout and "pool.\\u202eexe.txt" in info.stdout
     assert "pool.\\x9b31m" in info.stdout
     # a pool that does not exist: one line, the known pools escaped
     missing = run_cli(["snapshot", str(evil_db), "--pool", "pool.nope"], tmp_path)
@@ -543,12 +557,12 @@ def test_csv_export_neutralises_formulas_and_keeps_parquet_and_json_exact(evil_d
     assert [p.name for p in csv] == ["records.csv", "members.csv", "messages.csv", "wakes.csv", "summary.csv"]
     read = pd.read_csv(tmp_path / "csv" / "members.csv", keep_default_na=False)
     # every cell that started like a formula starts with ' now, and nothing else changed
-    assert sorted(read["run_id"]) == sorted("'" + f for f in FORMULAS)
-    assert sorted(read["agent_id"]) == sorted(f"'{f}.agent{i}" for i, f in enumerate(FORMULAS))
+    assert sorted(read["run_id"]) == sorted("'" + f for f in ID_FORMULAS)
+    assert sorted(read["agent_id"]) == sorted(f"'{f}.agent{i}" for i, f in enumerate(ID_FORMULAS))
     assert set(read["pool_id"]) == {BIDI}
     with open(tmp_path / "csv" / "members.csv", encoding="utf-8", newline="") as handle:
         rows = list(__import__("csv").reader(handle))
-    assert len(rows) == 1 + len(FORMULAS)  # a carriage return inside a cell does not split its row
+    assert len(rows) == 1 + len(ID_FORMULAS)
     for row in rows[1:]:
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
@@ -575,14 +589,25 @@ def test_csv_export_neutralises_formulas_in_every_file_and_column(tmp_path):
         "from": "@SUM(A1)",
         "to": {"target": {"type": "run", "run_id": "-run"}, "destination_ref": {"kind": "agent", "id": "-run"}},
         "content_ref": "=content",
-        "idempotency_key": "\tidem",
+        "idempotency_key": "+idem",
     }
     store.record_message(pool_id, message, {"message_id": "+msg", "status": "accepted"})
-    condition = {"condition_id": "=wake", "run_id": "-run", "idempotency_key": "\rwake"}
+    condition = {"condition_id": "=wake", "run_id": "-run", "idempotency_key": "-wake"}
     compiled = wire.compile_filter({})
     registration = {"condition_id": "=wake", "run_id": "-run", "status": "registered"}
     store.record_wake(pool_id, condition, compiled, registration)
+    # a tab or a carriage return cannot begin an identifier the SDK reads (no control character):
+    # only a pool id (which the file holds as it is) can, in a pool written under a plain id first
+    for start in ("\t", "\r"):
+        store.open_pool(f"pool.{ord(start)}", {})
     store.close()
+    conn = sqlite3.connect(path)
+    for start in ("\t", "\r"):
+        conn.execute(
+            "UPDATE agent_pool_records SET pool_id = ? WHERE pool_id = ?", (f"{start}pool", f"pool.{ord(start)}")
+        )
+    conn.commit()
+    conn.close()
     with poolscope.open(path, cache=False) as db:
         written = export(db, tmp_path / "csv", format="csv")
     texts = set()
@@ -592,7 +617,8 @@ def test_csv_export_neutralises_formulas_in_every_file_and_column(tmp_path):
                 for cell in row:
                     assert not cell.startswith(FORMULA_STARTS), (file.name, row)
                     texts.add(cell)
-    expected = {"'" + pool_id, "'-run", "'@agent", "'+msg", "'@SUM(A1)", "'=content", "'\tidem", "'=wake", "'\rwake"}
+    expected = {"'" + pool_id, "'-run", "'@agent", "'+msg", "'@SUM(A1)", "'=content", "'+idem", "'=wake", "'-wake"}
+    expected |= {"'\tpool", "'\rpool"}
     assert expected <= texts, expected - texts
 
 
@@ -855,16 +881,18 @@ SERDE_TABLE = [
         ("raw", '"condition":{', '"condition":{"run_id":"run.other",'),
         "duplicate_key",
     ),
+    # (in a field serde skips: correlation entries are CorrelationEntry objects, a list there is
+    # refused for its type before it is deep)
     (
-        "correlation entries 128 levels deep",
+        "a correlation's unknown field 128 levels deep",
         "run_message",
-        ("set", (*MSG, "correlation"), {"entries": [nested_lists(123)]}),
+        ("set", (*MSG, "correlation"), {"note": nested_lists(124)}),
         "too_deep",
     ),
     (
-        "correlation entries 127 levels deep (serde's limit)",
+        "a correlation's unknown field 127 levels deep (serde's limit)",
         "run_message",
-        ("set", (*MSG, "correlation"), {"entries": [nested_lists(122)]}),
+        ("set", (*MSG, "correlation"), {"note": nested_lists(123)}),
         None,
     ),
     (
@@ -958,7 +986,8 @@ def test_a_message_or_wake_serde_cannot_read_is_named_wherever_it_is_read_whole(
         if code is None:
             assert found == []
             assert record.problem is None and record.to_json() == wire.dumps(record.to_dict())
-            assert json.loads(record.to_json())["payload"] == json.loads(changed)
+            # as the SDK's watch() writes it back: a field serde skips is not written
+            assert json.loads(record.to_json())["payload"] == wire.canonical_payload(kind, json.loads(changed))
             assert history.snapshot(seq).to_json()
         else:
             assert found == [(code, pool_id, seq, "error")]
@@ -1130,7 +1159,8 @@ def test_max_payload_on_the_command_line(tmp_path):
         "SELECT pool_id, seq, payload_json FROM agent_pool_records WHERE kind = 'run_message' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     payload = json.loads(text)
-    payload["stored"]["message"]["content_ref"] = "c" * 50_000
+    # a plain String of the SDK (an identifier, such as content_ref, is at most 512 bytes)
+    payload["stored"]["message"]["to"]["destination_ref"]["redacted_summary"] = "c" * 50_000
     conn.execute(
         "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?",
         (wire.dumps(payload), pool_id, seq),
@@ -1631,11 +1661,13 @@ def test_a_fifo_where_sqlite_keeps_a_side_file_is_refused_not_waited_on(tmp_path
 
 
 def test_numbers_in_opaque_values_come_back_as_serde_json_writes_them(tmp_path):
-    """An opaque value (correlation entries, a run address's refs) may hold any
-    JSON number.  serde_json writes a float with a positive exponent as ``1e16``
-    (orjson: ``1e+16``) and reads the integer ``-0`` as the float -0.0, which it
-    writes ``-0.0`` (orjson: 0): records and snapshots come back as the SDK
-    writes them, and doctor finds nothing wrong (found by fuzzing)."""
+    """A value poolscope keeps opaque (a run address's refs: their types are not
+    ported) may hold any JSON number.  serde_json writes a float with a positive
+    exponent as ``1e16`` (orjson: ``1e+16``) and reads the integer ``-0`` as the
+    float -0.0, which it writes ``-0.0`` (orjson: 0): records and snapshots come
+    back written as serde_json writes numbers, and doctor finds nothing wrong
+    (found by fuzzing).  (Correlation entries are the SDK's ``CorrelationEntry``:
+    a key and a value, both identifiers; a number there is damage.)"""
     path = tmp_path / "pool.db"
     shutil.copyfile(SAMPLE_DB, path)
     # what serde_json::to_string writes for these f64 values, as ryu formats them
@@ -1643,12 +1675,12 @@ def test_numbers_in_opaque_values_come_back_as_serde_json_writes_them(tmp_path):
     conn = sqlite3.connect(path)
     seq, text = conn.execute(
         "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = 'pool.alpha' AND kind = 'run_message' "
-        "AND payload_json LIKE '%\"correlation\":{}%' ORDER BY seq DESC LIMIT 1"
+        "AND payload_json LIKE '%\"destination_ref\":{%' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     # as stored: -0 an integer, and an integer past u64 (serde_json reads both as floats)
     written = serde.replace("-0.0", "-0")[:-1] + ",18446744073709551616]"
     serde = serde[:-1] + ",1.8446744073709552e19]"
-    stored = text.replace('"correlation":{}', '"correlation":{"entries":' + written + "}", 1)
+    stored = text.replace('"destination_ref":{', '"destination_ref":{"weights":' + written + ",", 1)
     conn.execute(
         "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = 'pool.alpha' AND seq = ?", (stored, seq)
     )
@@ -1658,8 +1690,8 @@ def test_numbers_in_opaque_values_come_back_as_serde_json_writes_them(tmp_path):
         pool = db.pool("pool.alpha")
         (record,) = pool.records(after=seq - 1, upto=seq)
         assert record.problem is None
-        assert f'"entries":{serde}' in record.to_json()
-        assert f'"entries":{serde}' in pool.snapshot(seq).to_json()
+        assert f'"weights":{serde}' in record.to_json()
+        assert f'"weights":{serde}' in pool.snapshot(seq).to_json()
         assert not [a for a in db.check() if a.seq == seq]
     assert wire.dumps([1e16, -0.0, "e+1"]) == '[1e16,-0.0,"e+1"]'
 
