@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -126,8 +127,8 @@ def test_export_target_must_be_a_folder(fleet_dir, tmp_path):
 def test_export_writes_no_file_through_a_symlink_inside_the_dataset(fleet_dir, tmp_path):
     """Partitions and the manifest are written beside their target and renamed
     over it, never through a symlink: a link planted in the dataset makes its
-    source's export fail with an OutputError (the rest goes on), and a FIFO in
-    the manifest's place is not waited on."""
+    source's export fail with an OutputError (the rest goes on); a FIFO in the
+    manifest's place is not waited on, nor replaced (an OutputError)."""
     out = tmp_path / "out"
     with poolscope.fleet(fleet_dir, workers=1) as hosts:
         done = hosts.export(out)
@@ -139,7 +140,11 @@ def test_export_writes_no_file_through_a_symlink_inside_the_dataset(fleet_dir, t
         manifest = out / MANIFEST
         assert manifest.exists()
         manifest.unlink()
-        os.mkfifo(manifest)  # the next export cannot read it: everything is written again
+        os.mkfifo(manifest)  # the next export cannot read it: everything is written again, but not it
+        with pytest.raises(poolscope.OutputError, match="not a regular file"):
+            hosts.export(out)
+        assert stat.S_ISFIFO(os.lstat(manifest).st_mode)
+        manifest.unlink()
         again = hosts.export(out)
         refused = hosts.errors
     assert victim.read_bytes() == b"keep" and planted.is_symlink()
@@ -149,6 +154,41 @@ def test_export_writes_no_file_through_a_symlink_inside_the_dataset(fleet_dir, t
     assert "symlink" in str(refused[0].error)
     assert manifest.is_file() and 0 < len(again["written"]) < len(done["written"])
     assert not any(str(planted.parent) in path for path in again["written"])
+
+
+def test_export_neither_writes_nor_deletes_through_a_linked_folder_inside_the_dataset(tmp_path):
+    """A folder of the dataset replaced by a symlink to another place: the partitions of a source
+    no longer in the fleet are not deleted there (they were, every file of the linked folder, and
+    the export then failed with a traceback), and no partition is written there; the export says
+    which link, as an OutputError."""
+    oracle = Path(__file__).parent / "sdk_histories" / "conformance" / "pool.db"
+    hosts, out, elsewhere = tmp_path / "hosts", tmp_path / "out", tmp_path / "elsewhere"
+    hosts.mkdir()
+    for name in ("a.db", "b.db"):
+        shutil.copyfile(oracle, hosts / name)
+    a, b = str(hosts / "a.db"), str(hosts / "b.db")
+    with poolscope.fleet([a, b], workers=1) as both:
+        both.export(out)
+    # b's records moved elsewhere and linked back, with a file of someone's beside them
+    linked = next((out / "records").glob("source=*b.db"))
+    shutil.move(str(linked), str(elsewhere))
+    linked.symlink_to(elsewhere)
+    (elsewhere / "notes.txt").write_text("keep")
+    before = sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*"))
+    with poolscope.fleet([a], workers=1) as only_a, pytest.raises(poolscope.OutputError, match="symlink") as raised:
+        only_a.export(out)
+    assert raised.value.path == str(linked) or str(linked) in str(raised.value)
+    assert sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*")) == before
+    assert (elsewhere / "notes.txt").read_text() == "keep"
+    # a whole frame's folder linked elsewhere: nothing is written there
+    target = tmp_path / "target"
+    target.mkdir()
+    shutil.rmtree(out / "members")
+    (out / "members").symlink_to(target)
+    with poolscope.fleet([a], workers=1) as only_a:
+        only_a.export(out, upto=5)  # another cursor: every partition is written again
+        assert [type(e.error).__name__ for e in only_a.errors] == ["OutputError"]
+    assert list(target.iterdir()) == []
 
 
 def test_export_again_sees_a_database_grown_in_place_with_its_mtime_set_back(tmp_path):

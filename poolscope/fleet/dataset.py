@@ -120,6 +120,24 @@ def partition_dir(out: Path, name: str, source: str, pool_id: str) -> Path:
     return out / name / f"source={quote(source, safe='')}" / f"pool_id={quote(pool_id, safe='')}"
 
 
+def _no_link_below(out: Path, path: Path) -> Path:
+    """``path`` (inside the dataset ``out``) when no folder on the way from ``out``
+    to it, nor it, is a symlink; else an :class:`~poolscope.errors.OutputError`:
+    a partition is never written or deleted through a link (a folder of the
+    dataset replaced by a link to elsewhere would have poolscope write there,
+    or delete what is there)."""
+    from ..errors import OutputError
+
+    current = out
+    for part in path.relative_to(out).parts:
+        current = current / part
+        if os.path.islink(current):
+            raise OutputError(
+                "is a symlink inside the dataset: poolscope does not write or delete through links", path=current
+            )
+    return path
+
+
 def _signature(path: str) -> list:
     """The file's :func:`~poolscope.source.change_mark` (its and its ``-wal``'s
     inode, size, modification and change times: records committed by a live
@@ -188,7 +206,8 @@ def export_database(
                 for name in FRAMES:
                     frame: pd.DataFrame = getattr(history, f"{name}_df")(upto).drop(columns="pool_id")
                     table = _plain(pa.Table.from_pandas(frame, preserve_index=False)).cast(file_schema(name))
-                    written.append(str(_write(table, partition_dir(folder, name, path, pool_id))))
+                    target = _no_link_below(folder, partition_dir(folder, name, path, pool_id))
+                    written.append(str(_write(table, target)))
                 # forget the pool's index: a large database's pools are not all held at once
                 db._forget(pool_id)
         finally:
@@ -278,8 +297,8 @@ def export(fleet: Fleet, out: str | os.PathLike, *, format: str = "parquet", upt
         gone = set(entry.get("pools", {})) - set(new.get(source, {}).get("pools", {}))
         for pool_id in gone:
             for name in FRAMES:
-                target = partition_dir(folder, name, source, pool_id)
-                if target.is_dir() and not target.is_symlink():
+                target = _no_link_below(folder, partition_dir(folder, name, source, pool_id))
+                if target.is_dir():
                     shutil.rmtree(target)
                     parent = target.parent
                     if parent.is_dir() and not any(parent.iterdir()):
