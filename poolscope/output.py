@@ -79,9 +79,9 @@ def make_folder(folder: Path) -> None:
 
 
 def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> None:
-    """Refuse a symlink at ``path``, a folder, an SQLite database or its side
-    file (even with ``force``), or another existing file unless ``force`` or it
-    starts with ``own``."""
+    """Refuse a symlink at ``path``, a folder, a device, FIFO or socket, an
+    SQLite database or its side file (even with ``force``), or another existing
+    file unless ``force`` or it starts with ``own``."""
     if os.path.islink(path):
         raise OutputError("is a symlink: poolscope does not write through links", path=path)
     if not os.path.lexists(path):
@@ -89,6 +89,10 @@ def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> 
         return
     if path.is_dir():
         raise OutputError("is a folder, not a file", path=path)
+    if not path.is_file():  # a device, a FIFO, a socket: never replaced by a page, even with force
+        raise OutputError(
+            "is not a regular file (a device, a FIFO or a socket): poolscope replaces only files", path=path
+        )
     _never_a_database(path)
     if force:
         return

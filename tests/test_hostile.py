@@ -659,6 +659,8 @@ OUTPUT_CASES = [
     "report onto a database's -wal",
     "export into a folder named as a database's -wal",
     "fleet export under a database's -journal",
+    "report --force onto a FIFO",
+    "fleet report --force onto a FIFO",
 ]
 
 
@@ -714,6 +716,12 @@ def test_output_paths(case, tmp_path):
         assert run_cli(["export", db, str(work / "out"), "--force"], tmp_path).returncode == 0
     elif case == "export into /proc":
         one_line_error(run_cli(["export", db, "/proc/poolscope-x"], tmp_path), "/proc/poolscope-x")
+    elif case in ("report --force onto a FIFO", "fleet report --force onto a FIFO"):
+        # a device or a FIFO in OUT's place was replaced by a file with --force (as root, /dev/null itself)
+        os.mkfifo(work / "pipe")
+        command = ["report"] if case.startswith("report") else ["fleet", "report"]
+        one_line_error(run_cli([*command, db, "-o", str(work / "pipe"), "--force"], tmp_path), "not a regular file")
+        assert stat.S_ISFIFO(os.lstat(work / "pipe").st_mode)
     elif case == "report under /dev/null":
         one_line_error(run_cli(["report", db, "-o", "/dev/null/x.html"], tmp_path), "/dev/null")
     elif case == "export onto a full device":
