@@ -128,3 +128,35 @@ def test_report_ranks_pools_and_breaks_down_sources_and_agents(damaged_dir, tmp_
         assert agents.iloc[0]["messages"] == len(mine)
         assert agents.iloc[0]["failures"] == mine["status"].isin(["failed", "timed_out", "expired"]).sum()
         assert render(hosts).count("<h2") == page.count("<h2")
+
+
+def test_fleet_workers_never_import_a_module_of_the_working_folder(clean_dir, tmp_path):
+    """The fleet's fork server (a ``python -c`` on Python 3.11, whose path starts with the working
+    folder) found a ``poolscope.py`` lying among the collected databases first and ran it: the
+    workers now import the calling process's poolscope, and the folder's code never runs."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "collected"
+    shutil.copytree(clean_dir, folder)
+    (folder / "poolscope.py").write_text(
+        "import os\nopen(os.path.join(os.getcwd(), 'RAN'), 'w').write('the folder code ran')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONSAFEPATH", "PYTHONPATH"))}
+    env["POOLSCOPE_CACHE_DIR"] = str(tmp_path / "cache")
+    # this process imports poolscope before it moves into the folder (as the installed ``poolscope``
+    # command, whose path does not start with the working folder)
+    script = f"import os; from poolscope.cli import cli; os.chdir({str(folder)!r}); cli()"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "fleet", "doctor", "east.db", "west.db", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (folder / "RAN").exists()
+    assert "Traceback" not in done.stderr and "RuntimeWarning" not in done.stderr, done.stderr
+    assert "2 database(s)" in done.stdout

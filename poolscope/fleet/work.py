@@ -235,6 +235,30 @@ def _main_not_imported() -> Iterator[None]:
                 setattr(main, name, value)
 
 
+@contextmanager
+def _server_imports_this_poolscope() -> Iterator[None]:
+    """Meanwhile, a process started (the fork server, on Python 3.11 a
+    ``python -c`` that puts the working folder first on its path and ignores
+    this process's) does not look for modules in the working folder
+    (``PYTHONSAFEPATH``: a ``poolscope.py`` among the collected databases
+    would run), and finds this process's poolscope first (``PYTHONPATH``)."""
+    from pathlib import Path
+
+    saved = {name: os.environ.get(name) for name in ("PYTHONSAFEPATH", "PYTHONPATH")}
+    os.environ["PYTHONSAFEPATH"] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(package_folder()).parent), *([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])]
+    )
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def groups(paths: list[str], workers: int) -> list[list[str]]:
     """Split ``paths`` into groups to hand out, largest databases first, each
     group about a third of what is left per worker (guided scheduling: large
@@ -289,8 +313,9 @@ class Workers:
 
     def _submit(self, *args: Any) -> Future:
         # the workers start at the first submit: they need none of __main__ (a script without
-        # the ``if __name__ == "__main__"`` guard would otherwise run again in each of them)
-        with _main_not_imported():
+        # the ``if __name__ == "__main__"`` guard would otherwise run again in each of them), nor
+        # any module of the working folder
+        with _main_not_imported(), _server_imports_this_poolscope():
             return self._pool().submit(*args)
 
     def map(
