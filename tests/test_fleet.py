@@ -235,6 +235,50 @@ def test_damaged_foreign_and_missing_files_are_reported_and_skipped(generated, t
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written beside them
 
 
+def test_folders_and_files_that_cannot_be_read_are_errors_not_silently_left_out(generated, tmp_path, monkeypatch):
+    """A subfolder this process may not list, and a database it may not read, found in a searched
+    folder: the fleet said nothing of the first (its databases silently missing) and skipped the
+    second as "not a database"; both are now errors (DatabaseAccessError for the folder), so that
+    ``fleet doctor`` exits 1 (permissions are simulated: the suite may run as root)."""
+    import importlib
+    import os
+
+    from poolscope.errors import NotADatabaseError
+
+    discover_module = importlib.import_module("poolscope.fleet.discover")
+
+    folder = tmp_path / "hosts"
+    (folder / "locked").mkdir(parents=True)
+    shutil.copyfile(generated[0], folder / "a.db")
+    shutil.copyfile(generated[1], folder / "locked" / "b.db")
+    shutil.copyfile(generated[2], folder / "c.db")
+    locked, unreadable = str(folder / "locked"), str(folder / "c.db")
+    real_scandir, real_connect = os.scandir, discover_module.connect_readonly
+
+    def scandir(path=".", *args):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path, *args)
+
+    def read_start(path, size=100):
+        raise PermissionError(13, "Permission denied", path)
+
+    def connect(path, **kwargs):
+        if path == unreadable:
+            raise NotADatabaseError("cannot be read (permission denied)", path=path)
+        return real_connect(path, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(discover_module, "read_start", read_start)
+    monkeypatch.setattr(discover_module, "connect_readonly", connect)
+    found = discover_module.discover(str(folder))
+    assert found.databases == [str(folder / "a.db")] and found.skipped == []
+    assert sorted((e.source, type(e.error).__name__) for e in found.errors) == [
+        (unreadable, "NotADatabaseError"),
+        (locked, "DatabaseAccessError"),
+    ]
+
+
 def test_progress_bar_over_databases(generated, capsys):
     with poolscope.fleet([str(p) for p in generated], workers=1, progress=True) as hosts:
         hosts.records_df()

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from ..arguments import path_argument
 from ..errors import (
+    DatabaseAccessError,
     DatabaseError,
     DatabaseNotFoundError,
     InvalidInputError,
@@ -67,10 +68,24 @@ class Found:
     errors: list[SourceError] = field(default_factory=list)
 
 
-def _walk(folder: str) -> list[str]:
-    """Every file under ``folder`` (symlinked folders are not followed), sorted."""
+def _walk(folder: str, errors: list[SourceError] | None = None) -> list[str]:
+    """Every file under ``folder`` (symlinked folders are not followed), sorted;
+    a folder on the way that cannot be listed is added to ``errors`` (a
+    :class:`~poolscope.DatabaseAccessError`: the databases it may hold are not
+    silently left out)."""
     files: list[str] = []
-    for root, dirs, names in os.walk(folder):
+
+    def unlisted(error: OSError) -> None:
+        if errors is not None:
+            where = error.filename if isinstance(error.filename, str) else folder
+            errors.append(
+                SourceError(
+                    where,
+                    DatabaseAccessError(f"this folder cannot be listed ({error.strerror or error})", path=where),
+                )
+            )
+
+    for root, dirs, names in os.walk(folder, onerror=unlisted):
         dirs.sort()
         files.extend(os.path.join(root, name) for name in names)
     return sorted(files)
@@ -127,7 +142,7 @@ def discover(
     for source in sources:
         text = os.fsdecode(os.fspath(source))
         if os.path.isdir(text):
-            for path in _walk(text):
+            for path in _walk(text, found.errors):
                 if not _is_side_file(path):
                     add(path, False)
         elif os.path.lexists(text) or not (_GLOB_CHARS & set(text)):
@@ -138,7 +153,7 @@ def discover(
                 found.errors.append(SourceError(text, DatabaseNotFoundError("the pattern matches no file", path=text)))
             for match in matches:
                 if os.path.isdir(match):
-                    for path in _walk(match):
+                    for path in _walk(match, found.errors):
                         if not _is_side_file(path):
                             add(path, False)
                 elif not _is_side_file(match):
@@ -160,7 +175,7 @@ def discover(
             found.databases.append(path)
         elif isinstance(problem, SchemaError) and not named:
             found.skipped.append(Skipped(path, problem.problem))
-        elif isinstance(problem, NotADatabaseError) and not named and not _looks_like_sqlite(path):
+        elif isinstance(problem, NotADatabaseError) and not named and _readable_and_not_sqlite(path):
             # a file that is not SQLite at all is skipped; an SQLite file that cannot be read is an error
             found.skipped.append(Skipped(path, problem.problem))
         else:
@@ -203,9 +218,13 @@ def _glob(pattern: str) -> list[str]:
     return sorted(matches)
 
 
-def _looks_like_sqlite(path: str) -> bool:
-    """True when the file starts like an SQLite database (damaged, perhaps)."""
+def _readable_and_not_sqlite(path: str) -> bool:
+    """True when the file does not start like an SQLite database, or is no
+    regular file (a FIFO, a device); False when it may be a database: it starts
+    like one, or it may not be read (permission denied: an error, not skipped)."""
     try:
-        return read_start(path, 16) == b"SQLite format 3\x00"
-    except OSError:
+        return read_start(path, 16) != b"SQLite format 3\x00"
+    except PermissionError:
         return False
+    except OSError:
+        return True
