@@ -19,7 +19,9 @@ and used only after checking it against the file -- the SQLite header's
 fixed fields, the number of records up to the covered head, and a hash of the
 kind and ``payload_json`` of the first, the last and 62 evenly spaced covered
 records.  A file that was replaced, rewritten, truncated or vacuumed fails the
-check and the index is rebuilt (and saved again).  An entry that is truncated,
+check and the index is rebuilt (and saved again) -- unless its history differs
+from the entry's only in a few records of a pool over :data:`FULL_CHECK_UPTO`
+records, which are sampled (see :func:`spot_check`).  An entry that is truncated,
 corrupt (the data file carries a checksum), from another index format or
 another Python is ignored and rewritten.  An index restored from an entry is
 saved again (extended, or with the wakes doctor found consistent) only if the
@@ -756,6 +758,9 @@ class IndexCache:
         if not os.path.lexists(manifest_path):  # the common miss, told without importing pyarrow
             self.last_miss = "no entry"
             return False
+        if os.path.islink(manifest_path):  # never one this cache wrote: not read, not touched
+            self.last_miss = "the entry is a symlink"
+            return False
         import pyarrow as pa
 
         try:
@@ -777,7 +782,7 @@ class IndexCache:
             index.__init__(index.path, index.pool_id)  # type: ignore[misc]
             return False
         try:
-            os.utime(manifest_path)  # last used, for the LRU eviction
+            os.utime(manifest_path, follow_symlinks=False)  # last used, for the LRU eviction
         except OSError:
             pass
         return True
@@ -801,6 +806,8 @@ class IndexCache:
         data = self.root / body["data"]
         if data.parent != self.root:
             return "bad data file name"
+        if os.path.islink(data):
+            return "the data file is a symlink"
         with open_regular(data) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size != body["checksum"][-1] or size == 0 or _checksum(handle) != body["checksum"]:
@@ -1033,17 +1040,29 @@ class IndexCache:
     def clear(self, db: str | os.PathLike | None = None) -> int:
         """Remove every entry (or those of the database ``db``, by its real
         path, whether or not it still exists); return how many were removed.
-        Leftover temporary files of finished writers go too."""
+        Leftover temporary files of finished writers go too.  An entry that
+        cannot be removed (a folder that is not writable) is an
+        :class:`~poolscope.errors.OutputError` saying how many were, and were not."""
         from .arguments import path_argument
+        from .errors import OutputError
 
-        removed = 0
+        removed = kept = 0
         target = real_path(path_argument(db, "db")) if db is not None else None
         for entry in self.entries():
             if target is None or entry.db == target:
                 self._remove(entry.key)
-                removed += 1
+                if os.path.lexists(self._manifest_path(entry.key)):
+                    kept += 1
+                else:
+                    removed += 1
         if target is None:
             self._drop_leftovers(max_age=0)
+        if kept:
+            raise OutputError(
+                f"removed {removed} entr{'y' if removed == 1 else 'ies'}, but {kept} could not be removed "
+                "(is the cache folder writable?)",
+                path=self.root,
+            )
         return removed
 
     def _drop_leftovers(self, max_age: float = 3600) -> None:

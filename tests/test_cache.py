@@ -23,7 +23,7 @@ from helpers import append_copy, assert_same_arrays, raw_snapshot_lines
 
 import poolscope
 from poolscope import cache as cache_module
-from poolscope.cache import CachedEntries, IndexCache
+from poolscope.cache import CachedEntries, IndexCache, entry_key
 from poolscope.cli import cli
 from poolscope.generate import generate
 from poolscope.index import PoolIndex
@@ -547,6 +547,52 @@ def test_a_cache_folder_that_is_the_databases_folder_gets_no_entry(tmp_path, gen
             assert db.pool(pool_id).snapshot().cursor == db.pool(pool_id).head
     cache_module.wait()
     assert listing(gen_copy.parent) == before
+
+
+@pytest.mark.parametrize("linked", ["manifest", "data"])
+def test_an_entry_file_that_is_a_symlink_is_never_used_nor_touched(tmp_path, gen_copy, store, linked):
+    """A manifest (or data file) moved out of the cache folder and linked back: the restore set the
+    outside file's modification time (os.utime followed the link); the entry is now a miss, its
+    target left as it is, and the pool is read from the file."""
+    first = poolscope.open(gen_copy, cache=store.root)
+    pool_id = first.pool_ids[0]
+    expected = first.pool(pool_id).snapshot().to_json()
+    cache_module.wait()
+    first.close()
+    suffix = ".json" if linked == "manifest" else ".arrow"
+    (entry,) = [
+        p for p in store.root.iterdir() if p.suffix == suffix and p.name.startswith(entry_key(gen_copy, pool_id))
+    ]
+    outside = tmp_path / f"outside{suffix}"
+    shutil.move(str(entry), str(outside))
+    entry.symlink_to(outside)
+    os.utime(outside, (1_577_836_800, 1_577_836_800))
+    with poolscope.open(gen_copy, cache=store.root) as again:
+        history = again.pool(pool_id)
+        assert history.snapshot().to_json() == expected
+        assert not cached(history) and "symlink" in again.cache.last_miss
+    assert outside.stat().st_mtime == 1_577_836_800
+
+
+def test_clear_says_so_when_entries_cannot_be_removed(gen_copy, store, monkeypatch):
+    """A cache folder whose files cannot be removed (read-only, another user's): clear() said it
+    removed every entry, all still there; it now raises an OutputError saying how many were not."""
+    with poolscope.open(gen_copy, cache=store.root) as db:
+        for pool_id in db.pool_ids:
+            db.pool(pool_id).snapshot()
+    cache_module.wait()
+    entries = len(store.entries())
+    assert entries == 2
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(poolscope.OutputError, match=f"removed 0 entries, but {entries} could not be removed"):
+        store.clear()
+    monkeypatch.undo()
+    assert len(store.entries()) == entries
+    assert store.clear(gen_copy) == entries and store.entries() == []
 
 
 def test_only_an_entrys_own_files_are_counted_evicted_or_tidied(tmp_path, gen_copy, monkeypatch):
