@@ -102,19 +102,68 @@ def _limits() -> dict[str, Any]:
     return {} if ctx is None else dict(ctx.meta.get(_LIMITS, {}))
 
 
-def _pictures_outside_home() -> None:
+def _json_text(value: Any, **options: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, ...)`` that is always UTF-8: a
+    file name that is not UTF-8 (decoded with lone surrogates, ``caf\\udce9.db``)
+    is written as JSON's escape of it, not as the raw byte.
+
+    >>> _json_text({"path": "caf\\udce9.db", "pool": "é"})
+    '{"path": "caf\\\\udce9.db", "pool": "é"}'
+    """
+    options.setdefault("ensure_ascii", False)
+    return json.dumps(value, **options).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _pictures_outside_home(databases: list[str] | None = None) -> None:
     """For a command that draws: matplotlib keeps its configuration and font
     cache in poolscope's cache folder (``matplotlib`` in it), unless
     ``MPLCONFIGDIR`` says where -- else it would create
     ``~/.config/matplotlib`` and ``~/.cache/matplotlib``, and a command
-    writes nothing in the home folder but its index cache."""
+    writes nothing in the home folder but its index cache.  Where that folder
+    is not one matplotlib can be given -- a symlink, or holding one (it would
+    write through it), the cache folder being the folder of a database read
+    (``databases``: nothing is written beside one), or it cannot be made --
+    matplotlib gets a private temporary folder, removed at exit."""
     import os
 
     if os.environ.get("MPLCONFIGDIR") or "matplotlib" in sys.modules:
         return
     from .cache import default_dir
 
-    os.environ["MPLCONFIGDIR"] = str(default_dir() / "matplotlib")
+    root = default_dir()
+    folder = root / "matplotlib"
+    if _safe_picture_folder(root, folder, databases or []):
+        os.environ["MPLCONFIGDIR"] = str(folder)
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    private = tempfile.mkdtemp(prefix="poolscope-matplotlib-")
+    atexit.register(shutil.rmtree, private, True)
+    os.environ["MPLCONFIGDIR"] = private
+
+
+def _safe_picture_folder(root: Path, folder: Path, databases: list[str]) -> bool:
+    """Whether ``folder`` (in the cache folder ``root``) is a real folder, or can
+    be made one, that holds no symlink and is no database's folder."""
+    import os
+
+    try:
+        real_root = os.path.realpath(root)
+        for database in databases:
+            if os.path.isdir(database):  # a fleet's folder: its databases may be anywhere below it
+                if os.path.commonpath([real_root, os.path.realpath(database)]) == os.path.realpath(database):
+                    return False
+            elif os.path.realpath(os.path.dirname(os.path.realpath(database))) == real_root:
+                return False
+        if os.path.islink(folder):
+            return False
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with os.scandir(folder) as entries:
+            return not any(entry.is_symlink() for entry in entries)
+    except (OSError, ValueError):
+        return False
 
 
 def _open(path: str, quiet: bool = True):
@@ -138,7 +187,7 @@ def info(db: str, as_json: bool) -> None:
     database = _open(db)
     pools = [_pool_info(history) for history in database.pools()]
     if as_json:
-        click.echo(json.dumps({"path": db, "pools": pools}, ensure_ascii=False, indent=2))
+        click.echo(_json_text({"path": db, "pools": pools}, ensure_ascii=False, indent=2))
         return
 
     def counts(values: dict[str, int]) -> str:
@@ -215,7 +264,7 @@ def snapshot(db: str, pool_id: str, cursor: int | None, pretty: bool, lenient: b
     """The pool's snapshot at a cursor, as the SDK's JSON."""
     snap = _open(db).pool(pool_id).snapshot(cursor, strict=not lenient)
     if pretty:
-        click.echo(json.dumps(snap.to_dict(), ensure_ascii=False, indent=2))
+        click.echo(_json_text(snap.to_dict(), ensure_ascii=False, indent=2))
     else:
         click.echo(snap.to_json())
 
@@ -234,7 +283,10 @@ def generate(out: str, pools: int, records: int, seed: int, prefix: str, members
     from .generate import generate as run
 
     summary = run(out, pools=pools, records=records, seed=seed, prefix=prefix, members_cap=members_cap)
-    click.echo(f"wrote {summary['records']} records in {len(summary['pools'])} pools to {escape(summary['path'])}")
+    click.echo(
+        f"wrote {summary['written']} records to {escape(summary['path'])} "
+        f"({summary['records']} in its {len(summary['pools'])} pools)"
+    )
 
 
 @cli.command()
@@ -293,7 +345,7 @@ def history(db: str, key: str, pool_id: str, upto: int | None, key_type: str | N
         rows = json.loads(frame.astype(object).where(frame.notna(), None).to_json(orient="records"))
         sentences = [{"text": s.text, "cursors": list(s.cursors)} for s in explanation.sentences]
         out = {"pool_id": pool_id, "key": key, "key_type": frame.key_type, "records": rows, "explanation": sentences}
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        click.echo(_json_text(out, ensure_ascii=False, indent=2))
         return
     click.echo(f"{frame.key_type.replace('_', ' ')} {escape(key)} in {escape(pool_id)}: {len(frame)} record(s)")
     for sentence in explanation.sentences:
@@ -361,7 +413,7 @@ def compare(a: str, b: str, as_json: bool, context: int) -> None:
             "common_prefix": comparison.common_prefix,
             "summary": json.loads(summary.to_json(orient="records")),
         }
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        click.echo(_json_text(out, ensure_ascii=False, indent=2))
         return
     click.echo(f"a = {escape(comparison.label_a)}\nb = {escape(comparison.label_b)}")
     if comparison.first_divergence is None:
@@ -397,7 +449,7 @@ def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
     counts = summarize(anomalies)
     if as_json:
         click.echo(
-            json.dumps(
+            _json_text(
                 {"path": db, "counts": counts, "anomalies": [a.to_dict() for a in anomalies]},
                 ensure_ascii=False,
                 indent=2,
@@ -436,7 +488,7 @@ def report_command(db: str, out: str, pools: tuple[str, ...], force: bool) -> No
     Example:
         poolscope report sample_data/demo.db -o report.html --pool pool.alpha
     """
-    _pictures_outside_home()
+    _pictures_outside_home([db])
     from .report import report
 
     written = report(_open(db), out, list(pools) or None, force=force)
@@ -544,7 +596,7 @@ def cache_info(as_json: bool) -> None:
             }
             for e in found
         ]
-        click.echo(json.dumps({"folder": str(folder), "bytes": total, "max_bytes": max_bytes(), "entries": rows}))
+        click.echo(_json_text({"folder": str(folder), "bytes": total, "max_bytes": max_bytes(), "entries": rows}))
         return
     click.echo(
         f"{escape(folder)}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_size(total)} "
@@ -617,7 +669,7 @@ def fleet_info(sources: tuple[str, ...], workers: int | None, as_json: bool) -> 
         if as_json:
             rows = pools[columns].astype({"source": object}).to_dict("records")
             document = {"databases": hosts.databases, "pools": rows, "errors": errors, "skipped": skipped}
-            click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=int))
+            click.echo(_json_text(document, ensure_ascii=False, indent=2, default=int))
             return
         click.echo(
             f"{len(hosts.databases)} database(s), {len(pools)} pool(s), {int(pools['records'].sum()):,} records"
@@ -659,7 +711,7 @@ def fleet_doctor(ctx: click.Context, sources: tuple[str, ...], workers: int | No
         ]
         document = {"databases": len(hosts.databases), "counts": counts, "anomalies": rows}
         document.update({"errors": errors, "skipped": skipped})
-        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        click.echo(_json_text(document, ensure_ascii=False, indent=2))
     else:
         for r in anomalies.itertuples(index=False):
             where = "" if pd_isna(r.pool_id) else f" (pool {r.pool_id!r}{'' if pd_isna(r.seq) else f', seq {r.seq}'})"
@@ -715,7 +767,7 @@ def fleet_report(sources: tuple[str, ...], workers: int | None, out: str, force:
 
     An existing OUT is replaced only if it is an earlier fleet report (or with
     --force), and never through a symlink."""
-    _pictures_outside_home()
+    _pictures_outside_home(list(sources))
     from .fleet.report import report
 
     with _fleet(sources, workers) as hosts:

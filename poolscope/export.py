@@ -140,6 +140,8 @@ def export(
     """
     if format not in FORMATS:
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if pools:
+        pools = list(dict.fromkeys(pools))  # a pool named twice is exported once
     folder = output.target(out)
     names = [f"{name}.{'jsonl' if format == 'json' else format}" for name in (*FRAMES, "summary")]
     if os.path.islink(folder) or (os.path.lexists(folder) and not folder.is_dir()):

@@ -395,7 +395,9 @@ def generate(
     records), and with it receipts and scoped wake filters, which list
     members; ``members_cap=50`` keeps a steady pool, as the benchmarks use.
 
-    Returns a summary: ``{"path", "pools": [...], "records": n}``.
+    Returns a summary: ``{"path", "pools": [...], "records": n, "written": k}``
+    (``records`` in the pools now, ``written`` by this call: fewer, or none,
+    when ``path`` already holds those pools).
 
     >>> generate("two.db", pools=2, records=200, seed=1)["records"] >= 400
     True
@@ -415,6 +417,8 @@ def generate(
     seed = number
     names = [f"{NAMES[i % len(NAMES)]}{'' if i < len(NAMES) else i // len(NAMES)}" for i in range(pools)]
     store = PoolStore(path)
+    count_rows = "SELECT count(*) FROM agent_pool_records"
+    before = store.conn.execute(count_rows).fetchone()[0]
     gen = Generator(store, seed=seed, members_cap=members_cap)
     models = []
     for name, config in zip(names, default_configs(names)):
@@ -448,5 +452,6 @@ def generate(
         done = now
     if bar is not None:
         bar.close()
+    written = store.conn.execute(count_rows).fetchone()[0] - before
     store.close()
-    return {"path": str(store.path), "pools": [m.pool_id for m in models], "records": done}
+    return {"path": str(store.path), "pools": [m.pool_id for m in models], "records": done, "written": written}

@@ -208,7 +208,7 @@ def render(db: Database, pools: Iterable[str] | None = None, *, title: str | Non
     """
     from . import __version__
 
-    selected = list(db.pool_ids if pools is None else pools)
+    selected = list(dict.fromkeys(db.pool_ids if pools is None else pools))  # a pool named twice is shown once
     for pool_id in selected:
         db.pool(pool_id)  # raises PoolNotFoundError for an unknown pool, before any work
     anomalies: list | None

@@ -132,3 +132,41 @@ def test_generate_then_export(runner, tmp_path):
 
     members = pd.read_csv(tmp_path / "x" / "members.csv")
     assert set(members["pool_id"]) == {db.pool_ids[0]}
+
+
+@pytest.mark.parametrize("command", [["info", "--json"], ["doctor", "--json"], ["compare", "--json"]])
+def test_json_output_is_utf8_for_a_file_name_that_is_not(sample_copy, command):
+    """A database named with a byte that is not UTF-8 (``caf\\xe9.db``): --json wrote that raw byte,
+    and no JSON reader could decode the output; it is now JSON's escape of the name."""
+    import os
+
+    named = sample_copy.with_name(os.fsdecode(b"caf\xe9.db"))
+    sample_copy.rename(named)
+    if command[0] == "compare":
+        args = ["compare", f"{named}::pool.alpha", f"{named}::pool.bravo", "--json"]
+    else:
+        args = [command[0], str(named), *command[1:]]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    document = json.loads(result.stdout_bytes.decode("utf-8"))
+    assert os.fsdecode(b"caf\xe9.db") in json.dumps(document, ensure_ascii=False)
+
+
+def test_a_pool_named_twice_is_exported_and_reported_once(sample_copy, tmp_path):
+    """``--pool X --pool X`` doubled every row of the export and showed the pool twice in the report."""
+    import csv
+
+    runner = CliRunner()
+    for name, pools in (("once", ["--pool", "pool.alpha"]), ("twice", ["--pool", "pool.alpha"] * 2)):
+        result = runner.invoke(cli, ["export", str(sample_copy), str(tmp_path / name), "--format", "csv", *pools])
+        assert result.exit_code == 0, result.output
+    for frame in ("records", "members", "messages", "wakes", "summary"):
+        once, twice = ((tmp_path / n / f"{frame}.csv").read_text(encoding="utf-8") for n in ("once", "twice"))
+        assert once == twice, frame
+    assert len(list(csv.reader((tmp_path / "once" / "records.csv").open(encoding="utf-8")))) > 1000
+    result = runner.invoke(
+        cli,
+        ["report", str(sample_copy), "-o", str(tmp_path / "r.html"), "--pool", "pool.alpha", "--pool", "pool.alpha"],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.html").read_text(encoding="utf-8").count("<h2>Pool pool.alpha") == 1

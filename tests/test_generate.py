@@ -104,3 +104,24 @@ def test_numpy_integers_are_counts_and_other_values_are_refused(tmp_path):
         with pytest.raises(InvalidInputError, match=next(iter(bad))):
             generate(tmp_path / "bad.db", **{"pools": 1, "records": 10, **bad})
     assert not (tmp_path / "bad.db").exists()  # refused before anything is written
+
+
+def test_generate_says_how_many_records_it_wrote(tmp_path):
+    """Run again on its own output (same seed, same pools): every record is already there and
+    nothing is written; it said "wrote 50 records" all the same."""
+    import hashlib
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    path = tmp_path / "g.db"
+    first = generate(path, pools=1, records=50, seed=9)
+    rows = sqlite3.connect(path).execute("SELECT count(*) FROM agent_pool_records").fetchone()[0]
+    assert first["written"] == first["records"] == rows
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    result = CliRunner().invoke(cli, ["generate", str(path), "--pools", "1", "--records", "50", "--seed", "9"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote 0 records to {path} ({rows} in its 1 pools)")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest

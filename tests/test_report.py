@@ -247,3 +247,49 @@ def test_the_report_command_writes_nothing_in_the_home_folder_but_poolscopes_cac
     assert created[:3] == [".cache", ".cache/poolscope", ".cache/poolscope/matplotlib"], created
     assert all(name == ".cache" or name.startswith(".cache/poolscope") for name in created), created
     assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def _report_in_a_subprocess(tmp_path: Path, db: Path, cache: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPL", "POOLSCOPE_"))}
+    env["HOME"] = str(tmp_path / "home")
+    env["POOLSCOPE_CACHE_DIR"] = str(cache)
+    script = "from poolscope.cli import cli; cli()"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "report", str(db), "-o", str(tmp_path / "report.html")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.html").is_file()
+
+
+def test_matplotlib_never_writes_through_a_symlink_in_the_cache_folder(tmp_path):
+    """A symlink planted where matplotlib keeps its font list (in poolscope's cache folder): matplotlib
+    wrote its JSON through it, over a file outside the cache. It now gets a private folder instead."""
+    cache = tmp_path / "cache"
+    (cache / "matplotlib").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    from matplotlib import font_manager
+
+    (cache / "matplotlib" / f"fontlist-v{font_manager.FontManager.__version__}.json").symlink_to(victim)
+    _report_in_a_subprocess(tmp_path, SAMPLE_DB, cache)
+    assert victim.read_text() == "precious"
+
+
+def test_matplotlib_writes_nothing_beside_the_database_when_the_cache_folder_is_its_folder(tmp_path):
+    """The cache folder set to the database's own folder: poolscope saves no index there, and
+    matplotlib made its folder there all the same; now nothing appears beside the database."""
+    import shutil
+
+    folder = tmp_path / "dbdir"
+    folder.mkdir()
+    shutil.copyfile(SAMPLE_DB, folder / "demo.db")
+    _report_in_a_subprocess(tmp_path, folder / "demo.db", folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["demo.db"]
