@@ -93,14 +93,6 @@ def _ident(value: Any, field: str, *, optional: bool = False) -> Any:
     )
 
 
-def _idents(value: Any, field: str) -> tuple:
-    if not isinstance(value, list):
-        raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not a list of strings")
-    for item in value:
-        _ident(item, f"{field} item")
-    return tuple(value)
-
-
 def _count(value: Any, field: str, *, optional: bool = True, bits: int = 64) -> Any:
     """``value`` if it is an integer in serde's u64 (``bits=32``: u32) range (or None when ``optional``)."""
     top = _U64 if bits == 64 else _U32
@@ -115,12 +107,18 @@ def _count(value: Any, field: str, *, optional: bool = True, bits: int = 64) -> 
     raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not an integer (the SDK cannot read this record)")
 
 
-def _texts(value: Any, field: str) -> tuple:
+def _texts(value: Any, field: str, item_check: Any = _text) -> tuple:
+    """``value`` as a tuple if it is a list of strings (``item_check=_ident``: of
+    the SDK's identifiers), else :class:`CorruptRecordError`."""
     if not isinstance(value, list):
         raise CorruptRecordError(f"{field} is JSON {_json_type(value)}, not a list of strings")
     for item in value:
-        _text(item, f"{field} item")
+        item_check(item, f"{field} item")
     return tuple(value)
+
+
+def _idents(value: Any, field: str) -> tuple:
+    return _texts(value, field, _ident)
 
 
 def _json_type(value: Any) -> str:

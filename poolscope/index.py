@@ -711,7 +711,7 @@ class PoolIndex:
         wakes_seen, wake_head, wake_start = self._repeats, wire_types.WAKE_HEAD, len(wire_types.WAKE_HEAD)
         last_key, read_last = wire_types.REGISTRATION_KEY, wire_types.REGISTRATION.decode
         encode = wire_types.encode
-        control_bytes = wire_types.CONTROL_BYTES.search
+        held_control = wire_types.may_hold_control
         id_fine = wire.id_fine
         # the first tier is tried until it has refused TYPED_TRIAL records without taking one (a log
         # it never reads -- say, of a newer SDK with fields these types do not know -- is not slowed)
@@ -752,16 +752,10 @@ class PoolIndex:
         # only the records of a batch that does are looked at one by one before the typed tier
         if rows.__class__ is not list:
             rows = list(rows)
-        payloads = [row[3] for row in rows]
-        batch_bytes = b""
         try:
-            batch_bytes = b"".join(payloads)
-            screen = (
-                b"\\" in batch_bytes or b"\x7f" in batch_bytes or not batch_bytes.isascii() and b"\xc2" in batch_bytes
-            )
+            screen = wire_types.control_suspect(b"".join([row[3] for row in rows]))
         except TypeError:  # text (not bytes) from a caller, or a NULL: each record is looked at
             screen = True
-        del payloads, batch_bytes
         with gc_paused():
             for seq, kind_raw, typ, payload_raw in rows:
                 if type(seq) is not int or seq <= last:
@@ -803,18 +797,7 @@ class PoolIndex:
                                     ):
                                         tail = stored_bytes[at + len(last_key) : -2]
                                         try:
-                                            part = (
-                                                None
-                                                if screen
-                                                and (
-                                                    b"\\" in tail
-                                                    or b"\x7f" in tail
-                                                    or not tail.isascii()
-                                                    and b"\xc2" in tail
-                                                )
-                                                and control_bytes(tail) is not None
-                                                else read_last(tail)
-                                            )
+                                            part = None if screen and held_control(tail) else read_last(tail)
                                         except refused:
                                             part = None
                                         if (
@@ -845,18 +828,7 @@ class PoolIndex:
                         if reader is not None and entry is None:
                             verdict = None
                             try:
-                                record = (
-                                    None
-                                    if screen
-                                    and (
-                                        b"\\" in stored_bytes
-                                        or b"\x7f" in stored_bytes
-                                        or not stored_bytes.isascii()
-                                        and b"\xc2" in stored_bytes
-                                    )
-                                    and control_bytes(stored_bytes) is not None
-                                    else reader(stored_bytes)
-                                )
+                                record = None if screen and held_control(stored_bytes) else reader(stored_bytes)
                             except refused:
                                 record = None
                             if record is not None and encode(record) == stored_bytes:

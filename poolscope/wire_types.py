@@ -81,15 +81,27 @@ IdFilterSet = Literal["any"] | _INCLUDE_IDS
 CONTROL_BYTES = re.compile(rb"\\[btnfru]|\x7f|\xc2[\x80-\x9f]")
 
 
+def control_suspect(raw: bytes) -> bool:
+    r"""Whether ``raw`` holds a byte where serde's bytes of a control character
+    could begin: a backslash, DEL, or (in text that is not ASCII) 0xC2.  Three
+    byte searches, no pattern: asked of a whole batch first.
+
+    >>> control_suspect(b'{"run_id":"r.1"}'), control_suspect(b'{"note":"a \\"quote\\""}')
+    (False, True)
+    """
+    return b"\\" in raw or b"\x7f" in raw or not raw.isascii() and b"\xc2" in raw
+
+
 def may_hold_control(raw: bytes) -> bool:
     r"""Whether serde's bytes ``raw`` may hold a control character anywhere (then
-    the general path, which checks each identifier, reads the record).  Three
-    byte searches for the usual record.
+    the general path, which checks each identifier, reads the record).
 
     >>> may_hold_control(b'{"run_id":"r.1"}'), may_hold_control(b'{"run_id":"r\\n1"}')
     (False, True)
+    >>> may_hold_control(b'{"note":"a \\"quote\\""}')
+    False
     """
-    return (b"\\" in raw or b"\x7f" in raw or b"\xc2" in raw) and CONTROL_BYTES.search(raw) is not None
+    return control_suspect(raw) and CONTROL_BYTES.search(raw) is not None
 
 
 _made: dict[str, Any] = {}

@@ -227,6 +227,16 @@ def test_the_report_command_writes_nothing_in_the_home_folder_but_poolscopes_cac
     """`poolscope report` (README's first command) in a fresh home, with no MPLCONFIGDIR or XDG
     folders set: matplotlib keeps its font cache in poolscope's cache folder, and nothing else
     appears in the home (it created ~/.config/matplotlib and ~/.cache/matplotlib)."""
+    home = _report_in_a_subprocess(tmp_path, SAMPLE_DB, None)
+    created = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    assert created[:3] == [".cache", ".cache/poolscope", ".cache/poolscope/matplotlib"], created
+    assert all(name == ".cache" or name.startswith(".cache/poolscope") for name in created), created
+    assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def _report_in_a_subprocess(tmp_path: Path, db: Path, cache: Path | None) -> Path:
+    """``poolscope report DB`` in a fresh interpreter with a fresh home (returned), no MPLCONFIGDIR
+    nor XDG folders, and ``cache`` as POOLSCOPE_CACHE_DIR (None: not set)."""
     import subprocess
     import sys
 
@@ -234,28 +244,8 @@ def test_the_report_command_writes_nothing_in_the_home_folder_but_poolscopes_cac
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPL", "POOLSCOPE_"))}
     env["HOME"] = str(home)
-    script = "from poolscope.cli import cli; cli()"
-    done = subprocess.run(
-        [sys.executable, "-c", script, "report", str(SAMPLE_DB), "-o", str(tmp_path / "report.html")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    created = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
-    assert created[:3] == [".cache", ".cache/poolscope", ".cache/poolscope/matplotlib"], created
-    assert all(name == ".cache" or name.startswith(".cache/poolscope") for name in created), created
-    assert (tmp_path / "report.html").stat().st_size > 0
-
-
-def _report_in_a_subprocess(tmp_path: Path, db: Path, cache: Path) -> None:
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPL", "POOLSCOPE_"))}
-    env["HOME"] = str(tmp_path / "home")
-    env["POOLSCOPE_CACHE_DIR"] = str(cache)
+    if cache is not None:
+        env["POOLSCOPE_CACHE_DIR"] = str(cache)
     script = "from poolscope.cli import cli; cli()"
     done = subprocess.run(
         [sys.executable, "-c", script, "report", str(db), "-o", str(tmp_path / "report.html")],
@@ -267,6 +257,7 @@ def _report_in_a_subprocess(tmp_path: Path, db: Path, cache: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "report.html").is_file()
+    return home
 
 
 def test_matplotlib_never_writes_through_a_symlink_in_the_cache_folder(tmp_path):
