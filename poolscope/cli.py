@@ -509,7 +509,9 @@ def report_command(db: str, out: str, pools: tuple[str, ...], force: bool) -> No
     show_default=True,
     help="Front end: the first installed of lab, notebook, voila; or that one.",
 )
-@click.option("--port", type=int, default=None, help="Port to serve on (default: the front end's).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port to serve on (default: the front end's)."
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 @click.option("--dry-run", is_flag=True, help="Print the command that would run, and exit.")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)

@@ -105,6 +105,15 @@ def test_dry_run_prints_the_command_and_starts_nothing(monkeypatch, launched, tm
     assert str(tmp_path.resolve()) in result.output
 
 
+@pytest.mark.parametrize("port", ["-5", "0", "65536", "999999"])
+def test_a_port_outside_1_to_65535_is_refused_before_anything_starts(monkeypatch, launched, tmp_path, port):
+    """--port -5 and --port 999999 were taken (and handed to the server, which would then fail)."""
+    installed(monkeypatch, modules={"jupyterlab"})
+    result = run("--path", str(tmp_path), "--dry-run", "--port", port)
+    assert result.exit_code == 2 and "--port" in result.output and "1<=x<=65535" in result.output
+    assert launched == []
+
+
 def test_exit_status_of_the_server_is_returned(monkeypatch, tmp_path):
     installed(monkeypatch, modules={"jupyterlab"})
     monkeypatch.setattr(lab_module, "launch", lambda command, cwd: 3)
