@@ -8,6 +8,7 @@ processes; damaged, foreign and missing files are reported and skipped.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -110,6 +111,10 @@ def test_folder_is_searched_recursively_and_sources_are_paths_as_given(generated
     # the same file named twice is read once
     with poolscope.fleet(["a/one.db", "a", str(tmp_path / "a" / "one.db")], workers=1) as hosts:
         assert hosts.databases == ["a/one.db", "a/b/two.sqlite"]
+    # a hard link is another name of the same file (it was read as a second database)
+    os.link(tmp_path / "a" / "one.db", tmp_path / "linked.db")
+    with poolscope.fleet(["a/one.db", "linked.db"], workers=1) as hosts:
+        assert hosts.databases == ["a/one.db"]
 
 
 def test_pools_check_and_summary_agree_with_each_database(generated, oracle_fleet):

@@ -127,14 +127,20 @@ def discover(
     for source in sources:
         path_argument(source, "a source")  # a typed error for anything that is not a path
     candidates: list[tuple[str, bool]] = []  # (path, named explicitly)
-    seen: set[str] = set()
+    seen: set[Any] = set()
     found = Found()
 
     def add(path: str, named: bool) -> None:
+        # one file is one database, whatever names it has (a symlink, ./x and x, a hard link)
+        key: Any
         try:
-            key = os.path.realpath(path)
+            info = os.stat(path)
+            key = (info.st_dev, info.st_ino)
         except (OSError, ValueError):
-            key = path
+            try:
+                key = os.path.realpath(path)
+            except (OSError, ValueError):
+                key = path
         if key not in seen:
             seen.add(key)
             candidates.append((path, named))
