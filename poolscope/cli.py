@@ -573,6 +573,19 @@ def _size(n: float) -> str:
     return f"{n:,.1f} GB"  # pragma: no cover
 
 
+def _folder_state(folder: Path) -> str:
+    """``ok``, ``missing`` (made on first save), ``not a folder`` or ``cannot be read``."""
+    import os
+
+    if not os.path.lexists(folder):
+        return "missing"
+    if not os.path.isdir(folder):
+        return "not a folder"
+    if not os.access(folder, os.R_OK | os.X_OK):
+        return "cannot be read"
+    return "ok"
+
+
 @cache.command("info")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def cache_info(as_json: bool) -> None:
@@ -584,6 +597,7 @@ def cache_info(as_json: bool) -> None:
     folder = default_dir()
     found = entries(folder)
     total = sum(e.bytes for e in found)
+    state = _folder_state(folder)
     if as_json:
         rows = [
             {
@@ -598,11 +612,12 @@ def cache_info(as_json: bool) -> None:
             }
             for e in found
         ]
-        click.echo(_json_text({"folder": str(folder), "bytes": total, "max_bytes": max_bytes(), "entries": rows}))
+        document = {"folder": str(folder), "state": state, "bytes": total, "max_bytes": max_bytes(), "entries": rows}
+        click.echo(_json_text(document))
         return
     click.echo(
         f"{escape(folder)}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_size(total)} "
-        f"(cap {_size(max_bytes())})"
+        f"(cap {_size(max_bytes())})" + ("" if state in ("ok", "missing") else f" -- {state}: the index cache is off")
     )
     for e in found:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))

@@ -669,7 +669,7 @@ def test_cache_info_and_clear_on_the_command_line(tmp_path, monkeypatch, generat
     assert str(tmp_path / "c") in result.output
     result = runner.invoke(cli, ["cache", "info", "--json"])
     info = json.loads(result.output)
-    assert len(info["entries"]) == 4 and info["folder"] == str(tmp_path / "c")
+    assert len(info["entries"]) == 4 and info["folder"] == str(tmp_path / "c") and info["state"] == "ok"
     assert all(e["bytes"] > 0 and e["records"] > 0 for e in info["entries"])
     result = runner.invoke(cli, ["cache", "clear", str(a)])
     assert result.exit_code == 0 and "2" in result.output
@@ -678,6 +678,16 @@ def test_cache_info_and_clear_on_the_command_line(tmp_path, monkeypatch, generat
     result = runner.invoke(cli, ["cache", "clear"])
     assert result.exit_code == 0 and cache_module.entries() == []
     assert poolscope.open(b).cache_entries() == []
+    # a cache "folder" that is a file: no entries, and said to be no folder (it read as an empty cache)
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(tmp_path / "file"))
+    result = runner.invoke(cli, ["cache", "info"])
+    assert (
+        result.exit_code == 0
+        and "0 entries" in result.output
+        and "not a folder: the index cache is off" in result.output
+    )
+    assert json.loads(runner.invoke(cli, ["cache", "info", "--json"]).output)["state"] == "not a folder"
 
 
 def test_records_folded_in_several_steps_on_a_restored_index_equal_a_full_load(gen_copy, store):
