@@ -95,9 +95,14 @@ def tree_state(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def long_ids_database(path: Path, members: int = 300, id_chars: int = 4096) -> tuple[str, list[str]]:
+def long_ids_database(path: Path, members: int = 300, id_chars: int = 500) -> tuple[str, list[str]]:
     """A pool whose id is 10 KB, with ``members`` members whose run and agent ids
-    are ``id_chars`` long (four agents); returns (pool id, run ids in joining order)."""
+    are ``id_chars`` long (four agents; 500 by default: the SDK reads an id of at
+    most 512 bytes); returns (pool id, run ids in joining order).  The pool is
+    written under a short id and renamed in the file: the SDK's AgentPoolId
+    cannot be that long, a file's pool_id column can."""
+    import sqlite3
+
     import poolscope
 
     pool_id = "pool." + "p" * 10_000
@@ -105,14 +110,19 @@ def long_ids_database(path: Path, members: int = 300, id_chars: int = 4096) -> t
     store = poolscope.PoolStore(path)
     try:
         with store.batch():
-            store.open_pool(pool_id, {})
-            store.record_pool_created(pool_id)
+            store.open_pool("pool.long", {})
+            store.record_pool_created("pool.long")
             for i, run in enumerate(runs):
                 store.join_member(
-                    pool_id, {"run_id": run, "agent_id": f"agent.{i % 4}." + "a" * id_chars, "topics": []}
+                    "pool.long", {"run_id": run, "agent_id": f"agent.{i % 4}." + "a" * id_chars, "topics": []}
                 )
     finally:
         store.close()
+    conn = sqlite3.connect(path)
+    for table in ("agent_pool_records", "agent_pool_event_seq"):
+        conn.execute(f"UPDATE {table} SET pool_id = ? WHERE pool_id = 'pool.long'", (pool_id,))
+    conn.commit()
+    conn.close()
     return pool_id, runs
 
 

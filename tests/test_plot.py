@@ -488,7 +488,7 @@ def test_member_lanes_sort_naturally(tmp_path):
 
 @pytest.fixture(scope="module")
 def long_ids(tmp_path_factory):
-    """300 members with 4 KB run ids and agent ids, in a pool whose id is 10 KB."""
+    """300 members with 500-character run ids and agent ids, in a pool whose id is 10 KB."""
     path = tmp_path_factory.mktemp("long") / "long.db"
     pool_id, runs = long_ids_database(path)
     return path, pool_id, runs
