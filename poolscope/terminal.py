@@ -58,12 +58,27 @@ def shorten(text: Any, width: int = 60) -> str:
 
 @contextmanager
 def escaped_warnings() -> Iterator[None]:
-    """Meanwhile, warnings (matplotlib's "Glyph missing" ones quote the
-    character) are shown with their message escaped, one line each."""
+    r"""Meanwhile, warnings (matplotlib's "Glyph missing" ones quote the
+    character) are shown with their message escaped, one line each: the
+    warning's kind and its message, not the file, line and source line of
+    the code that warned (a command's user reads what happened, not where).
+
+    >>> import sys; sys.stderr = sys.stdout
+    >>> with escaped_warnings():
+    ...     warnings.warn("cache off for caf\x1b[31m", UserWarning)
+    UserWarning: cache off for caf\x1b[31m
+    >>> sys.stderr = sys.__stderr__
+    """
     original = warnings.showwarning
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        original(escape(message), category, filename, lineno, file, line)
+        import sys
+
+        out = file if file is not None else sys.stderr
+        try:
+            out.write(f"{category.__name__}: {escape(message)}\n")
+        except (OSError, ValueError):  # a closed or broken stream: the warning is lost, as Python's is
+            pass
 
     warnings.showwarning = show
     try:
