@@ -639,7 +639,7 @@ def _header_readers(path: Path) -> dict[str, Any]:
         "cache.header_fields": lambda: cache.header_fields(path),
         "cache._file_state": lambda: cache._file_state(path),
         "output._starts_like_sqlite": lambda: output._starts_like_sqlite(path),
-        "fleet discover": lambda: discover._looks_like_sqlite(str(path)),
+        "fleet discover": lambda: not discover._readable_and_not_sqlite(str(path)),
     }
 
 
