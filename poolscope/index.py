@@ -771,9 +771,10 @@ class PoolIndex:
                         # first tier: msgspec's types of the two bulk kinds (wire_types), which check every
                         # field serde checks while parsing; the record is taken only if writing it back
                         # gives its stored bytes exactly (no repeated key, no unknown field)
-                        # (msgspec's types refuse an empty identifier and one over 128 characters; bytes that
-                        # may hold a control character -- wire_types.may_hold_control, inlined -- are left to
-                        # the next tiers, which look at each identifier)
+                        # (msgspec's types refuse an empty identifier and one over 128 characters; a record
+                        # whose bytes may hold a control character -- wire_types.may_hold_control, asked only
+                        # in a batch that holds a suspect byte -- is left to the next tiers, which look at
+                        # each identifier)
                         reader = readers.get(kind) if typed else None
                         if reader is not None:
                             tried += 1

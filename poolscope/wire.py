@@ -418,8 +418,8 @@ def id_fine(value: Any) -> bool:
 
 def _id(value: Any, where: str) -> str:
     """One of the SDK's identifiers: a string :func:`identifier_problem` has nothing against."""
-    if id_fine(value):  # the usual short, printable id (a lone surrogate is not printable)
-        return value
+    if value.__class__ is str and 0 < len(value) <= MAX_ID_BYTES // 4 and value.isprintable():
+        return value  # the usual short, printable id (a lone surrogate is not printable: checked below)
     if not isinstance(value, str):
         raise InvalidInputError(f"{where}: expected a string, got {value!r}")
     check_text(value, where)
