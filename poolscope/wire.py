@@ -296,6 +296,15 @@ class _Struct:
             item = value.get(key)
             if item is None:
                 continue
+            if typ is _run_target and isinstance(item, dict):
+                kind = item.get("type")
+                field = TARGET_ID_FIELD.get(kind) if isinstance(kind, str) else None
+                extra = [k for k in item if k not in ("type", field)]
+                if field is not None and extra:
+                    raise InvalidInputError(
+                        f"{where}.{key}: a {kind} target has no field "
+                        f"{', '.join(repr(k) for k in extra)} (its fields: type, {field}); the SDK's type cannot carry it"
+                    )
             if isinstance(typ, _Struct):
                 typ.reject_unknown(item, f"{where}.{key}")
             elif isinstance(getattr(typ, "item", None), _Struct) and isinstance(item, (list, tuple)):

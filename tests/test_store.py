@@ -208,6 +208,14 @@ def test_keys_the_sdks_types_cannot_carry_are_refused_not_dropped(store, oracle)
         store.join_member("p", {**MEMBER, "role": "lead"})
     with pytest.raises(poolscope.InvalidInputError, match="'priority'"):
         store.record_message("p", {**_message(1), "priority": 1}, {"message_id": "msg.1", "status": "accepted"})
+    # a run target carries its type and that type's id, nothing else (an extra key was silently dropped)
+    target = {"type": "run", "run_id": "run.b", "agent_id": "agent.x"}
+    with pytest.raises(poolscope.InvalidInputError, match=r"message.to.target: a run target has no field 'agent_id'"):
+        store.record_message(
+            "p",
+            {**_message(1), "to": {**_message(1)["to"], "target": target}},
+            {"message_id": "msg.1", "status": "accepted"},
+        )
     assert len(store.watch("p")) == 1
     # every config the SDK wrote is accepted as it is, and written back byte for byte
     for n, record in enumerate(
