@@ -238,9 +238,8 @@ def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload
         kind, payload = decode_row(kind_raw, typ, payload_raw)
         extract(kind, payload)  # wrong shape, missing field, unknown kind or status: the SDK cannot read it either
         raw = payload_raw if payload_raw.__class__ is bytes else str(payload_raw).encode("utf-8", "surrogatepass")
-        if not wire_types.serde_bytes(kind, raw):  # the SDK's watch() writes back what it read, in its own form
-            payload = wire.canonical_payload(kind, payload)
-        return Record(pool_id, seq, kind, payload)
+        # the SDK's watch() writes back what it read, in its own form
+        return Record(pool_id, seq, kind, wire_types.as_sdk_writes(kind, payload, raw))
     except RecordError as error:
         error.path, error.pool_id, error.seq = str(path), pool_id, seq
         error.args = (error._format(),)

@@ -608,17 +608,14 @@ def checked_payload(path: Path, pool_id: str, seq: int, text: bytes, uncertain: 
             check_unread(kind, payload)
     except CorruptRecordError as error:
         raise CorruptRecordError(error.problem, path=path, pool_id=pool_id, seq=seq, code="bad_shape") from None
-    if kind in wire.KINDS and (
-        kind not in _BULK or ((uncertain is None or seq in uncertain) and not wire_types.serde_bytes(kind, text))
-    ):
-        # not the bytes serde writes (keys in another order, an unknown field, a null option, an empty
-        # list): the SDK's snapshot and its watch() write what it read back in its own form
-        try:
-            extract(kind, payload)
-        except RecordError:  # damaged: the index holds no entry of it, nothing writes it back
-            return payload
-        return wire.canonical_payload(kind, payload)
-    return payload
+    if kind not in wire.KINDS or (kind in _BULK and uncertain is not None and seq not in uncertain):
+        return payload  # a kind the SDK has not, or a record the typed tier took: serde's own bytes
+    try:
+        extract(kind, payload)
+    except RecordError:  # damaged: the index holds no entry of it, nothing writes it back
+        return payload
+    # the SDK's snapshot and its watch() write what it read back in its own form
+    return wire_types.as_sdk_writes(kind, payload, text)
 
 
 def _payloads_in_span(

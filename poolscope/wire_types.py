@@ -225,6 +225,19 @@ WAKE_FILTER = msgspec.json.Decoder(_reader("WakeFilterRecord", [("stored", _Wake
 _TYPED = {"run_message": MESSAGE.decode, "wake": WAKE.decode}
 
 
+def as_sdk_writes(kind: str, payload: Any, raw: bytes) -> Any:
+    """``payload``, read from ``raw`` (a record of ``kind`` the fold reads), as
+    the SDK writes it back (its snapshot, the records its ``watch`` returns):
+    itself when ``raw`` is serde's own bytes, else rebuilt by
+    :func:`wire.canonical_payload` (keys in serde's order, unknown fields,
+    ``null`` options and empty lists left out).
+
+    >>> as_sdk_writes("member_left", {"member": {"agent_id": "a", "run_id": "r"}, "type": "member_left"}, b"")
+    {'type': 'member_left', 'member': {'run_id': 'r', 'agent_id': 'a'}}
+    """
+    return payload if serde_bytes(kind, raw) else wire.canonical_payload(kind, payload)
+
+
 def serde_bytes(kind: str, raw: bytes) -> bool:
     """True when ``raw``, the stored text of a ``kind`` record, is serde's own
     bytes for what it holds, as these types read and write it (every bulk
