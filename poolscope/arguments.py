@@ -164,12 +164,13 @@ def names_argument(values: Any, name: str, noun: str = "id") -> list[str] | None
     return chosen
 
 
-def upto_argument(value: Any, name: str = "upto") -> int | None:
+def upto_argument(value: Any, name: str = "upto", *, path: Any = None, pool_id: str | None = None) -> int | None:
     """A frame's ``upto``: None (the head) or a cursor, 0 or more.
 
     Frames and fleets take any cursor from 0 on: beyond a pool's head it is
     that pool's head (a database's or fleet's pools have different heads),
-    so a cursor past 64 bits is lowered to the largest seq.  Anything that is
+    so a cursor past 64 bits is lowered to the largest seq.  ``path`` and
+    ``pool_id``, when given, are the error's (see :class:`~poolscope.errors.PoolscopeError`).  Anything that is
     not an integer (``"5"``, ``5.0``, ``True``) is a
     :class:`~poolscope.errors.CursorError`, never an empty frame.
 
@@ -186,7 +187,9 @@ def upto_argument(value: Any, name: str = "upto") -> int | None:
         return None
     cursor = whole_number(value)
     if cursor is None:
-        raise CursorError(f"{name} must be an integer cursor, not {shown_value(value)}")
+        raise CursorError(f"{name} must be an integer cursor, not {shown_value(value)}", path=path, pool_id=pool_id)
     if cursor < 0:
-        raise CursorError(f"{name} {cursor} is before the first record: a cursor is 0 or more")
+        raise CursorError(
+            f"{name} {cursor} is before the first record: a cursor is 0 or more", path=path, pool_id=pool_id
+        )
     return min(cursor, MAX_SEQ)

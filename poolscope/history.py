@@ -29,6 +29,7 @@ from .arguments import (
     path_argument,
     seconds_argument,
     shown_value,
+    upto_argument,
     whole_number,
 )
 from .errors import (
@@ -142,8 +143,9 @@ def read_records(
         "SELECT seq, CAST(kind AS BLOB), typeof(payload_json), CAST(payload_json AS BLOB) "
         "FROM agent_pool_records WHERE pool_id = ? AND seq > ? AND typeof(seq) = 'integer'"
     )
-    after, upto = _bound(after, "after", path, pool_id), _bound(upto, "upto", path, pool_id)
-    upto = MAX_SEQ if upto is None else min(upto, MAX_SEQ)  # seqs the index cannot place are left out
+    after = upto_argument(after, "after", path=path, pool_id=pool_id)
+    upto = upto_argument(upto, "upto", path=path, pool_id=pool_id)
+    upto = MAX_SEQ if upto is None else upto  # seqs the index cannot place are left out
     tail = ""
     extra: list[Any] = []
     if upto is not None:
@@ -213,22 +215,6 @@ def _limit(value: Any) -> int | None:
     number = whole_number(value)
     if number is None or number < 0:
         raise InvalidInputError(f"limit must be a whole number of records (0 or more), not {shown_value(value)}")
-    return min(number, 2**63 - 1)
-
-
-def _bound(value: Any, name: str, path: Path, pool_id: str) -> int | None:
-    """A cursor bound as an SQLite integer (beyond 64 bits: clamped, it selects
-    the same records); a negative one is a :class:`CursorError`, as for the
-    frames and diffs (the SDK's cursors are unsigned)."""
-    if value is None:
-        return None
-    number = whole_number(value)
-    if number is None:
-        raise CursorError(f"{name} must be an integer, not {type(value).__name__}", path=path, pool_id=pool_id)
-    if number < 0:
-        raise CursorError(
-            f"{name} {number} is before the first record: a cursor is 0 or more", path=path, pool_id=pool_id
-        )
     return min(number, 2**63 - 1)
 
 
@@ -812,7 +798,7 @@ class PoolHistory(_Frames):
         limit = _limit(limit)
         if limit == 0:
             return
-        bound = _bound(after, "after", self.path, self.pool_id)
+        bound = upto_argument(after, "after", path=self.path, pool_id=self.pool_id)
         last = self.head if bound is None else bound
         yielded = 0
         idle_since = time.monotonic()
@@ -901,7 +887,9 @@ class PoolHistory(_Frames):
             return {}
         if any(s is None for s in wanted):
             raise CursorError("a seq must be an integer, not None", path=self.path, pool_id=self.pool_id)
-        asked = np.asarray([_bound(s, "seq", self.path, self.pool_id) for s in wanted], dtype=np.int64)
+        asked = np.asarray(
+            [upto_argument(s, "seq", path=self.path, pool_id=self.pool_id) for s in wanted], dtype=np.int64
+        )
         at = np.searchsorted(known, asked)
         inside = at < len(known)
         found = np.zeros(len(asked), dtype=bool)
