@@ -895,10 +895,15 @@ class PoolHistory(_Frames):
         found = np.zeros(len(asked), dtype=bool)
         found[inside] = known[at[inside]] == asked[inside]
         if not found.all():
-            missing = wanted[int(np.flatnonzero(~found)[0])]
+            missing = int(asked[int(np.flatnonzero(~found)[0])])
             raise CursorError("no record of the pool has this seq", path=self.path, pool_id=self.pool_id, seq=missing)
+        # plain ints from here (a numpy integer is no SQLite integer: bound as bytes, it matches no row)
         out = fetch_payloads(
-            self.db.conn, self.path, self.pool_id, wanted, uncertain=set(index.uncertain) if index.uncertain else ()
+            self.db.conn,
+            self.path,
+            self.pool_id,
+            asked.tolist(),
+            uncertain=set(index.uncertain) if index.uncertain else (),
         )
         self._check_as_loaded(
             out,

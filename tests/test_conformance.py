@@ -41,6 +41,53 @@ def test_heads_and_kinds_agree_with_the_log(oracle):
         ]
 
 
+def test_payloads_by_seq_are_the_sdk_records_however_the_seqs_are_given(oracle):
+    """``payloads`` takes the seqs a frame gives (numpy integers) as it takes ints."""
+    import numpy as np
+
+    expected = load_jsonl(oracle / "records.jsonl")
+    db = poolscope.open(oracle / "pool.db")
+    try:
+        for pool_id in db.pool_ids:
+            history = db.pool(pool_id)
+            truth = {r["cursor"]["sequence"]: r["payload"] for r in expected if r["pool_id"] == pool_id}
+            seqs = history.records_df()["seq"].to_numpy()
+            assert seqs.dtype.kind == "i" and len(seqs) == len(truth)
+            assert history.payloads(seqs) == truth
+            some = sorted(truth)[:: max(1, len(truth) // 7)]
+            for kind in (np.int64, np.uint64, np.int32, int):
+                assert history.payloads([kind(s) for s in some]) == {s: truth[s] for s in some}
+    finally:
+        db.close()
+
+
+def test_tables_and_columns_named_in_another_case_read_as_the_sdk_reads_them(oracle, tmp_path):
+    """SQLite's names are case-blind (ASCII letters): the SDK's own queries read a table
+    ``Agent_Pool_Records(POOL_ID, Seq, KIND, Payload_Json)``, and so does poolscope."""
+    path = tmp_path / "cased.db"
+    source = sqlite3.connect(f"file:{oracle / 'pool.db'}?immutable=1", uri=True)
+    rows = source.execute("SELECT pool_id, seq, kind, payload_json FROM agent_pool_records").fetchall()
+    events = source.execute("SELECT pool_id, seq FROM agent_pool_event_seq").fetchall()
+    source.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE Agent_Pool_Records (POOL_ID TEXT NOT NULL, Seq INTEGER NOT NULL, KIND TEXT NOT NULL, "
+        "Payload_Json TEXT NOT NULL, PRIMARY KEY (POOL_ID, Seq));"
+        "CREATE TABLE AGENT_POOL_EVENT_SEQ (Pool_Id TEXT PRIMARY KEY, SEQ INTEGER NOT NULL);"
+    )
+    conn.executemany("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO agent_pool_event_seq VALUES (?, ?)", events)
+    conn.commit()
+    conn.close()
+    db = poolscope.open(path, cache=False)
+    try:
+        assert db.check() == []
+        for pool_id, cursor, text in raw_snapshot_lines(oracle):
+            assert db.pool(pool_id).snapshot(cursor).to_json() == text
+    finally:
+        db.close()
+
+
 def test_every_snapshot_is_byte_identical_to_the_sdk(oracle):
     db = poolscope.open(oracle / "pool.db")
     count = 0
