@@ -53,7 +53,7 @@ from .errors import (
 )
 from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, POOL_OPENED, RUN_MESSAGE, WAKE, configs_equal
 from .index import MAX_SEQ, NEVER, too_big
-from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, keepalive
+from .source import EVENT_SEQ_TABLE, RECORDS_TABLE, keepalive, sql_name
 from .sqlite_errors import sqlite_errors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,7 +188,7 @@ def _capped(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
 def _file_checks(db: Database) -> Iterable[Anomaly]:
     conn, path = db.conn, db.path
     with sqlite_errors(path):
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {sql_name(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         # only the key columns: SQLite answers from the primary-key index
         odd = conn.execute(
             f"SELECT typeof(pool_id), CAST(pool_id AS BLOB), typeof(seq), CAST(seq AS BLOB) FROM {RECORDS_TABLE} "
@@ -251,7 +251,7 @@ def _event_seq_checks(conn: sqlite3.Connection, path: Any) -> Iterable[Anomaly]:
     :meth:`PoolStore.next_event_sequence`'s) next event number of that pool is."""
     try:
         with sqlite_errors(path):
-            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({EVENT_SEQ_TABLE})")}
+            columns = {sql_name(row[1]) for row in conn.execute(f"PRAGMA table_info({EVENT_SEQ_TABLE})")}
             if not {"pool_id", "seq"} <= columns:
                 yield _anomaly(
                     "bad_event_seq",
@@ -262,7 +262,8 @@ def _event_seq_checks(conn: sqlite3.Connection, path: Any) -> Iterable[Anomaly]:
                 )
                 return
             keyed = any(
-                unique and [row[2] for row in conn.execute(f"PRAGMA index_info({_quoted(name)})")] == ["pool_id"]
+                unique
+                and [sql_name(row[2]) for row in conn.execute(f"PRAGMA index_info({_quoted(name)})")] == ["pool_id"]
                 for _, name, unique, *_ in conn.execute(f"PRAGMA index_list({EVENT_SEQ_TABLE})")
             )
             if not keyed:

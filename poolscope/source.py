@@ -47,7 +47,7 @@ import time
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import (
     DatabaseChangedError,
@@ -130,7 +130,7 @@ def _indexed_by_pool(conn: sqlite3.Connection) -> bool:
         indexes = conn.execute("PRAGMA index_list(agent_pool_records)").fetchall()
         for _, name, _, _, partial in indexes:
             columns = conn.execute("SELECT name, coll FROM pragma_index_xinfo(?)", (name,)).fetchall()
-            if not partial and columns and columns[0] == ("pool_id", "BINARY"):
+            if not partial and columns and (sql_name(columns[0][0]), sql_name(columns[0][1])) == ("pool_id", "binary"):
                 return True
     except sqlite3.Error:
         pass
@@ -653,6 +653,16 @@ def _connect(source: Source) -> ReadConnection:
     return conn
 
 
+def sql_name(name: Any) -> str:
+    """``name`` as SQLite compares identifiers: ASCII letters in either case
+    are the same (``POOL_ID`` is ``pool_id``; a non-ASCII letter is itself).
+
+    >>> sql_name("Payload_JSON"), sql_name("K\u212aind")
+    ('payload_json', 'k\u212aind')
+    """
+    return str(name).encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+
+
 def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Raise :class:`SchemaError` unless ``agent_pool_records`` has the SDK's columns."""
     with sqlite_errors(path):
@@ -662,11 +672,12 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise SchemaError(
             f"has no {RECORDS_TABLE} table: not a database written by the SDK's SqliteAgentPoolStore", path=path
         )
-    missing = [c for c in RECORD_COLUMNS if c not in columns]
+    named = {sql_name(c) for c in columns}
+    missing = [c for c in RECORD_COLUMNS if c not in named]
     if missing:
         raise SchemaError(
             f"table {RECORDS_TABLE} lacks column(s) {', '.join(missing)} (has {', '.join(columns)})", path=path
         )
 
 
-__all__ = ["check_file", "check_schema", "connect_readonly", "is_wal", "translate"]
+__all__ = ["check_file", "check_schema", "connect_readonly", "is_wal", "sql_name", "translate"]
