@@ -126,6 +126,13 @@ class WriteRefusedError(DatabaseError):
     code = "write_refused"
 
 
+class DatabaseClosedError(DatabaseError):
+    """The :class:`~poolscope.history.Database` (or :class:`~poolscope.store.PoolStore`)
+    was closed: nothing more is read or written through it (open the file again)."""
+
+    code = "closed"
+
+
 class QueryTimeoutError(DatabaseError):
     """A statement ran for longer than the ``timeout`` given to
     :func:`poolscope.open` without handing back its next rows (a view over an

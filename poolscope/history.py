@@ -36,6 +36,7 @@ from .errors import (
     CorruptRecordError,
     CursorError,
     DatabaseChangedError,
+    DatabaseClosedError,
     InvalidInputError,
     PoolNotFoundError,
     PoolscopeError,
@@ -345,6 +346,7 @@ class Database(_Frames):
         # an index built under another size limit judges other records damaged: not shared through the cache
         self.cache = resolve_cache(cache if max_payload == DEFAULT_MAX_PAYLOAD else False)
         self._conn = connect_readonly(self.path, timeout=timeout, max_payload=max_payload)
+        self._closed = False
         self._identity = self.source.identity
         self._wal_seen = self.source.wal.exists()
         self._signature = self._file_signature()
@@ -364,7 +366,7 @@ class Database(_Frames):
         """The ids a pool can be read by (UTF-8 text), sorted; a text id that is
         not UTF-8 is kept aside for doctor (``bad_pool_id``)."""
         with sqlite_errors(self.path):
-            stored = stored_pool_ids(self._conn)
+            stored = stored_pool_ids(self.conn)
         ids = []
         self._undecodable_pool_ids = []
         for kind, raw in stored:
@@ -383,10 +385,17 @@ class Database(_Frames):
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The read-only ``sqlite3`` connection (``PRAGMA query_only`` is on)."""
+        """The read-only ``sqlite3`` connection (``PRAGMA query_only`` is on);
+        :class:`DatabaseClosedError` once the database is closed."""
+        if self._closed:
+            raise DatabaseClosedError(
+                "the database was closed: nothing more is read from it (poolscope.open it again)",
+                path=self.path,
+            )
         return self._conn
 
     def _reconnect_if_needed(self) -> None:
+        self.conn  # noqa: B018 -- DatabaseClosedError once closed (a reconnection would open the file again)
         source = self.source
         if not source.real.exists() or not os.path.exists(self.path):
             raise DatabaseChangedError("the file was deleted or moved while open", path=self.path)
@@ -442,7 +451,9 @@ class Database(_Frames):
         return 0 if self.cache is None else self.cache.clear(self.path)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection; a call that reads the file afterwards (a
+        snapshot's payloads too) raises :class:`DatabaseClosedError`."""
+        self._closed = True
         self._conn.close()
 
     def __enter__(self) -> Database:
@@ -503,7 +514,7 @@ class Database(_Frames):
         """
         with sqlite_errors(self.path):
             # the seqs a pool's records can have (as its head counts them), ids as pool_ids reads them
-            rows = self._conn.execute(
+            rows = self.conn.execute(
                 "SELECT CAST(pool_id AS BLOB), max(seq) FROM agent_pool_records WHERE typeof(pool_id) = 'text' "
                 "AND typeof(seq) = 'integer' AND seq BETWEEN 1 AND ? GROUP BY pool_id COLLATE BINARY",
                 (MAX_SEQ,),

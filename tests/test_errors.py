@@ -303,6 +303,28 @@ def test_a_non_string_pool_id_is_no_pool(sample_db):
             sample_db.pool(pool_id)
 
 
+def test_a_closed_database_reads_nothing_more_and_says_so(sample_copy, open_db):
+    db = open_db(sample_copy)
+    pool = db.pool("pool.alpha")
+    assert pool.snapshot(7).messages  # loaded, and its payloads read
+    db.close()
+    db.close()  # closing twice is harmless
+    assert db.pool_ids == ["pool.alpha", "pool.bravo", "pool.charlie"]  # listed at the open
+    for call in (
+        lambda: pool.snapshot(7).to_json(),  # a snapshot reads its payloads from the file
+        lambda: db.pool("pool.bravo"),
+        db.heads,
+        db.refresh,
+        db.check,
+        db.records_df,
+        lambda: pool.records(upto=3),
+        lambda: pool.payloads([3]),
+    ):
+        with pytest.raises(poolscope.DatabaseClosedError) as raised:
+            call()
+        assert raised.value.code == "closed" and str(sample_copy) in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("options", "says"),
     [
