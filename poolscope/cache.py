@@ -84,7 +84,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: 4: a column says which wakes had their compiled filter found consistent (doctor reads them not again).
 #: 5: a member is kept as serde writes it back (keys in its order, unknown fields and empty lists left out).
 #: 6: an identifier the SDK refuses (empty, over 512 bytes, a control character) makes its record damaged.
-FORMAT = 6
+#: 7: a record whose kind column does not name its payload's type, or whose receipt (registration) is for
+#: another message (condition), is folded as the SDK folds it and kept as an oddity, not as damage.
+FORMAT = 7
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
 ENV_MIN_RECORDS = "POOLSCOPE_CACHE_MIN_RECORDS"
@@ -1175,6 +1177,7 @@ def _read_as_indexed(index: PoolIndex) -> bool:
         position == len(seqs)
         and mine == {seq: error.problem for seq, error in again.problems.items()}
         and [seq for seq in index.duplicates if seq > after] == again.duplicates
+        and {seq: found for seq, found in index.oddities.items() if seq > after} == again.oddities
     )
 
 

@@ -37,7 +37,7 @@ Example::
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,15 @@ CODES: dict[str, tuple[str, str]] = {
     "config_conflict": ("error", "a second pool_opened with a different config"),
     "wake_filter_mismatch": ("error", "a wake's compiled filter fingerprint or id does not match its criteria"),
     "unreadable": ("error", "SQLite could not read part of the file"),
+    "kind_mismatch": (
+        "warning",
+        "a kind column that does not name the payload's type (the SDK reads the payload: it is folded as one)",
+    ),
+    "receipt_mismatch": ("warning", "a message whose receipt is for another message id (folded by the message's)"),
+    "registration_mismatch": (
+        "warning",
+        "a wake whose registration is for another condition id (folded by the condition's)",
+    ),
     "seq_gap": ("warning", "seqs missing between two records"),
     "out_of_range": ("warning", "a u64 value past 2^63-1: exact in records and snapshots, missing in the frames"),
     "member_left_not_member": ("warning", "member_left for a run that is not a member"),
@@ -328,6 +337,9 @@ def _pool_checks(history: PoolHistory) -> Iterable[Anomaly]:
     for seq in sorted(index.problems):
         error = index.problems[seq]
         yield _anomaly(problem_code(error), pool_id, seq, error.problem)
+    for seq in sorted(index.oddities):
+        for code, message in index.oddities[seq]:
+            yield _anomaly(code, pool_id, seq, message)
     for seq in sorted(set(index.duplicates)):
         yield _anomaly(
             "duplicate_seq",
@@ -487,12 +499,13 @@ def _out_of_range(pool_id: str, seq: int, kind: int, extra: tuple) -> Iterable[A
 
 
 #: The wakes, whose payloads are read again here (the index keeps their
-#: criteria in part, not their fingerprints).
-_PAYLOAD_SQL = (
+#: criteria in part, not their fingerprints): every record filed as a wake,
+#: or (:data:`_PAYLOAD_BY_SEQ_SQL`) those at given seqs, however filed.
+_PAYLOAD_BY_SEQ_SQL = (
     f"SELECT seq, CAST(payload_json AS BLOB) FROM {RECORDS_TABLE} "
-    "WHERE pool_id = ? AND seq > ? AND seq <= ? AND kind = 'wake' "
-    "AND typeof(payload_json) = 'text' ORDER BY seq"
+    "WHERE pool_id = ? AND seq > ? AND seq <= ? AND typeof(payload_json) = 'text' ORDER BY seq"
 )
+_PAYLOAD_SQL = _PAYLOAD_BY_SEQ_SQL.replace(" AND typeof", " AND kind = 'wake' AND typeof")
 
 
 #: Rows read between two calls of ``keepalive`` in the wake pass (the query's
@@ -511,11 +524,12 @@ def _payload_rows(history: PoolHistory, seqs: Iterable[int] | None = None) -> It
     (already a damaged record) is passed over."""
     conn, pool_id = history.db.conn, history.pool_id
     spans = [(0, MAX_SEQ)] if seqs is None else [(seq - 1, seq) for seq in sorted(seqs)]
+    sql = _PAYLOAD_SQL if seqs is None else _PAYLOAD_BY_SEQ_SQL
     rows = 0
     for last, upto in spans:
         while True:
             try:
-                for seq, raw in conn.execute(_PAYLOAD_SQL, (pool_id, last, upto)):
+                for seq, raw in conn.execute(sql, (pool_id, last, upto)):
                     rows += 1
                     if rows % KEEPALIVE_ROWS == 0:
                         keepalive(conn)
@@ -527,18 +541,33 @@ def _payload_rows(history: PoolHistory, seqs: Iterable[int] | None = None) -> It
                     raise
             # SQLite reads a row ahead: read the next row alone to learn which one it refused
             try:
-                row = conn.execute(_PAYLOAD_SQL + " LIMIT 1", (pool_id, last, upto)).fetchone()
+                row = conn.execute(sql + " LIMIT 1", (pool_id, last, upto)).fetchone()
             except sqlite3.DataError as error:
                 if not too_big(error):
                     raise
                 row = conn.execute(
-                    _PAYLOAD_SQL.replace("CAST(payload_json AS BLOB)", "NULL") + " LIMIT 1", (pool_id, last, upto)
+                    sql.replace("CAST(payload_json AS BLOB)", "NULL") + " LIMIT 1", (pool_id, last, upto)
                 ).fetchone()
             if row is None:
                 break
             last = row[0]
             if row[1] is not None:
                 yield row
+
+
+def _wanted_rows(history: PoolHistory, wanted: set[int], sparse: bool) -> Iterator[tuple[int, bytes]]:
+    """:func:`_payload_rows` of the wakes at ``wanted``: each read by its seq
+    (``sparse``), or every row filed as a wake, then by its seq each wanted
+    one that is not filed so (a wake under another kind: ``kind_mismatch``)."""
+    if sparse:
+        yield from _payload_rows(history, wanted)
+        return
+    seen = set()
+    for row in _payload_rows(history):
+        seen.add(row[0])
+        yield row
+    if wanted - seen:
+        yield from _payload_rows(history, wanted - seen)
 
 
 def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anomaly]:
@@ -566,7 +595,7 @@ def _payload_checks(history: PoolHistory, wake_seqs: list[int]) -> Iterable[Anom
     with sqlite_errors(history.path, pool_id):
         # an entry that knows most wakes leaves a few to read: each by its seq
         sparse = len(wanted) * SPARSE_READ < len(wake_seqs)
-        for seq, raw in _payload_rows(history, wanted if sparse else None):
+        for seq, raw in _wanted_rows(history, wanted, sparse):
             if seq == previous or seq not in wanted:
                 continue
             previous = seq

@@ -145,15 +145,13 @@ def extract(kind: str, payload: Any) -> Entry:
     if ptype != kind:
         if not isinstance(ptype, (str, type(None))):  # an array, an object, a number: no record type at all
             raise CorruptRecordError(f"the payload's type is JSON {_json_type(ptype)}, not a string naming the kind")
-        if ptype in KIND_CODE and kind in KIND_CODE:
-            raise CorruptRecordError(f"kind column says {kind!r} but the payload type is {ptype!r}")
-        if ptype in KIND_CODE:  # a payload the SDK knows, filed under a kind that is none (a number, a typo)
-            raise CorruptRecordError(
-                f"kind column says {kind!r}, which is no record kind; the payload type is {ptype!r}"
+        if ptype not in KIND_CODE:
+            raise UnknownRecordKindError(
+                f"unknown record type {ptype if ptype is not None else kind!r} (written by a newer SDK?)"
             )
-        raise UnknownRecordKindError(
-            f"unknown record type {ptype if ptype is not None else kind!r} (written by a newer SDK?)"
-        )
+        # the SDK reads only payload_json (its replay never selects the kind column): a record filed
+        # under another kind, or under none, is folded as its payload says (see oddities())
+        kind = ptype
     try:
         if kind == "run_message":
             check_unread(kind, payload)
@@ -165,10 +163,8 @@ def extract(kind: str, payload: Any) -> Entry:
                 raise UnknownRecordKindError(f"unknown message status {status!r}", code="unknown_status")
             target = message["to"]["target"]
             ttype = target["type"]
-            message_id = message["message_id"]
-            if not isinstance(message_id, str) or receipt["message_id"] != message_id:
-                raise CorruptRecordError("receipt.message_id differs from message.message_id")
-            _ident(message_id, "message.message_id")
+            message_id = _ident(message["message_id"], "message.message_id")
+            _ident(receipt["message_id"], "receipt.message_id")  # another one is folded as the SDK does (oddities())
             if ttype not in _TARGET_ID_FIELD:
                 raise CorruptRecordError(
                     f"message.to.target.type is {ttype!r}, not one of {', '.join(_TARGET_ID_FIELD)}"
@@ -209,10 +205,8 @@ def extract(kind: str, payload: Any) -> Entry:
             status = registration["status"]
             if status not in _WAKE_STATUS:
                 raise UnknownRecordKindError(f"unknown wake status {status!r}", code="unknown_status")
-            condition_id = condition["condition_id"]
-            if not isinstance(condition_id, str) or registration["condition_id"] != condition_id:
-                raise CorruptRecordError("registration.condition_id differs from condition.condition_id")
-            _ident(condition_id, "condition.condition_id")
+            condition_id = _ident(condition["condition_id"], "condition.condition_id")
+            _ident(registration["condition_id"], "registration.condition_id")  # see oddities()
             criteria = stored["compiled_filter"]["criteria"]
             resume = condition["resume_with"]
             if resume not in _RESUME:
@@ -284,6 +278,60 @@ def extract(kind: str, payload: Any) -> Entry:
             f"{kind} payload has the wrong shape ({_shape_problem(kind, payload, error)})"
         ) from None
     raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
+
+
+def oddities(kind_column: Any, entry: Entry, payload: Any) -> list[tuple[str, str]]:
+    """What the SDK reads without complaint but never writes, in a record
+    :func:`extract` read as ``entry`` (``(code, message)`` pairs, empty for a
+    record as the SDK writes it): a kind column that does not name the
+    payload's type (``kind_mismatch``: the SDK's replay reads only
+    ``payload_json``, so the record is folded as its payload says), a receipt
+    for another message id than its message's, a registration for another
+    condition id than its condition's (``receipt_mismatch``,
+    ``registration_mismatch``: the SDK keys the record by the message's or the
+    condition's id, as the fold does).
+
+    >>> payload = {"type": "pool_created"}
+    >>> oddities("pool_created", extract("pool_created", payload), payload)
+    []
+    >>> [code for code, _ in oddities(None, extract(None, payload), payload)]
+    ['kind_mismatch']
+    """
+    found = []
+    name = wire.KINDS[entry.kind] if entry.kind >= 0 else None
+    if kind_column != name:
+        if kind_column is None:
+            shown = "NULL"
+        else:
+            shown = wire.shown_id(kind_column) if isinstance(kind_column, str) else repr(kind_column)[:40]
+        found.append(
+            (
+                "kind_mismatch",
+                f"the kind column is {shown}, but the payload is a {name} record (the SDK reads the payload: "
+                "it is folded as one; a query selecting by the kind column misses it)",
+            )
+        )
+    if entry.kind == RUN_MESSAGE:
+        other = payload["stored"]["receipt"]["message_id"]
+        if other != entry.key:
+            found.append(
+                (
+                    "receipt_mismatch",
+                    f"the receipt is for message {wire.shown_id(other)}, the message is {wire.shown_id(str(entry.key))} "
+                    "(the SDK keys the record by the message's id, as poolscope does)",
+                )
+            )
+    elif entry.kind == WAKE:
+        other = payload["stored"]["registration"]["condition_id"]
+        if other != entry.key:
+            found.append(
+                (
+                    "registration_mismatch",
+                    f"the registration is for condition {wire.shown_id(other)}, the condition is "
+                    f"{wire.shown_id(str(entry.key))} (the SDK keys the record by the condition's id, as poolscope does)",
+                )
+            )
+    return found
 
 
 #: The parts of each kind's payload, and the SDK type each must have (``stored.`` parts for the two bulk kinds).

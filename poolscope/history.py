@@ -222,8 +222,10 @@ def _limit(value: Any) -> int | None:
 def _record(path: Path, pool_id: str, seq: Any, kind_raw: Any, typ: str, payload_raw: Any) -> Record:
     """One row as a :class:`Record` (with ``problem`` set when it cannot be decoded)."""
     try:
-        kind, payload = decode_row(kind_raw, typ, payload_raw)
-        extract(kind, payload)  # wrong shape, missing field, unknown kind or status: the SDK cannot read it either
+        column, payload = decode_row(kind_raw, typ, payload_raw)
+        # wrong shape, missing field, unknown kind or status: the SDK cannot read it either; the kind
+        # is the payload's (the SDK never reads the kind column: fold.oddities)
+        kind = wire.KINDS[extract(column, payload).kind]
         raw = payload_raw if payload_raw.__class__ is bytes else str(payload_raw).encode("utf-8", "surrogatepass")
         # the SDK's watch() writes back what it read, in its own form
         return Record(pool_id, seq, kind, wire_types.as_sdk_writes(kind, payload, raw))

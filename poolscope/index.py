@@ -38,9 +38,19 @@ from .errors import (
     PayloadTooLargeError,
     PoolNotOpenedError,
     RecordError,
-    UnknownRecordKindError,
 )
-from .fold import DAMAGED, MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE, Entry, PoolFold, check_unread, extract
+from .fold import (
+    DAMAGED,
+    MEMBER_JOINED,
+    MEMBER_LEFT,
+    RUN_MESSAGE,
+    WAKE,
+    Entry,
+    PoolFold,
+    check_unread,
+    extract,
+    oddities,
+)
 
 NEVER = np.iinfo(np.int64).max
 #: The largest seq a record can have: NEVER is the index's "still current" mark,
@@ -200,26 +210,24 @@ def too_big(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorname", "") == "SQLITE_TOOBIG" or "too big" in str(error)
 
 
-def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[str, Any]:
-    """Decode one stored row's kind and payload, raising :class:`RecordError` subclasses."""
+def decode_row(kind_raw: Any, typ: str, payload_raw: Any) -> tuple[Any, Any]:
+    """Decode one stored row's kind column (as text where it is UTF-8) and
+    payload, raising :class:`RecordError` subclasses for a payload the SDK
+    cannot read."""
     if typ == TOO_LARGE:
         raise PayloadTooLargeError(
             "a value of this row is larger than the max_payload limit and was not read "
             "(poolscope.open(path, max_payload=...) sets the limit)"
         )
+    # the kind column as text where it is UTF-8 (the SDK never reads it: a payload is folded as its own
+    # type says, and a kind column that says otherwise -- another kind, NULL, a number, bytes that are
+    # not UTF-8 -- is an oddity of the record, see fold.oddities)
+    kind: Any = kind_raw
     if isinstance(kind_raw, bytes):
         try:
             kind = kind_raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise CorruptRecordError("kind is not valid UTF-8 text", code="invalid_utf8") from None
-    elif isinstance(kind_raw, str):
-        kind = kind_raw
-    elif kind_raw is None:
-        raise UnknownRecordKindError("kind is NULL: no record type")
-    else:  # the SDK writes the kind as TEXT; a number there is no kind at all
-        raise CorruptRecordError(
-            f"kind is stored as {type(kind_raw).__name__} {kind_raw!r}, not as text naming the record type"
-        )
+            pass
     if typ != "text":
         if typ == "null":
             raise CorruptRecordError("payload_json is NULL", code="null_payload")
@@ -325,6 +333,10 @@ class PoolIndex:
         self._next_base: np.ndarray | None = None  # restored: the cached ``next`` column (read-only)
         self.problems: dict[int, RecordError] = {}
         self.duplicates: list[int] = []
+        #: seq -> what the SDK reads without complaint but never writes (:func:`poolscope.fold.oddities`:
+        #: a kind column that does not name the payload's type, a receipt for another message); the
+        #: record is folded as the SDK folds it, and doctor reports these as warnings
+        self.oddities: dict[int, list[tuple[str, str]]] = {}
         #: Seqs of messages and wakes the typed tier did not take: their stored text may not be serde's
         #: own bytes (keys in another order, an unknown field, a null option), so a payload read again
         #: for them is written back in serde's form (:func:`poolscope.load.fetch_payloads`).
@@ -462,7 +474,7 @@ class PoolIndex:
         """What the index cache saves: one ``pyarrow.Table`` (a row per record:
         the :class:`Entry` fields, ``next``, status code, key rank and key code,
         whether its wake's filter was found consistent, whether its stored text
-        may not be serde's bytes) and a small dict of the fold's scalars, damaged records and duplicates
+        may not be serde's bytes) and a small dict of the fold's scalars, damaged records, duplicates and oddities
         (plain values).  :meth:`restore_state` is its inverse."""
         import pyarrow as pa
 
@@ -488,6 +500,7 @@ class PoolIndex:
             "count": state.count,
             "problems": {seq: (type(e).__name__, e.problem, e.code) for seq, e in self.problems.items()},
             "duplicates": list(self.duplicates),
+            "oddities": dict(self.oddities),
         }
         return table, meta
 
@@ -517,6 +530,7 @@ class PoolIndex:
             error = kind(problem, path=self.path, pool_id=self.pool_id, seq=seq, code=code)
             self.problems[int(seq)] = error
         self.duplicates = list(meta["duplicates"])
+        self.oddities = {int(seq): [(code, text) for code, text in found] for seq, found in meta["oddities"].items()}
         checked = table.column("filter_checked").to_numpy(zero_copy_only=False)
         self._checked_filters = seqs[checked]
         self.uncertain = seqs[table.column("uncertain").to_numpy(zero_copy_only=False)].tolist()
@@ -1027,6 +1041,9 @@ class PoolIndex:
                                     )
                             if entry is None:
                                 entry = extract(kind, payload)
+                                odd = oddities(kind, entry, payload)
+                                if odd:
+                                    self.oddities[seq] = odd
                             # what serde refuses and orjson reads (wire.payload_problem), looked at closely
                             # only for a text that is not serde's own bytes (a key may repeat) or that has
                             # enough brackets to nest too deep
@@ -1054,12 +1071,18 @@ class PoolIndex:
     def _slow_entry(self, seq: int, kind_raw: Any, typ: str, payload_raw: Any) -> Entry:
         """Decode one row the careful way; a damaged row becomes a DAMAGED entry and a problem."""
         try:
-            return extract(*decode_row(kind_raw, typ, payload_raw))
+            kind, payload = decode_row(kind_raw, typ, payload_raw)
+            entry = extract(kind, payload)
+            found = oddities(kind, entry, payload)
+            if found:
+                self.oddities[seq] = found
+            return entry
         except RecordError as error:
             problem: RecordError = error
         except (UnicodeDecodeError, ValueError, TypeError) as error:
             code = "invalid_utf8" if isinstance(error, UnicodeDecodeError) else "bad_shape"
             problem = CorruptRecordError(f"cannot decode record ({error})", code=code)
+        self.oddities.pop(seq, None)  # a damaged record is reported as such alone
         problem.path, problem.pool_id, problem.seq = str(self.path), self.pool_id, seq
         problem.args = (problem._format(),)
         self.problems[seq] = problem

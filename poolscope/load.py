@@ -193,7 +193,7 @@ class _OtherHalf:
                 status, *result = marshal.loads(blob) if blob is not None else ("error",)
                 if status == "chunk":
                     offset, length = result
-                    seqs, tuples, problems, duplicates, verified, uncertain = marshal.loads(
+                    seqs, tuples, problems, duplicates, verified, uncertain, odd = marshal.loads(
                         os.pread(self.out.fileno(), length, offset)
                     )
             except (EOFError, ValueError, TypeError, OSError):
@@ -209,6 +209,7 @@ class _OtherHalf:
                 index.problems[seq] = error
             index.duplicates.extend(duplicates)
             index.uncertain.extend(uncertain)
+            index.oddities.update(odd)
             if index.verified_filters is not None:
                 index.verified_filters.extend(verified)
             index.extend(seqs, entries)
@@ -280,10 +281,19 @@ def _decode_in_child(
             reported.update(problems)
             verified = index.verified_filters
             blob = marshal.dumps(
-                (seqs, tuples, problems, index.duplicates[:], verified[:] if verified else [], index.uncertain[:])
+                (
+                    seqs,
+                    tuples,
+                    problems,
+                    index.duplicates[:],
+                    verified[:] if verified else [],
+                    index.uncertain[:],
+                    dict(index.oddities),
+                )
             )
             index.duplicates.clear()
             index.uncertain.clear()
+            index.oddities.clear()
             if verified:
                 verified.clear()
             written = 0
@@ -302,7 +312,7 @@ def _decode_in_child(
             tuples.extend([e if e.__class__ is tuple else tuple(e) for e in batch])
             if len(seqs) >= LOAD_CHUNK:
                 hand_over()
-        if seqs or index.problems.keys() - reported or index.duplicates or index.uncertain:
+        if seqs or index.problems.keys() - reported or index.duplicates or index.uncertain or index.oddities:
             hand_over()
         blob = marshal.dumps(("done",))
     except BaseException as error:

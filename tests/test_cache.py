@@ -741,6 +741,25 @@ def test_damaged_records_keep_their_problem_and_code_in_the_cache(gen_copy, stor
     assert snapshot_text(a, seq) == snapshot_text(b, seq)
 
 
+def test_oddities_are_kept_in_the_cache(gen_copy, store):
+    """A record filed under another kind is folded as its payload says and reported:
+    the same from an entry as from the log."""
+    conn = sqlite3.connect(gen_copy)
+    pool_id, seq = conn.execute(
+        "SELECT pool_id, seq FROM agent_pool_records WHERE kind = 'run_message' ORDER BY rowid LIMIT 1 OFFSET 50"
+    ).fetchone()
+    with conn:
+        conn.execute("UPDATE agent_pool_records SET kind = 'wake' WHERE pool_id = ? AND seq = ?", (pool_id, seq))
+    conn.close()
+    poolscope.open(gen_copy, cache=store.root).pool(pool_id).load()
+    plain, again = open_both(gen_copy, store)
+    a, b = plain.pool(pool_id), again.pool(pool_id)
+    assert cached(b) and list(a.index.oddities) == [seq] and b.index.oddities == a.index.oddities
+    assert [x.to_dict() for x in plain.check()] == [x.to_dict() for x in again.check()]
+    assert [x.code for x in again.check() if x.seq == seq] == ["kind_mismatch"]
+    assert snapshot_text(a, seq) == snapshot_text(b, seq)
+
+
 def test_a_load_counts_the_rows_it_read_the_way_the_file_counts_them(gen_copy, tmp_path, store):
     """The count an entry is checked against comes from the load (no second
     count of the whole pool); a row the load cannot place makes the counts

@@ -64,6 +64,41 @@ def test_a_damaged_record_in_the_childs_half_is_reported_the_same(sample_copy, m
     assert halves.entries == alone.entries
 
 
+def test_oddities_in_the_childs_half_are_handed_over(sample_copy, monkeypatch):
+    """A record filed under another kind, and a receipt for another message, in the
+    half a forked child decodes: folded and reported as in a one-process load."""
+    conn = sqlite3.connect(sample_copy)
+    pool_id, head = conn.execute("SELECT pool_id, max(seq) FROM agent_pool_records GROUP BY pool_id LIMIT 1").fetchone()
+    wake, message = (
+        conn.execute(
+            "SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1",
+            (pool_id, kind),
+        ).fetchone()
+        for kind in ("wake", "run_message")
+    )
+    with conn:
+        conn.execute(
+            "UPDATE agent_pool_records SET kind = 'member_left' WHERE pool_id = ? AND seq = ?", (pool_id, wake[0])
+        )
+        other = message[1].replace('"receipt":{"message_id":"', '"receipt":{"message_id":"x', 1)
+        assert other != message[1]
+        conn.execute(
+            "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = ?", (other, pool_id, message[0])
+        )
+    conn.close()
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 0)
+    alone = _load(sample_copy, pool_id)
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(load_module, "LOAD_CHUNK", 3)
+    halves = _load(sample_copy, pool_id)
+    assert {seq: [code for code, _ in found] for seq, found in alone.oddities.items()} == {
+        wake[0]: ["kind_mismatch"],
+        message[0]: ["receipt_mismatch"],
+    }
+    assert halves.oddities == alone.oddities and not halves.problems
+    assert halves.entries == alone.entries and halves.next_seq == alone.next_seq
+
+
 def test_a_helper_that_dies_midway_leaves_the_parent_to_finish(small_db, monkeypatch):
     """The child has handed over one chunk and dies: the parent decodes the rest itself."""
     import os
