@@ -97,3 +97,41 @@ def test_docstring_examples_all_run_none_is_skipped():
     skipped = [where for where, ex in examples if ex.options.get(doctest.SKIP)]
     assert not skipped, f"skipped docstring examples: {skipped}"
     assert len({where.split(":")[0] for where, _ in examples}) >= 40  # docstrings with examples
+
+
+def _code_spans(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"`([^`\n]+)`", text)
+
+
+def test_the_developers_guide_names_only_what_exists():
+    """DEVELOPERS.md is the newcomer's map: every file, folder and ``module.name`` it
+    names in code spans exists (a rename that forgets the guide fails here)."""
+    import re
+
+    guide = (ROOT / "DEVELOPERS.md").read_text(encoding="utf-8")
+    spans = _code_spans(guide)
+    paths = [s for s in spans if re.fullmatch(r"[\w.\-/]+/[\w.\-]*|[\w\-]+\.(py|md|toml)", s)]
+    assert len(paths) >= 20
+    modules = {p.name for p in (ROOT / "poolscope").rglob("*.py")} | {p.name for p in (ROOT / "tests").glob("*.py")}
+    for path in paths:
+        if path.startswith("../") or path.startswith("$"):
+            continue
+        if "/" in path:
+            assert (ROOT / path.rstrip("/")).exists(), path
+        else:
+            assert path in modules or (ROOT / path).exists(), path
+    names = [s for s in spans if re.fullmatch(r"[a-z_]+\.[A-Za-z_]+", s) and not s.endswith((".py", ".md", ".toml"))]
+    assert len(names) >= 5
+    for name in names:
+        module, attribute = name.split(".")
+        found = importlib.import_module(f"poolscope.{module}")
+        # a name of the module, or of one of its classes (``index.decode``: PoolIndex.decode)
+        classes = [value for value in vars(found).values() if isinstance(value, type)]
+        assert hasattr(found, attribute) or any(attribute in vars(c) for c in classes), name
+    # every module of the package is named in README's layout table or here
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for module in sorted((ROOT / "poolscope").glob("*.py")):
+        if module.name != "__init__.py":
+            assert module.name in readme or module.name in guide, module.name
