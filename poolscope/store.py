@@ -45,13 +45,14 @@ from .errors import (
     NotADatabaseError,
     NotAMemberError,
     OutputError,
+    SchemaError,
 )
 from .fold import configs_equal
 from .history import Record, read_records
 from .index import MAX_SEQ, PoolIndex
 from .load import fetch_payloads
 from .snapshot import Snapshot, snapshot_at
-from .source import SQLITE_MAGIC, check_side_files, read_start, resolve
+from .source import SQLITE_MAGIC, check_schema, check_side_files, read_start, resolve
 from .sqlite_errors import is_busy, sqlite_errors
 
 #: The SDK's DDL, verbatim (``SqliteAgentPoolStore::open``).
@@ -69,6 +70,8 @@ SCHEMA_SQL = """PRAGMA journal_mode = WAL;
                  );"""
 INSERT_SQL = """INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)
                  VALUES (?1, ?2, ?3, ?4)"""
+#: The tables PoolStore writes (a view of the same name cannot be appended to).
+STORE_TABLES = ("agent_pool_records", "agent_pool_event_seq")
 
 
 #: The SDK's next-seq query without its ``+ 1``: the top seq by SQLite's own order, in which
@@ -210,6 +213,28 @@ def _check_store_file(path: Path) -> None:
         )
 
 
+def _check_store_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file whose tables PoolStore cannot append to, as the reader
+    refuses it (:func:`~poolscope.source.check_schema`: ``agent_pool_records``
+    lacks a column of the SDK's) -- or whose ``agent_pool_records`` or
+    ``agent_pool_event_seq`` is a view, which a reader may read but no
+    append can write (:class:`~poolscope.errors.SchemaError`)."""
+    check_schema(conn, path)
+    with sqlite_errors(path):
+        kinds = dict(
+            conn.execute(
+                "SELECT lower(name), type FROM sqlite_master WHERE lower(name) IN (?1, ?2)", STORE_TABLES
+            ).fetchall()
+        )
+    for table in STORE_TABLES:
+        if kinds.get(table, "table") != "table":
+            raise SchemaError(
+                f"{table} is a {kinds[table]}, not a table: PoolStore appends only to the SDK's tables "
+                "(poolscope.open reads it)",
+                path=path,
+            )
+
+
 def _create_schema(conn: sqlite3.Connection, timeout: float) -> None:
     """Run the SDK's DDL, retrying while another process creates the same file.
 
@@ -272,8 +297,14 @@ class PoolStore:
             make_folder(self.path.parent)
         with sqlite_errors(self.path):
             conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.db = sqlite_utils.Database(conn)
-            _create_schema(conn, timeout)
+        try:
+            with sqlite_errors(self.path):
+                self.db = sqlite_utils.Database(conn)
+                _create_schema(conn, timeout)
+            _check_store_schema(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
         self._logs: dict[str, _PoolLog] = {}
         self._batch = False
 
