@@ -41,11 +41,14 @@ from .errors import (
     ConfigConflictError,
     CorruptRecordError,
     DatabaseAccessError,
+    DatabaseError,
     InvalidInputError,
     NotADatabaseError,
     NotAMemberError,
     OutputError,
+    PoolscopeError,
     SchemaError,
+    WriteRefusedError,
 )
 from .fold import configs_equal
 from .history import Record, read_records
@@ -70,6 +73,8 @@ SCHEMA_SQL = """PRAGMA journal_mode = WAL;
                  );"""
 INSERT_SQL = """INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)
                  VALUES (?1, ?2, ?3, ?4)"""
+#: The row an append wrote, read back by its primary key (a trigger may have dropped or changed it).
+WRITTEN_SQL = "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ?1 AND seq = ?2"
 #: The tables PoolStore writes (a view of the same name cannot be appended to).
 STORE_TABLES = ("agent_pool_records", "agent_pool_event_seq")
 
@@ -127,6 +132,14 @@ def _check_pool_id(pool_id: Any, path: Path) -> None:
     problem = wire.identifier_problem(pool_id)
     if problem is not None:
         raise InvalidInputError(f"pool_id: {problem} ({wire.shown_id(pool_id)})", path=path)
+
+
+def _checked_before_writing(error: BaseException) -> bool:
+    """Whether ``error`` is one of poolscope's own refusals, raised before a
+    call writes (bad input, not a member, a config conflict, a damaged pool),
+    rather than the file's (a :class:`~poolscope.errors.DatabaseError`) or a
+    bug's or an interrupt's, after which the transaction's state is unknown."""
+    return isinstance(error, PoolscopeError) and not isinstance(error, DatabaseError)
 
 
 def _check_key(value: Any, name: str, path: Path) -> None:
@@ -307,6 +320,8 @@ class PoolStore:
             raise
         self._logs: dict[str, _PoolLog] = {}
         self._batch = False
+        #: The error that ended the current batch (its transaction is rolled back), if one did.
+        self._spoiled: BaseException | None = None
 
     @contextmanager
     def batch(self) -> Iterator[PoolStore]:
@@ -321,24 +336,58 @@ class PoolStore:
         ...         _ = store.join_member("pool.a", member)
         >>> len(store.snapshot("pool.a").members)
         100
+
+        A batch is all or nothing.  A call in it that fails on the file (a
+        rule of the file's own refuses its row: :class:`~poolscope.errors.WriteRefusedError`;
+        the disk is full; any other :class:`~poolscope.errors.DatabaseError`),
+        or fails after it wrote, ends the batch: the transaction is rolled back
+        (if a rule of the file's did not already roll it back), so none of the
+        batch's calls are written, and the store forgets what it folded from
+        them.  Every later call in the same ``with`` block, and the block's
+        end, then raise :class:`~poolscope.errors.WriteRefusedError` with code
+        ``batch_rolled_back`` -- nothing is written call by call outside the
+        batch's transaction.  A call refused by poolscope's own checks before it
+        touched the file (an :class:`~poolscope.errors.InvalidInputError`,
+        ``NotAMemberError``, ``ConfigConflictError``, a damaged pool's
+        ``CorruptRecordError``) leaves the batch as it was:
+
+        >>> with store.batch():
+        ...     _ = store.join_member("pool.a", {"run_id": "run.new", "agent_id": "agent.x"})
+        ...     try:
+        ...         _ = store.leave_member("pool.a", "run.never")
+        ...     except NotAMemberError:
+        ...         pass
+        >>> store.snapshot("pool.a").cursor
+        102
         >>> store.close()
         """
         if self._batch:
+            self._refuse_if_spoiled()
             yield self
             return
+        conn = self.conn
         with sqlite_errors(self.path):
-            self.conn.execute("BEGIN IMMEDIATE")
-        self._batch = True
+            conn.execute("BEGIN IMMEDIATE")
+        self._batch, self._spoiled = True, None
         try:
-            yield self
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            self._logs.clear()
-            raise
-        else:
-            self.conn.execute("COMMIT")
+            try:
+                yield self
+            except BaseException:
+                self._roll_back()
+                raise
+            self._refuse_if_spoiled()
+            if not conn.in_transaction:
+                # ended behind the store's back (store.conn used for a COMMIT or ROLLBACK): what it holds is unknown
+                self._logs.clear()
+                return
+            try:
+                with sqlite_errors(self.path):
+                    conn.execute("COMMIT")
+            except BaseException:
+                self._roll_back()
+                raise
         finally:
-            self._batch = False
+            self._batch, self._spoiled = False, None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -356,54 +405,92 @@ class PoolStore:
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
-    def _transaction(self, pool_id: str, immediate: bool = True) -> Iterator[_PoolLog]:
-        """Lock (for writes), catch the fold up with other writers, yield the log."""
-        _check_pool_id(pool_id, self.path)
+    def _call(self, pool_id: str, immediate: bool = True) -> Iterator[None]:
+        """One call's transaction: a ``BEGIN`` .. ``COMMIT`` of its own, or its part of the batch.
+
+        A failed call leaves the file and the store's folds as they were:
+        its transaction is rolled back (unless SQLite already did: a rule of
+        the file's own may roll back) and every fold that may hold a row the
+        rollback took away is dropped, to be read again from the file.  Only
+        a failure of poolscope's own checks before the call wrote anything
+        keeps the fold (and, in a batch, the batch: see :meth:`batch`).
+        """
         conn = self.conn
         if self._batch:
-            log = self._logs.get(pool_id)
-            if log is None:
-                log = self._logs[pool_id] = _PoolLog(self, pool_id)
-            log.index.load(conn, progress=False)
-            yield log
+            self._refuse_if_spoiled(pool_id)
+            if not conn.in_transaction:
+                self._spoiled = WriteRefusedError(
+                    "the batch's transaction was ended outside the store (store.conn used for a COMMIT or ROLLBACK?)",
+                    path=self.path,
+                    pool_id=pool_id,
+                )
+                self._roll_back()
+                self._refuse_if_spoiled(pool_id)
+            changes = conn.total_changes
+            try:
+                yield
+            except BaseException as error:
+                if not (_checked_before_writing(error) and conn.in_transaction and conn.total_changes == changes):
+                    self._spoiled = error
+                    self._roll_back()
+                raise
             return
         with sqlite_errors(self.path, pool_id):
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        changes = conn.total_changes
         try:
+            yield
+        except BaseException as error:
+            self._roll_back(None if _checked_before_writing(error) and conn.total_changes == changes else pool_id)
+            raise
+        try:
+            with sqlite_errors(self.path, pool_id):
+                conn.execute("COMMIT")
+        except BaseException:
+            self._roll_back(pool_id)
+            raise
+
+    def _roll_back(self, forget: str | None = "") -> None:
+        """Roll back the open transaction, if SQLite has not already, and forget
+        the folds it made wrong: ``forget`` names the pool whose fold to drop,
+        ``None`` none, and by default (a batch) every pool's."""
+        conn = self.conn
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the error that made the call fail is the one to raise
+        if forget is None:
+            return
+        if forget:
+            self._logs.pop(forget, None)
+        else:
+            self._logs.clear()
+
+    def _refuse_if_spoiled(self, pool_id: str | None = None) -> None:
+        """In a batch that a failed call ended, refuse every later call (see :meth:`batch`)."""
+        if self._batch and self._spoiled is not None:
+            cause = self._spoiled
+            said = cause.problem if isinstance(cause, PoolscopeError) else str(cause)
+            shown = said if len(said) <= 300 else said[:300] + "…"
+            raise WriteRefusedError(
+                f"this store.batch() was rolled back when a call in it failed ({type(cause).__name__}: {shown}): "
+                "none of its calls were written, and no call is taken before the batch ends; start a new batch",
+                path=self.path,
+                pool_id=pool_id,
+                code="batch_rolled_back",
+            )
+
+    @contextmanager
+    def _transaction(self, pool_id: str, immediate: bool = True) -> Iterator[_PoolLog]:
+        """Lock (for writes), catch the fold up with other writers, yield the log."""
+        _check_pool_id(pool_id, self.path)
+        with self._call(pool_id, immediate):
             log = self._logs.get(pool_id)
             if log is None:
                 log = self._logs[pool_id] = _PoolLog(self, pool_id)
-            log.index.load(conn, progress=False)
-            appended_before = len(log.index)
+            log.index.load(self.conn, progress=False)
             yield log
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._forget_uncommitted(pool_id)
-            raise
-        else:
-            with sqlite_errors(self.path, pool_id):
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    if len(log.index) != appended_before:
-                        self._logs.pop(pool_id, None)
-                    raise
-
-    def _forget_uncommitted(self, pool_id: str) -> None:
-        """After a rollback, drop the cached fold if it saw a row that was not committed."""
-        log = self._logs.get(pool_id)
-        if log is not None and log.index.seqs:
-            try:
-                head = self.conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)
-                ).fetchone()[0]
-            except sqlite3.Error:
-                head = -1
-            if head != log.index.head:
-                self._logs.pop(pool_id, None)
 
     def _replay_checks(self, log: _PoolLog) -> None:
         """Fail where the SDK's ``replay`` fails: damaged records, conflicting opens."""
@@ -414,11 +501,29 @@ class PoolStore:
         log.index.check_replay(log.index.head)
 
     def _append(self, log: _PoolLog, kind: str, payload: dict) -> int:
+        """Write one record after the pool's top seq and fold it; return its seq.
+
+        The row is read back by its primary key: a rule of the file's own that
+        drops it without an error (a trigger's ``RAISE(IGNORE)``) or changes it
+        (an ``AFTER INSERT`` trigger, a column whose type turns the seq into a
+        REAL) is a :class:`~poolscope.errors.WriteRefusedError`, and the call is
+        rolled back, so the fold only ever holds what the file holds.
+        """
         conn = self.conn
-        with sqlite_errors(self.path, log.pool_id):
-            seq = _next_seq(conn.execute(NEXT_SEQ_SQL, (log.pool_id,)).fetchone()[0], self.path, log.pool_id)
+        pool_id = log.pool_id
+        with sqlite_errors(self.path, pool_id):
+            seq = _next_seq(conn.execute(NEXT_SEQ_SQL, (pool_id,)).fetchone()[0], self.path, pool_id)
             text = wire.dumps(payload)
-            conn.execute(INSERT_SQL, (log.pool_id, seq, kind, text))
+            conn.execute(INSERT_SQL, (pool_id, seq, kind, text))
+            rows = conn.execute(WRITTEN_SQL, (pool_id, seq)).fetchall()
+        if len(rows) != 1 or type(rows[0][0]) is not int or rows[0] != (seq, kind, text):
+            raise WriteRefusedError(
+                f"the database did not keep the {kind} record as written (a rule of its own, such as a trigger "
+                "or a column's type, dropped or changed it): the call was rolled back, nothing was written",
+                path=self.path,
+                pool_id=pool_id,
+                seq=seq,
+            )
         log.index.append_rows([(seq, kind, "text", text)])
         return seq
 
@@ -535,37 +640,49 @@ class PoolStore:
     def watch(self, pool_id: str, cursor: int | None = None) -> list[Record]:
         """Records after ``cursor`` (all when ``None``), in seq order."""
         _check_pool_id(pool_id, self.path)
+        self._refuse_if_spoiled(pool_id)
         return list(read_records(self.conn, self.path, pool_id, cursor))
 
     def next_event_sequence(self, pool_id: str) -> int:
-        """Allocate the next pool event sequence number (1, 2, …)."""
+        """Allocate the next pool event sequence number (1, 2, …).
+
+        The number handed out is the one stored: a rule of the file's own that
+        drops or changes the counter's row is a :class:`~poolscope.errors.WriteRefusedError`
+        (and nothing is written), never a number handed out twice.
+        """
         _check_pool_id(pool_id, self.path)
         conn = self.conn
-        with sqlite_errors(self.path, pool_id):
-            if not self._batch:
-                conn.execute("BEGIN IMMEDIATE")
-            try:
-                # the SDK's INSERT OR IGNORE + UPDATE seq = seq + 1, with the stored value checked first:
-                # a REAL, TEXT or maximal one would turn into a REAL or repeat a number already handed out
-                conn.execute("INSERT OR IGNORE INTO agent_pool_event_seq (pool_id, seq) VALUES (?1, 0)", (pool_id,))
-                rows = conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1", (pool_id,)).fetchall()
-                if len(rows) != 1 or type(rows[0][0]) is not int or not 0 <= rows[0][0] < MAX_SEQ:
-                    found = ", ".join(repr(row[0])[:40] for row in rows[:3]) or "no row"
-                    raise CorruptRecordError(
-                        f"agent_pool_event_seq holds {found} for this pool, not one integer below {MAX_SEQ}: "
-                        "no next event sequence follows it (nothing was written)",
-                        path=self.path,
-                        pool_id=pool_id,
-                        code="bad_event_seq",
-                    )
-                seq = rows[0][0] + 1
-                conn.execute("UPDATE agent_pool_event_seq SET seq = ?2 WHERE pool_id = ?1", (pool_id, seq))
-            except BaseException:
-                if not self._batch:
-                    conn.execute("ROLLBACK")
-                raise
-            if not self._batch:
-                conn.execute("COMMIT")
+        with self._call(pool_id), sqlite_errors(self.path, pool_id):
+            # the SDK's INSERT OR IGNORE + UPDATE seq = seq + 1, with the stored value checked first:
+            # a REAL, TEXT or maximal one would turn into a REAL or repeat a number already handed out
+            conn.execute("INSERT OR IGNORE INTO agent_pool_event_seq (pool_id, seq) VALUES (?1, 0)", (pool_id,))
+            rows = conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1", (pool_id,)).fetchall()
+            if not rows:
+                raise WriteRefusedError(
+                    "agent_pool_event_seq did not keep the pool's counter row (a rule of its own dropped it): "
+                    "no event sequence was handed out, nothing was written",
+                    path=self.path,
+                    pool_id=pool_id,
+                )
+            if len(rows) != 1 or type(rows[0][0]) is not int or not 0 <= rows[0][0] < MAX_SEQ:
+                found = ", ".join(repr(row[0])[:40] for row in rows[:3])
+                raise CorruptRecordError(
+                    f"agent_pool_event_seq holds {found} for this pool, not one integer below {MAX_SEQ}: "
+                    "no next event sequence follows it (nothing was written)",
+                    path=self.path,
+                    pool_id=pool_id,
+                    code="bad_event_seq",
+                )
+            seq = rows[0][0] + 1
+            conn.execute("UPDATE agent_pool_event_seq SET seq = ?2 WHERE pool_id = ?1", (pool_id, seq))
+            stored = conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1", (pool_id,)).fetchall()
+            if stored != [(seq,)] or type(stored[0][0]) is not int:
+                raise WriteRefusedError(
+                    f"agent_pool_event_seq did not keep the pool's next event sequence {seq} (a rule of its own "
+                    "dropped or changed it): it was not handed out, nothing was written",
+                    path=self.path,
+                    pool_id=pool_id,
+                )
             return seq
 
     def __repr__(self) -> str:

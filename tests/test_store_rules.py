@@ -55,6 +55,175 @@ def _same_as_the_reader(store: poolscope.PoolStore, pool_id: str = "p") -> None:
         assert store.snapshot(pool_id).to_dict() == db.pool(pool_id).snapshot().to_dict()
 
 
+def test_a_trigger_that_silently_drops_a_row_is_a_write_refused_error(tmp_path):
+    """RAISE(IGNORE) drops the row without an error: the call must not hand out
+    its seq, fold a member the file lacks, nor write a member_left for it later."""
+    path = _created(tmp_path / "ignore.db")
+    _sql(
+        path,
+        "CREATE TRIGGER no_joins BEFORE INSERT ON agent_pool_records WHEN new.kind = 'member_joined' "
+        "BEGIN SELECT RAISE(IGNORE); END",
+    )
+    before = _rows(path)
+    with poolscope.PoolStore(path) as store:
+        for member in (OK, NEXT):  # and again: the same seq is not handed out twice
+            with pytest.raises(poolscope.WriteRefusedError, match="did not keep the member_joined record") as raised:
+                store.join_member("p", member)
+            assert raised.value.code == "write_refused" and raised.value.pool_id == "p" and raised.value.seq == 3
+            assert str(path) in str(raised.value)
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+        assert store.snapshot("p").members == []
+        with pytest.raises(poolscope.NotAMemberError):
+            store.leave_member("p", "run.ok")
+        assert _rows(path) == before
+        # what the rule lets through is still appended where the SDK appends it
+        assert store.record_pool_created("p") == 3
+        _same_as_the_reader(store)
+
+
+#: Rules that refuse the row of run.bad: two roll the whole transaction back, two refuse the statement only.
+RULES = {
+    "RAISE(ROLLBACK) trigger": (
+        "CREATE TRIGGER no_bad BEFORE INSERT ON agent_pool_records "
+        "WHEN json_extract(new.payload_json, '$.member.run_id') = 'run.bad' "
+        "BEGIN SELECT RAISE(ROLLBACK, 'run.bad may not join'); END"
+    ),
+    "ON CONFLICT ROLLBACK": (
+        # the same table with one more rule: a second member_joined of the pool breaks it
+        "ALTER TABLE agent_pool_records RENAME TO old_records;"
+        "CREATE TABLE agent_pool_records (pool_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
+        " payload_json TEXT NOT NULL, PRIMARY KEY (pool_id, seq),"
+        " UNIQUE (pool_id, kind) ON CONFLICT ROLLBACK);"
+        "INSERT INTO agent_pool_records SELECT * FROM old_records; DROP TABLE old_records;"
+    ),
+    "RAISE(ABORT) trigger": (
+        "CREATE TRIGGER no_bad BEFORE INSERT ON agent_pool_records "
+        "WHEN json_extract(new.payload_json, '$.member.run_id') = 'run.bad' "
+        "BEGIN SELECT RAISE(ABORT, 'run.bad may not join'); END"
+    ),
+    "RAISE(IGNORE) trigger": (
+        "CREATE TRIGGER no_bad BEFORE INSERT ON agent_pool_records "
+        "WHEN json_extract(new.payload_json, '$.member.run_id') = 'run.bad' "
+        "BEGIN SELECT RAISE(IGNORE); END"
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
+def test_a_refused_call_rolls_its_whole_batch_back(tmp_path, rule):
+    """A batch is all or nothing: the refusal is a WriteRefusedError (not SQLite's
+    "cannot rollback - no transaction is active"), run.ok's earlier write is
+    rolled back with it, and the store does not keep run.ok in its fold."""
+    path = _created(tmp_path / "batch.db")
+    _sql(path, rule)
+    before = _rows(path)
+    with poolscope.PoolStore(path) as store:
+        with pytest.raises(poolscope.WriteRefusedError) as raised, store.batch():
+            assert store.join_member("p", OK) == 3
+            store.join_member("p", BAD)
+        assert raised.value.code == "write_refused" and raised.value.pool_id == "p"
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+        with pytest.raises(poolscope.NotAMemberError):
+            store.leave_member("p", "run.ok")  # no member_left for a run the file never saw join
+        assert _rows(path) == before
+        # and the store appends on as the SDK would
+        with store.batch():
+            assert store.join_member("p", OK) == 3
+        _same_as_the_reader(store)
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
+def test_a_batch_whose_refusal_was_caught_takes_no_more_calls(tmp_path, rule):
+    """After a refusal caught inside the batch, the later calls do not commit one
+    by one: each, and the batch's end, raise WriteRefusedError (batch_rolled_back)."""
+    path = _created(tmp_path / "caught.db")
+    _sql(path, rule)
+    before = _rows(path)
+    with poolscope.PoolStore(path) as store:
+        with pytest.raises(poolscope.WriteRefusedError, match="batch.* was rolled back") as ended, store.batch():
+            store.join_member("p", OK)
+            with pytest.raises(poolscope.WriteRefusedError) as refused:
+                store.join_member("p", BAD)
+            assert refused.value.code == "write_refused"
+            for later in (
+                lambda: store.join_member("p", NEXT),
+                lambda: store.record_pool_created("p"),
+                lambda: store.next_event_sequence("p"),
+                lambda: store.snapshot("p"),
+                lambda: store.watch("p"),
+            ):
+                with pytest.raises(poolscope.WriteRefusedError, match="batch.* was rolled back") as later_error:
+                    later()
+                assert later_error.value.code == "batch_rolled_back"
+        assert ended.value.code == "batch_rolled_back"
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+        assert store.join_member("p", NEXT) == 3  # outside the batch: as the SDK appends
+        _same_as_the_reader(store)
+
+
+def test_a_call_refused_by_poolscopes_own_checks_leaves_the_batch_as_it_was(tmp_path):
+    """Only a failure on the file (or after a write) ends a batch: a NotAMemberError or an
+    InvalidInputError, raised before the call touched the file, does not."""
+    path = _created(tmp_path / "checks.db")
+    with poolscope.PoolStore(path) as store:
+        with store.batch():
+            assert store.join_member("p", OK) == 3
+            with pytest.raises(poolscope.NotAMemberError):
+                store.leave_member("p", "run.never")
+            with pytest.raises(poolscope.InvalidInputError):
+                store.join_member("p", {"run_id": "", "agent_id": "agent.x"})
+            assert store.join_member("p", NEXT) == 4
+        assert [row[1] for row in _rows(path)] == [1, 2, 3, 4]
+        _same_as_the_reader(store)
+
+
+EVENT_RULES = {
+    "IGNORE": "RAISE(IGNORE)",
+    "ROLLBACK": "RAISE(ROLLBACK, 'no more')",
+    "ABORT": "RAISE(ABORT, 'no more')",
+}
+
+
+@pytest.mark.parametrize("action", EVENT_RULES.values(), ids=EVENT_RULES.keys())
+def test_next_event_sequence_never_hands_out_a_number_it_did_not_store(tmp_path, action):
+    path = _created(tmp_path / "events.db")
+    _sql(
+        path,
+        f"CREATE TRIGGER t BEFORE UPDATE ON agent_pool_event_seq WHEN new.seq > 2 BEGIN SELECT {action}; END",
+    )
+    with poolscope.PoolStore(path) as store:
+        assert [store.next_event_sequence("p") for _ in range(2)] == [1, 2]
+        before = _rows(path)
+        for _ in range(2):
+            with pytest.raises(poolscope.WriteRefusedError) as raised:
+                store.next_event_sequence("p")
+            assert raised.value.code == "write_refused" and raised.value.pool_id == "p"
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+        # in a batch, the refusal rolls back the batch's appends too
+        with pytest.raises(poolscope.WriteRefusedError), store.batch():
+            store.join_member("p", OK)
+            store.next_event_sequence("p")
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+
+
+def test_next_event_sequence_whose_counter_row_is_dropped_is_refused(tmp_path):
+    path = _created(tmp_path / "no_counter.db")
+    _sql(path, "CREATE TRIGGER t BEFORE INSERT ON agent_pool_event_seq BEGIN SELECT RAISE(IGNORE); END")
+    before = _rows(path)
+    with poolscope.PoolStore(path) as store:
+        for _ in range(2):
+            with pytest.raises(poolscope.WriteRefusedError, match="counter row") as raised:
+                store.next_event_sequence("p")
+            assert raised.value.code == "write_refused"
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+
+
 VIEW = (
     "ALTER TABLE agent_pool_records RENAME TO rows_;"
     "CREATE VIEW agent_pool_records AS SELECT * FROM rows_;"
@@ -72,6 +241,21 @@ def test_a_view_in_place_of_the_records_table_is_a_schema_error(tmp_path):
         poolscope.PoolStore(path)
     assert raised.value.code == "schema"
     assert _rows(path) == before
+
+
+def test_an_instead_of_trigger_that_writes_nothing_is_a_write_refused_error(tmp_path):
+    """The same view made while a store has the file open: the append is read back, found missing, refused."""
+    path = _created(tmp_path / "view_later.db")
+    with poolscope.PoolStore(path) as store:
+        assert store.snapshot("p").cursor == 2  # the store's fold is loaded before the view appears
+        _sql(path, VIEW)
+        before = _rows(path)
+        with pytest.raises(poolscope.WriteRefusedError, match="did not keep") as raised:
+            store.join_member("p", OK)
+        assert raised.value.code == "write_refused"
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+        assert store.snapshot("p").members == []
 
 
 @pytest.mark.parametrize(
