@@ -65,7 +65,9 @@ BY_RESULT_CODE: dict[str, tuple[type[PoolscopeError], str, str]] = {
     "SQLITE_NOLFS": (DatabaseAccessError, "access", "the file is too large for this system"),
     "SQLITE_ERROR": (NotADatabaseError, "sqlite_error", "SQLite error"),
     "SQLITE_SCHEMA": (DatabaseChangedError, "changed", "the schema changed while it was read"),
-    # rules of the file's own (the SDK's schema has only its primary key, which poolscope never breaks)
+    # rules of the file's own (the SDK's schema has only its primary key, which poolscope never breaks);
+    # one that rolls the whole transaction back (RAISE(ROLLBACK), ON CONFLICT ROLLBACK) has the same code
+    # (SQLITE_CONSTRAINT_TRIGGER, _UNIQUE, ...): PoolStore, seeing no transaction left, forgets the batch
     "SQLITE_CONSTRAINT": (
         WriteRefusedError,
         "write_refused",
@@ -124,6 +126,20 @@ def translate(
     >>> error = translate(busy, "a.db")
     >>> type(error).__name__, error.code
     ('DatabaseLockedError', 'locked')
+
+    A rule of the file's own that rolls the transaction back is a refused write:
+
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> _ = conn.execute("CREATE TABLE t (a)")
+    >>> _ = conn.execute("CREATE TRIGGER r BEFORE INSERT ON t BEGIN SELECT RAISE(ROLLBACK, 'no'); END")
+    >>> _ = conn.execute("BEGIN")
+    >>> try:
+    ...     conn.execute("INSERT INTO t VALUES (1)")
+    ... except sqlite3.Error as refused:
+    ...     error = translate(refused, "a.db")
+    >>> type(error).__name__, error.code, conn.in_transaction
+    ('WriteRefusedError', 'write_refused', False)
+    >>> conn.close()
     """
     name = result_code(error)
     cls, code, meaning = BY_RESULT_CODE.get(name, OTHER) if name is not None else OTHER
