@@ -41,6 +41,7 @@ from .errors import (
     ConfigConflictError,
     CorruptRecordError,
     DatabaseAccessError,
+    DatabaseClosedError,
     DatabaseError,
     InvalidInputError,
     NotADatabaseError,
@@ -320,6 +321,7 @@ class PoolStore:
             raise
         self._logs: dict[str, _PoolLog] = {}
         self._batch = False
+        self._closed = False
         #: The error that ended the current batch (its transaction is rolled back), if one did.
         self._spoiled: BaseException | None = None
 
@@ -391,10 +393,17 @@ class PoolStore:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The store's ``sqlite3`` connection; :class:`~poolscope.errors.DatabaseClosedError`
+        once the store is closed."""
+        if self._closed:
+            raise DatabaseClosedError(
+                "the store was closed: nothing more is read or written through it", path=self.path
+            )
         return self.db.conn
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection; a call afterwards raises :class:`~poolscope.errors.DatabaseClosedError`."""
+        self._closed = True
         self.db.conn.close()
 
     def __enter__(self) -> PoolStore:

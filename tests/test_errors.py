@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +324,26 @@ def test_a_closed_database_reads_nothing_more_and_says_so(sample_copy, open_db):
         with pytest.raises(poolscope.DatabaseClosedError) as raised:
             call()
         assert raised.value.code == "closed" and str(sample_copy) in str(raised.value)
+
+
+def test_a_closed_store_writes_nothing_more_and_says_so(sample_copy):
+    def rows() -> int:
+        with closing(sqlite3.connect(sample_copy)) as conn:
+            return conn.execute("SELECT count(*) FROM agent_pool_records").fetchone()[0]
+
+    before = rows()
+    store = poolscope.PoolStore(sample_copy)
+    store.close()
+    store.close()
+    for call in (
+        lambda: store.snapshot("pool.alpha"),
+        lambda: store.join_member("pool.alpha", {"run_id": "run.late", "agent_id": "agent.late"}),
+        lambda: store.next_event_sequence("pool.alpha"),
+    ):
+        with pytest.raises(poolscope.DatabaseClosedError) as raised:
+            call()
+        assert raised.value.code == "closed" and str(sample_copy) in str(raised.value)
+    assert rows() == before
 
 
 @pytest.mark.parametrize(
