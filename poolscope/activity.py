@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .arguments import count_argument, upto_argument
+from .arguments import count_argument, upto_argument, window_argument
 from .fold import DAMAGED
-from .index import MAX_SEQ, NAMESPACE_KIND, STATUS_NAMES, gc_paused
+from .index import NAMESPACE_KIND, STATUS_NAMES, gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database, PoolHistory
@@ -71,9 +71,7 @@ def activity(
     """
     upto = upto_argument(upto)
     bins = count_argument(bins, "bins")
-    if window is not None:
-        # a window wider than any log is one window: lowered so that the bucket arithmetic stays in int64
-        window = min(count_argument(window, "window"), MAX_SEQ)
+    window = window_argument(window)  # a window wider than any log is one window (the arithmetic stays in int64)
     index = history.index
     n = index.position(upto) if upto is not None else len(index)
     arrays = index.arrays()

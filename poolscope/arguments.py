@@ -193,3 +193,22 @@ def upto_argument(value: Any, name: str = "upto", *, path: Any = None, pool_id: 
             f"{name} {cursor} is before the first record: a cursor is 0 or more", path=path, pool_id=pool_id
         )
     return min(cursor, MAX_SEQ)
+
+
+def window_argument(value: Any, name: str = "window") -> int | None:
+    """A window of cursors (activity, the plots' aggregation): None (a default
+    chosen from the head) or a count of at least 1.  A window wider than any
+    log is lowered to the largest seq, so that the arithmetic on windows stays
+    in int64.
+
+    >>> import numpy as np
+    >>> window_argument(None), window_argument(np.int64(50)), window_argument(10**30) == 2**63 - 2
+    (None, 50, True)
+    >>> window_argument(0.5)
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: window must be a whole number of at least 1, not float 0.5
+    """
+    from .index import MAX_SEQ
+
+    return None if value is None else min(count_argument(value, name), MAX_SEQ)

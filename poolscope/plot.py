@@ -56,7 +56,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import palette, wire
 from .activity import default_window
-from .arguments import count_argument, names_argument, upto_argument
+from .arguments import count_argument, names_argument, upto_argument, window_argument
 from .errors import InvalidInputError
 from .frames import Groups, membership_intervals
 from .index import gc_paused
@@ -602,6 +602,7 @@ def messages(
         raise InvalidInputError(f"ghosts must be 'auto', 'each' or 'merge', not {ghosts!r}")
     upto, cursor = _cursors(pool, upto, cursor)
     max_marks, max_lanes = count_argument(max_marks, "max_marks"), count_argument(max_lanes, "max_lanes")
+    window = window_argument(window)  # checked as activity checks it, whether the plot aggregates or not
     x_end = _x_end(pool, upto)
     member_runs, agent_of = _member_runs_in_order(pool, upto)
     table = _message_table(pool, upto)
@@ -715,7 +716,7 @@ def messages(
 
 
 def _message_strips(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int | None) -> None:
-    window = int(window) if window else default_window(x_end, 150)
+    window = default_window(x_end, 150) if window is None else window
     bins = max(1, int(np.ceil(max(x_end, 1) / window)))
     first = table["first_seq"]
     status_arr = table["status"]
@@ -803,6 +804,7 @@ def wakes(
     """
     upto, cursor = _cursors(pool, upto, cursor)
     max_marks, max_lanes = count_argument(max_marks, "max_marks"), count_argument(max_lanes, "max_lanes")
+    window = window_argument(window)  # checked as activity checks it, whether the plot aggregates or not
     x_end = _x_end(pool, upto)
     member_runs, _ = _member_runs_in_order(pool, upto)
     table = _wake_table(pool, upto)
@@ -929,7 +931,7 @@ def _sub_lanes(lane: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np
 
 
 def _wake_bars(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int | None) -> None:
-    window = int(window) if window else default_window(x_end, 80)
+    window = default_window(x_end, 80) if window is None else window
     bins = max(1, int(np.ceil(max(x_end, 1) / window)))
     lefts = np.arange(bins) * window + 0.5
     terminal = table["terminal_at"]

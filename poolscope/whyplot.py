@@ -248,14 +248,15 @@ def compare(
     'first divergence: cursor 4 in a, 5 in b'
     """
     from .activity import activity, default_window
-    from .arguments import count_argument
+    from .arguments import window_argument
     from .compare import Comparison
     from .compare import compare as make
     from .plot import XLABEL, _new_axes, _style_x, label_text
 
     comparison: Comparison = a if isinstance(a, Comparison) else make(a, b)
     end = max(comparison.cursor_a, comparison.cursor_b, 1)
-    window = default_window(end) if window is None else min(count_argument(window, "window"), end)
+    window = window_argument(window)
+    window = default_window(end) if window is None else min(window, end)
     if ax is None:
         ax = _new_axes((11.0, 3.6))
     for history, cursor, style, label in (

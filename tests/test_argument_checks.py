@@ -1,0 +1,75 @@
+"""Arguments are checked at the door: a bad one is a typed error naming it
+(never a traceback from numpy, pandas, matplotlib or os), and a valid edge
+value (a numpy integer, an ``upto`` beyond the head) gives what its plain
+equivalent gives.  One section per defect found by fuzzing (round 4)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from poolscope import plot
+from poolscope.errors import InvalidInputError
+
+
+@pytest.fixture
+def pool(sample_db):
+    return sample_db.pool("pool.alpha")
+
+
+def picture(draw) -> np.ndarray:
+    """The pixels of what ``draw`` puts on the Axes of a fresh figure (drawn by Agg; no pyplot, nothing to close)."""
+    fig = Figure(figsize=(8, 5))
+    canvas = FigureCanvasAgg(fig)
+    draw(fig.add_subplot())
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+# ------------------------------------------ plot.messages / plot.wakes window=
+BAD_WINDOWS = [0, -3, 0.5, 2.5, True, "x", "40", float("nan"), np.float64(40.0)]
+
+
+@pytest.mark.parametrize("draw", [plot.messages, plot.wakes], ids=["messages", "wakes"])
+@pytest.mark.parametrize("window", BAD_WINDOWS, ids=repr)
+def test_a_plot_window_is_a_whole_number_of_at_least_one(pool, draw, window):
+    """As plot.activity checks it, whether the plot aggregates (max_marks=1) or not."""
+    for max_marks in (1, 10**6):
+        with pytest.raises(InvalidInputError, match=r"^window must be a whole number of at least 1, not "):
+            draw(pool, max_marks=max_marks, window=window, ax=Figure().add_subplot())
+
+
+@pytest.mark.parametrize("draw", [plot.messages, plot.wakes], ids=["messages", "wakes"])
+def test_a_plot_window_as_a_numpy_integer_draws_what_the_int_draws(pool, draw):
+    as_int = picture(lambda ax: draw(pool, ax=ax, max_marks=1, window=40))
+    assert np.array_equal(picture(lambda ax: draw(pool, ax=ax, max_marks=1, window=np.int64(40))), as_int)
+    assert np.array_equal(picture(lambda ax: draw(pool, ax=ax, max_marks=1, window=np.uint8(40))), as_int)
+    assert not np.array_equal(picture(lambda ax: draw(pool, ax=ax, max_marks=1, window=41)), as_int)
+
+
+@pytest.mark.parametrize("draw", [plot.messages, plot.wakes], ids=["messages", "wakes"])
+def test_a_plot_window_wider_than_any_log_is_one_window(pool, draw):
+    ax = draw(pool, ax=Figure().add_subplot(), max_marks=1, window=10**30)
+    assert ax.get_ylabel().endswith(f"(window = {2**63 - 2:,})")
+
+
+def test_every_window_is_checked_by_the_same_rule(pool):
+    """pool.activity, plot.activity, plot.compare, plot.messages and plot.wakes say the same."""
+    said = set()
+    for call in (
+        lambda: pool.activity(window=2.5),
+        lambda: plot.activity(pool, window=2.5, ax=Figure().add_subplot()),
+        lambda: plot.compare(pool, pool, window=2.5, ax=Figure().add_subplot()),
+        lambda: plot.messages(pool, window=2.5, ax=Figure().add_subplot()),
+        lambda: plot.wakes(pool, window=2.5, ax=Figure().add_subplot()),
+    ):
+        with pytest.raises(InvalidInputError) as caught:
+            call()
+        said.add(str(caught.value))
+    assert said == {"window must be a whole number of at least 1, not float 2.5"}
