@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
+from .arguments import upto_argument
 from .errors import InvalidInputError
 from .index import gc_paused
 from .relations import relations
@@ -78,9 +79,12 @@ def _check_by(by: str) -> None:
         raise InvalidInputError(f"by must be 'run' or 'agent', not {by!r}")
 
 
-def _cursor(history: PoolHistory, upto: int | None) -> int:
-    index = history.index
-    return index.head if upto is None else index.check_cursor(upto)
+def _cursor(history: PoolHistory, upto: Any) -> int:
+    """``upto`` as the frames take it (:func:`~poolscope.arguments.upto_argument`:
+    an integer from 0, ``CursorError`` otherwise), beyond the head the head."""
+    upto = upto_argument(upto, path=history.path, pool_id=history.pool_id)
+    head = history.index.head
+    return head if upto is None else min(upto, head)
 
 
 def _categorical(codes: np.ndarray, names: list) -> pd.Categorical:
@@ -224,7 +228,7 @@ def latency_df(history: PoolHistory, upto: int | None = None) -> pd.DataFrame:
     cancelled     91.5
     Name: cursors, dtype: float64
     """
-    _cursor(history, upto)
+    upto = _cursor(history, upto)
     index = history.index
     rel = relations(index)
     parts = []

@@ -10,10 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+import poolscope
 from poolscope import plot
 from poolscope.errors import InvalidInputError
 
@@ -73,3 +75,44 @@ def test_every_window_is_checked_by_the_same_rule(pool):
             call()
         said.add(str(caught.value))
     assert said == {"window must be a whole number of at least 1, not float 2.5"}
+
+
+# ------------------------------------- flows / latency: upto beyond the head
+def same_frame(a, b) -> None:
+    pd.testing.assert_frame_equal(a, b)
+    assert a.attrs == b.attrs
+
+
+@pytest.mark.parametrize("beyond", [1, 10**6, 2**70], ids=["head+1", "head+1e6", "2**70"])
+def test_flows_and_latency_take_an_upto_beyond_the_head_as_the_head(pool, beyond):
+    """As every other frame does: records_df, members_df, ..., activity."""
+    upto = pool.head + beyond
+    for by in ("run", "agent"):
+        same_frame(pool.flows_df(upto=upto, by=by), pool.flows_df(upto=pool.head, by=by))
+        same_frame(pool.flows_df(upto=np.int64(min(upto, 2**63 - 1)), by=by), pool.flows_df(by=by))
+    same_frame(pool.latency_df(upto=upto), pool.latency_df(upto=pool.head))
+    same_frame(pool.latency_df(upto=upto), pool.latency_df())
+    volume, share = poolscope.flows.flow_matrix(pool, upto)
+    at_head = poolscope.flows.flow_matrix(pool, pool.head)
+    same_frame(volume, at_head[0])
+    same_frame(share, at_head[1])
+
+
+@pytest.mark.parametrize("draw", [plot.flows, plot.latency], ids=["flows", "latency"])
+def test_flow_and_latency_plots_take_an_upto_beyond_the_head_as_the_head(pool, draw):
+    at_head = picture(lambda ax: draw(pool, upto=pool.head, ax=ax))
+    assert np.array_equal(picture(lambda ax: draw(pool, upto=pool.head + 1, ax=ax)), at_head)
+    assert np.array_equal(picture(lambda ax: draw(pool, upto=np.int64(pool.head + 1), ax=ax)), at_head)
+    assert not np.array_equal(picture(lambda ax: draw(pool, upto=pool.head // 2, ax=ax)), at_head)
+
+
+@pytest.mark.parametrize("upto", [-1, "5", 5.0, True, np.array([1, 2])], ids=repr)
+def test_flows_and_latency_say_which_upto_is_wrong_as_the_frames_do(pool, upto):
+    for call in (
+        lambda: pool.flows_df(upto=upto),
+        lambda: pool.latency_df(upto=upto),
+        lambda: plot.flows(pool, upto=upto, ax=Figure().add_subplot()),
+        lambda: plot.latency(pool, upto=upto, ax=Figure().add_subplot()),
+    ):
+        with pytest.raises(poolscope.CursorError, match=r"pool 'pool.alpha': upto "):
+            call()
