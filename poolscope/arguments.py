@@ -17,13 +17,18 @@ limit (:func:`poolscope.open`, :class:`poolscope.PoolStore`,
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import operator
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .errors import CursorError, InvalidInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: The largest ``max_payload`` SQLite can take (its limits are C ints); a
 #: larger one means "no limit beyond SQLite's own", so it is lowered to this.
@@ -212,3 +217,53 @@ def window_argument(value: Any, name: str = "window") -> int | None:
     from .index import MAX_SEQ
 
     return None if value is None else min(count_argument(value, name), MAX_SEQ)
+
+
+def instance_argument(value: Any, name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    """``value`` if it is a ``kind`` (an Axes for ``ax=``, a pool's history),
+    else an :class:`~poolscope.errors.InvalidInputError` saying ``what`` it
+    must be and what was given.
+
+    >>> instance_argument("pool.alpha", "pool", int, "a number")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: pool must be a number, not str 'pool.alpha'
+    """
+    if not isinstance(value, kind):
+        raise InvalidInputError(f"{name} must be {what}, not {shown_value(value)}")
+    return value
+
+
+def plot_arguments(function: F) -> F:
+    """Check, before a plot function draws, the arguments every plot takes:
+    its pool's history (the first argument, when it is named ``pool``),
+    ``ax=`` (a matplotlib Axes) and ``fig=`` (a Figure).  A slip -- a Figure
+    for ``ax``, an Axes for ``fig``, the Database or a pool id for the pool --
+    is an :class:`~poolscope.errors.InvalidInputError` naming the argument and
+    what was given, not an ``AttributeError`` from deep inside the drawing.
+
+    >>> from poolscope import plot
+    >>> plot.members(db)
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: pool must be a pool's history (db.pool(pool_id)), not Database <poolscope.Database ...
+    """
+    takes_pool = next(iter(inspect.signature(function).parameters), None) == "pool"
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        from matplotlib.axes import Axes
+        from matplotlib.figure import FigureBase
+
+        from .history import PoolHistory
+
+        if takes_pool and (args or "pool" in kwargs):
+            pool = args[0] if args else kwargs["pool"]
+            instance_argument(pool, "pool", PoolHistory, "a pool's history (db.pool(pool_id))")
+        if kwargs.get("ax") is not None:
+            instance_argument(kwargs["ax"], "ax", Axes, "a matplotlib Axes (figure.add_subplot())")
+        if kwargs.get("fig") is not None:
+            instance_argument(kwargs["fig"], "fig", FigureBase, "a matplotlib Figure (a Figure or SubFigure)")
+        return function(*args, **kwargs)
+
+    return cast(F, checked)

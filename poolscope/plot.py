@@ -56,7 +56,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import palette, wire
 from .activity import default_window
-from .arguments import count_argument, names_argument, upto_argument, window_argument
+from .arguments import count_argument, names_argument, plot_arguments, upto_argument, window_argument
 from .errors import InvalidInputError
 from .frames import Groups, membership_intervals
 from .index import gc_paused
@@ -307,6 +307,7 @@ def _member_runs_in_order(pool: PoolHistory, upto: int | None) -> tuple[list[str
     return _natural(table["run_id"].tolist()), dict(zip(table["run_id"].tolist(), table["agent_id"].tolist()))
 
 
+@plot_arguments
 def member_lanes(pool: PoolHistory, *, upto: int | None = None) -> list[str]:
     """The lanes of :func:`members` (before any filter): every run that was a
     member up to ``upto``, in natural order (``worker-3`` before ``worker-11``).
@@ -322,6 +323,7 @@ def _size_for(lanes: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- members
+@plot_arguments
 @gc_paused()
 def members(
     pool: PoolHistory,
@@ -548,6 +550,7 @@ def _filter_messages(
     return _take(table, keep)
 
 
+@plot_arguments
 @gc_paused()
 def messages(
     pool: PoolHistory,
@@ -766,6 +769,7 @@ def _wake_table(pool: PoolHistory, upto: int | None) -> dict[str, np.ndarray]:
     }
 
 
+@plot_arguments
 @gc_paused()
 def wakes(
     pool: PoolHistory,
@@ -977,6 +981,7 @@ def _wake_bars(ax: Axes, table: dict[str, np.ndarray], x_end: int, window: int |
 
 
 # --------------------------------------------------------------- activity
+@plot_arguments
 @gc_paused()
 def activity(
     pool: PoolHistory,
@@ -1079,6 +1084,7 @@ def activity(
 
 
 # -------------------------------------------------------------- dashboard
+@plot_arguments
 @gc_paused()
 def dashboard(
     pool: PoolHistory,

@@ -22,6 +22,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from . import palette
+from .arguments import plot_arguments
 from .index import gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,6 +50,7 @@ def _top(matrix: pd.DataFrame, axis: int, limit: int) -> pd.DataFrame:
     return pd.concat([matrix[keep], others], axis=1)
 
 
+@plot_arguments
 @gc_paused()
 def flows(pool: PoolHistory, by: str = "agent", *, upto: int | None = None, ax: Axes | None = None) -> Axes:
     """Who messages whom (:func:`poolscope.flows.flow_matrix`): one row per
@@ -140,6 +142,7 @@ def flows(pool: PoolHistory, by: str = "agent", *, upto: int | None = None, ax: 
     return ax
 
 
+@plot_arguments
 @gc_paused()
 def latency(
     pool: PoolHistory,
@@ -228,6 +231,7 @@ def latency(
 _FAILURES = {"message": ("failed", "timed_out", "expired"), "wake": ("timed_out", "failed")}
 
 
+@plot_arguments
 @gc_paused()
 def compare(
     a: Any,

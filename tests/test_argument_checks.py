@@ -116,3 +116,65 @@ def test_flows_and_latency_say_which_upto_is_wrong_as_the_frames_do(pool, upto):
     ):
         with pytest.raises(poolscope.CursorError, match=r"pool 'pool.alpha': upto "):
             call()
+
+
+# ------------------------------------------- plots: the pool, ax= and fig=
+def _pool_plots():
+    return [
+        plot.members,
+        plot.messages,
+        plot.wakes,
+        plot.activity,
+        plot.dashboard,
+        plot.flows,
+        plot.latency,
+        plot.member_lanes,
+    ]
+
+
+@pytest.mark.parametrize("draw", _pool_plots(), ids=lambda f: f.__name__)
+def test_a_plot_says_when_its_pool_is_not_a_pool(sample_db, draw):
+    for wrong, shown in ((sample_db, "Database <poolscope.Database "), ("pool.alpha", "str 'pool.alpha'")):
+        with pytest.raises(InvalidInputError) as caught:
+            draw(wrong)
+        assert str(caught.value).startswith(f"pool must be a pool's history (db.pool(pool_id)), not {shown}")
+    with pytest.raises(InvalidInputError, match=r"^pool must be a pool's history .* not NoneType None"):
+        draw(pool=None)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [f for f in _pool_plots() if f not in (plot.dashboard, plot.member_lanes)] + [plot.compare],
+    ids=lambda f: f.__name__,
+)
+def test_a_plot_says_when_ax_is_not_an_axes(pool, draw):
+    fig = Figure()
+    with pytest.raises(InvalidInputError) as caught:
+        if draw is plot.compare:
+            draw(pool, pool, ax=fig)
+        else:
+            draw(pool, ax=fig)
+    assert str(caught.value).startswith("ax must be a matplotlib Axes (figure.add_subplot()), not Figure <Figure size")
+    assert not fig.axes  # nothing drawn
+
+
+def test_dashboard_says_when_fig_is_not_a_figure(pool):
+    ax = Figure().add_subplot()
+    with pytest.raises(InvalidInputError) as caught:
+        plot.dashboard(pool, fig=ax)
+    assert str(caught.value).startswith("fig must be a matplotlib Figure (a Figure or SubFigure), not Axes ")
+    with pytest.raises(InvalidInputError, match="^fig must be a matplotlib Figure .* not str 'fig'"):
+        plot.dashboard(pool, fig="fig")
+
+
+def test_the_plots_take_what_they_always_took(pool):
+    """An Axes, a Figure or SubFigure, a what-if (a pool history too), the pool given by keyword."""
+    alt = pool.without(runs="run.alpha.planner-2")
+    for draw in (plot.members, plot.messages, plot.wakes, plot.activity, plot.flows, plot.latency):
+        ax = Figure().add_subplot()
+        assert draw(pool, ax=ax) is ax
+        assert draw(pool=alt, ax=Figure().add_subplot()).figure is not None
+    fig = Figure(figsize=(10, 12))
+    (left,) = fig.subfigures(1, 1, squeeze=False)[0]
+    assert plot.dashboard(pool, fig=left) is left and len(left.axes) == 4
+    assert plot.member_lanes(pool=alt) == plot.member_lanes(alt)
