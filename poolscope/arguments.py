@@ -1,9 +1,13 @@
 """Arguments checked where they come in: a typed error naming the argument,
-never a ``TypeError`` or ``OverflowError`` from deep inside ``sqlite3``.
+never a ``TypeError`` or ``OverflowError`` from deep inside ``sqlite3``,
+numpy, pandas, matplotlib or ``os``.
 
 Every public entry point that takes a database path, a timeout or a size
 limit (:func:`poolscope.open`, :class:`poolscope.PoolStore`,
-:func:`poolscope.fleet`) checks them here.
+:func:`poolscope.fleet`) checks them here; so do the frames, plots and
+what-ifs for their cursors, windows, selections of names or seqs, flags
+(``strict``) and choices (``by``, ``key_type``), and every plot for its pool,
+``ax=`` and ``fig=`` (:func:`plot_arguments`).
 
     >>> path_argument("pool.db")
     PosixPath('pool.db')
@@ -22,9 +26,12 @@ import inspect
 import math
 import operator
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
+
+import numpy as np
 
 from .errors import CursorError, InvalidInputError
 
@@ -51,13 +58,16 @@ def shown_value(value: Any) -> str:
 
 def whole_number(value: Any) -> int | None:
     """``value`` as an ``int`` if it is one (a numpy integer too), else None:
-    ``True``, ``5.0``, ``"5"``, ``pd.NA`` and arrays are not whole numbers.
+    ``True``, ``5.0``, ``"5"``, ``pd.NA`` and arrays are not whole numbers,
+    a numpy array of no dimension (``np.array(5)``) included.
 
     >>> import numpy as np
     >>> whole_number(np.int32(5)), whole_number(5.0), whole_number(True), whole_number(np.array([1, 2]))
     (5, None, None, None)
+    >>> whole_number(np.array(5)) is None
+    True
     """
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    if isinstance(value, bool | np.ndarray) or not hasattr(value, "__index__"):
         return None
     try:
         return operator.index(value)
@@ -88,6 +98,13 @@ def path_argument(value: Any, name: str = "path") -> Path:
         raise InvalidInputError(f"{name} {text[:60]!r} holds a NUL character, which no file name can")
     if not text:
         raise InvalidInputError(f"{name} is empty")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as error:  # half a surrogate pair (U+D800 alone): no file name holds it
+        raise InvalidInputError(
+            f"{name} {text[:60]!r} cannot be encoded as a file name ({sys.getfilesystemencoding()} "
+            f"cannot encode {text[error.start : error.end]!r}: {error.reason})"
+        ) from None
     for part in Path(text).parts:
         if len(os.fsencode(part)) > NAME_MAX:
             raise InvalidInputError(
@@ -144,6 +161,20 @@ def count_argument(value: Any, name: str, most: int | None = None) -> int:
     return number
 
 
+def _items(values: Any, name: str, noun: str) -> list:
+    """The items of a selection given as a list (any iterable but text, bytes
+    and dicts); anything else, a 0-d numpy array included (it has ``__iter__``
+    but no items), is an :class:`~poolscope.errors.InvalidInputError`."""
+    try:
+        items = None if isinstance(values, str | bytes | dict) else iter(values)
+    except TypeError:
+        items = None
+    if items is None:
+        article = "an" if noun[0] in "aeiou" else "a"
+        raise InvalidInputError(f"{name} must be {article} {noun} or a list of {noun}s, not {shown_value(values)}")
+    return list(items)
+
+
 def names_argument(values: Any, name: str, noun: str = "id") -> list[str] | None:
     """A selection of names: None (no selection), one name, or several (any
     iterable of strings), as a list.
@@ -154,18 +185,46 @@ def names_argument(values: Any, name: str, noun: str = "id") -> list[str] | None
     Traceback (most recent call last):
     ...
     poolscope.errors.InvalidInputError: kinds must hold kinds (strings), not int 5
+    >>> import numpy as np
+    >>> names_argument(np.array("wake"), "kinds", "kind")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: kinds must be a kind or a list of kinds, not ndarray array('wake', dtype='<U4')
     """
     if values is None:
         return None
     if isinstance(values, str):
         return [values]
-    if not hasattr(values, "__iter__") or isinstance(values, bytes | dict):
-        article = "an" if noun[0] in "aeiou" else "a"
-        raise InvalidInputError(f"{name} must be {article} {noun} or a list of {noun}s, not {type(values).__name__}")
-    chosen = list(values)
+    chosen = _items(values, name, noun)
     for value in chosen:
         if not isinstance(value, str):
             raise InvalidInputError(f"{name} must hold {noun}s (strings), not {shown_value(value)}")
+    return chosen
+
+
+def seqs_argument(values: Any, name: str = "records") -> list[int] | None:
+    """A selection of seqs: None (no selection), one seq, or several (any
+    iterable of whole numbers, numpy integers included), as a list of ints.
+
+    >>> import numpy as np
+    >>> seqs_argument(np.int64(5)), seqs_argument(np.array([3, 4])), seqs_argument(None)
+    ([5], [3, 4], None)
+    >>> seqs_argument(np.array(5))
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: records must be a seq or a list of seqs, not ndarray array(5)
+    """
+    if values is None:
+        return None
+    single = whole_number(values)
+    if single is not None:
+        return [single]
+    chosen = _items(values, name, "seq")
+    for at, value in enumerate(chosen):
+        number = whole_number(value)
+        if number is None:
+            raise InvalidInputError(f"{name} must hold seqs (integers), not {shown_value(value)}")
+        chosen[at] = number
     return chosen
 
 
@@ -217,6 +276,43 @@ def window_argument(value: Any, name: str = "window") -> int | None:
     from .index import MAX_SEQ
 
     return None if value is None else min(count_argument(value, name), MAX_SEQ)
+
+
+def flag_argument(value: Any, name: str) -> bool:
+    """A yes-or-no argument: ``True`` or ``False`` (a ``numpy.bool_`` too), nothing
+    else: ``"no"`` would be taken as true and ``None`` as false.
+
+    >>> import numpy as np
+    >>> flag_argument(np.bool_(False), "strict")
+    False
+    >>> flag_argument("no", "strict")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: strict must be True or False, not str 'no'
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidInputError(f"{name} must be True or False, not {shown_value(value)}")
+    return bool(value)
+
+
+def choice_argument(value: Any, name: str, choices: Sequence[str], **where: Any) -> str:
+    """One of a few names (``by="agent"``): a ``str`` among ``choices``; ``where``
+    (``path``, ``pool_id``) is the error's (see :class:`~poolscope.errors.PoolscopeError`).
+    Anything else, ``pd.NA`` included, is an :class:`~poolscope.errors.InvalidInputError`.
+
+    >>> choice_argument("run", "by", ("run", "agent"))
+    'run'
+    >>> import pandas as pd
+    >>> choice_argument(pd.NA, "by", ("run", "agent", "status"))
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: by must be 'run', 'agent' or 'status', not NAType <NA>
+    """
+    if isinstance(value, str) and value in choices:
+        return str(value)
+    listed = ", ".join(repr(choice) for choice in choices[:-1])
+    listed = f"{listed} or {choices[-1]!r}" if listed else repr(choices[-1])
+    raise InvalidInputError(f"{name} must be {listed}, not {shown_value(value)}", **where)
 
 
 def instance_argument(value: Any, name: str, kind: type | tuple[type, ...], what: str) -> Any:

@@ -38,8 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .arguments import upto_argument
-from .errors import InvalidInputError
+from .arguments import choice_argument, upto_argument
 from .index import gc_paused
 from .relations import relations
 
@@ -72,11 +71,6 @@ LATENCY_COLUMNS: dict[str, str] = {
     "to_cursor": "cursor at which to_status was first reached",
     "cursors": "to_cursor - from_cursor: records appended in between (cursors are the SDK's only clock)",
 }
-
-
-def _check_by(by: str) -> None:
-    if by not in ("run", "agent"):
-        raise InvalidInputError(f"by must be 'run' or 'agent', not {by!r}")
 
 
 def _cursor(history: PoolHistory, upto: Any) -> int:
@@ -127,7 +121,7 @@ def flows_df(history: PoolHistory, upto: int | None = None, by: str = "run") -> 
     3  agent.alpha.reviewer   agent.alpha.planner  delivered        90
     4   agent.alpha.planner   agent.alpha.planner  delivered        89
     """
-    _check_by(by)
+    by = choice_argument(by, "by", ("run", "agent"))
     cursor = _cursor(history, upto)
     index = history.index
     rel = relations(index)

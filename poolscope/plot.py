@@ -56,7 +56,14 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import palette, wire
 from .activity import default_window
-from .arguments import count_argument, names_argument, plot_arguments, upto_argument, window_argument
+from .arguments import (
+    choice_argument,
+    count_argument,
+    names_argument,
+    plot_arguments,
+    upto_argument,
+    window_argument,
+)
 from .errors import InvalidInputError
 from .frames import Groups, membership_intervals
 from .index import gc_paused
@@ -601,8 +608,7 @@ def messages(
     >>> ax.get_title(loc="left")
     'pool.alpha — messages (38; 232 deliveries)'
     """
-    if ghosts not in ("auto", "each", "merge"):
-        raise InvalidInputError(f"ghosts must be 'auto', 'each' or 'merge', not {ghosts!r}")
+    ghosts = choice_argument(ghosts, "ghosts", ("auto", "each", "merge"))
     upto, cursor = _cursors(pool, upto, cursor)
     max_marks, max_lanes = count_argument(max_marks, "max_marks"), count_argument(max_lanes, "max_lanes")
     window = window_argument(window)  # checked as activity checks it, whether the plot aggregates or not

@@ -259,6 +259,9 @@ class Snapshot:
 
 def snapshot_at(history: PoolLog, cursor: int | None = None, *, strict: bool = True) -> Snapshot:
     """Build the snapshot of ``history`` at ``cursor``; see :meth:`PoolHistory.snapshot`."""
+    from .arguments import flag_argument
+
+    strict = flag_argument(strict, "strict")
     index = history.index
     cursor = index.head if cursor is None else index.check_cursor(cursor)
     index.check_replay(cursor, strict=strict)

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .arguments import whole_number
+from .arguments import names_argument, seqs_argument
 from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE
 from .history import PoolHistory, Record
@@ -64,37 +64,6 @@ ORPHAN_COLUMNS: dict[str, str] = {
     "watches removed run, follows removed record, left without its join",
     "removed": "what it refers to that was removed: a run id, a message id, or the removed record's cursor",
 }
-
-
-def _names(values: Any, what: str) -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, str):
-        return [values]
-    try:
-        out = list(values)
-    except TypeError:
-        raise InvalidInputError(f"{what} must be a run id or a list of them, not {type(values).__name__}") from None
-    for value in out:
-        if not isinstance(value, str):
-            raise InvalidInputError(f"{what} must be strings, not {type(value).__name__}")
-    return out
-
-
-def _seqs(values: Any) -> list[int]:
-    if values is None:
-        return []
-    if isinstance(values, int | np.integer) and not isinstance(values, bool):
-        return [int(values)]
-    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
-        raise InvalidInputError(f"records must be a seq or a list of seqs, not {type(values).__name__}")
-    out = []
-    for value in values:
-        seq = whole_number(value)
-        if seq is None:
-            raise InvalidInputError(f"records must be seqs (integers), not {type(value).__name__}")
-        out.append(seq)
-    return out
 
 
 class WhatIf(PoolHistory):
@@ -117,9 +86,9 @@ class WhatIf(PoolHistory):
         self.db = base.db
         self.pool_id = base.pool_id
         self.base = base
-        self.runs = tuple(_names(runs, "runs"))
-        self.agents = tuple(_names(agents, "agents"))
-        self.records_removed = tuple(_seqs(records))
+        self.runs = tuple(names_argument(runs, "runs", "run id") or ())
+        self.agents = tuple(names_argument(agents, "agents", "agent id") or ())
+        self.records_removed = tuple(seqs_argument(records, "records") or ())
         self._build()
 
     # ------------------------------------------------------------- build

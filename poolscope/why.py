@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .arguments import count_argument
+from .arguments import choice_argument, count_argument
 from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
 from .relations import RECIPIENT, ROLES, SENDER, TARGET, WAITING, Relations, relations
@@ -129,12 +129,8 @@ def _resolve(
             path=history.path,
             pool_id=history.pool_id,
         )
-    if key_type is not None and key_type not in KEY_TYPES:
-        raise InvalidInputError(
-            f"key_type must be one of {', '.join(KEY_TYPES)}, not {key_type!r}",
-            path=history.path,
-            pool_id=history.pool_id,
-        )
+    if key_type is not None:
+        key_type = choice_argument(key_type, "key_type", KEY_TYPES, path=history.path, pool_id=history.pool_id)
     for what in KEY_TYPES if key_type is None else (key_type,):
         found = _find(rel, what, key, n)
         if found is not None:

@@ -165,15 +165,13 @@ def latency(
     >>> ax.get_title()
     'pool.alpha: message latency by agent'
     """
-    from .errors import InvalidInputError
+    from .arguments import choice_argument
     from .flows import latency_df
     from .palette import MESSAGE_COLORS, WAKE_COLORS
     from .plot import _new_axes, label_text
 
-    if by not in ("agent", "run", "status"):
-        raise InvalidInputError(f"by must be 'agent', 'run' or 'status', not {by!r}")
-    if kind not in ("message", "wake"):
-        raise InvalidInputError(f"kind must be 'message' or 'wake', not {kind!r}")
+    by = choice_argument(by, "by", ("agent", "run", "status"))
+    kind = choice_argument(kind, "kind", ("message", "wake"))
     frame = latency_df(pool, upto)
     frame = frame[frame["kind"] == kind]
     column = {"agent": "agent_id", "run": "run_id", "status": "from_status"}[by]

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import SAMPLE_DB
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -35,7 +36,7 @@ def picture(draw) -> np.ndarray:
 
 
 # ------------------------------------------ plot.messages / plot.wakes window=
-BAD_WINDOWS = [0, -3, 0.5, 2.5, True, "x", "40", float("nan"), np.float64(40.0)]
+BAD_WINDOWS = [0, -3, 0.5, 2.5, True, "x", "40", float("nan"), np.float64(40.0), np.array(5)]
 
 
 @pytest.mark.parametrize("draw", [plot.messages, plot.wakes], ids=["messages", "wakes"])
@@ -178,3 +179,80 @@ def test_the_plots_take_what_they_always_took(pool):
     (left,) = fig.subfigures(1, 1, squeeze=False)[0]
     assert plot.dashboard(pool, fig=left) is left and len(left.axes) == 4
     assert plot.member_lanes(pool=alt) == plot.member_lanes(alt)
+
+
+# ---------------------------------------- 0-d arrays, pd.NA, flags, paths
+def test_a_0d_array_is_neither_one_value_nor_a_list(pool):
+    with pytest.raises(InvalidInputError, match=r"^records must be a seq or a list of seqs, not ndarray array\(5\)"):
+        pool.without(records=np.array(5))
+    with pytest.raises(InvalidInputError, match=r"^runs must be a run id or a list of run ids, not ndarray"):
+        pool.without(runs=np.array("run.alpha.planner-2"))
+    with pytest.raises(InvalidInputError, match=r"^agents must hold agent ids \(strings\), not int 5"):
+        pool.without(agents=[5])
+    with pytest.raises(InvalidInputError, match=r"^kinds must be a kind or a list of kinds, not ndarray array\('wake'"):
+        pool.records(kinds=np.array("wake"))
+    with pytest.raises(poolscope.CursorError, match=r"seq must be an integer cursor, not ndarray array\(5\)"):
+        pool.payloads([np.array(5)])
+    with pytest.raises(poolscope.CursorError, match=r"upto must be an integer cursor, not ndarray array\(5\)"):
+        pool.records_df(upto=np.array(5))
+
+
+def test_seqs_and_names_as_numpy_values_are_taken_as_the_plain_ones(pool):
+    plain = pool.without(records=5)
+    for records in (np.int64(5), [np.int32(5)], np.array([5]), (5,)):
+        alt = pool.without(records=records)
+        assert alt.records_removed == plain.records_removed == (5,)
+        assert alt.snapshot().to_json() == plain.snapshot().to_json()
+    assert pool.records(kinds=np.str_("wake"), upto=50) == pool.records(kinds="wake", upto=50)
+    assert pool.records(kinds=np.array(["wake"]), upto=50) == pool.records(kinds=["wake"], upto=50)
+
+
+def test_a_choice_given_pd_na_is_an_invalid_input(pool):
+    with pytest.raises(InvalidInputError) as caught:
+        pool.history_of("run.alpha.reviewer-1", key_type=pd.NA)
+    assert str(caught.value).endswith("key_type must be 'message', 'wake', 'run' or 'idempotency_key', not NAType <NA>")
+    with pytest.raises(InvalidInputError, match=r"^by must be 'run' or 'agent', not NAType <NA>$"):
+        pool.flows_df(by=pd.NA)
+    with pytest.raises(InvalidInputError, match=r"^by must be 'agent', 'run' or 'status', not NAType <NA>$"):
+        plot.latency(pool, by=pd.NA)
+    with pytest.raises(InvalidInputError, match=r"^kind must be 'message' or 'wake', not NAType <NA>$"):
+        plot.latency(pool, kind=pd.NA)
+    with pytest.raises(InvalidInputError, match=r"^ghosts must be 'auto', 'each' or 'merge', not NAType <NA>$"):
+        plot.messages(pool, ghosts=pd.NA)
+    key = "run.alpha.reviewer-1"
+    same_frame(pool.history_of(key, key_type=np.str_("run")), pool.history_of(key, key_type="run"))
+    same_frame(pool.flows_df(by=np.str_("agent")), pool.flows_df(by="agent"))
+
+
+@pytest.mark.parametrize("strict", ["no", "", None, 0, 1, np.array(True)], ids=repr)
+def test_strict_is_true_or_false(pool, strict):
+    with pytest.raises(InvalidInputError, match=r"^strict must be True or False, not "):
+        pool.snapshot(50, strict=strict)
+
+
+def test_strict_as_a_numpy_bool_is_the_bool(pool):
+    for flag in (True, False):
+        assert pool.snapshot(50, strict=np.bool_(flag)).to_json() == pool.snapshot(50, strict=flag).to_json()
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: poolscope.open("\ud800"), "path"),
+        (lambda: poolscope.open(f"{SAMPLE_DB.parent}/\ud800.db"), "path"),
+        (lambda: poolscope.open(SAMPLE_DB, cache="\ud800"), "the cache folder"),
+        (lambda: poolscope.PoolStore("\ud800"), "path"),
+    ],
+    ids=["open", "open-in-a-folder", "cache", "PoolStore"],
+)
+def test_a_path_that_cannot_be_encoded_is_an_invalid_input(call, name):
+    with pytest.raises(InvalidInputError) as caught:
+        call()
+    assert str(caught.value).startswith(f"{name} ")
+    assert "cannot be encoded as a file name" in str(caught.value) and "'\\ud800'" in str(caught.value)
+
+
+def test_a_path_holding_an_undecodable_byte_is_still_a_path(tmp_path):
+    """``\\udcff`` is how Python spells the byte 0xff of a file name (surrogateescape): a name, not an error."""
+    with pytest.raises(poolscope.DatabaseNotFoundError):
+        poolscope.open(tmp_path / "\udcff.db")
