@@ -553,7 +553,7 @@ def test_close_closes_the_widgets_and_the_database_the_explorer_opened(sample_co
     assert _descriptors_of(sample_copy) == before
     assert all(w.comm is None for w in widgets)
     assert len(_instances) < live - 20  # every widget of the app, not only the outer box
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(poolscope.DatabaseClosedError):
         ex.db.conn.execute("SELECT 1")
 
     with poolscope.open(sample_copy) as db:

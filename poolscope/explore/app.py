@@ -806,7 +806,7 @@ class Explorer:
         >>> ex.close(); ex.db.conn.total_changes
         Traceback (most recent call last):
         ...
-        sqlite3.ProgrammingError: Cannot operate on a closed database.
+        poolscope.errors.DatabaseClosedError: file sample_data/demo.db: the database was closed: nothing more is read from it (poolscope.open it again)
         """
         self._follower.stop()
         close_widgets(self.widget)
