@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import output
-from .errors import InvalidInputError
+from .arguments import choice_argument
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database
@@ -138,8 +138,7 @@ def export(
     CSV cells that a spreadsheet would run as formulas are neutralised
     (:func:`csv_ready`); Parquet and JSON keep every value exactly.
     """
-    if format not in FORMATS:
-        raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    format = choice_argument(format, "format", FORMATS)
     if pools:
         pools = list(dict.fromkeys(pools))  # a pool named twice is exported once
     folder = output.target(out)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import wire, wire_types
 from .arguments import (
     byte_limit_argument,
+    flag_argument,
     names_argument,
     path_argument,
     seconds_argument,
@@ -343,7 +344,7 @@ class Database(_Frames):
         timeout = seconds_argument(timeout, "timeout")
         max_payload = byte_limit_argument(max_payload, "max_payload")
         self.timeout = timeout
-        self.progress = progress
+        self.progress = None if progress is None else flag_argument(progress, "progress")
         self.max_payload = max_payload
         # an index built under another size limit judges other records damaged: not shared through the cache
         self.cache = resolve_cache(cache if max_payload == DEFAULT_MAX_PAYLOAD else False)
@@ -605,6 +606,7 @@ class PoolHistory(_Frames):
         >>> db.pool("pool.bravo").load().loaded
         True
         """
+        verify_filters = flag_argument(verify_filters, "verify_filters")
         if self._index is None:
             self._keep(self._build_index(verify_filters))
         return self
@@ -672,6 +674,7 @@ class PoolHistory(_Frames):
         """Load records appended since the last load (only those are decoded and
         folded); return how many.  A pool whose index is not built yet reads
         everything when first used, so this returns 0 for it."""
+        reconnect = flag_argument(reconnect, "reconnect")
         if reconnect:
             self.db._reconnect_if_needed()
         if self._index is None:

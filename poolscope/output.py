@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .arguments import flag_argument
 from .errors import OutputError
 from .source import SQLITE_MAGIC, read_start
 
@@ -82,6 +83,7 @@ def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> 
     """Refuse a symlink at ``path``, a folder, a device, FIFO or socket, an
     SQLite database or its side file (even with ``force``), or another existing
     file unless ``force`` or it starts with ``own``."""
+    force = flag_argument(force, "force")
     if os.path.islink(path):
         raise OutputError("is a symlink: poolscope does not write through links", path=path)
     if not os.path.lexists(path):

@@ -230,6 +230,26 @@ def test_strict_is_true_or_false(pool, strict):
         pool.snapshot(50, strict=strict)
 
 
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("verify_filters", lambda db, tmp, flag: db.pool("pool.bravo").load(verify_filters=flag)),
+        ("reconnect", lambda db, tmp, flag: db.pool("pool.alpha").refresh(reconnect=flag)),
+        ("progress", lambda db, tmp, flag: poolscope.open(SAMPLE_DB, progress=flag)),
+        ("force", lambda db, tmp, flag: poolscope.report.report(db, tmp / "r.html", force=flag)),
+        ("force", lambda db, tmp, flag: poolscope.export.export(db, tmp / "out", force=flag)),
+        ("live", lambda db, tmp, flag: poolscope.explore(db, live=flag)),
+        ("check", lambda db, tmp, flag: poolscope.explore(db, check=flag)),
+    ],
+)
+def test_every_yes_or_no_argument_is_true_or_false(sample_db, tmp_path, name, call):
+    """``"no"`` taken as true, ``None`` or ``0`` as false: each flag of a public call is a bool or refused."""
+    for flag in ("no", "", 0, np.array(True)):
+        with pytest.raises(InvalidInputError, match=rf"^{name} must be True or False, not "):
+            call(sample_db, tmp_path, flag)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
 def test_strict_as_a_numpy_bool_is_the_bool(pool):
     for flag in (True, False):
         assert pool.snapshot(50, strict=np.bool_(flag)).to_json() == pool.snapshot(50, strict=flag).to_json()

@@ -118,9 +118,13 @@ def explore(
     >>> ex
     <poolscope.Explorer 'sample_data/demo.db' pool='pool.bravo' cursor=1200>
     """
+    from ..arguments import flag_argument
     from ..fleet import Fleet
     from ..history import Database, PoolHistory
     from ..history import open as open_db
+
+    live = flag_argument(live, "live")
+    check = None if check is None else flag_argument(check, "check")
 
     if isinstance(db_or_path, Fleet):
         # a fleet: pick a source, then a pool
