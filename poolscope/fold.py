@@ -280,6 +280,13 @@ def extract(kind: str, payload: Any) -> Entry:
     raise UnknownRecordKindError(f"unknown record kind {kind!r} (written by a newer SDK?)")
 
 
+#: The part of a message (wake) that repeats its id, the field, the oddity when it differs, and the noun.
+_ECHOES = {
+    RUN_MESSAGE: ("receipt", "message_id", "receipt_mismatch", "message"),
+    WAKE: ("registration", "condition_id", "registration_mismatch", "condition"),
+}
+
+
 def oddities(kind_column: Any, entry: Entry, payload: Any) -> list[tuple[str, str]]:
     """What the SDK reads without complaint but never writes, in a record
     :func:`extract` read as ``entry`` (``(code, message)`` pairs, empty for a
@@ -311,24 +318,16 @@ def oddities(kind_column: Any, entry: Entry, payload: Any) -> list[tuple[str, st
                 "it is folded as one; a query selecting by the kind column misses it)",
             )
         )
-    if entry.kind == RUN_MESSAGE:
-        other = payload["stored"]["receipt"]["message_id"]
+    echo = _ECHOES.get(entry.kind)
+    if echo is not None:
+        part, field, code, noun = echo
+        other = payload["stored"][part][field]
         if other != entry.key:
             found.append(
                 (
-                    "receipt_mismatch",
-                    f"the receipt is for message {wire.shown_id(other)}, the message is {wire.shown_id(str(entry.key))} "
-                    "(the SDK keys the record by the message's id, as poolscope does)",
-                )
-            )
-    elif entry.kind == WAKE:
-        other = payload["stored"]["registration"]["condition_id"]
-        if other != entry.key:
-            found.append(
-                (
-                    "registration_mismatch",
-                    f"the registration is for condition {wire.shown_id(other)}, the condition is "
-                    f"{wire.shown_id(str(entry.key))} (the SDK keys the record by the condition's id, as poolscope does)",
+                    code,
+                    f"the {part} is for {noun} {wire.shown_id(other)}, the {noun} is {wire.shown_id(str(entry.key))} "
+                    f"(the SDK keys the record by the {noun}'s id, as poolscope does)",
                 )
             )
     return found
