@@ -156,6 +156,7 @@ class WhatIf(PoolHistory):
         kept = set(kept_seqs) if base.problems else set()
         index.problems = {s: e for s, e in base.problems.items() if s in kept}
         self.index = index
+        self._built_from = len(base)  # the base's records this what-if was folded from
         self._mask = mask
         self.removed: np.ndarray = seq[mask]
         self._removed_codes = removed_codes
@@ -249,10 +250,14 @@ class WhatIf(PoolHistory):
 
     # ------------------------------------------------------------ reading
     def refresh(self, *, reconnect: bool = True) -> int:
-        """Refresh the base history, then fold again with the same removals; return how many kept records were added."""
+        """Refresh the base history, then fold again with the same removals; return how many kept records were added.
+
+        Records the base gained since this what-if was folded count too, whoever
+        refreshed the base (``db.refresh()``, the base's own ``refresh()``, an
+        explorer's live poll)."""
         before = len(self.index)
-        added = self.base.refresh(reconnect=reconnect)
-        if added:
+        self.base.refresh(reconnect=reconnect)
+        if len(self.base.index) != self._built_from:
             self._build()
         return len(self.index) - before
 

@@ -486,6 +486,24 @@ def test_a_what_if_refreshes_with_its_base(tmp_path, sample_copy):
     assert len(alt) == before + 1 and "run.extra" in alt.snapshot().member_ids
 
 
+def test_a_what_if_catches_up_with_a_base_someone_else_refreshed(sample_copy):
+    db = poolscope.open(sample_copy, cache=False)
+    pool = db.pool("pool.alpha")
+    run = pool.members_df().run_id.astype(str).iloc[0]
+    alt = pool.without(runs=run)
+    before = len(alt)
+    with poolscope.PoolStore(sample_copy) as store:
+        store.join_member("pool.alpha", {"run_id": "run.extra", "agent_id": "agent.extra"})
+        store.join_member("pool.alpha", {"run_id": "run.more", "agent_id": "agent.extra"})
+    assert db.refresh() == {"pool.alpha": 2}  # the base is refreshed by the database, not by the what-if
+    assert alt.refresh() == 2
+    fresh = db.pool("pool.alpha").without(runs=run)
+    assert len(alt) == len(fresh) == before + 2 and alt.head == fresh.head == pool.head
+    assert alt.snapshot().to_json() == fresh.snapshot().to_json()
+    assert alt.refresh() == 0
+    db.close()
+
+
 def test_explain_names_the_policy_refs_a_failed_message_lacked(oracle, small_db):
     """For every message that reached nobody: the refs the pool's message policy requires and the
     message lacked (from its pool_opened config and its payload), as in the explanation's facts."""
