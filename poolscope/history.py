@@ -39,6 +39,7 @@ from .errors import (
     DatabaseChangedError,
     DatabaseClosedError,
     InvalidInputError,
+    NotADatabaseError,
     PoolNotFoundError,
     PoolscopeError,
     RecordError,
@@ -58,12 +59,14 @@ if TYPE_CHECKING:  # pragma: no cover
 from .source import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_TIMEOUT,
+    SQLITE_MAGIC,
     FileIdentity,
     Source,
     change_mark,
     connect_readonly,
     keepalive,
     pool_id_text,
+    read_start,
     resolve,
     stored_pool_ids,
 )
@@ -407,6 +410,19 @@ class Database(_Frames):
                 "the file was replaced by another file while open; open it again to read the new one",
                 path=self.path,
             )
+        if source.mode == "ro":
+            # read through SQLite's shared memory, a file truncated or overwritten under a live writer can go
+            # on answering from the pages cached and in the -wal: the header says whether it is still one
+            try:
+                start = read_start(source.real)
+            except OSError:
+                start = b""
+            if len(start) < 100 or not start.startswith(SQLITE_MAGIC):
+                raise NotADatabaseError(
+                    "the file no longer starts as an SQLite database (truncated or overwritten while open): "
+                    "what was loaded stays usable; open it again once it is whole",
+                    path=self.path,
+                )
         wal = source.wal.exists()
         signature = self._file_signature()
         if wal != self._wal_seen or (source.mode != "ro" and signature != self._signature):

@@ -519,3 +519,42 @@ def test_refresh_after_appends_is_not_a_rewrite(tmp_path):
                 store.record_pool_created(pool.pool_id)
         assert pool.refresh() == 3 and pool.head == head + 3
         assert pool.refresh() == 0
+
+
+def test_a_file_truncated_under_a_live_writer_is_no_database_on_refresh(tmp_path):
+    """Read through SQLite's shared memory (a live writer holds the -wal), a file truncated
+    to nothing went on answering from its cached pages and -wal: refresh() said nothing was
+    appended and the explorer stayed live.  Its header says it is no database any more."""
+    import subprocess
+    import sys
+
+    path = _rewritable(tmp_path)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, poolscope\n"
+            f"store = poolscope.PoolStore({str(path)!r})\n"
+            "store.record_pool_created(poolscope.open(store.path).pool_ids[0])\n"
+            "print('ready', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        with poolscope.open(path, cache=False) as db:
+            assert db.source.mode == "ro"
+            pool = db.pool(db.pool_ids[0]).load()
+            assert pool.refresh() == 0
+            with open(path, "r+b") as handle:
+                handle.truncate(0)
+            with pytest.raises(poolscope.NotADatabaseError, match="no longer starts as an SQLite database"):
+                db.refresh()
+            with pytest.raises(poolscope.NotADatabaseError):
+                pool.refresh()
+    finally:
+        writer.stdin.close()
+        writer.wait(30)
