@@ -116,9 +116,22 @@ td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 
 
 # ------------------------------------------------------------------ pieces
+#: Bidi controls (marks, embeddings, overrides, isolates): in an id from a file, one would reorder the
+#: text after it on the page ("pool <b>x</b>: 3 records" shown with its count reversed).
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def esc(value: Any) -> str:
-    """``value`` as escaped HTML text (``None`` is empty)."""
-    return html.escape("" if value is None else str(value))
+    """``value`` as escaped HTML text (``None`` is empty), a bidi control shown
+    as its escape, as a terminal shows it (:mod:`poolscope.terminal`).
+
+    >>> esc("<b>pool.\u202eevil</b>")
+    '&lt;b&gt;pool.\\u202eevil&lt;/b&gt;'
+    """
+    text = "" if value is None else str(value)
+    if not text.isascii():
+        text = _BIDI.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    return html.escape(text)
 
 
 def shorten(text: Any, limit: int = ID_CHARS) -> str:

@@ -162,3 +162,37 @@ def test_the_progress_bar_names_a_long_pool_shortly(long_db):
         assert len(bar.desc) <= len("loading ") + 60 and bar.desc.startswith("loading pool.ppp")
     finally:
         bar.close()
+
+
+BIDI = "\u202e"
+
+
+def test_a_bidi_control_in_an_id_reaches_no_page_raw(tmp_path):
+    """An id may hold a right-to-left override (the SDK takes it: it is no control character):
+    on a page it would reverse what follows it ("3 records" read backwards).  Every page and
+    fragment shows it as its escape, as the terminal does."""
+    from poolscope.report import report
+
+    path = tmp_path / "bidi.db"
+    pool_id, run = f"pool.{BIDI}evil", f"run.{BIDI}x"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool(pool_id, {})
+        store.join_member(pool_id, {"run_id": run, "agent_id": "agent.a"})
+    with poolscope.open(path, cache=False) as db:
+        pool = db.pool(pool_id)
+        assert pool.snapshot().member_ids == [run]  # the id itself is kept as stored
+        pages = {
+            "database": db._repr_html_(),
+            "snapshot": pool.snapshot()._repr_html_(),
+            "diff": pool.diff(0, pool.head)._repr_html_(),
+            "report": report(db, tmp_path / "bidi.html").read_text(encoding="utf-8"),
+        }
+        ex = poolscope.explore(db, check=False)
+        pages |= {"status": ex.status_line.value, "counts": ex.counts_panel.value, "members": ex.members_panel.value}
+        ex.close()
+    fleet = poolscope.fleet([path])
+    pages["fleet"] = fleet._repr_html_()
+    fleet.close()
+    for name, page in pages.items():
+        assert BIDI not in page, name
+    assert "\\u202eevil" in pages["database"] and "\\u202ex" in pages["members"]

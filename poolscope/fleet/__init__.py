@@ -495,7 +495,9 @@ class Fleet:
         return f"<poolscope.Fleet: {len(self.databases)} databases{more}>"
 
     def _repr_html_(self) -> str:
-        import html
+        from .. import render
 
-        head = html.escape(repr(self))
-        return f"<b>{head}</b>" + self.summary().to_html(index=False, na_rep="")
+        frame = self.summary()
+        cells = frame.astype(object).where(frame.notna(), "")
+        rows = [[render.esc(value) for value in row] for row in cells.itertuples(index=False)]
+        return f"<b>{render.esc(repr(self))}</b>" + render.table(list(frame.columns), rows)
