@@ -531,19 +531,32 @@ class Database(_Frames):
         >>> db.heads()
         {'pool.alpha': 1201, 'pool.bravo': 1200, 'pool.charlie': 1201}
         """
+        return self._per_pool("max(seq)")
+
+    def record_counts(self) -> dict[str, int]:
+        """How many records every pool has (those a load places: integer seqs
+        from 1), read from the file without loading any pool -- the head is no
+        count where seqs have gaps or start late.
+
+        >>> db.record_counts()
+        {'pool.alpha': 1201, 'pool.bravo': 1200, 'pool.charlie': 1201}
+        """
+        return self._per_pool("count(*)")
+
+    def _per_pool(self, aggregate: str) -> dict[str, int]:
         with sqlite_errors(self.path):
             # the seqs a pool's records can have (as its head counts them), ids as pool_ids reads them
             rows = self.conn.execute(
-                "SELECT CAST(pool_id AS BLOB), max(seq) FROM agent_pool_records WHERE typeof(pool_id) = 'text' "
+                f"SELECT CAST(pool_id AS BLOB), {aggregate} FROM agent_pool_records WHERE typeof(pool_id) = 'text' "
                 "AND typeof(seq) = 'integer' AND seq BETWEEN 1 AND ? GROUP BY pool_id COLLATE BINARY",
                 (MAX_SEQ,),
             ).fetchall()
-        heads = {}
-        for raw, head in rows:
+        found = {}
+        for raw, value in rows:
             pool_id = pool_id_text("text", raw)
             if pool_id is not None:  # (a text id that is not UTF-8 is no pool's)
-                heads[pool_id] = int(head)
-        return heads
+                found[pool_id] = int(value)
+        return found
 
     def pools(self) -> Iterator[PoolHistory]:
         """Every pool's history, in pool-id order."""

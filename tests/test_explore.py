@@ -568,3 +568,42 @@ def test_an_explorer_that_cannot_be_made_closes_the_database_it_opened(sample_co
     with pytest.raises(poolscope.PoolNotFoundError):
         poolscope.explore(sample_copy, "no.such.pool")
     assert _descriptors_of(sample_copy) == before
+
+
+def test_a_key_that_is_no_id_and_a_panel_that_is_none_are_typed_errors(sample_db):
+    ex = poolscope.explore(sample_db, "pool.alpha", check=False)
+    ex.select("msg.alpha.17")
+    for key in (5, ["msg.alpha.17"], b"msg.alpha.17"):
+        with pytest.raises(poolscope.InvalidInputError, match="^key must be"):
+            ex.select(key)
+    assert ex.selected == "msg.alpha.17" and ex.panels["why"].key_box.value == "msg.alpha.17"  # unchanged
+    with pytest.raises(poolscope.InvalidInputError, match="^panel must be a Panel"):
+        ex.add_panel(None)
+    ex.close()
+
+
+def test_a_closed_explorer_follows_nothing(sample_copy):
+    ex = poolscope.explore(sample_copy, "pool.alpha", check=False)
+    ex.close()
+    with pytest.raises(poolscope.DatabaseClosedError):
+        ex.start(0.05)
+    assert not ex.live
+
+
+def test_checking_at_once_is_decided_by_the_records_not_the_heads(tmp_path, monkeypatch):
+    """A small database whose seqs start late (a restored tail) is checked at once."""
+    from poolscope.explore import app
+
+    path = tmp_path / "late.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("pool.late", {})
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE agent_pool_records SET seq = 1000001")
+    conn.close()
+    monkeypatch.setattr(app, "CHECK_EAGER_RECORDS", 1000)
+    with poolscope.open(path, cache=False) as db:
+        assert db.heads() == {"pool.late": 1000001} and db.record_counts() == {"pool.late": 1}
+        ex = poolscope.explore(db, check=None)
+        assert ex.anomalies is not None and {a.code for a in ex.anomalies} >= {"seq_gap"}
+        ex.close()

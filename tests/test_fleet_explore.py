@@ -77,3 +77,16 @@ def test_close_closes_every_explorer_widget_and_leaves_the_fleet_open(hosts):
     assert first.slider.comm is None and second.slider.comm is None
     pool_id = hosts.database(other).pool_ids[0]
     assert hosts.pool(other, pool_id).snapshot(3).cursor == 3  # the fleet's databases stay open
+
+
+def test_a_source_that_cannot_be_opened_leaves_the_picker_on_the_one_shown(tmp_path):
+    generate(tmp_path / "a.db", pools=1, records=100, seed=3)
+    generate(tmp_path / "b.db", pools=1, records=100, seed=4)
+    with poolscope.fleet(tmp_path, workers=1) as fleet:
+        a, b = (str(tmp_path / name) for name in ("a.db", "b.db"))
+        ex = poolscope.explore(fleet, source=a)
+        (tmp_path / "b.db").unlink()  # the host's file goes away after the survey
+        ex.source_picker.value = b  # as a click would
+        assert ex.source == a and ex.source_picker.value == a  # the picker names what is shown
+        assert ex.status.value  # the error is said
+        ex.close()

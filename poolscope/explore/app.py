@@ -21,7 +21,7 @@ import ipywidgets as W
 
 from .. import render
 from ..arguments import shown_value, whole_number
-from ..errors import CursorError, DatabaseChangedError, InvalidInputError, PoolscopeError
+from ..errors import CursorError, DatabaseChangedError, DatabaseClosedError, InvalidInputError, PoolscopeError
 from ..filters import KIND_NAMES, STATUS_NAMES, RecordFilter
 from ..render import ITEM_ROWS
 from .live import Follower, polling_interval
@@ -121,6 +121,7 @@ class Explorer:
         self.db = db
         #: the explorer opened ``db`` itself (from a path): :meth:`close` closes it
         self._owns_db = owns_db
+        self._closed = False
         self.pool: PoolHistory | None = None
         self.selected: str | None = None
         self._histories = dict(histories or {})  # pools shown instead of the database's (a what-if)
@@ -227,6 +228,8 @@ class Explorer:
     def add_panel(self, panel: Panel, *, _layout: bool = True) -> Panel:
         """Add a panel (see :mod:`poolscope.explore.panels`); it is drawn at once
         for the pool and cursor shown, then on every change it follows."""
+        if not isinstance(panel, Panel):
+            raise InvalidInputError(f"panel must be a Panel (poolscope.explore.panels), not {shown_value(panel)}")
         if panel.name in self.panels:
             raise InvalidInputError(f"the explorer already has a panel named {panel.name!r}")
         self.panels[panel.name] = panel
@@ -552,6 +555,8 @@ class Explorer:
         >>> ex.selected
         'msg.alpha.17'
         """
+        if key is not None and not isinstance(key, str):
+            raise InvalidInputError(f"key must be a message, wake or run id (a string) or None, not {shown_value(key)}")
         with self._lock:
             self.selected = key
             why = self.panels.get("why")
@@ -701,7 +706,7 @@ class Explorer:
     def _eager_check(self) -> bool:
         """Whether the database is small enough to check at once (``check=None``)."""
         try:
-            total = sum(self.db.heads().values())
+            total = sum(self.db.record_counts().values())
         except PoolscopeError:  # an odd file: let the check itself say what is wrong
             return True
         return total <= CHECK_EAGER_RECORDS
@@ -784,6 +789,10 @@ class Explorer:
         """Follow the database: :meth:`poll` every ``interval`` seconds, on
         the kernel's event loop when there is one (Jupyter, Voilà), else on a
         daemon thread.  :meth:`stop` ends it."""
+        if self._closed:
+            raise DatabaseClosedError(
+                "the explorer was closed: it follows nothing more (poolscope.explore it again)", path=self.db.path
+            )
         if interval is not None:
             self.interval = interval
         self._follower.start()
@@ -808,6 +817,7 @@ class Explorer:
         ...
         poolscope.errors.DatabaseClosedError: file sample_data/demo.db: the database was closed: nothing more is read from it (poolscope.open it again)
         """
+        self._closed = True
         self._follower.stop()
         close_widgets(self.widget)
         if self._owns_db:

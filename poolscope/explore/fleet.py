@@ -82,9 +82,12 @@ class FleetExplorer:
             try:
                 self.select_source(change["new"])
             except Exception as error:  # an unreadable database: say so, keep the picker usable
-                from html import escape
+                from .. import render
 
-                self.status.value = f"<span style='color:#c62828'>{escape(str(error))}</span>"
+                shown = getattr(self, "source", None)
+                if shown is not None:  # the picker names the database shown, not the one that failed
+                    self.source_picker.value = shown
+                self.status.value = f"<span style='color:#c62828'>{render.esc(error)}</span>"
 
     def select_source(self, source: str | os.PathLike, pool_id: str | None = None) -> Explorer:
         """Show the explorer of ``source`` (a database of the fleet), at ``pool_id``
