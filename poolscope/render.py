@@ -122,7 +122,7 @@ _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def esc(value: Any) -> str:
-    """``value`` as escaped HTML text (``None`` is empty), a bidi control shown
+    r"""``value`` as escaped HTML text (``None`` is empty), a bidi control shown
     as its escape, as a terminal shows it (:mod:`poolscope.terminal`).
 
     >>> esc("<b>pool.\u202eevil</b>")
