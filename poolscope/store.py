@@ -72,7 +72,9 @@ SCHEMA_SQL = """PRAGMA journal_mode = WAL;
                      pool_id TEXT PRIMARY KEY,
                      seq INTEGER NOT NULL
                  );"""
-INSERT_SQL = """INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)
+#: The SDK's INSERT, with ``OR ABORT``: a conflict rule of the file's own (``ON CONFLICT REPLACE``)
+#: would otherwise delete an older row to make room, without an error; the statement's OR overrides it.
+INSERT_SQL = """INSERT OR ABORT INTO agent_pool_records (pool_id, seq, kind, payload_json)
                  VALUES (?1, ?2, ?3, ?4)"""
 #: The row an append wrote, read back by its primary key (a trigger may have dropped or changed it).
 WRITTEN_SQL = "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ?1 AND seq = ?2"
@@ -683,7 +685,8 @@ class PoolStore:
                     code="bad_event_seq",
                 )
             seq = rows[0][0] + 1
-            conn.execute("UPDATE agent_pool_event_seq SET seq = ?2 WHERE pool_id = ?1", (pool_id, seq))
+            # OR ABORT: as INSERT_SQL, never another pool's counter deleted by a REPLACE rule
+            conn.execute("UPDATE OR ABORT agent_pool_event_seq SET seq = ?2 WHERE pool_id = ?1", (pool_id, seq))
             stored = conn.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1", (pool_id,)).fetchall()
             if stored != [(seq,)] or type(stored[0][0]) is not int:
                 raise WriteRefusedError(

@@ -282,3 +282,38 @@ def test_a_records_table_without_the_sdks_columns_is_the_readers_schema_error(tm
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT * FROM agent_pool_records").fetchall() == before
     conn.close()
+
+
+#: The SDK's records table again, with a rule of the file's own that resolves a conflict by deleting the
+#: older row: one member_joined per pool, one counter at each value.
+REPLACING = """
+    ALTER TABLE agent_pool_records RENAME TO old_records;
+    CREATE TABLE agent_pool_records (
+        pool_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload_json TEXT NOT NULL,
+        PRIMARY KEY (pool_id, seq), UNIQUE (pool_id, kind) ON CONFLICT REPLACE);
+    INSERT INTO agent_pool_records SELECT * FROM old_records;
+    DROP TABLE old_records;
+    DROP TABLE agent_pool_event_seq;
+    CREATE TABLE agent_pool_event_seq (pool_id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE ON CONFLICT REPLACE);
+    INSERT INTO agent_pool_event_seq VALUES ('other', 1);
+"""
+
+
+def test_a_rule_that_replaces_an_older_row_is_a_write_refused_error(tmp_path):
+    """ON CONFLICT REPLACE deletes the row in the way without an error, and a read-back of the
+    new row cannot see it: PoolStore's writes say OR ABORT, so the rule refuses instead."""
+    path = _created(tmp_path / "replace.db")
+    _sql(path, REPLACING)
+    with poolscope.PoolStore(path) as store:
+        assert store.join_member("p", OK) == 3
+        before = _rows(path)
+        with pytest.raises(poolscope.WriteRefusedError) as raised:
+            store.join_member("p", NEXT)  # a second member_joined: REPLACE would delete run.ok's
+        assert raised.value.code == "write_refused" and raised.value.pool_id == "p"
+        assert _rows(path) == before
+        _same_as_the_reader(store)
+        assert [member["run_id"] for member in store.snapshot("p").members] == ["run.ok"]
+        # the counter: 'other' holds 1, so p's step from 0 to 1 would delete 'other''s row
+        with pytest.raises(poolscope.WriteRefusedError):
+            store.next_event_sequence("p")
+        assert _rows(path) == before
