@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .arguments import choice_argument, count_argument
+from .arguments import choice_argument, count_argument, upto_argument
 from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE, WAKE
 from .relations import RECIPIENT, ROLES, SENDER, TARGET, WAITING, Relations, relations
@@ -111,11 +111,23 @@ _WAKE_EXTRA = ("timeout_millis", "resume_with", "families", "kinds", "runs")
 
 
 # ------------------------------------------------------------------ lookup
-def _upto_position(history: PoolHistory, upto: int | None) -> int:
+def _upto_position(history: PoolHistory, upto: Any) -> int:
+    """How many records lie at or before ``upto``, taken as the frames take it
+    (:func:`~poolscope.arguments.upto_argument`: None or past the head is the head)."""
     index = history.index
-    if upto is None:
+    cursor = upto_argument(upto, path=history.path, pool_id=history.pool_id)
+    if cursor is None or cursor >= index.head:
         return len(index)
-    return index.position(index.check_cursor(upto))
+    return index.position(cursor)
+
+
+def _at_position(history: PoolHistory, at: Any) -> int:
+    """How many records lie at or before the cursor ``at`` (None: the head), which
+    must be one of the pool's cursors, as :meth:`snapshot`'s is."""
+    index = history.index
+    if at is None:
+        return len(index)
+    return index.position(index.check_cursor(at))
 
 
 def _resolve(
@@ -328,7 +340,8 @@ def history_of(history: PoolHistory, key: str, upto: int | None = None, *, key_t
       compiled against the members names every run;
     * an **idempotency key**: the message and wake records carrying it.
 
-    ``upto=k`` stops at cursor ``k``.  Columns: see :data:`HISTORY_COLUMNS`;
+    ``upto=k`` stops at cursor ``k`` (as the frames take it: past the head, the
+    head).  Columns: see :data:`HISTORY_COLUMNS`;
     ``status_after`` of a message's (wake's) last row is its status in
     ``messages_df(upto)`` (``wakes_df``).  An unknown key raises
     :class:`~poolscope.errors.UnknownKeyError`, whose ``suggestions`` are
@@ -960,7 +973,7 @@ def explain(history: PoolHistory, key: str, at: int | None = None, *, key_type: 
     >>> print(pool.explain("msg.alpha.1"))
     msg.alpha.1 was first recorded as failed at 6 from run.alpha.planner-2 (agent.alpha.planner) to agent agent.alpha.worker. It was delivered to nobody (no recipient in its receipt at 6). At 6 agent agent.alpha.worker had 0 member runs. 1 message replied to it: msg.alpha.5 at 22.
     """
-    n = _upto_position(history, at)
+    n = _at_position(history, at)
     ctx = _Context(history, n)
     what, positions, _ = _resolve(history, ctx.rel, key, key_type, n)
     prefix: list[Sentence] = []
@@ -1010,9 +1023,8 @@ def recent_failures(history: PoolHistory, limit: int = 10, upto: int | None = No
     """
     index = history.index
     limit = count_argument(limit, "limit")
-    if upto is not None:
-        _upto_position(history, upto)  # a CursorError unless an integer in 0..head
-    cursor = index.head if upto is None else int(upto)
+    bound = upto_argument(upto, path=history.path, pool_id=history.pool_id)
+    cursor = index.head if bound is None else min(bound, index.head)
     codes = index.status_codes()
     seqs = index.arrays()["seq"]
     parts = []

@@ -16,6 +16,7 @@ from helpers import load_jsonl
 
 import poolscope
 from poolscope.errors import InvalidInputError, UnknownKeyError
+from poolscope.why import recent_failures
 
 
 # ------------------------------------------------------------------ facts
@@ -202,8 +203,18 @@ def test_unknown_keys_are_typed_errors_with_suggestions(oracle):
         pool.history_of(17)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         pool.history_of("msg.audit.1", key_type="topic")
-    with pytest.raises(poolscope.CursorError):
-        pool.history_of("msg.audit.1", upto=pool.head + 1)
+    # upto as the frames take it: past the head is the head; not a cursor is a CursorError
+    whole = pool.history_of("msg.audit.1")
+    for past in (pool.head + 1, 2**80):
+        pd.testing.assert_frame_equal(pool.history_of("msg.audit.1", upto=past), whole)
+        pd.testing.assert_frame_equal(recent_failures(pool, upto=past), recent_failures(pool))
+    for bad in (-1, "3", 2.5, True):
+        with pytest.raises(poolscope.CursorError):
+            pool.history_of("msg.audit.1", upto=bad)
+        with pytest.raises(poolscope.CursorError):
+            recent_failures(pool, upto=bad)
+    with pytest.raises(poolscope.CursorError):  # explain's `at` is a cursor of the pool, as snapshot's
+        pool.explain("msg.audit.1", at=pool.head + 1)
 
 
 def test_history_renders_html(oracle):
