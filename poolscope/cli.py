@@ -322,7 +322,7 @@ def export(db: str, out: str, fmt: str, pools: tuple[str, ...], upto: int | None
 @click.argument("db", type=click.Path(dir_okay=True))
 @click.argument("key")
 @click.option("--pool", "pool_id", required=True, help="Pool id.")
-@click.option("--upto", type=int, default=None, help="Only records with seq <= UPTO.")
+@click.option("--upto", type=int, default=None, help="Only records with seq <= UPTO (past the head: the head).")
 @click.option(
     "--type",
     "key_type",
@@ -339,8 +339,8 @@ def history(db: str, key: str, pool_id: str, upto: int | None, key_type: str | N
     $ poolscope history pools.db --pool pool.alpha msg.alpha.17
     """
     pool = _open(db).pool(pool_id)
-    frame = pool.history_of(key, upto, key_type=key_type)
-    explanation = pool.explain(key, upto, key_type=key_type)
+    frame = pool.history_of(key, upto, key_type=key_type)  # an upto past the head is the head, as in frames
+    explanation = pool.explain(key, None if upto is None or upto >= pool.head else upto, key_type=key_type)
     if as_json:
         rows = json.loads(frame.astype(object).where(frame.notna(), None).to_json(orient="records"))
         sentences = [{"text": s.text, "cursors": list(s.cursors)} for s in explanation.sentences]

@@ -166,6 +166,14 @@ def test_cli_history_and_compare(oracle, tmp_path):
     result = runner.invoke(cli, ["history", str(path), "--pool", "pool.audit.s1", "wake.audit.1", "--json"])
     data = json.loads(result.output)
     assert [r["cursor"] for r in data["records"]] == [19, 20] and data["key_type"] == "wake"
+    # --upto past the head is the head, as for the frames; a negative one is an error, not a traceback
+    result = runner.invoke(
+        cli, ["history", str(path), "--pool", "pool.audit.s1", "wake.audit.1", "--json", "--upto", "10000000"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == data
+    result = runner.invoke(cli, ["history", str(path), "--pool", "pool.audit.s1", "wake.audit.1", "--upto", "-1"])
+    assert result.exit_code != 0 and "upto -1" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli, ["history", str(path), "--pool", "pool.audit.s1", "msg.audit.1x"])
     assert result.exit_code == 2 and "did you mean" in result.output
     result = runner.invoke(cli, ["compare", f"{path}::pool.audit.s1@100", f"{path}::pool.audit.s1", "--json"])
