@@ -645,6 +645,9 @@ def _connect(source: Source) -> ReadConnection:
         with sqlite_errors(source.path):
             conn.set_trace_callback(arm)  # called when a statement starts running
             conn.set_progress_handler(expired, PROGRESS_STEPS)
+            # the schema first: SQLite reads its CREATE texts under the same limit, and one larger than
+            # max_payload would make the whole file unreadable rather than one record damaged
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 0").fetchall()
             conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(int(source.max_payload), 1))
             conn.execute("PRAGMA query_only = 1")
     except BaseException:

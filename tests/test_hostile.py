@@ -1726,3 +1726,30 @@ def test_a_hot_journal_is_left_for_a_writer_to_roll_back_and_said_so(tmp_path):
     sqlite3.connect(path).execute("SELECT count(*) FROM agent_pool_records").fetchone()  # a writer recovers it
     with poolscope.open(path) as db:
         assert db.pool("pool.alpha").head == 1201
+
+
+def test_a_limit_below_the_schemas_own_text_still_reads_the_file(tmp_path):
+    """SQLite reads the CREATE statements under the same length limit: a max_payload
+    smaller than the SDK's CREATE TABLE text (~270 bytes) must not make the whole
+    file unreadable -- each record over it is one damaged record, as any other."""
+    path = Path(shutil.copy(SAMPLE_DB, tmp_path / "pool.db"))
+    conn = sqlite3.connect(path)
+    schema = max(len(sql) for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"))
+    lengths = dict(
+        conn.execute(
+            "SELECT seq, length(CAST(payload_json AS BLOB)) FROM agent_pool_records WHERE pool_id = 'pool.alpha'"
+        )
+    )
+    conn.close()
+    limit = 150
+    assert limit < schema
+    with poolscope.open(path, max_payload=limit, cache=False) as db:
+        assert db.pool_ids == ["pool.alpha", "pool.bravo", "pool.charlie"]
+        history = db.pool("pool.alpha")
+        damaged = {
+            seq
+            for seq, problem in history.index.problems.items()
+            if isinstance(problem, poolscope.PayloadTooLargeError)
+        }
+        assert damaged == {seq for seq, n in lengths.items() if n > limit} != set()
+        assert len(history.index.seqs) == len(lengths)
