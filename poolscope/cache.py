@@ -724,6 +724,14 @@ class IndexCache:
     def _manifest_path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
+    def _data_file(self, body: dict) -> Path | None:
+        """The data file a manifest's body names, if it names one by an entry's own
+        file name (a manifest is untrusted: a path elsewhere, a NUL, not a string: None)."""
+        name = body.get("data")
+        if isinstance(name, str) and _OWN_NAME.fullmatch(name) and name.endswith(".arrow"):
+            return self.root / name
+        return None
+
     def _read_manifest(self, path: Path) -> dict | None:
         """The manifest's body, or None when it is unreadable, fails its
         checksum, or -- written for this index format -- is not shaped as this
@@ -805,8 +813,8 @@ class IndexCache:
             return "entry of another pool"
         if not still_matches(body["print"], index.path, conn, index.pool_id):
             return "the file's records differ from the entry's (header, count or sampled records)"
-        data = self.root / body["data"]
-        if data.parent != self.root:
+        data = self._data_file(body)
+        if data is None:
             return "bad data file name"
         if os.path.islink(data):
             return "the data file is a symlink"
@@ -985,9 +993,9 @@ class IndexCache:
             return []
         for path in manifests:
             body = self._read_manifest(path) or {}
-            data = self.root / str(body.get("data", "-"))
+            data = self._data_file(body)
             size = 0
-            for part in (path, data):
+            for part in (path,) if data is None else (path, data):
                 try:
                     size += part.stat().st_size
                 except OSError:
@@ -1076,7 +1084,7 @@ class IndexCache:
             paths = list(self.root.iterdir())
         except OSError:
             return
-        named = {self.root / str((self._read_manifest(p) or {}).get("data")) for p in paths if p.suffix == ".json"}
+        named = {self._data_file(self._read_manifest(p) or {}) for p in paths if p.suffix == ".json"}
         for path in paths:
             if not _OWN_NAME.match(path.name):
                 continue  # only an entry's own files are ever removed

@@ -3,6 +3,7 @@ it, never a stale or wrong history, nothing written where it must not be."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -1105,3 +1106,37 @@ def test_a_few_entries_or_many_of_a_restored_index_are_the_loaded_ones(gen_copy,
     for size in (1, 2, 3, 10, n // 2, n):
         positions = sorted(picks.sample(range(n), size))
         assert restored.entries_at(positions) == [plain.entries[p] for p in positions], size
+
+
+@pytest.mark.parametrize(
+    "data", ["x\0y.arrow", "OUTSIDE", "../outside.bin", 7, None], ids=["nul", "abs", "up", "int", "none"]
+)
+def test_a_manifest_naming_a_data_file_elsewhere_is_listed_never_followed(tmp_path, monkeypatch, generated, data):
+    """A manifest is untrusted (its checksum is no signature): a data file named with a NUL,
+    by a path outside the folder, or not by a string is never stat'ed, opened or removed --
+    `cache info` lists the entry (no traceback), opens ignore it, `cache clear` removes only it."""
+    root = tmp_path / "c"
+    root.mkdir()
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"z" * 10_000)
+    if data == "OUTSIDE":
+        data = str(outside)
+    for format_ in (
+        1,
+        cache_module.FORMAT,
+    ):  # another format's body is read as it is; this one's is checked field by field
+        body = {"format": format_, "data": data, "db": str(generated.resolve()), "pool_id": "p"}
+        outer = {"body": body, "sha256": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()}
+        (root / f"{format_:032x}.json").write_text(json.dumps(outer))
+    monkeypatch.setenv("POOLSCOPE_CACHE_DIR", str(root))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["cache", "info", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)["entries"]
+    assert len(listed) == 2 and all(e["bytes"] < 10_000 for e in listed)  # the outside file is not counted
+    with poolscope.open(generated) as db:  # opens (and saves) past the odd manifests
+        for history in db.pools():
+            assert history.snapshot().to_json()
+    result = runner.invoke(cli, ["cache", "clear"])
+    assert result.exit_code == 0, result.output
+    assert cache_module.entries() == [] and outside.read_bytes() == b"z" * 10_000
