@@ -44,12 +44,23 @@ from .errors import OutputError
 from .source import SQLITE_MAGIC, read_start
 
 
-def target(path: str | os.PathLike) -> Path:
+def target(path: str | os.PathLike, *, file: bool = False) -> Path:
     """``path`` made absolute without following links or creating anything
-    (``..`` removed lexically, as a shell user reads it)."""
+    (``..`` removed lexically, as a shell user reads it).  With ``file``, a
+    path ending in a separator (``out/``: a folder, as ``cp`` reads it) is an
+    :class:`OutputError`, never a file written under the name without it.
+
+    >>> target("pages/", file=True)
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.OutputError: file pages/: ends with a path separator: it names a folder, and a file is written here
+    """
     from .arguments import path_argument
 
-    return Path(os.path.abspath(path_argument(path, "the output path")))
+    given = path_argument(path, "the output path")
+    if file and isinstance(path, (str, bytes)) and os.fsdecode(path).endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise OutputError("ends with a path separator: it names a folder, and a file is written here", path=path)
+    return Path(os.path.abspath(given))
 
 
 def _fail(error: OSError, path: Path, doing: str) -> OutputError:
@@ -143,7 +154,7 @@ def _umask() -> int:
 def writing(path: str | os.PathLike, *, force: bool = False, own: bytes | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write to; on success it
     replaces ``path`` (see the module's rules), on failure it is removed."""
-    out = target(path)
+    out = target(path, file=True)
     make_folder(out.parent)
     check_file(out, force=force, own=own)
     try:

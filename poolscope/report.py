@@ -277,7 +277,7 @@ def report(
     db = db_or_path if isinstance(db_or_path, Database) else open_db(db_or_path, progress=False)
     from . import output
 
-    out = output.target(out_path)
+    out = output.target(out_path, file=True)
     output.check_file(out, force=force, own=GENERATOR.encode())  # before the work
     text = render(db, pools)
     with output.writing(out, force=force, own=GENERATOR.encode()) as tmp:

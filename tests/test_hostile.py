@@ -1753,3 +1753,22 @@ def test_a_limit_below_the_schemas_own_text_still_reads_the_file(tmp_path):
         }
         assert damaged == {seq for seq, n in lengths.items() if n > limit} != set()
         assert len(history.index.seqs) == len(lengths)
+
+
+@pytest.mark.parametrize("command", [["report", "{db}"], ["fleet", "report", "{db}"]], ids=["report", "fleet report"])
+def test_an_output_path_ending_in_a_separator_is_a_folder_not_a_file(tmp_path, command):
+    """`-o pages/` names a folder (as cp and mv read it): one OutputError line, exit 2,
+    and no file written under the name without the slash; `-o pages/r.html` writes."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    db = shutil.copy(SAMPLE_DB, tmp_path / "pool.db")
+    args = [part.format(db=db) for part in command]
+    result = CliRunner().invoke(cli, [*args, "-o", f"{tmp_path / 'pages'}/"])
+    assert result.exit_code == 2, result.output
+    assert "ends with a path separator" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool.db"]
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "pages" / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pages" / "r.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

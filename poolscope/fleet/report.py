@@ -384,7 +384,7 @@ def report(fleet: Fleet, out_path: str | os.PathLike, *, title: str | None = Non
     """
     from .. import output
 
-    out = output.target(out_path)
+    out = output.target(out_path, file=True)
     output.check_file(out, force=force, own=GENERATOR.encode())  # before the work
     text = render(fleet, title=title)
     with output.writing(out, force=force, own=GENERATOR.encode()) as tmp:
