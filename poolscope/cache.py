@@ -220,6 +220,10 @@ def min_records() -> int:
 _warned: set[str] = set()
 
 
+#: Cache folders found unwritable in this process: saving there is off (one warning said so).
+_unwritable: set[str] = set()
+
+
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
@@ -883,14 +887,23 @@ class IndexCache:
         return False
 
     def _writable(self) -> bool:
+        if str(self.root) in _unwritable:
+            return False
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not os.access(self.root, os.W_OK | os.X_OK):
                 raise PermissionError(f"cannot write to {self.root}")
         except OSError as error:
-            _warn_once(f"poolscope's index cache is off: cannot create or write {self.root} ({error})")
+            self._off(error, "create or write")
             return False
         return True
+
+    def _off(self, error: OSError, doing: str) -> None:
+        """Turn saving into this folder off for the rest of the process, with one
+        warning (its reason without the file's name, which differs at each try)."""
+        _unwritable.add(str(self.root))
+        reason = error.strerror or type(error).__name__
+        _warn_once(f"poolscope's index cache is off: cannot {doing} {self.root} ({reason})")
 
     def _write(self, index: PoolIndex, print_: dict) -> bool:
         import pyarrow as pa
@@ -899,6 +912,8 @@ class IndexCache:
         token = os.urandom(6).hex()
         data_name = f"{key}.{token}.arrow"
         tmp = self.root / f".{data_name}.{os.getpid()}.tmp"
+        manifest_tmp = self.root / f".{key}.{token}.json.tmp"
+        named = False  # whether the manifest names the data file (else it is removed on failure)
         try:
             try:
                 table, meta = index.export_state()
@@ -932,14 +947,18 @@ class IndexCache:
             if len(text) > MAX_MANIFEST:  # (damaged records by the million) one no reader would take
                 os.unlink(self.root / data_name)
                 return False
-            manifest_tmp = self.root / f".{key}.{token}.json.tmp"
             manifest_tmp.write_text(text)
             before = self._read_manifest(self._manifest_path(key))
             previous = before.get("data") if before else None
             os.replace(manifest_tmp, self._manifest_path(key))
+            named = True
         except OSError as error:
-            tmp.unlink(missing_ok=True)
-            _warn_once(f"poolscope's index cache is off: cannot write {self.root} ({error})")
+            for leftover in (tmp, manifest_tmp) if named else (tmp, manifest_tmp, self.root / data_name):
+                try:
+                    leftover.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            self._off(error, "write")
             return False
         self._drop_stale(key, previous, data_name)
         self.evict()

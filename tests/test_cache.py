@@ -520,6 +520,40 @@ def test_a_cache_folder_that_cannot_be_written_means_no_cache_and_one_warning(tm
     assert blocker.read_text() == "not a folder"
 
 
+def test_a_cache_folder_whose_files_cannot_be_written_means_no_cache_and_one_warning(tmp_path, gen_copy, monkeypatch):
+    """A folder that passes the access check but takes no new file (a full disk, a quota, NFS's
+    root squash): one warning for the process, not one per pool; no file of the failed tries
+    left behind; and no more tries into that folder."""
+    import errno
+
+    root = tmp_path / "full"
+    real_replace = os.replace
+    tries = []
+
+    def full(src, dst, *args, **kwargs):
+        if Path(os.fsdecode(dst)).parent == root:
+            tries.append(dst)
+            raise OSError(errno.ENOSPC, "No space left on device", os.fsdecode(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    pool_ids = poolscope.open(gen_copy, cache=False).pool_ids
+    assert len(pool_ids) == 2
+    cache_module._warned.clear()
+    cache_module._unwritable.discard(str(root))
+    with pytest.warns(cache_module.CacheWarning) as caught:
+        for _ in range(2):
+            db = poolscope.open(gen_copy, cache=root)
+            for pool_id in pool_ids:
+                db.pool(pool_id).snapshot()
+                cache_module.wait()
+    assert len(caught) == 1 and "No space left on device" in str(caught[0].message)
+    assert str(root) in str(caught[0].message)
+    assert len(tries) == 1  # the first save found it full; none tried after it
+    assert list(root.iterdir()) == []
+    cache_module._unwritable.discard(str(root))
+
+
 # A read-only cache folder (an entry used, none written): tests/test_readonly.py reads it as nobody.
 
 
