@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -366,11 +367,26 @@ def _escaped(frame: Any) -> Any:
     return frame.astype(object).map(lambda v: escape(v) if isinstance(v, str) else v)
 
 
+def _split_side(spec: str) -> tuple[str, str]:
+    """``DB[::POOL[@CURSOR]]`` -> (DB, POOL[@CURSOR]), at the first ``::`` whose left
+    part is a file (a pool id may hold ``::``, and so may a file's name); when none
+    is, at the first ``::`` (the error then names that file).
+
+    >>> _split_side("x.db"), _split_side("nowhere.db::team::a@5")
+    (('x.db', ''), ('nowhere.db', 'team::a@5'))
+    """
+    splits = [(spec[:i], spec[i + 2 :]) for i in range(len(spec) - 1) if spec.startswith("::", i)]
+    for path, pool_id in [*splits, (spec, "")]:
+        if os.path.lexists(path):
+            return path, pool_id
+    return splits[0] if splits else (spec, "")
+
+
 def _side(spec: str) -> Any:
     """``DB[::POOL][@CURSOR]`` -> a pool history, or a (pool, cursor) pair."""
     from .errors import InvalidInputError
 
-    path, _, pool_id = spec.rpartition("::") if "::" in spec else (spec, "", "")
+    path, pool_id = _split_side(spec)
     cursor = None
     tail = pool_id.rpartition("@")[2]
     if "@" in pool_id and tail.isascii() and tail.isdigit():  # "²" is a digit to str.isdigit, not to int()

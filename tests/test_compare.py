@@ -19,6 +19,7 @@ from click.testing import CliRunner
 import poolscope
 from poolscope import plot
 from poolscope.cli import cli
+from poolscope.compare import compare
 from poolscope.errors import InvalidInputError
 from poolscope.flows import flow_matrix
 from poolscope.whyplot import MAX_FLOW_LABELS
@@ -196,3 +197,24 @@ def test_a_side_with_no_events_aligns_with_the_other(oracle):
         assert rows[f"cursor_{empty}"].isna().all() and rows[f"kind_{empty}"].isna().all()
         assert rows[f"cursor_{full}"].tolist() == list(range(1, len(rows) + 1))
     db.close()
+
+
+def test_cli_compare_reaches_a_pool_whose_id_holds_a_double_colon(tmp_path):
+    """A pool id may hold '::' (the SDK takes it): DB::team::a is pool 'team::a' of DB, and a
+    file whose own name holds '::' is found too; a missing file is named as the first part."""
+    path = tmp_path / "x::y.db"
+    with poolscope.PoolStore(path) as store:
+        for pool_id in ("team::a", "team::b@7"):
+            store.open_pool(pool_id, {})
+            store.join_member(pool_id, {"run_id": "run.1", "agent_id": "agent.1"})
+        store.record_pool_created("team::a")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["compare", f"{path}::team::a", f"{path}::team::b@7@2", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    with poolscope.open(path) as db:
+        expected = compare(db.pool("team::a"), (db.pool("team::b@7"), 2))
+        assert out["first_divergence"] == list(expected.first_divergence)
+        assert expected.first_divergence == (3, None)  # a's pool_created, which b never records
+    result = runner.invoke(cli, ["compare", f"{tmp_path / 'nowhere.db'}::team::a", f"{path}::team::a"])
+    assert result.exit_code == 2 and "nowhere.db" in result.output and "team" not in result.output.split(":")[0]
