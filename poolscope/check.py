@@ -77,7 +77,10 @@ CODES: dict[str, tuple[str, str]] = {
     "unknown_status": ("error", "a message or wake status this SDK version does not know"),
     "duplicate_seq": ("error", "two rows of one pool share a seq"),
     "bad_seq": ("error", "a seq that is not an integer, or one no record can have (0 or less, 2^63-1)"),
-    "bad_pool_id": ("error", "a pool_id that is NULL or not text"),
+    "bad_pool_id": (
+        "error",
+        "a pool_id that is NULL, not text, or not an id the SDK reads (empty, too long, a control character)",
+    ),
     "pool_not_opened": ("error", "a pool with records but no pool_opened"),
     "record_before_open": ("error", "records before the pool's pool_opened"),
     "config_conflict": ("error", "a second pool_opened with a different config"),
@@ -250,6 +253,20 @@ def _file_checks(db: Database) -> Iterable[Anomaly]:
         )
     if len(odd) + len(db._undecodable_pool_ids) > MAX_PER_CODE:
         yield _anomaly("too_many", None, None, "more rows with a bad pool_id or seq are not listed")
+    # text ids the SDK's PoolId refuses (empty, over 512 bytes, a control character): no SDK call names them
+    refused = [(pool_id, problem) for pool_id in db.pool_ids if (problem := wire.identifier_problem(pool_id))]
+    for pool_id, problem in refused[:MAX_PER_CODE]:
+        yield _anomaly(
+            "bad_pool_id",
+            pool_id,
+            None,
+            f"the pool id is not one the SDK's PoolId reads ({problem}): no SDK call can name this pool "
+            "(poolscope reads its records as they are)",
+        )
+    if len(refused) > MAX_PER_CODE:
+        yield _anomaly(
+            "too_many", None, None, f"{len(refused) - MAX_PER_CODE} more pool ids the SDK refuses are not listed"
+        )
 
 
 def _event_seq_checks(conn: sqlite3.Connection, path: Any) -> Iterable[Anomaly]:

@@ -1707,6 +1707,31 @@ def test_damaged_oracle_database(case, tmp_path, small_db, oracle, monkeypatch):
     run_case(case, tmp_path, small_db, oracle, monkeypatch)
 
 
+def test_pool_ids_the_sdk_refuses_are_read_and_reported(tmp_path, small_db, open_db):
+    """Text pool ids no SDK PoolId takes (empty, over 512 bytes, a control character): no SDK call
+    can name such a pool, so doctor reports each (``bad_pool_id``, an error, with the SDK's reason);
+    poolscope still lists and reads them, as the rows are."""
+    path = Path(shutil.copy(small_db, tmp_path / "pool.db"))
+    conn = sqlite3.connect(path)
+    real = conn.execute("SELECT pool_id FROM agent_pool_records ORDER BY pool_id LIMIT 1").fetchone()[0]
+    odd = {"": "identifier is empty", "p\nnl": "control character at byte 1", "p" * 600: "length 600 exceeds max 512"}
+    for pool_id in odd:
+        conn.execute(
+            "INSERT INTO agent_pool_records SELECT ?, seq, kind, payload_json FROM agent_pool_records "
+            "WHERE pool_id = ? AND seq <= 5",
+            (pool_id, real),
+        )
+    conn.commit()
+    conn.close()
+    db = open_db(path, cache=False)
+    found = {a.pool_id: a for a in db.check() if a.code == "bad_pool_id"}
+    assert set(found) == set(odd)
+    for pool_id, reason in odd.items():
+        assert found[pool_id].severity == "error" and reason in found[pool_id].message
+        assert db.pool(pool_id).snapshot(5).to_dict() == db.pool(real).snapshot(5).to_dict() | {"pool_id": pool_id}
+    assert (poolscope.fleet([str(path)], workers=1).check()["code"] == "bad_pool_id").sum() == len(odd)
+
+
 def test_rows_no_pool_can_read_are_in_no_listing_and_reported(tmp_path, small_db, open_db):
     """A TEXT pool_id that is not UTF-8, and a BLOB with a real pool's bytes: the SDK looks a pool up
     by its UTF-8 ``String`` id, which neither equals.  No listing shows them as a pool (the text one
