@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from .index import gc_paused
+from .snapshot import copied_member
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import PoolHistory
+    from .index import PoolIndex
 
 
 @dataclass
@@ -58,7 +60,13 @@ _ITEM_CHANGES = (
 
 @dataclass
 class Diff:
-    """The change from cursor ``a`` to cursor ``b`` of one pool."""
+    """The change from cursor ``a`` to cursor ``b`` of one pool.
+
+    ``joined``, ``left`` and ``updated`` are the diff's own copies of the
+    members (editing one changes no snapshot); the message and wake changes
+    read the index the diff was made from, so a what-if refreshed since does
+    not change them.
+    """
 
     pool_id: str
     a: int
@@ -143,8 +151,8 @@ class Changes(Sequence):
     changes.
     """
 
-    def __init__(self, history: PoolHistory, before: np.ndarray, after: np.ndarray, sort_key: np.ndarray) -> None:
-        self._history = history
+    def __init__(self, index: PoolIndex, before: np.ndarray, after: np.ndarray, sort_key: np.ndarray) -> None:
+        self._index = index  # the index the positions are of (a what-if's is replaced when it is refreshed)
         self._before = before  # position of the record current at a (-1: none)
         self._after = after  # position of the record current at b (-1: none)
         self._order = np.argsort(sort_key, kind="stable") if len(sort_key) else np.zeros(0, dtype=np.int64)
@@ -153,7 +161,7 @@ class Changes(Sequence):
         return len(self._order)
 
     def _make(self, j: int) -> Change:
-        entries, seqs = self._history.index.entries, self._history.index.seqs
+        entries, seqs = self._index.entries, self._index.seqs
         a, b = int(self._before[j]), int(self._after[j])
         return Change(
             cast(str, entries[b if b >= 0 else a].key),
@@ -182,18 +190,17 @@ class Changes(Sequence):
         return f"<{len(self)} changes>"
 
 
-def _live(history: PoolHistory, namespace: str, cursor: int) -> dict[str, int]:
+def _live(index: PoolIndex, namespace: str, cursor: int) -> dict[str, int]:
     """key -> position of the record current at ``cursor`` (members: a small set)."""
     if cursor <= 0:
         return {}
-    live = history.index.live_positions(namespace, cursor, ordered=False)
-    return dict(zip(history.index.field("key", live), live.tolist()))
+    live = index.live_positions(namespace, cursor, ordered=False)
+    return dict(zip(index.field("key", live), live.tolist()))
 
 
-def _compare(history: PoolHistory, namespace: str, a: int, b: int) -> tuple[Changes, Changes, Changes]:
+def _compare(index: PoolIndex, namespace: str, a: int, b: int) -> tuple[Changes, Changes, Changes]:
     """Added, changed (status) and removed keys of a namespace, from array
     operations over the two live sets; ordered by seq going forward, by id going back."""
-    index = history.index
     empty = np.zeros(0, dtype=np.int64)
     live_a = index.live_positions(namespace, a, ordered=False) if a > 0 else empty
     live_b = index.live_positions(namespace, b, ordered=False) if b > 0 else empty
@@ -205,9 +212,9 @@ def _compare(history: PoolHistory, namespace: str, a: int, b: int) -> tuple[Chan
     new = ~np.isin(rank_b, common, assume_unique=True)
     gone = ~np.isin(rank_a, common, assume_unique=True)
     forward = b >= a
-    added = Changes(history, np.full(int(new.sum()), -1), live_b[new], live_b[new] if forward else rank_b[new])
-    changed = Changes(history, both_a[differs], both_b[differs], both_b[differs] if forward else rank_b[in_b][differs])
-    removed = Changes(history, live_a[gone], np.full(int(gone.sum()), -1), rank_a[gone])
+    added = Changes(index, np.full(int(new.sum()), -1), live_b[new], live_b[new] if forward else rank_b[new])
+    changed = Changes(index, both_a[differs], both_b[differs], both_b[differs] if forward else rank_b[in_b][differs])
+    removed = Changes(index, live_a[gone], np.full(int(gone.sum()), -1), rank_a[gone])
     return added, changed, removed
 
 
@@ -221,12 +228,13 @@ def diff(history: PoolHistory, a: int, b: int) -> Diff:
     index = history.index
     a, b = index.check_cursor(a, "a"), index.check_cursor(b, "b")
     entries = index.entries
-    members_a, members_b = _live(history, "members", a), _live(history, "members", b)
+    members_a, members_b = _live(index, "members", a), _live(index, "members", b)
     result = Diff(history.pool_id, a, b)
-    result.joined = [entries[p].extra for k, p in sorted(members_b.items()) if k not in members_a]
-    result.left = [entries[p].extra for k, p in sorted(members_a.items()) if k not in members_b]
+    # copies: the index's own member dicts are never handed out
+    result.joined = [copied_member(entries[p].extra) for k, p in sorted(members_b.items()) if k not in members_a]
+    result.left = [copied_member(entries[p].extra) for k, p in sorted(members_a.items()) if k not in members_b]
     result.updated = [
-        entries[p].extra
+        copied_member(entries[p].extra)
         for k, p in sorted(members_b.items())
         if k in members_a and members_a[k] != p and entries[members_a[k]].extra != entries[p].extra
     ]
@@ -234,7 +242,7 @@ def diff(history: PoolHistory, a: int, b: int) -> Diff:
     topics_b = {t for p in members_b.values() for t in entries[p].extra.get("topics", ())}
     result.topics_added = sorted(topics_b - topics_a)
     result.topics_removed = sorted(topics_a - topics_b)
-    result.messages_added, result.messages_changed, result.messages_removed = _compare(history, "messages", a, b)
-    result.wakes_added, result.wakes_changed, result.wakes_removed = _compare(history, "wakes", a, b)
+    result.messages_added, result.messages_changed, result.messages_removed = _compare(index, "messages", a, b)
+    result.wakes_added, result.wakes_changed, result.wakes_removed = _compare(index, "wakes", a, b)
     result.created_changed = index.created_at(a) != index.created_at(b)
     return result

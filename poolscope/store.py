@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 
 from . import wire
@@ -41,6 +42,7 @@ from .errors import (
     ConfigConflictError,
     CorruptRecordError,
     DatabaseAccessError,
+    DatabaseChangedError,
     DatabaseClosedError,
     DatabaseError,
     InvalidInputError,
@@ -51,11 +53,11 @@ from .errors import (
     SchemaError,
     WriteRefusedError,
 )
-from .fold import configs_equal
-from .history import Record, read_records
+from .fold import DAMAGED, configs_equal
+from .history import Record, _loaded_key, read_records
 from .index import MAX_SEQ, PoolIndex
 from .load import fetch_payloads
-from .snapshot import Snapshot, snapshot_at
+from .snapshot import Snapshot, copied_member, snapshot_at
 from .source import SQLITE_MAGIC, check_schema, check_side_files, read_start, resolve
 from .sqlite_errors import is_busy, sqlite_errors
 
@@ -282,7 +284,27 @@ class _PoolLog:
         self.index = PoolIndex(store.path, pool_id)
 
     def payloads(self, seqs: list[int]) -> dict[int, Any]:
-        return fetch_payloads(self._store.conn, self.path, self.pool_id, seqs)
+        """The payloads of these seqs, each checked against the record the index holds for it:
+        a snapshot made in a batch that was rolled back since holds records the file no longer
+        has (another may have been written at the same seq), a :class:`DatabaseChangedError`."""
+        out = fetch_payloads(self._store.conn, self.path, self.pool_id, seqs)
+        index = self.index
+        known = index.arrays()["seq"]
+        asked = np.asarray(seqs, dtype=np.int64)
+        at = np.minimum(np.searchsorted(known, asked), max(len(known) - 1, 0))
+        held = known[at] == asked if len(known) else np.zeros(len(asked), dtype=bool)
+        for seq, entry in zip(asked[held].tolist(), index.entries_at(at[held])):
+            if entry.kind == DAMAGED:
+                continue  # no key to compare
+            if seq not in out or _loaded_key(out[seq], entry.kind) != (wire.KINDS[entry.kind], entry.key, entry.status):
+                raise DatabaseChangedError(
+                    f"the record at seq {seq} is not the {wire.KINDS[entry.kind]} this store folded: "
+                    "it was rolled back since (a store.batch() that failed) or the file was rewritten",
+                    path=self.path,
+                    pool_id=self.pool_id,
+                    seq=seq,
+                )
+        return out
 
     def payload_at(self, position: int) -> Any:
         seq = self.index.seqs[position]
@@ -580,7 +602,8 @@ class PoolStore:
             return self._append(log, "member_joined", {"type": "member_joined", "member": member})
 
     def leave_member(self, pool_id: str, run_id: str) -> tuple[dict, int]:
-        """Append ``member_left`` for ``run_id``; return ``(member, cursor)``.
+        """Append ``member_left`` for ``run_id``; return ``(member, cursor)`` (the member is a copy:
+        editing it changes nothing the store writes).
 
         Raises :class:`NotAMemberError` when the run is not a member.
         """
@@ -592,9 +615,9 @@ class PoolStore:
                 raise NotAMemberError(
                     f"run {run_id!r} is not a member of this agent pool", path=self.path, pool_id=pool_id
                 )
-            member = log.index.entries[position].extra
-            cursor = self._append(log, "member_left", {"type": "member_left", "member": member})
-            return member, cursor
+            stored = log.index.entries[position].extra  # the fold's own: written as it is, never handed out
+            cursor = self._append(log, "member_left", {"type": "member_left", "member": stored})
+            return copied_member(stored), cursor
 
     def message_receipt(self, pool_id: str, idempotency_key: str) -> dict | None:
         """The latest receipt stored under an idempotency key, or ``None`` (dedupe)."""

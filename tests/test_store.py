@@ -399,3 +399,53 @@ def test_a_compiled_filter_the_sdk_could_not_have_made_is_refused(store):
     assert len(store.watch("p")) == 2
     with poolscope.open(store.path, cache=False) as db:
         assert [a.code for a in db.check() if a.severity == "error"] == []
+
+
+def test_editing_what_the_store_hands_out_changes_nothing_it_writes(store):
+    """Snapshots and the member leave_member returns are the caller's copies: the
+    rows written after they were edited are the SDK's for the same calls."""
+    store.open_pool("p", {})
+    store.join_member("p", {"run_id": "r1", "agent_id": "a1", "topics": ["t"]})
+    for snap in (store.snapshot("p"), store.open_pool("p", {})):
+        snap.members[0]["topics"].append("x")
+        snap.members[0]["agent_id"] = "edited"
+        snap.config["wake_policy"]["envelope_only"] = False
+        snap.config["message_policy"]["include_sender_in_pool_broadcast"] = True
+    member, seq = store.leave_member("p", "r1")
+    assert member == {"run_id": "r1", "agent_id": "a1", "topics": ["t"]}
+    member["topics"].clear()
+    store.join_member("p", {"run_id": "r1", "agent_id": "a1", "topics": ["t"]})
+    _, again = store.leave_member("p", "r1")
+    assert store.open_pool("p", {}).cursor == again  # the stored config, not the edited one: no conflict
+    conn = sqlite3.connect(store.path)
+    try:
+        rows = conn.execute("SELECT seq, payload_json FROM agent_pool_records WHERE pool_id = 'p'").fetchall()
+    finally:
+        conn.close()
+    left = '{"type":"member_left","member":{"run_id":"r1","agent_id":"a1","topics":["t"]}}'
+    assert (
+        rows[0][1]
+        == '{"type":"pool_opened","config":{"message_policy":{"include_sender_in_pool_broadcast":false},"wake_policy":{"envelope_only":true}}}'
+    )
+    assert [(s, text) for s, text in rows if s in (seq, again)] == [(seq, left), (again, left)]
+
+
+def test_a_snapshot_made_in_a_batch_rolled_back_since_is_not_read_from_the_records_written_after(store):
+    """The rolled-back batch's seqs are written again with other messages: the held
+    snapshot keeps its ids and does not pass the new records off as its own."""
+    store.open_pool("p", {})
+    store.join_member("p", MEMBER)
+    receipt = {"status": "accepted"}
+    with pytest.raises(ValueError), store.batch():
+        for n in range(2):
+            store.record_message("p", _message(n), {**receipt, "message_id": f"msg.{n}"})
+        held = store.snapshot("p")
+        raise ValueError("the import failed")
+    for n in range(10, 12):
+        store.record_message("p", _message(n), {**receipt, "message_id": f"msg.{n}"})
+    assert held.messages.ids == ["msg.0", "msg.1"]
+    assert held.messages.seqs == [3, 4]
+    with pytest.raises(poolscope.DatabaseChangedError, match="not the run_message this store folded") as info:
+        held.to_json()
+    assert info.value.seq == 3
+    assert store.snapshot("p").messages.ids == ["msg.10", "msg.11"]
