@@ -345,6 +345,8 @@ class PoolStore:
             raise
         self._logs: dict[str, _PoolLog] = {}
         self._batch = False
+        #: The pools written since each open ``SAVEPOINT`` of a batch inside a batch (innermost last).
+        self._savepoints: list[set[str]] = []
         self._closed = False
         #: The error that ended the current batch (its transaction is rolled back), if one did.
         self._spoiled: BaseException | None = None
@@ -385,11 +387,38 @@ class PoolStore:
         ...         pass
         >>> store.snapshot("pool.a").cursor
         102
+
+        A batch opened inside another one is all or nothing too (an SQLite
+        ``SAVEPOINT``): when its block ends with an exception, its calls are
+        rolled back and the store forgets what it folded from them, while the
+        outer batch goes on as it was before the inner one began; when it ends
+        normally its calls are written with the outer batch's (or not at all,
+        if that one fails).  A call that fails on the file still ends the
+        outermost batch, as above:
+
+        >>> def add(runs, fail=False):
+        ...     with store.batch():
+        ...         for run in runs:
+        ...             _ = store.join_member("pool.a", {"run_id": run, "agent_id": "agent.x"})
+        ...         if fail:
+        ...             raise ValueError("a bad chunk")
+        >>> with store.batch():
+        ...     add(["run.ok"])
+        ...     try:
+        ...         add(["run.bad.1", "run.bad.2"], fail=True)
+        ...     except ValueError:
+        ...         pass
+        >>> [run for run in store.snapshot("pool.a").member_ids if run.startswith("run.ok") or run.startswith("run.bad")]
+        ['run.ok']
+
+        Closing the store inside a batch rolls the batch back; the block's end
+        then raises :class:`~poolscope.errors.DatabaseClosedError`.
+
         >>> store.close()
         """
         if self._batch:
-            self._refuse_if_spoiled()
-            yield self
+            with self._savepoint():
+                yield self
             return
         conn = self.conn
         with sqlite_errors(self.path):
@@ -399,8 +428,10 @@ class PoolStore:
             try:
                 yield self
             except BaseException:
-                self._roll_back()
+                if not self._closed:  # closing rolled it back
+                    self._roll_back()
                 raise
+            self._refuse_if_closed_in_batch()
             self._refuse_if_spoiled()
             if not conn.in_transaction:
                 # ended behind the store's back (store.conn used for a COMMIT or ROLLBACK): what it holds is unknown
@@ -413,7 +444,60 @@ class PoolStore:
                 self._roll_back()
                 raise
         finally:
-            self._batch, self._spoiled = False, None
+            self._batch, self._spoiled, self._savepoints = False, None, []
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """A batch inside a batch: a ``SAVEPOINT``, rolled back to (and the folds of the pools
+        written since forgotten) when its block raises, released when it ends."""
+        self._refuse_if_spoiled()
+        conn = self.conn
+        name = f"poolscope_batch_{len(self._savepoints) + 1}"
+        with sqlite_errors(self.path):
+            conn.execute(f"SAVEPOINT {name}")
+        self._savepoints.append(set())
+        try:
+            yield
+        except BaseException:
+            written = self._savepoints.pop()
+            if self._spoiled is None and not self._closed:  # else the whole batch is rolled back already
+                if not conn.in_transaction:  # ended behind the store's back: what it holds is unknown
+                    self._logs.clear()
+                    raise
+                try:
+                    with sqlite_errors(self.path):
+                        conn.execute(f"ROLLBACK TO {name}")
+                        conn.execute(f"RELEASE {name}")
+                except BaseException as error:
+                    self._spoiled = error
+                    self._roll_back()
+                    raise
+                for pool_id in written:
+                    self._logs.pop(pool_id, None)
+            raise
+        written = self._savepoints.pop()
+        if self._savepoints:
+            self._savepoints[-1].update(written)
+        self._refuse_if_closed_in_batch()
+        self._refuse_if_spoiled()
+        if not conn.in_transaction:
+            self._logs.clear()
+            return
+        try:
+            with sqlite_errors(self.path):
+                conn.execute(f"RELEASE {name}")
+        except BaseException as error:
+            self._spoiled = error
+            self._roll_back()
+            raise
+
+    def _refuse_if_closed_in_batch(self) -> None:
+        """At a batch's end: :class:`~poolscope.errors.DatabaseClosedError` if the store was closed in it."""
+        if self._closed:
+            raise DatabaseClosedError(
+                "the store was closed inside store.batch(): the batch was rolled back, none of its calls were written",
+                path=self.path,
+            )
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -558,6 +642,8 @@ class PoolStore:
                 seq=seq,
             )
         log.index.append_rows([(seq, kind, "text", text)])
+        if self._savepoints:
+            self._savepoints[-1].add(pool_id)
         return seq
 
     # --------------------------------------------------------- trait methods

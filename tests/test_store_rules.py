@@ -317,3 +317,74 @@ def test_a_rule_that_replaces_an_older_row_is_a_write_refused_error(tmp_path):
         with pytest.raises(poolscope.WriteRefusedError):
             store.next_event_sequence("p")
         assert _rows(path) == before
+
+
+def test_a_batch_inside_a_batch_is_all_or_nothing(tmp_path):
+    """A nested batch is a SAVEPOINT: the calls of one whose block raised are not
+    written (and not folded), the outer batch's other calls are."""
+    path = tmp_path / "nested.db"
+
+    def chunk(store: poolscope.PoolStore, runs: list[str], fail: bool = False) -> None:
+        with store.batch():
+            for run in runs:
+                store.join_member("p", {"run_id": run, "agent_id": "agent.x"})
+            if fail:
+                raise ValueError("a bad chunk")
+
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})
+        with store.batch():
+            chunk(store, ["r1"])
+            with pytest.raises(ValueError):
+                chunk(store, ["r2", "r3"], fail=True)
+            with pytest.raises(poolscope.NotAMemberError):  # the fold forgot r2 too
+                store.leave_member("p", "r2")
+            with pytest.raises(ValueError), store.batch():
+                chunk(store, ["r4"])  # released into the middle batch, which then fails
+                raise ValueError("the middle batch fails")
+            chunk(store, ["r5"])
+            assert store.join_member("p", NEXT) == 4
+        _same_as_the_reader(store)
+    written = [(seq, kind, payload) for _, seq, kind, payload in _rows(path)]
+    assert [(seq, kind) for seq, kind, _ in written] == [
+        (1, "pool_opened"),
+        (2, "member_joined"),
+        (3, "member_joined"),
+        (4, "member_joined"),
+    ]
+    assert [payload.split('"run_id":"')[1].split('"')[0] for _, _, payload in written[1:]] == ["r1", "r5", "run.next"]
+
+
+def test_a_call_failing_on_the_file_in_a_nested_batch_still_rolls_the_whole_batch_back(tmp_path):
+    path = _created(tmp_path / "nested_rule.db")
+    _sql(
+        path,
+        "CREATE TRIGGER no_bad BEFORE INSERT ON agent_pool_records "
+        "WHEN NEW.payload_json LIKE '%run.bad%' BEGIN SELECT RAISE(ABORT, 'no'); END;",
+    )
+    before = _rows(path)
+    with poolscope.PoolStore(path) as store:
+        with pytest.raises(poolscope.WriteRefusedError) as ended, store.batch():
+            store.join_member("p", NEXT)
+            with store.batch(), pytest.raises(poolscope.DatabaseError):
+                store.join_member("p", BAD)
+        assert ended.value.code == "batch_rolled_back"
+    assert _rows(path) == before
+
+
+def test_closing_the_store_inside_a_batch_is_a_database_closed_error(tmp_path):
+    path = _created(tmp_path / "closed.db")
+    before = _rows(path)
+    for depth in (1, 2):
+        store = poolscope.PoolStore(path)
+        with pytest.raises(poolscope.DatabaseClosedError, match="closed inside store.batch"), store.batch():
+            store.join_member("p", NEXT)
+            if depth == 2:
+                with store.batch():
+                    store.join_member("p", BAD)
+                    store.close()
+            else:
+                store.close()
+        with pytest.raises(poolscope.DatabaseClosedError):
+            store.snapshot("p")
+    assert _rows(path) == before
