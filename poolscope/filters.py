@@ -5,7 +5,9 @@
 answers with boolean masks over the pool's records, the next/previous match
 from a cursor, and match counts per window of cursors (the explorer's
 timeline strip).  It is built in one pass over the index and extended as the
-log grows (:meth:`RecordFilter.extend`).
+log grows (:meth:`RecordFilter.extend`); when the history's index is replaced
+instead (a what-if folded again by ``refresh()``), ``extend`` starts again
+from the new one.
 
 >>> import poolscope
 >>> from poolscope.filters import RecordFilter
@@ -42,11 +44,14 @@ class RecordFilter:
 
     ``runs`` and ``agents`` are the run and agent ids seen in the records
     (members, senders, addressees, waiting runs); ``runs_of_agent`` the runs
-    that joined as each agent.
+    that joined as each agent; ``index`` the history's index it answers
+    for (every mask, match and count is over that index's records, the first
+    ``n`` of them).
     """
 
     def __init__(self, history: PoolHistory) -> None:
         self.history = history
+        self.index = history.index
         self.n = 0
         self.runs: set[str] = set()
         self.agents: set[str] = set()
@@ -55,8 +60,18 @@ class RecordFilter:
         self.extend()
 
     def extend(self) -> bool:
-        """Take in the records loaded since; return whether there were any."""
-        entries = self.history.index.entries
+        """Take in the records loaded since; return whether there were any.
+
+        A history whose index was replaced rather than appended to (a what-if
+        folded again: records may have left it, and positions moved) is taken
+        in again from its first record.
+        """
+        index = self.history.index
+        if index is not self.index:
+            self.index, self.n = index, 0
+            self.runs, self.agents, self.runs_of_agent = set(), set(), {}
+            self._masks = {}
+        entries = index.entries
         n = len(entries)
         if n == self.n:
             return False
@@ -89,7 +104,7 @@ class RecordFilter:
         only ``namespace``'s (``"message"`` or ``"wake"``)."""
         key = ("status", status, namespace)
         if key not in self._masks:
-            self._masks[key] = self.history.index.status_mask(status, namespace)[: self.n]
+            self._masks[key] = self.index.status_mask(status, namespace)[: self.n]
         return self._masks[key]
 
     def failures(self) -> np.ndarray:
@@ -109,7 +124,7 @@ class RecordFilter:
         and the messages addressed or delivered to it."""
         key = ("run", run)
         if key not in self._masks:
-            entries = self.history.index.entries[: self.n]
+            entries = self.index.entries[: self.n]
             self._masks[key] = np.fromiter(
                 (
                     e.run_id == run
@@ -130,7 +145,7 @@ class RecordFilter:
         key = ("agent", agent)
         if key not in self._masks:
             runs = self.runs_of_agent.get(agent, set())
-            entries = self.history.index.entries[: self.n]
+            entries = self.index.entries[: self.n]
             self._masks[key] = np.fromiter(
                 (
                     e.agent_id == agent
@@ -164,7 +179,7 @@ class RecordFilter:
         for name, value in (("kind", kind), ("status", status), ("run", run), ("agent", agent)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInputError(f"{name} must be a string or None, not {shown_value(value)}")
-        index = self.history.index
+        index = self.index
         parts: list[np.ndarray] = []
         if kind:
             key = ("kind", kind)
@@ -189,7 +204,7 @@ class RecordFilter:
         """The seq of the first record matching ``mask`` after ``cursor``
         (``forward=False``: the last one before it); ``None`` when there is none.
         ``mask=None`` matches every record."""
-        seqs = self.history.index.arrays()["seq"]
+        seqs = self.index.arrays()["seq"]
         n = len(mask) if mask is not None else len(seqs)
         if forward:
             start = int(np.searchsorted(seqs, cursor, side="right"))
@@ -209,6 +224,6 @@ class RecordFilter:
 
     def per_window(self, mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """How many records matching ``mask`` fall in each window between ``edges`` (cursors)."""
-        seqs = self.history.index.arrays()["seq"][: len(mask)]
+        seqs = self.index.arrays()["seq"][: len(mask)]
         counts, _ = np.histogram(seqs[mask], bins=edges)
         return counts

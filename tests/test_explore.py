@@ -400,6 +400,99 @@ def test_live_mode_sees_records_appended_by_a_writer(sample_copy):
     assert not explorer.live and "live" not in explorer.head_label.value
 
 
+@pytest.mark.parametrize("loader", ["db.refresh", "pool.refresh", "pool.follow"])
+def test_poll_follows_records_loaded_by_another_refresh(sample_copy, loader):
+    """Whoever loaded the new records first (another cell's refresh, follow()),
+    poll shows the pool as it now is, not only when its own refresh found them."""
+    with poolscope.explore(sample_copy, "pool.alpha", check=False) as explorer:
+        head = explorer.pool.head
+        store = poolscope.PoolStore(sample_copy)
+        try:
+            store.join_member("pool.alpha", member(1))
+            store.join_member("pool.alpha", member(2))
+        finally:
+            store.close()
+        pool = explorer.db.pool("pool.alpha")
+        if loader == "db.refresh":
+            assert explorer.db.refresh()["pool.alpha"] == 2
+        elif loader == "pool.refresh":
+            assert pool.refresh() == 2
+        else:
+            assert len(list(pool.follow(after=head, poll=0.01, limit=2))) == 2
+        with poolscope.open(sample_copy, cache=False) as fresh:
+            expected = fresh.pool("pool.alpha")
+            assert expected.head == head + 2
+            assert explorer.poll() == 2
+            assert explorer.slider.max == expected.head and explorer.cursor == expected.head
+            assert explorer.shown["cursor"] == expected.head
+            assert explorer.shown["member_ids"] == expected.snapshot().member_ids
+            assert f"head <b>{expected.head}</b>" in explorer.head_label.value
+            assert explorer.jump("previous", kind=None, status=None, run="run.live.1", agent=None) == head + 1
+            assert explorer.poll() == 0 and explorer.cursor == head + 1
+
+
+def test_poll_folds_a_shown_what_if_again(tmp_path):
+    """explore(what_if) in live mode: the what-if is folded again with the base's
+    new records, and a run that now joins as a removed agent leaves it -- its
+    earlier records too (the index is replaced, not appended to)."""
+    path = tmp_path / "whatif.db"
+    store = poolscope.PoolStore(path)
+    try:
+        store.open_pool("p", {})
+        store.record_pool_created("p")
+        store.join_member("p", {"run_id": "r1", "agent_id": "a"})  # 3
+        store.join_member("p", {"run_id": "r2", "agent_id": "b"})  # 4: removed
+        store.join_member("p", {"run_id": "r3", "agent_id": "a"})  # 5: removed once r3 joins as b
+    finally:
+        store.close()
+    with poolscope.open(path) as db:
+        alt = db.pool("p").without(agents=["b"])
+        explorer = poolscope.explore(alt, check=False)
+        try:
+            assert explorer.pool is alt and explorer.slider.max == explorer.cursor == 5
+            assert explorer.shown["member_ids"] == ["r1", "r3"]
+            explorer.set_cursor(3)
+            assert explorer.jump("next", kind=None, status=None, run="r3", agent=None) == 5
+            writer = poolscope.PoolStore(path)
+            try:
+                writer.join_member("p", {"run_id": "r3", "agent_id": "b"})  # 6
+                writer.join_member("p", {"run_id": "r4", "agent_id": "a"})  # 7
+            finally:
+                writer.close()
+            with poolscope.open(path, cache=False) as fresh_db:
+                fresh = fresh_db.pool("p").without(agents=["b"])
+                assert fresh.index.seqs == [1, 2, 3, 7]
+                draws = explorer.timeline_draws
+                explorer.poll()
+                assert explorer.timeline_draws == draws + 1  # the new fold's figure, not the old one's
+                assert explorer.slider.max == fresh.head == 7 and explorer.cursor == 7
+                assert explorer.shown["member_ids"] == fresh.snapshot().member_ids == ["r1", "r4"]
+                assert f"head <b>{fresh.head}</b>" in explorer.head_label.value
+                # the filters answer for the new fold: r3's records are gone, r4's are there
+                explorer.set_cursor(3)
+                assert explorer.jump("next", kind=None, status=None, run="r3", agent=None) is None
+                assert explorer.jump("next", kind=None, status=None, run="r4", agent=None) == 7
+                explorer.set_cursor(6)
+                assert explorer.shown["member_ids"] == fresh.snapshot(6).member_ids == ["r1"]
+                explorer.set_cursor(7)
+                assert explorer.step(-1) == 3  # 5 and 6 left the what-if
+                assert explorer.poll() == 0 and explorer.cursor == 3
+            writer = poolscope.PoolStore(path)
+            try:
+                writer.join_member("p", {"run_id": "r1", "agent_id": "b"})  # 8: r1 leaves the what-if
+            finally:
+                writer.close()
+            with poolscope.open(path, cache=False) as fresh_db:
+                fresh = fresh_db.pool("p").without(agents=["b"])
+                assert fresh.index.seqs == [1, 2, 7]
+                explorer.poll()  # away from the head: the cursor stays, the state there is the new fold's
+                assert explorer.cursor == 3 and explorer.slider.max == fresh.head == 7
+                assert explorer.shown["cursor"] == 3
+                assert explorer.shown["member_ids"] == fresh.snapshot(3).member_ids == []
+        finally:
+            explorer.close()
+
+
 # ------------------------------------------------------------ damage, anomalies
 def test_damaged_records_are_shown_not_fatal(sample_copy):
     with sqlite3.connect(sample_copy) as conn:

@@ -90,3 +90,27 @@ def test_a_source_that_cannot_be_opened_leaves_the_picker_on_the_one_shown(tmp_p
         assert ex.source == a and ex.source_picker.value == a  # the picker names what is shown
         assert ex.status.value  # the error is said
         ex.close()
+
+
+def test_a_live_source_follows_records_loaded_by_the_fleet_refresh(tmp_path):
+    """fleet.refresh() loads the new records of every database it opened: the
+    explorer's next poll shows them (it compares with the pool, not with what
+    its own refresh found)."""
+    generate(tmp_path / "a.db", pools=1, records=60, seed=5)
+    with poolscope.fleet(tmp_path, workers=1) as fleet, poolscope.explore(fleet) as ex:
+        explorer, pool_id = ex.explorer, ex.pool.pool_id
+        head = ex.pool.head
+        assert explorer.cursor == head
+        store = poolscope.PoolStore(tmp_path / "a.db")
+        try:
+            store.join_member(pool_id, {"run_id": "run.fleet.new", "agent_id": "agent.fleet"})
+        finally:
+            store.close()
+        fleet.refresh()
+        with poolscope.open(tmp_path / "a.db", cache=False) as fresh:
+            expected = fresh.pool(pool_id)
+            assert expected.head == head + 1
+            assert explorer.poll() == 1
+            assert explorer.slider.max == explorer.cursor == expected.head
+            assert explorer.shown["member_ids"] == expected.snapshot().member_ids
+            assert "run.fleet.new" in explorer.shown["member_ids"]

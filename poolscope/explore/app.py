@@ -730,38 +730,63 @@ class Explorer:
 
     # ----------------------------------------------------------- live mode
     def poll(self) -> int:
-        """Load records appended since (``db.refresh()``); extend the slider,
-        follow the head if the cursor was there.  Returns the new records of
-        the selected pool.  Live mode calls it every ``interval`` seconds."""
+        """Load records appended since (``db.refresh()``, and a what-if's own
+        ``refresh()`` when one is shown: it is folded again); extend the
+        slider to the pool's head, follow the head if the cursor was there.
+        Returns how many more records the pool shown holds than the explorer
+        showed (a what-if folded again can hold fewer: then it is negative).
+        Live mode calls it every ``interval`` seconds.
+
+        The explorer compares what it shows with the pool, whoever refreshed
+        the database (another cell's ``db.refresh()``, ``pool.follow()``);
+        pools created since join the picker.
+
+        >>> ex = poolscope.explore(db, "pool.alpha")
+        >>> ex.poll()
+        0
+        """
         with self._lock:
-            if self.pool is None:
-                return 0
-            known = self.db.pool_ids
+            pool = self.pool
             try:
-                added = self.db.refresh().get(self.pool.pool_id, 0)
+                self.db.refresh()
+                if pool is not None and self._histories.get(pool.pool_id) is pool:
+                    pool.refresh()  # a what-if: refreshes its base, folds again
             except DatabaseChangedError as error:
                 self.stop()
                 self._say(f"<span class='ps-err'>live mode stopped: {render.esc(error)}</span>")
                 return 0
-            if self.db.pool_ids != known:
+            ids = self.db.pool_ids
+            if list(self.pool_picker.options) != ids:
                 self._busy += 1
                 try:
-                    self.pool_picker.options = self.db.pool_ids
-                    self.pool_picker.value = self.pool.pool_id
+                    self.pool_picker.options = ids
+                    self.pool_picker.value = pool.pool_id if pool is not None else None
                 finally:
                     self._busy -= 1
-            if not added:
+            if pool is None:
                 return 0
             assert self._filter is not None
-            self._filter.extend()
-            index = self.pool.index
+            before, replaced = self._filter.n, self._filter.index is not pool.index
+            self._filter.extend()  # starts again from a what-if's new index
+            index = pool.index
+            head = pool.head
+            if not replaced and len(index) == before and self.slider.max == head:
+                return 0
             at_head = self.slider.value == self.slider.max
-            head = self.pool.head
-            self._set_slider(index.seqs[0], head, head if at_head else self.slider.value)
+            lo = index.seqs[0] if index.seqs else 0
+            cursor = head if at_head else min(max(self.slider.value, lo), head)
+            if replaced:  # a what-if folded again: records before the cursor may have left it too
+                self._shown_cursor = None  # the diff is from the record before the cursor
+            self._set_slider(lo, head, cursor)
             self._update_head_label()
             self._update_filter_options()
-            self._update({"records"} | ({"cursor"} if at_head else set()))
-            return added
+            changed = {"records"}
+            if replaced:
+                changed |= {"pool", "cursor"}  # drawn again as a pool picked anew (the timeline too)
+            elif at_head or cursor != self._shown_cursor:
+                changed.add("cursor")
+            self._update(changed, cursor)
+            return len(index) - before
 
     @property
     def interval(self) -> float:

@@ -72,7 +72,8 @@ class TimelinePanel(Panel):
             {a.seq for a in view.anomalies or () if a.pool_id == view.pool.pool_id and a.seq is not None}
         )
         f = view.filters
-        key = (view.pool.pool_id, len(view.pool.index), tuple(f.values()), tuple(anomalies))
+        # a what-if folded again is another log under the same pool id: its head tells them apart
+        key = (view.pool.pool_id, len(view.pool.index), view.pool.head, tuple(f.values()), tuple(anomalies))
         cached = self._figures.pop(key, None)
         if cached is not None:
             self.restore(cached, view.cursor)
