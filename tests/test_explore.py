@@ -493,6 +493,30 @@ def test_poll_folds_a_shown_what_if_again(tmp_path):
             explorer.close()
 
 
+def test_poll_shows_the_first_pool_written_into_an_empty_database(tmp_path):
+    path = tmp_path / "later.db"
+    poolscope.PoolStore(path).close()  # the SDK's tables, no pool yet
+    with poolscope.explore(path, check=False) as explorer:
+        assert explorer.pool is None and explorer.poll() == 0 and list(explorer.pool_picker.options) == []
+        store = poolscope.PoolStore(path)
+        try:
+            store.open_pool("q", {})
+            store.open_pool("p", {})
+            store.record_pool_created("p")
+            store.join_member("p", {"run_id": "r1", "agent_id": "a"})
+        finally:
+            store.close()
+        with poolscope.open(path, cache=False) as fresh:
+            ids, first = fresh.pool_ids, fresh.pool(fresh.pool_ids[0])
+            assert ids == ["p", "q"]
+            assert explorer.poll() == len(first) == 3
+            assert list(explorer.pool_picker.options) == ids and explorer.pool_picker.value == "p"
+            assert explorer.pool.pool_id == "p" and explorer.slider.max == explorer.cursor == first.head
+            assert explorer.shown["member_ids"] == first.snapshot().member_ids == ["r1"]
+            assert "no pool" not in explorer.status_line.value
+            assert explorer.poll() == 0
+
+
 # ------------------------------------------------------------ damage, anomalies
 def test_damaged_records_are_shown_not_fatal(sample_copy):
     with sqlite3.connect(sample_copy) as conn:

@@ -739,7 +739,8 @@ class Explorer:
 
         The explorer compares what it shows with the pool, whoever refreshed
         the database (another cell's ``db.refresh()``, ``pool.follow()``);
-        pools created since join the picker.
+        pools created since join the picker, and an explorer that showed no
+        pool (its database held none yet) shows the first of them.
 
         >>> ex = poolscope.explore(db, "pool.alpha")
         >>> ex.poll()
@@ -764,7 +765,11 @@ class Explorer:
                 finally:
                     self._busy -= 1
             if pool is None:
-                return 0
+                if not ids:
+                    return 0
+                self.select_pool(ids[0])  # the database's first pool, written since
+                assert self.pool is not None
+                return len(self.pool.index)
             assert self._filter is not None
             before, replaced = self._filter.n, self._filter.index is not pool.index
             self._filter.extend()  # starts again from a what-if's new index
