@@ -554,6 +554,20 @@ def test_the_explorer_displays_as_its_widget(sample):
     assert sample.slider.continuous_update is False
 
 
+def test_a_closed_explorer_displays_as_text(sample_copy, monkeypatch):
+    """``with poolscope.explore(path) as ex: ...`` then ``ex`` in a cell: a line of text, no traceback."""
+    import IPython.display
+
+    with poolscope.explore(sample_copy, "pool.alpha", check=False) as explorer:
+        assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
+    text = {"text/plain": f"{explorer!r} (closed)"}
+    assert explorer._repr_mimebundle_() == text and "poolscope.Explorer" in text["text/plain"]
+    shown: list = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **kw: shown.append((a, kw)))
+    explorer._ipython_display_()  # what IPython calls first
+    assert shown == [((text,), {"raw": True})]
+
+
 def test_empty_database_shows_a_message(tmp_path):
     path = tmp_path / "empty.db"
     poolscope.PoolStore(path).close()

@@ -114,3 +114,16 @@ def test_a_live_source_follows_records_loaded_by_the_fleet_refresh(tmp_path):
             assert explorer.slider.max == explorer.cursor == expected.head
             assert explorer.shown["member_ids"] == expected.snapshot().member_ids
             assert "run.fleet.new" in explorer.shown["member_ids"]
+
+
+def test_a_closed_fleet_explorer_displays_as_text(hosts, monkeypatch):
+    import IPython.display
+
+    with poolscope.explore(hosts) as ex:
+        assert "application/vnd.jupyter.widget-view+json" in ex._repr_mimebundle_()
+    text = {"text/plain": f"{ex!r} (closed)"}
+    assert ex._repr_mimebundle_() == text
+    shown: list = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **kw: shown.append((a, kw)))
+    ex._ipython_display_()
+    assert shown == [((text,), {"raw": True})]

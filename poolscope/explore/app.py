@@ -331,10 +331,16 @@ class Explorer:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        if self._closed:  # its widgets are gone: a line saying so
+            display(self._repr_mimebundle_(), raw=True)
+        else:
+            display(self.widget)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
+        show = getattr(self.widget, "_repr_mimebundle_", None)
+        if self._closed or show is None:  # ipywidgets drops a closed widget's
+            return {"text/plain": f"{self!r} (closed)"}
+        return show(**kwargs)
 
     def __repr__(self) -> str:
         pool = self.pool.pool_id if self.pool is not None else None

@@ -133,10 +133,16 @@ class FleetExplorer:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        if getattr(self.widget, "_repr_mimebundle_", None) is None:  # closed: a line saying so
+            display(self._repr_mimebundle_(), raw=True)
+        else:
+            display(self.widget)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
+        show = getattr(self.widget, "_repr_mimebundle_", None)
+        if show is None:  # ipywidgets drops a closed widget's (see close)
+            return {"text/plain": f"{self!r} (closed)"}
+        return show(**kwargs)
 
     def __repr__(self) -> str:
         pool = None if self.pool is None else self.pool.pool_id
