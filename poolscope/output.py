@@ -83,7 +83,7 @@ def make_folder(folder: Path) -> None:
     for made in (folder, *folder.parents):
         if os.path.lexists(made):
             break
-        _never_a_database(made)
+        never_a_database(made)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -98,7 +98,7 @@ def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> 
     if os.path.islink(path):
         raise OutputError("is a symlink: poolscope does not write through links", path=path)
     if not os.path.lexists(path):
-        _never_a_database(path)  # a side file that is not there yet is still the database's
+        never_a_database(path)  # a side file that is not there yet is still the database's
         return
     if path.is_dir():
         raise OutputError("is a folder, not a file", path=path)
@@ -106,7 +106,7 @@ def check_file(path: Path, *, force: bool = False, own: bytes | None = None) -> 
         raise OutputError(
             "is not a regular file (a device, a FIFO or a socket): poolscope replaces only files", path=path
         )
-    _never_a_database(path)
+    never_a_database(path)
     if force:
         return
     if own is not None and path.is_file():
@@ -125,7 +125,7 @@ def _starts_like_sqlite(path: Path) -> bool:
         return False
 
 
-def _never_a_database(path: Path) -> None:
+def never_a_database(path: Path) -> None:
     """Refuse, even with ``force``, to replace an SQLite database (such as the
     one being read: ``poolscope report pool.db -o pool.db --force``) or one of
     its side files (``pool.db-wal``) with a page or a table."""

@@ -57,6 +57,7 @@ from .fold import DAMAGED, configs_equal
 from .history import Record, _loaded_key, read_records
 from .index import MAX_SEQ, PoolIndex
 from .load import fetch_payloads
+from .output import never_a_database
 from .snapshot import Snapshot, copied_member, snapshot_at
 from .source import SQLITE_MAGIC, check_schema, check_side_files, read_start, resolve
 from .sqlite_errors import is_busy, sqlite_errors
@@ -185,6 +186,9 @@ def _check_store_file(path: Path) -> None:
     if os.path.exists(path) or not os.path.lexists(path):
         check_side_files(path, resolve(path))
     if not os.path.lexists(path):
+        # not at the name of a database's side file (pool.db-wal): the next writer of pool.db would take
+        # the new database for its WAL (or journal) and delete it
+        never_a_database(path)
         folder = path.parent if str(path.parent) else Path(os.curdir)
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
             raise DatabaseAccessError(

@@ -1219,6 +1219,29 @@ def test_a_store_in_a_missing_folder_creates_it(tmp_path):
     assert (tmp_path / "file").read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_a_store_is_never_created_at_a_databases_side_file_name(tmp_path, suffix):
+    """`poolscope generate pool.db-wal` beside a database: the next writer of pool.db would take
+    the new file for its WAL (journal) and delete it, losing what was written -- so PoolStore
+    refuses the name (OutputError, CLI one line, exit 2) and creates nothing; beside a file that
+    is not a database the name is an ordinary one."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    db = Path(shutil.copy(SAMPLE_DB, tmp_path / "pool.db"))
+    before = tree_state(tmp_path)
+    with pytest.raises(poolscope.OutputError, match=f"{suffix[1:]} file of the SQLite database 'pool.db'"):
+        poolscope.PoolStore(tmp_path / f"pool.db{suffix}")
+    result = CliRunner().invoke(cli, ["generate", str(tmp_path / f"pool.db{suffix}"), "--records", "30"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert tree_state(tmp_path) == before
+    (tmp_path / "notes.txt").write_text("not a database")
+    with poolscope.PoolStore(tmp_path / f"notes.txt{suffix}") as store:
+        store.open_pool("pool.x", {})
+    assert db.read_bytes() == SAMPLE_DB.read_bytes()
+
+
 def test_unplaceable_seqs_never_change_the_other_records_state(tmp_path):
     """Rows at seq 2^63-1, 0 and -1 are left out: the snapshot at every cursor
     is the one of the file without them, and doctor reports each (bad_seq)."""
