@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +138,9 @@ def label_text(text: Any, limit: int = LABEL_CHARS) -> str:
     ``limit`` characters (a 4 KB run id takes a lane label's room, not the
     figure's; the full id is in the frames), characters that the font in use
     cannot draw (an emoji in a run id, say) spelled ``<U+1F680>`` instead of
-    an empty box, and ``$`` escaped so that it is not read as mathtext.
+    an empty box, control characters (an ESC, a newline: the SDK refuses
+    them, a hostile file may hold them) spelled the same way, and ``$``
+    escaped so that it is not read as mathtext.
 
     >>> label_text("run.7")
     'run.7'
@@ -147,15 +150,17 @@ def label_text(text: Any, limit: int = LABEL_CHARS) -> str:
     'run.<U+1F680>'
     >>> label_text("cost$")
     'cost\\\\$'
+    >>> label_text("pool\x1b[31m.x")
+    'pool<U+001B>[31m.x'
     """
     text = shorten(text, limit).replace("$", r"\$")  # a "$" would start mathtext
-    if text.isascii():
+    if text.isascii() and text.isprintable():
         return text
     from matplotlib import rcParams
 
     family = rcParams["font.family"][0] if rcParams["font.family"] else "sans-serif"
     drawable = _drawable(family)
-    return "".join(c if ord(c) in drawable else f"<U+{ord(c):04X}>" for c in text)
+    return "".join(c if ord(c) in drawable and unicodedata.category(c) != "Cc" else f"<U+{ord(c):04X}>" for c in text)
 
 
 def _new_axes(figsize: tuple[float, float]) -> Axes:

@@ -426,6 +426,32 @@ def test_label_text_spells_out_what_the_font_cannot_draw():
     assert rocket == "run.review.<U+1F680>-delta" or 0x1F680 in plot._drawable("sans-serif")
 
 
+def test_control_characters_in_ids_are_spelled_out_not_drawn_as_missing_glyphs(tmp_path):
+    """An ESC, a newline or a C1 control in a pool id (the SDK refuses them; a hostile file
+    holds them): labels spell them ``<U+001B>``, and drawing warns of no missing glyph."""
+    import shutil
+    import sqlite3
+    import warnings
+
+    assert [L(t) for t in ("a\x1bb", "a\nb", "a\x85b", "a\x7fb")] == [
+        "a<U+001B>b",
+        "a<U+000A>b",
+        "a<U+0085>b",
+        "a<U+007F>b",
+    ]
+    path = shutil.copy(SAMPLE_DB, tmp_path / "pool.db")
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE agent_pool_records SET pool_id = 'pool\x1b[31m.alpha' WHERE pool_id = 'pool.alpha'")
+    conn.close()
+    with poolscope.open(path, cache=False) as hostile, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ax = plot.members(hostile.pool("pool\x1b[31m.alpha"), ax=Figure().add_subplot())
+        ax.figure.canvas.draw()
+    assert ax.get_title(loc="left").startswith("pool<U+001B>[31m.alpha")
+    assert [str(w.message) for w in caught if "Glyph" in str(w.message)] == []
+
+
 def test_messages_rejects_an_unknown_ghosts_mode(db):
     with pytest.raises(ValueError):
         plot.messages(db.pool(db.pool_ids[0]), ghosts="hide")
