@@ -1280,8 +1280,12 @@ def _detach() -> None:
 def _write_in_child(cache: IndexCache, index: PoolIndex, print_: dict) -> None:
     import gc
 
+    from .source import connect_readonly, started_in_time
+
     gc.disable()
     try:
+        with started_in_time():  # SQLite's mutexes as another thread held them at the fork: ended, not stuck
+            connect_readonly(index.path).close()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cache._write(index, print_)

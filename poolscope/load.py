@@ -243,11 +243,12 @@ def _child_connection(where: Any) -> tuple[sqlite3.Connection, Path]:
     """A forked child's connection to what its parent reads: the same file
     (:class:`DatabaseChangedError` if the path now names another one, and the
     parent decodes the child's part itself) or the parent's private copy."""
-    from .source import Source, connect_readonly, reconnect
+    from .source import Source, connect_readonly, reconnect, started_in_time
 
-    if isinstance(where, Source):
-        return reconnect(where), where.path
-    return connect_readonly(where), Path(where)
+    with started_in_time():  # a mutex another thread held at the fork: ended, and the parent reads instead
+        if isinstance(where, Source):
+            return reconnect(where), where.path
+        return connect_readonly(where), Path(where)
 
 
 def _decode_in_child(

@@ -45,6 +45,8 @@ import stat
 import tempfile
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -488,6 +490,36 @@ def connect_readonly(
         conn.close()
         raise
     return conn
+
+
+#: Seconds a forked child (a load's other half, the cache's writer) may take to
+#: make its first SQLite connection before it is ended: see :func:`started_in_time`.
+CHILD_START_SECONDS = 5.0
+
+
+@contextmanager
+def started_in_time(seconds: float | None = None) -> Iterator[None]:
+    """In a forked child, around its first SQLite calls: a child that has not
+    come out of them after ``seconds`` (:data:`CHILD_START_SECONDS`) is ended
+    (``SIGALRM``, with its default action, which no lock can hold up).
+
+    A fork copies SQLite's global mutexes as they are, and one that another
+    thread of the parent held at that moment (any program using SQLite in a
+    thread: a store appending, IPython's history, a web server) stays held in
+    the child for ever: its first SQLite call then waits for ever, and nothing
+    in the child can release it.  Ended, the child has failed as any other:
+    the parent decodes its share itself, or the entry is saved by a later
+    open.  Once the first calls return, the mutexes were free and the timer is
+    off.
+    """
+    import signal
+
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not a handler the parent set: it would run in Python
+    signal.setitimer(signal.ITIMER_REAL, CHILD_START_SECONDS if seconds is None else seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def reconnect(source: Source) -> sqlite3.Connection:

@@ -125,8 +125,10 @@ def test_pool_ids_are_every_distinct_id_whatever_the_table_looks_like(tmp_path, 
         assert db.pool_ids == sorted(expected)
         assert set(db.heads()) == expected
         bad = [a for a in db.check() if a.code == "bad_pool_id"]
-        # a row each (3 of every id): the BLOBs b"a" and b"\xff", and the integer 5 where it stays one
-        assert len(bad) == 3 * (2 if text_affinity else 3)
+        # a row each (3 of every id): the BLOBs b"a" and b"\xff", and the integer 5 where it stays one;
+        # and once the pool "a\x00z", an id the SDK's PoolId refuses (a control character)
+        assert len(bad) == 3 * (2 if text_affinity else 3) + 1
+        assert [a.pool_id for a in bad if "PoolId" in a.message] == ["a\x00z"]
 
 
 def test_a_dropped_database_frees_its_pools_even_after_a_large_load_froze_them(sample_copy, monkeypatch):
@@ -161,3 +163,51 @@ def test_a_dropped_database_frees_its_pools_even_after_a_large_load_froze_them(s
         )
     finally:
         gc.unfreeze()
+
+
+#: A forked helper whose first SQLite call never returns, as when another thread of the parent held
+#: one of SQLite's global mutexes at the fork (the child inherits it held, for ever): the script
+#: makes every child's connection wait for an hour, and prints what the parent then got.
+STUCK_CHILD = r"""
+import json, os, sys, time
+import poolscope, poolscope.cache, poolscope.load, poolscope.source as source
+parent = os.getpid()
+source.CHILD_START_SECONDS = 0.5
+poolscope.load.PARALLEL_THRESHOLD = 100  # the sample's pools are split in two processes
+poolscope.cache.BACKGROUND_THRESHOLD = 1  # and their entries written by a helper
+for name in ("connect_readonly", "reconnect"):
+    real = getattr(source, name)
+    def stuck(*args, _real=real, **kwargs):
+        if os.getpid() != parent:
+            time.sleep(3600)
+        return _real(*args, **kwargs)
+    setattr(source, name, stuck)
+path, cache = sys.argv[1], sys.argv[2]
+started = time.monotonic()
+db = poolscope.open(path, cache=cache)
+snapshots = {p: db.pool(p).snapshot().to_json() for p in db.pool_ids}
+poolscope.cache.wait()  # returns: the helpers were ended
+print(json.dumps({"snapshots": snapshots, "seconds": time.monotonic() - started,
+                  "entries": len(poolscope.cache.entries(cache))}))
+"""
+
+
+def test_a_forked_helper_stuck_in_its_first_sqlite_call_is_ended_and_its_work_done_here(sample_copy, tmp_path):
+    """Without a bound, a load waited for ever for its other half, and `cache.wait()` for a
+    writer that never wrote (found with two threads using sqlite3 while poolscope forked)."""
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", STUCK_CHILD, str(sample_copy), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    with poolscope.open(sample_copy, cache=False) as db:
+        assert out["snapshots"] == {p: db.pool(p).snapshot().to_json() for p in db.pool_ids}
+    assert out["entries"] == 0  # no entry from an ended writer; a later open saves it
+    assert out["seconds"] < 60
