@@ -148,12 +148,12 @@ def _resolve(
         if found is not None:
             return what, *found
     total = len(history.index)
+    cutoff = int(rel.seq[n - 1]) if n else 0
     later = None
     if n < total:  # named only after the cursor: say when, rather than suggest the key itself
         for what in KEY_TYPES if key_type is None else (key_type,):
             found = _find(rel, what, key, total)
-            if found is not None:
-                first = int(rel.seq[found[0][0]])
+            if found is not None and (first := int(rel.seq[found[0][0]])) > cutoff:
                 later = first if later is None else min(later, first)
     # the key names something of another type: say which, rather than suggest the key itself
     other = None
@@ -165,7 +165,7 @@ def _resolve(
         hint = f"; its first record is at seq {later}"
     elif other is not None:
         hint = f"; it is a {other.replace('_', ' ')} (key_type={other!r})"
-    at = "" if n == total else f" at or before cursor {int(rel.seq[n - 1]) if n else 0}"
+    at = "" if n == total else f" at or before cursor {cutoff}"
     looked = "message, wake, run or idempotency key" if key_type is None else key_type.replace("_", " ")
     raise UnknownKeyError(
         f"no record names the {looked} {key!r}{at}{hint}",
@@ -178,18 +178,20 @@ def _resolve(
 def _find(rel: Relations, what: str, key: str, n: int) -> tuple[list[int], list[str]] | None:
     if what in ("message", "wake"):
         last = rel.latest("messages" if what == "message" else "wakes", key, n)
-        if last is None:
-            return None
-        positions = rel.chain(last)
-        roles = [what] * len(positions)
-        if what == "message":
-            replies = rel.by_text("reply_to").get(key)
-            if replies is not None:
-                replies = replies[replies < n].tolist()
-                if replies:
-                    merged = sorted([(p, what) for p in positions] + [(p, "reply") for p in replies])
-                    return [p for p, _ in merged], [r for _, r in merged]
-        return positions, roles
+        positions = rel.chain(last) if last is not None else []
+        replies: list[int] = []
+        if what == "message" and key in rel.index.fold.messages:
+            # a message of this log: the replies to it count, those recorded before it included
+            found = rel.by_text("reply_to").get(key)
+            if found is not None:
+                replies = found[found < n].tolist()
+        if not replies:
+            return (positions, [what] * len(positions)) if positions else None
+        merged: dict[int, list[str]] = {p: [what] for p in positions}
+        for p in replies:  # a message replying to itself: one row, "message+reply"
+            merged.setdefault(p, []).append("reply")
+        ordered = sorted(merged)
+        return ordered, ["+".join(merged[p]) for p in ordered]
     if what == "run":
         positions_array, role_codes = rel.run_mentions(key)
         keep = positions_array < n
@@ -331,7 +333,9 @@ def history_of(history: PoolHistory, key: str, upto: int | None = None, *, key_t
     records that touch it:
 
     * a **message**: its own ``run_message`` records, and those of the
-      messages that reply to it (role ``reply``);
+      messages that reply to it (role ``reply``), also those recorded
+      before its own first record; a message replying to itself has one
+      row per record, role ``message+reply``;
     * a **wake** condition: its ``wake`` records;
     * a **run**: its ``member_joined``/``member_left`` records, the messages
       it sent (``sender``), was addressed (``target``: a run target) or
@@ -506,10 +510,35 @@ def _absence(ctx: _Context, run: str, p: int) -> Sentence | None:
     return Sentence("it never joined this pool", ())
 
 
+def _replies(ctx: _Context, key: str, sentences: list[Sentence]) -> list[tuple[str, int]]:
+    """The messages that replied to message ``key`` before the cutoff, each with
+    the cursor of its first such record; a sentence naming them is appended."""
+    replies = ctx.rel.by_text("reply_to").get(key)
+    reply_ids: list[tuple[str, int]] = []
+    if replies is not None:
+        seen: dict[str, int] = {}
+        for q in replies[replies < ctx.n].tolist():
+            seen.setdefault(ctx.entries[q][1], q)
+        reply_ids = [(rid, ctx.cursor(q)) for rid, q in seen.items()]
+    if reply_ids:
+        listed = _and([f"{rid} at {cursor}" for rid, cursor in reply_ids[:3]]) + (
+            f" and {len(reply_ids) - 3} more" if len(reply_ids) > 3 else ""
+        )
+        sentences.append(
+            Sentence(
+                f"{_plural(len(reply_ids), 'message')} replied to it: {listed}.", tuple(c for _, c in reply_ids[:3])
+            )
+        )
+    return reply_ids
+
+
 def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str, Any]]:
     rel, entries = ctx.rel, ctx.entries
     last = rel.latest("messages", key, ctx.n)
-    assert last is not None
+    if last is None:  # replied to before its own first record, which comes after the cutoff
+        alone = [Sentence(f"{key} has no record of its own at or before {ctx.cursor(ctx.n - 1)}.", ())]
+        replies = _replies(ctx, key, alone)
+        return alone, {"type": "message", "id": key, "statuses": [], "status": None, "replies": replies}
     chain = rel.chain(last)
     first = entries[chain[0]]
     sender, ttype, tid = first[6], first[7], first[8]
@@ -693,23 +722,7 @@ def _explain_message(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str,
                 )
             )
     # 9. the replies it got
-    replies = rel.by_text("reply_to").get(key)
-    reply_ids: list[tuple[str, int]] = []
-    if replies is not None:
-        seen: dict[str, int] = {}
-        for q in replies[replies < ctx.n].tolist():
-            seen.setdefault(entries[q][1], q)
-        reply_ids = [(rid, ctx.cursor(q)) for rid, q in seen.items()]
-    facts["replies"] = reply_ids
-    if reply_ids:
-        listed = _and([f"{rid} at {cursor}" for rid, cursor in reply_ids[:3]]) + (
-            f" and {len(reply_ids) - 3} more" if len(reply_ids) > 3 else ""
-        )
-        sentences.append(
-            Sentence(
-                f"{_plural(len(reply_ids), 'message')} replied to it: {listed}.", tuple(c for _, c in reply_ids[:3])
-            )
-        )
+    facts["replies"] = _replies(ctx, key, sentences)
     # 10. its contract and expiry, when it ended on them
     extra = final[12]
     if extra is not None:
@@ -946,7 +959,9 @@ def explain(history: PoolHistory, key: str, at: int | None = None, *, key_type: 
     every member it was addressed to lacked.  (7) Recipients that left
     between its first and last records.  (8) The message it replied to,
     with that message's first cursor and its status then, or that there is
-    no record of it.  (9) The messages that replied to it.  (10) Its
+    no record of it.  (9) The messages that replied to it.  (Replied to
+    before its own first record, and ``at`` between the two: it has no
+    record of its own yet, then the replies.)  (10) Its
     response contract when it timed out, its ``expires_at_millis`` when it
     expired.  The policy refs are read from the message's first payload
     (one record fetched); everything else from the index.

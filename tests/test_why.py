@@ -85,6 +85,22 @@ class Facts:
         return out
 
 
+def _has_role(frame: pd.DataFrame, role: str) -> pd.Series:
+    """Rows of a history whose role (roles joined with '+') includes ``role``."""
+    return frame["role"].map(lambda roles: role in str(roles).split("+")).astype(bool)
+
+
+def _run_message(message_id: str, sender: str, to: str, reply_to: str | None = None) -> dict:
+    message = {
+        "message_id": message_id,
+        "from": sender,
+        "to": {"target": {"type": "run", "run_id": to}, "destination_ref": {"kind": "agent", "id": to}},
+        "content_ref": f"content.{message_id}",
+        "idempotency_key": f"idem.{message_id}",
+    }
+    return message if reply_to is None else {**message, "reply_to": reply_to}
+
+
 @pytest.fixture(params=["oracle", "generated"])
 def source(request, oracle, small_db):
     return (oracle, oracle / "pool.db") if request.param == "oracle" else (small_db, small_db)
@@ -102,15 +118,15 @@ def test_history_of_lists_exactly_the_records_that_mention_the_key(source):
         wakes = pool.wakes_df().set_index("condition_id")
         for message_id, chain in facts.messages.items():
             frame = pool.history_of(message_id)
-            expected = sorted([s for s, _, _ in chain] + facts.replies.get(message_id, []))
+            expected = sorted({s for s, _, _ in chain} | set(facts.replies.get(message_id, [])))
             assert frame["cursor"].tolist() == expected, message_id
-            own = frame[frame.role == "message"]
+            own = frame[_has_role(frame, "message")]
             statuses = [r["status"] for _, _, r in chain]
             assert own["status_after"].tolist() == statuses
             assert _values(own["status_before"]) == [None, *statuses[:-1]]
             assert own["status_after"].iloc[-1] == messages.loc[message_id, "status"]
             assert own["recipients"].tolist() == [list(r.get("delivered_to", [])) for _, _, r in chain]
-            assert (frame[frame.role == "reply"]["reply_to"] == message_id).all()
+            assert (frame[_has_role(frame, "reply")]["reply_to"] == message_id).all()
             assert frame.key_type == "message"
         for condition_id, chain in facts.wakes.items():
             frame = pool.history_of(condition_id)
@@ -175,10 +191,59 @@ def test_history_of_stops_at_upto_and_matches_the_frames_there(oracle):
             for row in messages.sample(min(10, len(messages)), random_state=1).itertuples():
                 frame = pool.history_of(row.message_id, upto=upto)
                 assert frame["cursor"].max() <= upto
-                own = frame[frame.role == "message"]
+                own = frame[_has_role(frame, "message")]
                 assert own["status_after"].iloc[-1] == row.status
                 assert own["cursor"].iloc[-1] == row.last_seq
                 assert len(own) == row.records
+
+
+def test_history_of_a_message_replied_to_before_its_first_record_is_the_whole_history_cut_at_upto(tmp_path):
+    """Replies recorded before the message they reply to are its history at every cursor (history_of and
+    explain); a message replying to itself is one row per record, role 'message+reply'."""
+    path = tmp_path / "replies.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})  # 1
+        store.join_member("p", {"run_id": "r1", "agent_id": "a1"})  # 2
+        store.join_member("p", {"run_id": "r2", "agent_id": "a2"})  # 3
+        for seq, (message_id, sender, to, reply_to, status) in enumerate(
+            [
+                ("m.early", "r2", "r1", "m.orig", "delivered"),  # 4: replies to m.orig before it exists
+                ("m.x", "r2", "r1", None, "delivered"),  # 5
+                ("m.orig", "r1", "r2", None, "accepted"),  # 6
+                ("m.self", "r1", "r1", "m.self", "accepted"),  # 7: replies to itself
+                ("m.late", "r2", "r1", "m.orig", "delivered"),  # 8
+                ("m.orig", "r1", "r2", None, "delivered"),  # 9
+                ("m.self", "r1", "r1", "m.self", "responded"),  # 10
+            ],
+            start=4,
+        ):
+            receipt = {"message_id": message_id, "status": status, "delivered_to": [to]}
+            assert store.record_message("p", _run_message(message_id, sender, to, reply_to), receipt) == seq
+    pool = poolscope.open(path).pool("p")
+    expected = {  # cursor -> role, by hand
+        "m.orig": {4: "reply", 6: "message", 8: "reply", 9: "message"},
+        "m.self": {7: "message+reply", 10: "message+reply"},
+    }
+    for key, rows in expected.items():
+        for upto in range(1, pool.head + 1):
+            shown = {c: r for c, r in rows.items() if c <= upto}
+            if not shown:
+                with pytest.raises(UnknownKeyError) as caught:
+                    pool.history_of(key, upto=upto)
+                assert str(caught.value).endswith(f"its first record is at seq {min(rows)}")
+                continue
+            frame = pool.history_of(key, upto=upto)
+            assert dict(zip(frame["cursor"].tolist(), frame["role"].tolist())) == shown, (key, upto)
+            assert frame.key_type == "message"
+            explanation = pool.explain(key, at=upto)
+            replies = {"m.orig": [("m.early", 4), ("m.late", 8)], "m.self": [("m.self", 7)]}[key]
+            assert explanation.facts["replies"] == [(i, c) for i, c in replies if c <= upto]
+            own = [c for c, r in shown.items() if "message" in r.split("+")]
+            assert [c for _, c in explanation.facts["statuses"]] == own
+    self_rows = pool.history_of("m.self")
+    assert _values(self_rows["status_before"]) == [None, "accepted"]
+    assert self_rows["status_after"].tolist() == ["accepted", "responded"]
+    assert "has no record of its own at or before 5" in pool.explain("m.orig", at=5).text
 
 
 def test_unknown_keys_are_typed_errors_with_suggestions(oracle):
