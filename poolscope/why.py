@@ -485,6 +485,16 @@ class _Context:
             state = change[2] == "joined"
         return state, last
 
+    def joined(self, run: str, p: int) -> tuple[int, int, str] | None:
+        """The join that started ``run``'s membership just after position ``p``
+        (the first join since its last leave; members_df's ``joined_at``), or None."""
+        start = None
+        for change in self.membership(run):
+            if change[0] > p:
+                break
+            start = None if change[2] == "left" else start or change
+        return start
+
     def agent(self, run: str | None, p: int) -> str | None:
         return None if run is None else self.rel.agent_of_run(run, p)
 
@@ -792,6 +802,7 @@ def _explain_wake(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str, An
     # the waiting run around it
     if run is not None:
         state, change = ctx.member_state(run, chain[0])
+        joined = ctx.joined(run, chain[0])
         facts["run_member"] = state
         if not state:
             absent = _absence(ctx, run, chain[0])
@@ -803,12 +814,12 @@ def _explain_wake(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str, An
                 )
             )
         else:
-            text = (
-                f"{run} was a member when it was registered (joined at {change[1]})"
-                if change
-                else f"{run} was a member"
-            )
-            backing = [change[1]] if change else []
+            # the join that started the membership (members_df's joined_at), and the latest one if it updated it
+            backing = [joined[1]] if joined else []
+            if joined and change and change is not joined:
+                backing.append(change[1])
+            when = ", updated at ".join(map(str, backing))
+            text = f"{run} was a member when it was registered (joined at {when})" if backing else f"{run} was a member"
             left = [c for c in ctx.membership(run) if c[0] > chain[0] and c[2] == "left"]
             if left:
                 q, cursor, _ = left[0]
@@ -969,7 +980,9 @@ def explain(history: PoolHistory, key: str, at: int | None = None, *, key_type: 
     **A wake.**  Who registered it (the run and its agent), its compiled
     filter (kinds, families, runs), timeout and resume policy; its later
     statuses with their cursors, or that it is still pending; whether the
-    waiting run was a member when it registered and whether it left while
+    waiting run was a member when it registered (the join that started that
+    membership, as ``members_df``'s ``joined_at``, and its latest update if
+    a later join updated it) and whether it left while
     the wake was pending or after; the watched runs that left before its
     last record.
 

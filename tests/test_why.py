@@ -15,6 +15,7 @@ import pytest
 from helpers import load_jsonl
 
 import poolscope
+from poolscope import wire
 from poolscope.errors import InvalidInputError, UnknownKeyError
 from poolscope.why import recent_failures
 
@@ -353,6 +354,40 @@ def test_explain_wakes_and_runs(oracle):
                 ("joined" if k == "member_joined" else "left", s) for s, k, _ in changes
             ]
             assert explanation.facts["member"] == (changes[-1][1] == "member_joined")
+
+
+def test_explain_wake_names_the_join_that_started_the_membership(tmp_path):
+    """The waiting run 'joined at' the start of its membership (members_df's joined_at), not at a
+    later join that only updated it; that update is named beside it."""
+    path = tmp_path / "joins.db"
+
+    def wake(condition_id: str) -> int:
+        condition = {"condition_id": condition_id, "run_id": "r1", "idempotency_key": f"idem.{condition_id}"}
+        condition["filter"] = {"families": {"include": ["agent_pool"]}}
+        registration = {"condition_id": condition_id, "run_id": "r1", "status": "registered"}
+        return store.record_wake("p", condition, wire.compile_filter(condition["filter"]), registration)
+
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})
+        assert store.join_member("p", {"run_id": "r1", "agent_id": "a"}) == 2
+        assert store.join_member("p", {"run_id": "r1", "agent_id": "a", "topics": ["t"]}) == 3  # an update
+        assert wake("w1") == 4
+        assert store.leave_member("p", "r1")[1] == 5
+        assert store.join_member("p", {"run_id": "r1", "agent_id": "a"}) == 6  # a new membership
+        assert wake("w2") == 7
+    pool = poolscope.open(path).pool("p")
+    for condition_id, cursor, said in (("w1", 4, "(joined at 2, updated at 3)"), ("w2", 7, "(joined at 6)")):
+        member = pool.members_df(upto=cursor).iloc[-1]  # the interval that holds the cursor
+        assert (member.joined_at, member.updated_at) == ((2, 3) if cursor == 4 else (6, 6))
+        for at, left in ((cursor, ""), (pool.head, " and left at 5" if cursor == 4 else "")):
+            explanation = pool.explain(condition_id, at=at)
+            sentence = next(s for s in explanation.sentences if "was a member when it was registered" in s.text)
+            assert (
+                sentence.text
+                == f"r1 was a member when it was registered {said}{left}{', while it was pending' if left else ''}."
+            )
+            cited = (*dict.fromkeys((member.joined_at, member.updated_at)), *((5,) if left else ()))
+            assert sentence.cursors == cited
 
 
 def test_explain_at_a_past_cursor_uses_only_the_records_up_to_it(oracle):
