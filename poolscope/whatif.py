@@ -47,10 +47,10 @@ import numpy as np
 import pandas as pd
 
 from . import wire
-from .arguments import names_argument, seqs_argument
+from .arguments import names_argument, seqs_argument, upto_argument
 from .errors import InvalidInputError, UnknownKeyError
 from .fold import MEMBER_JOINED, MEMBER_LEFT, RUN_MESSAGE
-from .history import PoolHistory, Record
+from .history import PoolHistory, Record, _limit
 from .index import MAX_SEQ, PoolIndex, gc_paused
 from .relations import relations
 
@@ -157,6 +157,7 @@ class WhatIf(PoolHistory):
         index.problems = {s: e for s, e in base.problems.items() if s in kept}
         self.index = index
         self._built_from = len(base)  # the base's records this what-if was folded from
+        self._folded_head = base.head  # and the head they end at: records() reads no further
         self._mask = mask
         self.removed: np.ndarray = seq[mask]
         self._removed_codes = removed_codes
@@ -254,12 +255,15 @@ class WhatIf(PoolHistory):
 
         Records the base gained since this what-if was folded count too, whoever
         refreshed the base (``db.refresh()``, the base's own ``refresh()``, an
-        explorer's live poll)."""
-        before = len(self.index)
+        explorer's live poll).  Only records after the head it was folded from
+        are counted as added: a new run of a removed agent also takes that
+        run's earlier records out, which is no negative count."""
+        folded = self._folded_head
         self.base.refresh(reconnect=reconnect)
-        if len(self.base.index) != self._built_from:
-            self._build()
-        return len(self.index) - before
+        if len(self.base.index) == self._built_from:
+            return 0
+        self._build()
+        return len(self.index) - self.index.position(folded)
 
     def iter_records(
         self,
@@ -269,10 +273,18 @@ class WhatIf(PoolHistory):
         kinds: str | list[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[Record]:
-        """The kept records (as :meth:`PoolHistory.iter_records`)."""
-        removed = set(self.removed.tolist())
+        """The kept records (as :meth:`PoolHistory.iter_records`): those this
+        what-if folded, so none past the base's head when it was folded (the
+        base's file may have grown since; :meth:`refresh` folds those too)."""
+        bound = upto_argument(upto, path=self.path, pool_id=self.pool_id)
+        upto = self._folded_head if bound is None else min(bound, self._folded_head)
+        left = _limit(limit)
+        return self._kept_records(self.base.iter_records(after, upto, kinds=kinds), set(self.removed.tolist()), left)
+
+    @staticmethod
+    def _kept_records(records: Iterator[Record], removed: set[int], limit: int | None) -> Iterator[Record]:
         count = 0
-        for record in self.base.iter_records(after, upto, kinds=kinds):
+        for record in records:
             if record.cursor in removed:
                 continue
             if limit is not None and count >= limit:

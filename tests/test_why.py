@@ -10,6 +10,7 @@ import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import load_jsonl
@@ -603,6 +604,40 @@ def test_a_what_if_refreshes_with_its_base_whoever_refreshed_it(sample_copy, ref
     assert "run.extra" in alt.snapshot().member_ids
     assert alt.snapshot().to_json() == fresh.snapshot().to_json()
     assert alt.refresh() == 0
+    db.close()
+
+
+def test_a_what_if_s_records_are_those_it_folded_whatever_the_base_read_since(tmp_path):
+    """records() is the what-if's own fold (records_df) also once the base was refreshed past it, and
+    refresh() counts the kept records added after the head it was folded from."""
+    path = tmp_path / "whatif.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})  # 1
+        store.join_member("p", {"run_id": "r1", "agent_id": "a1"})  # 2
+        store.join_member("p", {"run_id": "r2", "agent_id": "a2"})  # 3
+        store.record_message("p", _run_message("m.r9", "r9", "r1"), {"message_id": "m.r9", "status": "failed"})  # 4
+    db = poolscope.open(path, cache=False)
+    by_run, by_agent = db.pool("p").without(runs=["r2"]), db.pool("p").without(agents=["a2"])
+    kept = {by_run: [1, 2, 4], by_agent: [1, 2, 4]}
+    with poolscope.PoolStore(path) as store:
+        store.record_message("p", _run_message("m.r2", "r2", "r1"), {"message_id": "m.r2", "status": "failed"})  # 5
+        store.leave_member("p", "r2")  # 6
+        store.join_member("p", {"run_id": "r9", "agent_id": "a2"})  # 7: r9 is a run of a2 now, 4 leaves by_agent
+        store.record_message("p", _run_message("m.r1", "r1", "r1"), {"message_id": "m.r1", "status": "failed"})  # 8
+    assert db.refresh() == {"p": 4}
+    for alt, seqs in kept.items():  # base refreshed, the what-ifs not yet
+        assert [r.cursor for r in alt.records()] == alt.records_df().seq.tolist() == seqs
+        assert [r.cursor for r in alt.iter_records(after=1, upto=100)] == seqs[1:]
+    assert by_run.refresh() == 2 and by_agent.refresh() == 1  # 7 and 8; 8 (by_agent also takes 4 and 7 out)
+    for alt, seqs in ((by_run, [1, 2, 4, 7, 8]), (by_agent, [1, 2, 8])):
+        assert [r.cursor for r in alt.records()] == alt.records_df().seq.tolist() == seqs
+        assert alt.refresh() == 0
+        assert [r.cursor for r in alt.records(limit=np.int64(2))] == seqs[:2]
+        assert alt.records(limit=0) == []
+        for bad in ("2", -1, 2.0, True):  # as the base's records() takes limit
+            for history in (alt, alt.base):
+                with pytest.raises(InvalidInputError, match="limit must be a whole number"):
+                    history.records(limit=bad)
     db.close()
 
 
