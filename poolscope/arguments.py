@@ -143,20 +143,24 @@ def byte_limit_argument(value: Any, name: str) -> int:
     return min(value, MAX_BYTE_LIMIT)
 
 
-def count_argument(value: Any, name: str, most: int | None = None) -> int:
+def count_argument(value: Any, name: str, most: int | None = None, *, least: int = 1) -> int:
     """A count of at least 1 (workers, rows per partition, a window of cursors),
     and at most ``most`` if given; a numpy integer is taken as the int it holds.
+    ``least=0`` takes 0 as well (rows of context, a position in a log).
 
     >>> import numpy as np
-    >>> count_argument(np.int64(2), "workers")
-    2
+    >>> count_argument(np.int64(2), "workers"), count_argument(0, "context", least=0)
+    (2, 0)
     >>> count_argument(7, "pools", most=5)
     Traceback (most recent call last):
     poolscope.errors.InvalidInputError: pools must be a whole number between 1 and 5, not int 7
+    >>> count_argument(-1, "start", least=0)
+    Traceback (most recent call last):
+    poolscope.errors.InvalidInputError: start must be a whole number of at least 0, not int -1
     """
     number = whole_number(value)
-    if number is None or number < 1 or (most is not None and number > most):
-        bounds = "of at least 1" if most is None else f"between 1 and {most:,}"
+    if number is None or number < least or (most is not None and number > most):
+        bounds = f"of at least {least}" if most is None else f"between {least} and {most:,}"
         raise InvalidInputError(f"{name} must be a whole number {bounds}, not {shown_value(value)}")
     return number
 

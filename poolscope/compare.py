@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import wire
+from .arguments import count_argument
 from .errors import InvalidInputError
 from .flows import FAILURE_STATUSES
 from .fold import DAMAGED, RUN_MESSAGE, WAKE
@@ -128,10 +129,13 @@ class Comparison:
         return self.first_divergence is not None
 
     def events(self, which: str = "a", start: int = 0, stop: int | None = None) -> pd.DataFrame:
-        """The events of one side (``"a"`` or ``"b"``) by position in its log:
+        """The events of one side (``"a"`` or ``"b"``) by position in its log,
+        from ``start`` (0 or more) to before ``stop`` (None: the end):
         ``cursor``, ``kind``, ``agent``, ``status``."""
         if which not in ("a", "b"):
             raise InvalidInputError(f"which must be 'a' or 'b', not {which!r}")
+        start = count_argument(start, "start", least=0)
+        stop = None if stop is None else count_argument(stop, "stop", least=0)
         side = 0 if which == "a" else 1
         codes, seqs = self._codes[side][start:stop], self._seqs[side][start:stop]
         return pd.DataFrame({"cursor": seqs, **_decode(codes, self._agents)})
@@ -141,9 +145,11 @@ class Comparison:
         agreeing events before it, then up to ``window`` events of each side
         aligned with :class:`difflib.SequenceMatcher`.  Columns ``op``
         (equal, replace, insert: only in b, delete: only in a), and
-        ``cursor``/``kind``/``agent``/``status`` of each side (``_a``, ``_b``)."""
+        ``cursor``/``kind``/``agent``/``status`` of each side (``_a``, ``_b``).
+        ``context`` is 0 or more, ``window`` at least 1."""
         import difflib
 
+        context, window = count_argument(context, "context", least=0), count_argument(window, "window")
         a, b = self._codes
         start = max(0, self.common_prefix - context)
         stop_a = min(len(a), self.common_prefix + window)

@@ -264,6 +264,15 @@ def _as_set(values: str | Iterable[str] | None, name: str = "runs") -> set[str] 
     return None if chosen is None else set(chosen)
 
 
+def _statuses(values: str | Iterable[str] | None, known: tuple[str, ...]) -> set[str] | None:
+    """A selection of statuses (as :func:`_as_set`), each one of ``known``: an
+    unknown one is an :class:`~poolscope.errors.InvalidInputError`, not a plot of nothing."""
+    chosen = _as_set(values, "statuses")
+    for status in chosen or ():
+        choice_argument(status, "statuses", known)
+    return chosen
+
+
 _agent_colors = palette.agent_colors
 
 
@@ -592,7 +601,8 @@ def messages(
     ``ghosts="each"``, all on one lane with ``ghosts="merge"``, and with
     ``"auto"`` (the default) one lane each unless there are more than 3.
 
-    Filters: ``statuses`` (status at ``upto``), ``runs`` (messages sent by or
+    Filters: ``statuses`` (status at ``upto``; a status no message has is an
+    :class:`~poolscope.errors.InvalidInputError`), ``runs`` (messages sent by or
     delivered to these runs), ``agents`` (sent by or delivered to a run of
     these agents), ``kinds`` (address target type: ``run``, ``agent``,
     ``topic``, ``pool``).  With more than ``max_marks`` messages or
@@ -623,7 +633,7 @@ def messages(
     table = _filter_messages(
         pool,
         table,
-        _as_set(statuses, "statuses"),
+        _statuses(statuses, wire.MESSAGE_STATUSES),
         _as_set(runs),
         _as_set(agents, "agents"),
         _as_set(kinds, "kinds"),
@@ -801,7 +811,8 @@ def wakes(
     while still registered), coloured by the status at ``upto``
     (:data:`WAKE_COLORS`), and at its end a marker per outcome: triggered ✓
     (green), timed_out ◆ (orange), cancelled × (grey), failed ✕ (red).
-    ``statuses`` keeps the wakes whose status at ``upto`` is one of these;
+    ``statuses`` keeps the wakes whose status at ``upto`` is one of these
+    (a status no wake has is an :class:`~poolscope.errors.InvalidInputError`);
     ``runs`` keeps the wakes of these waiting runs.
 
     With more than ``max_marks`` wakes or ``max_lanes`` lanes after filters,
@@ -823,7 +834,7 @@ def wakes(
     x_end = _x_end(pool, upto)
     member_runs, _ = _member_runs_in_order(pool, upto)
     table = _wake_table(pool, upto)
-    status_set, run_set = _as_set(statuses, "statuses"), _as_set(runs)
+    status_set, run_set = _statuses(statuses, wire.WAKE_STATUSES), _as_set(runs)
     if status_set is not None:
         table = _take(table, np.isin(table["status"], list(status_set)))
     if run_set is not None:

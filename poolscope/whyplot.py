@@ -158,20 +158,21 @@ def latency(
     horizontal box per status reached, coloured by that status.  ``kind`` is
     ``"message"`` or ``"wake"``.  The x axis counts cursors, the only clock
     the SDK records (symmetric log scale).  At most ``limit`` rows (the
-    busiest).
+    busiest; at least 1).
 
     >>> from poolscope import plot
     >>> ax = plot.latency(pool, by="agent")
     >>> ax.get_title()
     'pool.alpha: message latency by agent'
     """
-    from .arguments import choice_argument
+    from .arguments import choice_argument, count_argument
     from .flows import latency_df
     from .palette import MESSAGE_COLORS, WAKE_COLORS
     from .plot import _new_axes, label_text
 
     by = choice_argument(by, "by", ("agent", "run", "status"))
     kind = choice_argument(kind, "kind", ("message", "wake"))
+    limit = count_argument(limit, "limit")
     frame = latency_df(pool, upto)
     frame = frame[frame["kind"] == kind]
     column = {"agent": "agent_id", "run": "run_id", "status": "from_status"}[by]

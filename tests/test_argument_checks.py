@@ -276,3 +276,63 @@ def test_a_path_holding_an_undecodable_byte_is_still_a_path(tmp_path):
     """``\\udcff`` is how Python spells the byte 0xff of a file name (surrogateescape): a name, not an error."""
     with pytest.raises(poolscope.DatabaseNotFoundError):
         poolscope.open(tmp_path / "\udcff.db")
+
+
+# ---------------------- compare's alignment/events, plot.latency's limit, plot statuses (round 6)
+BAD_COUNTS = ["3", 2.0, True, -1, None, np.array(5)]
+
+
+@pytest.mark.parametrize("bad", BAD_COUNTS, ids=repr)
+def test_compare_and_latency_say_which_count_is_wrong(pool, bad):
+    """Not a raw TypeError from numpy or pandas slicing, nor a negative or bool count taken as an int."""
+    c = poolscope.compare(pool, pool.without(runs="run.alpha.planner-2"))
+    for call, said in (
+        (lambda: c.alignment(context=bad), "context must be a whole number of at least 0"),
+        (lambda: c.alignment(window=bad), "window must be a whole number of at least 1"),
+        (lambda: c.events("a", start=bad), "start must be a whole number of at least 0"),
+        (
+            lambda: plot.latency(pool, limit=bad, ax=Figure().add_subplot()),
+            "limit must be a whole number of at least 1",
+        ),
+    ):
+        with pytest.raises(InvalidInputError, match=f"^{said}, not "):
+            call()
+    if bad is not None:  # stop=None is the end
+        with pytest.raises(InvalidInputError, match="^stop must be a whole number of at least 0, not "):
+            c.events("b", stop=bad)
+    for call in (lambda: c.alignment(window=0), lambda: plot.latency(pool, limit=0, ax=Figure().add_subplot())):
+        with pytest.raises(InvalidInputError, match="must be a whole number of at least 1, not int 0"):
+            call()
+
+
+def test_compare_and_latency_take_numpy_integers_and_zero_as_the_ints(pool):
+    c = poolscope.compare(pool, pool.without(runs="run.alpha.planner-2"))
+    every = c.events("a")
+    same_frame(c.events("a", start=np.int64(3), stop=np.uint8(9)), every.iloc[3:9].reset_index(drop=True))
+    assert (
+        c.events("a", start=0, stop=0).columns.tolist() == every.columns.tolist()
+        and c.events("a", start=0, stop=0).empty
+    )
+    same_frame(c.alignment(context=np.int64(2), window=np.int32(30)), c.alignment(context=2, window=30))
+    # no agreeing event before the divergence with context=0: the first row is the first divergence
+    aligned = c.alignment(context=0, window=10)
+    assert aligned.op.iloc[0] != "equal" and aligned.cursor_a.iloc[0] == every.cursor.iloc[c.common_prefix]
+    assert (c.alignment(context=3, window=10).op.iloc[:3] == "equal").all()
+    busiest = pool.latency_df().query("kind == 'message'").agent_id.astype(object).fillna("(unknown)")
+    ax = plot.latency(pool, limit=np.int64(2), ax=Figure().add_subplot())
+    assert [t.get_text() for t in ax.get_yticklabels()] == busiest.value_counts().index[:2].tolist()
+
+
+@pytest.mark.parametrize(
+    "draw, unknown, known",
+    [(plot.messages, ["nope"], ["failed", "expired"]), (plot.wakes, ["accepted"], ["timed_out", "failed"])],
+    ids=["messages", "wakes"],
+)
+def test_a_plot_s_statuses_are_statuses_of_what_it_draws(pool, draw, unknown, known):
+    """An unknown status (or a message status for wakes) is an error naming the argument, as the
+    explorer's jump(status=) says, not a plot of nothing."""
+    for statuses in (unknown, unknown[0], [*known, *unknown]):
+        with pytest.raises(InvalidInputError, match=rf"^statuses must be '.*', not str '{unknown[0]}'$"):
+            draw(pool, statuses=statuses, ax=Figure().add_subplot())
+    as_list = picture(lambda ax: draw(pool, statuses=known, ax=ax))
+    assert np.array_equal(picture(lambda ax: draw(pool, statuses=np.array(known), ax=ax)), as_list)
