@@ -319,6 +319,29 @@ def test_empty_fleet_has_typed_empty_frames(tmp_path):
         assert isinstance(hosts.errors[0].error, poolscope.DatabaseNotFoundError)
 
 
+def test_sources_whose_names_look_alike_keep_distinct_labels(generated, tmp_path):
+    """A file name that is not UTF-8 shows its bytes escaped; a file literally
+    named with that escape (or any name with a backslash) shows its backslash
+    doubled, so the two are two sources (one label made the ``source``
+    categories collide and every frame fail inside pandas)."""
+    raw = tmp_path / "caf\udce9.db"
+    literal = tmp_path / "caf\\xe9.db"
+    shutil.copyfile(generated[0], raw)
+    shutil.copyfile(generated[1], literal)
+    with poolscope.fleet([str(raw), str(literal)], workers=1) as hosts:
+        labels = [f"{tmp_path}/caf\\xe9.db", f"{tmp_path}/caf\\\\xe9.db"]
+        frame = hosts.records_df()
+        assert list(frame["source"].cat.categories) == labels
+        sizes = frame.groupby("source", observed=True).size()
+        for label, path in zip(labels, (generated[0], generated[1]), strict=True):
+            with poolscope.open(path, progress=False) as db:
+                assert sizes[label] == len(db.records_df())
+        assert sorted(set(hosts.pools["source"])) == sorted(labels)
+        assert len(hosts.messages_df()) and len(hosts.check()) >= 0
+        # a label names its own database
+        assert [str(hosts.database(label).path) for label in labels] == [str(raw), str(literal)]
+
+
 def test_frame_by_name_checks_the_name(generated):
     with poolscope.fleet([str(generated[0])], workers=1) as hosts:
         assert len(hosts.frame("wakes")) == len(hosts.wakes_df())

@@ -438,11 +438,13 @@ class Fleet:
         from .stack import source_label
 
         text = os.fsdecode(os.fspath(path_argument(source, "source")))
-        if text in self.databases:
-            return text
-        for candidate in self.databases:  # as the frames show it (a file name that is not UTF-8)
+        # as the frames show it first (a label is one database's; a file name that is not UTF-8
+        # shows escaped, and may read as the path of a file literally named so), then as given
+        for candidate in self.databases:
             if source_label(candidate) == text:
                 return candidate
+        if text in self.databases:
+            return text
         real = os.path.realpath(text)
         for candidate in self.databases:
             if os.path.realpath(candidate) == real:

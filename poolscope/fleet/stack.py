@@ -61,18 +61,24 @@ def source_label(source: str) -> str:
     """A source as the frames, pages and datasets show it: as given, except
     that a file name that is not UTF-8 (whose bytes Python keeps as lone
     surrogates, which no text column, page or JSON can hold) shows those bytes
-    escaped.  :meth:`Fleet.pool` and :meth:`Fleet.database` take either form.
+    escaped (``\\xe9``); so that no two sources share a label, a backslash
+    in a name shows doubled.  :meth:`Fleet.pool` and
+    :meth:`Fleet.database` take either form.
 
-    >>> source_label("hosts/a.db"), source_label("hosts/caf\\udce9.db")
-    ('hosts/a.db', 'hosts/caf\\\\xe9.db')
+    >>> source_label("hosts/a.db"), source_label("hosts/caf\\udce9.db"), source_label("hosts/caf\\\\xe9.db")
+    ('hosts/a.db', 'hosts/caf\\\\xe9.db', 'hosts/caf\\\\\\\\xe9.db')
     """
-    if source.isascii():
-        return source
-    try:
-        source.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(source).decode("utf-8", "backslashreplace")
-    return source
+    if "\\" not in source:
+        if source.isascii():
+            return source
+        try:
+            source.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return source
+    # a literal backslash doubled, a byte that is not UTF-8 as \\xHH: read back unambiguously
+    return os.fsencode(source).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
 def source_labels(sources: list[str]) -> list[str]:
