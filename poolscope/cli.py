@@ -770,11 +770,14 @@ def pd_isna(value: Any) -> bool:
 @_WORKERS
 @click.option("--upto", type=int, default=None, help="Frames as they were at this cursor (per pool).")
 @fleet_reading_options
-def fleet_export(sources: tuple[str, ...], out: str, workers: int | None, upto: int | None) -> None:
+@click.pass_context
+def fleet_export(ctx: click.Context, sources: tuple[str, ...], out: str, workers: int | None, upto: int | None) -> None:
     """Write the fleet's frames as a hive-partitioned Parquet dataset in folder OUT.
 
-    OUT/<frame>/source=<path>/pool_id=<pool>/part-0.parquet; exporting again
-    rewrites only the pools that changed.
+    OUT/<frame>/source=<path>/pool_id=<pool>/part-0.parquet (the files hold
+    the true source and pool_id; a folder name too long for a file system is
+    shortened); exporting again rewrites only the pools that changed.  Exit
+    status 2 when a database's partitions could not be written.
     """
     with _fleet(sources, workers) as hosts:
         done = hosts.export(out, upto=upto)
@@ -784,6 +787,10 @@ def fleet_export(sources: tuple[str, ...], out: str, workers: int | None, upto: 
         f"{done['removed']} removed"
     )
     _echo_problems(errors, skipped)
+    for failure in done["failed"]:
+        click.echo(escape(f"Error: {failure.source}: not written: {failure.error}"), err=True)
+    if done["failed"]:
+        ctx.exit(2)
 
 
 @fleet_group.command("report")

@@ -94,6 +94,36 @@ def test_export_writes_then_skips_unchanged(clean_dir, tmp_path):
         assert open_dataset(out, "messages").count_rows() == len(hosts.messages_df())
 
 
+def test_export_of_long_pool_ids_and_an_unwritable_database(clean_dir, tmp_path):
+    """A pool id of 30 Japanese characters (90 bytes; the SDK allows 512) made a
+    partition folder name of 278 bytes: its database went to the errors, with
+    partitions already written, and the command exited 0.  Now it is written
+    (a shortened folder name, the true id in the files); a database whose
+    partitions cannot be written is one line on stderr and exit status 2."""
+    from poolscope.fleet.dataset import MANIFEST
+
+    folder = tmp_path / "hosts"
+    shutil.copytree(clean_dir, folder)
+    pool_id = "プール" * 10
+    generate(folder / "east.db", pools=1, records=30, seed=9, prefix=pool_id)
+    out = tmp_path / "dataset"
+    first = run("fleet", "export", str(folder), str(out))
+    assert first.exit_code == 0 and "4 partition(s) written, 0 unchanged" in first.output
+    assert len(list(out.rglob("*.parquet"))) == 16
+    with poolscope.fleet(folder, workers=1) as hosts:
+        ids = open_dataset(out, "records").to_table().column("pool_id").to_pylist()
+        assert sorted(set(ids)) == sorted(set(hosts.pools["pool_id"])) and f"{pool_id}.alpha" in ids
+    # a symlink planted in west.db's partition: west.db is not written (nothing of it), east.db is
+    west = next(p for p in out.glob("records/*/*/part-0.parquet") if "west.db" in str(p))
+    west.unlink()
+    west.symlink_to(tmp_path / "elsewhere")
+    (out / MANIFEST).unlink()  # (everything is written again)
+    second = run("fleet", "export", str(folder), str(out))
+    assert second.exit_code == 2
+    assert "3 partition(s) written" in second.stdout and "west.db: not written" in second.stderr
+    assert "symlink" in second.stderr and not (tmp_path / "elsewhere").exists()
+
+
 def test_report_ranks_pools_and_breaks_down_sources_and_agents(damaged_dir, tmp_path):
     folder, _, _ = damaged_dir
     out = tmp_path / "fleet.html"
