@@ -342,6 +342,35 @@ def test_sources_whose_names_look_alike_keep_distinct_labels(generated, tmp_path
         assert [str(hosts.database(label).path) for label in labels] == [str(raw), str(literal)]
 
 
+def test_fleet_arguments_are_checked(generated):
+    from poolscope.fleet import MAX_WORKERS
+
+    for options in ({"progress": "x"}, {"progress": 1}, {"workers": 10**9}, {"workers": MAX_WORKERS + 1}):
+        with pytest.raises(poolscope.InvalidInputError, match=next(iter(options))):
+            poolscope.fleet(str(generated[0]), **options)
+    with poolscope.fleet(str(generated[0]), workers=MAX_WORKERS, progress=False) as hosts:
+        assert hosts.workers == MAX_WORKERS and len(hosts.records_df()) > 0
+
+
+def test_refresh_refreshes_every_opened_database_then_raises_the_first_error(generated, tmp_path):
+    """A database replaced since it was opened made refresh() raise at once,
+    leaving the databases opened after it unrefreshed."""
+    replaced, grown = tmp_path / "replaced.db", tmp_path / "grown.db"
+    shutil.copyfile(generated[0], replaced)
+    shutil.copyfile(generated[1], grown)
+    with poolscope.fleet([str(replaced), str(grown)], workers=1) as hosts:
+        hosts.pool(str(replaced), "pool.alpha").snapshot()
+        before = hosts.pool(str(grown), "pool.alpha").head
+        generate(grown, pools=1, records=700, seed=2)  # appends to grown.db's pool
+        with poolscope.open(grown, cache=False) as db:
+            after = db.pool("pool.alpha").head
+        assert after > before
+        os.replace(shutil.copyfile(generated[2], tmp_path / "other.db"), replaced)
+        with pytest.raises(poolscope.DatabaseChangedError):
+            hosts.refresh()
+        assert hosts.pool(str(grown), "pool.alpha").head == after
+
+
 def test_frame_by_name_checks_the_name(generated):
     with poolscope.fleet([str(generated[0])], workers=1) as hosts:
         assert len(hosts.frame("wakes")) == len(hosts.wakes_df())

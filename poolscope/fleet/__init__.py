@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..arguments import count_argument, path_argument, seconds_argument, upto_argument
+from ..arguments import count_argument, flag_argument, path_argument, seconds_argument, upto_argument
 from ..errors import PoolNotFoundError
 from ..index import gc_paused
 from ..source import DEFAULT_TIMEOUT
@@ -58,6 +58,10 @@ PROGRESS_BYTES = 256 << 20
 
 #: From this many files, they are checked by the worker processes.
 PARALLEL_DISCOVERY = 500
+
+#: The most worker processes a fleet takes (each is a Python process with pandas and
+#: pyarrow loaded; more than the cores only adds memory).
+MAX_WORKERS = 256
 
 #: ``Fleet.pools`` columns after ``source`` and ``pool_id``.
 POOL_COLUMNS = [
@@ -91,8 +95,9 @@ def fleet(
     ``.skipped`` with the reason; a database that cannot be read is listed in
     ``.errors`` and the rest of the fleet goes on.  ``workers`` is the
     number of worker processes (default: one per core; 1 reads everything in
-    this process); ``progress`` shows a ``tqdm`` bar over databases (``None``:
-    for large fleets).  Nothing on disk is changed or created.
+    this process; at most :data:`MAX_WORKERS`); ``progress`` shows a ``tqdm``
+    bar over databases (``True``, ``False``, or ``None``: for large fleets).
+    Nothing on disk is changed or created.
 
     >>> hosts = fleet(["sample_data/", "sample_data/demo.db"], workers=1)
     >>> hosts.databases   # named twice, taken once
@@ -129,8 +134,8 @@ class Fleet:
     ) -> None:
         timeout = seconds_argument(timeout, "timeout")
         self.timeout = timeout
-        self.progress = progress
-        self._workers = work.Workers(None if workers is None else count_argument(workers, "workers"))
+        self.progress = None if progress is None else flag_argument(progress, "progress")
+        self._workers = work.Workers(None if workers is None else count_argument(workers, "workers", most=MAX_WORKERS))
 
         def check_many(paths: list[str]) -> Any:
             # many files: checked by the workers (opening an SQLite file costs about a millisecond)
@@ -216,10 +221,18 @@ class Fleet:
     def refresh(self) -> None:
         """Forget what was read (``pools``, ``check()``) so that the next call
         reads the databases again; databases opened with :meth:`pool` read
-        their newer records."""
+        their newer records -- every one of them, even when one fails (the
+        first error, such as :class:`~poolscope.DatabaseChangedError` for a
+        file replaced, is raised once all were refreshed)."""
         self._survey = None
+        first: Exception | None = None
         for db in self._opened.values():
-            db.refresh()
+            try:
+                db.refresh()
+            except Exception as error:  # (the others are refreshed all the same)
+                first = first or error
+        if first is not None:
+            raise first
 
     # ------------------------------------------------------------- survey
     def _surveyed(self) -> dict[str, Any]:
