@@ -494,7 +494,7 @@ def connect_readonly(
 
 #: Seconds a forked child (a load's other half, the cache's writer) may take to
 #: make its first SQLite connection before it is ended: see :func:`started_in_time`.
-CHILD_START_SECONDS = 5.0
+CHILD_START_SECONDS = 2.0
 
 
 @contextmanager
