@@ -435,18 +435,7 @@ class PoolStore:
                 if not self._closed:  # closing rolled it back
                     self._roll_back()
                 raise
-            self._refuse_if_closed_in_batch()
-            self._refuse_if_spoiled()
-            if not conn.in_transaction:
-                # ended behind the store's back (store.conn used for a COMMIT or ROLLBACK): what it holds is unknown
-                self._logs.clear()
-                return
-            try:
-                with sqlite_errors(self.path):
-                    conn.execute("COMMIT")
-            except BaseException:
-                self._roll_back()
-                raise
+            self._end_block("COMMIT")
         finally:
             self._batch, self._spoiled, self._savepoints = False, None, []
 
@@ -482,14 +471,22 @@ class PoolStore:
         written = self._savepoints.pop()
         if self._savepoints:
             self._savepoints[-1].update(written)
+        self._end_block(f"RELEASE {name}")
+
+    def _end_block(self, statement: str) -> None:
+        """A batch's (or nested batch's) block ended without raising: refuse a store closed or a
+        batch spoiled in it, then ``statement`` (COMMIT, RELEASE); if that fails, the whole batch is
+        rolled back."""
         self._refuse_if_closed_in_batch()
         self._refuse_if_spoiled()
+        conn = self.conn
         if not conn.in_transaction:
+            # ended behind the store's back (store.conn used for a COMMIT or ROLLBACK): what it holds is unknown
             self._logs.clear()
             return
         try:
             with sqlite_errors(self.path):
-                conn.execute(f"RELEASE {name}")
+                conn.execute(statement)
         except BaseException as error:
             self._spoiled = error
             self._roll_back()
