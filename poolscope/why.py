@@ -881,8 +881,11 @@ def _explain_run(ctx: _Context, key: str) -> tuple[list[Sentence], dict[str, Any
                 topics = member.get("topics") or []
                 detail = f" as {member.get('agent_id')}" if i == 0 else ""
                 detail += f" with topics {_names(list(topics), 4)}" if topics and i == 0 else ""
-                again = " again" if i and any(c[2] == "joined" for c in changes[:i]) else ""
-                parts.append(f"joined{again} at {cursor}{detail}")
+                if i and changes[i - 1][2] == "joined":  # a member_joined of a member: its membership updated
+                    parts.append(f"updated at {cursor}")
+                else:
+                    again = " again" if i and any(c[2] == "joined" for c in changes[:i]) else ""
+                    parts.append(f"joined{again} at {cursor}{detail}")
             else:
                 parts.append(f"left at {cursor}")
             cited.append(cursor)

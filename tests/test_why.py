@@ -389,6 +389,9 @@ def test_explain_wake_names_the_join_that_started_the_membership(tmp_path):
             )
             cited = (*dict.fromkeys((member.joined_at, member.updated_at)), *((5,) if left else ()))
             assert sentence.cursors == cited
+    # the run's own account: an update is no second join; a join after a leave is
+    said = pool.explain("r1").sentences[0].text
+    assert said.startswith("r1 joined at 2 as a, updated at 3, left at 5 and joined again at 6; at 7 it was a member.")
 
 
 def test_explain_at_a_past_cursor_uses_only_the_records_up_to_it(oracle):
