@@ -86,7 +86,10 @@ if TYPE_CHECKING:  # pragma: no cover
 #: 6: an identifier the SDK refuses (empty, over 512 bytes, a control character) makes its record damaged.
 #: 7: a record whose kind column does not name its payload's type, or whose receipt (registration) is for
 #: another message (condition), is folded as the SDK folds it and kept as an oddity, not as damage.
-FORMAT = 7
+#: 8: a wake whose filter holds a value serde refuses (a filter set other than "any" or {"include": [...]},
+#: terminal_only not a boolean, ...), a queue count of 0 (NonZeroUsize) or an unknown spelling of an SDK enum
+#: (policy kinds, payload access, queue overflow, indexed fields) is damaged.
+FORMAT = 8
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"
 ENV_MIN_RECORDS = "POOLSCOPE_CACHE_MIN_RECORDS"

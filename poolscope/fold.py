@@ -71,8 +71,12 @@ _U64 = 2**64 - 1
 _U32 = 2**32 - 1
 _RESUME = frozenset(wire.RESUME_POLICIES)
 id_fine = wire.id_fine
-#: A filter's sets of identifiers (each item checked as the SDK's id newtypes check it).
-_ID_SETS = tuple(sorted(wire.ID_FILTER_SETS))
+#: A filter's sets, each with whether its items are the SDK's identifiers (checked as its id newtypes check them).
+_FILTER_SETS = tuple((name, name in wire.ID_FILTER_SETS) for name in wire.FILTER_SETS)
+_POLICY_KINDS = frozenset(wire.POLICY_KINDS)
+_PAYLOAD_ACCESS = frozenset(wire.PAYLOAD_ACCESS_MODES)
+_OVERFLOW = frozenset(wire.OVERFLOW_POLICIES)
+_INDEX_FIELDS = frozenset(wire.INDEX_FIELDS)
 
 
 def _text(value: Any, field: str, *, optional: bool = False) -> Any:
@@ -377,10 +381,21 @@ def check_unread(kind: Any, payload: Any) -> None:
     """:class:`CorruptRecordError` if a message or a wake has, in a part the
     index does not keep, what serde cannot read: a required field missing
     (``correlation``, ``to.destination_ref``, a wake condition's ``filter``, a
-    compiled filter's fields) or a value of the wrong type (policy refs,
-    ``correlation.entries``, ``to.related_refs``, ``registration.run_id``,
-    the compiled filter's fields; a filter must be an object, its sets are
-    not looked into).  Optional fields may be absent or null.
+    compiled filter's fields) or a value of the wrong type or spelling (policy
+    refs and their kinds, ``correlation.entries``, ``to.related_refs``,
+    ``registration.run_id``, the compiled filter's fields and its indexed
+    fields; a filter -- the condition's and the compiled criteria -- must be an
+    object whose sets are ``"any"`` or ``{"include": [...]}`` of strings (of
+    identifiers for the id sets: no bare list), ``terminal_only`` a boolean,
+    ``payload_access`` a ``PayloadAccessMode`` and whose queue counts are
+    ``NonZeroUsize``).  Optional fields may be absent or null; a filter's
+    absent fields are not looked for (the items of its enum sets are not
+    looked into).
+
+    >>> check_unread("wake", {"type": "wake", "stored": {"condition": {"condition_id": "w", "filter": {"kinds": "Any"}}}})
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.CorruptRecordError: stored.condition.filter.kinds: a filter set is "any" or {"include": [...]}, got 'Any' (the SDK cannot read this record)
 
     >>> check_unread("wake", {"type": "wake", "stored": {"condition": {"condition_id": "w"}}})
     Traceback (most recent call last):
@@ -399,7 +414,7 @@ def _policy_refs_fine(refs: Any) -> bool:
     if refs.__class__ is not list:
         return False
     for ref in refs:
-        if ref.__class__ is not dict or ref.get("kind").__class__ is not str or not id_fine(ref.get("id")):
+        if ref.__class__ is not dict or ref.get("kind") not in _POLICY_KINDS or not id_fine(ref.get("id")):
             return False
         version = ref.get("version")
         if version is not None and version.__class__ is not str:
@@ -408,7 +423,7 @@ def _policy_refs_fine(refs: Any) -> bool:
 
 
 #: What an absent queue reads as (``SubscriberQueueConfig::default()``): fine.
-_DEFAULT_QUEUE: dict = {"capacity": 0, "terminal_reserve": 0, "overflow": ""}
+_DEFAULT_QUEUE: dict = {"capacity": 64, "terminal_reserve": 1, "overflow": "drop_non_terminal"}
 #: A filter's queue: its counts (``usize``) and its overflow policy.
 _QUEUE_COUNTS = ("capacity", "terminal_reserve")
 
@@ -424,39 +439,55 @@ def _entries_fine(entries: Any) -> bool:
     return True
 
 
-def _id_sets_fine(event_filter: dict) -> bool:
-    """Whether a filter's sets of identifiers (run, session, agent, turn ids;
-    correlation keys) hold only identifiers the SDK reads, where they are
-    ``{"include": [...]}`` (the rest of a set's shape is the typed readers' and doctor's)."""
-    for name in _ID_SETS:
-        selector = event_filter.get(name)
-        if selector.__class__ is dict:
-            items = selector.get("include")
-            if items.__class__ is list:
-                for item in items:
-                    if item.__class__ is str and not id_fine(item):
-                        return False
-    return True
+def _filter_fine(event_filter: Any) -> bool:
+    """Whether a stored ``EventFilter`` is what serde reads (see :func:`check_unread`): an
+    object whose sets are ``"any"`` or ``{"include": [strings]}`` (identifiers for the id sets),
+    ``terminal_only`` a boolean, ``payload_access`` a mode and its queue fine.  Absent fields pass."""
+    if event_filter.__class__ is not dict:
+        return False
+    get = event_filter.get
+    for name, ids in _FILTER_SETS:
+        selector = get(name, "any")
+        if selector == "any":
+            continue
+        if selector.__class__ is not dict or len(selector) != 1:
+            return False
+        items = selector.get("include")
+        if items.__class__ is not list:
+            return False
+        for item in items:
+            if not (id_fine(item) if ids else item.__class__ is str):
+                return False
+    return (
+        get("terminal_only", False).__class__ is bool
+        and get("payload_access", "envelope_only") in _PAYLOAD_ACCESS
+        and _queue_fine(get("queue", _DEFAULT_QUEUE))
+    )
 
 
-def _explain_id_sets(event_filter: dict, field: str) -> None:
-    """Raise what :func:`_id_sets_fine` finds wrong."""
-    for name in _ID_SETS:
-        selector = event_filter.get(name)
-        if selector.__class__ is dict and selector.get("include").__class__ is list:
-            for item in selector["include"]:
-                if item.__class__ is str:
-                    _ident(item, f"{field}.{name}.include item")
+def _explain_filter(event_filter: Any, field: str) -> None:
+    """Raise what :func:`_filter_fine` finds wrong, in serde's terms (:data:`wire.STORED_FILTER_FIELDS`)."""
+    if event_filter.__class__ is not dict:
+        raise _wrong(field, event_filter, "an object")
+    for name, check in wire.STORED_FILTER_FIELDS:
+        if name in event_filter:
+            try:
+                wire._check(check, event_filter[name], f"{field}.{name}")
+            except InvalidInputError as error:
+                raise CorruptRecordError(f"{error.problem} (the SDK cannot read this record)") from None
+    if "queue" in event_filter:
+        _explain_queue(event_filter["queue"], f"{field}.queue")
 
 
 def _queue_fine(queue: Any) -> bool:
     """Whether a filter's ``queue`` is what serde reads: an object whose counts
-    are integers in 0..2^64-1 (not 64.0, -1 or 2^64) and whose overflow is a string."""
-    if queue.__class__ is not dict or queue.get("overflow").__class__ is not str:
+    are ``NonZeroUsize``, integers in 1..2^64-1 (not 0, 64.0, -1 or 2^64), and
+    whose overflow is a ``SubscriberOverflowPolicy``."""
+    if queue.__class__ is not dict or queue.get("overflow") not in _OVERFLOW:
         return False
     for name in _QUEUE_COUNTS:
         value = queue.get(name)
-        if value.__class__ is not int or not 0 <= value <= _U64:
+        if value.__class__ is not int or not 1 <= value <= _U64:
             return False
     return True
 
@@ -469,9 +500,11 @@ def _explain_queue(queue: Any, field: str) -> None:
         if name not in queue:
             raise _missing(f"{field}.{name}")
         _count(queue[name], f"{field}.{name}", optional=False)
+        if queue[name] == 0:
+            raise CorruptRecordError(f"{field}.{name} is 0, which the SDK's NonZeroUsize refuses")
     if "overflow" not in queue:
         raise _missing(f"{field}.overflow")
-    _text(queue["overflow"], f"{field}.overflow")
+    _one_of(queue["overflow"], f"{field}.overflow", _OVERFLOW)
 
 
 def _unread_fine(kind: Any, payload: Any) -> bool:
@@ -494,23 +527,19 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
             refs = condition.get("policy_refs", _NO_LIST)
             fields = compiled["indexed_fields"]
             if not (
-                condition["filter"].__class__ is dict
-                and id_fine(stored["registration"]["run_id"])
+                id_fine(stored["registration"]["run_id"])
                 and compiled["filter_id"].__class__ is str
                 and compiled["filter_fingerprint"].__class__ is str
-                and compiled["payload_access"].__class__ is str
+                and compiled["payload_access"] in _PAYLOAD_ACCESS
                 and _queue_fine(compiled["queue"])
-                and compiled["criteria"].__class__ is dict
-                and _queue_fine(compiled["criteria"].get("queue", _DEFAULT_QUEUE))
-                and _queue_fine(condition["filter"].get("queue", _DEFAULT_QUEUE))
                 and fields.__class__ is list
                 and _policy_refs_fine(refs)
-                and _id_sets_fine(condition["filter"])
-                and _id_sets_fine(compiled["criteria"])
+                and _filter_fine(condition["filter"])
+                and _filter_fine(compiled["criteria"])
             ):
                 return False
             for field in fields:
-                if field.__class__ is not str:
+                if field not in _INDEX_FIELDS:
                     return False
         return True
     except (KeyError, TypeError, AttributeError):
@@ -558,9 +587,7 @@ def _explain_unread(kind: Any, payload: Any) -> None:
         if condition.__class__ is dict:
             if "filter" not in condition:
                 raise _missing("stored.condition.filter")
-            if condition["filter"].__class__ is not dict:
-                raise _wrong("stored.condition.filter", condition["filter"], "an object")
-            _explain_id_sets(condition["filter"], "stored.condition.filter")
+            _explain_filter(condition["filter"], "stored.condition.filter")
             if "policy_refs" in condition:
                 _check_policy_refs(condition["policy_refs"], "stored.condition.policy_refs")
         registration = stored.get("registration")
@@ -573,6 +600,7 @@ def _explain_unread(kind: Any, payload: Any) -> None:
                     raise _missing(f"stored.compiled_filter.{name}")
                 if compiled[name].__class__ is not str:
                     _text(compiled[name], f"stored.compiled_filter.{name}")
+            _one_of(compiled["payload_access"], "stored.compiled_filter.payload_access", _PAYLOAD_ACCESS)
             for name in _COMPILED_OBJECTS:
                 if name not in compiled:
                     raise _missing(f"stored.compiled_filter.{name}")
@@ -580,13 +608,20 @@ def _explain_unread(kind: Any, payload: Any) -> None:
                     raise _wrong(f"stored.compiled_filter.{name}", compiled[name], "an object")
             if "indexed_fields" not in compiled:
                 raise _missing("stored.compiled_filter.indexed_fields")
-            _texts(compiled["indexed_fields"], "stored.compiled_filter.indexed_fields")
+            for item in _texts(compiled["indexed_fields"], "stored.compiled_filter.indexed_fields"):
+                _one_of(item, "stored.compiled_filter.indexed_fields item", _INDEX_FIELDS)
             _explain_queue(compiled["queue"], "stored.compiled_filter.queue")
-            _explain_id_sets(compiled["criteria"], "stored.compiled_filter.criteria")
-            if "queue" in compiled["criteria"]:
-                _explain_queue(compiled["criteria"]["queue"], "stored.compiled_filter.criteria.queue")
-        if condition.__class__ is dict and condition.get("filter").__class__ is dict and "queue" in condition["filter"]:
-            _explain_queue(condition["filter"]["queue"], "stored.condition.filter.queue")
+            _explain_filter(compiled["criteria"], "stored.compiled_filter.criteria")
+
+
+def _one_of(value: Any, field: str, options: frozenset) -> None:
+    """:class:`CorruptRecordError` unless ``value`` is one of an SDK enum's spellings ``options``."""
+    _text(value, field)
+    if value not in options:
+        raise CorruptRecordError(
+            f"{field} is {wire.shown_id(value)}, not one of {', '.join(sorted(options))} "
+            "(serde: unknown variant; the SDK cannot read this record)"
+        )
 
 
 def _missing(field: str) -> CorruptRecordError:
@@ -597,9 +632,9 @@ def _wrong(field: str, value: Any, expected: str) -> CorruptRecordError:
     return CorruptRecordError(f"{field} is JSON {_json_type(value)}, not {expected} (the SDK cannot read this record)")
 
 
-#: A compiled filter's fields (all required): its strings and its objects.  The
-#: contents of the filters themselves are not checked here: doctor compiles
-#: each wake's criteria again (``wake_filter_mismatch``).
+#: A compiled filter's fields (all required): its strings and its objects.  That
+#: the criteria compile to the rest is not checked here: doctor compiles each
+#: wake's criteria again (``wake_filter_mismatch``).
 _COMPILED_TEXTS = ("filter_id", "filter_fingerprint", "payload_access")
 _COMPILED_OBJECTS = ("queue", "criteria")
 
@@ -621,7 +656,7 @@ def _check_policy_refs(refs: Any, field: str) -> None:
     for ref in refs:
         if ref.__class__ is not dict:
             raise CorruptRecordError(f"{field} holds JSON {_json_type(ref)}, not a policy ref object")
-        _text(ref.get("kind"), f"{field}[].kind")
+        _one_of(ref.get("kind"), f"{field}[].kind", _POLICY_KINDS)
         _ident(ref.get("id"), f"{field}[].id")
         _text(ref.get("version"), f"{field}[].version", optional=True)
 

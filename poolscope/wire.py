@@ -55,6 +55,52 @@ TARGET_TYPES: tuple[str, ...] = ("run", "agent", "topic", "pool")
 #: The field of a ``RunTarget`` (tagged by ``type``) that holds its id, per target type.
 TARGET_ID_FIELD: dict[str, str] = {kind: f"{kind}_id" for kind in TARGET_TYPES}
 RESUME_POLICIES: tuple[str, ...] = ("matching_event_refs", "redacted_summary", "none")
+#: ``PolicyRef.kind`` (``PolicyKind``), in declaration order.
+POLICY_KINDS: tuple[str, ...] = (
+    "approval",
+    "permission",
+    "sandbox",
+    "context",
+    "privacy",
+    "retention",
+    "redaction",
+    "runtime_package",
+    "host",
+)
+#: ``payload_access`` of a filter and a compiled filter (``PayloadAccessMode``), in declaration order.
+PAYLOAD_ACCESS_MODES: tuple[str, ...] = (
+    "envelope_only",
+    "redacted_summary",
+    "payload_refs",
+    "full_payload_if_policy_allows",
+)
+#: A filter queue's ``overflow`` (``SubscriberOverflowPolicy``), in declaration order.
+OVERFLOW_POLICIES: tuple[str, ...] = (
+    "drop_non_terminal",
+    "drop_progress",
+    "summarize_and_continue",
+    "backpressure_caller",
+    "fail_subscriber",
+)
+#: A compiled filter's ``indexed_fields`` items (``EventIndexField``), in declaration order, and
+#: ``session_id``: a later SDK source declares it (whether this release writes it is not known, so a
+#: stored one is not taken for damage; :func:`compile_filter` never lists it).
+INDEX_FIELDS: tuple[str, ...] = (
+    "run_id",
+    "agent_id",
+    "turn_id",
+    "event_family",
+    "event_kind",
+    "source",
+    "destination",
+    "subject_kind",
+    "related_entity_kind",
+    "correlation_key",
+    "tag",
+    "privacy",
+    "delivery_semantics",
+    "session_id",
+)
 
 
 _msgspec_encode = msgspec.json.Encoder().encode
@@ -468,6 +514,13 @@ def _u32(value: Any, where: str) -> int:
     return value
 
 
+def _nonzero_usize(value: Any, where: str) -> int:
+    """An integer in 1..2^64-1 (a ``NonZeroUsize`` of the SDK: serde refuses 0)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**64 - 1:
+        raise InvalidInputError(f"{where}: expected an integer in 1..2^64-1 (the SDK's NonZeroUsize), got {value!r}")
+    return value
+
+
 def _filter_set(value: Any, where: str, item: Any = str) -> Any:
     if value == "any":
         return "any"
@@ -483,7 +536,29 @@ def _id_filter_set(value: Any, where: str) -> Any:
     return _filter_set(value, where, _id)
 
 
-POLICY_REF = _Struct("PolicyRef", [("kind", str, REQUIRED), ("id", _id, REQUIRED), ("version", str, SKIP_NONE)])
+def _stored_filter_set(value: Any, where: str, item: Any = str) -> Any:
+    """A filter set as serde reads it from a stored record (``EventFilterSet``, an externally
+    tagged enum): ``"any"`` or ``{"include": [...]}`` exactly -- not the bare list
+    :func:`_filter_set` takes from a user.
+
+    >>> _stored_filter_set(["run_completed"], "filter.kinds")
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: filter.kinds: a filter set is "any" or {"include": [...]}, got ['run_completed']
+    """
+    if value.__class__ is list or not (value == "any" or value.__class__ is dict):
+        raise InvalidInputError(f'{where}: a filter set is "any" or {{"include": [...]}}, got {value!r}')
+    return _filter_set(value, where, item)
+
+
+def _stored_id_filter_set(value: Any, where: str) -> Any:
+    """:func:`_stored_filter_set` of the SDK's identifiers."""
+    return _stored_filter_set(value, where, _id)
+
+
+POLICY_REF = _Struct(
+    "PolicyRef", [("kind", _one_of(POLICY_KINDS), REQUIRED), ("id", _id, REQUIRED), ("version", str, SKIP_NONE)]
+)
 MEMBER = _Struct(
     "AgentPoolMember",
     [
@@ -551,7 +626,11 @@ RECEIPT = _Struct(
 )
 QUEUE = _Struct(
     "SubscriberQueueConfig",
-    [("capacity", int, REQUIRED), ("terminal_reserve", int, REQUIRED), ("overflow", str, REQUIRED)],
+    [
+        ("capacity", _nonzero_usize, REQUIRED),
+        ("terminal_reserve", _nonzero_usize, REQUIRED),
+        ("overflow", _one_of(OVERFLOW_POLICIES), REQUIRED),
+    ],
     defaults={"capacity": 64, "terminal_reserve": 1, "overflow": "drop_non_terminal"},
 )
 #: ``EventFilter`` fields as this SDK release writes them; omitted ones take
@@ -577,7 +656,11 @@ ID_FILTER_SETS = frozenset({"run_ids", "session_ids", "agent_ids", "turn_ids", "
 EVENT_FILTER = _Struct(
     "EventFilter",
     [(name, _id_filter_set if name in ID_FILTER_SETS else _filter_set, REQUIRED) for name in FILTER_SETS]
-    + [("terminal_only", bool, REQUIRED), ("payload_access", str, REQUIRED), ("queue", QUEUE, REQUIRED)],
+    + [
+        ("terminal_only", bool, REQUIRED),
+        ("payload_access", _one_of(PAYLOAD_ACCESS_MODES), REQUIRED),
+        ("queue", QUEUE, REQUIRED),
+    ],
     defaults={
         **dict.fromkeys(FILTER_SETS, "any"),
         "terminal_only": False,
@@ -585,6 +668,11 @@ EVENT_FILTER = _Struct(
         "queue": lambda: {},
     },
 )
+#: How serde reads each field of a *stored* ``EventFilter`` (:func:`poolscope.fold.check_unread`):
+#: as :data:`EVENT_FILTER`, but a filter set only as serde spells it (no bare list).
+STORED_FILTER_FIELDS: tuple[tuple[str, Any], ...] = tuple(
+    (name, _stored_id_filter_set if name in ID_FILTER_SETS else _stored_filter_set) for name in FILTER_SETS
+) + (("terminal_only", bool), ("payload_access", _one_of(PAYLOAD_ACCESS_MODES)))
 WAKE_CONDITION = _Struct(
     "WakeCondition",
     [
@@ -603,8 +691,8 @@ COMPILED_FILTER = _Struct(
     [
         ("filter_id", str, REQUIRED),
         ("filter_fingerprint", str, REQUIRED),
-        ("indexed_fields", _list_of(str), REQUIRED),
-        ("payload_access", str, REQUIRED),
+        ("indexed_fields", _list_of(_one_of(INDEX_FIELDS)), REQUIRED),
+        ("payload_access", _one_of(PAYLOAD_ACCESS_MODES), REQUIRED),
         ("queue", QUEUE, REQUIRED),
         ("criteria", EVENT_FILTER, REQUIRED),
     ],

@@ -45,6 +45,8 @@ from . import wire
 #: takes the general path, which reads the full range.
 U64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+#: A ``NonZeroUsize`` (a filter queue's counts: serde refuses 0), read here only up to 2**63 - 1.
+NONZERO = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 #: How an opaque value of the schema (``wire._json_value``) is typed here: the
 #: SDK's refs and correlation entries are flat objects of strings.  Any other
 #: value is read by the general path.
@@ -121,6 +123,8 @@ def _type_of(typ: Any, where: str) -> Any:
         return U64
     if typ is wire._u32:
         return U32
+    if typ is wire._nonzero_usize:
+        return NONZERO
     if typ is wire._filter_set:
         return FilterSet
     if typ is wire._id_filter_set:

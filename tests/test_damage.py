@@ -601,6 +601,9 @@ BAD_IDENTIFIERS = [
     ),
 ]
 QUEUE = ("stored", "compiled_filter", "queue")
+FILTER = ("stored", "condition", "filter")
+CRITERIA = ("stored", "compiled_filter", "criteria")
+GOOD_QUEUE = {"capacity": 64, "terminal_reserve": 1, "overflow": "drop_non_terminal"}
 BAD_VALUES = [
     # serde_json reads the integer -0 as the float -0.0, which no u64 takes (orjson reads 0)
     ("a u64 stored as -0", "run_message", "delivered", (*MESSAGE, "expires_at_millis"), None, "-0"),
@@ -653,6 +656,61 @@ BAD_VALUES = [
         None,
     ),
     ("content_ref that is null", "run_message", "delivered", (*MESSAGE, "content_ref"), None, "null"),
+    # a stored filter (the condition's, the compiled criteria) as serde reads it: EventFilterSet is
+    # "any" or {"include": [...]} (no bare list, no other spelling), terminal_only a bool; each used
+    # to be folded and then made snapshot().to_json() raise InvalidInputError
+    ('a condition filter set "Any"', "wake", None, (*FILTER, "kinds"), "Any", None),
+    ("a condition filter set that is a number", "wake", None, (*FILTER, "tags"), 5, None),
+    ("a condition filter set stored as a bare list", "wake", None, (*FILTER, "kinds"), ["run_completed"], None),
+    ('a condition filter\'s terminal_only "no"', "wake", None, (*FILTER, "terminal_only"), "no", None),
+    ("criteria tags including a string", "wake", None, (*CRITERIA, "tags"), {"include": "x"}, None),
+    ("a criteria set with a second key", "wake", None, (*CRITERIA, "families"), {"include": [], "any": None}, None),
+    ("a criteria run_ids item that is empty", "wake", None, (*CRITERIA, "run_ids"), {"include": [""]}, None),
+    # NonZeroUsize queue counts
+    ("a queue capacity of 0", "wake", None, (*QUEUE, "capacity"), 0, None),
+    (
+        "a condition filter queue reserve of 0",
+        "wake",
+        None,
+        (*FILTER, "queue"),
+        {**GOOD_QUEUE, "terminal_reserve": 0},
+        None,
+    ),
+    # closed enums: serde answers "unknown variant"
+    (
+        "a member's policy kind not a PolicyKind",
+        "member_joined",
+        None,
+        ("member", "policy_refs"),
+        [{"kind": "superuser", "id": "p"}],
+        None,
+    ),
+    (
+        "a message's policy kind not a PolicyKind",
+        "run_message",
+        "delivered",
+        (*MESSAGE, "policy_refs"),
+        [{"kind": "root", "id": "p"}],
+        None,
+    ),
+    ("a condition filter's payload_access not a mode", "wake", None, (*FILTER, "payload_access"), "everything", None),
+    (
+        "a compiled filter's payload_access not a mode",
+        "wake",
+        None,
+        ("stored", "compiled_filter", "payload_access"),
+        "all",
+        None,
+    ),
+    ("a queue overflow not a policy", "wake", None, (*QUEUE, "overflow"), "drop_all", None),
+    (
+        "an indexed field not an EventIndexField",
+        "wake",
+        None,
+        ("stored", "compiled_filter", "indexed_fields"),
+        ["session"],
+        None,
+    ),
 ]
 
 

@@ -387,7 +387,7 @@ def test_a_compiled_filter_the_sdk_could_not_have_made_is_refused(store):
         ({"filter_fingerprint": "sha256:" + "0" * 64}, "filter_fingerprint"),
         ({"filter_id": "filter.x"}, "filter_id"),
         ({"indexed_fields": []}, "indexed_fields"),
-        ({"payload_access": "full"}, "payload_access"),
+        ({"payload_access": "payload_refs"}, "payload_access"),  # a mode, not the one compiled
         # the fingerprint of the bare-list text is not the fingerprint of what is written
         (
             {"criteria": {"run_ids": ["run.a"]}, "filter_fingerprint": wire.filter_fingerprint({"run_ids": ["run.a"]})},
@@ -449,3 +449,48 @@ def test_a_snapshot_made_in_a_batch_rolled_back_since_is_not_read_from_the_recor
         held.to_json()
     assert info.value.seq == 3
     assert store.snapshot("p").messages.ids == ["msg.10", "msg.11"]
+
+
+@pytest.mark.parametrize(
+    ("part", "change", "match"),
+    [
+        ("filter", {"queue": {"capacity": 0}}, r"filter.queue.capacity: expected an integer in 1..2\^64-1"),
+        ("filter", {"queue": {"terminal_reserve": 0}}, r"filter.queue.terminal_reserve: .* NonZeroUsize"),
+        ("filter", {"queue": {"overflow": "drop_all"}}, r"filter.queue.overflow: 'drop_all' is not one of"),
+        ("filter", {"payload_access": "everything"}, r"filter.payload_access: 'everything' is not one of"),
+        ("compiled", {"payload_access": "all"}, r"compiled_filter.payload_access: 'all' is not one of"),
+        ("compiled", {"indexed_fields": ["session"]}, r"indexed_fields\[0\]: 'session' is not one of"),
+        ("member", {"policy_refs": [{"kind": "superuser", "id": "p"}]}, r"policy_refs\[0\].kind: 'superuser'"),
+    ],
+)
+def test_values_the_sdks_types_refuse_are_not_written(store, part, change, match):
+    """NonZeroUsize queue counts and the SDK's closed enums (PolicyKind, PayloadAccessMode,
+    SubscriberOverflowPolicy, EventIndexField): serde refuses 0 and any other spelling, so the
+    SDK could not replay a pool holding one; the store refuses it and writes nothing."""
+    store.open_pool("p", {})
+    store.join_member("p", MEMBER)
+    before = store.watch("p")
+    condition = {"condition_id": "w.1", "run_id": "run.a", "idempotency_key": "k.1", "filter": {}}
+    compiled = wire.compile_filter({})
+    registration = {"condition_id": "w.1", "run_id": "run.a", "status": "registered"}
+    with pytest.raises(poolscope.InvalidInputError, match=match):
+        if part == "filter":
+            store.record_wake("p", dict(condition, filter=change), compiled, registration)
+        elif part == "compiled":
+            store.record_wake("p", condition, dict(compiled, **change), registration)
+        else:
+            store.join_member("p", dict(MEMBER, **change))
+    assert store.watch("p") == before
+    # each spelling the SDK declares is written
+    for kind in wire.POLICY_KINDS:
+        store.join_member("p", dict(MEMBER, policy_refs=[{"kind": kind, "id": "p"}]))
+    for mode in wire.PAYLOAD_ACCESS_MODES:
+        for overflow in wire.OVERFLOW_POLICIES:
+            event_filter = {
+                "payload_access": mode,
+                "queue": {"capacity": 1, "terminal_reserve": 1, "overflow": overflow},
+            }
+            store.record_wake(
+                "p", dict(condition, filter=event_filter), wire.compile_filter(event_filter), registration
+            )
+    assert len(store.watch("p")) == len(before) + len(wire.POLICY_KINDS) + 20
