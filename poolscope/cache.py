@@ -88,7 +88,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: another message (condition), is folded as the SDK folds it and kept as an oddity, not as damage.
 #: 8: a wake whose filter holds a value serde refuses (a filter set other than "any" or {"include": [...]},
 #: terminal_only not a boolean, ...), a queue count of 0 (NonZeroUsize) or an unknown spelling of an SDK enum
-#: (policy kinds, payload access, queue overflow, indexed fields) is damaged.
+#: (policy kinds, payload access, queue overflow, indexed fields) is damaged; a message's
+#: ``to.destination_ref`` and ``to.related_refs`` are the SDK's typed refs: one serde refuses makes its
+#: record damaged, one not in serde's bytes is written back as the SDK writes it.
 FORMAT = 8
 ENV_DIR = "POOLSCOPE_CACHE_DIR"
 ENV_SIZE = "POOLSCOPE_CACHE_SIZE"

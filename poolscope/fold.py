@@ -382,7 +382,9 @@ def check_unread(kind: Any, payload: Any) -> None:
     index does not keep, what serde cannot read: a required field missing
     (``correlation``, ``to.destination_ref``, a wake condition's ``filter``, a
     compiled filter's fields) or a value of the wrong type or spelling (policy
-    refs and their kinds, ``correlation.entries``, ``to.related_refs``,
+    refs and their kinds, ``correlation.entries``, ``to.destination_ref`` and
+    ``to.related_refs`` -- the SDK's ``DestinationRef`` and ``EntityRef``: kinds
+    and classes from their enums, ids that are identifiers --,
     ``registration.run_id``, the compiled filter's fields and its indexed
     fields; a filter -- the condition's and the compiled criteria -- must be an
     object whose sets are ``"any"`` or ``{"include": [...]}`` of strings (of
@@ -465,6 +467,72 @@ def _filter_fine(event_filter: Any) -> bool:
     )
 
 
+_PRIVACY = frozenset(wire.PRIVACY_CLASSES)
+_RETENTION = frozenset(wire.RETENTION_CLASSES)
+_TRUST = frozenset(wire.TRUST_CLASSES)
+_DESTINATION_KINDS = frozenset(wire.DESTINATION_KINDS)
+_ENTITY_KINDS = frozenset(wire.ENTITY_KINDS)
+_SOURCE_KINDS = frozenset(wire.SOURCE_KINDS)
+
+
+def _destination_fine(ref: Any) -> bool:
+    """Whether ``to.destination_ref`` is a ``DestinationRef`` serde reads (:data:`wire.DESTINATION_REF`):
+    its kind and classes from their enums, its id an identifier, its options strings or null
+    (a key it has no field for is ignored, as serde ignores it)."""
+    summary = ref.get("redacted_summary") if ref.__class__ is dict else None
+    return (
+        ref.__class__ is dict
+        and ref.get("kind") in _DESTINATION_KINDS
+        and id_fine(ref.get("id"))
+        and ref.get("privacy") in _PRIVACY
+        and ref.get("retention") in _RETENTION
+        and _entries_fine(ref.get("correlation", _NO_LIST))
+        and (summary is None or summary.__class__ is str)
+    )
+
+
+def _source_fine(source: Any) -> bool:
+    """Whether an ``EntityRef``'s ``source`` is absent, null or a ``SourceRef`` serde reads."""
+    if source is None:
+        return True
+    summary = source.get("redacted_summary") if source.__class__ is dict else None
+    return (
+        source.__class__ is dict
+        and source.get("kind") in _SOURCE_KINDS
+        and id_fine(source.get("id"))
+        and source.get("trust") in _TRUST
+        and source.get("privacy") in _PRIVACY
+        and _entries_fine(source.get("correlation", _NO_LIST))
+        and (summary is None or summary.__class__ is str)
+    )
+
+
+def _related_fine(refs: Any) -> bool:
+    """Whether ``to.related_refs`` is a list of ``EntityRef`` serde reads (:data:`wire.ENTITY_REF`)."""
+    if refs.__class__ is not list:
+        return False
+    for ref in refs:
+        if not (
+            ref.__class__ is dict
+            and ref.get("kind") in _ENTITY_KINDS
+            and id_fine(ref.get("id"))
+            and ref.get("privacy") in _PRIVACY
+            and _source_fine(ref.get("source"))
+            and (ref.get("redacted_summary") is None or ref["redacted_summary"].__class__ is str)
+        ):
+            return False
+    return True
+
+
+def _explain_ref(struct: Any, ref: Any, field: str) -> None:
+    """Raise, as :class:`CorruptRecordError`, what the schema's ``struct`` (one of the SDK's refs)
+    refuses in ``ref``."""
+    try:
+        struct(ref, field)
+    except InvalidInputError as found:
+        raise CorruptRecordError(f"{found.problem} (the SDK cannot read this record)") from None
+
+
 def _explain_filter(event_filter: Any, field: str) -> None:
     """Raise what :func:`_filter_fine` finds wrong, in serde's terms (:data:`wire.STORED_FILTER_FIELDS`)."""
     if event_filter.__class__ is not dict:
@@ -516,8 +584,8 @@ def _unread_fine(kind: Any, payload: Any) -> bool:
             to = message["to"]
             # a Vec field may be absent (serde's default), never null
             return (
-                "destination_ref" in to
-                and to.get("related_refs", _NO_LIST).__class__ is list
+                _destination_fine(to["destination_ref"])
+                and _related_fine(to.get("related_refs", _NO_LIST))
                 and _entries_fine(message["correlation"].get("entries", _NO_LIST))
                 and _policy_refs_fine(message.get("policy_refs", _NO_LIST))
             )
@@ -562,9 +630,12 @@ def _explain_unread(kind: Any, payload: Any) -> None:
         if to.__class__ is dict:
             if "destination_ref" not in to:
                 raise _missing("stored.message.to.destination_ref")
+            _explain_ref(wire.DESTINATION_REF, to["destination_ref"], "stored.message.to.destination_ref")
             related = to.get("related_refs", _NO_LIST)
             if related.__class__ is not list:
                 raise _wrong("stored.message.to.related_refs", related, "a list")
+            for i, ref in enumerate(related):
+                _explain_ref(wire.ENTITY_REF, ref, f"stored.message.to.related_refs[{i}]")
         if "correlation" not in message:
             raise _missing("stored.message.correlation")
         correlation = message["correlation"]

@@ -418,15 +418,6 @@ def _one_of(options: tuple[str, ...]) -> Callable[[Any, str], str]:
     return check
 
 
-def _json_value(value: Any, where: str) -> Any:
-    """An opaque nested value: kept as given (order included) once it is JSON."""
-    try:
-        orjson.dumps(value)
-    except TypeError as error:
-        raise InvalidInputError(f"{where}: not a JSON value ({error})") from None
-    return value
-
-
 #: The longest identifier the SDK reads, in UTF-8 bytes (``MAX_ID_LEN``).
 MAX_ID_BYTES = 512
 #: What Rust's ``char::is_control`` is true for (Unicode's Cc: C0, DEL and C1).
@@ -591,12 +582,136 @@ RESPONSE_CONTRACT = _Struct(
 )
 CORRELATION_ENTRY = _Struct("CorrelationEntry", [("key", _id, REQUIRED), ("value", _id, REQUIRED)])
 CORRELATION = _Struct("EventCorrelation", [("entries", _list_of(CORRELATION_ENTRY), SKIP_EMPTY)])
+#: ``PrivacyClass``, ``RetentionClass`` and ``TrustClass`` (serde's snake_case names, in declaration order).
+PRIVACY_CLASSES: tuple[str, ...] = ("public", "internal", "content_refs_only", "sensitive", "secret")
+RETENTION_CLASSES: tuple[str, ...] = (
+    "ephemeral",
+    "run_scoped",
+    "session_scoped",
+    "durable",
+    "persistent",
+    "host_policy",
+)
+TRUST_CLASSES: tuple[str, ...] = (
+    "trusted",
+    "sdk_generated",
+    "host_provided",
+    "user_provided",
+    "external",
+    "untrusted",
+)
+#: ``DestinationKind``: what a message's ``to.destination_ref`` names.
+DESTINATION_KINDS: tuple[str, ...] = (
+    "agent",
+    "agent_pool",
+    "topic",
+    "provider",
+    "context_projection",
+    "journal",
+    "event_stream",
+    "telemetry",
+    "output_sink",
+    "host",
+    "user",
+    "remote_channel",
+    "tool",
+    "extension",
+    "subagent",
+    "external_runtime",
+)
+#: ``EntityKind``: what an item of ``to.related_refs`` names.
+ENTITY_KINDS: tuple[str, ...] = (
+    "run",
+    "turn",
+    "attempt",
+    "agent",
+    "agent_pool",
+    "topic",
+    "event",
+    "message",
+    "wake_condition",
+    "context_contribution",
+    "context_item",
+    "context_projection",
+    "content",
+    "artifact",
+    "capability",
+    "package_sidecar",
+    "runtime_package",
+    "policy_decision",
+    "effect",
+    "effect_intent",
+    "effect_result",
+    "tool_call",
+    "approval_request",
+    "stream_rule",
+    "realtime_session",
+    "hook",
+    "execution_environment",
+    "child_artifact",
+    "subagent_run",
+    "extension_action",
+    "output_delivery",
+)
+#: ``SourceKind``: where an ``EntityRef``'s ``source`` comes from.
+SOURCE_KINDS: tuple[str, ...] = (
+    "sdk",
+    "host",
+    "user",
+    "system",
+    "developer",
+    "memory",
+    "compaction",
+    "hook",
+    "extension",
+    "tool",
+    "remote_channel",
+    "scheduled_task",
+    "subagent",
+    "external_runtime",
+    "replay",
+)
+#: The SDK's refs (``domain/refs.rs``): their ids are identifiers (``DestinationId``,
+#: ``EntityId``, ``SourceId`` check them as the other id newtypes do), their
+#: classes closed enums, none of them defaulted but ``correlation``.
+SOURCE_REF = _Struct(
+    "SourceRef",
+    [
+        ("kind", _one_of(SOURCE_KINDS), REQUIRED),
+        ("id", _id, REQUIRED),
+        ("trust", _one_of(TRUST_CLASSES), REQUIRED),
+        ("privacy", _one_of(PRIVACY_CLASSES), REQUIRED),
+        ("correlation", _list_of(CORRELATION_ENTRY), SKIP_EMPTY),
+        ("redacted_summary", str, SKIP_NONE),
+    ],
+)
+DESTINATION_REF = _Struct(
+    "DestinationRef",
+    [
+        ("kind", _one_of(DESTINATION_KINDS), REQUIRED),
+        ("id", _id, REQUIRED),
+        ("privacy", _one_of(PRIVACY_CLASSES), REQUIRED),
+        ("retention", _one_of(RETENTION_CLASSES), REQUIRED),
+        ("correlation", _list_of(CORRELATION_ENTRY), SKIP_EMPTY),
+        ("redacted_summary", str, SKIP_NONE),
+    ],
+)
+ENTITY_REF = _Struct(
+    "EntityRef",
+    [
+        ("kind", _one_of(ENTITY_KINDS), REQUIRED),
+        ("id", _id, REQUIRED),
+        ("source", SOURCE_REF, SKIP_NONE),
+        ("privacy", _one_of(PRIVACY_CLASSES), REQUIRED),
+        ("redacted_summary", str, SKIP_NONE),
+    ],
+)
 RUN_ADDRESS = _Struct(
     "RunAddress",
     [
         ("target", _run_target, REQUIRED),
-        ("destination_ref", _json_value, REQUIRED),
-        ("related_refs", _list_of(_json_value), SKIP_EMPTY),
+        ("destination_ref", DESTINATION_REF, REQUIRED),
+        ("related_refs", _list_of(ENTITY_REF), SKIP_EMPTY),
     ],
 )
 RUN_MESSAGE = _Struct(
@@ -742,9 +857,16 @@ def canonical_config(config: dict | None, *, strict: bool = False) -> dict:
 def canonical_message(message: dict, *, strict: bool = False) -> dict:
     """A ``RunMessage`` dict in serde order.
 
+    >>> message = canonical_message({"message_id": "m", "from": "r", "to": {"target": {"type": "run", "run_id": "x"},
+    ...     "destination_ref": {"id": "x", "kind": "agent", "retention": "host_policy", "privacy": "internal",
+    ...     "correlation": [], "redacted_summary": None}}, "content_ref": "c", "idempotency_key": "k"})
+    >>> message["correlation"], message["to"]["destination_ref"]
+    ({}, {'kind': 'agent', 'id': 'x', 'privacy': 'internal', 'retention': 'host_policy'})
     >>> canonical_message({"message_id": "m", "from": "r", "to": {"target": {"type": "run", "run_id": "x"},
-    ...     "destination_ref": {"kind": "agent", "id": "x"}}, "content_ref": "c", "idempotency_key": "k"})["correlation"]
-    {}
+    ...     "destination_ref": {"kind": "robot", "id": "x"}}, "content_ref": "c", "idempotency_key": "k"})
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.InvalidInputError: message.to.destination_ref.kind: 'robot' is not one of agent, agent_pool, topic, provider, context_projection, journal, event_stream, telemetry, output_sink, host, user, remote_channel, tool, extension, subagent, external_runtime
     """
     if strict:
         RUN_MESSAGE.reject_unknown(message, "message")

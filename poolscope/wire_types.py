@@ -7,8 +7,9 @@ checks, while it parses, every type serde checks -- required fields, strings,
 dict for an object.  Writing a decoded record back (:data:`encode`) gives
 exactly serde's bytes, so a record whose stored text equals that has no
 repeated key, no unknown field, nothing serde would write differently; and
-since every part is typed (an opaque ref of the SDK as a flat object of
-strings) it cannot nest past serde's limit.
+since every part is typed (the SDK's refs too: a reordered ref, a ``null``
+option or an empty ``correlation`` is not serde's bytes) it cannot nest past
+serde's limit.
 
 These types only ever *accept* less than the general path
 (:meth:`poolscope.index.PoolIndex.decode`'s second tier and
@@ -20,7 +21,8 @@ Example::
 
     >>> record = MESSAGE.decode(
     ...     b'{"type":"run_message","stored":{"message":{"message_id":"m","from":"r",'
-    ...     b'"to":{"target":{"type":"run","run_id":"s"},"destination_ref":{"kind":"run","id":"s"}},'
+    ...     b'"to":{"target":{"type":"run","run_id":"s"},"destination_ref":{"kind":"agent","id":"s","privacy":"internal",'
+    ...     b'"retention":"host_policy"}},'
     ...     b'"content_ref":"c","correlation":{},"idempotency_key":"i"},'
     ...     b'"receipt":{"message_id":"m","status":"accepted"}}}')
     >>> record.stored.message.to.target.run_id, record.stored.receipt.status
@@ -47,10 +49,6 @@ U64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 #: A ``NonZeroUsize`` (a filter queue's counts: serde refuses 0), read here only up to 2**63 - 1.
 NONZERO = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-#: How an opaque value of the schema (``wire._json_value``) is typed here: the
-#: SDK's refs and correlation entries are flat objects of strings.  Any other
-#: value is read by the general path.
-FLAT = dict[str, str]
 #: Options of every struct: serde's omissions (``omit_defaults``), no unknown
 #: field, no dict per instance, not tracked by the garbage collector (no cycles).
 _OPTIONS: dict[str, Any] = {"kw_only": True, "omit_defaults": True, "forbid_unknown_fields": True, "gc": False}
@@ -133,8 +131,6 @@ def _type_of(typ: Any, where: str) -> Any:
         return ID
     if typ is wire._run_target:
         return Target
-    if typ is wire._json_value:
-        return FLAT
     options = getattr(typ, "options", None)
     if options is not None:
         return Literal[options]

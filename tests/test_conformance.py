@@ -220,7 +220,8 @@ def test_compiled_filters_are_computed_like_the_sdk(oracle, field):
 def _unlike_serde(payload: dict, seq: int) -> dict:
     """The same value as serde reads it, written otherwise: every object's keys in reverse order, an
     unknown field, ``null`` for options that are absent and ``[]`` for lists that are absent (serde
-    reads each as the default and writes it back left out).  Opaque refs are left as they are."""
+    reads each as the default and writes it back left out), the run address's refs (the SDK's
+    DestinationRef and EntityRef) included."""
 
     def reverse(obj: dict) -> dict:
         return dict(reversed(list(obj.items())))
@@ -234,7 +235,24 @@ def _unlike_serde(payload: dict, seq: int) -> dict:
         message.setdefault("policy_refs", [])
         message["note_from_a_newer_sdk"] = {"x": [1, 2]}
         target = message["to"]["target"]
-        message["to"] = reverse({**message["to"], "target": reverse(target)})
+        destination = {
+            "correlation": [],
+            "redacted_summary": None,
+            "note": {"from": "a newer sdk"},
+            **message["to"]["destination_ref"],
+        }
+        related = [
+            reverse({"source": None, "redacted_summary": None, "unknown": [seq], **ref})
+            for ref in message["to"].get("related_refs", [])
+        ]
+        message["to"] = reverse(
+            {
+                **message["to"],
+                "target": reverse(target),
+                "destination_ref": reverse(destination),
+                "related_refs": related,
+            }
+        )
         receipt.setdefault("delivered_to", [])
         receipt.setdefault("journal_cursor", None)
         out["stored"] = {"receipt": reverse(receipt), "message": reverse(message)}

@@ -176,7 +176,12 @@ def stored_message(message_id: str, status: str, sender: str = "run.ghost.sender
             "from": sender,
             "to": {
                 "target": {"type": "run", "run_id": "run.ghost"},
-                "destination_ref": {"kind": "agent", "id": "run.ghost"},
+                "destination_ref": {
+                    "kind": "agent",
+                    "id": "run.ghost",
+                    "privacy": "content_refs_only",
+                    "retention": "host_policy",
+                },
             },
             "content_ref": "content.ghost",
             "idempotency_key": f"idem.{message_id}",
@@ -559,6 +564,34 @@ BAD_IDENTIFIERS = [
         [(*MESSAGE, "correlation")],
         {"entries": [{"key": "trace", "value": ""}]},
     ),
+    (
+        "a destination ref's id that is empty",
+        "run_message",
+        "delivered",
+        [(*MESSAGE, "to", "destination_ref", "id")],
+        "",
+    ),
+    (
+        "a related ref's id with a newline",
+        "run_message",
+        "delivered",
+        [(*MESSAGE, "to", "related_refs")],
+        [{"kind": "agent", "id": "agent\nx", "privacy": "content_refs_only"}],
+    ),
+    (
+        "a related ref's source id of 513 bytes",
+        "run_message",
+        "delivered",
+        [(*MESSAGE, "to", "related_refs")],
+        [
+            {
+                "kind": "agent",
+                "id": "agent.x",
+                "source": {"kind": "host", "id": "s" * 513, "trust": "host_provided", "privacy": "internal"},
+                "privacy": "content_refs_only",
+            }
+        ],
+    ),
     ("a wake's run id with a tab", "wake", "registered", [("stored", "condition", "run_id")], "run\tx"),
     (
         "a registration's journal cursor with DEL",
@@ -825,6 +858,90 @@ SERDE_REFUSES = [
     (
         "a message's related_refs that is an object",
         set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), {"kind": "run"}),
+        "bad_shape",
+    ),
+    # a run address's refs are the SDK's DestinationRef and EntityRef (domain/refs.rs): no field but
+    # correlation defaulted, kinds and classes closed enums
+    (
+        "a destination ref without privacy",
+        drop_field("run_message", "delivered", (*MESSAGE, "to", "destination_ref", "privacy")),
+        "bad_shape",
+    ),
+    (
+        "a destination ref without retention",
+        drop_field("run_message", "delivered", (*MESSAGE, "to", "destination_ref", "retention")),
+        "bad_shape",
+    ),
+    (
+        "a destination ref that is a string",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "destination_ref"), "agent.x"),
+        "bad_shape",
+    ),
+    (
+        "a destination ref whose kind is no DestinationKind ('run' is an EntityKind)",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "destination_ref", "kind"), "run"),
+        "bad_shape",
+    ),
+    (
+        "a destination ref whose retention is no RetentionClass",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "destination_ref", "retention"), "forever"),
+        "bad_shape",
+    ),
+    (
+        "a destination ref whose correlation is null",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "destination_ref", "correlation"), None),
+        "bad_shape",
+    ),
+    (
+        "a destination ref whose redacted summary is a number",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "destination_ref", "redacted_summary"), 7),
+        "bad_shape",
+    ),
+    (
+        "a related ref without privacy",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), [{"kind": "agent", "id": "a"}]),
+        "bad_shape",
+    ),
+    (
+        "a related ref whose kind is no EntityKind",
+        set_field(
+            "run_message",
+            "delivered",
+            (*MESSAGE, "to", "related_refs"),
+            [{"kind": "robot", "id": "a", "privacy": "internal"}],
+        ),
+        "bad_shape",
+    ),
+    (
+        "a related ref whose privacy is no PrivacyClass",
+        set_field(
+            "run_message",
+            "delivered",
+            (*MESSAGE, "to", "related_refs"),
+            [{"kind": "agent", "id": "a", "privacy": "private"}],
+        ),
+        "bad_shape",
+    ),
+    (
+        "a related ref whose source has no TrustClass",
+        set_field(
+            "run_message",
+            "delivered",
+            (*MESSAGE, "to", "related_refs"),
+            [
+                {
+                    "kind": "agent",
+                    "id": "a",
+                    "source": {"kind": "host", "id": "s", "privacy": "internal"},
+                    "privacy": "internal",
+                }
+            ],
+        ),
+        "bad_shape",
+    ),
+    (
+        "a related ref that is a list",
+        set_field("run_message", "delivered", (*MESSAGE, "to", "related_refs"), [["agent", "a"]]),
         "bad_shape",
     ),
     # valid UTF-8 bytes, but a \u escape of half a character: serde_json refuses the string

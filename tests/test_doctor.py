@@ -77,7 +77,15 @@ def _message(message_id: str) -> dict:
     return {
         "message_id": message_id,
         "from": "run.a",
-        "to": {"target": {"type": "run", "run_id": "run.b"}, "destination_ref": {"kind": "agent", "id": "run.b"}},
+        "to": {
+            "target": {"type": "run", "run_id": "run.b"},
+            "destination_ref": {
+                "kind": "agent",
+                "id": "run.b",
+                "privacy": "content_refs_only",
+                "retention": "host_policy",
+            },
+        },
         "content_ref": f"content.{message_id}",
         "idempotency_key": f"idem.{message_id}",
     }

@@ -51,7 +51,15 @@ def append_one(store: poolscope.PoolStore, n: int, tag: str = "w") -> int:
         message = {
             "message_id": f"msg.{tag}.{k}",
             "from": f"run.{tag}.{k % 64}",
-            "to": {"target": {"type": "topic", "topic_id": "t"}, "destination_ref": {"kind": "topic", "id": "t"}},
+            "to": {
+                "target": {"type": "topic", "topic_id": "t"},
+                "destination_ref": {
+                    "kind": "topic",
+                    "id": "t",
+                    "privacy": "content_refs_only",
+                    "retention": "host_policy",
+                },
+            },
             "content_ref": f"content.{tag}.{k}",
             "idempotency_key": f"idem.{tag}.{k}",
         }

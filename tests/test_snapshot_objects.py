@@ -23,7 +23,15 @@ def _message(message_id: str, sender: str, to_run: str) -> dict:
     return {
         "message_id": message_id,
         "from": sender,
-        "to": {"target": {"type": "run", "run_id": to_run}, "destination_ref": {"kind": "agent", "id": to_run}},
+        "to": {
+            "target": {"type": "run", "run_id": to_run},
+            "destination_ref": {
+                "kind": "agent",
+                "id": to_run,
+                "privacy": "content_refs_only",
+                "retention": "host_policy",
+            },
+        },
         "content_ref": f"content.{message_id}",
         "idempotency_key": f"idem.{message_id}",
     }

@@ -125,6 +125,94 @@ def test_values_are_written_in_serde_order_whatever_the_input_order(store):
     assert row == '{"type":"member_joined","member":{"run_id":"run.a","agent_id":"agent.x","topics":["t"]}}'
 
 
+def test_a_run_address_refs_are_written_as_the_sdk_types_write_them(store):
+    """``to.destination_ref`` and ``to.related_refs`` are the SDK's DestinationRef and
+    EntityRef (domain/refs.rs): written in their declaration order, a null option and
+    an empty correlation left out; what serde cannot read is refused, naming the field."""
+    store.open_pool("p", {})
+    to = {
+        "related_refs": [
+            {
+                "redacted_summary": None,
+                "privacy": "internal",
+                "source": {
+                    "privacy": "public",
+                    "trust": "sdk_generated",
+                    "id": "src.1",
+                    "kind": "sdk",
+                    "correlation": [],
+                },
+                "id": "run.b",
+                "kind": "run",
+            }
+        ],
+        "destination_ref": {
+            "redacted_summary": "to b",
+            "correlation": [{"value": "v", "key": "k"}],
+            "retention": "durable",
+            "privacy": "sensitive",
+            "id": "agent.b",
+            "kind": "agent",
+        },
+        "target": {"type": "agent", "agent_id": "agent.b"},
+    }
+    store.record_message("p", {**_message(1), "to": to}, {"message_id": "msg.1", "status": "accepted"})
+    row = store.conn.execute("SELECT payload_json FROM agent_pool_records WHERE seq = 2").fetchone()[0]
+    expected = (
+        '"to":{"target":{"type":"agent","agent_id":"agent.b"},'
+        '"destination_ref":{"kind":"agent","id":"agent.b","privacy":"sensitive","retention":"durable",'
+        '"correlation":[{"key":"k","value":"v"}],"redacted_summary":"to b"},'
+        '"related_refs":[{"kind":"run","id":"run.b",'
+        '"source":{"kind":"sdk","id":"src.1","trust":"sdk_generated","privacy":"public"},"privacy":"internal"}]}'
+    )
+    assert expected in row
+    refused = [
+        ({"kind": "agent", "id": "a"}, None, r"message.to.destination_ref: DestinationRef needs field 'privacy'"),
+        (
+            {"kind": "run", "id": "a", "privacy": "internal", "retention": "durable"},
+            None,
+            r"message.to.destination_ref.kind: 'run' is not one of agent, ",
+        ),
+        (
+            {"kind": "agent", "id": "", "privacy": "internal", "retention": "durable"},
+            None,
+            r"message.to.destination_ref.id: identifier is empty",
+        ),
+        (None, [{"kind": "agent", "id": "a"}], r"message.to.related_refs\[0\]: EntityRef needs field 'privacy'"),
+        (
+            None,
+            [{"kind": "robot", "id": "a", "privacy": "internal"}],
+            r"message.to.related_refs\[0\].kind: 'robot' is not one of run, ",
+        ),
+        (
+            None,
+            [
+                {
+                    "kind": "run",
+                    "id": "a",
+                    "privacy": "internal",
+                    "source": {"kind": "sdk", "id": "s", "privacy": "public"},
+                }
+            ],
+            r"message.to.related_refs\[0\].source: SourceRef needs field 'trust'",
+        ),
+        (
+            {"kind": "agent", "id": "a", "privacy": "internal", "retention": "durable", "note": "x"},
+            None,
+            r"message.to.destination_ref: DestinationRef has no field 'note'",
+        ),
+    ]
+    for destination, related, match in refused:
+        address = dict(_message(2)["to"])
+        if destination is not None:
+            address["destination_ref"] = destination
+        if related is not None:
+            address["related_refs"] = related
+        with pytest.raises(poolscope.InvalidInputError, match=match):
+            store.record_message("p", {**_message(2), "to": address}, {"message_id": "msg.2", "status": "accepted"})
+    assert len(store.watch("p")) == 2
+
+
 def test_bad_values_are_typed_errors_and_write_nothing(store):
     store.open_pool("p", {})
     with pytest.raises(poolscope.InvalidInputError, match="needs field 'agent_id'"):

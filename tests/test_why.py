@@ -96,7 +96,10 @@ def _run_message(message_id: str, sender: str, to: str, reply_to: str | None = N
     message = {
         "message_id": message_id,
         "from": sender,
-        "to": {"target": {"type": "run", "run_id": to}, "destination_ref": {"kind": "agent", "id": to}},
+        "to": {
+            "target": {"type": "run", "run_id": to},
+            "destination_ref": {"kind": "agent", "id": to, "privacy": "content_refs_only", "retention": "host_policy"},
+        },
         "content_ref": f"content.{message_id}",
         "idempotency_key": f"idem.{message_id}",
     }

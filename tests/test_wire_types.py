@@ -232,7 +232,10 @@ def test_the_types_follow_the_schema():
     minimal = {
         "message_id": "m",
         "from": "r",
-        "to": {"target": {"type": "agent", "agent_id": "a"}, "destination_ref": {"kind": "agent", "id": "a"}},
+        "to": {
+            "target": {"type": "agent", "agent_id": "a"},
+            "destination_ref": {"kind": "agent", "id": "a", "privacy": "content_refs_only", "retention": "host_policy"},
+        },
         "content_ref": "c",
         "correlation": {},
         "idempotency_key": "i",
