@@ -475,36 +475,30 @@ _ENTITY_KINDS = frozenset(wire.ENTITY_KINDS)
 _SOURCE_KINDS = frozenset(wire.SOURCE_KINDS)
 
 
-def _destination_fine(ref: Any) -> bool:
-    """Whether ``to.destination_ref`` is a ``DestinationRef`` serde reads (:data:`wire.DESTINATION_REF`):
-    its kind and classes from their enums, its id an identifier, its options strings or null
-    (a key it has no field for is ignored, as serde ignores it)."""
-    summary = ref.get("redacted_summary") if ref.__class__ is dict else None
+def _ref_fine(ref: Any, kinds: frozenset[str], classes: tuple[tuple[str, frozenset[str]], ...]) -> bool:
+    """Whether ``ref`` is a ``DestinationRef`` or ``SourceRef`` serde reads: its kind and ``classes``
+    (field, spellings) from their enums, its id an identifier, its correlation entries fine, its
+    summary a string or null (a key it has no field for is ignored, as serde ignores it)."""
+    if ref.__class__ is not dict:
+        return False
+    summary = ref.get("redacted_summary")
     return (
-        ref.__class__ is dict
-        and ref.get("kind") in _DESTINATION_KINDS
+        ref.get("kind") in kinds
         and id_fine(ref.get("id"))
-        and ref.get("privacy") in _PRIVACY
-        and ref.get("retention") in _RETENTION
+        and all(ref.get(name) in spellings for name, spellings in classes)
         and _entries_fine(ref.get("correlation", _NO_LIST))
         and (summary is None or summary.__class__ is str)
     )
 
 
+def _destination_fine(ref: Any) -> bool:
+    """Whether ``to.destination_ref`` is a ``DestinationRef`` serde reads (:data:`wire.DESTINATION_REF`)."""
+    return _ref_fine(ref, _DESTINATION_KINDS, (("privacy", _PRIVACY), ("retention", _RETENTION)))
+
+
 def _source_fine(source: Any) -> bool:
     """Whether an ``EntityRef``'s ``source`` is absent, null or a ``SourceRef`` serde reads."""
-    if source is None:
-        return True
-    summary = source.get("redacted_summary") if source.__class__ is dict else None
-    return (
-        source.__class__ is dict
-        and source.get("kind") in _SOURCE_KINDS
-        and id_fine(source.get("id"))
-        and source.get("trust") in _TRUST
-        and source.get("privacy") in _PRIVACY
-        and _entries_fine(source.get("correlation", _NO_LIST))
-        and (summary is None or summary.__class__ is str)
-    )
+    return source is None or _ref_fine(source, _SOURCE_KINDS, (("trust", _TRUST), ("privacy", _PRIVACY)))
 
 
 def _related_fine(refs: Any) -> bool:
