@@ -264,6 +264,33 @@ def _loaded_key(payload: Any, code: int) -> tuple[Any, Any, Any]:
         return kind, None, None
 
 
+def check_as_loaded(
+    payloads: dict[int, Any],
+    loaded: Iterable[tuple[int, int, Any, Any]],
+    *,
+    path: str | os.PathLike,
+    pool_id: str,
+    why: str,
+    holder: str = "the pool was loaded with",
+) -> None:
+    """:class:`DatabaseChangedError` unless each payload read again is the
+    record an index holds for its seq (``loaded``: seq, kind code, key,
+    status): the same kind and message, condition or run id, and the same
+    status for a message or wake.  A seq missing from ``payloads`` fails too;
+    damaged records are not compared (they have no key).  The one check both
+    readers (:meth:`PoolHistory.payloads`) and the store's writer use."""
+    from .fold import DAMAGED
+
+    for seq, code, key, status in loaded:
+        if code != DAMAGED and _loaded_key(payloads.get(seq), code) != (wire.KINDS[code], key, status):
+            raise DatabaseChangedError(
+                f"the record at seq {seq} is not the {wire.KINDS[code]} {holder}: {why}",
+                path=path,
+                pool_id=pool_id,
+                seq=seq,
+            )
+
+
 def open(
     path: str | os.PathLike,
     *,
@@ -788,28 +815,13 @@ class PoolHistory(_Frames):
                 pool_id=self.pool_id,
                 seq=error.seq,
             ) from None
-        self._check_as_loaded(
+        check_as_loaded(
             out,
             [(seq, entry.kind, entry.key, entry.status) for seq, entry in wanted],
-            "the file was rewritten while open (open it again to read it as it is now)",
+            path=self.path,
+            pool_id=self.pool_id,
+            why="the file was rewritten while open (open it again to read it as it is now)",
         )
-
-    def _check_as_loaded(self, payloads: dict[int, Any], loaded: Iterable[tuple[int, int, Any, Any]], why: str) -> None:
-        """:class:`DatabaseChangedError` unless each payload read again is the
-        record the index holds for its seq (``loaded``: seq, kind code, key,
-        status): the same kind and message, condition or run id, and the same
-        status for a message or wake.  Damaged records are
-        not compared (they have no key)."""
-        from .fold import DAMAGED
-
-        for seq, code, key, status in loaded:
-            if code != DAMAGED and _loaded_key(payloads[seq], code) != (wire.KINDS[code], key, status):
-                raise DatabaseChangedError(
-                    f"the record at seq {seq} is not the {wire.KINDS[code]} the pool was loaded with: {why}",
-                    path=self.path,
-                    pool_id=self.pool_id,
-                    seq=seq,
-                )
 
     def follow(
         self,
@@ -950,10 +962,12 @@ class PoolHistory(_Frames):
             asked.tolist(),
             uncertain=set(index.uncertain) if index.uncertain else (),
         )
-        self._check_as_loaded(
+        check_as_loaded(
             out,
             zip(asked.tolist(), kinds[at].tolist(), index.field("key", at), index.field("status", at)),
-            "the file changed since",
+            path=self.path,
+            pool_id=self.pool_id,
+            why="the file changed since",
         )
         return out
 

@@ -42,7 +42,6 @@ from .errors import (
     ConfigConflictError,
     CorruptRecordError,
     DatabaseAccessError,
-    DatabaseChangedError,
     DatabaseClosedError,
     DatabaseError,
     InvalidInputError,
@@ -53,8 +52,8 @@ from .errors import (
     SchemaError,
     WriteRefusedError,
 )
-from .fold import DAMAGED, configs_equal
-from .history import Record, _loaded_key, read_records
+from .fold import configs_equal
+from .history import Record, check_as_loaded, read_records
 from .index import MAX_SEQ, PoolIndex
 from .load import fetch_payloads
 from .output import never_a_database
@@ -297,17 +296,15 @@ class _PoolLog:
         asked = np.asarray(seqs, dtype=np.int64)
         at = np.minimum(np.searchsorted(known, asked), max(len(known) - 1, 0))
         held = known[at] == asked if len(known) else np.zeros(len(asked), dtype=bool)
-        for seq, entry in zip(asked[held].tolist(), index.entries_at(at[held])):
-            if entry.kind == DAMAGED:
-                continue  # no key to compare
-            if seq not in out or _loaded_key(out[seq], entry.kind) != (wire.KINDS[entry.kind], entry.key, entry.status):
-                raise DatabaseChangedError(
-                    f"the record at seq {seq} is not the {wire.KINDS[entry.kind]} this store folded: "
-                    "it was rolled back since (a store.batch() that failed) or the file was rewritten",
-                    path=self.path,
-                    pool_id=self.pool_id,
-                    seq=seq,
-                )
+        entries = index.entries_at(at[held])
+        check_as_loaded(
+            out,
+            [(seq, entry.kind, entry.key, entry.status) for seq, entry in zip(asked[held].tolist(), entries)],
+            path=self.path,
+            pool_id=self.pool_id,
+            holder="this store folded",
+            why="it was rolled back since (a store.batch() that failed) or the file was rewritten",
+        )
         return out
 
     def payload_at(self, position: int) -> Any:
