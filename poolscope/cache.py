@@ -914,6 +914,8 @@ class IndexCache:
         import pyarrow as pa
 
         key = entry_key(index.path, index.pool_id)
+        if self._manifest_path(key).is_dir() and not self._manifest_path(key).is_symlink():
+            return False  # someone's folder at the entry's name: no entry, the rest of the cache works
         token = os.urandom(6).hex()
         data_name = f"{key}.{token}.arrow"
         tmp = self.root / f".{data_name}.{os.getpid()}.tmp"
@@ -1016,6 +1018,8 @@ class IndexCache:
         except OSError:
             return []
         for path in manifests:
+            if path.is_dir() and not path.is_symlink():
+                continue  # a folder at a manifest's name is never an entry (nor removed by clear())
             body = self._read_manifest(path) or {}
             data = self._data_file(body)
             size = 0

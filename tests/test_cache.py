@@ -630,6 +630,35 @@ def test_clear_says_so_when_entries_cannot_be_removed(gen_copy, store, monkeypat
     assert store.clear(gen_copy) == entries and store.entries() == []
 
 
+def test_a_folder_at_a_manifests_name_is_no_entry(gen_copy, store):
+    """A folder where an entry's manifest would be (made by hand, or another program): it is not
+    listed as an entry, ``clear()`` leaves it alone without saying the cache is unwritable (it
+    raised "could not be removed (is the cache folder writable?)"), opens still work, and only
+    that entry goes unsaved (saving it turned the whole cache off, with a warning naming the folder)."""
+    with poolscope.open(gen_copy, cache=store.root) as db:
+        first, second = db.pool_ids
+        expected = db.pool(first).snapshot().to_json()
+    cache_module.wait()
+    (entry,) = store.entries()
+    assert store.clear() == 1
+    entry.manifest.mkdir()
+    (entry.manifest / "theirs.txt").write_text("kept")
+    assert store.entries() == [] and store.clear() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cache_module.CacheWarning)
+        for _ in range(2):
+            with poolscope.open(gen_copy, cache=store.root) as db:
+                assert db.pool(first).snapshot().to_json() == expected
+            cache_module.wait()
+        assert store.entries() == []
+        with poolscope.open(gen_copy, cache=store.root) as db:
+            db.pool(second).snapshot()
+        cache_module.wait()
+    assert [e.pool_id for e in store.entries()] == [second]
+    assert store.clear() == 1 and store.entries() == []
+    assert (entry.manifest / "theirs.txt").read_text() == "kept"
+
+
 def test_only_an_entrys_own_files_are_counted_evicted_or_tidied(tmp_path, gen_copy, monkeypatch):
     """A cache folder shared with other files (hours old, named ``*.tmp``,
     ``*.arrow``, ``*.json``): saving, evicting and ``clear()`` remove only
