@@ -3,9 +3,12 @@
 * The target is taken as written, made absolute lexically: ``a/../b/../out``
   is ``out``, and only the folders on that path are created (parents are
   always created, by every command alike).
-* A symlink at the target (or at a file written inside an export folder) is
-  refused: poolscope never writes through a link into a file it was not
-  asked to write.
+* A symlink at the target (or at a file written inside an export folder), or
+  as the folder the target is written in, is refused: poolscope never writes
+  through a link into a file it was not asked to write.  Links further up the
+  path are followed as any program follows them (a home folder or a mount
+  reached through a link): ``out/link/sub/r.html`` is written under the
+  link's target.
 * An existing file is not overwritten unless ``force=True`` (``--force``);
   the one exception is a file the same writer made before (``own``: a marker
   its output starts with), so ``poolscope report -o r.html`` can be run again.
@@ -54,12 +57,24 @@ def target(path: str | os.PathLike, *, file: bool = False) -> Path:
     Traceback (most recent call last):
     ...
     poolscope.errors.OutputError: file pages/: ends with a path separator: it names a folder, and a file is written here
+    >>> target("pages/.", file=True)
+    Traceback (most recent call last):
+    ...
+    poolscope.errors.OutputError: file pages/.: ends with '.': it names a folder, and a file is written here
     """
     from .arguments import path_argument
 
     given = path_argument(path, "the output path")
-    if file and isinstance(path, (str, bytes)) and os.fsdecode(path).endswith(tuple(filter(None, (os.sep, os.altsep)))):
-        raise OutputError("ends with a path separator: it names a folder, and a file is written here", path=path)
+    if file and isinstance(path, (str, bytes)):
+        text = os.fsdecode(path)
+        separators = tuple(filter(None, (os.sep, os.altsep)))
+        if text.endswith(separators):
+            raise OutputError("ends with a path separator: it names a folder, and a file is written here", path=path)
+        last = text
+        for separator in separators:
+            last = last.rsplit(separator, 1)[-1]
+        if last in (os.curdir, os.pardir):  # out/page/. and out/.. name folders just as out/page/ does
+            raise OutputError(f"ends with {last!r}: it names a folder, and a file is written here", path=path)
     return Path(os.path.abspath(given))
 
 
@@ -72,7 +87,8 @@ def _fail(error: OSError, path: Path, doing: str) -> OutputError:
 
 def make_folder(folder: Path) -> None:
     """Create ``folder`` and its missing parents; an existing non-folder, a
-    symlink on the way, or a name where an SQLite database beside it keeps a
+    symlink as ``folder`` itself (links further up are followed: see the
+    module's rules), or a name where an SQLite database beside it keeps a
     side file (``pool.db-wal``) is an :class:`OutputError`."""
     if os.path.islink(folder):
         raise OutputError("is a symlink: poolscope does not write through links", path=folder)
@@ -150,6 +166,18 @@ def _umask() -> int:
     return mask
 
 
+#: The most bytes of the target's name a temporary file's name repeats: with its dot, the random part and
+#: ``.tmp`` it stays within any file system's name limit (255 bytes) whatever the target's length.
+TEMPORARY_NAME_BYTES = 200
+
+
+def _shortened(name: str) -> str:
+    """``name`` cut to at most :data:`TEMPORARY_NAME_BYTES` bytes on the file system, at a character's end."""
+    while len(os.fsencode(name)) > TEMPORARY_NAME_BYTES:
+        name = name[:-1]
+    return name
+
+
 @contextmanager
 def writing(path: str | os.PathLike, *, force: bool = False, own: bytes | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write to; on success it
@@ -158,7 +186,7 @@ def writing(path: str | os.PathLike, *, force: bool = False, own: bytes | None =
     make_folder(out.parent)
     check_file(out, force=force, own=own)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{_shortened(out.name)}.", suffix=".tmp", dir=out.parent)
         os.fchmod(fd, 0o666 & ~_umask())  # the mode any other new file gets, not mkstemp's private 0600
         os.close(fd)
     except OSError as error:

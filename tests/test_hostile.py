@@ -1803,6 +1803,32 @@ def test_an_output_path_ending_in_a_separator_is_a_folder_not_a_file(tmp_path, c
     assert result.exit_code == 2, result.output
     assert "ends with a path separator" in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pool.db"]
+    # pages/. and pages/r/.. name folders just the same (a file named pages was written for the first)
+    for ending in (".", "r/.."):
+        result = CliRunner().invoke(cli, [*args, "-o", f"{tmp_path / 'pages'}/{ending}"])
+        assert result.exit_code == 2, result.output
+        assert "it names a folder" in result.output and "Traceback" not in result.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["pool.db"]
     result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "pages" / "r.html")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "pages" / "r.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize("command", [["report", "{db}"], ["fleet", "report", "{db}"]], ids=["report", "fleet report"])
+def test_an_output_name_of_the_longest_length_is_written(tmp_path, command):
+    """A file name of 255 bytes (the file system's limit; multi-byte characters too) is written:
+    the temporary file beside it repeats only the start of the name (it was the name plus 14
+    bytes: "File name too long", after the whole page was rendered), and none is left behind."""
+    from click.testing import CliRunner
+
+    from poolscope.cli import cli
+
+    db = shutil.copy(SAMPLE_DB, tmp_path / "pool.db")
+    args = [part.format(db=db) for part in command]
+    for name in ("r" * 250 + ".html", "é" * 125 + ".html"):
+        assert len(name.encode()) == 255
+        folder = tmp_path / name[:1]
+        result = CliRunner().invoke(cli, [*args, "-o", str(folder / name)])
+        assert result.exit_code == 0, result.output
+        assert [p.name for p in folder.iterdir()] == [name]
+        assert (folder / name).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
