@@ -327,6 +327,9 @@ class PoolIndex:
         self.path = path
         self.pool_id = pool_id
         self.seqs: list[int] = []
+        #: The seq the log ends at when its last records are not in this index (a what-if that
+        #: removed them: its cursors keep the log's values, up to the log's head); 0 otherwise
+        self.log_end = 0
         # a list of Entry, or (restored from the index cache) a CachedEntries over Arrow columns
         self.entries: Any = []
         self._next_list: list[int] | None = []
@@ -1091,8 +1094,9 @@ class PoolIndex:
     # --------------------------------------------------------------- columns
     @property
     def head(self) -> int:
-        """Seq of the last record (0 for an empty pool)."""
-        return self.seqs[-1] if self.seqs else 0
+        """Seq of the last record (0 for an empty pool), or :attr:`log_end` when later."""
+        last = self.seqs[-1] if self.seqs else 0
+        return last if last >= self.log_end else self.log_end
 
     def __len__(self) -> int:
         return len(self.seqs)

@@ -6,9 +6,11 @@ rest with the same :class:`~poolscope.fold.PoolFold` that every other view
 uses, into a :class:`WhatIf`: a :class:`~poolscope.history.PoolHistory` with
 the whole API (``snapshot``, the frames, ``diff``, ``history_of``,
 ``explain``, the plots, ``explore``).  Cursors keep their original values,
-so a cursor of the what-if is the same moment as in the real pool, and its
+so a cursor of the what-if is the same moment as in the real pool (its head
+is the pool's, even when the log's last records were removed), and its
 snapshot at any cursor is what the SDK would rebuild from a copy of the
-database with those rows deleted.
+database with those rows deleted (at a removed seq, the state after the last
+kept record before it).
 
 Unlike "skip this action" in Redux DevTools, consequences that stop making
 sense are flagged, not hidden: ``.orphans`` lists messages still delivered
@@ -153,6 +155,7 @@ class WhatIf(PoolHistory):
         kept_seqs = seq[keep].tolist()
         kept_entries = [entries[p] for p in keep.tolist()] if len(keep) != len(seqs) else list(entries)
         index.extend(kept_seqs, kept_entries)  # the one fold, over the records kept
+        index.log_end = base.head  # removed last records leave the log's head a cursor of the what-if
         kept = set(kept_seqs) if base.problems else set()
         index.problems = {s: e for s, e in base.problems.items() if s in kept}
         self.index = index

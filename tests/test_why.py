@@ -530,16 +530,48 @@ def test_a_what_if_snapshot_equals_that_of_a_physically_filtered_copy_at_every_c
             alt = pool.without(**removal)
             copy = _physical_copy(path, tmp_path, pool_id, alt.removed.tolist(), f"{pool_id}-{i}.db")
             real = poolscope.open(copy).pool(pool_id)
-            assert alt.head == real.head and len(alt) == len(real)
+            # cursors keep the log's values: the what-if's head is the log's, whatever was removed
+            assert alt.head == pool.head and len(alt) == len(real)
             for k in range(0, pool.head + 1):
-                if k > alt.head:
-                    with pytest.raises(poolscope.CursorError):
-                        alt.snapshot(k)
-                    continue
-                assert _snapshot_or_error(alt, k) == _snapshot_or_error(real, k), (pool_id, removal, k)
+                # past the copy's last record (the log's last records removed): the copy's whole log
+                expected = _snapshot_or_error(real, min(k, real.head))
+                assert _snapshot_or_error(alt, k) == expected, (pool_id, removal, k)
+            with pytest.raises(poolscope.CursorError):
+                alt.snapshot(pool.head + 1)
             assert alt.messages_df().equals(real.messages_df())
             assert alt.members_df().equals(real.members_df())
             assert [r.cursor for r in alt.records()] == [r.cursor for r in real.records()]
+
+
+def test_a_what_if_without_the_logs_last_records_keeps_the_logs_head(tmp_path):
+    """Removing the log's last records (a run that joined last, the last seqs) leaves the
+    log's later cursors to the what-if: its head is the pool's, and a snapshot there is the
+    copy's without those rows (its cursor the last kept record's), as at a removed seq in the
+    middle.  The what-if's head was the last kept seq: ``alt.snapshot(pool.head)`` and
+    ``alt.diff(0, pool.head)`` raised CursorError."""
+    path = tmp_path / "tail.db"
+    store = poolscope.PoolStore(path)
+    store.open_pool("pool.a", {})
+    store.record_pool_created("pool.a")
+    for run in ("run.1", "run.2", "run.3"):
+        store.join_member("pool.a", {"run_id": run, "agent_id": "agent.x"})
+    store.close()
+    with poolscope.open(path, cache=False) as db:
+        pool = db.pool("pool.a")
+        assert pool.head == 5
+        for removal, removed in (({"records": [4, 5]}, [4, 5]), ({"runs": ["run.3"]}, [5])):
+            alt = pool.without(**removal)
+            assert alt.head == pool.head and alt.removed.tolist() == removed
+            copy = _physical_copy(path, tmp_path, "pool.a", removed, f"tail-{len(removed)}.db")
+            with poolscope.open(copy, cache=False) as real_db:
+                real = real_db.pool("pool.a")
+                assert real.head == 5 - len(removed)
+                for k in range(1, pool.head + 1):
+                    assert alt.snapshot(k).to_json() == real.snapshot(min(k, real.head)).to_json()
+                assert alt.snapshot().cursor == real.head
+            changed = alt.diff(0, pool.head)
+            assert [m["run_id"] for m in changed.joined] == ["run.1", "run.2", "run.3"][: 3 - len(removed)]
+            assert len(alt.records_df()) == 5 - len(removed)
 
 
 def test_without_removes_what_it_says(oracle):
