@@ -494,6 +494,26 @@ def test_poll_folds_a_shown_what_if_again(tmp_path):
             explorer.close()
 
 
+def test_a_what_if_that_keeps_no_record_is_shown_not_its_base(tmp_path):
+    """explore(what_if) of a what-if that removed every record shows the what-if (nothing, the
+    log's cursors), not its base pool: a history of no records is falsy, and the explorer took
+    ``histories.get(p) or db.pool(p)``, silently showing the base's members instead."""
+    path = tmp_path / "empty-whatif.db"
+    with poolscope.PoolStore(path) as store:
+        store.open_pool("p", {})
+        store.record_pool_created("p")
+        store.join_member("p", {"run_id": "r1", "agent_id": "a"})
+    with poolscope.open(path, cache=False) as db:
+        base = db.pool("p")
+        for alt in (base.without(records=[1, 2, 3]), base.without(runs=["r1"])):
+            with poolscope.explore(alt, check=False) as explorer:
+                assert explorer.pool is alt and explorer.slider.max == alt.head == base.head == 3
+                explorer.set_cursor(3)
+                expected = [] if len(alt) == 0 else alt.snapshot(3).member_ids
+                assert explorer.shown["member_ids"] == expected == []
+                assert explorer.shown["counts"] == (None if len(alt) == 0 else alt.snapshot(3).counts())
+
+
 def test_poll_shows_the_first_pool_written_into_an_empty_database(tmp_path):
     path = tmp_path / "later.db"
     poolscope.PoolStore(path).close()  # the SDK's tables, no pool yet

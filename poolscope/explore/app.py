@@ -520,7 +520,9 @@ class Explorer:
         """
         with self._lock:
             # PoolNotFoundError if unknown (or not a string: Database.pool says so)
-            history = (self._histories.get(pool_id) if isinstance(pool_id, str) else None) or self.db.pool(pool_id)
+            history = self._histories.get(pool_id) if isinstance(pool_id, str) else None
+            if history is None:  # (not `or`: a history of no records is falsy, and a what-if may keep none)
+                history = self.db.pool(pool_id)
             self.pool = history
             self.selected = None
             found = self._filters.get(pool_id)
