@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import output
-from .arguments import choice_argument
+from .arguments import choice_argument, names_argument
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import Database
@@ -125,22 +126,22 @@ def export(
     out: str | os.PathLike,
     *,
     format: str = "parquet",
-    pools: list[str] | None = None,
+    pools: str | Iterable[str] | None = None,
     upto: int | None = None,
     force: bool = False,
 ) -> list[Path]:
     """Write ``records``, ``members``, ``messages``, ``wakes`` and ``summary`` to the folder ``out``.
 
     Returns the paths written.  ``format`` is ``parquet``, ``csv`` or ``json``
-    (JSON lines).  The database is only read.  The folder and its missing
+    (JSON lines); ``pools`` is one pool id or several (default: every pool).  The database is only read.  The folder and its missing
     parents are created; an existing file is overwritten only with ``force``,
     and a symlink is never written through (see :mod:`poolscope.output`).
     CSV cells that a spreadsheet would run as formulas are neutralised
     (:func:`csv_ready`); Parquet and JSON keep every value exactly.
     """
     format = choice_argument(format, "format", FORMATS)
-    if pools:
-        pools = list(dict.fromkeys(pools))  # a pool named twice is exported once
+    # one pool id or several; a pool named twice is exported once; none named (None or empty): every pool
+    selected = list(dict.fromkeys(names_argument(pools, "pools", "pool id") or ())) or None
     folder = output.target(out)
     names = [f"{name}.{'jsonl' if format == 'json' else format}" for name in (*FRAMES, "summary")]
     if os.path.islink(folder) or (os.path.lexists(folder) and not folder.is_dir()):
@@ -149,12 +150,12 @@ def export(
         output.check_file(folder / name, force=force)
     # every pool loaded first: each frame (records_df too, which could read the file itself) and the
     # summary come from one index per pool, so one export is of one head even while a writer appends
-    for pool_id in pools or db.pool_ids:
+    for pool_id in selected or db.pool_ids:
         db.pool(pool_id).load()
-    tables = {name: frame_for(db, name, pools, upto) for name in FRAMES}
+    tables = {name: frame_for(db, name, selected, upto) for name in FRAMES}
     summary = db.summary()
-    if pools:
-        summary = summary[summary["pool_id"].isin(pools)].reset_index(drop=True)
+    if selected:
+        summary = summary[summary["pool_id"].isin(selected)].reset_index(drop=True)
     tables["summary"] = summary
     written = []
     for frame, file_name in zip(tables.values(), names):

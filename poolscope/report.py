@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import palette
 from . import render as _html
+from .arguments import names_argument
 from .errors import PoolscopeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -197,10 +198,11 @@ def _pool_section(db: Database, pool: PoolHistory, anomalies: list | None, check
     return "".join(body)
 
 
-def render(db: Database, pools: Iterable[str] | None = None, *, title: str | None = None) -> str:
+def render(db: Database, pools: str | Iterable[str] | None = None, *, title: str | None = None) -> str:
     """The report's HTML text for an open :class:`~poolscope.Database`.
 
-    ``pools`` limits the per-pool sections (the summary lists every pool).
+    ``pools`` (one pool id or several) limits the per-pool sections (the
+    summary lists every pool).
 
     >>> text = render(db, ["pool.alpha"])
     >>> text.startswith("<!DOCTYPE html>"), "pool.alpha" in text
@@ -208,7 +210,8 @@ def render(db: Database, pools: Iterable[str] | None = None, *, title: str | Non
     """
     from . import __version__
 
-    selected = list(dict.fromkeys(db.pool_ids if pools is None else pools))  # a pool named twice is shown once
+    chosen = names_argument(pools, "pools", "pool id")
+    selected = list(dict.fromkeys(db.pool_ids if chosen is None else chosen))  # a pool named twice is shown once
     for pool_id in selected:
         db.pool(pool_id)  # raises PoolNotFoundError for an unknown pool, before any work
     anomalies: list | None
@@ -256,11 +259,11 @@ GENERATOR = "<meta name='generator' content='poolscope report'>"
 def report(
     db_or_path: Database | str | os.PathLike,
     out_path: str | os.PathLike,
-    pools: Iterable[str] | None = None,
+    pools: str | Iterable[str] | None = None,
     *,
     force: bool = False,
 ) -> Path:
-    """Write the HTML report of a database (or of its ``pools``) to ``out_path``.
+    """Write the HTML report of a database (or of its ``pools``: one pool id or several) to ``out_path``.
 
     ``db_or_path`` is an open :class:`~poolscope.Database` or the path of a
     database, which is opened read-only.  Returns the path written.  Missing

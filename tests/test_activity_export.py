@@ -96,6 +96,28 @@ def test_export_round_trips(small_db, tmp_path, fmt):
         assert _comparable(back) == _comparable(original), name
 
 
+def test_export_takes_one_pool_id_or_several_and_refuses_anything_else(small_db, tmp_path):
+    """``pools`` goes through arguments.names_argument, as every other selection does: one id as a
+    string is that pool (it was read as its characters: PoolNotFoundError for pool 'p'), a pool
+    named twice is exported once, and a value that is no pool id is an InvalidInputError naming
+    ``pools`` (``pools=5`` was a bare TypeError), refused before anything is written."""
+    from poolscope.errors import InvalidInputError
+
+    with poolscope.open(small_db) as db:
+        expected = db.pool("pool.bravo").records_df()
+        for pools, out in (("pool.bravo", "one"), (["pool.bravo", "pool.bravo"], "twice")):
+            export(db, tmp_path / out, format="csv", pools=pools)
+            summary = pd.read_csv(tmp_path / out / "summary.csv")
+            records = pd.read_csv(tmp_path / out / "records.csv")
+            assert list(summary["pool_id"]) == ["pool.bravo"]
+            assert list(records["seq"]) == list(expected["seq"])
+            assert set(records["pool_id"]) == {"pool.bravo"}
+        for bad in (5, [5], ["pool.bravo", None], b"pool.bravo"):
+            with pytest.raises(InvalidInputError, match=r"^pools must "):
+                export(db, tmp_path / "bad", format="csv", pools=bad)
+        assert not (tmp_path / "bad").exists()
+
+
 def test_snapshot_json_export_is_the_sdk_json(small_db, tmp_path):
     snap = poolscope.open(small_db).pool("pool.alpha").snapshot(100)
     path = tmp_path / "snap.json"

@@ -191,6 +191,29 @@ def test_report_of_some_pools_only(sample_copy, tmp_path):
 
 
 @pytest.mark.slow
+def test_report_takes_one_pool_id_or_several_and_refuses_anything_else(tmp_path):
+    """``pools`` goes through arguments.names_argument, as every other selection does: one id as a
+    string is that pool's section (it was read as its characters: PoolNotFoundError for pool 'p'),
+    and a value that is no pool id is an InvalidInputError naming ``pools`` (``pools=5`` was a bare
+    TypeError from deep inside), raised before anything is written."""
+    from poolscope.errors import InvalidInputError
+    from poolscope.generate import generate
+
+    path = tmp_path / "two.db"
+    generate(path, pools=2, records=30, seed=1)
+    with poolscope.open(path) as db:
+        assert db.pool_ids == ["pool.alpha", "pool.bravo"]
+        page = Page(render(db, "pool.bravo"))
+        assert [h for h in page.h2 if h.startswith("Pool ")] == ["Pool pool.bravo"]
+        for bad in (5, [5], ["pool.bravo", None], b"pool.bravo"):
+            with pytest.raises(InvalidInputError, match=r"^pools must "):
+                render(db, bad)
+            with pytest.raises(InvalidInputError, match=r"^pools must "):
+                report(db, tmp_path / "bad.html", pools=bad)
+    assert not (tmp_path / "bad.html").exists()
+
+
+@pytest.mark.slow
 def test_cli_report_writes_the_page_and_exits_0(readonly_sample, outdir):
     runner = CliRunner()
     out = outdir / "cli.html"
