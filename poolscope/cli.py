@@ -492,7 +492,12 @@ def doctor(ctx: click.Context, db: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False),
     help="The HTML file to write.",
 )
-@click.option("--pool", "pools", multiple=True, help="Only these pools (repeatable; default all).")
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    help="A section only for these pools (repeatable; default all); the summary still lists every pool.",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUT even if it is not an earlier report.")
 @reading_options
 def report_command(db: str, out: str, pools: tuple[str, ...], force: bool) -> None:

@@ -392,11 +392,12 @@ _ALERT_COLUMNS = frozenset(
 
 
 def summary_html(
-    frame: pd.DataFrame, anomalies: Sequence[Any] | None = None, *, link: Callable[[str], str] | None = None
+    frame: pd.DataFrame, anomalies: Sequence[Any] | None = None, *, link: Callable[[str], str | None] | None = None
 ) -> str:
     """:meth:`Database.summary` as a table (class ``ps-summary``): message and wake
     statuses grouped under one header each, plus the anomaly counts of each pool
-    when ``anomalies`` is given; ``link(pool_id)`` makes each pool id a link."""
+    when ``anomalies`` is given; ``link(pool_id)`` makes each pool id a link to
+    the anchor it returns (a pool for which it returns None is not linked)."""
     base = [c for c in ("head", "records", "damaged", "members", "messages", "wakes") if c in frame.columns]
     groups = [
         ("messages by current status", [f"messages_{s}" for s in wire.MESSAGE_STATUSES]),
@@ -421,8 +422,9 @@ def summary_html(
     for record in frame.to_dict("records"):
         pool_id = record["pool_id"]
         shown = ident(pool_id, 28)
-        if link is not None:
-            shown = f"<a href='#{esc(link(pool_id))}'>{shown}</a>"
+        anchor = None if link is None else link(pool_id)
+        if anchor is not None:
+            shown = f"<a href='#{esc(anchor)}'>{shown}</a>"
         cells = [f"<td class='pool'>{shown}</td>"]
 
         def number(column: str) -> None:

@@ -108,9 +108,13 @@ def _height(lanes: int) -> float:
     return float(min(max(0.2 * lanes + 1.6, 2.6), 13.0))
 
 
-def _summary_html(db: Database, anomalies: list) -> str:
-    """:meth:`Database.summary` as a table with the anomaly counts of each pool."""
-    return _html.summary_html(db.summary(), anomalies, link=lambda pool_id: _anchor(db, pool_id))
+def _summary_html(db: Database, anomalies: list, selected: list[str]) -> str:
+    """:meth:`Database.summary` as a table with the anomaly counts of each pool;
+    the ``selected`` pools, which have a section, are linked to it (no link leads nowhere)."""
+    shown = set(selected)
+    return _html.summary_html(
+        db.summary(), anomalies, link=lambda pool_id: _anchor(db, pool_id) if pool_id in shown else None
+    )
 
 
 def _anchor(db: Database, pool_id: str) -> str:
@@ -201,8 +205,10 @@ def _pool_section(db: Database, pool: PoolHistory, anomalies: list | None, check
 def render(db: Database, pools: str | Iterable[str] | None = None, *, title: str | None = None) -> str:
     """The report's HTML text for an open :class:`~poolscope.Database`.
 
-    ``pools`` (one pool id or several) limits the per-pool sections (the
-    summary lists every pool).
+    ``pools`` (one pool id or several) limits the per-pool sections: the
+    summary still lists every pool, so that the selected ones can be compared
+    with the rest, but links only the selected ones to their sections (every
+    link of the page leads to something on it).
 
     >>> text = render(db, ["pool.alpha"])
     >>> text.startswith("<!DOCTYPE html>"), "pool.alpha" in text
@@ -235,10 +241,18 @@ def render(db: Database, pools: str | Iterable[str] | None = None, *, title: str
         links = "".join(f"<a href='#{_anchor(db, p)}'>{_html.ident(p, 40)}</a>" for p in selected)
         parts.append(f"<nav>Pools: {links}<a href='#anomalies-file'>file-wide anomalies</a></nav>")
     parts.append("<h2>Summary</h2>")
-    parts.append(_summary_html(db, anomalies or []) if db.pool_ids else "<p>No pool in this database.</p>")
+    parts.append(_summary_html(db, anomalies or [], selected) if db.pool_ids else "<p>No pool in this database.</p>")
+    unshown = len(set(db.pool_ids) - set(selected))
     parts.append(
         "<p class='note'>Messages and wakes are counted by their status at the head. "
-        "Errors and warnings come from the anomaly check (<code>poolscope doctor</code>).</p>"
+        "Errors and warnings come from the anomaly check (<code>poolscope doctor</code>)."
+        + (
+            f" This report has a section for {len(selected):,} of the {len(db.pool_ids):,} pools (linked above); "
+            f"the other {unshown:,} are listed for comparison only."
+            if unshown
+            else ""
+        )
+        + "</p>"
     )
     parts.append("<h2 id='anomalies-file'>File-wide anomalies</h2>")
     if anomalies is None:

@@ -214,6 +214,33 @@ def test_report_takes_one_pool_id_or_several_and_refuses_anything_else(tmp_path)
 
 
 @pytest.mark.slow
+def test_a_report_of_some_pools_links_only_the_pools_it_has_sections_for(tmp_path):
+    """With pools=[P] the summary lists every pool, but linked every one to #pool-N while only P got
+    a section: the others' links led nowhere.  Now every in-page link has its anchor, the selected
+    pool is linked to its section, and the note says how many pools have no section."""
+    from poolscope.generate import generate
+
+    path = tmp_path / "three.db"
+    generate(path, pools=3, records=30, seed=1)
+    with poolscope.open(path) as db:
+        assert db.pool_ids == ["pool.alpha", "pool.bravo", "pool.charlie"]
+        for pools, linked in ((["pool.bravo"], ["pool.bravo"]), ([], [])):
+            text = render(db, pools)
+            page = assert_self_contained(text)
+            anchors = {attrs["id"] for _, attrs in page.tags if "id" in attrs}
+            hrefs = [attrs["href"][1:] for attrs in page.all("a")]
+            assert set(hrefs) <= anchors, sorted(set(hrefs) - anchors)
+            summary = text[text.index("<table class='ps-summary'>") :]
+            summary = summary[: summary.index("</table>")]
+            for pool_id in db.pool_ids:  # every pool listed; linked only if it has a section
+                section = f"pool-{db.pool_ids.index(pool_id) + 1}"
+                assert (f"<a href='#{section}'>{pool_id}</a>" in summary) == (pool_id in linked), pool_id
+                assert (f">{pool_id}</td>" in summary) == (pool_id not in linked), pool_id
+                assert (section in anchors) == (pool_id in linked), pool_id
+            assert f"the other {3 - len(linked)} are listed for comparison only" in text
+
+
+@pytest.mark.slow
 def test_cli_report_writes_the_page_and_exits_0(readonly_sample, outdir):
     runner = CliRunner()
     out = outdir / "cli.html"
