@@ -711,4 +711,19 @@ def summarize(anomalies: list[Anomaly]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["Anomaly", "CODES", "SEVERITIES", "check", "problem_code", "summarize"]
+def file_wide(anomalies: Iterable[Anomaly], pool_ids: Iterable[str]) -> list[Anomaly]:
+    """The anomalies of no pool in ``pool_ids`` (a database's): those of the
+    whole file (``pool_id`` None) and those of rows that no pool reads, named
+    by their pool id as ``doctor`` names them (a BLOB pool id, or TEXT that is
+    not UTF-8: ``bad_pool_id``), which :attr:`Database.pool_ids` leaves out.
+    A page that shows each pool's anomalies with the pool shows these apart.
+
+    >>> found = [_anomaly("seq_gap", "pool.a", 5, "..."), _anomaly("bad_pool_id", "pool\ufffd", None, "...")]
+    >>> [(a.code, a.pool_id) for a in file_wide(found, ["pool.a"])]
+    [('bad_pool_id', 'pool\ufffd')]
+    """
+    listed = set(pool_ids)
+    return [a for a in anomalies if a.pool_id is None or a.pool_id not in listed]
+
+
+__all__ = ["Anomaly", "CODES", "SEVERITIES", "check", "file_wide", "problem_code", "summarize"]

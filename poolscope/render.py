@@ -360,15 +360,20 @@ def record_html(record: Record | None, seq: int, limit: int = RECORD_CHARS) -> s
 
 
 # ---------------------------------------------------------------- anomalies
-def anomalies_html(anomalies: Sequence[Any], *, empty: str = "No anomaly found.", limit: int = ANOMALY_ROWS) -> str:
+def anomalies_html(
+    anomalies: Sequence[Any], *, empty: str = "No anomaly found.", limit: int = ANOMALY_ROWS, pools: bool = False
+) -> str:
     """Anomalies (``db.check()``), errors first: a count line and a table
-    (class ``ps-anomalies``, ``data-count``); ``empty`` when there are none."""
+    (class ``ps-anomalies``, ``data-count``); ``empty`` when there are none.
+    With ``pools``, a ``pool`` column names each one's pool id (blank for the
+    whole file)."""
     if not anomalies:
         return f"<div class='ps-anomalies' data-count='0'><p class='ps-ok'>{esc(empty)}</p></div>"
     ordered = sorted(anomalies, key=lambda a: (_SEVERITY_ORDER.get(a.severity, 3), a.seq if a.seq is not None else -1))
     rows = "".join(
         f"<tr class='ps-sev-{esc(a.severity)}'><td class='ps-sev'>{esc(a.severity)}</td><td>{esc(a.code)}</td>"
-        f"<td class='num'>{'' if a.seq is None else f'{a.seq:,}'}</td><td>{esc(a.message)}</td></tr>"
+        + (f"<td>{ident(a.pool_id, 40)}</td>" if pools else "")
+        + f"<td class='num'>{'' if a.seq is None else f'{a.seq:,}'}</td><td>{esc(a.message)}</td></tr>"
         for a in ordered[:limit]
     )
     more = (
@@ -380,7 +385,8 @@ def anomalies_html(anomalies: Sequence[Any], *, empty: str = "No anomaly found."
     line = ", ".join(f"{n:,} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n)
     return (
         f"<div class='ps-anomalies' data-count='{len(anomalies)}'><p>{esc(line)}</p>"
-        f"<table class='ps-table'><tr><th>severity</th><th>code</th><th class='num'>seq</th>"
+        f"<table class='ps-table'><tr><th>severity</th><th>code</th>{'<th>pool</th>' if pools else ''}"
+        "<th class='num'>seq</th>"
         f"<th>message</th></tr>{rows}</table>{more}</div>"
     )
 

@@ -6,6 +6,8 @@ holds a summary table of every pool (:meth:`Database.summary`, with the
 anomaly counts), and for each pool: the four timelines of
 :mod:`poolscope.plot`, the snapshot at the head (counts, members, topics,
 latest messages and wakes) and the anomalies :meth:`Database.check` found.
+The anomalies of no pool (the whole file's, and those of rows no pool reads,
+such as a pool id that is not UTF-8) are listed apart, as file-wide ones.
 The database is only read (it may be read-only).
 
 Example::
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from . import palette
 from . import render as _html
 from .arguments import names_argument
+from .check import file_wide
 from .errors import PoolscopeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,6 +126,18 @@ def _anchor(db: Database, pool_id: str) -> str:
 
 def _anomalies_html(anomalies: list, empty: str) -> str:
     return _html.anomalies_html(anomalies, empty=empty, limit=MAX_ANOMALIES)
+
+
+def _file_wide_html(anomalies: list) -> str:
+    """The anomalies of no pool listed (see :func:`poolscope.check.file_wide`), with a pool column when
+    some are of rows that no pool reads: every anomaly ``doctor`` finds is on the page."""
+    if not any(a.pool_id is not None for a in anomalies):
+        return _anomalies_html(anomalies, "No file-wide anomaly.")
+    return (
+        "<p class='note'>With those of the whole file: the anomalies of rows that no pool reads (a pool id "
+        "that is not text, or not UTF-8), named by their pool id as <code>poolscope doctor</code> names them.</p>"
+        + _html.anomalies_html(anomalies, limit=MAX_ANOMALIES, pools=True)
+    )
 
 
 def _snapshot_html(pool: PoolHistory) -> str:
@@ -258,7 +273,7 @@ def render(db: Database, pools: str | Iterable[str] | None = None, *, title: str
     if anomalies is None:
         parts.append(f"<p class='note'>{_esc(check_note)}</p>")
     else:
-        parts.append(_anomalies_html([a for a in anomalies if a.pool_id is None], "No file-wide anomaly."))
+        parts.append(_file_wide_html(file_wide(anomalies, db.pool_ids)))
     for pool_id in selected:
         mine = None if anomalies is None else [a for a in anomalies if a.pool_id == pool_id]
         parts.append(_pool_section(db, db.pool(pool_id), mine, check_note))

@@ -211,3 +211,30 @@ def append_copy(conn: sqlite3.Connection, pool_id: str, kind: str = "member_left
         seq = conn.execute("SELECT max(seq) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchone()[0] + 1
         conn.execute("INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)", (pool_id, seq, kind, text))
     return seq
+
+
+def add_rows_no_pool_reads(path: Path) -> None:
+    """Add to the database at ``path`` two rows that no pool reads: one whose pool_id is a BLOB
+    (``pool.blob``'s bytes) and one whose pool_id is TEXT that is not UTF-8 (``pool\\xff``).
+    ``Database.pool_ids`` leaves them out; ``check()`` reports each as ``bad_pool_id``, named by
+    its pool id."""
+    payload = json.dumps(
+        {
+            "type": "pool_opened",
+            "config": {
+                "message_policy": {"include_sender_in_pool_broadcast": False},
+                "wake_policy": {"envelope_only": True},
+            },
+        }
+    )
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute(
+                "INSERT INTO agent_pool_records VALUES (X'706f6f6c2e626c6f62', 1, 'pool_opened', ?)", (payload,)
+            )
+            conn.execute(
+                "INSERT INTO agent_pool_records VALUES (CAST(X'706f6f6cff' AS TEXT), 1, 'pool_opened', ?)", (payload,)
+            )
+    finally:
+        conn.close()

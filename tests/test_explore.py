@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import SAMPLE_DB, raw_snapshot_lines
+from helpers import SAMPLE_DB, add_rows_no_pool_reads, raw_snapshot_lines
 
 import poolscope
 from poolscope import wire
@@ -555,6 +555,32 @@ def test_damaged_records_are_shown_not_fatal(sample_copy):
     assert explorer.jump("next", kind="damaged", status=None) == 40
     explorer.select_pool("pool.bravo")  # its pool_opened is unreadable: no snapshot anywhere
     assert explorer.shown["counts"] is None and "has not been opened" in explorer.counts_panel.value
+
+
+def test_the_anomalies_of_rows_no_pool_reads_are_shown_with_the_file_wide_ones(small_db, tmp_path):
+    """Rows whose pool_id is a BLOB or TEXT that is not UTF-8 are in no pool, and doctor reports each
+    as ``bad_pool_id``; the panel kept pool_id None only, so these errors were never shown.  Now they
+    are, on every pool, with a pool column naming them (as the report lists them)."""
+    import shutil
+
+    path = tmp_path / "odd.db"
+    shutil.copy(small_db, path)
+    add_rows_no_pool_reads(path)
+    with poolscope.open(path, cache=False) as db:
+        found = db.check()
+        pool_ids = db.pool_ids
+    outside = [a for a in found if a.pool_id not in pool_ids]
+    assert sorted(a.code for a in outside if a.pool_id is not None) == ["bad_pool_id", "bad_pool_id"]
+    explorer = poolscope.explore(path, check=True)
+    for pool_id in pool_ids[:2]:
+        explorer.select_pool(pool_id)
+        mine = [a for a in found if a.pool_id == pool_id] + outside
+        shown = explorer.anomalies_panel.value
+        assert f"data-count='{len(mine)}'" in shown and "<th>pool</th>" in shown
+        for anomaly in outside:
+            assert anomaly.message in html.unescape(shown)
+            if anomaly.pool_id is not None:
+                assert f"<td>{anomaly.pool_id}</td>" in html.unescape(shown)
 
 
 def test_check_runs_on_demand(sample_copy):

@@ -160,6 +160,30 @@ def test_report_ranks_pools_and_breaks_down_sources_and_agents(damaged_dir, tmp_
         assert render(hosts).count("<h2") == page.count("<h2")
 
 
+def test_the_anomalies_of_rows_no_pool_reads_are_counted_with_their_source(clean_dir, tmp_path):
+    """Rows whose pool_id is a BLOB or TEXT that is not UTF-8 are in no pool, and doctor reports each
+    as ``bad_pool_id``, an error.  summary() added to a source's counts only the anomalies whose
+    pool_id is None, and the page's "anomaly errors" card only the pools': both said 0 errors.  Now
+    every anomaly of fleet.check() is counted with its source, and the card counts them all."""
+    from helpers import add_rows_no_pool_reads
+
+    folder = tmp_path / "hosts"
+    shutil.copytree(clean_dir, folder)
+    add_rows_no_pool_reads(folder / "west.db")
+    with poolscope.fleet(folder, workers=1) as hosts:
+        found = hosts.check().astype({"source": object, "severity": object})
+        assert (found["code"] == "bad_pool_id").sum() == 2
+        summary = hosts.summary().set_index("source")
+        for source in summary.index:
+            mine = found[found["source"] == source]
+            assert summary.loc[source, "anomalies"] == len(mine), source
+            for severity in ("error", "warning"):
+                assert summary.loc[source, f"{severity}s"] == (mine["severity"] == severity).sum(), source
+        errors = int((found["severity"] == "error").sum())
+        assert errors >= 2
+        assert f"<b>{errors:,}</b><span>anomaly errors</span>" in render(hosts)
+
+
 def test_fleet_workers_never_import_a_module_of_the_working_folder(clean_dir, tmp_path):
     """The fleet's fork server (a ``python -c`` on Python 3.11, whose path starts with the working
     folder) found a ``poolscope.py`` lying among the collected databases first and ran it: the

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import SAMPLE_DB, tree_state
+from helpers import SAMPLE_DB, add_rows_no_pool_reads, tree_state
 
 import poolscope
 from poolscope.cli import cli
@@ -238,6 +238,65 @@ def test_a_report_of_some_pools_links_only_the_pools_it_has_sections_for(tmp_pat
                 assert (f">{pool_id}</td>" in summary) == (pool_id not in linked), pool_id
                 assert (section in anchors) == (pool_id in linked), pool_id
             assert f"the other {3 - len(linked)} are listed for comparison only" in text
+
+
+@pytest.mark.slow
+def test_every_anomaly_doctor_finds_is_on_the_page_those_of_rows_no_pool_reads_too(tmp_path):
+    """Rows whose pool_id is a BLOB or TEXT that is not UTF-8 are in no pool (db.pool_ids leaves them
+    out) and doctor reports each as ``bad_pool_id``, an error.  The page kept only pool_id None as
+    file-wide and gave only listed pools a section, so these errors were nowhere and it said "No
+    file-wide anomaly.".  Now they are listed with the file-wide ones, each with its pool id."""
+    from poolscope.generate import generate
+
+    path = tmp_path / "odd.db"
+    generate(path, pools=1, records=30, seed=1)
+    add_rows_no_pool_reads(path)
+    with poolscope.open(path) as db:
+        found = db.check()
+        outside = [a for a in found if a.pool_id is not None and a.pool_id not in db.pool_ids]
+        assert [a.code for a in outside] == ["bad_pool_id", "bad_pool_id"]
+        text = render(db)
+    assert "No file-wide anomaly." not in text
+    assert text.count("<tr class='ps-sev-") == len(found)  # every anomaly is a row of the page
+    file_wide = text[text.index("<h2 id='anomalies-file'>") : text.index("<section")]
+    rows = [cells for cells in _table_rows(file_wide) if cells and cells[0] in ("error", "warning", "info")]
+    expected = sorted((a.severity, a.code, a.pool_id or "", a.message) for a in found if a.pool_id not in db.pool_ids)
+    assert sorted((r[0], r[1], r[2], r[4]) for r in rows) == expected
+    assert "<th>pool</th>" in file_wide  # the pool id is the third column
+    # a clean file keeps the table it had: no pool column
+    clean = tmp_path / "clean.db"
+    generate(clean, pools=1, records=30, seed=1)
+    with poolscope.open(clean) as db:
+        assert "No file-wide anomaly." in render(db)
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The text of each cell of each table row of ``text``."""
+
+    class Rows(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag == "td":
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag == "td" and self.cell is not None:
+                self.rows[-1].append("".join(self.cell))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Rows()
+    parser.feed(text)
+    return parser.rows
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import ipywidgets as W
 
 from .. import render, wire
+from ..check import file_wide
 from ..errors import PoolscopeError
 from ..fold import DAMAGED
 
@@ -101,8 +102,10 @@ class View:
         return self.pool.diff(self.previous, self.cursor)
 
     def pool_anomalies(self) -> list[Any]:
-        """The anomalies of the pool shown, and those of the whole file."""
-        return [a for a in self.anomalies or () if a.pool_id in (self.pool.pool_id, None)]
+        """The anomalies of the pool shown, and the file-wide ones: those of the
+        whole file and of rows that no pool reads (:func:`poolscope.check.file_wide`)."""
+        found = self.anomalies or ()
+        return [a for a in found if a.pool_id == self.pool.pool_id] + file_wide(found, self.db.pool_ids)
 
 
 class Panel:
@@ -314,7 +317,8 @@ class AnomaliesPanel(Panel):
             self.html.value = f"<div class='ps-panel ps-more'>no anomaly check available ({render.esc(view.extra['check_error'])})</div>"
             return
         mine = view.pool_anomalies()
+        others = any(a.pool_id not in (None, view.pool.pool_id) for a in mine)  # rows no pool reads: say whose
         self.html.value = (
             f"<div class='ps-panel'><h4>anomalies ({len(mine):,})</h4>"
-            f"{render.anomalies_html(mine, empty='none found by db.check()', limit=50)}</div>"
+            f"{render.anomalies_html(mine, empty='none found by db.check()', limit=50, pools=others)}</div>"
         )

@@ -315,8 +315,9 @@ class Fleet:
         """One row per database (readable or not): ``source``, ``status`` (ok,
         or the error's type), ``pools``, ``records``, ``damaged``, ``members``,
         ``messages``, ``wakes``, ``failures``, ``anomalies``, ``errors``,
-        ``warnings`` (sums over its pools) and ``problem`` (why it could not
-        be read)."""
+        ``warnings`` (sums over its pools, plus the anomalies of no pool: the
+        whole file's and those of rows no pool reads, such as a pool id that
+        is not UTF-8) and ``problem`` (why it could not be read)."""
         import pandas as pd
 
         from .stack import source_label
@@ -325,8 +326,12 @@ class Fleet:
         numbers = ["records", "damaged", "members", "messages", "wakes", "failures", "anomalies", "errors", "warnings"]
         sums = pools.groupby("source", observed=False)[numbers].sum()
         counts = pools.groupby("source", observed=False).size()
-        file_wide = self.check()
-        file_wide = file_wide[file_wide["pool_id"].isna()]
+        # the anomalies of no pool row: the whole file's, and those of rows no pool reads (a pool id that is
+        # not text, or not UTF-8: no pool row is theirs, see check.file_wide); each counted with its source
+        found = self.check()
+        listed = set(zip(pools["source"].astype(object), pools["pool_id"]))
+        outside = [(s, p) not in listed for s, p in zip(found["source"].astype(object), found["pool_id"])]
+        file_wide = found[pd.Series(outside, index=found.index, dtype=bool)]
         rows = []
         for source in self.databases:
             error = self._read_errors.get(source)

@@ -258,7 +258,7 @@ def render(fleet: Fleet, *, title: str | None = None) -> str:
         card("pools", len(pools)),
         card("records", int(pools["records"].sum())),
         card("failures at the head", int(pools["failures"].sum()), True),
-        card("anomaly errors", int(pools["errors"].sum()), True),
+        card("anomaly errors", int(summary["errors"].sum()), True),  # the pools' and the files' own
         card("unreadable databases", len(errors), True),
         card("skipped files", len(fleet.skipped)),
         "</div>",
