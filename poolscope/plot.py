@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import sys
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,9 @@ _AGENT_PALETTE = palette.AGENT_COLORS
 _GHOST = palette.GHOST
 #: Above this many messages (wakes) after filters, the plots aggregate.
 MAX_MARKS = 3000
+#: Bands of the aggregated :func:`members` plot, one colour of the palette each: past this many agents, the
+#: ``MAX_AGENT_BANDS - 1`` with the most runs keep theirs and the rest are summed into one "other" band.
+MAX_AGENT_BANDS = len(palette.AGENT_COLORS)
 
 
 # ---------------------------------------------------------------- helpers
@@ -367,8 +371,12 @@ def members(
     (:func:`label_text`).
     ``runs``/``agents`` keep only those runs/agents.  With more than
     ``max_lanes`` runs the plot aggregates: the number of members of each
-    agent over the cursor, stacked, with the total as a black line
-    (``gid="members.total"``).
+    agent over the cursor, stacked (``gid="members.area"``, labelled with the
+    agent), with the total as a black line (``gid="members.total"``).  Past
+    :data:`MAX_AGENT_BANDS` agents, the :data:`MAX_AGENT_BANDS` - 1 with the
+    most runs keep a band each and the rest are summed into one grey band,
+    ``other (N agents)``: the picture's cost and its legend stay bounded
+    however many agents the pool has.
 
     Artists: bars ``gid="members.interval"`` (one ``BarContainer`` per agent,
     labelled with the agent), ticks ``gid="members.update"``, marker line
@@ -402,10 +410,9 @@ def members(
     agents_drawn = _natural(agent_ids.tolist())
     handles: list = []
     if aggregate:
-        _members_stacked(ax, agent_ids, start, stop, still, x_end, colours)
-        what = f"members per agent ({len(lanes):,} runs, {len(run_ids):,} intervals)"
+        handles = _members_stacked(ax, run_ids, agent_ids, start, stop, still, x_end, colours)
+        what = f"members per agent ({len(lanes):,} runs, {len(agents_drawn):,} agents, {len(run_ids):,} intervals)"
         ax.set_ylabel("members")
-        handles = [Patch(color=colours.get(a, _GHOST), label=label_text(a)) for a in agents_drawn]
         handles.append(Line2D([], [], color=palette.INK, linewidth=0.9, label="all members"))
     else:
         lane_of = {run: i for i, run in enumerate(lanes)}
@@ -469,22 +476,49 @@ def members(
     return _finish(ax, pool, what, x_end, cursor, handles, "agent")
 
 
+def _agent_bands(run_ids: np.ndarray, agent_ids: np.ndarray) -> tuple[list[Any], int]:
+    """The agents drawn as bands of their own in the aggregated :func:`members`
+    (the :data:`MAX_AGENT_BANDS` - 1 with the most runs, ties in natural
+    order; every agent when there are no more than :data:`MAX_AGENT_BANDS`),
+    in natural order, and how many agents the "other" band holds."""
+    agents = _natural(agent_ids.tolist())
+    if len(agents) <= MAX_AGENT_BANDS:
+        return agents, 0
+    runs = Counter(agent for agent, _ in dict.fromkeys(zip(agent_ids.tolist(), run_ids.tolist())))
+    ranked = sorted(agents, key=lambda agent: -runs[agent])  # stable: ties keep the natural order
+    kept = set(ranked[: MAX_AGENT_BANDS - 1])
+    return [agent for agent in agents if agent in kept], len(agents) - len(kept)
+
+
 def _members_stacked(
     ax: Axes,
+    run_ids: np.ndarray,
     agent_ids: np.ndarray,
     start: np.ndarray,
     stop: np.ndarray,
     still: np.ndarray,
     x_end: int,
     colours: dict[str, str],
-) -> None:
-    """Members of each agent over the cursor, as a stacked step area plus the total."""
+) -> list:
+    """Members of each agent over the cursor, as a stacked step area plus the
+    total; past :data:`MAX_AGENT_BANDS` agents, those with the fewest runs
+    summed into one "other" band (:func:`_agent_bands`).  Returns the legend's
+    handles, one per band."""
     events = np.unique(np.concatenate([[0, x_end], start, stop[~still]]))
     if len(events) > 3000:  # a step at every join and leave is more than the pixels: sample a grid
         events = np.unique(np.linspace(0, x_end, 3000).round().astype(np.int64))
+    kept, others = _agent_bands(run_ids, agent_ids)
+    if others:  # one colour each among the agents drawn (the one palette has MAX_AGENT_BANDS of them)
+        colours = _agent_colors(kept)
+    band = {agent: i for i, agent in enumerate(kept)}
+    code = np.fromiter((band.get(a, len(kept)) for a in agent_ids.tolist()), dtype=np.int64, count=len(agent_ids))
+    bands = [(i, colours.get(agent, _GHOST), label_text(agent)) for i, agent in enumerate(kept)]
+    if others:
+        bands.append((len(kept), _GHOST, f"other ({others:,} agents)"))
     bottom = np.zeros(len(events), dtype=np.int64)
-    for agent in _natural(agent_ids.tolist()):
-        picked = agent_ids == agent
+    handles: list = []
+    for i, colour, label in bands:
+        picked = code == i
         joined = np.searchsorted(np.sort(start[picked]), events, side="right")
         left = np.searchsorted(np.sort(stop[picked & ~still]), events, side="right")
         count = joined - left
@@ -493,15 +527,17 @@ def _members_stacked(
             bottom,
             bottom + count,
             step="post",
-            color=colours.get(agent, _GHOST),
+            color=colour,
             alpha=0.85,
             linewidth=0,
-            label=label_text(agent),
+            label=label,
             gid="members.area",
         )
+        handles.append(Patch(color=colour, label=label))
         bottom = bottom + count
     ax.plot(events, bottom, drawstyle="steps-post", color=palette.INK, linewidth=0.7, gid="members.total")
     ax.set_ylim(0, max(int(bottom.max()) if len(bottom) else 1, 1) * 1.08)
+    return handles
 
 
 # --------------------------------------------------------------- messages

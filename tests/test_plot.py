@@ -158,6 +158,70 @@ def test_members_aggregates_beyond_max_lanes_into_members_per_agent(db, artifact
     save(ax, artifacts, "plot_members_aggregated.png")
 
 
+def many_agents_pool(path, agents=30):
+    """A pool of ``agents`` agents: agent.0 .. agent.8 with 12 .. 4 runs, the others with 1 to 3; runs
+    join in a shuffled order and every third one leaves later, so each agent's count goes up and down."""
+    import random
+
+    runs = [(f"run.{i}.{j}", f"agent.{i}") for i in range(agents) for j in range(12 - i if i < 9 else 1 + i % 3)]
+    random.Random(7).shuffle(runs)
+    store = poolscope.PoolStore(path)
+    try:
+        with store.batch():
+            store.open_pool("pool.wide", {})
+            for n, (run, agent) in enumerate(runs):
+                store.join_member("pool.wide", {"run_id": run, "agent_id": agent})
+                if n % 3 == 2:
+                    store.leave_member("pool.wide", runs[n - 2][0])
+    finally:
+        store.close()
+    return path
+
+
+def band_height(area, x: float, most: int) -> int:
+    """How many members a stacked step area holds at ``x`` (between two seqs): the unit cells of
+    its column that lie inside its polygon (its bottom and top are whole numbers)."""
+    (path,) = area.get_paths()
+    return sum(path.contains_point((x, h + 0.5)) for h in range(most))
+
+
+def test_members_aggregated_draws_the_top_agents_and_lumps_the_rest_as_other(tmp_path, artifacts):
+    """3,000 runs of one agent each drew 3,000 stacked areas and a 3,000-entry legend (45 s, 855 MB
+    for one picture).  Past MAX_AGENT_BANDS agents, the MAX_AGENT_BANDS - 1 with the most runs keep
+    a band each and the rest are one "other (N agents)" band; the bands still add up, at every
+    cursor, to what members_df says."""
+    with poolscope.open(many_agents_pool(tmp_path / "wide.db"), cache=False) as db:
+        pool = db.pool("pool.wide")
+        frame = pool.members_df().astype({"run_id": object, "agent_id": object})
+        runs = frame.groupby("agent_id")["run_id"].nunique()
+        assert len(runs) == 30 > plot.MAX_AGENT_BANDS
+        top = sorted(runs.index, key=lambda a: (-runs[a], natural_key(a)))[: plot.MAX_AGENT_BANDS - 1]
+        assert set(top) == {f"agent.{i}" for i in range(9)}  # the runs counted independently
+        kept = sorted(top, key=natural_key)
+        ax = plot.members(pool, max_lanes=3, cursor=pool.head // 2)
+        other = f"other ({len(runs) - len(top)} agents)"
+        areas = artists(ax, "members.area")
+        assert [a.get_label() for a in areas] == [L(a) for a in kept] + [other]
+        assert legend_labels(ax) == [L(a) for a in kept] + [other, "all members"]
+        assert len(areas) == plot.MAX_AGENT_BANDS
+        colours = [tuple(a.get_facecolor()[0][:3]) for a in areas]
+        assert len(set(colours)) == len(colours)  # one colour each; "other" in the palette's grey
+        assert colours[-1] == matplotlib.colors.to_rgb(poolscope.palette.GHOST)
+        (total,) = artists(ax, "members.total")
+        most = int(max(total.get_ydata()))
+        for k in range(1, pool.head + 1, 5):
+            live = frame[(frame["joined_at"] <= k) & (frame["left_at"].isna() | (frame["left_at"] > k))]
+            per_agent = live.groupby("agent_id").size()
+            expected = [int(per_agent.get(a, 0)) for a in kept]
+            expected.append(int(per_agent[~per_agent.index.isin(kept)].sum()))
+            assert [band_height(a, k + 0.5, most) for a in areas] == expected, k
+            assert sum(expected) == len(live) == len(pool.snapshot(k).members), k
+        save(ax, artifacts, "plot_members_other_agents.png")
+        # up to MAX_AGENT_BANDS agents, every agent keeps its band and there is no "other"
+        ax = plot.members(pool, max_lanes=3, agents=kept)
+        assert [a.get_label() for a in artists(ax, "members.area")] == [L(a) for a in kept]
+
+
 # --------------------------------------------------------------- messages
 @pytest.mark.slow
 def test_messages_draw_a_mark_per_message_and_a_flow_per_recipient(db, artifacts):
